@@ -1,0 +1,110 @@
+# tapio: one entry point. Targets: deps, all (build/tapio), test, bench, vmtest, run.
+# `make V=1` shows the commands. Modules add rules in mk/*.mk.
+
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := all
+
+ARCH ?= $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+BPF_ARCH := x86
+else ifeq ($(ARCH),aarch64)
+BPF_ARCH := arm64
+else
+$(error unsupported ARCH '$(ARCH)': add it to the Makefile and commit vmlinux/$(ARCH)/vmlinux.h)
+endif
+
+BUILD   ?= build
+OBJ     := $(BUILD)/obj
+CC      ?= cc
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+PYTHON  ?= python3
+
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)"
+endif
+
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+SAN_FLAGS :=
+ifeq ($(SAN),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE \
+           -DTAPIO_VERSION='"$(VERSION)"' -Iuser -I. -I$(BUILD) $(SAN_FLAGS)
+LDFLAGS += $(SAN_FLAGS)
+LDLIBS  += -lbpf -lelf -lz -lsystemd -lcurl -lcjson -lyaml -lnats -lmicrohttpd -lpthread -lm
+
+# Every user/*.c and collectors/*/*.c is part of the program; main.c is the
+# entry point, the rest also links into the unit tests.
+LIB_SRCS := $(filter-out user/main.c,$(sort $(wildcard user/*.c collectors/*/*.c)))
+LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(LIB_SRCS))
+MAIN_OBJ := $(OBJ)/user/main.o
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+
+.PHONY: all deps test unit integration bench vmtest run clean format
+all: $(BUILD)/tapio
+
+$(OBJ)/%.o: %.c
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tapio: $(MAIN_OBJ) $(LIB_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(OBJ)/tests/unit/%.o $(LIB_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcriterion -o $@
+
+$(BUILD)/bench/%: $(OBJ)/bench/%.o $(LIB_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Module rules (BPF objects and skeleton, extra targets).
+-include mk/*.mk
+
+deps:
+	$(Q)scripts/deps.sh
+
+unit: $(UNIT_BINS)
+
+# `make test`: install what is missing, build, then run every test: unit tests
+# (plain and under ASan+UBSan) and the root integration tests.
+test: deps
+	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=1 unit
+	$(Q)$(PYTHON) scripts/run-tests.py --build $(BUILD) --san-build $(BUILD)/san
+
+bench: $(BENCH_BINS)
+	$(Q)for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
+
+vmtest: all
+	$(Q)scripts/vmtest.sh $(KERNELS)
+
+ARGS ?=
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(BUILD)/tapio agent $(ARGS)
+
+format:
+	clang-format -i $(LIB_SRCS) user/main.c $(UNIT_SRCS) $(wildcard user/*.h collectors/*/*.h bpf/*.c bpf/*.h)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(patsubst %.o,%.d,$(MAIN_OBJ) $(LIB_OBJS)) $(patsubst $(BUILD)/tests/%,$(OBJ)/tests/unit/%.d,$(UNIT_BINS))

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Sinks: where events leave. The pipeline thread takes each committed record
+ * from the queue, hands it to the sink, and releases it afterwards.
+ *
+ * write() returns:
+ *   0        written (or handed to an asynchronous publisher): release it
+ *   -EAGAIN  not now (the destination is down): keep the record in the queue
+ *            and retry after a pause; the queue buffers meanwhile
+ *   other    failed for good (EPIPE, ENOSPC, ...): counted in `failed`, the
+ *            record is released, and the pipeline reports the error once
+ */
+#ifndef TAPIO_SINK_H
+#define TAPIO_SINK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "collector.h"
+
+struct tapio_event;
+struct sink;
+
+struct sink_ops {
+	const char *name;
+	int (*write)(struct sink *s, const struct tapio_event *ev);
+	/* Flushes buffered output; on shutdown waits (bounded) for acks. 0 or -errno. */
+	int (*flush)(struct sink *s);
+	/* Optional: whether the destination is reachable (default true). */
+	bool (*connected)(struct sink *s);
+	/* Optional: extra counters, as for collectors. */
+	void (*counters)(struct sink *s, counter_fn fn, void *ctx);
+	/* Frees the sink. */
+	void (*destroy)(struct sink *s);
+};
+
+struct sink {
+	const struct sink_ops *ops;
+	_Atomic uint64_t written;   /* events handed on (published, for NATS) */
+	_Atomic uint64_t acked;     /* confirmed by the destination (NATS acks) */
+	_Atomic uint64_t failed;    /* events that could not be written */
+	_Atomic uint64_t retries;   /* -EAGAIN answers */
+};
+
+/* Output formats for the stream sinks. */
+enum sink_format { SINK_JSON, SINK_TEXT };
+
+/* A JSON Lines or text sink on a file descriptor (not closed by the sink
+ * unless own_fd). flush_each: flush after every event (live terminals and
+ * pipes). Returns NULL with errno. */
+struct sink *sink_stream_new(int fd, bool own_fd, enum sink_format fmt, bool flush_each);
+
+/* Opens "stdout", "file:PATH" or "nats://..." (see sink_nats_new). */
+struct sink *sink_open(const char *spec, enum sink_format fmt, int *err);
+
+int sink_write(struct sink *s, const struct tapio_event *ev);
+int sink_flush(struct sink *s);
+bool sink_connected(struct sink *s);
+void sink_destroy(struct sink *s); /* accepts NULL */
+
+#endif

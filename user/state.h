@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Resume state: small files in the state directory (--state-dir), one per
+ * cursor. Writes are atomic (temporary file, fsync, rename, fsync of the
+ * directory). A `struct cursor` keeps the latest value in memory and writes it
+ * at a bounded rate; cursor_flush() writes what is pending (call it on stop). */
+#ifndef TAPIO_STATE_H
+#define TAPIO_STATE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Creates dir (and parents) with mode 0700 if missing. Returns 0 or -errno. */
+int state_mkdir(const char *dir);
+
+/* Atomically replaces dir/name with len bytes. name may not contain '/'.
+ * Returns 0 or a negative errno. */
+int state_write(const char *dir, const char *name, const void *buf, size_t len);
+
+/* Reads dir/name into buf (at most cap - 1 bytes, NUL-terminated).
+ * Returns the length, -ENOENT when there is none, -EFBIG when it does not fit,
+ * or another negative errno. */
+ssize_t state_read(const char *dir, const char *name, char *buf, size_t cap);
+
+#define CURSOR_MAX 4096
+#define CURSOR_DEFAULT_INTERVAL_MS 1000
+
+struct cursor {
+	pthread_mutex_t lock;
+	char dir[1024];
+	char name[128];
+	char val[CURSOR_MAX]; /* "" when unset */
+	bool dirty;
+	uint64_t last_write_ns; /* monotonic */
+	unsigned interval_ms;
+	int last_err; /* last write error, 0 when fine */
+};
+
+/* Sets the cursor up; does not touch the disk. dir NULL or "" keeps the cursor
+ * in memory only. interval_ms 0 writes on every update. */
+void cursor_init(struct cursor *c, const char *dir, const char *name, unsigned interval_ms);
+void cursor_destroy(struct cursor *c);
+/* Loads the stored value into c->val. Returns its length, 0 when there is no
+ * stored cursor, or a negative errno (the value is then ""). */
+int cursor_load(struct cursor *c);
+/* Sets the value; writes it when interval_ms has passed since the last write.
+ * Returns 0 or the negative errno of a failed write (the value is kept and
+ * retried on the next update). -ENAMETOOLONG when val does not fit. */
+int cursor_update(struct cursor *c, const char *val);
+/* Writes the value if it changed since the last write. Returns 0 or -errno. */
+int cursor_flush(struct cursor *c);
+/* Copies the current value. */
+void cursor_get(struct cursor *c, char *buf, size_t size);
+
+#endif
