@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Event formatting for the sinks: JSON Lines (DESIGN.md "JSON Lines output")
+ * and the aligned text table of `tapio trace`. Pure functions on one event. */
+#ifndef TAPIO_FORMAT_H
+#define TAPIO_FORMAT_H
+
+struct strbuf;
+struct tapio_event;
+
+/* Appends one JSON line, with the trailing newline. Returns 0 or -EINVAL for
+ * a record that does not hold together (then nothing useful was appended). */
+int format_json(const struct tapio_event *ev, struct strbuf *out);
+
+/* Appends one text line: TIME TYPE PID COMM DETAILS, with the newline. */
+int format_text(const struct tapio_event *ev, struct strbuf *out);
+
+/* The header line of the text table. */
+void format_text_header(struct strbuf *out);
+
+#endif
