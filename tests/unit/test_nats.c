@@ -1,0 +1,456 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The NATS JetStream sink against a real `nats-server -js`: subjects, ids and
+ * payloads read back with libnats, a server that starts late, a server killed
+ * and restarted mid-run, and dedup of republished ids. Plus the URL and config
+ * checks, which need no server. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "event.h"
+#include "queue.h"
+#include "sink_nats.h"
+#include "strbuf.h"
+#include "nats_server.h"
+
+static void need_server(void)
+{
+	if (access(NATS_SERVER_BIN, X_OK) != 0)
+		cr_skip_test("%s is not installed (make deps installs nats-server)", NATS_SERVER_BIN);
+}
+
+static void test_cfg(struct tapio_config *cfg, const char *stream)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->nats_subject_prefix = "tapio.events";
+	cfg->nats_stream = (char *)stream;
+	cfg->nats_retention = "limits";
+	cfg->nats_max_age_s = 3600;
+	cfg->nats_max_inflight = 64;
+	cfg->nats_ack_wait_ms = 5000;
+	cfg->node_name = "node-a";
+}
+
+struct counters {
+	uint64_t published, republished, acked, duplicates, failed, lost, unacked, reconnects;
+};
+
+static void count_cb(void *ctx, const char *name, const char *labels, uint64_t v)
+{
+	struct counters *c = ctx;
+
+	cr_assert_str_empty(labels);
+	if (!strcmp(name, "published"))
+		c->published = v;
+	else if (!strcmp(name, "republished"))
+		c->republished = v;
+	else if (!strcmp(name, "acked"))
+		c->acked = v;
+	else if (!strcmp(name, "duplicates"))
+		c->duplicates = v;
+	else if (!strcmp(name, "failed"))
+		c->failed = v;
+	else if (!strcmp(name, "lost"))
+		c->lost = v;
+	else if (!strcmp(name, "unacked"))
+		c->unacked = v;
+	else if (!strcmp(name, "reconnects"))
+		c->reconnects = v;
+	else
+		cr_assert_fail("unexpected counter %s", name);
+}
+
+static struct counters get_counters(struct sink *s)
+{
+	struct counters c = {0};
+
+	s->ops->counters(s, count_cb, &c);
+	return c;
+}
+
+/* The pipeline's loop, as agent.c runs it: peek, write, release; -EAGAIN
+ * keeps the record and retries after a pause. Stops after `want` records or
+ * when the deadline passes. Returns the records written. */
+static size_t pump(struct sink *s, struct queue *q, size_t want, double secs, uint64_t *eagain)
+{
+	uint64_t deadline = mono_ns() + (uint64_t)(secs * 1e9);
+	size_t done = 0;
+
+	while (done < want && mono_ns() < deadline) {
+		size_t len;
+		unsigned src;
+		void *rec = queue_peek(q, &len, &src, 50);
+		int rc;
+
+		if (!rec)
+			continue;
+		rc = s->ops->write(s, rec);
+		if (rc == -EAGAIN) {
+			if (eagain)
+				(*eagain)++;
+			ns_sleep_ms(10);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "write: %d", rc);
+		queue_release(q, rec);
+		done++;
+	}
+	return done;
+}
+
+static const enum tapio_type types[] = {TYPE_PROCESS_EXEC, TYPE_TCP_CONNECT, TYPE_K8S_WATCH, TYPE_SYSTEMD_JOURNAL};
+
+static int emit_one(struct queue *q, unsigned i)
+{
+	char data[64], seqs[24];
+	enum tapio_type t = types[i % 4];
+	struct meta_kv kv[] = {{"seq", seqs}, {"node", "node-a"}};
+
+	snprintf(seqs, sizeof(seqs), "%u", i);
+	snprintf(data, sizeof(data), "payload %u", i);
+	return event_emit(q, type_source(t), t, FMT_TEXT, now_ns(), kv, 2, data, strlen(data));
+}
+
+static unsigned id_seq(const char *id, const char *want_prefix)
+{
+	size_t pl = strlen(want_prefix);
+
+	cr_assert(!strncmp(id, want_prefix, pl), "id %s does not start with %s", id, want_prefix);
+	const char *dash = strrchr(id, '-');
+	cr_assert_not_null(dash);
+	return (unsigned)strtoul(dash + 1, NULL, 10);
+}
+
+/* Every message: subject from its event, an id "node-a-<ns>-<seq>", the JSON
+ * line without newline. Returns how many distinct ids there are. */
+static size_t check_msgs(struct ns_msg *m, size_t n, size_t published)
+{
+	char *seen = calloc(published + 1, 1);
+	size_t distinct = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned seq = id_seq(m[i].id, "node-a-");
+		char want_subj[128], want_meta[64];
+		unsigned ev;
+
+		cr_assert(seq >= 1 && seq <= published, "id %s out of range 1..%zu", m[i].id, published);
+		if (!seen[seq]++)
+			distinct++;
+		cr_assert_eq(m[i].data[m[i].len - 1], '}', "payload ends with a newline or junk: %s", m[i].data);
+		cr_assert_null(strchr(m[i].data, '\n'));
+		cr_assert(!strncmp(m[i].data, "{\"ts\":\"", 7), "payload %s", m[i].data);
+		const char *sp = strstr(m[i].data, "\"seq\":\"");
+		cr_assert_not_null(sp, "no seq meta in %s", m[i].data);
+		ev = (unsigned)strtoul(sp + 7, NULL, 10);
+		snprintf(want_subj, sizeof(want_subj), "tapio.events.%s.%s", source_name(type_source(types[ev % 4])),
+			 type_name(types[ev % 4]));
+		cr_assert_str_eq(m[i].subject, want_subj);
+		snprintf(want_meta, sizeof(want_meta), "\"data\":\"payload %u\"", ev);
+		cr_assert_not_null(strstr(m[i].data, want_meta), "%s lacks %s", m[i].data, want_meta);
+	}
+	free(seen);
+	return distinct;
+}
+
+Test(nats_url, parses_lists)
+{
+	char *out[4], err[200];
+	size_t n;
+
+	cr_assert_eq(sink_nats_parse_url("nats://127.0.0.1:4222", out, 4, &n, err, sizeof(err)), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(out[0], "nats://127.0.0.1:4222");
+	free(out[0]);
+	cr_assert_eq(sink_nats_parse_url("nats://a:1, b.example:4222,[::1]:65535", out, 4, &n, err, sizeof(err)), 0);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(out[0], "nats://a:1");
+	cr_assert_str_eq(out[1], "nats://b.example:4222");
+	cr_assert_str_eq(out[2], "nats://[::1]:65535");
+	for (size_t i = 0; i < n; i++)
+		free(out[i]);
+}
+
+Test(nats_url, rejects_bad)
+{
+	static const char *bad[] = {"",
+				    "nats://",
+				    "nats://host",
+				    "host:",
+				    ":4222",
+				    "host:0",
+				    "host:65536",
+				    "host:42x",
+				    "http://host:80",
+				    "a:1,,b:2",
+				    "a:1,",
+				    "[::1:4222",
+				    "[]:4222",
+				    "ho st:1",
+				    "a:1,b:2,c:3,d:4,e:5",
+				    "host:99999999999999999999"};
+	char *out[4], err[200];
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		cr_assert_eq(sink_nats_parse_url(bad[i], out, 4, &n, err, sizeof(err)), -EINVAL, "accepted '%s'", bad[i]);
+		cr_assert_eq(n, 0);
+		cr_assert(!strncmp(err, "nats: ", 6), "reason for '%s': '%s'", bad[i], err);
+	}
+}
+
+Test(nats_config, bad_config_names_the_key)
+{
+	struct tapio_config cfg;
+	char err[200];
+	struct {
+		const char *field, *val, *key;
+	} cases[] = {
+		{"prefix", "tapio..events", "nats_subject_prefix"}, {"prefix", "tapio.*", "nats_subject_prefix"},
+		{"prefix", "tapio events", "nats_subject_prefix"},  {"stream", "A.B", "nats_stream"},
+		{"retention", "forever", "nats_retention"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		test_cfg(&cfg, "S");
+		if (!strcmp(cases[i].field, "prefix"))
+			cfg.nats_subject_prefix = (char *)cases[i].val;
+		else if (!strcmp(cases[i].field, "stream"))
+			cfg.nats_stream = (char *)cases[i].val;
+		else
+			cfg.nats_retention = (char *)cases[i].val;
+		errno = 0;
+		cr_assert_null(sink_nats_new("nats://127.0.0.1:1", &cfg, err, sizeof(err)));
+		cr_assert_eq(errno, EINVAL);
+		cr_assert_not_null(strstr(err, cases[i].key), "'%s' does not name %s", err, cases[i].key);
+	}
+	test_cfg(&cfg, "S");
+	cfg.nats_max_inflight = 0;
+	cr_assert_null(sink_nats_new("nats://127.0.0.1:1", &cfg, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "nats_max_inflight"));
+	test_cfg(&cfg, "S");
+	cr_assert_null(sink_nats_new("127.0.0.1", &cfg, err, sizeof(err)));
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_not_null(strstr(err, "missing :PORT"), "%s", err);
+}
+
+Test(nats_sink, publishes_with_subjects_and_ids, .timeout = 60)
+{
+	struct nats_srv srv = {0};
+	struct tapio_config cfg;
+	struct queue *q;
+	struct sink *s;
+	struct ns_msg *m;
+	size_t n;
+	char err[200];
+	const unsigned N = 500;
+
+	need_server();
+	cr_assert_eq(ns_start(&srv), 0, "nats-server did not start");
+	test_cfg(&cfg, "T1");
+	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	cr_assert(s->ops->connected(s));
+	q = queue_new(1 << 20);
+	for (unsigned i = 0; i < N; i++)
+		cr_assert_eq(emit_one(q, i), 0);
+	cr_assert_eq(pump(s, q, N, 20, NULL), N);
+	cr_assert_eq(s->ops->flush(s), 0);
+	struct counters c = get_counters(s);
+	cr_assert_eq(c.published, N);
+	cr_assert_eq(c.acked, N);
+	cr_assert_eq(atomic_load(&s->acked), N);
+	cr_assert_eq(c.failed + c.lost + c.unacked, 0);
+	cr_assert_eq(sink_nats_unacked(s), 0);
+
+	cr_assert_eq(ns_read_stream(srv.url, "T1", &m, &n), 0);
+	cr_assert_eq(n, N, "stream holds %zu, published %u", n, N);
+	cr_assert_eq(check_msgs(m, n, N), N);
+	/* Published in queue order: ids and events both count up. */
+	for (size_t i = 0; i < n; i++) {
+		char want[32];
+
+		cr_assert_eq(id_seq(m[i].id, "node-a-"), i + 1);
+		snprintf(want, sizeof(want), "\"seq\":\"%zu\"", i);
+		cr_assert_not_null(strstr(m[i].data, want));
+	}
+	ns_free_msgs(m, n);
+	s->ops->destroy(s);
+	queue_free(q);
+	ns_stop(&srv);
+}
+
+Test(nats_sink, server_down_at_start_buffers_then_ships, .timeout = 60)
+{
+	struct nats_srv srv = {0};
+	struct tapio_config cfg;
+	struct queue *q;
+	struct sink *s;
+	struct ns_msg *m;
+	size_t n;
+	char err[200];
+	uint64_t eagain = 0;
+
+	need_server();
+	/* Reserve the port and dir, but do not start the server yet. */
+	cr_assert_eq(ns_start(&srv), 0);
+	ns_kill(&srv, SIGKILL);
+	test_cfg(&cfg, "T2");
+	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	cr_assert_not_null(s, "creation must not fail while NATS is down: %s", err);
+	cr_assert_not(s->ops->connected(s));
+	q = queue_new(1 << 20);
+	for (unsigned i = 0; i < 100; i++)
+		cr_assert_eq(emit_one(q, i), 0);
+	cr_assert_eq(pump(s, q, 100, 1.0, &eagain), 0, "wrote while the server was down");
+	cr_assert_gt(eagain, 0);
+	cr_assert_gt(queue_used(q), 0, "the queue holds the events meanwhile");
+
+	cr_assert_eq(ns_start(&srv), 0);
+	cr_assert_eq(pump(s, q, 100, 20, NULL), 100);
+	cr_assert(s->ops->connected(s));
+	cr_assert_eq(s->ops->flush(s), 0);
+	cr_assert_eq(ns_read_stream(srv.url, "T2", &m, &n), 0);
+	cr_assert_eq(n, 100);
+	cr_assert_eq(check_msgs(m, n, 100), 100);
+	ns_free_msgs(m, n);
+	s->ops->destroy(s);
+	queue_free(q);
+	ns_stop(&srv);
+}
+
+struct producer {
+	struct queue *q;
+	unsigned n, emitted, dropped;
+	atomic_bool done;
+};
+
+static void *produce(void *arg)
+{
+	struct producer *p = arg;
+
+	for (unsigned i = 0; i < p->n; i++) {
+		if (emit_one(p->q, i) == 0)
+			p->emitted++;
+		else
+			p->dropped++;
+		ns_sleep_ms(1);
+	}
+	atomic_store(&p->done, true);
+	return NULL;
+}
+
+Test(nats_sink, server_killed_and_restarted_loses_nothing, .timeout = 90)
+{
+	struct nats_srv srv = {0};
+	struct tapio_config cfg;
+	struct producer p = {0};
+	struct sink *s;
+	struct ns_msg *m;
+	size_t n, written = 0;
+	char err[200];
+	pthread_t t;
+
+	need_server();
+	cr_assert_eq(ns_start(&srv), 0);
+	test_cfg(&cfg, "T3");
+	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	p.q = queue_new(1 << 22);
+	p.n = 3000;
+	pthread_create(&t, NULL, produce, &p);
+
+	written += pump(s, p.q, 600, 20, NULL);
+	/* Killed with acks outstanding; restarted on the same store. */
+	ns_kill(&srv, SIGKILL);
+	uint64_t down_eagain = 0;
+	written += pump(s, p.q, 3000, 1.5, &down_eagain);
+	cr_assert_gt(down_eagain, 0, "no -EAGAIN while the server was down");
+	cr_assert_eq(ns_start(&srv), 0);
+	while (!atomic_load(&p.done) || queue_used(p.q) > 0) {
+		size_t w = pump(s, p.q, 3000 - written, 1.0, NULL);
+
+		written += w;
+		if (written >= 3000)
+			break;
+		cr_assert(w > 0 || !atomic_load(&p.done) || queue_used(p.q) == 0, "pipeline stuck at %zu", written);
+	}
+	pthread_join(t, NULL);
+	cr_assert_eq(p.dropped, 0, "the queue dropped %u", p.dropped);
+	cr_assert_eq(written, 3000);
+	cr_assert_eq(s->ops->flush(s), 0, "unacked after flush: %lu", (unsigned long)sink_nats_unacked(s));
+
+	struct counters c = get_counters(s);
+	cr_log_info("restart: published %lu republished %lu acked %lu duplicates %lu reconnects %lu",
+		    (unsigned long)c.published, (unsigned long)c.republished, (unsigned long)c.acked,
+		    (unsigned long)c.duplicates, (unsigned long)c.reconnects);
+	cr_assert_geq(c.reconnects, 1);
+	cr_assert_eq(c.lost, 0);
+	cr_assert_eq(c.failed, 0);
+	cr_assert_eq(c.published, 3000);
+	/* Every event acked exactly once: a timed-out publish comes back
+	 * through the retry list and its republish is what gets the ack. */
+	cr_assert_eq(c.acked, 3000, "acked %lu republished %lu duplicates %lu", (unsigned long)c.acked,
+		     (unsigned long)c.republished, (unsigned long)c.duplicates);
+
+	cr_assert_eq(ns_read_stream(srv.url, "T3", &m, &n), 0);
+	/* No id stored twice, and every published id is there. */
+	cr_assert_eq(check_msgs(m, n, 3000), n, "an id is stored twice");
+	cr_assert_eq(n, 3000, "stream holds %zu of 3000 (republished %lu, duplicates %lu)", n,
+		     (unsigned long)c.republished, (unsigned long)c.duplicates);
+	ns_free_msgs(m, n);
+	s->ops->destroy(s);
+	queue_free(p.q);
+	ns_stop(&srv);
+}
+
+Test(nats_sink, republished_ids_are_deduplicated, .timeout = 90)
+{
+	struct nats_srv srv = {0};
+	struct tapio_config cfg;
+	struct queue *q;
+	struct sink *s;
+	struct ns_msg *m;
+	size_t n;
+	char err[200];
+
+	need_server();
+	cr_assert_eq(ns_start(&srv), 0);
+	test_cfg(&cfg, "T4");
+	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	q = queue_new(1 << 20);
+	cr_assert_eq(emit_one(q, 0), 0);
+	cr_assert_eq(pump(s, q, 1, 20, NULL), 1);
+	cr_assert_eq(s->ops->flush(s), 0);
+
+	/* Frozen server: the next messages reach its socket but their acks do
+	 * not come back in time, so the sink publishes them again with the same
+	 * ids; once the server runs again it stores the first copy and reports
+	 * the second as a duplicate. */
+	ns_kill(&srv, SIGSTOP);
+	for (unsigned i = 1; i <= 20; i++)
+		cr_assert_eq(emit_one(q, i), 0);
+	cr_assert_eq(pump(s, q, 20, 5, NULL), 20);
+	ns_sleep_ms(6000); /* past the ack timeout */
+	cr_assert_eq(emit_one(q, 21), 0);
+	cr_assert_eq(pump(s, q, 1, 20, NULL), 1); /* republishes the 20 first */
+	ns_kill(&srv, SIGCONT);
+	cr_assert_eq(s->ops->flush(s), 0);
+
+	struct counters c = get_counters(s);
+	cr_assert_eq(c.published, 22);
+	cr_assert_geq(c.republished, 20);
+	cr_assert_geq(c.duplicates, 1, "republished %lu, duplicates %lu", (unsigned long)c.republished,
+		      (unsigned long)c.duplicates);
+	cr_assert_eq(c.lost, 0);
+
+	cr_assert_eq(ns_read_stream(srv.url, "T4", &m, &n), 0);
+	cr_assert_eq(check_msgs(m, n, 22), n, "an id is stored twice");
+	cr_assert_eq(n, 22);
+	ns_free_msgs(m, n);
+	s->ops->destroy(s);
+	queue_free(q);
+	ns_stop(&srv);
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The NATS JetStream sink (libnats).
+ *
+ * Each event becomes one message: the JSON line of format_json() without its
+ * newline, on subject "<prefix>.<source>.<type>" (tapio.events.kernel.process.exec),
+ * with a Nats-Msg-Id header "<node>-<start ns>-<sequence>" that is unique per
+ * event and stays the same when the message is published again, so the
+ * stream's duplicate window drops a republished copy.
+ *
+ * Publishing is asynchronous (js_PublishMsgAsync) with at most
+ * cfg->nats_max_inflight messages waiting for their ack. write() answers
+ * -EAGAIN while the connection is down, while the stream cannot be created,
+ * or while the in-flight window stays full; the pipeline then keeps the record
+ * in the queue and retries, so the queue is the buffer while NATS is away.
+ *
+ * A message whose ack does not come (timeout, no responders after a server
+ * restart) is kept in a bounded retry list and published again with the same
+ * id once the connection is back (at most SINK_NATS_MAX_ATTEMPTS times). One
+ * that cannot be kept, exhausts its attempts or is refused by the server for
+ * good is counted as lost and failed and reported through tlog(): nothing is
+ * lost silently.
+ *
+ * Counters (the counters op; metric suffixes): published (first publishes),
+ * republished, acked, duplicates (acks the server marked as duplicate), failed,
+ * lost, unacked (left without ack by flush()), reconnects.
+ * struct sink's own fields: `acked` and `failed` are kept here (they are only
+ * known from the ack handler); `written` and `retries` are for the caller
+ * (sink_write) to count from write()'s return value.
+ */
+#ifndef TAPIO_SINK_NATS_H
+#define TAPIO_SINK_NATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "sink.h"
+
+#define SINK_NATS_MAX_ATTEMPTS 10
+
+/* url: "nats://HOST:PORT[,nats://HOST2:PORT...]" (also "HOST:PORT,...";
+ * IPv6 as [ADDR]:PORT). Connects, retrying in the background while the server
+ * is down (creation does not fail because NATS is down: the queue buffers),
+ * and creates or reuses the stream cfg->nats_stream with subjects
+ * "<prefix>.>", cfg->nats_retention and cfg->nats_max_age_s once connected.
+ * Returns the sink (free with sink_destroy), or NULL with errno EINVAL and a
+ * one-line reason in err for a bad URL or config, ENOMEM, or EIO when libnats
+ * cannot be set up. cfg is read during the call only. */
+struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char *err, size_t errlen);
+
+/* Splits and checks a server list. On success fills out[0..*n) with
+ * malloc'd "nats://HOST:PORT" strings (free each) and returns 0; returns
+ * -EINVAL with a reason in err for a bad list, -ENOMEM. max: size of out. */
+int sink_nats_parse_url(const char *url, char **out, size_t max, size_t *n, char *err, size_t errlen);
+
+/* Messages left without an ack by the last flush() (0 when none). */
+uint64_t sink_nats_unacked(struct sink *s);
+
+#endif
