@@ -1,0 +1,547 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Prometheus metrics and health probes: see metrics.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "collector.h"
+#include "event.h"
+#include "log.h"
+#include "metrics.h"
+#include "queue.h"
+#include "sink.h"
+#include "strbuf.h"
+
+static bool sink_is_connected(struct sink *s)
+{
+	return s->ops->connected ? s->ops->connected(s) : true;
+}
+
+/* ---- rendering ---- */
+
+/* A label value with Prometheus escaping (\\, \", \n). */
+static void label_val(struct strbuf *sb, const char *s)
+{
+	sb_putc(sb, '"');
+	for (; s && *s; s++) {
+		if (*s == '\\')
+			sb_puts(sb, "\\\\");
+		else if (*s == '"')
+			sb_puts(sb, "\\\"");
+		else if (*s == '\n')
+			sb_puts(sb, "\\n");
+		else
+			sb_putc(sb, *s);
+	}
+	sb_putc(sb, '"');
+}
+
+static void family(struct strbuf *sb, const char *name, const char *type, const char *help)
+{
+	sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{key="val"} value */
+static void sample1(struct strbuf *sb, const char *name, const char *key, const char *val, uint64_t v)
+{
+	sb_puts(sb, name);
+	if (key) {
+		sb_printf(sb, "{%s=", key);
+		label_val(sb, val);
+		sb_putc(sb, '}');
+	}
+	sb_putc(sb, ' ');
+	sb_u64(sb, v);
+	sb_putc(sb, '\n');
+}
+
+/* Extra counters from the counters ops arrive in any order; Prometheus wants
+ * each family's samples together, so they are gathered and sorted first. */
+struct dyn_sample {
+	char *family;
+	char *labels;
+	uint64_t value;
+	size_t order;
+};
+
+struct dyn {
+	struct dyn_sample *v;
+	size_t n, cap;
+	int err;
+	const char *family_prefix; /* "tapio_" or "tapio_sink_nats_" */
+	const char *owner_key;     /* "collector" or "sink" */
+	const char *owner;
+};
+
+/* A metric name part: [a-zA-Z0-9_], anything else becomes '_'. */
+static void name_part(struct strbuf *sb, const char *s)
+{
+	for (; *s; s++) {
+		char c = *s;
+
+		sb_putc(sb, (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ? c : '_');
+	}
+}
+
+static void dyn_add(void *ctx, const char *name, const char *labels, uint64_t value)
+{
+	struct dyn *d = ctx;
+	struct strbuf fam = STRBUF_INIT, lab = STRBUF_INIT;
+
+	if (d->err || !name || !*name)
+		return;
+	if (labels && strchr(labels, '\n'))
+		labels = ""; /* would break the exposition */
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 32;
+		struct dyn_sample *v = realloc(d->v, cap * sizeof(*v));
+
+		if (!v) {
+			d->err = -ENOMEM;
+			return;
+		}
+		d->v = v;
+		d->cap = cap;
+	}
+	sb_puts(&fam, d->family_prefix);
+	name_part(&fam, name);
+	sb_puts(&fam, "_total");
+	sb_printf(&lab, "%s=", d->owner_key);
+	label_val(&lab, d->owner);
+	if (labels && *labels) {
+		sb_putc(&lab, ',');
+		sb_puts(&lab, labels);
+	}
+	if (fam.err || lab.err) {
+		sb_free(&fam);
+		sb_free(&lab);
+		d->err = -ENOMEM;
+		return;
+	}
+	d->v[d->n] = (struct dyn_sample){fam.buf, lab.buf, value, d->n};
+	d->n++;
+}
+
+static int dyn_cmp(const void *a, const void *b)
+{
+	const struct dyn_sample *x = a, *y = b;
+	int c = strcmp(x->family, y->family);
+
+	if (c)
+		return c;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static void dyn_emit(struct dyn *d, struct strbuf *sb, const char *help_what)
+{
+	qsort(d->v, d->n, sizeof(*d->v), dyn_cmp);
+	for (size_t i = 0; i < d->n; i++) {
+		if (i == 0 || strcmp(d->v[i].family, d->v[i - 1].family)) {
+			sb_printf(sb, "# HELP %s %s counter %.*s\n", d->v[i].family, help_what,
+				  (int)(strlen(d->v[i].family) - strlen(d->family_prefix) - 6),
+				  d->v[i].family + strlen(d->family_prefix));
+			sb_printf(sb, "# TYPE %s counter\n", d->v[i].family);
+		}
+		sb_printf(sb, "%s{%s} ", d->v[i].family, d->v[i].labels);
+		sb_u64(sb, d->v[i].value);
+		sb_putc(sb, '\n');
+	}
+}
+
+static void dyn_free(struct dyn *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->v[i].family);
+		free(d->v[i].labels);
+	}
+	free(d->v);
+}
+
+static const struct {
+	const char *name, *help;
+	size_t off;
+} collector_fields[] = {
+	{"tapio_collector_events_total", "Events the collector committed to the queue.",
+	 offsetof(struct collector_counters, events)},
+	{"tapio_collector_dropped_total", "Events of the collector that the queue refused.",
+	 offsetof(struct collector_counters, dropped)},
+	{"tapio_collector_parse_errors_total", "Malformed input the collector skipped.",
+	 offsetof(struct collector_counters, parse_errors)},
+	{"tapio_collector_oversize_total", "Oversized input the collector skipped.",
+	 offsetof(struct collector_counters, oversize)},
+	{"tapio_collector_reconnects_total", "Source reconnects or reopenings.",
+	 offsetof(struct collector_counters, reconnects)},
+	{"tapio_collector_errors_total", "Other source errors.", offsetof(struct collector_counters, errors)},
+};
+
+static void render_queue(const struct metrics_view *v, struct strbuf *sb)
+{
+	static const char *const reasons[] = {"full", "timeout", "oversize", "closed"};
+	struct queue_src_stats st[SRC__MAX];
+
+	for (unsigned s = 0; s < SRC__MAX; s++)
+		queue_stats(v->q, s, &st[s]);
+	family(sb, "tapio_events_total", "counter", "Events committed to the queue, per source.");
+	for (unsigned s = 0; s < SRC__MAX; s++)
+		sample1(sb, "tapio_events_total", "source", source_name(s), st[s].committed);
+	family(sb, "tapio_event_bytes_total", "counter", "Payload bytes committed to the queue, per source.");
+	for (unsigned s = 0; s < SRC__MAX; s++)
+		sample1(sb, "tapio_event_bytes_total", "source", source_name(s), st[s].bytes);
+	family(sb, "tapio_queue_dropped_total", "counter", "Events the queue refused, per source and reason.");
+	for (unsigned s = 0; s < SRC__MAX; s++) {
+		const uint64_t n[] = {st[s].dropped_full, st[s].dropped_timeout, st[s].dropped_oversize,
+				      st[s].dropped_closed};
+
+		for (unsigned r = 0; r < 4; r++) {
+			sb_puts(sb, "tapio_queue_dropped_total{source=");
+			label_val(sb, source_name(s));
+			sb_printf(sb, ",reason=\"%s\"} ", reasons[r]);
+			sb_u64(sb, n[r]);
+			sb_putc(sb, '\n');
+		}
+	}
+	family(sb, "tapio_queue_used_bytes", "gauge", "Bytes held in the queue now.");
+	sample1(sb, "tapio_queue_used_bytes", NULL, NULL, queue_used(v->q));
+	family(sb, "tapio_queue_capacity_bytes", "gauge", "Size of the queue arena in bytes.");
+	sample1(sb, "tapio_queue_capacity_bytes", NULL, NULL, queue_capacity(v->q));
+}
+
+static int render_collectors(const struct metrics_view *v, struct strbuf *sb)
+{
+	size_t n = registry_count(v->reg);
+	struct dyn d = {.family_prefix = "tapio_", .owner_key = "collector"};
+
+	for (size_t f = 0; f < sizeof(collector_fields) / sizeof(collector_fields[0]); f++) {
+		family(sb, collector_fields[f].name, "counter", collector_fields[f].help);
+		for (size_t i = 0; i < n; i++) {
+			struct collector *c = registry_get(v->reg, i);
+			_Atomic uint64_t *p = (_Atomic uint64_t *)((char *)&c->n + collector_fields[f].off);
+
+			sample1(sb, collector_fields[f].name, "collector", collector_name(c), atomic_load(p));
+		}
+	}
+	family(sb, "tapio_collector_healthy", "gauge", "1 when the collector is healthy, else 0.");
+	for (size_t i = 0; i < n; i++) {
+		struct collector *c = registry_get(v->reg, i);
+
+		sample1(sb, "tapio_collector_healthy", "collector", collector_name(c), collector_healthy(c));
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct collector *c = registry_get(v->reg, i);
+
+		if (c->ops->counters) {
+			d.owner = collector_name(c);
+			c->ops->counters(c, dyn_add, &d);
+		}
+	}
+	if (!d.err)
+		dyn_emit(&d, sb, "Collector");
+	dyn_free(&d);
+	return d.err;
+}
+
+static int render_sink(const struct metrics_view *v, struct strbuf *sb)
+{
+	struct sink *s = v->sink;
+	const char *name = s->ops->name ? s->ops->name : "sink";
+	struct strbuf prefix = STRBUF_INIT;
+	struct dyn d = {.owner_key = "sink", .owner = name};
+	int err = 0;
+
+	family(sb, "tapio_sink_written_total", "counter", "Events handed to the sink (published, for NATS).");
+	sample1(sb, "tapio_sink_written_total", "sink", name, atomic_load(&s->written));
+	family(sb, "tapio_sink_acked_total", "counter", "Events the destination confirmed (NATS acks).");
+	sample1(sb, "tapio_sink_acked_total", "sink", name, atomic_load(&s->acked));
+	family(sb, "tapio_sink_failed_total", "counter", "Events the sink could not deliver.");
+	sample1(sb, "tapio_sink_failed_total", "sink", name, atomic_load(&s->failed));
+	family(sb, "tapio_sink_retries_total", "counter", "Writes answered with 'not now' (destination down).");
+	sample1(sb, "tapio_sink_retries_total", "sink", name, atomic_load(&s->retries));
+	family(sb, "tapio_sink_connected", "gauge", "1 when the sink's destination is reachable, else 0.");
+	sample1(sb, "tapio_sink_connected", "sink", name, sink_is_connected(s));
+	if (s->ops->counters) {
+		sb_puts(&prefix, "tapio_sink_");
+		name_part(&prefix, name);
+		sb_putc(&prefix, '_');
+		if (prefix.err)
+			return -ENOMEM;
+		d.family_prefix = prefix.buf;
+		s->ops->counters(s, dyn_add, &d);
+		if (!d.err)
+			dyn_emit(&d, sb, "Sink");
+		err = d.err;
+		dyn_free(&d);
+	}
+	sb_free(&prefix);
+	return err;
+}
+
+int metrics_render(const struct metrics_view *v, struct strbuf *out)
+{
+	int rc = 0;
+
+	family(out, "tapio_build_info", "gauge", "Build information; the value is always 1.");
+	sample1(out, "tapio_build_info", "version", v->version ? v->version : "unknown", 1);
+	if (v->q)
+		render_queue(v, out);
+	if (v->reg)
+		rc = render_collectors(v, out);
+	if (!rc && v->sink)
+		rc = render_sink(v, out);
+	if (!rc && out->err)
+		rc = out->err;
+	return rc;
+}
+
+/* ---- probes ---- */
+
+static void why_collector(struct strbuf *why, struct collector *c, const char *what)
+{
+	char last[256];
+
+	collector_last_error(c, last, sizeof(last));
+	sb_printf(why, "collector %s: %s%s%s\n", collector_name(c), what, last[0] ? ": " : "", last);
+}
+
+bool metrics_healthz(const struct metrics_view *v, struct strbuf *why)
+{
+	struct collector *k = v->reg ? registry_find(v->reg, "kernel") : NULL;
+
+	if (k && !collector_healthy(k)) {
+		why_collector(why, k, "not attached");
+		return false;
+	}
+	return true;
+}
+
+bool metrics_readyz(const struct metrics_view *v, struct strbuf *why)
+{
+	bool ok = true;
+	size_t n = v->reg ? registry_count(v->reg) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct collector *c = registry_get(v->reg, i);
+
+		if (!collector_healthy(c)) {
+			why_collector(why, c, "unhealthy");
+			ok = false;
+		}
+	}
+	if (v->sink && !sink_is_connected(v->sink)) {
+		sb_printf(why, "sink %s: not connected\n", v->sink->ops->name ? v->sink->ops->name : "?");
+		ok = false;
+	}
+	return ok;
+}
+
+/* ---- HTTP ---- */
+
+struct metrics_server {
+	struct MHD_Daemon *d;
+	struct metrics_view v;
+	unsigned port;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const char *ctype, const char *body,
+			     size_t len)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(conn, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+			      const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct metrics_server *m = cls;
+	static const char text[] = "text/plain; charset=utf-8";
+	struct strbuf sb = STRBUF_INIT;
+	enum MHD_Result ret;
+	unsigned code = MHD_HTTP_OK;
+
+	(void)version;
+	(void)upload_data;
+	if (!*con_cls) {
+		/* First call for this request: headers only. */
+		*con_cls = (void *)1;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		*upload_data_size = 0; /* a body is ignored */
+		return MHD_YES;
+	}
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, text, "only GET\n", 9);
+	if (!strcmp(url, "/metrics")) {
+		if (metrics_render(&m->v, &sb)) {
+			sb_free(&sb);
+			return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, text, "out of memory\n", 14);
+		}
+		ret = reply(conn, code, "text/plain; version=0.0.4; charset=utf-8", sb.buf ? sb.buf : "", sb.len);
+	} else if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz")) {
+		bool ok = url[1] == 'h' ? metrics_healthz(&m->v, &sb) : metrics_readyz(&m->v, &sb);
+
+		if (ok)
+			sb_puts(&sb, "ok\n");
+		else
+			code = MHD_HTTP_SERVICE_UNAVAILABLE;
+		if (sb.err) {
+			sb_free(&sb);
+			return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, text, "out of memory\n", 14);
+		}
+		ret = reply(conn, code, text, sb.buf, sb.len);
+	} else {
+		ret = reply(conn, MHD_HTTP_NOT_FOUND, text, "not found: try /metrics, /healthz, /readyz\n", 43);
+	}
+	sb_free(&sb);
+	return ret;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[256];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	tlog(LOG_WARN, "metrics", "%s", buf);
+}
+
+/* Splits "host:port", "[v6]:port" or ":port". Returns 0 or -EINVAL. */
+static int split_addr(const char *addr, char *host, size_t hostlen, unsigned *port)
+{
+	const char *colon, *h = addr, *hend;
+	char *end;
+	unsigned long p;
+
+	if (!addr || !*addr)
+		return -EINVAL;
+	if (*addr == '[') {
+		hend = strchr(addr, ']');
+		if (!hend || hend[1] != ':')
+			return -EINVAL;
+		h = addr + 1;
+		colon = hend + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon || memchr(addr, ':', (size_t)(colon - addr)))
+			return -EINVAL; /* bare IPv6 needs brackets */
+		hend = colon;
+	}
+	if ((size_t)(hend - h) >= hostlen)
+		return -EINVAL;
+	memcpy(host, h, (size_t)(hend - h));
+	host[hend - h] = '\0';
+	if (!colon[1])
+		return -EINVAL;
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (errno || *end || p > 65535 || colon[1] < '0' || colon[1] > '9')
+		return -EINVAL;
+	*port = (unsigned)p;
+	return 0;
+}
+
+static struct MHD_Daemon *start_on(struct metrics_server *m, unsigned flags, const struct sockaddr *sa)
+{
+	return MHD_start_daemon(flags | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, m,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, sa,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+				MHD_OPTION_END);
+}
+
+struct metrics_server *metrics_start(const char *addr, const struct metrics_view *v, char *err, size_t errlen)
+{
+	struct metrics_server *m;
+	char host[256];
+	unsigned port;
+	struct sockaddr_in a4 = {.sin_family = AF_INET};
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+	const union MHD_DaemonInfo *info;
+	int e;
+
+	if (split_addr(addr, host, sizeof(host), &port)) {
+		snprintf(err, errlen, "metrics_addr '%s': expected HOST:PORT, [IPV6]:PORT or :PORT", addr ? addr : "");
+		errno = EINVAL;
+		return NULL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		snprintf(err, errlen, "metrics: out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	m->v = *v;
+	a4.sin_port = a6.sin6_port = htons((uint16_t)port);
+	errno = 0;
+	if (!host[0]) {
+		a6.sin6_addr = in6addr_any;
+		m->d = start_on(m, MHD_USE_DUAL_STACK, (struct sockaddr *)&a6);
+		if (!m->d) {
+			a4.sin_addr.s_addr = htonl(INADDR_ANY);
+			m->d = start_on(m, 0, (struct sockaddr *)&a4);
+		}
+	} else if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
+		m->d = start_on(m, 0, (struct sockaddr *)&a4);
+	} else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
+		m->d = start_on(m, MHD_USE_IPv6, (struct sockaddr *)&a6);
+	} else {
+		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+		int gai = getaddrinfo(host, NULL, &hints, &res);
+
+		if (gai || !res) {
+			snprintf(err, errlen, "metrics_addr '%s': cannot resolve '%s': %s", addr, host, gai_strerror(gai));
+			free(m);
+			errno = EINVAL;
+			return NULL;
+		}
+		if (res->ai_family == AF_INET6) {
+			memcpy(&a6, res->ai_addr, sizeof(a6));
+			a6.sin6_port = htons((uint16_t)port);
+			m->d = start_on(m, MHD_USE_IPv6, (struct sockaddr *)&a6);
+		} else {
+			memcpy(&a4, res->ai_addr, sizeof(a4));
+			a4.sin_port = htons((uint16_t)port);
+			m->d = start_on(m, 0, (struct sockaddr *)&a4);
+		}
+		freeaddrinfo(res);
+	}
+	if (!m->d) {
+		e = errno ? errno : EADDRNOTAVAIL;
+		snprintf(err, errlen, "metrics_addr '%s': cannot listen: %s", addr, strerror(e));
+		free(m);
+		errno = e;
+		return NULL;
+	}
+	info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
+	m->port = info ? info->port : port;
+	return m;
+}
+
+unsigned metrics_port(const struct metrics_server *m)
+{
+	return m ? m->port : 0;
+}
+
+void metrics_stop(struct metrics_server *m)
+{
+	if (!m)
+		return;
+	MHD_stop_daemon(m->d);
+	free(m);
+}
