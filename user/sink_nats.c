@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "event.h"
@@ -53,6 +54,8 @@ struct nats_sink {
 	uint64_t next_stream_try; /* mono ns; pipeline thread only */
 
 	pthread_mutex_t lock;
+	pthread_cond_t closed_cv; /* signalled by on_closed */
+	bool closed;              /* under lock */
 	natsMsg **retry; /* messages waiting for a republish, FIFO */
 	size_t retry_cap, retry_head, retry_n;
 
@@ -381,6 +384,10 @@ static void on_closed(natsConnection *nc, void *closure)
 
 	(void)nc;
 	atomic_store(&ns->connected, false);
+	pthread_mutex_lock(&ns->lock);
+	ns->closed = true;
+	pthread_cond_broadcast(&ns->closed_cv);
+	pthread_mutex_unlock(&ns->lock);
 }
 
 /* ---- stream ---- */
@@ -620,9 +627,26 @@ static void nats_destroy(struct sink *s)
 
 	if (!ns)
 		return;
-	/* Close first: no callback may run once the sink is freed. */
-	if (ns->nc)
+	/* Close first and wait for the closed callback, the last one libnats
+	 * delivers: no callback may run once the sink is freed. */
+	if (ns->nc) {
+		struct timespec until;
+		bool closed;
+
 		natsConnection_Close(ns->nc);
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 5;
+		pthread_mutex_lock(&ns->lock);
+		while (!ns->closed && pthread_cond_timedwait(&ns->closed_cv, &ns->lock, &until) == 0)
+			;
+		closed = ns->closed;
+		pthread_mutex_unlock(&ns->lock);
+		if (!closed) {
+			/* Leak it rather than free memory a late callback uses. */
+			tlog(LOG_ERR, "nats", "connection did not close within 5 s; leaking the sink");
+			return;
+		}
+	}
 	jsCtx_Destroy(ns->js);
 	natsConnection_Destroy(ns->nc);
 	natsOptions_Destroy(ns->opts);
@@ -636,6 +660,7 @@ static void nats_destroy(struct sink *s)
 	free(ns->prefix);
 	free(ns->stream);
 	sb_free(&ns->line);
+	pthread_cond_destroy(&ns->closed_cv);
 	pthread_mutex_destroy(&ns->lock);
 	free(ns);
 }
@@ -709,6 +734,7 @@ struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char
 	}
 	ns->base.ops = &nats_ops;
 	pthread_mutex_init(&ns->lock, NULL);
+	pthread_cond_init(&ns->closed_cv, NULL);
 	if (parse_retention(cfg->nats_retention, &ns->retention)) {
 		errf(err, errlen, "nats_retention '%s': expected limits, interest or workqueue", cfg->nats_retention);
 		rc = -EINVAL;
