@@ -284,8 +284,9 @@ static void print_summary(struct agent *a, int flush_rc)
 			  k.kernel_drops, a->failed[s], qs.committed);
 		if (c)
 			sb_printf(&sb,
-				  ",\"parse_errors\":%" PRIu64 ",\"oversize\":%" PRIu64
+				  ",\"produced\":%" PRIu64 ",\"parse_errors\":%" PRIu64 ",\"oversize\":%" PRIu64
 				  ",\"reconnects\":%" PRIu64 ",\"errors\":%" PRIu64,
+				  atomic_load(&c->n.events) + atomic_load(&c->n.dropped),
 				  atomic_load(&c->n.parse_errors), atomic_load(&c->n.oversize),
 				  atomic_load(&c->n.reconnects), atomic_load(&c->n.errors));
 		sb_putc(&sb, '}');
