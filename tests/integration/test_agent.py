@@ -174,3 +174,54 @@ class SinkFailure(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def cgroup2_root():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split(" - ")
+            if len(parts) == 2 and parts[1].split()[0] == "cgroup2":
+                return parts[0].split()[4]
+    return None
+
+
+class PodMetadata(unittest.TestCase):
+    def setUp(self):
+        need_root(self)
+
+    def test_kubelet_shaped_cgroup_gives_container_and_pod(self):
+        root = cgroup2_root()
+        self.assertIsNotNone(root, "no cgroup2 mount")
+        uid = "4f6d2a1e-9b3c-4d5e-8f70-a1b2c3d4e5f6"
+        cid = "%064x" % (0xC0FFEE + os.getpid())
+        dirs = ["kubepods.slice", "kubepods-besteffort.slice",
+                "kubepods-besteffort-pod%s.slice" % uid.replace("-", "_"),
+                "cri-containerd-%s.scope" % cid]
+        path = root
+        made = []
+        for d in dirs:
+            path = os.path.join(path, d)
+            if not os.path.isdir(path):
+                os.mkdir(path)
+                made.append(path)
+        def cleanup():
+            for m in reversed(made):
+                try:
+                    os.rmdir(m)
+                except OSError:
+                    pass
+        self.addCleanup(cleanup)
+        state = tmpdir(self)
+        with Tapio(*AGENT, "--collectors", "kernel", "--events", "process.exec",
+                   "--state-dir", state) as t:
+            self.assertIsNotNone(t.wait_stderr("agent running", 15), t.stderr_lines)
+            marker = "tapio-pod-%d" % os.getpid()
+            # The shell moves itself into the pod's cgroup, then execs the marker.
+            subprocess.run(["/bin/sh", "-c", 'echo $$ > "%s/cgroup.procs" && exec /bin/echo %s'
+                            % (path, marker)], stdout=subprocess.DEVNULL, check=True)
+            ev = t.wait_for(lambda e: e.get("type") == "process.exec"
+                            and marker in json.dumps(e.get("data")), 10)
+            self.assertIsNotNone(ev, "exec in the pod cgroup did not arrive")
+            self.assertEqual(ev["meta"].get("container_id"), cid, ev["meta"])
+            self.assertEqual(ev["meta"].get("pod_uid"), uid, ev["meta"])
+            self.assertEqual(int(ev["meta"]["cgroup_id"]), os.stat(path).st_ino)
