@@ -50,6 +50,7 @@ struct nats_sink {
 	uint64_t seq;        /* ids handed out (pipeline thread only) */
 
 	atomic_bool connected;
+	atomic_bool closing; /* destroy() has begun: no more warnings */
 	atomic_bool stream_ready;
 	uint64_t next_stream_try; /* mono ns; pipeline thread only */
 
@@ -363,7 +364,7 @@ static void on_disconnected(natsConnection *nc, void *closure)
 	struct nats_sink *ns = closure;
 
 	(void)nc;
-	if (atomic_exchange(&ns->connected, false))
+	if (atomic_exchange(&ns->connected, false) && !atomic_load(&ns->closing))
 		tlog(LOG_WARN, "nats", "disconnected; buffering in the queue while reconnecting");
 }
 
@@ -633,6 +634,7 @@ static void nats_destroy(struct sink *s)
 		struct timespec until;
 		bool closed;
 
+		atomic_store(&ns->closing, true);
 		natsConnection_Close(ns->nc);
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 5;
