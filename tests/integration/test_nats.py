@@ -203,6 +203,39 @@ class NatsEndToEnd(unittest.TestCase):
         self.assertEqual(agent.stop(signal.SIGTERM), 0)
         self.assertEqual(agent.summary()["sink"]["failed"], 0)
 
+    def test_example_config_ships_to_jetstream(self):
+        """`tapio agent --config deploy/config/agent.yaml --output nats://...`
+        (the DaemonSet's config) ships events to its stream. Only what a
+        test machine lacks is overridden: the collectors (no cluster, so the
+        kernel one), the state dir and the metrics address."""
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        cfg = os.path.join(root, "deploy", "config", "agent.yaml")
+        mport = free_port()
+        agent = Tapio("agent", "--config", cfg, "--output", self.srv.url, "--collectors", "kernel",
+                      "--state-dir", tmpdir(self), "--metrics-addr", f"127.0.0.1:{mport}",
+                      env=clean_env())
+        self.addCleanup(agent.stop)
+        self.assertTrue(wait(lambda: _port_open(mport) and http_get(mport, "/readyz")[0] == 200, 20),
+                        "\n".join(agent.stderr_lines))
+        marks = exec_markers("example", 5)
+
+        def stored():
+            try:
+                r = JsReader(self.srv.port)
+                try:
+                    _, msgs = r.read_all("TAPIO_EVENTS")
+                finally:
+                    r.close()
+            except (OSError, RuntimeError, KeyError):
+                return None
+            return msgs if set(marks) <= {marker_of(m) for m in msgs} else None
+
+        msgs = wait(stored, 20, 0.3)
+        self.assertTrue(msgs, "events did not reach the TAPIO_EVENTS stream")
+        self.assertTrue(all(m["subject"].startswith("tapio.events.kernel.") for m in msgs))
+        self.assertTrue(all("Nats-Msg-Id" in m["headers"] for m in msgs))
+        self.assertEqual(agent.stop(signal.SIGTERM), 0)
+
     def test_bad_url_exits_2(self):
         p = subprocess.run([TAPIO, "agent", "--collectors", "kernel", "--metrics-addr=",
                             "--output", "nats://127.0.0.1", "--state-dir", tmpdir(self)],

@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: Apache-2.0
+/* deploy/: every manifest parses with libyaml, and says what DESIGN.md and
+ * the agent need: the DaemonSet's capabilities, host mounts, probes and
+ * NODE_NAME; RBAC on exactly the resources the k8s collector watches; a
+ * ConfigMap whose config is deploy/config/agent.yaml, which the agent's own config
+ * loader accepts. Run from the repository root (scripts/run-tests.py does). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "config.h"
+
+#define MAXDOCS 8
+
+struct docs {
+	yaml_document_t d[MAXDOCS];
+	size_t n;
+};
+
+static void load(const char *path, struct docs *ds)
+{
+	yaml_parser_t p;
+	FILE *f = fopen(path, "re");
+
+	cr_assert_not_null(f, "cannot open %s (run from the repository root)", path);
+	memset(ds, 0, sizeof(*ds));
+	yaml_parser_initialize(&p);
+	yaml_parser_set_input_file(&p, f);
+	for (;;) {
+		yaml_document_t doc;
+
+		cr_assert(yaml_parser_load(&p, &doc), "%s: YAML error at line %zu: %s", path, p.problem_mark.line + 1,
+			  p.problem ? p.problem : "?");
+		if (!yaml_document_get_root_node(&doc)) {
+			yaml_document_delete(&doc);
+			break;
+		}
+		cr_assert_lt(ds->n, MAXDOCS);
+		ds->d[ds->n++] = doc;
+	}
+	yaml_parser_delete(&p);
+	fclose(f);
+}
+
+static void unload(struct docs *ds)
+{
+	for (size_t i = 0; i < ds->n; i++)
+		yaml_document_delete(&ds->d[i]);
+}
+
+static const char *scalar(yaml_node_t *n)
+{
+	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static yaml_node_t *get(yaml_document_t *d, yaml_node_t *n, const char *key)
+{
+	if (!n || n->type != YAML_MAPPING_NODE)
+		return NULL;
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+		const char *k = scalar(yaml_document_get_node(d, p->key));
+
+		if (k && !strcmp(k, key))
+			return yaml_document_get_node(d, p->value);
+	}
+	return NULL;
+}
+
+/* Dotted path of mapping keys: "spec.template.spec". */
+static yaml_node_t *path(yaml_document_t *d, yaml_node_t *n, const char *dotted)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", dotted);
+	for (char *k = strtok_r(buf, ".", &save); k && n; k = strtok_r(NULL, ".", &save))
+		n = get(d, n, k);
+	return n;
+}
+
+static const char *spath(yaml_document_t *d, yaml_node_t *n, const char *dotted)
+{
+	return scalar(path(d, n, dotted));
+}
+
+static size_t seq_len(yaml_node_t *n)
+{
+	return n && n->type == YAML_SEQUENCE_NODE ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
+						  : 0;
+}
+
+static yaml_node_t *seq_at(yaml_document_t *d, yaml_node_t *n, size_t i)
+{
+	return i < seq_len(n) ? yaml_document_get_node(d, n->data.sequence.items.start[i]) : NULL;
+}
+
+/* The element of a sequence of mappings whose `key` is `val`. */
+static yaml_node_t *find(yaml_document_t *d, yaml_node_t *seq, const char *key, const char *val)
+{
+	for (size_t i = 0; i < seq_len(seq); i++) {
+		yaml_node_t *e = seq_at(d, seq, i);
+		const char *v = spath(d, e, key);
+
+		if (v && !strcmp(v, val))
+			return e;
+	}
+	return NULL;
+}
+
+static bool seq_has(yaml_document_t *d, yaml_node_t *seq, const char *val)
+{
+	for (size_t i = 0; i < seq_len(seq); i++) {
+		const char *v = scalar(seq_at(d, seq, i));
+
+		if (v && !strcmp(v, val))
+			return true;
+	}
+	return false;
+}
+
+static yaml_document_t *by_kind(struct docs *ds, const char *kind)
+{
+	for (size_t i = 0; i < ds->n; i++) {
+		const char *k = spath(&ds->d[i], yaml_document_get_root_node(&ds->d[i]), "kind");
+
+		if (k && !strcmp(k, kind))
+			return &ds->d[i];
+	}
+	cr_assert_fail("no %s", kind);
+	return NULL;
+}
+
+static char *slurp(const char *file)
+{
+	FILE *f = fopen(file, "re");
+	char *buf;
+	long n;
+
+	cr_assert_not_null(f, "%s", file);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)n + 1);
+	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	return buf;
+}
+
+Test(deploy, rbac_reads_exactly_what_the_k8s_collector_watches)
+{
+	struct docs ds;
+	static const char *const core[] = {"pods", "services", "nodes", "events", "configmaps", "secrets"};
+	static const char *const apps[] = {"deployments", "replicasets"};
+	size_t seen = 0;
+
+	load("deploy/rbac.yaml", &ds);
+	cr_assert_eq(ds.n, 4);
+	yaml_document_t *sa = by_kind(&ds, "ServiceAccount"), *cr = by_kind(&ds, "ClusterRole"),
+			*crb = by_kind(&ds, "ClusterRoleBinding");
+	by_kind(&ds, "Namespace");
+	cr_assert_str_eq(spath(sa, yaml_document_get_root_node(sa), "metadata.name"), "tapio");
+	cr_assert_str_eq(spath(sa, yaml_document_get_root_node(sa), "metadata.namespace"), "tapio");
+
+	yaml_node_t *rules = path(cr, yaml_document_get_root_node(cr), "rules");
+	cr_assert_gt(seq_len(rules), 0);
+	for (size_t i = 0; i < seq_len(rules); i++) {
+		yaml_node_t *r = seq_at(cr, rules, i), *groups = get(cr, r, "apiGroups"),
+			    *res = get(cr, r, "resources"), *verbs = get(cr, r, "verbs");
+
+		cr_assert_eq(seq_len(verbs), 3, "rule %zu: verbs must be exactly get, list, watch", i);
+		cr_assert(seq_has(cr, verbs, "get") && seq_has(cr, verbs, "list") && seq_has(cr, verbs, "watch"));
+		cr_assert_eq(seq_len(groups), 1);
+		const char *g = scalar(seq_at(cr, groups, 0));
+		const char *const *want = !strcmp(g, "") ? core : apps;
+		size_t nwant = !strcmp(g, "") ? 6 : 2;
+
+		cr_assert(!strcmp(g, "") || !strcmp(g, "apps"), "unexpected API group '%s'", g);
+		cr_assert_eq(seq_len(res), nwant, "group '%s'", g);
+		for (size_t j = 0; j < nwant; j++)
+			cr_assert(seq_has(cr, res, want[j]), "group '%s' lacks %s", g, want[j]);
+		seen += nwant;
+	}
+	cr_assert_eq(seen, 8);
+
+	yaml_node_t *root = yaml_document_get_root_node(crb);
+	cr_assert_str_eq(spath(crb, root, "roleRef.kind"), "ClusterRole");
+	cr_assert_str_eq(spath(crb, root, "roleRef.name"), "tapio");
+	yaml_node_t *subj = find(crb, path(crb, root, "subjects"), "kind", "ServiceAccount");
+	cr_assert_not_null(subj);
+	cr_assert_str_eq(spath(crb, subj, "name"), "tapio");
+	cr_assert_str_eq(spath(crb, subj, "namespace"), "tapio");
+	unload(&ds);
+}
+
+Test(deploy, daemonset)
+{
+	struct docs ds;
+	static const struct {
+		const char *host, *mount;
+	} mounts[] = {
+		{"/sys/kernel/btf", "/sys/kernel/btf"},   {"/sys/kernel/tracing", "/sys/kernel/tracing"},
+		{"/sys/fs/cgroup", "/sys/fs/cgroup"},     {"/proc", "/host/proc"},
+		{"/var/log/journal", "/var/log/journal"}, {"/run/log/journal", "/run/log/journal"},
+		{"/etc/machine-id", "/etc/machine-id"},   {"/var/lib/cni", "/var/lib/cni"},
+		{"/var/log/cni", "/var/log/cni"},         {"/run/netns", "/run/netns"},
+		{"/var/lib/tapio", "/var/lib/tapio"},
+	};
+
+	load("deploy/daemonset.yaml", &ds);
+	cr_assert_eq(ds.n, 1);
+	yaml_document_t *d = by_kind(&ds, "DaemonSet");
+	yaml_node_t *root = yaml_document_get_root_node(d), *pod = path(d, root, "spec.template.spec");
+
+	cr_assert_str_eq(spath(d, root, "apiVersion"), "apps/v1");
+	cr_assert_str_eq(spath(d, pod, "hostPID"), "true");
+	cr_assert_str_eq(spath(d, pod, "serviceAccountName"), "tapio");
+	cr_assert_gt(seq_len(get(d, pod, "tolerations")), 0);
+	cr_assert_str_eq(spath(d, seq_at(d, get(d, pod, "tolerations"), 0), "operator"), "Exists");
+
+	yaml_node_t *c = find(d, get(d, pod, "containers"), "name", "tapio");
+	cr_assert_not_null(c);
+	yaml_node_t *sc = get(d, c, "securityContext");
+	yaml_node_t *add = path(d, sc, "capabilities.add"), *drop = path(d, sc, "capabilities.drop");
+	cr_assert_eq(seq_len(add), 3, "capabilities: exactly BPF, PERFMON, SYS_RESOURCE");
+	cr_assert(seq_has(d, add, "BPF") && seq_has(d, add, "PERFMON") && seq_has(d, add, "SYS_RESOURCE"));
+	cr_assert(seq_has(d, drop, "ALL"));
+	cr_assert_null(get(d, sc, "privileged"), "privileged is the documented alternative, not the default");
+
+	/* NODE_NAME from the downward API. */
+	yaml_node_t *env = find(d, get(d, c, "env"), "name", "NODE_NAME");
+	cr_assert_not_null(env);
+	cr_assert_str_eq(spath(d, env, "valueFrom.fieldRef.fieldPath"), "spec.nodeName");
+
+	/* Probes on the metrics port. */
+	cr_assert_str_eq(spath(d, c, "livenessProbe.httpGet.path"), "/healthz");
+	cr_assert_str_eq(spath(d, c, "readinessProbe.httpGet.path"), "/readyz");
+	yaml_node_t *port = find(d, get(d, c, "ports"), "name", spath(d, c, "livenessProbe.httpGet.port"));
+	cr_assert_not_null(port, "the liveness probe's port is not a declared port");
+	cr_assert_str_eq(spath(d, port, "containerPort"), "9090");
+	cr_assert_str_eq(spath(d, c, "readinessProbe.httpGet.port"), spath(d, c, "livenessProbe.httpGet.port"));
+
+	cr_assert_not_null(spath(d, c, "resources.requests.cpu"));
+	cr_assert_not_null(spath(d, c, "resources.requests.memory"));
+	cr_assert_not_null(spath(d, c, "resources.limits.memory"));
+
+	/* Each host path is a volume mounted where the agent looks. */
+	yaml_node_t *vols = get(d, pod, "volumes"), *vms = get(d, c, "volumeMounts");
+	for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++) {
+		yaml_node_t *v = find(d, vols, "hostPath.path", mounts[i].host);
+
+		cr_assert_not_null(v, "no hostPath volume for %s", mounts[i].host);
+		yaml_node_t *m = find(d, vms, "name", spath(d, v, "name"));
+		cr_assert_not_null(m, "volume for %s is not mounted", mounts[i].host);
+		cr_assert_str_eq(spath(d, m, "mountPath"), mounts[i].mount);
+		if (!strcmp(mounts[i].host, "/run/netns"))
+			cr_assert_str_eq(spath(d, m, "mountPropagation"), "HostToContainer");
+		if (strcmp(mounts[i].host, "/var/lib/tapio"))
+			cr_assert_str_eq(spath(d, m, "readOnly"), "true", "%s should be read-only", mounts[i].host);
+	}
+
+	/* The config comes from the ConfigMap, at the path in args. */
+	yaml_node_t *cv = find(d, vols, "configMap.name", "tapio-config");
+	cr_assert_not_null(cv);
+	yaml_node_t *cm = find(d, vms, "name", spath(d, cv, "name"));
+	cr_assert_not_null(cm);
+	char want[256];
+	snprintf(want, sizeof(want), "%s/%s", spath(d, cm, "mountPath"),
+		 spath(d, seq_at(d, path(d, cv, "configMap.items"), 0), "path"));
+	yaml_node_t *args = get(d, c, "args");
+	cr_assert_str_eq(scalar(seq_at(d, args, 0)), "agent");
+	cr_assert_str_eq(scalar(seq_at(d, args, 1)), "--config");
+	cr_assert_str_eq(scalar(seq_at(d, args, 2)), want);
+	unload(&ds);
+}
+
+Test(deploy, configmap_is_the_example_config_and_the_agent_accepts_it)
+{
+	struct docs ds;
+	struct tapio_config cfg;
+	char err[256];
+	char *argv[] = {"agent", "--config", "deploy/config/agent.yaml", NULL};
+	char *file = slurp("deploy/config/agent.yaml");
+
+	load("deploy/configmap.yaml", &ds);
+	yaml_document_t *d = by_kind(&ds, "ConfigMap");
+	yaml_node_t *root = yaml_document_get_root_node(d);
+	cr_assert_str_eq(spath(d, root, "metadata.name"), "tapio-config");
+	cr_assert_str_eq(spath(d, root, "metadata.namespace"), "tapio");
+	const char *embedded = scalar(get(d, get(d, root, "data"), "tapio.yaml"));
+	cr_assert_not_null(embedded);
+	cr_assert_str_eq(embedded, file, "configmap.yaml and agent.yaml differ");
+
+	unsetenv("TAPIO_CONFIG");
+	unsetenv("NODE_NAME");
+	memset(&cfg, 0, sizeof(cfg));
+	cr_assert_eq(config_load(&cfg, 3, argv, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(cfg.collectors, "kernel,k8s,systemd,cni");
+	cr_assert_str_eq(cfg.metrics_addr, "0.0.0.0:9090");
+	cr_assert_str_eq(cfg.state_dir, "/var/lib/tapio");
+	cr_assert(!strncmp(cfg.output, "nats://", 7));
+	cr_assert_str_eq(cfg.nats_stream, "TAPIO_EVENTS");
+	cr_assert_str_eq(cfg.netns_dir, "/run/netns");
+	config_free(&cfg);
+	free(file);
+	unload(&ds);
+}
