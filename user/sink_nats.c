@@ -53,6 +53,7 @@ struct nats_sink {
 	atomic_bool closing; /* destroy() has begun: no more warnings */
 	atomic_bool stream_ready;
 	uint64_t next_stream_try; /* mono ns; pipeline thread only */
+	uint64_t next_stream_log; /* mono ns; stream errors are logged every 10 s */
 
 	pthread_mutex_t lock;
 	pthread_cond_t closed_cv; /* signalled by on_closed */
@@ -393,6 +394,21 @@ static void on_closed(natsConnection *nc, void *closure)
 
 /* ---- stream ---- */
 
+/* Reports a failed stream lookup or creation, at most every 10 s: the
+ * server's own text ("subjects overlap with an existing stream") and the
+ * JetStream error code. Events wait in the queue meanwhile. */
+static void stream_error(struct nats_sink *ns, const char *what, natsStatus st, jsErrCode jerr)
+{
+	const char *text = nats_GetLastError(NULL);
+	uint64_t now = mono_ns();
+
+	if (now < ns->next_stream_log)
+		return;
+	ns->next_stream_log = now + 10000000000ull;
+	tlog(LOG_ERR, "nats", "stream %s: %s failed: %s (%s, JetStream error %d); events wait in the queue",
+	     ns->stream, what, text && *text ? text : natsStatus_GetText(st), natsStatus_GetText(st), (int)jerr);
+}
+
 /* Creates the stream or checks the existing one. Pipeline thread. 0 or -EAGAIN. */
 static int ensure_stream(struct nats_sink *ns)
 {
@@ -428,8 +444,7 @@ static int ensure_stream(struct nats_sink *ns)
 		return 0;
 	}
 	if (jerr != JSStreamNotFoundErr && st != NATS_NOT_FOUND) {
-		tlog(LOG_WARN, "nats", "stream %s: lookup failed: %s (%d)", ns->stream, natsStatus_GetText(st),
-		     (int)jerr);
+		stream_error(ns, "lookup", st, jerr);
 		return -EAGAIN;
 	}
 	jsStreamConfig_Init(&sc);
@@ -443,8 +458,7 @@ static int ensure_stream(struct nats_sink *ns)
 	jerr = 0;
 	st = js_AddStream(&si, ns->js, &sc, &o, &jerr);
 	if (st != NATS_OK) {
-		tlog(LOG_WARN, "nats", "stream %s: create failed: %s (%d)", ns->stream, natsStatus_GetText(st),
-		     (int)jerr);
+		stream_error(ns, "create", st, jerr);
 		return -EAGAIN;
 	}
 	jsStreamInfo_Destroy(si);

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "event.h"
+#include "log.h"
 #include "queue.h"
 #include "sink_nats.h"
 #include "strbuf.h"
@@ -451,6 +452,54 @@ Test(nats_sink, republished_ids_are_deduplicated, .timeout = 90)
 	cr_assert_eq(n, 22);
 	ns_free_msgs(m, n);
 	s->ops->destroy(s);
+	queue_free(q);
+	ns_stop(&srv);
+}
+
+static char last_log[512];
+static void capture(int level, const char *who, const char *msg)
+{
+	if (level <= LOG_ERR)
+		snprintf(last_log, sizeof(last_log), "%s: %s", who ? who : "", msg);
+}
+
+Test(nats_sink, stream_that_cannot_be_created_holds_events_and_says_why, .timeout = 60)
+{
+	struct nats_srv srv = {0};
+	struct tapio_config cfg;
+	struct queue *q;
+	struct sink *a, *b;
+	struct ns_msg *m;
+	size_t n;
+	char err[200];
+	uint64_t eagain = 0;
+
+	need_server();
+	cr_assert_eq(ns_start(&srv), 0);
+	log_set_hook(capture);
+	test_cfg(&cfg, "FIRST");
+	a = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	cr_assert_not_null(a, "%s", err);
+	/* Same subjects, another stream name: the server refuses to create it. */
+	test_cfg(&cfg, "SECOND");
+	b = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	cr_assert_not_null(b, "%s", err);
+	q = queue_new(1 << 20);
+	cr_assert_eq(emit_one(q, 0), 0);
+	cr_assert_eq(pump(b, q, 1, 1.5, &eagain), 0);
+	cr_assert_gt(eagain, 0);
+	cr_assert_not_null(strstr(last_log, "stream SECOND: create failed"), "%s", last_log);
+	cr_assert_not_null(strstr(last_log, "overlap"), "%s", last_log);
+	cr_assert_gt(queue_used(q), 0, "the event waits in the queue");
+	/* The first sink's stream takes the events. */
+	cr_assert_eq(pump(a, q, 1, 10, NULL), 1);
+	cr_assert_eq(a->ops->flush(a), 0);
+	cr_assert_eq(ns_read_stream(srv.url, "FIRST", &m, &n), 0);
+	cr_assert_eq(n, 1);
+	ns_free_msgs(m, n);
+	log_set_hook(NULL);
+	b->ops->destroy(b);
+	a->ops->destroy(a);
 	queue_free(q);
 	ns_stop(&srv);
 }
