@@ -792,6 +792,12 @@ struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char
 		st = natsOptions_SetReconnectJitter(ns->opts, 250, 1000);
 	if (st == NATS_OK)
 		st = natsOptions_SetTimeout(ns->opts, 2000);
+	/* A server that hangs without closing the socket is noticed within
+	 * about 30 s (the default is minutes), so /readyz tells the truth. */
+	if (st == NATS_OK)
+		st = natsOptions_SetPingInterval(ns->opts, 10000);
+	if (st == NATS_OK)
+		st = natsOptions_SetMaxPingsOut(ns->opts, 3);
 	if (st == NATS_OK)
 		st = natsOptions_SetRetryOnFailedConnect(ns->opts, true, on_connected, ns);
 	if (st == NATS_OK)

@@ -20,6 +20,13 @@
  * good is counted as lost and failed and reported through tlog(): nothing is
  * lost silently.
  *
+ * Limit: the stream's duplicate window is 2 minutes (the JetStream default,
+ * set when the sink creates the stream). A message the server stored but
+ * whose ack was lost in a crash is republished after the reconnect; if the
+ * outage lasted longer than the window, that copy is stored a second time.
+ * Only messages in flight at the crash (at most nats_max_inflight) can be
+ * affected, and consumers can drop them by Nats-Msg-Id.
+ *
  * Counters (the counters op; metric suffixes): published (first publishes),
  * republished, acked, duplicates (acks the server marked as duplicate), failed,
  * lost, unacked (left without ack by flush()), reconnects.
