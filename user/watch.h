@@ -88,6 +88,7 @@ struct watch_result {
 	uint64_t bytes;      /* body bytes received */
 	uint64_t messages;   /* messages delivered */
 	uint64_t oversize;   /* messages skipped for size */
+	uint64_t junk;       /* FRAME_JSON_OBJECTS: stray bytes skipped between objects */
 	char error[256];     /* human-readable reason when it failed */
 	char *err_body;      /* for a non-2xx status: up to 64 KiB of the body, malloc'd
 				(free with watch_result_free); messages are not delivered then */
