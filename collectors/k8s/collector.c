@@ -535,6 +535,7 @@ static int do_list(struct k8s_res *r, long *http)
 			log_parse_error(r, "list response", "an empty body");
 			rc = -EBADMSG;
 		} else if (rc && rc != -ECANCELED && rc != -EAGAIN && r->list_err != -EBADMSG) {
+			atomic_fetch_add(&k->base.n.errors, 1);
 			if (res.http_status != 401 && res.http_status != 410)
 				collector_error(&k->base, "%s: list %s%s: %s", r->def->name, k->server, r->def->path,
 						res.error);
@@ -917,7 +918,7 @@ static int from_kubeconfig(struct k8s *k, const struct tapio_config *cfg, const 
 	char *y = read_file(path, KUBECONFIG_MAX, &len);
 	if (!y) {
 		int e = errno;
-		seterr(err, errlen, "k8s: cannot read kubeconfig %s: %s", path, strerror(e));
+		seterr(err, errlen, "cannot read kubeconfig %s: %s", path, strerror(e));
 		return e == EFBIG ? -EINVAL : -e;
 	}
 	struct kubeconfig kc;
@@ -926,7 +927,7 @@ static int from_kubeconfig(struct k8s *k, const struct tapio_config *cfg, const 
 	explicit_bzero(y, len);
 	free(y);
 	if (rc) {
-		seterr(err, errlen, "k8s: %s: %s", path, why);
+		seterr(err, errlen, "%s: %s", path, why);
 		return rc;
 	}
 	char *pc = strdup(path);
@@ -970,7 +971,7 @@ static int in_cluster(struct k8s *k, char *err, size_t errlen)
 	if (!port || !*port)
 		port = "443";
 	if (strpbrk(host, "/?#@ \t\r\n") || strpbrk(port, "/?#@ \t\r\n")) {
-		seterr(err, errlen, "k8s: KUBERNETES_SERVICE_HOST/PORT is not a host and port");
+		seterr(err, errlen, "KUBERNETES_SERVICE_HOST/PORT is not a host and port");
 		return -EINVAL;
 	}
 	bool v6 = strchr(host, ':') != NULL;
@@ -1004,7 +1005,7 @@ static int add_resources(struct k8s *k, const char *list, char *err, size_t errl
 			if (!strcmp(res_defs[i].name, t))
 				d = &res_defs[i];
 		if (!d) {
-			seterr(err, errlen, "k8s: --k8s-resources: unknown resource '%.64s' (known: %s)", t,
+			seterr(err, errlen, "--k8s-resources: unknown resource '%.64s' (known: %s)", t,
 			       K8S_DEFAULT_RESOURCES);
 			rc = -EINVAL;
 			break;
@@ -1029,7 +1030,7 @@ static int add_resources(struct k8s *k, const char *list, char *err, size_t errl
 	}
 	free(copy);
 	if (!rc && k->nres == 0) {
-		seterr(err, errlen, "k8s: --k8s-resources names no resource");
+		seterr(err, errlen, "--k8s-resources names no resource");
 		rc = -EINVAL;
 	}
 	return rc;
@@ -1041,7 +1042,7 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 	int rc;
 	if (!k) {
 		errno = ENOMEM;
-		seterr(err, errlen, "k8s: out of memory");
+		seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	collector_init(&k->base, &k8s_ops);
@@ -1075,14 +1076,14 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 	for (size_t i = 0; i < 3; i++)
 		if (files[i][0] && access(files[i][0], R_OK)) {
 			rc = -errno;
-			seterr(err, errlen, "k8s: %s: %s %s: %s", k->source, files[i][1], files[i][0], strerror(errno));
+			seterr(err, errlen, "%s: %s %s: %s", k->source, files[i][1], files[i][0], strerror(errno));
 			goto fail;
 		}
 	if (k->token_file) {
 		char *t = read_token(k->token_file);
 		if (!t) {
 			rc = -errno;
-			seterr(err, errlen, "k8s: %s: token file %s: %s", k->source, k->token_file,
+			seterr(err, errlen, "%s: token file %s: %s", k->source, k->token_file,
 			       errno == EINVAL ? "has a control character" : strerror(errno));
 			goto fail;
 		}
@@ -1090,7 +1091,7 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 		k->token_ns = mono_ns();
 	}
 	if (!strncmp(k->server, "http://", 7) && (k->token || k->token_file) && !loopback_url(k->server)) {
-		seterr(err, errlen, "k8s: %s: refusing to send a bearer token over plain http to %s", k->source,
+		seterr(err, errlen, "%s: refusing to send a bearer token over plain http to %s", k->source,
 		       k->server);
 		rc = -EINVAL;
 		goto fail;
@@ -1125,7 +1126,7 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 
 fail:
 	if (rc == -ENOMEM && err && errlen && !err[0])
-		seterr(err, errlen, "k8s: out of memory");
+		seterr(err, errlen, "out of memory");
 	collector_destroy(&k->base);
 	errno = -rc;
 	return NULL;

@@ -108,11 +108,13 @@ class Store:
         self.produced.append((res, obj["metadata"]["uid"], typ, str(rv)))
         self.cv.notify_all()
 
-    def create(self, res, name, namespace="default", **fields):
+    def create(self, res, name, namespace="default", annotations=None, **fields):
         kind, api = KINDS[res][1], KINDS[res][2]
         with self.cv:
             md = {"name": name, "uid": str(uuid.uuid4()), "resourceVersion": self._next(),
                   "creationTimestamp": "2026-11-27T00:00:00Z", "labels": {"app": name}}
+            if annotations:
+                md["annotations"] = dict(annotations)
             if res not in CLUSTER_SCOPED:
                 md["namespace"] = namespace
             obj = {"kind": kind, "apiVersion": api, "metadata": md}
@@ -239,7 +241,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(400, status(400, "BadRequest", "invalid continue token"))
                 return
             rv, items = snap
-            if int(rv) <= st.compacted and fx.expire_continue:
+            if int(rv) < st.compacted and fx.expire_continue:
                 self._send_json(410, status(410, "Expired",
                                             "The provided continue parameter is too old to display a "
                                             "consistent list result."))

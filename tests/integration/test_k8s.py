@@ -1,0 +1,364 @@
+"""The k8s collector against the fixture API server (tests/integration/k8s_fixture.py).
+
+Runs `tapio agent --collectors k8s` with a kubeconfig (or in-cluster env) that
+points at a TLS fixture server made at test time, mutates objects, injects the
+faults the real API server shows (410 in-band and as HTTP 410, closed streams,
+events split across chunks, malformed lines, garbage, token rotation) and
+checks that every object version the server produced arrives exactly once, in
+order per object, across all of them and across an agent restart.
+"""
+import json
+import os
+import time
+import unittest
+
+import k8s_fixture
+import tapiotest
+from tapiotest import Tapio
+
+PASSWORD_B64 = "aHVudGVyMi1zZWNyZXQ="  # "hunter2-secret"
+
+
+def k8s_events(t):
+    return t.matching(lambda e: e.get("source") == "k8s")
+
+
+def key(e):
+    m = e["meta"]
+    return (m["resource"], m["uid"], m["type"], m["resource_version"])
+
+
+class K8sTest(unittest.TestCase):
+    def setUp(self):
+        tapiotest.need_cmd(self, "openssl")
+        if not os.path.exists(tapiotest.TAPIO):
+            tapiotest.skip_or_fail(self, "build/tapio is not built (run make)")
+        self.dir = tapiotest.tmpdir(self, "tapio-k8s-")
+        self.fx = k8s_fixture.Fixture(self.dir).start()
+        self.addCleanup(self.fx.stop)
+        self.token_file = os.path.join(self.dir, "token")
+        self.write_token("tok-1")
+        self.kc = self.fx.kubeconfig(os.path.join(self.dir, "kubeconfig"), token_file=self.token_file)
+        self.state = os.path.join(self.dir, "state")
+        self.unobservable = set()  # versions compacted away before any watch could see them
+
+    def write_token(self, tok):
+        tmp = self.token_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(tok + "\n")
+        os.rename(tmp, self.token_file)
+
+    def agent(self, *extra, env=None, kubeconfig=None):
+        t = Tapio("agent", "--collectors", "k8s", "--k8s-kubeconfig", kubeconfig or self.kc,
+                  "--state-dir", self.state, "--output", "stdout", *extra, env=env)
+        self.addCleanup(t.stop)
+        return t
+
+    def wait_version(self, t, res, uid, rv, typ=None, timeout=15):
+        ev = t.wait_for(lambda e: e.get("source") == "k8s" and e["meta"]["resource"] == res
+                        and e["meta"]["uid"] == uid and e["meta"]["resource_version"] == rv
+                        and (typ is None or e["meta"]["type"] == typ), timeout)
+        self.assertIsNotNone(ev, "no %s %s %s@%s; stderr:\n%s" % (typ, res, uid, rv,
+                                                                  "\n".join(t.stderr_lines[-20:])))
+        return ev
+
+    def wait_produced(self, t, timeout=15):
+        """Waits until every version the store produced so far has arrived."""
+        for p in list(self.fx.store.produced):
+            if p not in self.unobservable:
+                self.wait_version(t, p[0], p[1], p[3], p[2], timeout)
+
+    def check_event_fields(self, e):
+        m = e["meta"]
+        self.assertEqual(e["type"], "k8s.watch")
+        self.assertIn(m["type"], ("ADDED", "MODIFIED", "DELETED"))
+        self.assertIn(m["origin"], ("list", "watch"))
+        d = e["data"]
+        self.assertIsInstance(d, dict)
+        self.assertEqual(d["metadata"]["uid"], m["uid"])
+        self.assertEqual(d["metadata"]["name"], m["name"])
+        self.assertEqual(d["metadata"]["resourceVersion"], m["resource_version"])
+        if "namespace" in d["metadata"]:
+            self.assertEqual(d["metadata"]["namespace"], m["namespace"])
+        else:
+            self.assertNotIn("namespace", m)
+
+    def test_exactly_once_across_faults_and_restart(self):
+        fx, st = self.fx, self.fx.store
+        fx.page_cap = 3  # make the LISTs page
+        fx.bookmark_every = 0.5
+        pods = [st.create("pods", "web-%d" % i, spec={"nodeName": "node-a", "containers": [{"name": "c"}]})
+                for i in range(7)]
+        node = st.create("nodes", "node-a", spec={"podCIDR": "10.0.0.0/24"})
+        svc = st.create("services", "web", spec={"clusterIP": "10.96.0.10"})
+        dep = st.create("deployments", "web", spec={"replicas": 2})
+        st.create("replicasets", "web-abc", spec={"replicas": 2})
+        st.create("events", "web-0.1", reason="Scheduled", message="assigned default/web-0 to node-a")
+        st.create("configmaps", "cfg", data={"k": "v"})
+        applied = {"kubectl.kubernetes.io/last-applied-configuration":
+                   json.dumps({"data": {"password": PASSWORD_B64}}), "team": "db"}
+        sec = st.create("secrets", "db", annotations=applied, type="Opaque", data={"password": PASSWORD_B64},
+                        stringData={"p": "hunter2-secret"})
+        uid = lambda o: o["metadata"]["uid"]
+
+        t = self.agent()
+        # 1. The LIST: every object arrives as ADDED, paged (3 items a page).
+        self.wait_produced(t)
+        for e in k8s_events(t):
+            self.check_event_fields(e)
+        self.assertGreaterEqual(len([l for l in fx.list_requests("pods") if "continue" in l["query"]]), 2)
+        first_list = [e for e in k8s_events(t) if e["meta"]["resource"] == "pods"]
+        self.assertTrue(all(e["meta"]["origin"] == "list" and e["meta"]["type"] == "ADDED" for e in first_list))
+        # the watch starts from the list's resourceVersion, with bookmarks and a 5-10 min timeout
+        deadline = time.time() + 10
+        while time.time() < deadline and not fx.watch_requests("pods"):
+            time.sleep(0.1)
+        w = fx.watch_requests("pods")[0]["query"]
+        self.assertEqual(w["allowWatchBookmarks"], "true")
+        self.assertTrue(300 <= int(w["timeoutSeconds"]) <= 600, w)
+        self.assertEqual(w["resourceVersion"], [l for l in fx.lists if l[0] == "pods"][0][1])
+
+        # 2. Watch events, one split across two chunks, one after a malformed line.
+        fx.fault("pods", "split")
+        st.update("pods", uid(pods[0]))
+        fx.fault("pods", "garbage_line")
+        st.update("pods", uid(pods[1]))
+        st.update("services", uid(svc))
+        st.update("nodes", uid(node))
+        self.wait_produced(t)
+        self.assertEqual(fx.splits_sent, 1)
+        self.assertEqual(fx.garbage_sent, 1)
+        # the watch event's object is passed on exactly as the server sent it
+        e = self.wait_version(t, "services", uid(svc), st.by_name("services", "web")["metadata"]["resourceVersion"])
+        self.assertEqual(e["data"], st.by_name("services", "web"))
+        self.assertEqual(e["meta"]["origin"], "watch")
+
+        # 3. A stream that closes (after one event): the rest comes on the next watch.
+        fx.fault("pods", "close_after", n=1)
+        for p in pods[2:5]:
+            st.update("pods", uid(p))
+        self.wait_produced(t)
+
+        # 4. A stream cut in the middle of an event: resumed, not repeated.
+        fx.fault("pods", "hang_up")
+        st.update("pods", uid(pods[5]))
+        st.update("pods", uid(pods[6]))
+        self.wait_produced(t)
+
+        # 5. ERROR 410 in-band after a gap: the watch is paused, objects change,
+        # the history is compacted, the stream ends; the collector relists and
+        # emits only what it has not emitted, and a DELETED for what vanished.
+        lists_before = len(fx.list_requests("pods"))
+        fx.paused.add("pods")
+        time.sleep(0.3)
+        st.update("pods", uid(pods[0]))
+        st.update("pods", uid(pods[3]))
+        gone = st.delete("pods", uid(pods[4]))
+        new = st.create("pods", "web-new", spec={"nodeName": "node-a"})
+        self.unobservable.add(st.produced[-2])
+        self.assertEqual(st.produced[-2][1:3], (uid(gone), "DELETED"))
+        st.compact()
+        fx.paused.discard("pods")
+        fx.close_watches()
+        for res, u, typ, rv in st.produced:
+            if u == uid(gone) and typ == "DELETED":
+                continue  # its version was compacted away before anyone saw it
+            self.wait_version(t, res, u, rv, typ)
+        tomb = t.wait_for(lambda e: e.get("source") == "k8s" and e["meta"]["uid"] == uid(gone)
+                          and e["meta"]["type"] == "DELETED", 10)
+        self.assertIsNotNone(tomb, "no DELETED for the pod deleted during the gap")
+        self.assertEqual(tomb["meta"]["origin"], "list")
+        self.assertEqual(tomb["data"]["metadata"]["name"], gone["metadata"]["name"])
+        self.assertEqual(tomb["data"]["kind"], "Pod")
+        self.assertGreater(len(fx.list_requests("pods")), lists_before)
+        relisted = [e for e in k8s_events(t) if e["meta"]["uid"] == uid(new)]
+        self.assertEqual([e["meta"]["origin"] for e in relisted], ["list"])
+        self.assertEqual(relisted[0]["meta"]["type"], "ADDED")
+        mod = [e for e in k8s_events(t) if e["meta"]["uid"] == uid(pods[3])][-1]
+        self.assertEqual((mod["meta"]["type"], mod["meta"]["origin"]), ("MODIFIED", "list"))
+
+        # 6. HTTP 410 on the next watch: relist, and nothing is emitted twice.
+        lists_before = len(fx.list_requests("deployments"))
+        fx.fault("deployments", "http_410")
+        fx.close_watches()
+        deadline = time.time() + 10
+        while time.time() < deadline and len(fx.list_requests("deployments")) == lists_before:
+            time.sleep(0.1)
+        self.assertGreater(len(fx.list_requests("deployments")), lists_before)
+        st.update("deployments", uid(dep))
+        self.wait_produced(t)
+
+        # 7. A server that sends garbage gets a reconnect with backoff.
+        fx.fault("services", "garbage_stream")
+        fx.close_watches()
+        self.assertIsNotNone(t.wait_stderr("malformed lines in a row", 10), "\n".join(t.stderr_lines))
+        st.update("services", uid(svc))
+        self.wait_produced(t)
+
+        # 8. The token rotates: 401, re-read the tokenFile, recover.
+        unauth = fx.unauthorized
+        self.write_token("tok-2")
+        fx.rotate_token("tok-2")
+        st.update("pods", uid(pods[1]))
+        self.wait_produced(t, timeout=20)
+        self.assertGreater(fx.unauthorized, unauth)
+        self.assertIsNotNone(t.wait_stderr("HTTP 401", 5))
+        last = fx.watch_requests("pods")[-1]
+        self.assertEqual(last["auth"], "Bearer tok-2")
+
+        # 9. Secrets: metadata only, asked for with the PartialObjectMetadata
+        # Accept header; and stripped when a server ignores it.
+        self.assertTrue(all("as=PartialObjectMetadata" in r["accept"] for r in fx.requests
+                            if r["path"].endswith(("/secrets", "/configmaps"))))
+        fx.ignore_partial = True
+        st.update("secrets", uid(sec))  # a watch event with the full object
+        self.wait_produced(t)
+        fx.paused.add("secrets")
+        time.sleep(0.3)
+        db3 = st.create("secrets", "db3", annotations=applied, type="Opaque", data={"password": PASSWORD_B64})
+        lists_before = len([l for l in fx.lists if l[0] == "secrets"])
+        fx.fault("secrets", "http_410")  # and a relist that sends full objects
+        fx.close_watches()
+        deadline = time.time() + 10
+        while time.time() < deadline and len([l for l in fx.lists if l[0] == "secrets"]) == lists_before:
+            time.sleep(0.1)
+        fx.paused.discard("secrets")
+        ev = self.wait_version(t, "secrets", uid(db3), db3["metadata"]["resourceVersion"], "ADDED")
+        self.assertEqual(ev["meta"]["origin"], "list")
+        self.assertEqual(ev["data"]["metadata"]["annotations"], {"team": "db"})
+        st.create("secrets", "db2", type="Opaque", data={"password": PASSWORD_B64})
+        self.wait_produced(t)
+        fx.ignore_partial = False
+
+        rc = t.stop()
+        self.assertEqual(rc, 0, "\n".join(t.stderr_lines[-20:]))
+        summary = t.summary()
+        self.assertIsNotNone(summary, "\n".join(t.stderr_lines[-20:]))
+        # one malformed line + at least the 8 in a row of the garbage stream
+        self.assertGreaterEqual(summary["k8s"]["parse_errors"], 9)
+        self.assertGreaterEqual(summary["k8s"]["reconnects"], 5)
+        self.assertEqual(summary["k8s"]["dropped"], 0)
+        self.assertEqual(summary["k8s"]["events"], len(k8s_events(t)))
+
+        # 10. Restart: changes made while the agent is down arrive, exactly
+        # the missed ones, from the saved resourceVersion (no new LIST).
+        missed_from = len(st.produced)
+        st.update("pods", uid(pods[2]))
+        st.delete("pods", uid(pods[6]))
+        st.create("configmaps", "cfg-2", data={"k": "v2"})
+        lists_before = len(fx.lists)
+        t2 = self.agent()
+        for res, u, typ, rv in st.produced[missed_from:]:
+            self.assertEqual(self.wait_version(t2, res, u, rv, typ)["meta"]["origin"], "watch")
+        time.sleep(1.5)  # anything extra would show up now
+        self.assertEqual(t2.stop(), 0)
+        self.assertEqual(len(fx.lists), lists_before, "the restart listed again")
+        self.assertEqual(sorted(key(e) for e in k8s_events(t2)),
+                         sorted((r, u, ty, rv) for r, u, ty, rv in st.produced[missed_from:]))
+
+        # Exactly once, in order per object, over both runs.
+        allev = k8s_events(t) + k8s_events(t2)
+        keys = [key(e) for e in allev]
+        dups = {k for k in keys if keys.count(k) > 1}
+        self.assertFalse(dups, "emitted more than once: %s" % dups)
+        produced = set(st.produced)
+        for k in keys:
+            if k not in produced:
+                self.assertEqual(k[1], uid(gone), "emitted a version the server never made: %s" % (k,))
+        missing = [p for p in st.produced if p not in set(keys) and not (p[1] == uid(gone) and p[2] == "DELETED")]
+        self.assertFalse(missing, "never emitted: %s" % missing)
+        by_obj = {}
+        for e in allev:
+            by_obj.setdefault(e["meta"]["uid"], []).append(int(e["meta"]["resource_version"]))
+        for u, rvs in by_obj.items():
+            self.assertEqual(rvs, sorted(rvs), "out of order for %s" % u)
+        for e in allev:
+            self.check_event_fields(e)
+
+        # No secret data ever left, in any form.
+        for e in allev:
+            if e["meta"]["resource"] in ("secrets", "configmaps"):
+                self.assertEqual(e["data"]["kind"], "PartialObjectMetadata", e)
+                self.assertEqual(set(e["data"]), {"kind", "apiVersion", "metadata"}, e)
+        text = json.dumps(allev)
+        self.assertNotIn(PASSWORD_B64, text)
+        self.assertNotIn("hunter2", text)
+        self.assertNotIn("last-applied-configuration", text)
+        self.assertEqual(len([e for e in allev if e["meta"]["resource"] == "secrets"]), 4)
+
+    def test_node_field_selector(self):
+        st = self.fx.store
+        mine = st.create("pods", "mine", spec={"nodeName": "node-a"})
+        st.create("pods", "other", spec={"nodeName": "node-b"})
+        t = self.agent("--node-name", "node-a", "--k8s-resources", "pods,services")
+        self.wait_version(t, "pods", mine["metadata"]["uid"], mine["metadata"]["resourceVersion"], "ADDED")
+        upd = st.update("pods", mine["metadata"]["uid"])
+        st.update("pods", st.by_name("pods", "other")["metadata"]["uid"])
+        self.wait_version(t, "pods", mine["metadata"]["uid"], upd["metadata"]["resourceVersion"], "MODIFIED")
+        time.sleep(1)
+        t.stop()
+        names = {e["meta"]["name"] for e in k8s_events(t) if e["meta"]["resource"] == "pods"}
+        self.assertEqual(names, {"mine"})
+        for r in self.fx.requests:
+            if r["path"].endswith("/pods"):
+                self.assertEqual(r["query"].get("fieldSelector"), "spec.nodeName=node-a", r)
+            else:
+                self.assertNotIn("fieldSelector", r["query"], r)
+
+    def test_wrong_ca_fails_clearly(self):
+        other_ca, _, _ = k8s_fixture.make_pki(self.dir, "other")
+        kc = self.fx.kubeconfig(os.path.join(self.dir, "kc-wrong"), token_file=self.token_file,
+                                ca=other_ca, insecure=True)
+        self.fx.store.create("pods", "p", spec={"nodeName": "node-a"})
+        t = self.agent("--k8s-resources", "pods", kubeconfig=kc)
+        line = t.wait_stderr("certificate", 10)
+        self.assertIsNotNone(line, "\n".join(t.stderr_lines))
+        self.assertIn(self.fx.url, line)
+        self.assertIsNotNone(t.wait_stderr("insecure-skip-tls-verify is ignored", 2))
+        time.sleep(1)
+        self.assertEqual(t.stop(), 0)
+        self.assertEqual(k8s_events(t), [])
+        self.assertEqual(self.fx.requests, [], "a request got through an unverified TLS connection")
+        self.assertGreaterEqual(t.summary()["k8s"]["errors"], 1)
+
+        # Only the explicit flag turns verification off.
+        t = self.agent("--k8s-resources", "pods", "--k8s-insecure", kubeconfig=kc)
+        self.assertIsNotNone(t.wait_for(lambda e: e.get("source") == "k8s", 10), "\n".join(t.stderr_lines))
+        t.stop()
+
+    def test_in_cluster(self):
+        sa = os.path.join(self.dir, "sa")
+        os.makedirs(sa)
+        with open(os.path.join(sa, "token"), "w") as f:
+            f.write("tok-1")
+        with open(self.fx.ca) as src, open(os.path.join(sa, "ca.crt"), "w") as dst:
+            dst.write(src.read())
+        p = self.fx.store.create("nodes", "n1")
+        env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(self.fx.port),
+               "TAPIO_K8S_SA_DIR": sa, "KUBECONFIG": "", "HOME": self.dir}
+        t = Tapio("agent", "--collectors", "k8s", "--k8s-resources", "nodes", "--state-dir", self.state,
+                  "--output", "stdout", env=env)
+        self.addCleanup(t.stop)
+        self.wait_version(t, "nodes", p["metadata"]["uid"], p["metadata"]["resourceVersion"], "ADDED")
+        t.stop()
+
+    def test_bad_config(self):
+        bad = os.path.join(self.dir, "bad-kubeconfig")
+        with open(bad, "w") as f:
+            f.write("current-context: [unclosed\n")
+        t = self.agent(kubeconfig=bad)
+        rc = t.proc.wait(10)
+        t.stop()
+        self.assertNotEqual(rc, 0)
+        err = "\n".join(t.stderr_lines)
+        self.assertIn(bad, err)
+        self.assertIn("bad YAML at line 2 column 1", err)
+        t = self.agent("--k8s-resources", "pods,widgets")
+        rc = t.proc.wait(10)
+        t.stop()
+        self.assertNotEqual(rc, 0)
+        self.assertIn("unknown resource 'widgets'", "\n".join(t.stderr_lines))
+
+
+if __name__ == "__main__":
+    unittest.main()
