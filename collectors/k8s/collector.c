@@ -407,6 +407,14 @@ static int list_item(void *ctx, const char *obj, size_t len, const struct k8s_ob
 		atomic_fetch_add(&r->duplicates, 1);
 		return 0;
 	}
+	if (len > r->k->max_msg) {
+		/* The same limit as for a watch line: skipped and counted. */
+		atomic_fetch_add(&r->k->base.n.oversize, 1);
+		collector_error(&r->k->base, "%s: skipped %s/%s from the list: %zu bytes is over %zu", r->def->name,
+				m->ns, m->name, len, r->k->max_msg);
+		remember(r, m, false);
+		return 0;
+	}
 	int rc = emit(r, e && !e->deleted ? "MODIFIED" : "ADDED", obj, len, m, "list");
 	if (rc < 0)
 		return rc;
@@ -616,7 +624,7 @@ static enum outcome do_watch(struct k8s_res *r, long *http)
 {
 	struct k8s *k = r->k;
 	struct strbuf url = STRBUF_INIT;
-	unsigned timeout = 300 + (unsigned)(backoff_ms(0, 602, 602) - 301); /* 300..600 s */
+	unsigned timeout = backoff_ms(0, 600, 600); /* 300..600 s, spread so agents do not rewatch in step */
 	build_url(r, &url, true, 0, timeout);
 	if (url.err) {
 		sb_free(&url);

@@ -232,6 +232,7 @@ class K8sTest(unittest.TestCase):
 
         rc = t.stop()
         self.assertEqual(rc, 0, "\n".join(t.stderr_lines[-20:]))
+        self.assertFalse([l for l in t.stderr_lines if "Sanitizer" in l or "runtime error" in l])
         summary = t.summary()
         self.assertIsNotNone(summary, "\n".join(t.stderr_lines[-20:]))
         # one malformed line + at least the 8 in a row of the garbage stream
@@ -304,6 +305,24 @@ class K8sTest(unittest.TestCase):
                 self.assertEqual(r["query"].get("fieldSelector"), "spec.nodeName=node-a", r)
             else:
                 self.assertNotIn("fieldSelector", r["query"], r)
+
+    def test_oversize_skipped_and_counted(self):
+        st = self.fx.store
+        big = st.create("pods", "big-listed", annotations={"blob": "x" * 100000})
+        small = st.create("pods", "small")
+        t = self.agent("--k8s-resources", "pods", "--max-event-size", "64K")
+        self.wait_version(t, "pods", small["metadata"]["uid"], small["metadata"]["resourceVersion"], "ADDED")
+        self.fx.fault("pods", "split")  # the big one comes split, too
+        st.update("pods", small["metadata"]["uid"], lambda o: o["metadata"].setdefault("annotations", {}).update(blob="y" * 100000))
+        after = st.update("pods", small["metadata"]["uid"], lambda o: o["metadata"]["annotations"].pop("blob"))
+        self.wait_version(t, "pods", small["metadata"]["uid"], after["metadata"]["resourceVersion"], "MODIFIED")
+        self.assertEqual(t.stop(), 0)
+        names = [(e["meta"]["name"], e["meta"]["resource_version"]) for e in k8s_events(t)]
+        self.assertEqual(names, [("small", small["metadata"]["resourceVersion"]),
+                                 ("small", after["metadata"]["resourceVersion"])])
+        self.assertEqual(t.summary()["k8s"]["oversize"], 2)
+        self.assertEqual(t.summary()["k8s"]["parse_errors"], 0)
+        self.assertIsNotNone(big)
 
     def test_wrong_ca_fails_clearly(self):
         other_ca, _, _ = k8s_fixture.make_pki(self.dir, "other")
