@@ -231,6 +231,15 @@ static char *token_get(struct k8s *k, bool force)
 	return c;
 }
 
+/* The token in use now, without re-reading (malloc'd copy or NULL). */
+static char *token_peek(struct k8s *k)
+{
+	pthread_mutex_lock(&k->tok_lock);
+	char *c = k->token ? strdup(k->token) : NULL;
+	pthread_mutex_unlock(&k->tok_lock);
+	return c;
+}
+
 static void token_free(char *t)
 {
 	if (t) {
@@ -680,7 +689,7 @@ static enum outcome do_watch(struct k8s_res *r, long *http)
 static bool on_unauthorized(struct k8s_res *r, const char *what)
 {
 	struct k8s *k = r->k;
-	char *before = token_get(k, false);
+	char *before = token_peek(k);
 	char *after = token_get(k, true);
 	bool changed = (before == NULL) != (after == NULL) || (before && after && strcmp(before, after));
 	token_free(before);
