@@ -12,6 +12,7 @@
 #include "sink.h"
 #include "sink_nats.h"
 #include "strbuf.h"
+#include "pending.h"
 
 #define STREAM_BUF (64 * 1024)
 
@@ -145,7 +146,7 @@ struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapi
 		}
 		return s;
 	}
-	if (!strncmp(spec, "nats://", 7) || !strncmp(spec, "tls://", 6))
+	if ((!strncmp(spec, "nats://", 7) || !strncmp(spec, "tls://", 6)) && sink_nats_new)
 		return sink_nats_new(spec, cfg, err, errlen);
 	snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT", spec);
 	errno = EINVAL;
