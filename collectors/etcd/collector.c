@@ -73,7 +73,7 @@ struct etcd_collector {
 	enum stream_end end;
 	char end_reason[512];
 	struct strbuf data;
-	uint64_t last_parse_log_ns;
+	int64_t skipped_after; /* a response was skipped for size after this revision (-1 = none) */
 };
 
 static inline struct etcd_collector *to_etcd(struct collector *c)
@@ -156,9 +156,26 @@ static int emit_event(struct etcd_collector *e, const struct etcd_event *ev)
 	return rc;
 }
 
+/* After a response was skipped for size, names the revisions it may have
+ * held once the stream shows where it went on. */
+static void report_skipped(struct etcd_collector *e, int64_t next)
+{
+	if (e->skipped_after < 0)
+		return;
+	if (next > e->skipped_after + 1)
+		collector_error(&e->base,
+				"events of revisions %" PRId64 "..%" PRId64 " under the prefix may be missing: "
+				"their watch response was over the size limit",
+				e->skipped_after + 1, next - 1);
+	e->skipped_after = -1;
+}
+
 static void handle_events(struct etcd_collector *e, const struct etcd_watch_resp *r)
 {
 	struct collector *c = &e->base;
+
+	if (r->nev)
+		report_skipped(e, r->ev[0].kv.mod_rev);
 
 	if (r->bad_events) {
 		atomic_fetch_add(&c->n.parse_errors, r->bad_events);
@@ -275,6 +292,7 @@ static int on_msg(void *ctx, const char *msg, size_t len)
 		handle_events(e, &r);
 		break;
 	case ETCD_RESP_PROGRESS:
+		report_skipped(e, r.header_rev + 1);
 		if (r.header_rev > 0 && (!e->have_rev || r.header_rev > e->rev_done)) {
 			e->rev_done = r.header_rev;
 			e->have_rev = true;
@@ -305,7 +323,9 @@ static void on_oversize(void *ctx, size_t len)
 {
 	struct etcd_collector *e = ctx;
 	atomic_fetch_add(&e->base.n.oversize, 1);
-	collector_error(&e->base, "skipped a watch response over %zu bytes (max-event-size)", len);
+	collector_error(&e->base, "skipped a watch response over %zu bytes (see max-event-size)", len);
+	if (e->skipped_after < 0)
+		e->skipped_after = e->pend_rev > e->rev_done ? e->pend_rev : e->rev_done;
 }
 
 static void *etcd_thread(void *arg)
@@ -330,6 +350,7 @@ static void *etcd_thread(void *arg)
 		e->end_reason[0] = '\0';
 		e->stream_rev = 0;
 		e->stream_idx = 0;
+		e->skipped_after = -1;
 		if (!first)
 			atomic_fetch_add(&c->n.reconnects, 1);
 		first = false;
