@@ -338,7 +338,11 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
 		}
 		return n;
 	}
+	uint64_t before = x->f.oversize;
 	int rc = framer_feed(&x->f, p, n, count_msg, x);
+	if (x->f.oversize != before && x->req->on_oversize)
+		for (uint64_t i = before; i < x->f.oversize; i++)
+			x->req->on_oversize(x->req->ctx, x->f.max);
 	if (rc) {
 		if (rc == -ENOMEM && !x->res->cb_err)
 			x->err = rc;

@@ -75,7 +75,10 @@ struct watch_req {
 	long connect_timeout_ms;   /* 0 = 10 s */
 	long idle_timeout_s;       /* abort when no byte arrives this long; 0 = none */
 	frame_fn on_msg;           /* called in the calling thread */
-	void *ctx;
+	/* Optional: told (with the bytes seen) each time a message is skipped
+	 * for size, when it happens; the count is also in watch_result. */
+	void (*on_oversize)(void *ctx, size_t len);
+	void *ctx;                 /* for on_msg and on_oversize */
 	atomic_bool *stop;         /* when set, the transfer is aborted promptly */
 };
 
