@@ -36,29 +36,31 @@
 #define K8S_LIST_MAX_BODY (64u << 20)
 #define K8S_TOKEN_MAX (64u << 10)
 #define K8S_TOKEN_REREAD_NS (60ull * 1000000000ull)
-#define K8S_GARBAGE_LINES 8   /* malformed lines in a row that mean "reconnect" */
+#define K8S_GARBAGE_LINES 8 /* malformed lines in a row that mean "reconnect" */
 #define K8S_SEEN_SAVE_NS (10ull * 1000000000ull)
-#define K8S_DEFAULT_RESOURCES "pods,services,nodes,events,deployments,replicasets,configmaps,secrets"
+#define K8S_DEFAULT_RESOURCES                                                                      \
+	"pods,services,nodes,events,deployments,replicasets,configmaps,secrets"
 
 #define ACCEPT_JSON "application/json"
 #define ACCEPT_META "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
-#define ACCEPT_META_LIST "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+#define ACCEPT_META_LIST                                                                           \
+	"application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 struct res_def {
 	const char *name, *path, *kind, *api_version;
-	bool meta_only;   /* fetched as PartialObjectMetadata */
+	bool meta_only;	  /* fetched as PartialObjectMetadata */
 	bool node_scoped; /* filtered by spec.nodeName when a node name is set */
 };
 
 static const struct res_def res_defs[] = {
-	{"pods", "/api/v1/pods", "Pod", "v1", false, true},
-	{"services", "/api/v1/services", "Service", "v1", false, false},
-	{"nodes", "/api/v1/nodes", "Node", "v1", false, false},
-	{"events", "/api/v1/events", "Event", "v1", false, false},
-	{"deployments", "/apis/apps/v1/deployments", "Deployment", "apps/v1", false, false},
-	{"replicasets", "/apis/apps/v1/replicasets", "ReplicaSet", "apps/v1", false, false},
-	{"configmaps", "/api/v1/configmaps", "ConfigMap", "v1", true, false},
-	{"secrets", "/api/v1/secrets", "Secret", "v1", true, false},
+    {"pods", "/api/v1/pods", "Pod", "v1", false, true},
+    {"services", "/api/v1/services", "Service", "v1", false, false},
+    {"nodes", "/api/v1/nodes", "Node", "v1", false, false},
+    {"events", "/api/v1/events", "Event", "v1", false, false},
+    {"deployments", "/apis/apps/v1/deployments", "Deployment", "apps/v1", false, false},
+    {"replicasets", "/apis/apps/v1/replicasets", "ReplicaSet", "apps/v1", false, false},
+    {"configmaps", "/api/v1/configmaps", "ConfigMap", "v1", true, false},
+    {"secrets", "/api/v1/secrets", "Secret", "v1", true, false},
 };
 #define NDEFS (sizeof(res_defs) / sizeof(res_defs[0]))
 
@@ -106,7 +108,8 @@ struct k8s {
 	size_t nres;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (!err || !errlen)
@@ -125,8 +128,8 @@ static void url_escape(struct strbuf *sb, const char *s)
 	static const char hex[] = "0123456789ABCDEF";
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-		    c == '.' || c == '_' || c == '~') {
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '~') {
 			sb_putc(sb, (char)c);
 		} else {
 			sb_putc(sb, '%');
@@ -212,7 +215,8 @@ static char *read_token(const char *path)
 static char *token_get(struct k8s *k, bool force)
 {
 	pthread_mutex_lock(&k->tok_lock);
-	if (k->token_file && (force || !k->token || mono_ns() - k->token_ns >= K8S_TOKEN_REREAD_NS)) {
+	if (k->token_file &&
+	    (force || !k->token || mono_ns() - k->token_ns >= K8S_TOKEN_REREAD_NS)) {
 		char *t = read_token(k->token_file);
 		if (t) {
 			if (k->token) {
@@ -221,8 +225,9 @@ static char *token_get(struct k8s *k, bool force)
 			}
 			k->token = t;
 		} else {
-			collector_error(&k->base, "cannot read token file %s: %s (keeping the previous token)",
-					k->token_file, strerror(errno));
+			collector_error(
+			    &k->base, "cannot read token file %s: %s (keeping the previous token)",
+			    k->token_file, strerror(errno));
 		}
 		k->token_ns = mono_ns();
 	}
@@ -261,16 +266,16 @@ static void log_parse_error(struct k8s_res *r, const char *what, const char *why
 	atomic_fetch_add(&k->base.n.parse_errors, 1);
 	uint64_t n = ++r->parse_logged;
 	if ((n & (n - 1)) == 0) /* 1, 2, 4, 8, ...: enough to notice, never a flood */
-		collector_error(&k->base, "%s: skipped a malformed %s from %s: %s (%llu so far)", r->def->name, what,
-				k->server, why, (unsigned long long)n);
+		collector_error(&k->base, "%s: skipped a malformed %s from %s: %s (%llu so far)",
+				r->def->name, what, k->server, why, (unsigned long long)n);
 }
 
 /* Emits one object. Returns 0 when it was passed on (or refused for good and
  * counted, e.g. too big for the queue), 1 when it was skipped as malformed,
  * -EAGAIN when the queue stayed full (the caller resumes from its cursor),
  * -ECANCELED when the queue is closed, -ENOMEM. */
-static int emit(struct k8s_res *r, const char *type, const char *obj, size_t len, const struct k8s_objmeta *m,
-		const char *origin)
+static int emit(struct k8s_res *r, const char *type, const char *obj, size_t len,
+		const struct k8s_objmeta *m, const char *origin)
 {
 	struct k8s *k = r->k;
 	char *strip = NULL;
@@ -290,16 +295,12 @@ static int emit(struct k8s_res *r, const char *type, const char *obj, size_t len
 		}
 	}
 	struct meta_kv kv[] = {
-		{"type", type},
-		{"resource", r->def->name},
-		{"namespace", m->ns[0] ? m->ns : NULL},
-		{"name", m->name},
-		{"resource_version", m->rv},
-		{"uid", m->uid},
-		{"origin", origin},
+	    {"type", type},	{"resource", r->def->name},  {"namespace", m->ns[0] ? m->ns : NULL},
+	    {"name", m->name},	{"resource_version", m->rv}, {"uid", m->uid},
+	    {"origin", origin},
 	};
-	int rc = event_emit(k->q, SRC_K8S, TYPE_K8S_WATCH, FMT_JSON, now_ns(), kv, sizeof(kv) / sizeof(kv[0]), obj,
-			    len);
+	int rc = event_emit(k->q, SRC_K8S, TYPE_K8S_WATCH, FMT_JSON, now_ns(), kv,
+			    sizeof(kv) / sizeof(kv[0]), obj, len);
 	if (strip) {
 		explicit_bzero(strip, sl);
 		free(strip);
@@ -311,8 +312,8 @@ static int emit(struct k8s_res *r, const char *type, const char *obj, size_t len
 		return -ECANCELED;
 	if (rc == -ENOSPC || rc == -ETIMEDOUT)
 		return -EAGAIN;
-	collector_error(&k->base, "%s: %s %s/%s (%zu bytes) dropped: %s", r->def->name, type, m->ns, m->name, len,
-			strerror(-rc));
+	collector_error(&k->base, "%s: %s %s/%s (%zu bytes) dropped: %s", r->def->name, type, m->ns,
+			m->name, len, strerror(-rc));
 	return 0;
 }
 
@@ -323,8 +324,8 @@ static void set_rv(struct k8s_res *r, const char *rv)
 	snprintf(r->rv, sizeof(r->rv), "%s", rv);
 	int rc = cursor_update(&r->cur, rv);
 	if (rc && rc != -ENAMETOOLONG && r->cur.last_err != rc)
-		collector_error(&r->k->base, "%s: cannot save the resourceVersion in %s: %s", r->def->name,
-				r->k->state_dir, strerror(-rc));
+		collector_error(&r->k->base, "%s: cannot save the resourceVersion in %s: %s",
+				r->def->name, r->k->state_dir, strerror(-rc));
 }
 
 static void save_seen(struct k8s_res *r, bool force)
@@ -342,8 +343,8 @@ static void save_seen(struct k8s_res *r, bool force)
 		rc = state_write(k->state_dir, r->seen_file, sb.buf, sb.len);
 	if (rc) {
 		r->seen.dirty = true;
-		collector_error(&k->base, "%s: cannot save %s/%s: %s", r->def->name, k->state_dir, r->seen_file,
-				strerror(-rc));
+		collector_error(&k->base, "%s: cannot save %s/%s: %s", r->def->name, k->state_dir,
+				r->seen_file, strerror(-rc));
 	}
 	sb_free(&sb);
 }
@@ -352,14 +353,16 @@ static void remember(struct k8s_res *r, const struct k8s_objmeta *m, bool delete
 {
 	int rc = seen_put(&r->seen, m->uid, m->ns, m->name, m->rv, deleted, r->gen);
 	if (rc == -ENOSPC && r->seen.overflow == 1)
-		collector_error(&r->k->base,
-				"%s: more than %zu objects: the ones past that may repeat after a relist",
-				r->def->name, r->seen.max);
+		collector_error(
+		    &r->k->base,
+		    "%s: more than %zu objects: the ones past that may repeat after a relist",
+		    r->def->name, r->seen.max);
 }
 
 /* ---- requests ---- */
 
-static void build_url(struct k8s_res *r, struct strbuf *sb, bool watch, unsigned limit, unsigned timeout)
+static void build_url(struct k8s_res *r, struct strbuf *sb, bool watch, unsigned limit,
+		      unsigned timeout)
 {
 	struct k8s *k = r->k;
 	sb_reset(sb);
@@ -384,22 +387,23 @@ static void build_url(struct k8s_res *r, struct strbuf *sb, bool watch, unsigned
 	}
 }
 
-static int run(struct k8s_res *r, const char *url, bool watch, unsigned timeout, frame_fn fn, char *token,
-	       struct watch_result *res)
+static int run(struct k8s_res *r, const char *url, bool watch, unsigned timeout, frame_fn fn,
+	       char *token, struct watch_result *res)
 {
 	struct k8s *k = r->k;
 	struct watch_req req = {
-		.url = url,
-		.accept = r->def->meta_only ? (watch ? ACCEPT_META : ACCEPT_META_LIST) : ACCEPT_JSON,
-		.bearer_token = token,
-		.tls = &k->tls,
-		.framing = watch ? FRAME_LINES : FRAME_WHOLE,
-		.max_msg = watch ? k->max_msg : (k->max_msg > K8S_LIST_MAX_BODY ? k->max_msg : K8S_LIST_MAX_BODY),
-		.connect_timeout_ms = 10000,
-		.idle_timeout_s = watch ? (long)timeout + 60 : 60,
-		.on_msg = fn,
-		.ctx = r,
-		.stop = &k->stop,
+	    .url = url,
+	    .accept = r->def->meta_only ? (watch ? ACCEPT_META : ACCEPT_META_LIST) : ACCEPT_JSON,
+	    .bearer_token = token,
+	    .tls = &k->tls,
+	    .framing = watch ? FRAME_LINES : FRAME_WHOLE,
+	    .max_msg = watch ? k->max_msg
+			     : (k->max_msg > K8S_LIST_MAX_BODY ? k->max_msg : K8S_LIST_MAX_BODY),
+	    .connect_timeout_ms = 10000,
+	    .idle_timeout_s = watch ? (long)timeout + 60 : 60,
+	    .on_msg = fn,
+	    .ctx = r,
+	    .stop = &k->stop,
 	};
 	return watch_run(&req, res);
 }
@@ -419,8 +423,9 @@ static int list_item(void *ctx, const char *obj, size_t len, const struct k8s_ob
 	if (len > r->k->max_msg) {
 		/* The same limit as for a watch line: skipped and counted. */
 		atomic_fetch_add(&r->k->base.n.oversize, 1);
-		collector_error(&r->k->base, "%s: skipped %s/%s from the list: %zu bytes is over %zu", r->def->name,
-				m->ns, m->name, len, r->k->max_msg);
+		collector_error(&r->k->base,
+				"%s: skipped %s/%s from the list: %zu bytes is over %zu",
+				r->def->name, m->ns, m->name, len, r->k->max_msg);
 		remember(r, m, false);
 		return 0;
 	}
@@ -480,9 +485,11 @@ static int emit_vanished(struct k8s_res *r)
 			snprintf(om.rv, sizeof(om.rv), "%s", r->list_rv);
 			sb_reset(&sb);
 			sb_puts(&sb, "{\"kind\":");
-			sb_json_cstr(&sb, r->def->meta_only ? "PartialObjectMetadata" : r->def->kind);
+			sb_json_cstr(&sb,
+				     r->def->meta_only ? "PartialObjectMetadata" : r->def->kind);
 			sb_puts(&sb, ",\"apiVersion\":");
-			sb_json_cstr(&sb, r->def->meta_only ? "meta.k8s.io/v1" : r->def->api_version);
+			sb_json_cstr(&sb,
+				     r->def->meta_only ? "meta.k8s.io/v1" : r->def->api_version);
 			sb_puts(&sb, ",\"metadata\":{\"name\":");
 			sb_json_cstr(&sb, e->name);
 			if (e->ns[0]) {
@@ -545,8 +552,9 @@ static int do_list(struct k8s_res *r, long *http)
 				watch_result_free(&res);
 				continue;
 			}
-			collector_error(&k->base, "%s: one object is larger than %zu bytes; cannot list", r->def->name,
-					(size_t)K8S_LIST_MAX_BODY);
+			collector_error(&k->base,
+					"%s: one object is larger than %zu bytes; cannot list",
+					r->def->name, (size_t)K8S_LIST_MAX_BODY);
 			rc = -EFBIG;
 		} else if (rc == 0 && !r->got_msg) {
 			log_parse_error(r, "list response", "an empty body");
@@ -554,8 +562,8 @@ static int do_list(struct k8s_res *r, long *http)
 		} else if (rc && rc != -ECANCELED && rc != -EAGAIN && r->list_err != -EBADMSG) {
 			atomic_fetch_add(&k->base.n.errors, 1);
 			if (res.http_status != 401 && res.http_status != 410)
-				collector_error(&k->base, "%s: list %s%s: %s", r->def->name, k->server, r->def->path,
-						res.error);
+				collector_error(&k->base, "%s: list %s%s: %s", r->def->name,
+						k->server, r->def->path, res.error);
 		}
 		watch_result_free(&res);
 		if (rc)
@@ -604,8 +612,8 @@ static int watch_line(void *ctx, const char *msg, size_t len)
 		if (ev.code == 410 || !strcmp(ev.reason, "Expired") || !strcmp(ev.reason, "Gone"))
 			return -ESTALE;
 		atomic_fetch_add(&k->base.n.errors, 1);
-		collector_error(&k->base, "%s: watch ERROR from %s: code %ld %s: %s", r->def->name, k->server, ev.code,
-				ev.reason, ev.message);
+		collector_error(&k->base, "%s: watch ERROR from %s: code %ld %s: %s", r->def->name,
+				k->server, ev.code, ev.reason, ev.message);
 		return -EPROTO;
 	case K8S_EV_BOOKMARK:
 		set_rv(r, ev.meta.rv);
@@ -633,7 +641,8 @@ static enum outcome do_watch(struct k8s_res *r, long *http)
 {
 	struct k8s *k = r->k;
 	struct strbuf url = STRBUF_INIT;
-	unsigned timeout = backoff_ms(0, 600, 600); /* 300..600 s, spread so agents do not rewatch in step */
+	unsigned timeout =
+	    backoff_ms(0, 600, 600); /* 300..600 s, spread so agents do not rewatch in step */
 	build_url(r, &url, true, 0, timeout);
 	if (url.err) {
 		sb_free(&url);
@@ -649,8 +658,8 @@ static enum outcome do_watch(struct k8s_res *r, long *http)
 	*http = res.http_status;
 	if (res.oversize) {
 		atomic_fetch_add(&k->base.n.oversize, res.oversize);
-		collector_error(&k->base, "%s: skipped %llu watch events over %zu bytes", r->def->name,
-				(unsigned long long)res.oversize, k->max_msg);
+		collector_error(&k->base, "%s: skipped %llu watch events over %zu bytes",
+				r->def->name, (unsigned long long)res.oversize, k->max_msg);
 	}
 	enum outcome out;
 	if (rc == -ECANCELED || res.stopped) {
@@ -663,21 +672,21 @@ static enum outcome do_watch(struct k8s_res *r, long *http)
 		 * that a broken proxy is not hammered. */
 		out = (r->got_msg || mono_ns() - t0 > 1000000000ull) ? OUT_AGAIN : OUT_FAIL;
 		if (out == OUT_FAIL)
-			collector_error(&k->base, "%s: watch %s%s closed at once with no data", r->def->name,
-					k->server, r->def->path);
+			collector_error(&k->base, "%s: watch %s%s closed at once with no data",
+					r->def->name, k->server, r->def->path);
 	} else if (rc == -EAGAIN) {
 		out = OUT_FAIL; /* queue full: retry from the cursor after a pause */
 	} else if (rc == -EBADMSG) {
 		atomic_fetch_add(&k->base.n.errors, 1);
-		collector_error(&k->base, "%s: %s sent %d malformed lines in a row; reconnecting", r->def->name,
-				k->server, K8S_GARBAGE_LINES);
+		collector_error(&k->base, "%s: %s sent %d malformed lines in a row; reconnecting",
+				r->def->name, k->server, K8S_GARBAGE_LINES);
 		out = OUT_FAIL;
 	} else {
 		if (res.http_status != 401 && rc != -EPROTO)
 			atomic_fetch_add(&k->base.n.errors, 1);
 		if (res.http_status != 401 && !(rc == -EPROTO && res.cb_err))
-			collector_error(&k->base, "%s: watch %s%s: %s", r->def->name, k->server, r->def->path,
-					res.error);
+			collector_error(&k->base, "%s: watch %s%s: %s", r->def->name, k->server,
+					r->def->path, res.error);
 		out = OUT_FAIL;
 	}
 	watch_result_free(&res);
@@ -691,13 +700,15 @@ static bool on_unauthorized(struct k8s_res *r, const char *what)
 	struct k8s *k = r->k;
 	char *before = token_peek(k);
 	char *after = token_get(k, true);
-	bool changed = (before == NULL) != (after == NULL) || (before && after && strcmp(before, after));
+	bool changed =
+	    (before == NULL) != (after == NULL) || (before && after && strcmp(before, after));
 	token_free(before);
 	token_free(after);
-	collector_error(&k->base, "%s: %s: HTTP 401 Unauthorized from %s%s", r->def->name, what, k->server,
-			!k->token_file ? "; no token file to re-read" :
-			changed	       ? "; re-read the token file, it changed" :
-					 "; re-read the token file, it did not change");
+	collector_error(&k->base, "%s: %s: HTTP 401 Unauthorized from %s%s", r->def->name, what,
+			k->server,
+			!k->token_file ? "; no token file to re-read"
+			: changed      ? "; re-read the token file, it changed"
+				       : "; re-read the token file, it did not change");
 	return changed;
 }
 
@@ -721,9 +732,10 @@ static void *res_main(void *arg)
 			uint64_t bad = 0;
 			int rc = seen_parse(&r->seen, s, len, &bad);
 			if (rc == -EINVAL || bad)
-				collector_error(&k->base, "%s: %s: %s; %llu bad lines skipped", r->def->name, path,
-						rc == -EINVAL ? "not a tapio-k8s-seen file" : "loaded",
-						(unsigned long long)bad);
+				collector_error(
+				    &k->base, "%s: %s: %s; %llu bad lines skipped", r->def->name,
+				    path, rc == -EINVAL ? "not a tapio-k8s-seen file" : "loaded",
+				    (unsigned long long)bad);
 			free(s);
 		}
 	}
@@ -742,7 +754,8 @@ static void *res_main(void *arg)
 				if (http == 401 && on_unauthorized(r, "list"))
 					continue;
 				atomic_store(&r->healthy, false);
-				if (sleep_or_stop(backoff_ms(attempt++, K8S_BACKOFF_BASE_MS, K8S_BACKOFF_CAP_MS),
+				if (sleep_or_stop(backoff_ms(attempt++, K8S_BACKOFF_BASE_MS,
+							     K8S_BACKOFF_CAP_MS),
 						  &k->stop))
 					break;
 				continue;
@@ -763,14 +776,17 @@ static void *res_main(void *arg)
 		if (out == OUT_RELIST) {
 			need_list = true;
 			if (!r->got_msg && http == 410 &&
-			    sleep_or_stop(backoff_ms(attempt++, K8S_BACKOFF_BASE_MS, K8S_BACKOFF_CAP_MS), &k->stop))
+			    sleep_or_stop(
+				backoff_ms(attempt++, K8S_BACKOFF_BASE_MS, K8S_BACKOFF_CAP_MS),
+				&k->stop))
 				break;
 			continue;
 		}
 		if (http == 401 && on_unauthorized(r, "watch"))
 			continue;
 		atomic_store(&r->healthy, false);
-		if (sleep_or_stop(backoff_ms(attempt++, K8S_BACKOFF_BASE_MS, K8S_BACKOFF_CAP_MS), &k->stop))
+		if (sleep_or_stop(backoff_ms(attempt++, K8S_BACKOFF_BASE_MS, K8S_BACKOFF_CAP_MS),
+				  &k->stop))
 			break;
 	}
 	cursor_flush(&r->cur);
@@ -793,7 +809,8 @@ static int k8s_start(struct collector *c, struct queue *q)
 	if (k->state_dir && *k->state_dir) {
 		rc = state_mkdir(k->state_dir);
 		if (rc) {
-			collector_error(c, "cannot create the state directory %s: %s", k->state_dir, strerror(-rc));
+			collector_error(c, "cannot create the state directory %s: %s", k->state_dir,
+					strerror(-rc));
 			return rc;
 		}
 	}
@@ -870,12 +887,12 @@ static void k8s_destroy(struct collector *c)
 }
 
 static const struct collector_ops k8s_ops = {
-	.name = "k8s",
-	.start = k8s_start,
-	.stop = k8s_stop,
-	.healthy = k8s_healthy,
-	.destroy = k8s_destroy,
-	.counters = k8s_counters,
+    .name = "k8s",
+    .start = k8s_start,
+    .stop = k8s_stop,
+    .healthy = k8s_healthy,
+    .destroy = k8s_destroy,
+    .counters = k8s_counters,
 };
 
 /* ---- construction ---- */
@@ -928,8 +945,8 @@ static bool loopback_url(const char *u)
 	return !strncmp(h, "127.", 4) || !strncmp(h, "localhost", 9) || !strncmp(h, "[::1]", 5);
 }
 
-static int from_kubeconfig(struct k8s *k, const struct tapio_config *cfg, const char *path, char *err,
-			   size_t errlen)
+static int from_kubeconfig(struct k8s *k, const struct tapio_config *cfg, const char *path,
+			   char *err, size_t errlen)
 {
 	size_t len = 0;
 	char *y = read_file(path, KUBECONFIG_MAX, &len);
@@ -967,7 +984,8 @@ static int from_kubeconfig(struct k8s *k, const struct tapio_config *cfg, const 
 	k->token_file = kc.token_file, kc.token_file = NULL;
 	if (kc.insecure_skip_tls_verify && !cfg->k8s_insecure)
 		tlog(LOG_WARN, "k8s",
-		     "%s: insecure-skip-tls-verify is ignored: TLS verification stays on unless --k8s-insecure is given",
+		     "%s: insecure-skip-tls-verify is ignored: TLS verification stays on unless "
+		     "--k8s-insecure is given",
 		     path);
 	kubeconfig_free(&kc);
 	if (k->token && k->token_file) {
@@ -992,8 +1010,10 @@ static int in_cluster(struct k8s *k, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	bool v6 = strchr(host, ':') != NULL;
-	if (asprintf(&k->server, "https://%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port) < 0 ||
-	    asprintf(&k->token_file, "%s/token", sa) < 0 || asprintf(&k->ca_file, "%s/ca.crt", sa) < 0 ||
+	if (asprintf(&k->server, "https://%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port) <
+		0 ||
+	    asprintf(&k->token_file, "%s/token", sa) < 0 ||
+	    asprintf(&k->ca_file, "%s/ca.crt", sa) < 0 ||
 	    !(k->source = strdup("in-cluster serviceaccount")))
 		return -ENOMEM;
 	return 0;
@@ -1022,8 +1042,8 @@ static int add_resources(struct k8s *k, const char *list, char *err, size_t errl
 			if (!strcmp(res_defs[i].name, t))
 				d = &res_defs[i];
 		if (!d) {
-			seterr(err, errlen, "--k8s-resources: unknown resource '%.64s' (known: %s)", t,
-			       K8S_DEFAULT_RESOURCES);
+			seterr(err, errlen, "--k8s-resources: unknown resource '%.64s' (known: %s)",
+			       t, K8S_DEFAULT_RESOURCES);
 			rc = -EINVAL;
 			break;
 		}
@@ -1080,7 +1100,8 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 		rc = in_cluster(k, err, errlen);
 	} else {
 		seterr(err, errlen,
-		       "k8s: no cluster to watch: give --k8s-kubeconfig, set KUBECONFIG, or run in a pod "
+		       "k8s: no cluster to watch: give --k8s-kubeconfig, set KUBECONFIG, or run in "
+		       "a pod "
 		       "(KUBERNETES_SERVICE_HOST)");
 		rc = -ENOENT;
 	}
@@ -1093,7 +1114,8 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 	for (size_t i = 0; i < 3; i++)
 		if (files[i][0] && access(files[i][0], R_OK)) {
 			rc = -errno;
-			seterr(err, errlen, "%s: %s %s: %s", k->source, files[i][1], files[i][0], strerror(errno));
+			seterr(err, errlen, "%s: %s %s: %s", k->source, files[i][1], files[i][0],
+			       strerror(errno));
 			goto fail;
 		}
 	if (k->token_file) {
@@ -1107,20 +1129,21 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 		k->token = t;
 		k->token_ns = mono_ns();
 	}
-	if (!strncmp(k->server, "http://", 7) && (k->token || k->token_file) && !loopback_url(k->server)) {
-		seterr(err, errlen, "%s: refusing to send a bearer token over plain http to %s", k->source,
-		       k->server);
+	if (!strncmp(k->server, "http://", 7) && (k->token || k->token_file) &&
+	    !loopback_url(k->server)) {
+		seterr(err, errlen, "%s: refusing to send a bearer token over plain http to %s",
+		       k->source, k->server);
 		rc = -EINVAL;
 		goto fail;
 	}
 	k->tls = (struct watch_tls){
-		.ca_file = k->ca_file,
-		.ca_pem = k->ca_pem,
-		.cert_file = k->cert_file,
-		.cert_pem = k->cert_pem,
-		.key_file = k->key_file,
-		.key_pem = k->key_pem,
-		.insecure = cfg->k8s_insecure,
+	    .ca_file = k->ca_file,
+	    .ca_pem = k->ca_pem,
+	    .cert_file = k->cert_file,
+	    .cert_pem = k->cert_pem,
+	    .key_file = k->key_file,
+	    .key_pem = k->key_pem,
+	    .insecure = cfg->k8s_insecure,
 	};
 	if (cfg->node_name && *cfg->node_name) {
 		struct strbuf sb = STRBUF_INIT;

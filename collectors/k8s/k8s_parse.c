@@ -14,7 +14,8 @@
 
 #define LAST_APPLIED "kubectl.kubernetes.io/last-applied-configuration"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (!err || !errlen)
@@ -28,11 +29,16 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 const char *k8s_ev_name(enum k8s_ev t)
 {
 	switch (t) {
-	case K8S_EV_ADDED: return "ADDED";
-	case K8S_EV_MODIFIED: return "MODIFIED";
-	case K8S_EV_DELETED: return "DELETED";
-	case K8S_EV_BOOKMARK: return "BOOKMARK";
-	case K8S_EV_ERROR: return "ERROR";
+	case K8S_EV_ADDED:
+		return "ADDED";
+	case K8S_EV_MODIFIED:
+		return "MODIFIED";
+	case K8S_EV_DELETED:
+		return "DELETED";
+	case K8S_EV_BOOKMARK:
+		return "BOOKMARK";
+	case K8S_EV_ERROR:
+		return "ERROR";
 	}
 	return "UNKNOWN";
 }
@@ -143,7 +149,8 @@ static const char *objmeta(const cJSON *obj, struct k8s_objmeta *m, bool need_id
 	const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
 	if (!cJSON_IsObject(md))
 		return "the object has no metadata";
-	if (!copy_str(md, "name", m->name, sizeof(m->name)) || !copy_str(md, "namespace", m->ns, sizeof(m->ns)) ||
+	if (!copy_str(md, "name", m->name, sizeof(m->name)) ||
+	    !copy_str(md, "namespace", m->ns, sizeof(m->ns)) ||
 	    !copy_str(md, "uid", m->uid, sizeof(m->uid)) ||
 	    !copy_str(md, "resourceVersion", m->rv, sizeof(m->rv)))
 		return "a metadata field is not a string or is too long";
@@ -184,7 +191,8 @@ static int line_member(void *ctx, const char *key, cJSON *val, const char *vs, c
 	return 0;
 }
 
-int k8s_parse_watch_line(const char *line, size_t len, struct k8s_watch_event *ev, char *err, size_t errlen)
+int k8s_parse_watch_line(const char *line, size_t len, struct k8s_watch_event *ev, char *err,
+			 size_t errlen)
 {
 	memset(ev, 0, sizeof(*ev));
 	struct line_ctx l = {0};
@@ -343,8 +351,8 @@ static int list_member(void *ctx, const char *key, cJSON *val, const char *vs, c
 	return 0;
 }
 
-int k8s_parse_list(const char *body, size_t len, k8s_item_fn fn, void *ctx, struct k8s_list_info *info, char *err,
-		   size_t errlen)
+int k8s_parse_list(const char *body, size_t len, k8s_item_fn fn, void *ctx,
+		   struct k8s_list_info *info, char *err, size_t errlen)
 {
 	memset(info, 0, sizeof(*info));
 	struct list_ctx lc = {.fn = fn, .ctx = ctx, .info = info};
@@ -355,7 +363,8 @@ int k8s_parse_list(const char *body, size_t len, k8s_item_fn fn, void *ctx, stru
 	} else if (rc == -ENOMEM) {
 		seterr(err, errlen, "out of memory");
 	} else if (rc) {
-		seterr(err, errlen, "list body: %s", lc.why ? lc.why : "not a valid JSON List object");
+		seterr(err, errlen, "list body: %s",
+		       lc.why ? lc.why : "not a valid JSON List object");
 	} else if (skip_ws(p, end) != end) {
 		seterr(err, errlen, "list body: bytes after the JSON object");
 		rc = -EBADMSG;

@@ -35,12 +35,12 @@ struct k8s_objmeta {
 
 struct k8s_watch_event {
 	enum k8s_ev type;
-	const char *obj;     /* the "object" value's bytes inside the line */
+	const char *obj; /* the "object" value's bytes inside the line */
 	size_t obj_len;
 	struct k8s_objmeta meta; /* ADDED/MODIFIED/DELETED/BOOKMARK */
-	long code;           /* ERROR: the Status's code (0 if none) */
-	char reason[64];     /* ERROR: reason ("Expired", "Gone", ...) */
-	char message[256];   /* ERROR: message, cut to fit */
+	long code;		 /* ERROR: the Status's code (0 if none) */
+	char reason[64];	 /* ERROR: reason ("Expired", "Gone", ...) */
+	char message[256];	 /* ERROR: message, cut to fit */
 };
 
 /* Parses one watch line (len bytes, need not be NUL-terminated). Returns 0,
@@ -49,15 +49,16 @@ struct k8s_watch_event {
  * type/object, an unknown type, or an ADDED/MODIFIED/DELETED object without
  * metadata.name, uid or resourceVersion, or a BOOKMARK without
  * resourceVersion. ev->obj points into line. */
-int k8s_parse_watch_line(const char *line, size_t len, struct k8s_watch_event *ev, char *err, size_t errlen);
+int k8s_parse_watch_line(const char *line, size_t len, struct k8s_watch_event *ev, char *err,
+			 size_t errlen);
 
 /* Called per List item with its bytes (inside the body) and metadata. Return
  * 0 to go on or a negative errno to stop (k8s_parse_list returns it). */
 typedef int (*k8s_item_fn)(void *ctx, const char *obj, size_t len, const struct k8s_objmeta *m);
 
 struct k8s_list_info {
-	char rv[64];     /* metadata.resourceVersion of the list */
-	char *cont;      /* metadata.continue, malloc'd; NULL on the last page */
+	char rv[64];	    /* metadata.resourceVersion of the list */
+	char *cont;	    /* metadata.continue, malloc'd; NULL on the last page */
 	uint64_t bad_items; /* items skipped: not objects or no name/uid/resourceVersion */
 };
 
@@ -65,8 +66,8 @@ struct k8s_list_info {
  * info (free info->cont). Returns 0, the callback's error, -ENOMEM, or
  * -EBADMSG with a reason in err (not JSON, no items array, no
  * metadata.resourceVersion). */
-int k8s_parse_list(const char *body, size_t len, k8s_item_fn fn, void *ctx, struct k8s_list_info *info,
-		   char *err, size_t errlen);
+int k8s_parse_list(const char *body, size_t len, k8s_item_fn fn, void *ctx,
+		   struct k8s_list_info *info, char *err, size_t errlen);
 
 /* For resources fetched as metadata only (configmaps, secrets): checks that
  * obj carries nothing but kind, apiVersion and metadata, and no

@@ -12,7 +12,8 @@
 
 #include "strbuf.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (!err || !errlen)
@@ -37,7 +38,8 @@ static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *
 {
 	if (!map || map->type != YAML_MAPPING_NODE)
 		return NULL;
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
 		const char *k = scalar(yaml_document_get_node(doc, p->key));
 		if (k && !strcmp(k, key))
 			return yaml_document_get_node(doc, p->value);
@@ -48,13 +50,14 @@ static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *
 /* In a sequence of {name: X, <field>: {...}} entries (clusters, users,
  * contexts), the <field> mapping of the entry named name. *found tells
  * whether the entry was there at all. */
-static yaml_node_t *named_entry(yaml_document_t *doc, yaml_node_t *seq, const char *name, const char *field,
-				bool *found)
+static yaml_node_t *named_entry(yaml_document_t *doc, yaml_node_t *seq, const char *name,
+				const char *field, bool *found)
 {
 	*found = false;
 	if (!seq || seq->type != YAML_SEQUENCE_NODE)
 		return NULL;
-	for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	     it < seq->data.sequence.items.top; it++) {
 		yaml_node_t *e = yaml_document_get_node(doc, *it);
 		const char *n = scalar(map_get(doc, e, "name"));
 		if (n && !strcmp(n, name)) {
@@ -67,8 +70,8 @@ static yaml_node_t *named_entry(yaml_document_t *doc, yaml_node_t *seq, const ch
 
 /* Copies an optional string field. Returns 0, -EINVAL (present but not a
  * string) or -ENOMEM. */
-static int get_str(yaml_document_t *doc, yaml_node_t *map, const char *key, char **out, const char *where,
-		   char *err, size_t errlen)
+static int get_str(yaml_document_t *doc, yaml_node_t *map, const char *key, char **out,
+		   const char *where, char *err, size_t errlen)
 {
 	yaml_node_t *v = map_get(doc, map, key);
 	if (!v)
@@ -89,8 +92,8 @@ static int get_str(yaml_document_t *doc, yaml_node_t *map, const char *key, char
 }
 
 /* Decodes a base64 *-data field into a NUL-terminated string. */
-static int get_b64(yaml_document_t *doc, yaml_node_t *map, const char *key, char **out, const char *where,
-		   char *err, size_t errlen)
+static int get_b64(yaml_document_t *doc, yaml_node_t *map, const char *key, char **out,
+		   const char *where, char *err, size_t errlen)
 {
 	char *b64 = NULL;
 	int rc = get_str(doc, map, key, &b64, where, err, errlen);
@@ -125,8 +128,8 @@ static int get_b64(yaml_document_t *doc, yaml_node_t *map, const char *key, char
 	return 0;
 }
 
-static int get_bool(yaml_document_t *doc, yaml_node_t *map, const char *key, bool *out, const char *where,
-		    char *err, size_t errlen)
+static int get_bool(yaml_document_t *doc, yaml_node_t *map, const char *key, bool *out,
+		    const char *where, char *err, size_t errlen)
 {
 	yaml_node_t *v = map_get(doc, map, key);
 	if (!v)
@@ -148,14 +151,16 @@ void kubeconfig_free(struct kubeconfig *kc)
 {
 	if (!kc)
 		return;
-	char **f[] = {&kc->context, &kc->cluster, &kc->user, &kc->server, &kc->ca_file, &kc->ca_pem,
-		      &kc->token, &kc->token_file, &kc->cert_file, &kc->cert_pem, &kc->key_file, &kc->key_pem};
+	char **f[] = {&kc->context,   &kc->cluster,  &kc->user,	    &kc->server,
+		      &kc->ca_file,   &kc->ca_pem,   &kc->token,    &kc->token_file,
+		      &kc->cert_file, &kc->cert_pem, &kc->key_file, &kc->key_pem};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		free(*f[i]);
 	memset(kc, 0, sizeof(*kc));
 }
 
-static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfig *kc, char *err, size_t errlen)
+static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfig *kc, char *err,
+		     size_t errlen)
 {
 	int rc;
 	yaml_node_t *root = yaml_document_get_root_node(doc);
@@ -173,7 +178,9 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 		yaml_node_t *cc = map_get(doc, root, "current-context");
 		ctx = scalar(cc);
 		if (!ctx || !*ctx) {
-			seterr(err, errlen, "kubeconfig: no current-context is set and no context was asked for");
+			seterr(
+			    err, errlen,
+			    "kubeconfig: no current-context is set and no context was asked for");
 			return -EINVAL;
 		}
 	}
@@ -198,7 +205,8 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 		return -EINVAL;
 	}
 
-	yaml_node_t *cl = named_entry(doc, map_get(doc, root, "clusters"), kc->cluster, "cluster", &found);
+	yaml_node_t *cl =
+	    named_entry(doc, map_get(doc, root, "clusters"), kc->cluster, "cluster", &found);
 	if (!found) {
 		seterr(err, errlen, "kubeconfig: cluster '%s' is not in clusters", kc->cluster);
 		return -EINVAL;
@@ -208,23 +216,27 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 		return -EINVAL;
 	}
 	if ((rc = get_str(doc, cl, "server", &kc->server, "cluster", err, errlen)) ||
-	    (rc = get_str(doc, cl, "certificate-authority", &kc->ca_file, "cluster", err, errlen)) ||
-	    (rc = get_b64(doc, cl, "certificate-authority-data", &kc->ca_pem, "cluster", err, errlen)) ||
-	    (rc = get_bool(doc, cl, "insecure-skip-tls-verify", &kc->insecure_skip_tls_verify, "cluster", err,
-			   errlen)))
+	    (rc =
+		 get_str(doc, cl, "certificate-authority", &kc->ca_file, "cluster", err, errlen)) ||
+	    (rc = get_b64(doc, cl, "certificate-authority-data", &kc->ca_pem, "cluster", err,
+			  errlen)) ||
+	    (rc = get_bool(doc, cl, "insecure-skip-tls-verify", &kc->insecure_skip_tls_verify,
+			   "cluster", err, errlen)))
 		return rc;
 	if (!kc->server) {
 		seterr(err, errlen, "kubeconfig: cluster '%s' has no server", kc->cluster);
 		return -EINVAL;
 	}
 	if (strncmp(kc->server, "https://", 8) && strncmp(kc->server, "http://", 7)) {
-		seterr(err, errlen, "kubeconfig: cluster '%s' server '%.100s' is not an http(s) URL", kc->cluster,
-		       kc->server);
+		seterr(err, errlen,
+		       "kubeconfig: cluster '%s' server '%.100s' is not an http(s) URL",
+		       kc->cluster, kc->server);
 		return -EINVAL;
 	}
 	for (const char *p = kc->server; *p; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-			seterr(err, errlen, "kubeconfig: cluster '%s' server has a space or control character",
+			seterr(err, errlen,
+			       "kubeconfig: cluster '%s' server has a space or control character",
 			       kc->cluster);
 			return -EINVAL;
 		}
@@ -249,7 +261,8 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 	for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
 		if (map_get(doc, us, unsupported[i])) {
 			seterr(err, errlen,
-			       "kubeconfig: user '%s' uses '%s', which tapio does not support (use a token, "
+			       "kubeconfig: user '%s' uses '%s', which tapio does not support (use "
+			       "a token, "
 			       "tokenFile or a client certificate)",
 			       kc->user, unsupported[i]);
 			return -ENOTSUP;
@@ -257,33 +270,38 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 	if ((rc = get_str(doc, us, "token", &kc->token, "user", err, errlen)) ||
 	    (rc = get_str(doc, us, "tokenFile", &kc->token_file, "user", err, errlen)) ||
 	    (rc = get_str(doc, us, "client-certificate", &kc->cert_file, "user", err, errlen)) ||
-	    (rc = get_b64(doc, us, "client-certificate-data", &kc->cert_pem, "user", err, errlen)) ||
+	    (rc =
+		 get_b64(doc, us, "client-certificate-data", &kc->cert_pem, "user", err, errlen)) ||
 	    (rc = get_str(doc, us, "client-key", &kc->key_file, "user", err, errlen)) ||
 	    (rc = get_b64(doc, us, "client-key-data", &kc->key_pem, "user", err, errlen)))
 		return rc;
 	if (kc->token)
 		for (const char *p = kc->token; *p; p++)
 			if ((unsigned char)*p < ' ' || *p == 0x7f) {
-				seterr(err, errlen, "kubeconfig: user '%s' token has a control character", kc->user);
+				seterr(err, errlen,
+				       "kubeconfig: user '%s' token has a control character",
+				       kc->user);
 				return -EINVAL;
 			}
 	bool has_cert = kc->cert_file || kc->cert_pem, has_key = kc->key_file || kc->key_pem;
 	if (has_cert != has_key) {
-		seterr(err, errlen, "kubeconfig: user '%s' has a client %s without a client %s", kc->user,
-		       has_cert ? "certificate" : "key", has_cert ? "key" : "certificate");
+		seterr(err, errlen, "kubeconfig: user '%s' has a client %s without a client %s",
+		       kc->user, has_cert ? "certificate" : "key",
+		       has_cert ? "key" : "certificate");
 		return -EINVAL;
 	}
 	return 0;
 }
 
-int kubeconfig_parse(const char *yaml, size_t len, const char *context, struct kubeconfig *out, char *err,
-		     size_t errlen)
+int kubeconfig_parse(const char *yaml, size_t len, const char *context, struct kubeconfig *out,
+		     char *err, size_t errlen)
 {
 	memset(out, 0, sizeof(*out));
 	if (err && errlen)
 		err[0] = '\0';
 	if (len > KUBECONFIG_MAX) {
-		seterr(err, errlen, "kubeconfig: %zu bytes is over the %u byte limit", len, KUBECONFIG_MAX);
+		seterr(err, errlen, "kubeconfig: %zu bytes is over the %u byte limit", len,
+		       KUBECONFIG_MAX);
 		return -E2BIG;
 	}
 	if (!yaml)
@@ -325,8 +343,8 @@ static int resolve(char **path, const char *dir)
 
 int kubeconfig_resolve_paths(struct kubeconfig *kc, const char *dir)
 {
-	if (resolve(&kc->ca_file, dir) || resolve(&kc->token_file, dir) || resolve(&kc->cert_file, dir) ||
-	    resolve(&kc->key_file, dir))
+	if (resolve(&kc->ca_file, dir) || resolve(&kc->token_file, dir) ||
+	    resolve(&kc->cert_file, dir) || resolve(&kc->key_file, dir))
 		return -ENOMEM;
 	return 0;
 }

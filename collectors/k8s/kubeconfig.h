@@ -11,20 +11,20 @@
 
 /* Every string is malloc'd and owned by the struct; NULL when absent. */
 struct kubeconfig {
-	char *context;    /* the context used (current-context or the one asked for) */
-	char *cluster;    /* its cluster's name */
-	char *user;       /* its user's name (NULL: no user) */
-	char *server;     /* https://host:port[/prefix], no trailing '/' */
-	char *ca_file;    /* certificate-authority */
-	char *ca_pem;     /* certificate-authority-data, base64-decoded */
+	char *context;		       /* the context used (current-context or the one asked for) */
+	char *cluster;		       /* its cluster's name */
+	char *user;		       /* its user's name (NULL: no user) */
+	char *server;		       /* https://host:port[/prefix], no trailing '/' */
+	char *ca_file;		       /* certificate-authority */
+	char *ca_pem;		       /* certificate-authority-data, base64-decoded */
 	bool insecure_skip_tls_verify; /* as the file says; the collector only
 					  honours it together with --k8s-insecure */
-	char *token;      /* token */
-	char *token_file; /* tokenFile */
-	char *cert_file;  /* client-certificate */
-	char *cert_pem;   /* client-certificate-data, decoded */
-	char *key_file;   /* client-key */
-	char *key_pem;    /* client-key-data, decoded */
+	char *token;		       /* token */
+	char *token_file;	       /* tokenFile */
+	char *cert_file;	       /* client-certificate */
+	char *cert_pem;		       /* client-certificate-data, decoded */
+	char *key_file;		       /* client-key */
+	char *key_pem;		       /* client-key-data, decoded */
 };
 
 /* Largest kubeconfig accepted, in bytes. */

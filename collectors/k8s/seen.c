@@ -115,8 +115,8 @@ static void grow(struct seen_map *m)
 	m->nb = nb;
 }
 
-int seen_put(struct seen_map *m, const char *uid, const char *ns, const char *name, const char *rv, bool deleted,
-	     uint32_t gen)
+int seen_put(struct seen_map *m, const char *uid, const char *ns, const char *name, const char *rv,
+	     bool deleted, uint32_t gen)
 {
 	if (!uid || !*uid)
 		return -EINVAL;
@@ -157,7 +157,8 @@ int seen_put(struct seen_map *m, const char *uid, const char *ns, const char *na
 	return 0;
 }
 
-void seen_sweep(struct seen_map *m, uint32_t gen, void (*fn)(void *ctx, const struct seen_entry *e), void *ctx)
+void seen_sweep(struct seen_map *m, uint32_t gen, void (*fn)(void *ctx, const struct seen_entry *e),
+		void *ctx)
 {
 	for (size_t i = 0; m->b && i < m->nb; i++) {
 		struct seen_entry **pp = &m->b[i];
@@ -192,7 +193,8 @@ int seen_serialize(struct seen_map *m, struct strbuf *sb)
 		for (struct seen_entry *e = m->b[i]; e; e = e->next) {
 			if (!plain(e->uid) || !plain(e->rv) || !plain(e->ns) || !plain(e->name))
 				continue;
-			sb_printf(sb, "%s\t%s\t%c\t%s\t%s\n", e->uid, e->rv, e->deleted ? '1' : '0', e->ns, e->name);
+			sb_printf(sb, "%s\t%s\t%c\t%s\t%s\n", e->uid, e->rv, e->deleted ? '1' : '0',
+				  e->ns, e->name);
 		}
 	if (sb->err)
 		return sb->err;
@@ -231,7 +233,8 @@ int seen_parse(struct seen_map *m, const char *buf, size_t len, uint64_t *bad)
 			*t = '\0';
 			s = t + 1;
 		}
-		if (nf != 5 || strchr(f[4], '\t') || (strcmp(f[2], "0") && strcmp(f[2], "1")) || !*f[0] || !*f[1]) {
+		if (nf != 5 || strchr(f[4], '\t') || (strcmp(f[2], "0") && strcmp(f[2], "1")) ||
+		    !*f[0] || !*f[1]) {
 			(*bad)++;
 			continue;
 		}

@@ -19,8 +19,8 @@ struct strbuf;
 
 struct seen_entry {
 	struct seen_entry *next;
-	uint32_t gen;     /* the last list generation that had it */
-	bool deleted;     /* its last event was DELETED */
+	uint32_t gen; /* the last list generation that had it */
+	bool deleted; /* its last event was DELETED */
 	char rv[32];
 	char *uid, *ns, *name; /* inside the same allocation */
 };
@@ -29,7 +29,7 @@ struct seen_map {
 	struct seen_entry **b;
 	size_t nb, n, max;
 	uint64_t overflow; /* objects not recorded because the map was full */
-	bool dirty;        /* changed since seen_serialize */
+	bool dirty;	   /* changed since seen_serialize */
 };
 
 #define SEEN_DEFAULT_MAX (1u << 20)
@@ -55,12 +55,13 @@ bool seen_has(const struct seen_map *m, const char *uid, const char *rv);
  * gen is the current list generation. Returns 0, -ENOSPC when the map is
  * full (counted in overflow), -ENAMETOOLONG for an rv over 31 bytes (not
  * recorded), -EINVAL for an empty uid, or -ENOMEM. */
-int seen_put(struct seen_map *m, const char *uid, const char *ns, const char *name, const char *rv, bool deleted,
-	     uint32_t gen);
+int seen_put(struct seen_map *m, const char *uid, const char *ns, const char *name, const char *rv,
+	     bool deleted, uint32_t gen);
 
 /* Calls fn for every entry whose gen differs from gen (objects a relist did
  * not return), then removes those entries. */
-void seen_sweep(struct seen_map *m, uint32_t gen, void (*fn)(void *ctx, const struct seen_entry *e), void *ctx);
+void seen_sweep(struct seen_map *m, uint32_t gen, void (*fn)(void *ctx, const struct seen_entry *e),
+		void *ctx);
 
 /* Appends the map as text ("tapio-k8s-seen 1" then "uid\trv\tD\tns\tname"
  * lines; entries with a tab or newline in a field are left out). Clears dirty.

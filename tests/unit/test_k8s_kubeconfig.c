@@ -6,8 +6,8 @@
 
 #include "collectors/k8s/kubeconfig.h"
 
-#define HEAD                                                                                                   \
-	"apiVersion: v1\n"                                                                                     \
+#define HEAD                                                                                       \
+	"apiVersion: v1\n"                                                                         \
 	"kind: Config\n"
 
 static const char *good = HEAD "current-context: dev\n"
@@ -82,15 +82,17 @@ Test(kubeconfig, explicit_context)
 Test(kubeconfig, data_fields_decoded)
 {
 	/* "-----BEGIN CERTIFICATE-----\nCA\n" etc. in base64 */
-	const char *y = HEAD "current-context: c\n"
-			     "clusters: [{name: k, cluster: {server: 'https://h:1', insecure-skip-tls-verify: true,\n"
-			     "  certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCkNBCg==}}]\n"
-			     "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
-			     "users:\n"
-			     "- name: u\n"
-			     "  user:\n"
-			     "    client-certificate-data: Q0VSVAo=\n"
-			     "    client-key-data: S0VZCg==\n";
+	const char *y =
+	    HEAD "current-context: c\n"
+		 "clusters: [{name: k, cluster: {server: 'https://h:1', insecure-skip-tls-verify: "
+		 "true,\n"
+		 "  certificate-authority-data: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCkNBCg==}}]\n"
+		 "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+		 "users:\n"
+		 "- name: u\n"
+		 "  user:\n"
+		 "    client-certificate-data: Q0VSVAo=\n"
+		 "    client-key-data: S0VZCg==\n";
 	struct kubeconfig kc;
 	char err[256];
 	cr_assert_eq(parse(y, NULL, &kc, err), 0, "%s", err);
@@ -104,8 +106,10 @@ Test(kubeconfig, data_fields_decoded)
 Test(kubeconfig, anonymous_and_json)
 {
 	/* JSON is YAML too; a context without a user is anonymous. */
-	const char *y = "{\"current-context\":\"c\",\"clusters\":[{\"name\":\"k\",\"cluster\":{\"server\":"
-			"\"http://127.0.0.1:8001\"}}],\"contexts\":[{\"name\":\"c\",\"context\":{\"cluster\":\"k\"}}]}";
+	const char *y =
+	    "{\"current-context\":\"c\",\"clusters\":[{\"name\":\"k\",\"cluster\":{\"server\":"
+	    "\"http://"
+	    "127.0.0.1:8001\"}}],\"contexts\":[{\"name\":\"c\",\"context\":{\"cluster\":\"k\"}}]}";
 	struct kubeconfig kc;
 	char err[256];
 	cr_assert_eq(parse(y, NULL, &kc, err), 0, "%s", err);
@@ -124,69 +128,76 @@ struct bad {
 Test(kubeconfig, bad_input)
 {
 	static const struct bad cases[] = {
-		{"", -EINVAL, "empty"},
-		{"- a\n- b\n", -EINVAL, "not a mapping"},
-		{"current-context: [unclosed\n", -EINVAL, "bad YAML at line"},
-		{"a: 'unterminated\n", -EINVAL, "bad YAML"},
-		{"\t\x01\x02: x", -EINVAL, "bad YAML"},
-		{"clusters: []\n", -EINVAL, "no current-context"},
-		{"current-context: c\n", -EINVAL, "context 'c' is not in contexts"},
-		{"current-context: c\ncontexts: [{name: c}]\n", -EINVAL, "no context mapping"},
-		{"current-context: c\ncontexts: [{name: c, context: {user: u}}]\n", -EINVAL, "names no cluster"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n", -EINVAL,
-		 "cluster 'k' is not in clusters"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\nclusters: [{name: k, cluster: {}}]\n",
-		 -EINVAL, "has no server"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
-		 "clusters: [{name: k, cluster: {server: [a]}}]\n",
-		 -EINVAL, "server is not a string"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
-		 "clusters: [{name: k, cluster: {server: 'ftp://x'}}]\n",
-		 -EINVAL, "not an http(s) URL"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
-		 "clusters: [{name: k, cluster: {server: \"https://a b\"}}]\n",
-		 -EINVAL, "space or control"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
-		 "clusters: [{name: k, cluster: {server: 'https://x', certificate-authority-data: '!!notb64'}}]\n",
-		 -EINVAL, "certificate-authority-data is not valid base64"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
-		 "clusters: [{name: k, cluster: {server: 'https://x', insecure-skip-tls-verify: maybe}}]\n",
-		 -EINVAL, "not a boolean"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
-		 "clusters: [{name: k, cluster: {server: 'https://x'}}]\n",
-		 -EINVAL, "user 'u' is not in users"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
-		 "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
-		 "users: [{name: u, user: {exec: {command: aws}}}]\n",
-		 -ENOTSUP, "uses 'exec'"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
-		 "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
-		 "users: [{name: u, user: {auth-provider: {name: gcp}}}]\n",
-		 -ENOTSUP, "auth-provider"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
-		 "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
-		 "users: [{name: u, user: {client-certificate: /c}}]\n",
-		 -EINVAL, "without a client key"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
-		 "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
-		 "users: [{name: u, user: {token: \"a\\r\\nX-Evil: 1\"}}]\n",
-		 -EINVAL, "control character"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
-		 "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
-		 "users: [{name: u, user: {token: \"a\\0b\"}}]\n",
-		 -EINVAL, "NUL byte"},
-		{"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
-		 "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
-		 "users: [{name: u, user: [1, 2]}]\n",
-		 -EINVAL, "is not a mapping"},
+	    {"", -EINVAL, "empty"},
+	    {"- a\n- b\n", -EINVAL, "not a mapping"},
+	    {"current-context: [unclosed\n", -EINVAL, "bad YAML at line"},
+	    {"a: 'unterminated\n", -EINVAL, "bad YAML"},
+	    {"\t\x01\x02: x", -EINVAL, "bad YAML"},
+	    {"clusters: []\n", -EINVAL, "no current-context"},
+	    {"current-context: c\n", -EINVAL, "context 'c' is not in contexts"},
+	    {"current-context: c\ncontexts: [{name: c}]\n", -EINVAL, "no context mapping"},
+	    {"current-context: c\ncontexts: [{name: c, context: {user: u}}]\n", -EINVAL,
+	     "names no cluster"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n", -EINVAL,
+	     "cluster 'k' is not in clusters"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\nclusters: [{name: "
+	     "k, cluster: {}}]\n",
+	     -EINVAL, "has no server"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+	     "clusters: [{name: k, cluster: {server: [a]}}]\n",
+	     -EINVAL, "server is not a string"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+	     "clusters: [{name: k, cluster: {server: 'ftp://x'}}]\n",
+	     -EINVAL, "not an http(s) URL"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+	     "clusters: [{name: k, cluster: {server: \"https://a b\"}}]\n",
+	     -EINVAL, "space or control"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+	     "clusters: [{name: k, cluster: {server: 'https://x', certificate-authority-data: "
+	     "'!!notb64'}}]\n",
+	     -EINVAL, "certificate-authority-data is not valid base64"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+	     "clusters: [{name: k, cluster: {server: 'https://x', insecure-skip-tls-verify: "
+	     "maybe}}]\n",
+	     -EINVAL, "not a boolean"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+	     "clusters: [{name: k, cluster: {server: 'https://x'}}]\n",
+	     -EINVAL, "user 'u' is not in users"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+	     "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
+	     "users: [{name: u, user: {exec: {command: aws}}}]\n",
+	     -ENOTSUP, "uses 'exec'"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+	     "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
+	     "users: [{name: u, user: {auth-provider: {name: gcp}}}]\n",
+	     -ENOTSUP, "auth-provider"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+	     "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
+	     "users: [{name: u, user: {client-certificate: /c}}]\n",
+	     -EINVAL, "without a client key"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+	     "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
+	     "users: [{name: u, user: {token: \"a\\r\\nX-Evil: 1\"}}]\n",
+	     -EINVAL, "control character"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+	     "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
+	     "users: [{name: u, user: {token: \"a\\0b\"}}]\n",
+	     -EINVAL, "NUL byte"},
+	    {"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+	     "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
+	     "users: [{name: u, user: [1, 2]}]\n",
+	     -EINVAL, "is not a mapping"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct kubeconfig kc;
 		char err[256] = "";
 		int rc = parse(cases[i].yaml, NULL, &kc, err);
-		cr_expect_eq(rc, cases[i].rc, "case %zu: rc %d, want %d (%s)", i, rc, cases[i].rc, err);
-		cr_expect(strstr(err, cases[i].msg), "case %zu: '%s' lacks '%s'", i, err, cases[i].msg);
-		cr_expect(strncmp(err, "kubeconfig: ", 12) == 0, "case %zu: '%s' does not name the source", i, err);
+		cr_expect_eq(rc, cases[i].rc, "case %zu: rc %d, want %d (%s)", i, rc, cases[i].rc,
+			     err);
+		cr_expect(strstr(err, cases[i].msg), "case %zu: '%s' lacks '%s'", i, err,
+			  cases[i].msg);
+		cr_expect(strncmp(err, "kubeconfig: ", 12) == 0,
+			  "case %zu: '%s' does not name the source", i, err);
 		cr_expect_null(kc.server, "case %zu: not emptied on error", i);
 	}
 }
@@ -228,7 +239,8 @@ Test(kubeconfig, hostile)
 	int rc = parse(deep, NULL, &kc, err);
 	cr_assert(rc == -EINVAL, "rc %d", rc);
 	/* Too big. */
-	cr_assert_eq(kubeconfig_parse("a: b", KUBECONFIG_MAX + 1, NULL, &kc, err, sizeof(err)), -E2BIG);
+	cr_assert_eq(kubeconfig_parse("a: b", KUBECONFIG_MAX + 1, NULL, &kc, err, sizeof(err)),
+		     -E2BIG);
 	/* NULL input and a tiny err buffer. */
 	cr_assert_eq(kubeconfig_parse(NULL, 0, NULL, &kc, err, 1), -EINVAL);
 	cr_assert_eq(err[0], '\0');

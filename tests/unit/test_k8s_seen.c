@@ -46,7 +46,8 @@ Test(k8s_seen, put_has_grow_sweep)
 	cr_assert_str_eq(seen_get(&m, "uid-7")->rv, "200");
 	cr_assert_eq(m.n, 5000);
 	cr_assert_eq(seen_put(&m, "", "ns", "n", "1", false, 1), -EINVAL);
-	cr_assert_eq(seen_put(&m, "long", "ns", "n", "012345678901234567890123456789012", false, 1), -ENAMETOOLONG);
+	cr_assert_eq(seen_put(&m, "long", "ns", "n", "012345678901234567890123456789012", false, 1),
+		     -ENAMETOOLONG);
 
 	int calls = 0;
 	seen_sweep(&m, 2, count_fn, &calls);
@@ -111,13 +112,13 @@ Test(k8s_seen, hostile_file)
 	seen_init(&m, 0);
 	cr_assert_eq(seen_parse(&m, "garbage\n", 8, &bad), -EINVAL);
 	const char f[] = "tapio-k8s-seen 1\n"
-			 "u1\t5\t0\tns\tname\n"           /* good */
-			 "u2\t5\t2\tns\tname\n"           /* bad flag */
-			 "u3\t5\t0\tns\n"                 /* too few fields */
-			 "u4\t5\t0\tns\tna\tme\n"         /* a tab in the name */
-			 "\t5\t0\tns\tname\n"             /* no uid */
+			 "u1\t5\t0\tns\tname\n"	  /* good */
+			 "u2\t5\t2\tns\tname\n"	  /* bad flag */
+			 "u3\t5\t0\tns\n"	  /* too few fields */
+			 "u4\t5\t0\tns\tna\tme\n" /* a tab in the name */
+			 "\t5\t0\tns\tname\n"	  /* no uid */
 			 "u5\t0123456789012345678901234567890123\t0\tns\tn\n" /* rv too long */
-			 "u6\t5\t0\tns\tn\0x\n"           /* NUL */
+			 "u6\t5\t0\tns\tn\0x\n"				      /* NUL */
 			 "u7\t5\t0\tns\tunterminated";
 	cr_assert_eq(seen_parse(&m, f, sizeof(f) - 1, &bad), 0);
 	cr_assert_eq(m.n, 1);
