@@ -251,8 +251,9 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 		seterr(err, errlen, "kubeconfig: user '%s' is not in users", kc->user);
 		return -EINVAL;
 	}
-	if (!us)
-		return 0; /* "user: {}" or null: anonymous */
+	const char *us_s = scalar(us);
+	if (!us || (us_s && (!*us_s || !strcmp(us_s, "~") || !strcmp(us_s, "null"))))
+		return 0; /* "user:" with nothing (null): anonymous */
 	if (us->type != YAML_MAPPING_NODE) {
 		seterr(err, errlen, "kubeconfig: user '%s' is not a mapping", kc->user);
 		return -EINVAL;

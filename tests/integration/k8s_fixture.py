@@ -82,6 +82,21 @@ def make_pki(d, name="ca"):
     return ca, crt, key
 
 
+def make_client_cert(d, name="ca", cn="tapio-agent"):
+    """A client certificate signed by d/<name>.crt (from make_pki).
+    Returns (cert, key) paths."""
+    ca_key, ca = os.path.join(d, name + ".key"), os.path.join(d, name + ".crt")
+    key, csr = os.path.join(d, name + "-client.key"), os.path.join(d, name + "-client.csr")
+    crt, ext = os.path.join(d, name + "-client.crt"), os.path.join(d, name + "-client-ext.cnf")
+    _run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+         "-subj", "/O=system:nodes/CN=" + cn)
+    with open(ext, "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    _run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", crt, "-days", "2", "-extfile", ext)
+    return crt, key
+
+
 def status(code, reason, message):
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
@@ -202,7 +217,16 @@ class Handler(BaseHTTPRequestHandler):
                                 "auth": self.headers.get("Authorization", ""),
                                 "watch": q.get("watch") in ("1", "true")})
         auth = self.headers.get("Authorization", "")
-        if not auth.startswith("Bearer ") or auth[7:] not in fx.tokens:
+        client_cn = None
+        if fx.client_certs:
+            peer = self.connection.getpeercert() or {}
+            for rdn in peer.get("subject", ()):
+                for k, v in rdn:
+                    if k == "commonName":
+                        client_cn = v
+            with fx.lock:
+                fx.client_cns.append(client_cn)
+        if client_cn is None and (not auth.startswith("Bearer ") or auth[7:] not in fx.tokens):
             with fx.lock:
                 fx.unauthorized += 1
             self._send_json(401, status(401, "Unauthorized", "Unauthorized"))
@@ -386,7 +410,7 @@ class Handler(BaseHTTPRequestHandler):
 class Fixture:
     """The server. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, certdir, tls=True, tokens=("tok-1",)):
+    def __init__(self, certdir, tls=True, tokens=("tok-1",), client_certs=False):
         self.store = Store()
         self.tokens = set(tokens)
         self.lock = threading.Lock()
@@ -401,6 +425,8 @@ class Fixture:
         self.garbage_sent = 0
         self.splits_sent = 0
         self.ignore_partial = False
+        self.client_certs = client_certs
+        self.client_cns = []  # the verified client certificate CN of each request
         self.page_cap = 0  # > 0: pages hold at most this many items, whatever the limit
         self.paused = set()  # resources whose watch streams deliver nothing for now
         self.expire_continue = True
@@ -417,6 +443,9 @@ class Fixture:
             self.ca, crt, key = make_pki(certdir)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(crt, key)
+            if client_certs:  # ask for a client certificate; a verified one authenticates
+                ctx.verify_mode = ssl.CERT_OPTIONAL
+                ctx.load_verify_locations(self.ca)
             self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.url = ("https" if tls else "http") + "://127.0.0.1:%d" % self.port
@@ -480,13 +509,20 @@ class Fixture:
         with self.lock:
             return [r for r in self.requests if r["path"].endswith("/" + res) and not r["watch"]]
 
-    def kubeconfig(self, path, token=None, token_file=None, ca=None, insecure=False):
+    def kubeconfig(self, path, token=None, token_file=None, ca=None, insecure=False, inline=False,
+                   client_cert=None, client_key=None):
         """Writes a kubeconfig for this server (YAML, written by hand here:
-        only tapio parses it)."""
+        only tapio parses it). inline: certificates as base64 *-data fields."""
+        def b64(p):
+            with open(p, "rb") as f:
+                return base64.b64encode(f.read()).decode()
         lines = ["apiVersion: v1", "kind: Config", "current-context: fixture", "clusters:",
                  "- name: fixture-cluster", "  cluster:", "    server: " + self.url]
         if ca or self.ca:
-            lines.append("    certificate-authority: " + (ca or self.ca))
+            if inline:
+                lines.append("    certificate-authority-data: " + b64(ca or self.ca))
+            else:
+                lines.append("    certificate-authority: " + (ca or self.ca))
         if insecure:
             lines.append("    insecure-skip-tls-verify: true")
         lines += ["contexts:", "- name: other", "  context: {cluster: nowhere, user: nobody}",
@@ -496,6 +532,12 @@ class Fixture:
             lines.append("    token: " + token)
         if token_file:
             lines.append("    tokenFile: " + token_file)
+        if client_cert and inline:
+            lines.append("    client-certificate-data: " + b64(client_cert))
+            lines.append("    client-key-data: " + b64(client_key))
+        elif client_cert:
+            lines.append("    client-certificate: " + client_cert)
+            lines.append("    client-key: " + client_key)
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
         return path

@@ -345,6 +345,27 @@ class K8sTest(unittest.TestCase):
         self.assertIsNotNone(t.wait_for(lambda e: e.get("source") == "k8s", 10), "\n".join(t.stderr_lines))
         t.stop()
 
+    def test_client_certificate(self):
+        d = tapiotest.tmpdir(self, "tapio-k8s-mtls-")
+        fx = k8s_fixture.Fixture(d, tokens=(), client_certs=True).start()
+        self.addCleanup(fx.stop)
+        crt, key = k8s_fixture.make_client_cert(d)
+        p = fx.store.create("services", "api")
+        for inline in (True, False):
+            kc = fx.kubeconfig(os.path.join(d, "kc-%s" % inline), inline=inline, client_cert=crt, client_key=key)
+            t = self.agent("--k8s-resources", "services", kubeconfig=kc)
+            self.wait_version(t, "services", p["metadata"]["uid"], p["metadata"]["resourceVersion"], "ADDED")
+            self.assertEqual(t.stop(), 0)
+            self.assertTrue(fx.client_cns and all(cn == "tapio-agent" for cn in fx.client_cns), fx.client_cns)
+            self.assertTrue(all(r["auth"] == "" for r in fx.requests))
+            self.state = os.path.join(d, "state-2")  # the second run lists again
+        # Without the client certificate: 401, reported, no events.
+        kc = fx.kubeconfig(os.path.join(d, "kc-none"))
+        t = self.agent("--k8s-resources", "services", kubeconfig=kc)
+        self.assertIsNotNone(t.wait_stderr("HTTP 401", 10), "\n".join(t.stderr_lines))
+        self.assertEqual(t.stop(), 0)
+        self.assertEqual(k8s_events(t), [])
+
     def test_in_cluster(self):
         sa = os.path.join(self.dir, "sa")
         os.makedirs(sa)

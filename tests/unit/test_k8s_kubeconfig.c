@@ -117,6 +117,16 @@ Test(kubeconfig, anonymous_and_json)
 	cr_assert_null(kc.user);
 	cr_assert_null(kc.token);
 	kubeconfig_free(&kc);
+
+	/* "user:" with nothing under it is null: anonymous too. */
+	const char *y2 = "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+			 "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
+			 "users:\n- name: u\n  user:\n";
+	cr_assert_eq(parse(y2, NULL, &kc, err), 0, "%s", err);
+	cr_assert_str_eq(kc.user, "u");
+	cr_assert_null(kc.token);
+	cr_assert_null(kc.cert_pem);
+	kubeconfig_free(&kc);
 }
 
 struct bad {
