@@ -9,6 +9,9 @@ order per object, across all of them and across an agent restart.
 """
 import json
 import os
+import signal
+import subprocess
+import threading
 import time
 import unittest
 
@@ -365,6 +368,59 @@ class K8sTest(unittest.TestCase):
         self.assertIsNotNone(t.wait_stderr("HTTP 401", 10), "\n".join(t.stderr_lines))
         self.assertEqual(t.stop(), 0)
         self.assertEqual(k8s_events(t), [])
+
+    def test_full_queue_loses_nothing(self):
+        """A sink that stalls (stdout nobody reads) fills a small queue; the
+        collector's events time out in the queue, are counted as dropped, and
+        come again from the cursor: in the end every version arrives, once."""
+        st = self.fx.store
+        pad = "p" * 1500
+        for i in range(60):
+            st.create("pods", "listed-%03d" % i, annotations={"pad": pad})
+        env = dict(os.environ)
+        proc = subprocess.Popen([tapiotest.TAPIO, "agent", "--collectors", "k8s", "--k8s-kubeconfig", self.kc,
+                                 "--state-dir", self.state, "--output", "stdout", "--k8s-resources", "pods",
+                                 "--queue-size", "64K", "--queue-wait-ms", "100"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        out, err = [], []
+        reading = threading.Event()
+
+        def read_out():
+            reading.wait()
+            for line in proc.stdout:
+                out.append(json.loads(line))
+
+        def read_err():
+            for line in proc.stderr:
+                err.append(line.decode(errors="replace").rstrip("\n"))
+
+        threads = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
+        for th in threads:
+            th.start()
+        time.sleep(2)  # stdout (a 64 KiB pipe) and the 64 KiB queue fill up; the LIST is refused
+        for i in range(60):
+            st.create("pods", "watched-%03d" % i, annotations={"pad": pad})
+        time.sleep(2)  # and so are the watch events
+        reading.set()
+        want = set(st.produced)
+        deadline = time.time() + 30
+        while time.time() < deadline and not want <= {key(e) for e in list(out)}:
+            time.sleep(0.2)
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        self.assertEqual(proc.wait(20), 0)
+        for th in threads:
+            th.join(5)
+        keys = [key(e) for e in out]
+        self.assertEqual(sorted(keys), sorted(want), "\n".join(err[-10:]))
+        summary = None
+        for line in err:
+            if line.startswith('{"summary"'):
+                summary = json.loads(line)["summary"]
+        self.assertIsNotNone(summary, "\n".join(err))
+        self.assertGreater(summary["k8s"]["dropped"], 0, "the queue never filled: the test proved nothing")
+        self.assertEqual(summary["k8s"]["events"], len(want))
 
     def test_in_cluster(self):
         sa = os.path.join(self.dir, "sa")
