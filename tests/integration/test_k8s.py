@@ -54,8 +54,14 @@ class K8sTest(unittest.TestCase):
     def agent(self, *extra, env=None, kubeconfig=None):
         t = Tapio("agent", "--collectors", "k8s", "--k8s-kubeconfig", kubeconfig or self.kc,
                   "--state-dir", self.state, "--output", "stdout", *extra, env=env)
+        self.addCleanup(self.no_sanitizer_report, t)  # runs after the stop below
         self.addCleanup(t.stop)
         return t
+
+    def no_sanitizer_report(self, t):
+        """With TAPIO_BIN pointing at an ASan/UBSan build, any report fails the test."""
+        bad = [l for l in t.stderr_lines if "Sanitizer" in l or "runtime error:" in l]
+        self.assertFalse(bad, "\n".join(t.stderr_lines[-40:]))
 
     def wait_version(self, t, res, uid, rv, typ=None, timeout=15):
         ev = t.wait_for(lambda e: e.get("source") == "k8s" and e["meta"]["resource"] == res
