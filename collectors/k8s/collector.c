@@ -682,11 +682,14 @@ static enum outcome do_watch(struct k8s_res *r, long *http)
 				r->def->name, k->server, K8S_GARBAGE_LINES);
 		out = OUT_FAIL;
 	} else {
-		if (res.http_status != 401 && rc != -EPROTO)
+		/* An in-band ERROR (the callback's -EPROTO) was counted and
+		 * reported where it was read; a 401 is reported by on_unauthorized. */
+		bool inband = res.cb_err == -EPROTO;
+		if (res.http_status != 401 && !inband) {
 			atomic_fetch_add(&k->base.n.errors, 1);
-		if (res.http_status != 401 && !(rc == -EPROTO && res.cb_err))
 			collector_error(&k->base, "%s: watch %s%s: %s", r->def->name, k->server,
 					r->def->path, res.error);
+		}
 		out = OUT_FAIL;
 	}
 	watch_result_free(&res);

@@ -29,6 +29,8 @@ and consumed by the next watch request(s) of that resource:
   garbage_stream        answer with 200 and lines of HTML, then close
   http_410              answer the watch with HTTP 410 and a Status body
   inband_410            send an ERROR 410 line at once and end the stream
+  http_500              answer the watch with HTTP 500 and a Status body
+  inband_500            send an ERROR line with a code 500 Status and end the stream
   hang_up               close the TCP connection in the middle of an event
 """
 import base64
@@ -56,7 +58,7 @@ KINDS = {
     "replicasets": ("/apis/apps/v1", "ReplicaSet", "apps/v1"),
 }
 CLUSTER_SCOPED = {"nodes"}
-STREAM_FAULTS = ("close_after", "garbage_stream", "http_410", "inband_410")
+STREAM_FAULTS = ("close_after", "garbage_stream", "http_410", "inband_410", "http_500", "inband_500")
 EVENT_FAULTS = ("split", "garbage_line", "hang_up")
 
 
@@ -214,6 +216,7 @@ class Handler(BaseHTTPRequestHandler):
                 res = r
         with fx.lock:
             fx.requests.append({"path": u.path, "query": q, "accept": self.headers.get("Accept", ""),
+                                "time": time.monotonic(),
                                 "auth": self.headers.get("Authorization", ""),
                                 "watch": q.get("watch") in ("1", "true")})
         auth = self.headers.get("Authorization", "")
@@ -315,6 +318,9 @@ class Handler(BaseHTTPRequestHandler):
         if "http_410" in faults:
             self._send_json(410, status(410, "Gone", "too old resource version"))
             return
+        if "http_500" in faults:
+            self._send_json(500, status(500, "InternalError", "etcdserver: request timed out"))
+            return
         try:
             since = int(q.get("resourceVersion") or st.rv)
         except ValueError:
@@ -331,6 +337,11 @@ class Handler(BaseHTTPRequestHandler):
         if "garbage_stream" in faults:
             for _ in range(12):
                 self._chunk("<html><body><h1>502 Bad Gateway</h1></body></html>\n")
+            self._end_chunks()
+            return
+        if "inband_500" in faults:
+            self._chunk(json.dumps({"type": "ERROR", "object": status(
+                500, "InternalError", "etcdserver: leader changed")}) + "\n")
             self._end_chunks()
             return
         if "inband_410" in faults or since < st.compacted:

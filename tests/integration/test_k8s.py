@@ -315,6 +315,35 @@ class K8sTest(unittest.TestCase):
             else:
                 self.assertNotIn("fieldSelector", r["query"], r)
 
+    def test_server_errors_back_off(self):
+        st, fx = self.fx.store, self.fx
+        a = st.create("services", "a")
+        t = self.agent("--k8s-resources", "services")
+        self.wait_version(t, "services", a["metadata"]["uid"], a["metadata"]["resourceVersion"], "ADDED")
+        lists = len(fx.list_requests("services"))
+        for fault, needle in (("http_500", "HTTP 500"), ("inband_500", "watch ERROR")):
+            n = len(fx.watch_requests("services"))
+            fx.fault("services", fault)
+            fx.close_watches()
+            line = t.wait_stderr(needle, 10)
+            self.assertIsNotNone(line, "\n".join(t.stderr_lines))
+            self.assertIn(fx.url, line)
+            deadline = time.time() + 10
+            while time.time() < deadline and len(fx.watch_requests("services")) < n + 2:
+                time.sleep(0.05)
+            w = fx.watch_requests("services")
+            self.assertGreaterEqual(len(w), n + 2)
+            gap = w[n + 1]["time"] - w[n]["time"]
+            self.assertGreaterEqual(gap, 0.4, "no backoff after %s" % fault)  # 0.8 s with jitter in [0.5, 1]
+            self.assertLess(gap, 5)
+            self.assertEqual(w[n + 1]["query"]["resourceVersion"], w[n]["query"]["resourceVersion"])
+            upd = st.update("services", a["metadata"]["uid"])
+            self.wait_version(t, "services", a["metadata"]["uid"], upd["metadata"]["resourceVersion"], "MODIFIED")
+        self.assertEqual(len(fx.list_requests("services")), lists, "a 500 is not a reason to relist")
+        self.assertEqual(t.stop(), 0)
+        self.assertGreaterEqual(t.summary()["k8s"]["errors"], 2)
+        self.assertEqual(len(k8s_events(t)), 3)
+
     def test_oversize_skipped_and_counted(self):
         st = self.fx.store
         big = st.create("pods", "big-listed", annotations={"blob": "x" * 100000})
