@@ -900,7 +900,9 @@ static const struct collector_ops k8s_ops = {
 
 /* ---- construction ---- */
 
-/* The kubeconfig path to use, or NULL for in-cluster / none. malloc'd. */
+/* The kubeconfig path to use, or NULL for in-cluster / none. malloc'd.
+ * The order is controller-runtime's: --k8s-kubeconfig, KUBECONFIG, in-cluster,
+ * ~/.kube/config. */
 static char *kubeconfig_path(const struct tapio_config *cfg, bool *explicit_)
 {
 	*explicit_ = false;
@@ -908,13 +910,13 @@ static char *kubeconfig_path(const struct tapio_config *cfg, bool *explicit_)
 		*explicit_ = true;
 		return strdup(cfg->k8s_kubeconfig);
 	}
-	if (getenv("KUBERNETES_SERVICE_HOST") && *getenv("KUBERNETES_SERVICE_HOST"))
-		return NULL;
 	const char *kc = getenv("KUBECONFIG");
 	if (kc && *kc) {
 		*explicit_ = true;
 		return strndup(kc, strcspn(kc, ":"));
 	}
+	if (getenv("KUBERNETES_SERVICE_HOST") && *getenv("KUBERNETES_SERVICE_HOST"))
+		return NULL;
 	const char *home = getenv("HOME");
 	if (!home || !*home)
 		return NULL;

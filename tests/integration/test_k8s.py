@@ -489,6 +489,20 @@ class K8sTest(unittest.TestCase):
         t.stop()
         self.assertNotEqual(rc, 0)
         self.assertIn("unknown resource 'widgets'", "\n".join(t.stderr_lines))
+        for what, kc, needle in (
+                ("CA", self.fx.kubeconfig(os.path.join(self.dir, "kc-noca"), token="x",
+                                          ca=os.path.join(self.dir, "missing-ca.crt")),
+                 "certificate authority " + os.path.join(self.dir, "missing-ca.crt")),
+                ("token file", self.fx.kubeconfig(os.path.join(self.dir, "kc-notok"),
+                                                  token_file=os.path.join(self.dir, "missing-token")),
+                 "token file " + os.path.join(self.dir, "missing-token"))):
+            t = self.agent(kubeconfig=kc)
+            rc = t.proc.wait(10)
+            t.stop()
+            self.assertNotEqual(rc, 0, what)
+            err = "\n".join(t.stderr_lines)
+            self.assertIn(needle, err)
+            self.assertIn("No such file or directory", err)
 
 
 if __name__ == "__main__":
