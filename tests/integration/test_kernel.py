@@ -394,6 +394,36 @@ class Oom(unittest.TestCase):
         self.assertEqual(data(ex)["signal"], 9)
 
 
+class Drops(unittest.TestCase):
+    def setUp(self):
+        need_root(self)
+
+    def test_full_ring_buffer_drops_are_counted_per_type(self):
+        """A one-page ring buffer and a stopped reader: every exec in the
+        cgroup is either written or counted as a kernel drop."""
+        cg = kf.Cgroup2(self)
+        n = 300
+        t = trace("-e", "process.exec", "--cgroup", cg.path, "--ringbuf-size", "4096")
+        try:
+            os.kill(t.proc.pid, signal.SIGSTOP)
+            cg.run(["/bin/sh", "-c", "i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done" % n])
+        finally:
+            os.kill(t.proc.pid, signal.SIGCONT)
+        time.sleep(0.5)
+        rc = t.stop()
+        self.assertEqual(rc, 0, t.stderr_lines)
+        s = t.summary()
+        self.assertIsNotNone(s, t.stderr_lines)
+        ex = s["types"]["process.exec"]
+        self.assertEqual(ex["events"], len(t.events))
+        self.assertGreater(ex["dropped_kernel"], 0, s)
+        # The shell's own exec into the loop, then n execs of /bin/true.
+        self.assertEqual(ex["events"] + ex["dropped_kernel"] + ex["dropped_queue"], n + 1, s)
+        self.assertEqual(s["dropped_kernel"], ex["dropped_kernel"])
+        for e in t.events:
+            self.assertEqual(data(e)["cgroup_id"], cg.id)
+
+
 class Cli(unittest.TestCase):
     def setUp(self):
         need_root(self)
