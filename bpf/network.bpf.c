@@ -255,7 +255,7 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 	return 0;
 }
 
-/* tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb[, int err since 6.13]) */
+/* tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb[, int err on recent kernels]) */
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb)
 {
@@ -278,10 +278,11 @@ int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *
 }
 
 /* tcp_send_reset(const struct sock *sk, const struct sk_buff *skb
- *                [, const enum sk_rst_reason reason since 6.10]).
- * Since 6.8 (commit 19822a980e19, "trace: tcp: fully support
- * trace_tcp_send_reset") it also fires with sk == NULL, for an RST answering
- * a packet no socket wanted; then the addresses come from that packet. */
+ *                [, const enum sk_rst_reason reason on recent kernels]).
+ * Recent kernels ("trace: tcp: fully support trace_tcp_send_reset"; 6.18
+ * does) also fire it with sk == NULL, for an RST answering a packet no
+ * socket wanted, and for time-wait sockets; with no socket the addresses
+ * come from that packet. Older kernels only report resets of full sockets. */
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(tapio_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb)
 {

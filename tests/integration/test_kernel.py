@@ -493,6 +493,32 @@ class Cli(unittest.TestCase):
         self.assertIn("not allowed to load BPF programs", lines[0])
         self.assertEqual(p.stdout, b"")
 
+    def test_a_program_that_cannot_load_is_turned_off_and_named(self):
+        """The fallback path: tapio_fork is pointed at a tracepoint this
+        kernel lacks (the test hook TAPIO_TEST_BREAK_PROG); it is named on
+        the first stderr line and in the summary, and the rest still run."""
+        env = {"TAPIO_TEST_BREAK_PROG": "tapio_fork"}
+        marker = "tapio-fallback-%d" % os.getpid()
+        t = Tapio("trace", "-o", "json", "-e", "process", env=env)
+        kf.wait_attached(t)
+        subprocess.run(["/bin/echo", marker], stdout=subprocess.DEVNULL, check=True)
+        ev = t.wait_for(lambda e: e["type"] == "process.exec" and marker in data(e)["args"], 10)
+        ex = t.wait_for(lambda e: e["type"] == "process.exit" and data(e)["pid"] == data(ev)["pid"], 10)
+        rc = t.stop()
+        self.assertEqual(rc, 0, t.stderr_lines)
+        self.assertIsNotNone(ev)
+        self.assertIsNotNone(ex)
+        self.assertFalse([e for e in t.events if e["type"] == "process.fork"])
+        self.assertRegex(t.stderr_lines[0], r"^tapio trace: turned off.*: tapio_fork ")
+        self.assertEqual(t.summary()["disabled"], "tapio_fork")
+
+        p = subprocess.run([TAPIO, "probe"], capture_output=True, env=dict(os.environ, **env))
+        out = p.stdout.decode()
+        self.assertEqual(p.returncode, 1, out)
+        self.assertRegex(out, r"(?m)^  tapio_fork\s+sched_process_fork\s+FAILS\s+process\.fork: .*sched_process_fork")
+        self.assertRegex(out, r"(?m)^  tapio_exec\s+sched_process_exec\s+loads")
+        self.assertIn("1 program(s) cannot load", out)
+
     def test_probe_reports_every_program(self):
         p = subprocess.run([TAPIO, "probe"], capture_output=True)
         out = p.stdout.decode()
