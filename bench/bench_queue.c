@@ -239,8 +239,8 @@ int main(void)
 		size_t len;
 		uint64_t n;
 	} cases[] = {
-		{1, 128, 3000000}, {1, 64, 3000000}, {2, 64, 3000000}, {4, 64, 3000000},
-		{1, 512, 1000000}, {2, 512, 1000000}, {4, 512, 1000000},
+	    {1, 128, 3000000}, {1, 64, 3000000},  {2, 64, 3000000},  {4, 64, 3000000},
+	    {1, 512, 1000000}, {2, 512, 1000000}, {4, 512, 1000000},
 	};
 #ifdef QUEUE_LOCKED_RESERVE
 	const char *variant = "arena(spinlock)";
@@ -261,9 +261,9 @@ int main(void)
 			qsort(rs, 3, sizeof(rs[0]), by_rate);
 			struct result r = rs[1];
 			r.failed = rs[0].failed + rs[1].failed + rs[2].failed;
-			printf("%-16s %9u %7zu %10lu %12.0f %9.1f\n", arena ? variant : "mutex+condvar",
-			       cases[i].producers, cases[i].len, (unsigned long)n, r.events_per_s,
-			       r.ns_per_event);
+			printf("%-16s %9u %7zu %10lu %12.0f %9.1f\n",
+			       arena ? variant : "mutex+condvar", cases[i].producers, cases[i].len,
+			       (unsigned long)n, r.events_per_s, r.ns_per_event);
 			if (r.failed)
 				printf("  (%lu reserves timed out and were retried)\n",
 				       (unsigned long)r.failed);

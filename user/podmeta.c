@@ -117,10 +117,10 @@ static const struct {
 	const char *name;   /* between the colons */
 	const char *runtime;
 } runtimes[] = {
-	{"cri-containerd-", "cri-containerd", "containerd"},
-	{"crio-conmon-", NULL, "cri-o"}, /* CRI-O's monitor of that container */
-	{"crio-", "crio", "cri-o"},
-	{"docker-", "docker", "docker"},
+    {"cri-containerd-", "cri-containerd", "containerd"},
+    {"crio-conmon-", NULL, "cri-o"}, /* CRI-O's monitor of that container */
+    {"crio-", "crio", "cri-o"},
+    {"docker-", "docker", "docker"},
 };
 
 /* A pod cgroup: systemd "...kubepods[-qos]-pod<uid>.slice", or cgroupfs
@@ -278,7 +278,7 @@ struct cg_entry {
 	uint64_t id;
 	int status; /* 0: ids below; -ENOENT: not a container's cgroup */
 	struct cgroup_ids ids;
-	struct cg_entry *hnext;      /* hash chain */
+	struct cg_entry *hnext;	      /* hash chain */
 	struct cg_entry *prev, *next; /* LRU, most recent first */
 };
 

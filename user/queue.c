@@ -291,7 +291,8 @@ static void *try_reserve(struct queue *q, unsigned src, uint32_t len)
 			}
 		}
 		if (atomic_compare_exchange_weak_explicit(&q->prod_pos, &pos, pos + total,
-							  memory_order_seq_cst, memory_order_relaxed))
+							  memory_order_seq_cst,
+							  memory_order_relaxed))
 			break;
 	}
 	void *rec = place(q, src, pos, pad, len);
@@ -411,7 +412,8 @@ static void advance(struct queue *q, uint64_t cons, uint64_t total)
 	cons += total;
 	atomic_store_explicit(&q->cons_pos, cons, memory_order_seq_cst);
 	if (atomic_load_explicit(&q->space_wait, memory_order_seq_cst) &&
-	    atomic_load_explicit(&q->prod_pos, memory_order_relaxed) - cons <= q->size - q->size / 4)
+	    atomic_load_explicit(&q->prod_pos, memory_order_relaxed) - cons <=
+		q->size - q->size / 4)
 		wake_producers(q);
 }
 
@@ -572,8 +574,8 @@ void queue_stats(const struct queue *q, unsigned src, struct queue_src_stats *ou
 	out->dropped_timeout = atomic_load_explicit(&s->dropped_timeout, memory_order_relaxed);
 	out->dropped_oversize = atomic_load_explicit(&s->dropped_oversize, memory_order_relaxed);
 	out->dropped_closed = atomic_load_explicit(&s->dropped_closed, memory_order_relaxed);
-	out->dropped = out->dropped_full + out->dropped_timeout + out->dropped_oversize +
-		       out->dropped_closed;
+	out->dropped =
+	    out->dropped_full + out->dropped_timeout + out->dropped_oversize + out->dropped_closed;
 }
 
 size_t queue_capacity(const struct queue *q)

@@ -31,59 +31,59 @@ struct pcase {
 };
 
 static const struct pcase good[] = {
-	/* systemd driver, cgroup v2 (what /proc/<pid>/cgroup shows) */
-	{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UID_
-	 ".slice/cri-containerd-" CID ".scope",
-	 0, CID, UID, "containerd"},
-	{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_ ".slice/crio-" CID
-	 ".scope",
-	 0, CID, UID, "cri-o"},
-	{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_
-	 ".slice/crio-conmon-" CID ".scope",
-	 0, CID, UID, "cri-o"},
-	/* crun's nested cgroup inside the scope */
-	{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_ ".slice/crio-" CID
-	 ".scope/container",
-	 0, CID, UID, "cri-o"},
-	{"/kubepods.slice/kubepods-pod" UID_ ".slice/docker-" CID ".scope", 0, CID, UID, "docker"},
-	/* guaranteed QoS: no qos slice */
-	{"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-" CID ".scope", 0, CID, UID,
-	 "containerd"},
-	/* the pod cgroup itself (no container) */
-	{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UID_ ".slice", 0, "",
-	 UID, ""},
-	/* static pod: the uid is a 32-digit hash */
-	{"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" STATIC_UID
-	 ".slice/cri-containerd-" CID ".scope",
-	 0, CID, STATIC_UID, "containerd"},
-	/* kind: kubelet nested under its own slice */
-	{"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/"
-	 "kubelet-kubepods-besteffort-pod" UID_ ".slice/cri-containerd-" CID ".scope",
-	 0, CID, UID, "containerd"},
-	/* cgroupfs driver, v1 and v2 */
-	{"/kubepods/burstable/pod" UID "/" CID, 0, CID, UID, ""},
-	{"/kubepods/besteffort/pod" UID "/" CID, 0, CID, UID, ""},
-	{"/kubepods/pod" UID "/" CID, 0, CID, UID, ""},
-	{"/kubepods/burstable/pod" UID "/crio-" CID, 0, CID, UID, "cri-o"},
-	{"/kubepods/burstable/pod" UID, 0, "", UID, ""},
-	/* v1 hierarchy as mounted */
-	{"/sys/fs/cgroup/memory/kubepods/burstable/pod" UID "/" CID, 0, CID, UID, ""},
-	{"/sys/fs/cgroup/unified/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UID_
-	 ".slice/cri-containerd-" CID ".scope",
-	 0, CID, UID, "containerd"},
-	/* the systemd driver's colon form on some cgroup v1 setups */
-	{"/system.slice/containerd.service/kubepods-burstable-pod" UID_ ".slice:cri-containerd:" CID,
-	 0, CID, UID, "containerd"},
-	{"/kubepods-besteffort-pod" UID_ ".slice:crio:" CID, 0, CID, UID, "cri-o"},
-	/* docker outside kubernetes */
-	{"/system.slice/docker-" CID ".scope", 0, CID, "", "docker"},
-	{"/docker/" CID, 0, CID, "", "docker"},
-	/* docker-in-docker: the innermost container wins */
-	{"/docker/" CID2 "/kubepods/burstable/pod" UID "/" CID, 0, CID, UID, ""},
-	{"/system.slice/cri-containerd-" CID ".scope", 0, CID, "", "containerd"},
-	/* untidy but valid */
-	{"//kubepods///burstable//pod" UID "//" CID "//", 0, CID, UID, ""},
-	{"/kubepods/burstable/pod" UID "/" CID "\n", 0, CID, UID, ""},
+    /* systemd driver, cgroup v2 (what /proc/<pid>/cgroup shows) */
+    {"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UID_
+     ".slice/cri-containerd-" CID ".scope",
+     0, CID, UID, "containerd"},
+    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_ ".slice/crio-" CID
+     ".scope",
+     0, CID, UID, "cri-o"},
+    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_
+     ".slice/crio-conmon-" CID ".scope",
+     0, CID, UID, "cri-o"},
+    /* crun's nested cgroup inside the scope */
+    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" UID_ ".slice/crio-" CID
+     ".scope/container",
+     0, CID, UID, "cri-o"},
+    {"/kubepods.slice/kubepods-pod" UID_ ".slice/docker-" CID ".scope", 0, CID, UID, "docker"},
+    /* guaranteed QoS: no qos slice */
+    {"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-" CID ".scope", 0, CID, UID,
+     "containerd"},
+    /* the pod cgroup itself (no container) */
+    {"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UID_ ".slice", 0, "", UID,
+     ""},
+    /* static pod: the uid is a 32-digit hash */
+    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" STATIC_UID
+     ".slice/cri-containerd-" CID ".scope",
+     0, CID, STATIC_UID, "containerd"},
+    /* kind: kubelet nested under its own slice */
+    {"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/"
+     "kubelet-kubepods-besteffort-pod" UID_ ".slice/cri-containerd-" CID ".scope",
+     0, CID, UID, "containerd"},
+    /* cgroupfs driver, v1 and v2 */
+    {"/kubepods/burstable/pod" UID "/" CID, 0, CID, UID, ""},
+    {"/kubepods/besteffort/pod" UID "/" CID, 0, CID, UID, ""},
+    {"/kubepods/pod" UID "/" CID, 0, CID, UID, ""},
+    {"/kubepods/burstable/pod" UID "/crio-" CID, 0, CID, UID, "cri-o"},
+    {"/kubepods/burstable/pod" UID, 0, "", UID, ""},
+    /* v1 hierarchy as mounted */
+    {"/sys/fs/cgroup/memory/kubepods/burstable/pod" UID "/" CID, 0, CID, UID, ""},
+    {"/sys/fs/cgroup/unified/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" UID_
+     ".slice/cri-containerd-" CID ".scope",
+     0, CID, UID, "containerd"},
+    /* the systemd driver's colon form on some cgroup v1 setups */
+    {"/system.slice/containerd.service/kubepods-burstable-pod" UID_ ".slice:cri-containerd:" CID, 0,
+     CID, UID, "containerd"},
+    {"/kubepods-besteffort-pod" UID_ ".slice:crio:" CID, 0, CID, UID, "cri-o"},
+    /* docker outside kubernetes */
+    {"/system.slice/docker-" CID ".scope", 0, CID, "", "docker"},
+    {"/docker/" CID, 0, CID, "", "docker"},
+    /* docker-in-docker: the innermost container wins */
+    {"/docker/" CID2 "/kubepods/burstable/pod" UID "/" CID, 0, CID, UID, ""},
+    {"/system.slice/cri-containerd-" CID ".scope", 0, CID, "", "containerd"},
+    /* untidy but valid */
+    {"//kubepods///burstable//pod" UID "//" CID "//", 0, CID, UID, ""},
+    {"/kubepods/burstable/pod" UID "/" CID "\n", 0, CID, UID, ""},
 };
 
 static void check_case(const struct pcase *c, size_t len)
@@ -104,45 +104,46 @@ Test(cgroup_path_parse, real_world_shapes)
 }
 
 static const struct pcase bad[] = {
-	/* host cgroups */
-	{"/", -ENOENT, "", "", ""},
-	{"/init.scope", -ENOENT, "", "", ""},
-	{"/user.slice/user-1000.slice/session-3.scope", -ENOENT, "", "", ""},
-	{"/system.slice/containerd.service", -ENOENT, "", "", ""},
-	{"/kubepods.slice/kubepods-besteffort.slice", -ENOENT, "", "", ""},
-	{"/kubepods/burstable", -ENOENT, "", "", ""},
-	/* missing or broken pieces */
-	{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod.slice", -ENOENT, "", "",
-	 ""},
-	{"/kubepods.slice/kubepods-besteffort-pod4f6d2a1e_9b3c_4d5e_8f70_a1b2c3d4e5.slice", -ENOENT,
-	 "", "", ""},
-	{"/kubepods.slice/kubepods-besteffort-pod4f6d2a1e-9b3c_4d5e_8f70_a1b2c3d4e5f6.slice", -ENOENT,
-	 "", "", ""},
-	{"/kubepods.slice/kubepods-besteffort-pod4F6D2A1E_9B3C_4D5E_8F70_A1B2C3D4E5F6.slice", -ENOENT,
-	 "", "", ""},
-	{"/kubepods.slice/kubepods-besteffort-pod4f6d2a1e_9b3c_4d5e_8f70_a1b2c3d4e5fg.slice", -ENOENT,
-	 "", "", ""},
-	{"/kubepods.slice/kubepods-besteffort-pod" UID_ ".slice.old", -ENOENT, "", "", ""},
-	/* a pod-looking name outside kubepods */
-	{"/foo/pod" UID "/" CID, -ENOENT, "", "", ""},
-	{"/system.slice/pod" UID_ ".slice", -ENOENT, "", "", ""},
-	/* bad container ids: the pod still shows */
-	{"/kubepods/burstable/pod" UID "/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
-	 0, "", UID, ""},
-	{"/kubepods/burstable/pod" UID "/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",
-	 0, "", UID, ""},
-	{"/kubepods/burstable/pod" UID "/" CID "0", 0, "", UID, ""},
-	{"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-" CID ".scope.bak", 0, "", UID,
-	 ""},
-	{"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-.scope", 0, "", UID, ""},
-	{"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-ABCDEF", 0, "", UID, ""},
-	{"/kubepods-besteffort-pod" UID_ ".slice:cri-containerd:", 0, "", UID, ""},
-	{"/kubepods-besteffort-pod" UID_ ".slice:unknown:" CID, 0, "", UID, ""},
-	{"/kubepods-besteffort-pod" UID_ ".slice:cri-containerd", -ENOENT, "", "", ""},
-	{"/system.slice/docker-" CID "x.scope", -ENOENT, "", "", ""},
-	/* a bare id outside a pod or docker */
-	{"/lxc/" CID, -ENOENT, "", "", ""},
-	{"/" CID, -ENOENT, "", "", ""},
+    /* host cgroups */
+    {"/", -ENOENT, "", "", ""},
+    {"/init.scope", -ENOENT, "", "", ""},
+    {"/user.slice/user-1000.slice/session-3.scope", -ENOENT, "", "", ""},
+    {"/system.slice/containerd.service", -ENOENT, "", "", ""},
+    {"/kubepods.slice/kubepods-besteffort.slice", -ENOENT, "", "", ""},
+    {"/kubepods/burstable", -ENOENT, "", "", ""},
+    /* missing or broken pieces */
+    {"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod.slice", -ENOENT, "", "",
+     ""},
+    {"/kubepods.slice/kubepods-besteffort-pod4f6d2a1e_9b3c_4d5e_8f70_a1b2c3d4e5.slice", -ENOENT, "",
+     "", ""},
+    {"/kubepods.slice/kubepods-besteffort-pod4f6d2a1e-9b3c_4d5e_8f70_a1b2c3d4e5f6.slice", -ENOENT,
+     "", "", ""},
+    {"/kubepods.slice/kubepods-besteffort-pod4F6D2A1E_9B3C_4D5E_8F70_A1B2C3D4E5F6.slice", -ENOENT,
+     "", "", ""},
+    {"/kubepods.slice/kubepods-besteffort-pod4f6d2a1e_9b3c_4d5e_8f70_a1b2c3d4e5fg.slice", -ENOENT,
+     "", "", ""},
+    {"/kubepods.slice/kubepods-besteffort-pod" UID_ ".slice.old", -ENOENT, "", "", ""},
+    /* a pod-looking name outside kubepods */
+    {"/foo/pod" UID "/" CID, -ENOENT, "", "", ""},
+    {"/system.slice/pod" UID_ ".slice", -ENOENT, "", "", ""},
+    /* bad container ids: the pod still shows */
+    {"/kubepods/burstable/pod" UID
+     "/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg",
+     0, "", UID, ""},
+    {"/kubepods/burstable/pod" UID
+     "/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",
+     0, "", UID, ""},
+    {"/kubepods/burstable/pod" UID "/" CID "0", 0, "", UID, ""},
+    {"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-" CID ".scope.bak", 0, "", UID, ""},
+    {"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-.scope", 0, "", UID, ""},
+    {"/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-ABCDEF", 0, "", UID, ""},
+    {"/kubepods-besteffort-pod" UID_ ".slice:cri-containerd:", 0, "", UID, ""},
+    {"/kubepods-besteffort-pod" UID_ ".slice:unknown:" CID, 0, "", UID, ""},
+    {"/kubepods-besteffort-pod" UID_ ".slice:cri-containerd", -ENOENT, "", "", ""},
+    {"/system.slice/docker-" CID "x.scope", -ENOENT, "", "", ""},
+    /* a bare id outside a pod or docker */
+    {"/lxc/" CID, -ENOENT, "", "", ""},
+    {"/" CID, -ENOENT, "", "", ""},
 };
 
 Test(cgroup_path_parse, host_and_broken_paths)
@@ -330,8 +331,7 @@ Test(podmeta, bounded_with_eviction)
 	uint64_t ids[N];
 	for (int i = 0; i < N; i++) {
 		char rel[300];
-		snprintf(rel, sizeof(rel),
-			 "kubepods/burstable/pod" UID "/%063x%d", i, i % 10);
+		snprintf(rel, sizeof(rel), "kubepods/burstable/pod" UID "/%063x%d", i, i % 10);
 		ids[i] = mkdirs(rel);
 	}
 	struct podmeta *pm = podmeta_new(tree, 4);
@@ -442,8 +442,8 @@ Test(podmeta, observe_k8s_pod_events)
 	uint64_t scope = mkdirs(POD_SCOPE);
 	struct podmeta *pm = podmeta_new(tree, 16);
 	static uint64_t buf[256];
-	const char *added[] = {"type", "ADDED", "resource", "pods", "namespace", "shop",
-			       "name", "web-1", "uid", UID};
+	const char *added[] = {"type", "ADDED", "resource", "pods", "namespace",
+			       "shop", "name",	"web-1",    "uid",  UID};
 	podmeta_observe(pm, k8s_event(buf, sizeof(buf), added, 10, "{}"));
 	struct podmeta_entry e;
 	cr_assert_eq(podmeta_lookup(pm, scope, &e), 0);
@@ -451,8 +451,8 @@ Test(podmeta, observe_k8s_pod_events)
 	cr_assert_str_eq(e.pod_namespace, "shop");
 
 	/* another resource with the same uid is ignored */
-	const char *svc[] = {"type", "MODIFIED", "resource", "services", "namespace", "shop",
-			     "name", "other", "uid", UID};
+	const char *svc[] = {"type", "MODIFIED", "resource", "services", "namespace",
+			     "shop", "name",	 "other",    "uid",	 UID};
 	podmeta_observe(pm, k8s_event(buf, sizeof(buf), svc, 10, "{}"));
 	cr_assert_eq(podmeta_lookup(pm, scope, &e), 0);
 	cr_assert_str_eq(e.pod_name, "web-1");
@@ -463,8 +463,8 @@ Test(podmeta, observe_k8s_pod_events)
 	podmeta_observe(pm, kev);
 
 	/* DELETED removes */
-	const char *del[] = {"type", "DELETED", "resource", "pods", "namespace", "shop",
-			     "name", "web-1", "uid", UID};
+	const char *del[] = {"type", "DELETED", "resource", "pods", "namespace",
+			     "shop", "name",	"web-1",    "uid",  UID};
 	podmeta_observe(pm, k8s_event(buf, sizeof(buf), del, 10, "{}"));
 	cr_assert_eq(podmeta_lookup(pm, scope, &e), 0);
 	cr_assert_str_eq(e.pod_name, "");
@@ -606,7 +606,8 @@ Test(podmeta_root, kubelet_shaped_cgroup, .fini = cgroup_cleanup)
 	if (geteuid() != 0) {
 		const char *ci = getenv("CI");
 		if (ci && (!strcmp(ci, "true") || !strcmp(ci, "1")))
-			cr_assert_fail("needs root to make a cgroup (CI=true: a skip is a failure)");
+			cr_assert_fail(
+			    "needs root to make a cgroup (CI=true: a skip is a failure)");
 		cr_skip_test("needs root to make a cgroup2 directory and move a process into it");
 	}
 	cr_assert_eq(find_cgroup2(cg_root, sizeof(cg_root)), 0, "no cgroup2 mount");
