@@ -99,6 +99,7 @@ struct queue {
 	/* consumer sleep: 1 while the consumer sleeps or is about to */
 	alignas(CACHELINE) _Atomic uint32_t cons_wait;
 	_Atomic uint32_t kicked;
+	_Atomic uint64_t wakeups;
 
 	/* producers sleeping for space */
 	alignas(CACHELINE) _Atomic uint32_t space_seq;
@@ -244,8 +245,10 @@ static inline void *place(struct queue *q, unsigned src, uint64_t pos, uint64_t 
 static inline void wake_consumer(struct queue *q)
 {
 	if (atomic_load_explicit(&q->cons_wait, memory_order_seq_cst) &&
-	    atomic_exchange_explicit(&q->cons_wait, 0, memory_order_seq_cst))
+	    atomic_exchange_explicit(&q->cons_wait, 0, memory_order_seq_cst)) {
+		atomic_fetch_add_explicit(&q->wakeups, 1, memory_order_relaxed);
 		futex_wake(&q->cons_wait, 1);
+	}
 }
 
 /* One attempt. Returns the record, or NULL when the queue is full (errno
@@ -398,6 +401,7 @@ static inline void wake_producers(struct queue *q)
 	if (atomic_load_explicit(&q->space_wait, memory_order_seq_cst) &&
 	    atomic_exchange_explicit(&q->space_wait, 0, memory_order_seq_cst)) {
 		atomic_fetch_add_explicit(&q->space_seq, 1, memory_order_seq_cst);
+		atomic_fetch_add_explicit(&q->wakeups, 1, memory_order_relaxed);
 		futex_wake(&q->space_seq, INT_MAX);
 	}
 }
@@ -590,4 +594,9 @@ size_t queue_used(const struct queue *q)
 	uint64_t prod = atomic_load_explicit(&q->prod_pos, memory_order_relaxed);
 	uint64_t cons = atomic_load_explicit(&q->cons_pos, memory_order_relaxed);
 	return prod >= cons ? (size_t)(prod - cons) : 0;
+}
+
+uint64_t queue_wakeups(const struct queue *q)
+{
+	return q ? atomic_load_explicit(&q->wakeups, memory_order_relaxed) : 0;
 }
