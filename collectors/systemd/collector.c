@@ -48,7 +48,7 @@
 #define RETRY_MS 100           /* pause before retrying an event the queue refused */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
-#define RECHECK_NS (10ull * 1000000000ull) /* journal files re-checked at least this often */
+#define RECHECK_NS (2ull * 1000000000ull) /* journal files re-checked at least this often */
 #define ERR_INTERVAL_NS (5ull * 1000000000ull)
 
 /* A journal file seen by the file check. */
