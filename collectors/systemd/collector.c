@@ -818,6 +818,14 @@ static int systemd_start(struct collector *c, struct queue *q)
 		return -EALREADY;
 	s->q = q;
 	atomic_store(&s->stop, false);
+	if (s->cur.dir[0]) {
+		r = state_mkdir(s->cur.dir);
+		if (r < 0) {
+			/* the cursor stays in memory; saving it is retried */
+			count(&s->base.n.errors);
+			report(s, NULL, "state directory %s: %s", s->cur.dir, strerror(-r));
+		}
+	}
 	r = cursor_load(&s->cur);
 	if (r < 0) {
 		count(&s->base.n.errors);
