@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "strbuf.h"
+
+void sb_free(struct strbuf *sb)
+{
+	free(sb->buf);
+	sb->buf = NULL;
+	sb->len = sb->cap = 0;
+	sb->err = 0;
+}
+
+int sb_grow(struct strbuf *sb, size_t n)
+{
+	if (sb->err)
+		return sb->err;
+	if (sb->len + n + 1 <= sb->cap)
+		return 0;
+	size_t cap = sb->cap ? sb->cap : 256;
+	while (cap < sb->len + n + 1) {
+		if (cap > SIZE_MAX / 2) {
+			sb->err = -ENOMEM;
+			return sb->err;
+		}
+		cap *= 2;
+	}
+	char *p = realloc(sb->buf, cap);
+	if (!p) {
+		sb->err = -ENOMEM;
+		return sb->err;
+	}
+	sb->buf = p;
+	sb->cap = cap;
+	return 0;
+}
+
+void sb_add(struct strbuf *sb, const void *p, size_t n)
+{
+	if (sb_grow(sb, n))
+		return;
+	memcpy(sb->buf + sb->len, p, n);
+	sb->len += n;
+	sb->buf[sb->len] = '\0';
+}
+
+void sb_putc(struct strbuf *sb, char c)
+{
+	if (sb_grow(sb, 1))
+		return;
+	sb->buf[sb->len++] = c;
+	sb->buf[sb->len] = '\0';
+}
+
+void sb_puts(struct strbuf *sb, const char *s)
+{
+	sb_add(sb, s, strlen(s));
+}
+
+void sb_printf(struct strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char tmp[256];
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof(tmp)) {
+		sb_add(sb, tmp, (size_t)n);
+		return;
+	}
+	if (sb_grow(sb, (size_t)n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	sb->len += (size_t)n;
+}
+
+void sb_u64(struct strbuf *sb, uint64_t v)
+{
+	char tmp[24];
+	int i = sizeof(tmp);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	sb_add(sb, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+void sb_i64(struct strbuf *sb, int64_t v)
+{
+	if (v < 0) {
+		sb_putc(sb, '-');
+		sb_u64(sb, (uint64_t)0 - (uint64_t)v);
+	} else {
+		sb_u64(sb, (uint64_t)v);
+	}
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t len;
+	uint32_t cp;
+	if ((c & 0xe0) == 0xc0) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if ((c & 0xf0) == 0xe0) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if ((c & 0xf8) == 0xf0) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	/* overlong forms, surrogates, beyond U+10FFFF */
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+int utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		if (p[i] == 0)
+			return 0;
+		size_t l = utf8_seq(p + i, n - i);
+		if (!l)
+			return 0;
+		i += l;
+	}
+	return 1;
+}
+
+void sb_json_str(struct strbuf *sb, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	if (sb_grow(sb, n + 2))
+		return;
+	sb_putc(sb, '"');
+	size_t run = 0; /* start of bytes that need no escaping */
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = p[i];
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t l = c >= 0x80 ? utf8_seq(p + i, n - i) : 0;
+		if (l) {
+			i += l;
+			continue;
+		}
+		sb_add(sb, p + run, i - run);
+		switch (c) {
+		case '"':
+			sb_add(sb, "\\\"", 2);
+			break;
+		case '\\':
+			sb_add(sb, "\\\\", 2);
+			break;
+		case '\n':
+			sb_add(sb, "\\n", 2);
+			break;
+		case '\r':
+			sb_add(sb, "\\r", 2);
+			break;
+		case '\t':
+			sb_add(sb, "\\t", 2);
+			break;
+		default:
+			if (c < 0x20) {
+				char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+				sb_add(sb, e, 6);
+			} else {
+				sb_add(sb, "\\ufffd", 6); /* invalid UTF-8 byte */
+			}
+		}
+		i++;
+		run = i;
+	}
+	sb_add(sb, p + run, n - run);
+	sb_putc(sb, '"');
+}
+
+void sb_base64(struct strbuf *sb, const void *data, size_t n)
+{
+	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = data;
+	if (sb_grow(sb, (n + 2) / 3 * 4))
+		return;
+	char *o = sb->buf + sb->len;
+	size_t i = 0;
+	for (; i + 3 <= n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		*o++ = tbl[v >> 18];
+		*o++ = tbl[(v >> 12) & 63];
+		*o++ = tbl[(v >> 6) & 63];
+		*o++ = tbl[v & 63];
+	}
+	if (n - i == 1) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		*o++ = tbl[v >> 18];
+		*o++ = tbl[(v >> 12) & 63];
+		*o++ = '=';
+		*o++ = '=';
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+		*o++ = tbl[v >> 18];
+		*o++ = tbl[(v >> 12) & 63];
+		*o++ = tbl[(v >> 6) & 63];
+		*o++ = '=';
+	}
+	sb->len = (size_t)(o - sb->buf);
+	sb->buf[sb->len] = '\0';
+}
+
+static int b64val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+long base64_decode(const char *in, size_t n, void *out, size_t cap)
+{
+	unsigned char *o = out;
+	size_t olen = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t pad = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		if (pad)
+			return -EINVAL; /* data after padding */
+		int v = b64val(c);
+		if (v < 0)
+			return -EINVAL;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (olen >= cap)
+				return -ENOSPC;
+			o[olen++] = (unsigned char)(acc >> bits);
+		}
+	}
+	if (pad > 2 || bits >= 6)
+		return -EINVAL;
+	return (long)olen;
+}
+
+void sb_time_iso(struct strbuf *sb, uint64_t ns)
+{
+	time_t sec = (time_t)(ns / 1000000000ull);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	sb_printf(sb, "%04d-%02d-%02dT%02d:%02d:%02d.%09uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ns % 1000000000ull));
+}
