@@ -162,6 +162,8 @@ static void read_file(const char *path, char *buf, size_t size)
 
 	cr_assert_not_null(f, "%s", path);
 	n = fread(buf, 1, size - 1, f);
+	while (n && buf[n - 1] == '\n') /* the cursor file ends with a newline */
+		n--;
 	buf[n] = '\0';
 	fclose(f);
 }
