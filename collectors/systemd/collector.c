@@ -53,11 +53,13 @@
 
 /* A journal file seen by the file check. */
 struct seen_file {
+	char *path; /* where the last scan found it */
 	dev_t dev;
 	ino_t ino;
 	off_t size;
-	bool bad;
-	bool present; /* found by the current scan */
+	bool bad;      /* failed the open check, or found corrupt by the walk */
+	bool walked;   /* every entry walked (see verify_next_file) */
+	bool present;  /* found by the current scan */
 };
 
 /* Per-kind report limiter: at most one message per ERR_INTERVAL_NS. */
@@ -269,11 +271,22 @@ bool systemd_collector_available(const struct tapio_config *cfg)
 
 /* ---- journal files check ----
  *
- * sd-journal skips a journal file it cannot open (truncated, bad header,
- * unsupported features) without telling the caller. So every journal file is
- * also opened alone with sd_journal_open_files(), which does return the error:
- * a file that fails is counted once (parse_errors) and reported by path. A
- * file is checked again when it is replaced (new inode) or shrinks. */
+ * sd-journal skips what it cannot read without telling the caller: a file it
+ * cannot open (truncated, bad header, unsupported features) is left out, and a
+ * file whose objects turn out corrupt while iterating is dropped from then on,
+ * so its later entries are silently lost. So the collector checks each
+ * journal file itself, through the public API:
+ * - open: when a file appears (or is replaced, or shrinks) it is opened alone
+ *   with sd_journal_open_files(), which does return the error;
+ * - walk: when the reader is idle, one file at a time is walked alone, entry
+ *   by entry, and the count is compared with the header's n_entries
+ *   (JOURNAL_FILE_FORMAT: le64 at offset 152), read before the walk; fewer
+ *   entries means the file is corrupt after that point.
+ * A bad file is counted once (parse_errors, bad_files) and reported by path;
+ * the rest of the journal goes on being read. */
+
+#define HEADER_N_ENTRIES_OFFSET 152
+#define HEADER_SIZE_OFFSET 88
 
 static struct seen_file *seen_find(struct systemd_collector *s, dev_t dev, ino_t ino)
 {
@@ -283,23 +296,54 @@ static struct seen_file *seen_find(struct systemd_collector *s, dev_t dev, ino_t
 	return NULL;
 }
 
+static void file_bad(struct systemd_collector *s, struct seen_file *f, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void file_bad(struct systemd_collector *s, struct seen_file *f, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (f->bad)
+		return;
+	f->bad = true;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	count(&s->base.n.parse_errors);
+	count(&s->bad_files);
+	report(s, NULL, "journal file %s: %s", f->path, msg);
+}
+
 static void check_file(struct systemd_collector *s, const char *path)
 {
 	struct stat st;
 	struct seen_file *f;
 	sd_journal *one = NULL;
 	const char *paths[2] = { path, NULL };
+	char *p;
 	int r;
 
 	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
 	f = seen_find(s, st.st_dev, st.st_ino);
+	if (f && strcmp(f->path, path)) {
+		/* renamed (rotated): the same file under its archive name */
+		p = strdup(path);
+		if (p) {
+			free(f->path);
+			f->path = p;
+		}
+	}
 	if (f) {
 		f->present = true;
 		if (st.st_size >= f->size) {
 			f->size = st.st_size;
 			return;
 		}
+		/* it shrank: check it again from the start */
+		f->bad = false;
+		f->walked = false;
 	} else {
 		if (s->nfiles == s->files_cap) {
 			size_t cap = s->files_cap ? s->files_cap * 2 : 16;
@@ -310,22 +354,80 @@ static void check_file(struct systemd_collector *s, const char *path)
 			s->files = n;
 			s->files_cap = cap;
 		}
+		p = strdup(path);
+		if (!p)
+			return;
 		f = &s->files[s->nfiles++];
-		*f = (struct seen_file){ .dev = st.st_dev, .ino = st.st_ino, .present = true };
+		*f = (struct seen_file){ .path = p, .dev = st.st_dev, .ino = st.st_ino, .present = true };
 	}
 	f->size = st.st_size;
 	r = sd_journal_open_files(&one, paths, 0);
-	if (r < 0) {
-		if (!f->bad) {
-			count(&s->base.n.parse_errors);
-			count(&s->bad_files);
-			report(s, NULL, "journal file %s: unreadable, skipped: %s", path, strerror(-r));
-		}
-		f->bad = true;
-	} else {
-		f->bad = false;
-	}
+	if (r < 0)
+		file_bad(s, f, "unreadable, skipped: %s", strerror(-r));
 	sd_journal_close(one);
+}
+
+/* Reads a little-endian u64 from the file header. */
+static int header_u64(const char *path, off_t off, uint64_t *v)
+{
+	unsigned char b[8];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, b, sizeof(b), off);
+	close(fd);
+	if (n != (ssize_t)sizeof(b))
+		return -EBADMSG;
+	*v = 0;
+	for (int i = 7; i >= 0; i--)
+		*v = (*v << 8) | b[i];
+	return 0;
+}
+
+/* Walks one file that has not been walked yet (see above). Returns true when
+ * a file was walked. */
+static bool verify_next_file(struct systemd_collector *s)
+{
+	struct seen_file *f = NULL;
+	sd_journal *one = NULL;
+	const char *paths[2];
+	uint64_t want = 0, hsize = 0, got = 0;
+	int r;
+
+	for (size_t i = 0; i < s->nfiles && !f; i++)
+		if (!s->files[i].bad && !s->files[i].walked)
+			f = &s->files[i];
+	if (!f)
+		return false;
+	f->walked = true;
+	paths[0] = f->path;
+	paths[1] = NULL;
+	/* n_entries first: a file being appended to only grows past it */
+	if (header_u64(f->path, HEADER_SIZE_OFFSET, &hsize) < 0 || hsize < HEADER_N_ENTRIES_OFFSET + 8 ||
+	    header_u64(f->path, HEADER_N_ENTRIES_OFFSET, &want) < 0)
+		return true; /* gone, or too old a format to say: the open check covers it */
+	r = sd_journal_open_files(&one, paths, 0);
+	if (r < 0) {
+		file_bad(s, f, "unreadable, skipped: %s", strerror(-r));
+		return true;
+	}
+	while (got < want && (r = sd_journal_next(one)) > 0) {
+		got++;
+		if ((got & 1023) == 0 && stopping(s))
+			break;
+	}
+	if (r < 0)
+		file_bad(s, f, "sd_journal_next failed after %" PRIu64 " of %" PRIu64 " entries: %s", got, want,
+			 strerror(-r));
+	else if (got < want && !stopping(s))
+		file_bad(s, f, "corrupt: only %" PRIu64 " of %" PRIu64 " entries readable, the rest is skipped",
+			 got, want);
+	if (stopping(s))
+		f->walked = false;
+	sd_journal_close(one);
+	return true;
 }
 
 static void check_dir(struct systemd_collector *s, const char *dir, bool root)
@@ -368,9 +470,12 @@ static void check_files(struct systemd_collector *s)
 		check_dir(s, s->dir, true);
 	}
 	/* forget deleted files */
-	for (size_t i = 0; i < s->nfiles; i++)
+	for (size_t i = 0; i < s->nfiles; i++) {
 		if (s->files[i].present)
 			s->files[k++] = s->files[i];
+		else
+			free(s->files[i].path);
+	}
 	s->nfiles = k;
 	s->last_check_ns = mono_ns();
 }
@@ -759,6 +864,9 @@ static void *systemd_thread(void *arg)
 				break;
 			if (r == 1)
 				continue;
+			/* caught up: spend the idle time walking one journal file */
+			if (verify_next_file(s))
+				continue;
 			r = wait_journal(s);
 			if (r < 0) {
 				count(&s->base.n.errors);
@@ -875,6 +983,8 @@ static void systemd_destroy(struct collector *c)
 	free(s->offs);
 	free(s->lens);
 	free(s->fields);
+	for (size_t i = 0; i < s->nfiles; i++)
+		free(s->files[i].path);
 	free(s->files);
 	pthread_mutex_destroy(&s->base.err_lock);
 	free(s);

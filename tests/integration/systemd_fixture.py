@@ -121,3 +121,17 @@ def corrupt_copy_header(src, dst):
         f.write(b"XXXXXXXX")
         f.seek(88)
         f.write(b"\xff" * 16)
+
+
+def corrupt_copy_middle(src, dst, nbytes=3000):
+    """A copy with its object area overwritten halfway between the hash
+    tables and the last object: the header stays valid, later entries break.
+    Offsets from the header (JOURNAL_FILE_FORMAT): data hash table at 104/112,
+    field hash table at 120/128, tail object at 136."""
+    shutil.copyfile(src, dst)
+    with open(dst, "r+b") as f:
+        hdr = f.read(144)
+        dh_off, dh_size, fh_off, fh_size, tail = struct.unpack("<QQQQQ", hdr[104:144])
+        start = max(dh_off + dh_size, fh_off + fh_size)
+        f.seek(start + (tail - start) // 2)
+        f.write(b"\xff" * nbytes)

@@ -270,6 +270,32 @@ class SystemdJournalTest(unittest.TestCase):
         self.assertEqual(counter(t, "parse_errors"), 3)
         self.assertEqual(counter(t, "events"), 5)
 
+    def test_corrupt_objects_inside_a_file(self):
+        # the header is fine, objects halfway through are garbage: libsystemd
+        # drops the file at that point without an error; the collector's
+        # walk of the file finds and counts it
+        src = os.path.join(self.dir, "src.journal")
+        corrupt = self.seq_entries(src, 1, 50)
+        bad = os.path.join(self.jdir, "system@mid.journal")
+        F.corrupt_copy_middle(src, bad)
+        live = os.path.join(self.jdir, "system.journal")
+        good = self.seq_entries(live, 100, 3, unit="containerd.service", prefix="good")
+        t = self.agent()
+        line = t.wait_stderr(bad, timeout=15)
+        self.assertIsNotNone(line, "\n".join(t.stderr_lines))
+        self.assertIn("corrupt", line)
+        self.assertIn("of 50 entries", line)
+        good += self.seq_entries(live, 103, 2, unit="containerd.service", prefix="good")
+        t.wait_for(lambda e: e["data"].get("MESSAGE") == "good 104", timeout=10)
+        got = messages(t)
+        self.assertEqual([m for m in got if m.startswith("good")], good)
+        readable = [m for m in got if m.startswith("line")]
+        self.assertGreater(len(readable), 0)
+        self.assertLess(len(readable), 50)
+        self.assertEqual(readable, corrupt[:len(readable)])
+        self.assertEqual(t.stop(), 0)
+        self.assertEqual(counter(t, "parse_errors"), 1)
+
     def test_oversized_entry_skipped_and_counted(self):
         live = os.path.join(self.jdir, "system.journal")
         F.write_journal(live, F.unit_entry("kubelet.service", "small 1", 1) +
