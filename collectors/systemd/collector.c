@@ -926,6 +926,13 @@ static int systemd_start(struct collector *c, struct queue *q)
 		return -EALREADY;
 	s->q = q;
 	atomic_store(&s->stop, false);
+	{
+		/* clear a stop signal left by an earlier stop() */
+		uint64_t v;
+
+		while (read(s->stop_fd, &v, sizeof(v)) > 0)
+			;
+	}
 	if (s->cur.dir[0]) {
 		r = state_mkdir(s->cur.dir);
 		if (r < 0) {

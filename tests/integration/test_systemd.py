@@ -168,6 +168,14 @@ class SystemdJournalTest(unittest.TestCase):
         time.sleep(1)
         self.assertEqual(len(t.matching(is_journal)), 2)
 
+    def test_empty_units_reads_everything(self):
+        F.write_journal(os.path.join(self.jdir, "system.journal"), F.fixture_bytes("units.export"))
+        t = self.agent("--journal-units", "")
+        t.wait_for(lambda e: e["data"].get("_SYSTEMD_UNIT") == "crio.service", timeout=10)
+        units = [e["meta"].get("unit") for e in t.matching(is_journal)]
+        self.assertEqual(units, ["kubelet.service", "sshd.service", "containerd.service", "kubelet.service",
+                                 "init.scope", "cron.service", "docker.service", "crio.service"])
+
     # ---- following ----
 
     def test_follow_append_and_rotation(self):
@@ -321,6 +329,21 @@ class SystemdJournalTest(unittest.TestCase):
         self.wait_messages(t, want)
         want += self.seq_entries(os.path.join(sub, "system.journal"), 3, 1)
         self.wait_messages(t, want)
+
+    def test_local_journal_of_another_machine_id(self):
+        # the default (no --journal-dir) reads /var/log/journal/<id>/ for any
+        # id, as it must when a host journal is mounted into a container
+        mid = os.urandom(16).hex()
+        sub = os.path.join("/var/log/journal", mid)
+        self.addCleanup(shutil.rmtree, sub, True)
+        unit = "tapio-test-%s.service" % mid[:8]
+        want = self.seq_entries(os.path.join(sub, "system.journal"), 1, 2, unit=unit, prefix="local")
+        args = ["agent", "--collectors", "systemd", "--journal-units", unit, "--journal-since", "head",
+                "--state-dir", self.state, "--output", "stdout"]
+        t = Tapio(*args)
+        self.addCleanup(t.stop)
+        self.wait_messages(t, want)
+        self.assertEqual([e["meta"]["unit"] for e in t.matching(is_journal)], [unit, unit])
 
     def test_os_root_directory(self):
         # --journal-dir pointing at a mounted host root (/host): its
