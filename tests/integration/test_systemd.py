@@ -206,7 +206,13 @@ class SystemdJournalTest(unittest.TestCase):
         live = os.path.join(self.jdir, "system.journal")
         self.seq_entries(live, 1, 3, prefix="old")
         t = self.agent(since="now")
-        time.sleep(1.5)
+        # "now" takes the last entry as read and stores its cursor at once
+        cursor_file = os.path.join(self.state, "systemd.cursor")
+        deadline = time.time() + 15
+        while not os.path.exists(cursor_file) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(os.path.exists(cursor_file), "\n".join(t.stderr_lines))
+        time.sleep(0.5)
         self.assertEqual(messages(t), [])
         want = self.seq_entries(live, 4, 2, prefix="new")
         self.wait_messages(t, want)
