@@ -974,6 +974,7 @@ static void systemd_stop(struct collector *c)
 	s->started = false;
 }
 
+/* collector_destroy() has already destroyed the base's lock. */
 static void systemd_destroy(struct collector *c)
 {
 	struct systemd_collector *s = to_sd(c);
@@ -993,7 +994,6 @@ static void systemd_destroy(struct collector *c)
 	for (size_t i = 0; i < s->nfiles; i++)
 		free(s->files[i].path);
 	free(s->files);
-	pthread_mutex_destroy(&s->base.err_lock);
 	free(s);
 }
 
@@ -1066,7 +1066,7 @@ struct collector *systemd_collector_new(const struct tapio_config *cfg, char *er
 	s->os_root = *dir && looks_like_os_root(dir);
 	return &s->base;
 fail:
-	systemd_destroy(&s->base);
+	collector_destroy(&s->base);
 	errno = e;
 	return NULL;
 }
