@@ -1038,6 +1038,16 @@ struct collector *systemd_collector_new(const struct tapio_config *cfg, char *er
 		snprintf(err, errlen, "--journal-dir: path too long");
 		goto fail;
 	}
+	if (*dir) {
+		struct stat st;
+
+		/* a directory that does not exist yet is waited for; a file is a mistake */
+		if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "--journal-dir: %.200s is not a directory (give the journal directory, not a file)",
+				 dir);
+			goto fail;
+		}
+	}
 	if (strcmp(since, "now") && strcmp(since, "head") && !cursor_syntax_ok(since)) {
 		snprintf(err, errlen, "--journal-since: '%.64s' is not now, head or a journal cursor (s=...;i=...)",
 			 since);

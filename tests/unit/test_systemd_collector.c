@@ -79,6 +79,24 @@ Test(systemd_collector, config_errors)
 	cr_assert_not_null(strstr(err, "--journal-units"), "%s", err);
 }
 
+Test(systemd_collector, journal_dir_is_a_file, .init = mktmp, .fini = rmtmp)
+{
+	struct tapio_config c = base_cfg();
+	char err[256], file[300];
+	FILE *f;
+
+	snprintf(file, sizeof(file), "%s/system.journal", tmp);
+	f = fopen(file, "we");
+	cr_assert_not_null(f);
+	fclose(f);
+	c.journal_dir = file;
+	errno = 0;
+	cr_assert_null(systemd_collector_new(&c, err, sizeof(err)));
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_not_null(strstr(err, "--journal-dir"), "%s", err);
+	cr_assert_not_null(strstr(err, file), "%s", err);
+}
+
 Test(systemd_collector, config_accepted)
 {
 	struct tapio_config c = base_cfg();
