@@ -34,21 +34,24 @@ static double secs(const struct timespec *a, const struct timespec *b)
 static void bench_json(void)
 {
 	static const char *raw[] = {
-		"__CURSOR=s=5598e81b1f2b4ee18cec5c6cd1f3fcfd;i=82;b=5f0c1a4e2b7d4e10a9c3d2b1e0f9a8b7;m=4e4710;"
-		"t=64487d2520bd0;x=1a468dd5f5fbd536",
-		"__REALTIME_TIMESTAMP=1764200000004000",
-		"__MONOTONIC_TIMESTAMP=5004000",
-		"_BOOT_ID=5f0c1a4e2b7d4e10a9c3d2b1e0f9a8b7",
-		"_MACHINE_ID=0f1e2d3c4b5a69788796a5b4c3d2e1f0",
-		"_HOSTNAME=node-a",
-		"_SYSTEMD_UNIT=kubelet.service",
-		"_PID=4242",
-		"_COMM=kubelet",
-		"SYSLOG_IDENTIFIER=kubelet",
-		"PRIORITY=6",
-		"_TRANSPORT=stdout",
-		"MESSAGE=I1127 00:00:01.000000    4242 kubelet.go:2437] \"SyncLoop (PLEG): event for pod\" "
-		"pod=\"kube-system/coredns-5dd5756b68-abcde\" event={\"ID\":\"1234\",\"Type\":\"ContainerStarted\"}",
+	    "__CURSOR=s=5598e81b1f2b4ee18cec5c6cd1f3fcfd;i=82;b=5f0c1a4e2b7d4e10a9c3d2b1e0f9a8b7;m="
+	    "4e4710;"
+	    "t=64487d2520bd0;x=1a468dd5f5fbd536",
+	    "__REALTIME_TIMESTAMP=1764200000004000",
+	    "__MONOTONIC_TIMESTAMP=5004000",
+	    "_BOOT_ID=5f0c1a4e2b7d4e10a9c3d2b1e0f9a8b7",
+	    "_MACHINE_ID=0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+	    "_HOSTNAME=node-a",
+	    "_SYSTEMD_UNIT=kubelet.service",
+	    "_PID=4242",
+	    "_COMM=kubelet",
+	    "SYSLOG_IDENTIFIER=kubelet",
+	    "PRIORITY=6",
+	    "_TRANSPORT=stdout",
+	    "MESSAGE=I1127 00:00:01.000000    4242 kubelet.go:2437] \"SyncLoop (PLEG): event for "
+	    "pod\" "
+	    "pod=\"kube-system/coredns-5dd5756b68-abcde\" "
+	    "event={\"ID\":\"1234\",\"Type\":\"ContainerStarted\"}",
 	};
 	enum { N = sizeof(raw) / sizeof(raw[0]), ITER = 500000 };
 	struct journal_field f[N];
@@ -57,7 +60,7 @@ static void bench_json(void)
 	size_t bytes = 0;
 
 	for (size_t i = 0; i < N; i++)
-		f[i] = (struct journal_field){ raw[i], strlen(raw[i]) };
+		f[i] = (struct journal_field){raw[i], strlen(raw[i])};
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < ITER; i++) {
 		sb_reset(&sb);
@@ -69,7 +72,8 @@ static void bench_json(void)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double s = secs(&t0, &t1);
-	printf("journal_entry_json: %d entries of %d fields in %.3f s: %.0f entries/s, %.1f MB/s of JSON\n",
+	printf("journal_entry_json: %d entries of %d fields in %.3f s: %.0f entries/s, %.1f MB/s "
+	       "of JSON\n",
 	       ITER, (int)N, s, ITER / s, (double)bytes / s / 1e6);
 	sb_free(&sb);
 }
@@ -87,9 +91,12 @@ static int write_journal(const char *path, int n)
 		fprintf(p,
 			"__REALTIME_TIMESTAMP=%llu\n__MONOTONIC_TIMESTAMP=%llu\n"
 			"_BOOT_ID=5f0c1a4e2b7d4e10a9c3d2b1e0f9a8b7\n_HOSTNAME=node-a\n"
-			"_SYSTEMD_UNIT=%s\n_PID=4242\n_COMM=kubelet\nSYSLOG_IDENTIFIER=kubelet\nPRIORITY=6\n"
-			"_TRANSPORT=stdout\nMESSAGE=I1127 kubelet.go:2437] SyncLoop event %d for pod kube-system/x\n\n",
-			1764200000000000ull + (unsigned long long)i * 1000, 5000000ull + (unsigned long long)i * 1000,
+			"_SYSTEMD_UNIT=%s\n_PID=4242\n_COMM=kubelet\nSYSLOG_IDENTIFIER="
+			"kubelet\nPRIORITY=6\n"
+			"_TRANSPORT=stdout\nMESSAGE=I1127 kubelet.go:2437] SyncLoop event %d for "
+			"pod kube-system/x\n\n",
+			1764200000000000ull + (unsigned long long)i * 1000,
+			5000000ull + (unsigned long long)i * 1000,
 			i % 4 ? "kubelet.service" : "sshd.service", i);
 	return pclose(p) == 0 ? 0 : -EIO;
 }
@@ -151,14 +158,15 @@ static void bench_collector(void)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	collector_stop(c);
 	double s = secs(&t0, &t1);
-	printf("collector: %d matching of %d entries read into the queue in %.3f s: %.0f events/s, %.1f MB/s\n",
+	printf("collector: %d matching of %d entries read into the queue in %.3f s: %.0f events/s, "
+	       "%.1f MB/s\n",
 	       got, N, s, got / s, (double)bytes / s / 1e6);
 	collector_destroy(c);
 	queue_free(q);
 
 	/* the corruption walk over the same file */
 	sd_journal *j;
-	const char *paths[] = { path, NULL };
+	const char *paths[] = {path, NULL};
 	long n = 0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (sd_journal_open_files(&j, paths, 0) < 0) {

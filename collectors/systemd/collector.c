@@ -43,9 +43,9 @@
 
 #define SYSTEMD_DEFAULT_UNITS "kubelet.service,containerd.service,crio.service,docker.service"
 #define SYSTEMD_CURSOR_FILE "systemd.cursor"
-#define POLL_MS 500            /* upper bound of one wait: the stop flag is checked this often */
-#define BATCH 512              /* entries read before the stop flag is checked again */
-#define RETRY_MS 100           /* pause before retrying an event the queue refused */
+#define POLL_MS 500  /* upper bound of one wait: the stop flag is checked this often */
+#define BATCH 512    /* entries read before the stop flag is checked again */
+#define RETRY_MS 100 /* pause before retrying an event the queue refused */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define RECHECK_NS (2ull * 1000000000ull) /* journal files re-checked at least this often */
@@ -57,9 +57,9 @@ struct seen_file {
 	dev_t dev;
 	ino_t ino;
 	off_t size;
-	bool bad;      /* failed the open check, or found corrupt by the walk */
-	bool walked;   /* every entry walked (see verify_next_file) */
-	bool present;  /* found by the current scan */
+	bool bad;     /* failed the open check, or found corrupt by the walk */
+	bool walked;  /* every entry walked (see verify_next_file) */
+	bool present; /* found by the current scan */
 };
 
 /* Per-kind report limiter: at most one message per ERR_INTERVAL_NS. */
@@ -88,8 +88,8 @@ struct systemd_collector {
 	/* thread-only state */
 	sd_journal *j;
 	struct cursor cur;
-	struct strbuf arena;  /* field bytes of the current entry */
-	size_t *offs;         /* field offsets into arena */
+	struct strbuf arena; /* field bytes of the current entry */
+	size_t *offs;	     /* field offsets into arena */
 	size_t *lens;
 	struct journal_field *fields;
 	size_t fields_cap;
@@ -100,9 +100,9 @@ struct systemd_collector {
 	struct ratelimit rl_read, rl_entry, rl_emit;
 
 	/* extra counters */
-	_Atomic uint64_t emit_retries;  /* queue refusals that were retried */
+	_Atomic uint64_t emit_retries;	/* queue refusals that were retried */
 	_Atomic uint64_t invalidations; /* SD_JOURNAL_INVALIDATE seen */
-	_Atomic uint64_t bad_files;     /* journal files that failed the check */
+	_Atomic uint64_t bad_files;	/* journal files that failed the check */
 };
 
 static inline struct systemd_collector *to_sd(struct collector *c)
@@ -137,7 +137,8 @@ report(struct systemd_collector *s, struct ratelimit *rl, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (rl && rl->suppressed) {
-		collector_error(&s->base, "%s (%" PRIu64 " more like it not shown)", msg, rl->suppressed);
+		collector_error(&s->base, "%s (%" PRIu64 " more like it not shown)", msg,
+				rl->suppressed);
 		rl->suppressed = 0;
 	} else {
 		collector_error(&s->base, "%s", msg);
@@ -149,7 +150,7 @@ report(struct systemd_collector *s, struct ratelimit *rl, const char *fmt, ...)
 /* Waits up to ms on the stop eventfd. Returns true when stopping. */
 static bool sleep_ms(struct systemd_collector *s, int ms)
 {
-	struct pollfd p = { .fd = s->stop_fd, .events = POLLIN };
+	struct pollfd p = {.fd = s->stop_fd, .events = POLLIN};
 
 	if (stopping(s))
 		return true;
@@ -233,7 +234,8 @@ static bool dir_has_journal(const char *dir)
 		} else if (sd_id128_from_string(de->d_name, &id) == 0) {
 			char sub[PATH_MAX];
 
-			if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name) < sizeof(sub)) {
+			if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name) <
+			    sizeof(sub)) {
 				DIR *d2 = opendir(sub);
 				struct dirent *e2;
 
@@ -297,7 +299,7 @@ static struct seen_file *seen_find(struct systemd_collector *s, dev_t dev, ino_t
 }
 
 static void file_bad(struct systemd_collector *s, struct seen_file *f, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void file_bad(struct systemd_collector *s, struct seen_file *f, const char *fmt, ...)
 {
@@ -320,7 +322,7 @@ static void check_file(struct systemd_collector *s, const char *path)
 	struct stat st;
 	struct seen_file *f;
 	sd_journal *one = NULL;
-	const char *paths[2] = { path, NULL };
+	const char *paths[2] = {path, NULL};
 	char *p;
 	int r;
 
@@ -358,7 +360,8 @@ static void check_file(struct systemd_collector *s, const char *path)
 		if (!p)
 			return;
 		f = &s->files[s->nfiles++];
-		*f = (struct seen_file){ .path = p, .dev = st.st_dev, .ino = st.st_ino, .present = true };
+		*f = (struct seen_file){
+		    .path = p, .dev = st.st_dev, .ino = st.st_ino, .present = true};
 	}
 	f->size = st.st_size;
 	r = sd_journal_open_files(&one, paths, 0);
@@ -405,7 +408,8 @@ static bool verify_next_file(struct systemd_collector *s)
 	paths[0] = f->path;
 	paths[1] = NULL;
 	/* n_entries first: a file being appended to only grows past it */
-	if (header_u64(f->path, HEADER_SIZE_OFFSET, &hsize) < 0 || hsize < HEADER_N_ENTRIES_OFFSET + 8 ||
+	if (header_u64(f->path, HEADER_SIZE_OFFSET, &hsize) < 0 ||
+	    hsize < HEADER_N_ENTRIES_OFFSET + 8 ||
 	    header_u64(f->path, HEADER_N_ENTRIES_OFFSET, &want) < 0)
 		return true; /* gone, or too old a format to say: the open check covers it */
 	r = sd_journal_open_files(&one, paths, 0);
@@ -419,10 +423,13 @@ static bool verify_next_file(struct systemd_collector *s)
 			break;
 	}
 	if (r < 0)
-		file_bad(s, f, "sd_journal_next failed after %" PRIu64 " of %" PRIu64 " entries: %s", got, want,
-			 strerror(-r));
+		file_bad(s, f,
+			 "sd_journal_next failed after %" PRIu64 " of %" PRIu64 " entries: %s", got,
+			 want, strerror(-r));
 	else if (got < want && !stopping(s))
-		file_bad(s, f, "corrupt: only %" PRIu64 " of %" PRIu64 " entries readable, the rest is skipped",
+		file_bad(s, f,
+			 "corrupt: only %" PRIu64 " of %" PRIu64
+			 " entries readable, the rest is skipped",
 			 got, want);
 	if (stopping(s))
 		f->walked = false;
@@ -564,8 +571,8 @@ static int journal_open(struct systemd_collector *s, char *skip, size_t skiplen)
 			return 0;
 		}
 		count(&s->base.n.errors);
-		report(s, NULL, "sd_journal_seek_cursor(%s): %s; starting at --journal-since=%s", pos,
-		       strerror(-r), s->since);
+		report(s, NULL, "sd_journal_seek_cursor(%s): %s; starting at --journal-since=%s",
+		       pos, strerror(-r), s->since);
 	}
 	if (!strcmp(s->since, "now")) {
 		/* the last entry counts as read: it becomes the cursor */
@@ -598,7 +605,8 @@ static int journal_open(struct systemd_collector *s, char *skip, size_t skiplen)
 	return 0;
 fail:
 	count(&s->base.n.errors);
-	report(s, &s->rl_read, "%s(%s): %s", what, *s->dir ? s->dir : "local journal", strerror(-r));
+	report(s, &s->rl_read, "%s(%s): %s", what, *s->dir ? s->dir : "local journal",
+	       strerror(-r));
 	journal_close(s);
 	return r;
 }
@@ -661,7 +669,8 @@ static int handle_entry(struct systemd_collector *s)
 		r = sd_journal_get_monotonic_usec(s->j, &mono, &boot);
 	if (r < 0) {
 		count(&s->base.n.parse_errors);
-		report(s, &s->rl_entry, "entry %s: timestamps unreadable, skipped: %s", cur, strerror(-r));
+		report(s, &s->rl_entry, "entry %s: timestamps unreadable, skipped: %s", cur,
+		       strerror(-r));
 		goto done;
 	}
 
@@ -680,8 +689,8 @@ static int handle_entry(struct systemd_collector *s)
 	}
 	if (r < 0) {
 		count(&s->base.n.parse_errors);
-		report(s, &s->rl_entry, "entry %s: sd_journal_enumerate_data: %s; entry skipped", cur,
-		       strerror(-r));
+		report(s, &s->rl_entry, "entry %s: sd_journal_enumerate_data: %s; entry skipped",
+		       cur, strerror(-r));
 		goto done;
 	}
 	if (!have_boot) {
@@ -695,7 +704,8 @@ static int handle_entry(struct systemd_collector *s)
 		goto nomem;
 	}
 	for (size_t i = 0; i < n; i++)
-		s->fields[i] = (struct journal_field){ .data = s->arena.buf + s->offs[i], .len = s->lens[i] };
+		s->fields[i] =
+		    (struct journal_field){.data = s->arena.buf + s->offs[i], .len = s->lens[i]};
 
 	sb_reset(&s->json);
 	r = journal_entry_json(&s->json, s->fields, n, s->max_event_size, &bad);
@@ -705,8 +715,8 @@ static int handle_entry(struct systemd_collector *s)
 	}
 	if (r == -E2BIG) {
 		count(&s->base.n.oversize);
-		report(s, &s->rl_entry, "entry %s: larger than max_event_size (%zu bytes), skipped", cur,
-		       s->max_event_size);
+		report(s, &s->rl_entry, "entry %s: larger than max_event_size (%zu bytes), skipped",
+		       cur, s->max_event_size);
 		goto done;
 	}
 	if (r < 0)
@@ -720,10 +730,10 @@ static int handle_entry(struct systemd_collector *s)
 	journal_field_get(s->fields, n, "_HOSTNAME", host, sizeof(host));
 	journal_field_get(s->fields, n, "PRIORITY", prio, sizeof(prio));
 	struct meta_kv kv[] = {
-		{ "unit", unit[0] ? unit : NULL },
-		{ "hostname", host[0] ? host : NULL },
-		{ "priority", prio[0] ? prio : NULL },
-		{ "cursor", cur },
+	    {"unit", unit[0] ? unit : NULL},
+	    {"hostname", host[0] ? host : NULL},
+	    {"priority", prio[0] ? prio : NULL},
+	    {"cursor", cur},
 	};
 
 	for (;;) {
@@ -736,7 +746,8 @@ static int handle_entry(struct systemd_collector *s)
 		if (r == -E2BIG || r == -EINVAL) {
 			/* can never fit in the queue: skip it */
 			count(&s->base.n.oversize);
-			report(s, &s->rl_emit, "entry %s: %zu bytes do not fit in the queue, skipped", cur,
+			report(s, &s->rl_emit,
+			       "entry %s: %zu bytes do not fit in the queue, skipped", cur,
 			       s->json.len);
 			break;
 		}
@@ -814,8 +825,8 @@ static int drain(struct systemd_collector *s, char *skip)
 static int wait_journal(struct systemd_collector *s)
 {
 	struct pollfd p[2] = {
-		{ .fd = sd_journal_get_fd(s->j), .events = (short)sd_journal_get_events(s->j) },
-		{ .fd = s->stop_fd, .events = POLLIN },
+	    {.fd = sd_journal_get_fd(s->j), .events = (short)sd_journal_get_events(s->j)},
+	    {.fd = s->stop_fd, .events = POLLIN},
 	};
 	uint64_t t = (uint64_t)-1;
 	int timeout = POLL_MS, r;
@@ -895,7 +906,7 @@ static void *systemd_thread(void *arg)
 			break;
 		atomic_store(&s->base.healthy, false);
 		count(&s->base.n.reconnects);
-backoff:
+	backoff:
 		atomic_store(&s->base.healthy, false);
 		{
 			/* exponential backoff with jitter: [backoff/2, backoff] */
@@ -944,11 +955,12 @@ static int systemd_start(struct collector *c, struct queue *q)
 	r = cursor_load(&s->cur);
 	if (r < 0) {
 		count(&s->base.n.errors);
-		report(s, NULL, "reading the cursor from %s/%s: %s; starting at --journal-since=%s", s->cur.dir,
-		       SYSTEMD_CURSOR_FILE, strerror(-r), s->since);
+		report(s, NULL, "reading the cursor from %s/%s: %s; starting at --journal-since=%s",
+		       s->cur.dir, SYSTEMD_CURSOR_FILE, strerror(-r), s->since);
 	} else if (r > 0 && !cursor_syntax_ok(s->cur.val)) {
 		count(&s->base.n.parse_errors);
-		report(s, NULL, "stored cursor in %s/%s is malformed; starting at --journal-since=%s",
+		report(s, NULL,
+		       "stored cursor in %s/%s is malformed; starting at --journal-since=%s",
 		       s->cur.dir, SYSTEMD_CURSOR_FILE, s->since);
 		s->cur.val[0] = '\0';
 	}
@@ -1007,11 +1019,11 @@ static void systemd_counters(struct collector *c, counter_fn fn, void *ctx)
 }
 
 static const struct collector_ops systemd_ops = {
-	.name = "systemd",
-	.start = systemd_start,
-	.stop = systemd_stop,
-	.destroy = systemd_destroy,
-	.counters = systemd_counters,
+    .name = "systemd",
+    .start = systemd_start,
+    .stop = systemd_stop,
+    .destroy = systemd_destroy,
+    .counters = systemd_counters,
 };
 
 struct collector *systemd_collector_new(const struct tapio_config *cfg, char *err, size_t errlen)
@@ -1043,14 +1055,18 @@ struct collector *systemd_collector_new(const struct tapio_config *cfg, char *er
 
 		/* a directory that does not exist yet is waited for; a file is a mistake */
 		if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
-			snprintf(err, errlen, "--journal-dir: %.200s is not a directory (give the journal directory, not a file)",
+			snprintf(err, errlen,
+				 "--journal-dir: %.200s is not a directory (give the journal "
+				 "directory, not a file)",
 				 dir);
 			goto fail;
 		}
 	}
 	if (strcmp(since, "now") && strcmp(since, "head") && !cursor_syntax_ok(since)) {
-		snprintf(err, errlen, "--journal-since: '%.64s' is not now, head or a journal cursor (s=...;i=...)",
-			 since);
+		snprintf(
+		    err, errlen,
+		    "--journal-since: '%.64s' is not now, head or a journal cursor (s=...;i=...)",
+		    since);
 		goto fail;
 	}
 	if (strlist_split(&s->units, units) < 0) {
@@ -1060,7 +1076,8 @@ struct collector *systemd_collector_new(const struct tapio_config *cfg, char *er
 	}
 	for (size_t i = 0; i < s->units.n; i++) {
 		if (!unit_name_ok(s->units.v[i])) {
-			snprintf(err, errlen, "--journal-units: '%.64s' is not a unit name", s->units.v[i]);
+			snprintf(err, errlen, "--journal-units: '%.64s' is not a unit name",
+				 s->units.v[i]);
 			goto fail;
 		}
 	}

@@ -57,7 +57,8 @@ int journal_entry_json(struct strbuf *sb, const struct journal_field *f, size_t 
 		       size_t *bad)
 {
 	struct name_ref stack_refs[64], *refs = stack_refs;
-	size_t stack_first[64], *first = stack_first; /* entry idx -> start of its group in refs, or SIZE_MAX */
+	size_t stack_first[64],
+	    *first = stack_first; /* entry idx -> start of its group in refs, or SIZE_MAX */
 	size_t start = sb->len, nrefs = 0, nbad = 0;
 	int ret = 0;
 
@@ -77,14 +78,15 @@ int journal_entry_json(struct strbuf *sb, const struct journal_field *f, size_t 
 			nbad++;
 			continue;
 		}
-		refs[nrefs++] = (struct name_ref){ .name = f[i].data, .len = (size_t)nl, .idx = i };
+		refs[nrefs++] = (struct name_ref){.name = f[i].data, .len = (size_t)nl, .idx = i};
 	}
 	qsort(refs, nrefs, sizeof(*refs), name_ref_cmp);
 	/* refs is sorted by (name, idx): a group's first member has the lowest idx */
 	for (size_t g = 0; g < nrefs;) {
 		size_t e = g + 1;
 
-		while (e < nrefs && refs[e].len == refs[g].len && !memcmp(refs[e].name, refs[g].name, refs[g].len))
+		while (e < nrefs && refs[e].len == refs[g].len &&
+		       !memcmp(refs[e].name, refs[g].name, refs[g].len))
 			e++;
 		first[refs[g].idx] = g;
 		g = e;

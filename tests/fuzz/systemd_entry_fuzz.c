@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 		pos += 2;
 		if (len > n - pos)
 			len = n - pos;
-		f[nf++] = (struct journal_field){ d + pos, len };
+		f[nf++] = (struct journal_field){d + pos, len};
 		pos += len;
 	}
 	int r = journal_entry_json(&sb, f, nf, limit, &bad);

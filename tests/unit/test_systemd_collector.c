@@ -103,13 +103,14 @@ Test(systemd_collector, config_accepted)
 	char err[256];
 	struct collector *col;
 
-	c.journal_since = "s=739ad463348b4ceca5a9e69c95a3c93f;i=4ece7;b=6c7c6013a8d4447ba8b2d1e2e7a2c8f1;"
-			  "m=264d3b0;t=5f7a5d1c1c2e5;x=5b3e5f8b1e7f2a9c";
+	c.journal_since =
+	    "s=739ad463348b4ceca5a9e69c95a3c93f;i=4ece7;b=6c7c6013a8d4447ba8b2d1e2e7a2c8f1;"
+	    "m=264d3b0;t=5f7a5d1c1c2e5;x=5b3e5f8b1e7f2a9c";
 	col = systemd_collector_new(&c, err, sizeof(err));
 	cr_assert_not_null(col, "%s", err);
 	cr_assert_str_eq(collector_name(col), "systemd");
 	cr_assert_not(collector_healthy(col)); /* not started */
-	collector_stop(col);                   /* unstarted: a no-op */
+	collector_stop(col);		       /* unstarted: a no-op */
 	collector_destroy(col);
 
 	/* NULL strings take the defaults */
@@ -147,8 +148,8 @@ static void write_journal(const char *path, int first, int n)
 			"__REALTIME_TIMESTAMP=%llu\n__MONOTONIC_TIMESTAMP=%llu\n"
 			"_BOOT_ID=5f0c1a4e2b7d4e10a9c3d2b1e0f9a8b7\n_HOSTNAME=node-a\n"
 			"_SYSTEMD_UNIT=kubelet.service\nPRIORITY=6\nMESSAGE=entry %d %0200d\n\n",
-			1764200000000000ull + (unsigned long long)i * 1000, 5000000ull + (unsigned long long)i * 1000,
-			i, i);
+			1764200000000000ull + (unsigned long long)i * 1000,
+			5000000ull + (unsigned long long)i * 1000, i, i);
 	}
 	cr_assert_eq(pclose(p), 0, "systemd-journal-remote failed");
 }
@@ -186,7 +187,8 @@ static void read_file(const char *path, char *buf, size_t size)
 	fclose(f);
 }
 
-Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = rmtmp, .timeout = 60)
+Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = rmtmp,
+     .timeout = 60)
 {
 	struct tapio_config c = base_cfg();
 	char jdir[300], state[300], path[400], err[256];
@@ -212,7 +214,7 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
 	cr_assert_eq(collector_start(col, q), 0);
 
 	int next = 1;
-	struct timespec slow = { 0, 2000000 };
+	struct timespec slow = {0, 2000000};
 	time_t deadline = time(NULL) + 40;
 	while (next <= N && time(NULL) < deadline) {
 		size_t len;
@@ -224,7 +226,8 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
 		cr_assert_eq(src, SRC_SYSTEMD);
 		cr_assert_eq(ev->type, TYPE_SYSTEMD_JOURNAL);
 		cr_assert_eq(ev->fmt, FMT_JSON);
-		cr_assert_eq(entry_number(ev), next, "entry %d arrived, %d expected", entry_number(ev), next);
+		cr_assert_eq(entry_number(ev), next, "entry %d arrived, %d expected",
+			     entry_number(ev), next);
 		cr_assert_eq(ev->ts, (1764200000000000ull + (uint64_t)next * 1000) * 1000);
 		cr_assert_str_eq(event_meta_get(ev, "unit"), "kubelet.service");
 		next++;
@@ -296,7 +299,8 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
 	queue_free(q);
 }
 
-Test(systemd_collector, missing_dir_unhealthy_and_stops, .init = mktmp, .fini = rmtmp, .timeout = 20)
+Test(systemd_collector, missing_dir_unhealthy_and_stops, .init = mktmp, .fini = rmtmp,
+     .timeout = 20)
 {
 	struct tapio_config c = base_cfg();
 	char missing[300], err[256], last[256];

@@ -10,7 +10,10 @@
 #include "collectors/systemd/entry.h"
 #include "strbuf.h"
 
-#define F(s) { .data = (s), .len = sizeof(s) - 1 }
+#define F(s)                                                                                       \
+	{                                                                                          \
+		.data = (s), .len = sizeof(s) - 1                                                  \
+	}
 
 /* Converts and parses the result; fails the test when the JSON is invalid. */
 static cJSON *convert(const struct journal_field *f, size_t n, size_t *bad)
@@ -51,8 +54,13 @@ static size_t b64(cJSON *o, const char *key, unsigned char *out, size_t cap)
 Test(systemd_entry, text_fields)
 {
 	struct journal_field f[] = {
-		F("MESSAGE=hello world"), F("PRIORITY=6"), F("_SYSTEMD_UNIT=kubelet.service"),
-		F("EMPTY="), F("EQ=a=b=c"), F("ML=line one\nline two\t\"q\" \\"), F("U=p\xc3\xa4iv\xc3\xa4\xc3\xa4"),
+	    F("MESSAGE=hello world"),
+	    F("PRIORITY=6"),
+	    F("_SYSTEMD_UNIT=kubelet.service"),
+	    F("EMPTY="),
+	    F("EQ=a=b=c"),
+	    F("ML=line one\nline two\t\"q\" \\"),
+	    F("U=p\xc3\xa4iv\xc3\xa4\xc3\xa4"),
 	};
 	size_t bad = 99;
 	cJSON *j = convert(f, 7, &bad);
@@ -71,7 +79,7 @@ Test(systemd_entry, text_fields)
 
 Test(systemd_entry, key_order_is_entry_order)
 {
-	struct journal_field f[] = { F("Z=1"), F("A=2"), F("M=3") };
+	struct journal_field f[] = {F("Z=1"), F("A=2"), F("M=3")};
 	struct strbuf sb = STRBUF_INIT;
 
 	cr_assert_eq(journal_entry_json(&sb, f, 3, 0, NULL), 0);
@@ -83,12 +91,13 @@ Test(systemd_entry, binary_values_are_base64_objects)
 {
 	static const char nul[] = "BLOB=\x00\x01\x02\xff";
 	static const char inv[] = "MESSAGE=bad \xff\xfe bytes";
-	static const char overlong[] = "O=\xc0\xaf";      /* overlong '/' */
+	static const char overlong[] = "O=\xc0\xaf";	  /* overlong '/' */
 	static const char surrogate[] = "S=\xed\xa0\x80"; /* UTF-16 surrogate */
-	static const char cut[] = "C=ok \xe2\x82";        /* truncated sequence at the end */
+	static const char cut[] = "C=ok \xe2\x82";	  /* truncated sequence at the end */
 	struct journal_field f[] = {
-		{ nul, sizeof(nul) - 1 }, { inv, sizeof(inv) - 1 }, { overlong, sizeof(overlong) - 1 },
-		{ surrogate, sizeof(surrogate) - 1 }, { cut, sizeof(cut) - 1 },
+	    {nul, sizeof(nul) - 1},	      {inv, sizeof(inv) - 1},
+	    {overlong, sizeof(overlong) - 1}, {surrogate, sizeof(surrogate) - 1},
+	    {cut, sizeof(cut) - 1},
 	};
 	unsigned char out[64];
 	cJSON *j = convert(f, 5, NULL);
@@ -109,11 +118,13 @@ Test(systemd_entry, malformed_fields_skipped_and_counted)
 	static const char noeq[] = "NOEQUALS";
 	static const char emptyname[] = "=value";
 	struct journal_field f[] = {
-		F("A=1"), { noeq, sizeof(noeq) - 1 }, { emptyname, sizeof(emptyname) - 1 },
-		{ "B=2", 0 }, /* empty */
-		{ NULL, 5 },  /* no data */
-		{ "MESSAGE=cut here", 3 }, /* truncated to "MES": no '=' */
-		F("C=3"),
+	    F("A=1"),
+	    {noeq, sizeof(noeq) - 1},
+	    {emptyname, sizeof(emptyname) - 1},
+	    {"B=2", 0},		     /* empty */
+	    {NULL, 5},		     /* no data */
+	    {"MESSAGE=cut here", 3}, /* truncated to "MES": no '=' */
+	    F("C=3"),
 	};
 	size_t bad = 0;
 	cJSON *j = convert(f, 7, &bad);
@@ -128,7 +139,7 @@ Test(systemd_entry, malformed_fields_skipped_and_counted)
 Test(systemd_entry, hostile_names_are_escaped)
 {
 	static const char name_bin[] = "N\"\\\n\xff=v";
-	struct journal_field f[] = { { name_bin, sizeof(name_bin) - 1 } };
+	struct journal_field f[] = {{name_bin, sizeof(name_bin) - 1}};
 	cJSON *j = convert(f, 1, NULL);
 	cJSON *only = j->child;
 
@@ -142,8 +153,8 @@ Test(systemd_entry, repeated_names_become_arrays)
 {
 	/* BIN=\x00 holds a NUL: binary; BIN=\x01 is valid UTF-8: a string */
 	struct journal_field f[] = {
-		F("TAG=a"), F("MESSAGE=m"), F("TAG=b"), F("X=1"), F("TAG=c"), { "BIN=\x00", 5 },
-		{ "BIN=\x01", 5 },
+	    F("TAG=a"), F("MESSAGE=m"),	 F("TAG=b"),	  F("X=1"),
+	    F("TAG=c"), {"BIN=\x00", 5}, {"BIN=\x01", 5},
 	};
 	struct strbuf sb = STRBUF_INIT;
 
@@ -158,13 +169,13 @@ Test(systemd_entry, many_fields_with_repeats)
 	/* more than the on-stack limit: the heap path */
 	enum { N = 1000 };
 	struct journal_field f[N];
-	char (*bufs)[32] = calloc(N, 32);
+	char(*bufs)[32] = calloc(N, 32);
 	size_t bad = 1;
 
 	for (int i = 0; i < N; i++) {
 		/* 250 distinct names, each 4 times */
 		int n = snprintf(bufs[i], 32, "F%03d=%d", i % 250, i);
-		f[i] = (struct journal_field){ bufs[i], (size_t)n };
+		f[i] = (struct journal_field){bufs[i], (size_t)n};
 	}
 	cJSON *j = convert(f, N, &bad);
 	cr_assert_eq(bad, 0);
@@ -187,7 +198,7 @@ Test(systemd_entry, huge_field)
 
 	memcpy(big, "MESSAGE=", 8);
 	memset(big + 8, 'x', n);
-	struct journal_field f[] = { F("A=1"), { big, n + 8 } };
+	struct journal_field f[] = {F("A=1"), {big, n + 8}};
 
 	/* no limit: the whole value */
 	cr_assert_eq(journal_entry_json(&sb, f, 2, 0, NULL), 0);
@@ -217,7 +228,7 @@ Test(systemd_entry, huge_field)
 
 Test(systemd_entry, limit_is_exact)
 {
-	struct journal_field f[] = { F("A=12345") };
+	struct journal_field f[] = {F("A=12345")};
 	struct strbuf sb = STRBUF_INIT;
 
 	/* {"A":"12345"} is 13 bytes */
@@ -239,7 +250,7 @@ Test(systemd_entry, empty_entry)
 
 Test(systemd_entry, appends_to_existing_buffer)
 {
-	struct journal_field f[] = { F("A=1") };
+	struct journal_field f[] = {F("A=1")};
 	struct strbuf sb = STRBUF_INIT;
 
 	sb_puts(&sb, "prefix:");
@@ -253,8 +264,8 @@ Test(systemd_entry, field_get)
 {
 	static const char bin[] = "BIN=\x00x";
 	struct journal_field f[] = {
-		F("_PID2=9"), F("_PID=42"), F("_HOSTNAME=node-a"), { bin, sizeof(bin) - 1 }, F("E="),
-		{ "NOEQ", 4 }, F("_PID=43"),
+	    F("_PID2=9"), F("_PID=42"), F("_HOSTNAME=node-a"), {bin, sizeof(bin) - 1},
+	    F("E="),	  {"NOEQ", 4},	F("_PID=43"),
 	};
 	char buf[16];
 
