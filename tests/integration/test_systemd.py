@@ -7,6 +7,8 @@ import base64
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -255,6 +257,35 @@ class SystemdJournalTest(unittest.TestCase):
         shutil.rmtree(self.state)
         t2 = self.agent(since=third)
         self.wait_messages(t2, want[3:])
+
+    def test_full_queue_loses_nothing(self):
+        # a sink that does not read (stdout is a pipe nobody drains for a
+        # while) fills a small queue; the collector waits and retries, and
+        # every entry arrives once, in order
+        live = os.path.join(self.jdir, "system.journal")
+        n = 1500
+        F.write_journal(live, b"".join(F.unit_entry("kubelet.service", "fill %d %s" % (i, "y" * 300), i)
+                                       for i in range(1, n + 1)))
+        p = subprocess.Popen([tapiotest.TAPIO, "agent", "--collectors", "systemd", "--journal-dir", self.jdir,
+                              "--journal-since", "head", "--state-dir", self.state, "--output", "stdout",
+                              "--queue-size", "64K", "--queue-wait-ms", "50"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        time.sleep(3)  # the pipe (64 KiB) and the queue (64 KiB) fill up
+        lines = []
+        deadline = time.time() + 30
+        while len(lines) < n and time.time() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            lines.append(json.loads(line))
+        p.send_signal(signal.SIGINT)
+        rest, err = p.communicate(timeout=20)
+        lines += [json.loads(l) for l in rest.splitlines()]
+        got = [int(e["data"]["MESSAGE"].split()[1]) for e in lines]
+        self.assertEqual(got, list(range(1, n + 1)), err.decode(errors="replace")[-2000:])
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("queue full, retrying entry", err.decode())
 
     # ---- bad input ----
 
