@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define FRAMER_DEFAULT_MAX ((size_t)16 << 20)
@@ -362,6 +363,13 @@ static int on_progress(void *ud, curl_off_t dlt, curl_off_t dln, curl_off_t ult,
 	return 0;
 }
 
+/* Opens curl's sockets with SOCK_CLOEXEC, so that no child inherits them. */
+static curl_socket_t open_cloexec(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	(void)ud, (void)purpose;
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
 static int curl_errno(CURLcode c)
 {
 	switch (c) {
@@ -511,6 +519,7 @@ int watch_run(const struct watch_req *req, struct watch_result *res)
 	CURL *h = x.h;
 	curl_easy_setopt(h, CURLOPT_URL, req->url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_cloexec);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,9 @@
 #define ETCD_MIN_STREAM_NS (1000ull * 1000 * 1000)
 #define ETCD_CURSOR_FILE "etcd.revision"
 #define ETCD_DEFAULT_MAX_EVENT ((uint64_t)16 << 20)
+
+/* Messages that can repeat once per event. */
+enum rl_slot { RL_OVERSIZE, RL_MALFORMED, RL_TOO_BIG, RL__MAX };
 
 /* Why the message callback ended a stream. */
 enum stream_end {
@@ -74,6 +78,10 @@ struct etcd_collector {
 	char end_reason[512];
 	struct strbuf data;
 	int64_t skipped_after; /* a response was skipped for size after this revision (-1 = none) */
+	struct {
+		uint64_t last_ns;
+		uint64_t suppressed;
+	} rl[RL__MAX]; /* per-event messages: at most one a second each */
 };
 
 static inline struct etcd_collector *to_etcd(struct collector *c)
@@ -84,6 +92,29 @@ static inline struct etcd_collector *to_etcd(struct collector *c)
 bool etcd_collector_available(const struct tapio_config *cfg)
 {
 	return cfg && cfg->etcd_endpoints && *cfg->etcd_endpoints;
+}
+
+/* collector_error() for messages that can come once per event: one a second
+ * per kind; the count of those left out goes with the next one. */
+static void __attribute__((format(printf, 3, 4)))
+error_limited(struct etcd_collector *e, enum rl_slot slot, const char *fmt, ...)
+{
+	uint64_t now = mono_ns();
+	if (e->rl[slot].last_ns && now - e->rl[slot].last_ns < 1000000000ull) {
+		e->rl[slot].suppressed++;
+		return;
+	}
+	char msg[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (e->rl[slot].suppressed)
+		collector_error(&e->base, "%s (and %" PRIu64 " more like it)", msg, e->rl[slot].suppressed);
+	else
+		collector_error(&e->base, "%s", msg);
+	e->rl[slot].last_ns = now;
+	e->rl[slot].suppressed = 0;
 }
 
 static void save_cursor(struct etcd_collector *e, bool flush)
@@ -121,7 +152,7 @@ static int emit_event(struct etcd_collector *e, const struct etcd_event *ev)
 
 	if (ev->kv.value_len > e->max_event || (ev->has_prev && ev->prev.value_len > e->max_event)) {
 		atomic_fetch_add(&c->n.oversize, 1);
-		collector_error(c, "skipped revision %" PRId64 " of key %.*s: value of %zu bytes is over the %" PRIu64
+		error_limited(e, RL_OVERSIZE, "skipped revision %" PRId64 " of key %.*s: value of %zu bytes is over the %" PRIu64
 				   "-byte limit (max-event-size)",
 				   ev->kv.mod_rev, (int)(ev->key_len > 200 ? 200 : ev->key_len), ev->key,
 				   ev->kv.value_len > ev->prev.value_len ? ev->kv.value_len : ev->prev.value_len,
@@ -149,7 +180,7 @@ static int emit_event(struct etcd_collector *e, const struct etcd_event *ev)
 	collector_count_emit(c, rc);
 	if (rc == -E2BIG) {
 		/* Larger than the queue can ever hold: fetching it again will not help. */
-		collector_error(c, "skipped revision %" PRId64 ": event of %zu bytes does not fit the queue",
+		error_limited(e, RL_TOO_BIG, "skipped revision %" PRId64 ": event of %zu bytes does not fit the queue",
 				ev->kv.mod_rev, e->data.len);
 		return 0;
 	}
@@ -179,7 +210,7 @@ static void handle_events(struct etcd_collector *e, const struct etcd_watch_resp
 
 	if (r->bad_events) {
 		atomic_fetch_add(&c->n.parse_errors, r->bad_events);
-		collector_error(c, "skipped %zu malformed event(s) in a watch response: %s", r->bad_events,
+		error_limited(e, RL_MALFORMED, "skipped %zu malformed event(s) in a watch response: %s", r->bad_events,
 				r->bad_reason);
 	}
 	for (size_t i = 0; i < r->nev; i++) {

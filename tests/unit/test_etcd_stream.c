@@ -337,6 +337,13 @@ static void fill(struct fake *f, int nrev)
 	}
 }
 
+/* Waits (up to 10 s) until the queue has refused an event. */
+static void wait_refused(struct run *r)
+{
+	for (int i = 0; i < 1000 && !atomic_load(&r->c->n.dropped); i++)
+		usleep(10000);
+}
+
 static struct fake f;
 static struct got g;
 static struct run r;
@@ -353,9 +360,9 @@ Test(etcd_stream, full_queue_loses_nothing_and_repeats_nothing, .timeout = 60)
 	fill(&f, 40);
 	fake_start(&f);
 	/* Resuming from revision 1 replays the whole history into a 4 KiB queue
-	 * that holds about a dozen events; nobody reads it for 300 ms. */
+	 * that holds about a dozen events; nobody reads it until it refuses. */
 	run_start(&r, &f, 4096, 0, "1");
-	usleep(300000);
+	wait_refused(&r);
 	drain(r.q, &g, f.nev, 30000);
 	collector_stop(r.c); /* the counters are final once the thread has ended */
 	uint64_t dropped = atomic_load(&r.c->n.dropped);
@@ -382,7 +389,7 @@ Test(etcd_stream, fragments_inside_a_revision_with_a_full_queue, .timeout = 60)
 	fill(&f, 30);
 	fake_start(&f);
 	run_start(&r, &f, 4096, 0, "1");
-	usleep(300000);
+	wait_refused(&r);
 	drain(r.q, &g, f.nev, 30000);
 	collector_stop(r.c); /* the counters are final once the thread has ended */
 	uint64_t dropped = atomic_load(&r.c->n.dropped);

@@ -4,6 +4,8 @@
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -16,6 +18,29 @@
 
 #include "watch.h"
 
+/* True when the client's connection to 127.0.0.1:port is close-on-exec.
+ * (curl's internal wake-up socketpair is curl's own business.) */
+static bool client_socket_cloexec(int port)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	bool found = false, ok = true;
+	while (d && (de = readdir(d))) {
+		int fd = atoi(de->d_name);
+		struct sockaddr_in a;
+		socklen_t al = sizeof(a);
+		if (getpeername(fd, (struct sockaddr *)&a, &al) != 0 || a.sin_family != AF_INET ||
+		    ntohs(a.sin_port) != port)
+			continue;
+		found = true;
+		if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
+			ok = false;
+	}
+	if (d)
+		closedir(d);
+	return found && ok;
+}
+
 /* ---- a collecting callback ---- */
 
 struct msgs {
@@ -23,6 +48,8 @@ struct msgs {
 	size_t len[256];
 	size_t n;
 	int fail_at; /* return -EPIPE for message number fail_at (1-based), 0 = never */
+	int check_port; /* check the client socket to this port during a callback */
+	bool fds_ok;
 };
 
 static int collect(void *ctx, const char *m, size_t len)
@@ -31,6 +58,8 @@ static int collect(void *ctx, const char *m, size_t len)
 	if (ms->fail_at && (int)ms->n + 1 == ms->fail_at)
 		return -EPIPE;
 	cr_assert(ms->n < 256);
+	if (ms->check_port)
+		ms->fds_ok = client_socket_cloexec(ms->check_port);
 	ms->v[ms->n] = malloc(len + 1);
 	memcpy(ms->v[ms->n], m, len);
 	ms->v[ms->n][len] = '\0';
@@ -450,7 +479,7 @@ Test(watch_run, chunked_stream_split_inside_objects)
 	srv_start(&s);
 	char url[64];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v3/watch", s.port);
-	struct msgs ms = {0};
+	struct msgs ms = {.check_port = s.port};
 	struct watch_req req = {.url = url, .method = "POST", .body = "{\"create_request\":{}}",
 				.bearer_token = "tok123", .framing = FRAME_JSON_OBJECTS,
 				.on_msg = collect, .ctx = &ms};
@@ -461,6 +490,7 @@ Test(watch_run, chunked_stream_split_inside_objects)
 	cr_assert_eq(res.http_status, 200);
 	cr_assert_eq(res.messages, 2);
 	cr_assert_not(res.truncated);
+	cr_assert(ms.fds_ok, "the connection socket is not close-on-exec");
 	const char *want[] = {"{\"result\":{\"a\":1}}", "{\"result\":2}"};
 	expect(&ms, want, 2);
 	cr_assert(strncmp(s.req, "POST /v3/watch HTTP/1.1\r\n", 25) == 0, "%s", s.req);
