@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "pending.h"
 
 static void usage(FILE *out)
 {
@@ -23,11 +24,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
-	if (!strcmp(cmd, "trace"))
+	if (!strcmp(cmd, "trace") && cmd_trace)
 		return cmd_trace(argc - 1, argv + 1);
 	if (!strcmp(cmd, "agent"))
 		return cmd_agent(argc - 1, argv + 1);
-	if (!strcmp(cmd, "probe"))
+	if (!strcmp(cmd, "probe") && cmd_probe)
 		return cmd_probe(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("tapio %s\n", TAPIO_VERSION);

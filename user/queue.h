@@ -5,8 +5,9 @@
  * records in reservation order, each once it is committed, and releases it
  * after the sink has written it. Nothing here calls malloc after queue_new().
  *
- * Records are 8-byte aligned; each is preceded by a small queue-private header.
- * A record longer than half the arena is refused with E2BIG.
+ * Records are 8-byte aligned; each is preceded by an 8-byte queue-private
+ * header. A record that, header included, is longer than half the arena
+ * (len > size / 2 - 8) is refused with E2BIG.
  *
  * Full queue: per source, either drop at once (wait_ms == 0, the default) or
  * wait up to wait_ms for space (queue_set_wait). Every refusal is counted in the
@@ -36,7 +37,7 @@ int queue_set_wait(struct queue *q, unsigned src, unsigned wait_ms);
 
 /* Reserves len bytes (len > 0) for source src. Thread-safe. Returns a pointer
  * to 8-byte-aligned space, or NULL with errno:
- *   E2BIG      len is more than half the arena (counted: oversize)
+ *   E2BIG      len + 8 is more than half the arena (counted: oversize)
  *   ENOSPC     the queue is full and the source drops (counted: full)
  *   ETIMEDOUT  the queue stayed full for the source's wait bound (counted: timeout)
  *   ESHUTDOWN  the queue is closed (counted: closed)

@@ -14,6 +14,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "collector.h"
@@ -50,8 +51,13 @@ enum sink_format { SINK_JSON, SINK_TEXT };
  * pipes). Returns NULL with errno. */
 struct sink *sink_stream_new(int fd, bool own_fd, enum sink_format fmt, bool flush_each);
 
-/* Opens "stdout", "file:PATH" or "nats://..." (see sink_nats_new). */
-struct sink *sink_open(const char *spec, enum sink_format fmt, int *err);
+struct tapio_config;
+
+/* Opens "stdout" (or "" / "-"), "file:PATH" (appended) or "nats://..." (see
+ * sink_nats_new in sink_nats.h). Returns NULL with errno and a one-line
+ * reason in err. */
+struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapio_config *cfg,
+		       char *err, size_t errlen);
 
 int sink_write(struct sink *s, const struct tapio_event *ev);
 int sink_flush(struct sink *s);

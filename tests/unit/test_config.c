@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Config: defaults, YAML file, environment, flags, precedence, bad input. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char path[64];
+
+static const char *write_file(const char *text)
+{
+	strcpy(path, "/tmp/tapio-cfg-XXXXXX");
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static int load(struct tapio_config *c, char *err, int argc, ...)
+{
+	char *argv[16] = {"agent"};
+	va_list ap;
+	va_start(ap, argc);
+	for (int i = 0; i < argc; i++)
+		argv[i + 1] = va_arg(ap, char *);
+	va_end(ap);
+	return config_load(c, argc + 1, argv, err, 256);
+}
+
+static void clean_env(void)
+{
+	unsetenv("TAPIO_QUEUE_SIZE");
+	unsetenv("TAPIO_OUTPUT");
+	unsetenv("TAPIO_CONFIG");
+	unsetenv("NODE_NAME");
+	unsetenv("TAPIO_NODE_NAME");
+}
+
+Test(config, defaults, .init = clean_env)
+{
+	struct tapio_config c;
+	char err[256];
+	cr_assert_eq(load(&c, err, 0), 0, "%s", err);
+	cr_assert_eq(c.queue_size, 16u << 20);
+	cr_assert_str_eq(c.output, "stdout");
+	cr_assert_str_eq(c.state_dir, "/var/lib/tapio");
+	cr_assert_str_eq(c.etcd_prefix, "/registry/");
+	cr_assert_eq(c.k8s_insecure, false);
+	config_free(&c);
+}
+
+Test(config, precedence_flag_env_file_default, .init = clean_env)
+{
+	const char *f = write_file("queue_size: 1M\n"
+				   "output: file:/tmp/from-file\n"
+				   "state-dir: /tmp/state-file\n"
+				   "etcd:\n  prefix: /nested/\n"
+				   "collectors: [kernel, etcd]\n");
+	struct tapio_config c;
+	char err[256];
+	setenv("TAPIO_QUEUE_SIZE", "2M", 1);
+	setenv("TAPIO_OUTPUT", "file:/tmp/from-env", 1);
+	setenv("NODE_NAME", "node-a", 1);
+	cr_assert_eq(load(&c, err, 4, "--config", f, "--queue-size=4M", "--containers"), 0, "%s",
+		     err);
+	cr_assert_eq(c.queue_size, 4u << 20, "flag beats env and file");
+	cr_assert_str_eq(c.output, "file:/tmp/from-env", "env beats file");
+	cr_assert_str_eq(c.state_dir, "/tmp/state-file", "file beats default");
+	cr_assert_str_eq(c.etcd_prefix, "/nested/");
+	cr_assert_str_eq(c.collectors, "kernel,etcd");
+	cr_assert_str_eq(c.node_name, "node-a");
+	cr_assert(c.containers_only);
+	config_free(&c);
+	setenv("TAPIO_CONFIG", f, 1);
+	cr_assert_eq(load(&c, err, 0), 0, "%s", err);
+	cr_assert_eq(c.queue_size, 2u << 20, "TAPIO_CONFIG is read");
+	config_free(&c);
+	unlink(f);
+}
+
+Test(config, bad_input_names_key, .init = clean_env)
+{
+	struct tapio_config c;
+	char err[256];
+	cr_assert_eq(load(&c, err, 2, "--queue-size", "3M"), -EINVAL);
+	cr_assert(strstr(err, "queue-size"), "%s", err);
+	config_free(&c);
+	cr_assert_eq(load(&c, err, 1, "--bogus"), -EINVAL);
+	cr_assert(strstr(err, "--bogus"), "%s", err);
+	config_free(&c);
+	cr_assert_eq(load(&c, err, 1, "--output"), -EINVAL);
+	cr_assert(strstr(err, "needs a value"), "%s", err);
+	config_free(&c);
+	cr_assert_eq(load(&c, err, 2, "--collectors", "kernel,nope"), -EINVAL);
+	cr_assert(strstr(err, "nope"), "%s", err);
+	config_free(&c);
+	cr_assert_eq(load(&c, err, 1, "--containers=maybe"), -EINVAL);
+	cr_assert(strstr(err, "containers"), "%s", err);
+	config_free(&c);
+	cr_assert_eq(load(&c, err, 2, "--output", "ftp://x"), -EINVAL);
+	cr_assert(strstr(err, "output"), "%s", err);
+	config_free(&c);
+	cr_assert_eq(load(&c, err, 2, "--metrics-addr", "nohost"), -EINVAL);
+	config_free(&c);
+	cr_assert_eq(load(&c, err, 2, "--queue-size", "-1"), -EINVAL);
+	config_free(&c);
+
+	const char *bad[] = {
+		"queue_size: [1\n",        /* YAML syntax */
+		"no_such_key: 1\n",        /* unknown key */
+		"- a\n- b\n",              /* not a mapping */
+		"queue_size: 12x\n",       /* bad value */
+		"a: &x 1\nb: *x\n",        /* alias */
+		"collectors: [[a]]\n",     /* nested list */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *f = write_file(bad[i]);
+		cr_assert_eq(load(&c, err, 2, "--config", f), -EINVAL, "accepted: %s", bad[i]);
+		cr_assert(strstr(err, f), "error does not name the file: %s", err);
+		config_free(&c);
+		unlink(f);
+	}
+	cr_assert_eq(load(&c, err, 2, "--config", "/nonexistent/x.yaml"), -EINVAL);
+	cr_assert(strstr(err, "/nonexistent/x.yaml"), "%s", err);
+	config_free(&c);
+}
+
+Test(config, json_file_and_print, .init = clean_env)
+{
+	const char *f = write_file("{\"queue-size\": \"64K\", \"k8s_insecure\": true}");
+	struct tapio_config c;
+	char err[256];
+	cr_assert_eq(load(&c, err, 2, "--config", f), 0, "%s", err);
+	cr_assert_eq(c.queue_size, 65536);
+	cr_assert(c.k8s_insecure);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	config_print(&c, m);
+	fclose(m);
+	cr_assert(strstr(buf, "queue_size: 65536\n"), "%s", buf);
+	cr_assert(strstr(buf, "k8s_insecure: true\n"), "%s", buf);
+	free(buf);
+	config_free(&c);
+	unlink(f);
+}
+
+Test(config, strlist)
+{
+	struct strlist l;
+	cr_assert_eq(strlist_split(&l, " a, ,b ,c,"), 0);
+	cr_assert_eq(l.n, 3);
+	cr_assert_str_eq(l.v[0], "a");
+	cr_assert_str_eq(l.v[2], "c");
+	cr_assert(strlist_has(&l, "b"));
+	cr_assert_not(strlist_has(&l, ""));
+	strlist_free(&l);
+	cr_assert_eq(strlist_split(&l, NULL), 0);
+	cr_assert_eq(l.n, 0);
+	strlist_free(&l);
+}

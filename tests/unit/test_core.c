@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Unit tests for strbuf (JSON escaping, base64), event records, formatting
+ * of collector events, state files and cursors, and the registry. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "collector.h"
+#include "event.h"
+#include "format.h"
+#include "queue.h"
+#include "state.h"
+#include "strbuf.h"
+
+static char *json(const char *s, size_t n)
+{
+	struct strbuf sb = STRBUF_INIT;
+	sb_json_str(&sb, s, n);
+	cr_assert_eq(sb.err, 0);
+	return sb.buf;
+}
+
+Test(strbuf, json_plain_and_escapes)
+{
+	char *o = json("a\"b\\c\n\t\r", 8);
+	cr_assert_str_eq(o, "\"a\\\"b\\\\c\\n\\t\\r\"");
+	free(o);
+	o = json("\x01\x1f\x7f", 3);
+	cr_assert_str_eq(o, "\"\\u0001\\u001f\x7f\"");
+	free(o);
+	o = json("nul\0x", 5);
+	cr_assert_str_eq(o, "\"nul\\u0000x\"");
+	free(o);
+}
+
+Test(strbuf, json_utf8_kept_invalid_replaced)
+{
+	char *o = json("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15);
+	cr_assert_str_eq(o, "\"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80\"");
+	free(o);
+	/* lone continuation, truncated sequence, overlong '/', surrogate, > U+10FFFF */
+	o = json("\x80|\xe2\x82|\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80", 16);
+	cr_assert_str_eq(o, "\"\\ufffd|\\ufffd\\ufffd|\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd|"
+			    "\\ufffd\\ufffd\\ufffd\\ufffd\"");
+	free(o);
+	cr_assert(utf8_valid("h\xc3\xa9", 3));
+	cr_assert_not(utf8_valid("h\xc3", 2));
+	cr_assert_not(utf8_valid("a\0b", 3));
+}
+
+Test(strbuf, base64_roundtrip_and_bad_input)
+{
+	const char *cases[][2] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
+				  {"foobar", "Zm9vYmFy"}};
+	for (size_t i = 0; i < 5; i++) {
+		struct strbuf sb = STRBUF_INIT;
+		sb_base64(&sb, cases[i][0], strlen(cases[i][0]));
+		cr_assert_str_eq(sb.buf ? sb.buf : "", cases[i][1]);
+		char out[16];
+		long n = base64_decode(cases[i][1], strlen(cases[i][1]), out, sizeof(out));
+		cr_assert_eq(n, (long)strlen(cases[i][0]));
+		cr_assert(!memcmp(out, cases[i][0], (size_t)n));
+		sb_free(&sb);
+	}
+	char out[4];
+	cr_assert_eq(base64_decode("Zm9v!", 5, out, sizeof(out)), -EINVAL);
+	cr_assert_eq(base64_decode("Zg==Zg", 6, out, sizeof(out)), -EINVAL);
+	cr_assert_eq(base64_decode("Zm9vYmFy", 8, out, sizeof(out)), -ENOSPC);
+	cr_assert_eq(base64_decode("Z", 1, out, sizeof(out)), -EINVAL);
+	cr_assert_eq(base64_decode("_-8", 3, out, sizeof(out)), 2); /* URL-safe */
+}
+
+Test(strbuf, printf_long_and_numbers)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char big[1000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	sb_printf(&sb, "<%s>", big);
+	cr_assert_eq(sb.len, 1001);
+	sb_reset(&sb);
+	sb_u64(&sb, 0);
+	sb_putc(&sb, ' ');
+	sb_u64(&sb, UINT64_MAX);
+	sb_putc(&sb, ' ');
+	sb_i64(&sb, INT64_MIN);
+	cr_assert_str_eq(sb.buf, "0 18446744073709551615 -9223372036854775808");
+	sb_reset(&sb);
+	sb_time_iso(&sb, 1795738200123456789ull);
+	cr_assert_str_eq(sb.buf, "2026-11-27T00:10:00.123456789Z");
+	sb_free(&sb);
+}
+
+Test(event, names_roundtrip)
+{
+	for (unsigned t = 1; t < TYPE__MAX; t++) {
+		cr_assert_str_neq(type_name(t), "unknown", "type %u has no name", t);
+		cr_assert_eq(type_parse(type_name(t)), (int)t);
+	}
+	for (unsigned s = 0; s < SRC__MAX; s++)
+		cr_assert_eq(source_parse(source_name(s)), (int)s);
+	cr_assert_eq(type_parse("process"), -EINVAL);
+	cr_assert_str_eq(type_name(999), "unknown");
+	cr_assert_eq(type_source(TYPE_OOM_KILL), SRC_KERNEL);
+	cr_assert_eq(type_source(TYPE_ETCD_COMPACTED), SRC_ETCD);
+	cr_assert_eq(type_source(TYPE_CNI_IPAM), SRC_CNI);
+}
+
+Test(event, emit_meta_and_format_json)
+{
+	struct queue *q = queue_new(1 << 16);
+	cr_assert_not_null(q);
+	struct meta_kv kv[] = {{"operation", "PUT"}, {"skipped", NULL}, {"key", "/registry/pods/a\"b"}};
+	const char *data = "{\"a\":\n1}";
+	cr_assert_eq(event_emit(q, SRC_ETCD, TYPE_ETCD_WATCH, FMT_JSON, 1795738200123456789ull, kv, 3,
+				data, strlen(data)),
+		     0);
+	size_t len;
+	unsigned src;
+	struct tapio_event *ev = queue_peek(q, &len, &src, 1000);
+	cr_assert_not_null(ev);
+	cr_assert_eq(src, SRC_ETCD);
+	cr_assert_eq(ev->meta_len, event_meta_size(kv, 3));
+	cr_assert_str_eq(event_meta_get(ev, "operation"), "PUT");
+	cr_assert_null(event_meta_get(ev, "skipped"));
+	struct strbuf sb = STRBUF_INIT;
+	cr_assert_eq(format_json(ev, &sb), 0);
+	cr_assert_str_eq(sb.buf, "{\"ts\":\"2026-11-27T00:10:00.123456789Z\",\"source\":\"etcd\","
+				 "\"type\":\"etcd.watch\",\"meta\":{\"operation\":\"PUT\","
+				 "\"key\":\"/registry/pods/a\\\"b\"},\"data\":{\"a\": 1}}\n");
+	queue_release(q, ev);
+	sb_free(&sb);
+	queue_free(q);
+}
+
+/* Builds an event by hand in a buffer, as a hostile producer could. */
+static struct tapio_event *mk(void *buf, unsigned fmt, const char *meta, size_t mlen,
+			      const void *data, size_t dlen)
+{
+	struct tapio_event *ev = buf;
+	memset(ev, 0, sizeof(*ev));
+	ev->ts = 1;
+	ev->source = SRC_CNI;
+	ev->type = TYPE_CNI_LOG;
+	ev->fmt = (uint8_t)fmt;
+	ev->meta_len = (uint32_t)mlen;
+	ev->data_len = (uint32_t)dlen;
+	memcpy(event_meta(ev), meta, mlen);
+	memcpy(event_data(ev), data, dlen);
+	return ev;
+}
+
+Test(format, text_binary_and_bad_meta)
+{
+	_Alignas(8) char buf[512];
+	struct strbuf sb = STRBUF_INIT;
+	struct tapio_event *ev = mk(buf, FMT_TEXT, "file\0/var/log/x\0", 16, "line\x01\xff", 6);
+	cr_assert_eq(format_json(ev, &sb), 0);
+	cr_assert(strstr(sb.buf, "\"data\":\"line\\u0001\\ufffd\"}\n"), "%s", sb.buf);
+	cr_assert(strstr(sb.buf, "\"meta\":{\"file\":\"/var/log/x\"}"), "%s", sb.buf);
+	sb_reset(&sb);
+	ev = mk(buf, FMT_BINARY, "", 0, "\x00\x01\x02", 3);
+	cr_assert_eq(format_json(ev, &sb), 0);
+	cr_assert(strstr(sb.buf, "\"data\":\"AAEC\"}"), "%s", sb.buf);
+	/* meta without terminators: iteration stops, output is still one valid line */
+	sb_reset(&sb);
+	ev = mk(buf, FMT_TEXT, "key\0val", 7, "x", 1);
+	cr_assert_eq(format_json(ev, &sb), 0);
+	cr_assert(strstr(sb.buf, "\"meta\":{}"), "%s", sb.buf);
+	sb_reset(&sb);
+	ev = mk(buf, 77, "", 0, "x", 1);
+	cr_assert_eq(format_json(ev, &sb), -EINVAL);
+	cr_assert_eq(sb.len, 0);
+	/* text: control bytes never reach the terminal */
+	sb_reset(&sb);
+	ev = mk(buf, FMT_TEXT, "pod\0a\x1b[2Jb\0", 12, "l\x1b", 2);
+	cr_assert_eq(format_text(ev, &sb), 0);
+	cr_assert_null(strchr(sb.buf, '\x1b'), "%s", sb.buf);
+	cr_assert(strstr(sb.buf, "pod=a?[2Jb | l?"), "%s", sb.buf);
+	sb_free(&sb);
+}
+
+static char tmpl[64];
+
+static const char *mktmp(void)
+{
+	strcpy(tmpl, "/tmp/tapio-core-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpl));
+	return tmpl;
+}
+
+Test(state, write_read_atomic)
+{
+	const char *d = mktmp();
+	char sub[128];
+	snprintf(sub, sizeof(sub), "%s/a/b", d);
+	cr_assert_eq(state_write(sub, "x", "hello", 5), 0); /* creates the dirs */
+	char buf[16];
+	cr_assert_eq(state_read(sub, "x", buf, sizeof(buf)), 5);
+	cr_assert_str_eq(buf, "hello");
+	cr_assert_eq(state_read(sub, "missing", buf, sizeof(buf)), -ENOENT);
+	cr_assert_eq(state_write(sub, "x", "0123456789abcdefXYZ", 19), 0);
+	cr_assert_eq(state_read(sub, "x", buf, sizeof(buf)), -EFBIG);
+	cr_assert_eq(state_write(sub, "../evil", "x", 1), -EINVAL);
+	char tmpname[160];
+	snprintf(tmpname, sizeof(tmpname), "%s/.x.tmp", sub);
+	cr_assert_neq(access(tmpname, F_OK), 0, "temporary file left behind");
+}
+
+Test(state, cursor_rate_and_flush)
+{
+	const char *d = mktmp();
+	struct cursor c;
+	cursor_init(&c, d, "cur", 60000);
+	cr_assert_eq(cursor_load(&c), 0);
+	cr_assert_str_eq(c.val, "");
+	cr_assert_eq(cursor_update(&c, "rev-1"), 0); /* first write goes out */
+	cr_assert_eq(cursor_update(&c, "rev-2"), 0); /* inside the interval: pending */
+	char buf[32];
+	cr_assert_eq(state_read(d, "cur", buf, sizeof(buf)), 6);
+	cr_assert_str_eq(buf, "rev-1\n");
+	cr_assert_eq(cursor_flush(&c), 0);
+	cr_assert_eq(state_read(d, "cur", buf, sizeof(buf)), 6);
+	cr_assert_str_eq(buf, "rev-2\n");
+	struct cursor c2;
+	cursor_init(&c2, d, "cur", 0);
+	cr_assert_eq(cursor_load(&c2), 5);
+	cr_assert_str_eq(c2.val, "rev-2");
+	char huge[CURSOR_MAX + 10];
+	memset(huge, 'a', sizeof(huge) - 1);
+	huge[sizeof(huge) - 1] = '\0';
+	cr_assert_eq(cursor_update(&c2, huge), -ENAMETOOLONG);
+	cursor_destroy(&c);
+	cursor_destroy(&c2);
+}
+
+/* A collector that records its calls; `fail` makes start fail. */
+struct fake {
+	struct collector base;
+	bool fail, started, stopped;
+	int *order;
+	int id;
+};
+static int fake_log[16], fake_n;
+
+static int fake_start(struct collector *c, struct queue *q)
+{
+	(void)q;
+	struct fake *f = (struct fake *)c;
+	if (f->fail)
+		return -EIO;
+	f->started = true;
+	atomic_store(&c->healthy, true);
+	return 0;
+}
+
+static void fake_stop(struct collector *c)
+{
+	struct fake *f = (struct fake *)c;
+	f->stopped = true;
+	fake_log[fake_n++] = f->id;
+}
+
+static void fake_destroy(struct collector *c)
+{
+	free(c);
+}
+
+static const struct collector_ops fake_ops[3] = {
+	{.name = "a", .start = fake_start, .stop = fake_stop, .destroy = fake_destroy},
+	{.name = "b", .start = fake_start, .stop = fake_stop, .destroy = fake_destroy},
+	{.name = "c", .start = fake_start, .stop = fake_stop, .destroy = fake_destroy},
+};
+
+static struct fake *mkfake(int i, bool fail)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	collector_init(&f->base, &fake_ops[i]);
+	f->fail = fail;
+	f->id = i;
+	return f;
+}
+
+Test(registry, start_rollback_and_health)
+{
+	struct registry *r = registry_new();
+	struct fake *a = mkfake(0, false), *b = mkfake(1, false), *c = mkfake(2, true);
+	cr_assert_eq(registry_add(r, &a->base), 0);
+	cr_assert_eq(registry_add(r, &b->base), 0);
+	cr_assert_eq(registry_add(r, &c->base), 0);
+	cr_assert_eq(registry_add(r, &mkfake(0, false)->base), -EEXIST);
+	cr_assert_eq(registry_count(r), 3);
+	const char *failed = NULL;
+	fake_n = 0;
+	cr_assert_eq(registry_start_all(r, NULL, &failed), -EIO);
+	cr_assert_str_eq(failed, "c");
+	cr_assert(a->stopped && b->stopped, "started collectors were not stopped");
+	cr_assert_not(c->stopped);
+	cr_assert_eq(fake_n, 2);
+	cr_assert_eq(fake_log[0], 1, "stopped in reverse order");
+	cr_assert_eq(fake_log[1], 0);
+	cr_assert_not(registry_healthy(r)); /* c never became healthy */
+	cr_assert_eq(registry_find(r, "b"), &b->base);
+	collector_error(&b->base, "source %s down", "x");
+	char buf[64];
+	collector_last_error(&b->base, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "source x down");
+	registry_free(r);
+}

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "event.h"
+#include "format.h"
+#include "kernel_decode.h"
+#include "strbuf.h"
+#include "pending.h"
+
+/* Embeds JSON text as it is, except that raw line breaks (which valid JSON can
+ * only have as whitespace between tokens) become spaces: one event, one line. */
+static void add_json_oneline(struct strbuf *sb, const char *p, size_t n)
+{
+	if (sb_grow(sb, n))
+		return;
+	char *o = sb->buf + sb->len;
+	for (size_t i = 0; i < n; i++)
+		o[i] = (p[i] == '\n' || p[i] == '\r') ? ' ' : p[i];
+	sb->len += n;
+	sb->buf[sb->len] = '\0';
+}
+
+static int add_data(const struct tapio_event *ev, struct strbuf *out)
+{
+	const char *d = event_data(ev);
+	size_t n = ev->data_len;
+	switch (ev->fmt) {
+	case FMT_KERNEL: {
+		size_t mark = out->len;
+		if (kevent_json && kevent_json(d, n, out) == 0)
+			return 0;
+		out->len = mark; /* undecodable: show the bytes */
+		sb_putc(out, '"');
+		sb_base64(out, d, n);
+		sb_putc(out, '"');
+		return 0;
+	}
+	case FMT_JSON:
+		if (n == 0) {
+			sb_puts(out, "null");
+			return 0;
+		}
+		add_json_oneline(out, d, n);
+		return 0;
+	case FMT_TEXT:
+		sb_json_str(out, d, n);
+		return 0;
+	case FMT_BINARY:
+		sb_putc(out, '"');
+		sb_base64(out, d, n);
+		sb_putc(out, '"');
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+int format_json(const struct tapio_event *ev, struct strbuf *out)
+{
+	size_t mark = out->len;
+	sb_puts(out, "{\"ts\":\"");
+	sb_time_iso(out, ev->ts);
+	sb_puts(out, "\",\"source\":\"");
+	sb_puts(out, source_name(ev->source));
+	sb_puts(out, "\",\"type\":\"");
+	sb_puts(out, type_name(ev->type));
+	sb_puts(out, "\",\"meta\":{");
+	size_t pos = 0;
+	const char *k, *v;
+	bool first = true;
+	while (event_meta_next(ev, &pos, &k, &v)) {
+		if (!first)
+			sb_putc(out, ',');
+		first = false;
+		sb_json_cstr(out, k);
+		sb_putc(out, ':');
+		sb_json_cstr(out, v);
+	}
+	sb_puts(out, "},\"data\":");
+	if (add_data(ev, out)) {
+		out->len = mark;
+		if (out->buf)
+			out->buf[mark] = '\0';
+		return -EINVAL;
+	}
+	sb_puts(out, "}\n");
+	return out->err;
+}
+
+void format_text_header(struct strbuf *out)
+{
+	sb_printf(out, "%-12s %-15s %7s %-16s %s\n", "TIME", "TYPE", "PID", "COMM", "DETAILS");
+}
+
+static void add_clock(struct strbuf *out, uint64_t ns)
+{
+	time_t sec = (time_t)(ns / 1000000000ull);
+	struct tm tm;
+	localtime_r(&sec, &tm);
+	sb_printf(out, "%02d:%02d:%02d.%03u", tm.tm_hour, tm.tm_min, tm.tm_sec,
+		  (unsigned)(ns % 1000000000ull / 1000000));
+}
+
+/* Text columns must not break the table: control bytes become '?'. */
+static void add_plain(struct strbuf *out, const char *s, size_t n, size_t max)
+{
+	if (n > max)
+		n = max;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		sb_putc(out, c < 0x20 || c == 0x7f ? '?' : (char)c);
+	}
+}
+
+int format_text(const struct tapio_event *ev, struct strbuf *out)
+{
+	add_clock(out, ev->ts);
+	sb_printf(out, " %-15s ", type_name(ev->type));
+	if (ev->fmt == FMT_KERNEL) {
+		uint32_t pid;
+		char comm[16];
+		if (kevent_pid_comm && kevent_pid_comm(event_data(ev), ev->data_len, &pid, comm) == 0) {
+			comm[15] = '\0';
+			sb_printf(out, "%7u ", pid);
+			size_t cl = strlen(comm);
+			add_plain(out, comm, cl, 16);
+			for (size_t i = cl; i < 16; i++)
+				sb_putc(out, ' ');
+			sb_putc(out, ' ');
+			size_t mark = out->len;
+			if (kevent_text(event_data(ev), ev->data_len, out)) {
+				out->len = mark;
+				sb_puts(out, "(undecodable)");
+			}
+		} else {
+			sb_printf(out, "%7s %-16s (undecodable, %u bytes)", "-", "-", ev->data_len);
+		}
+	} else {
+		sb_printf(out, "%7s %-16s", "-", source_name(ev->source));
+		size_t pos = 0;
+		const char *k, *v;
+		while (event_meta_next(ev, &pos, &k, &v)) {
+			if (!strcmp(k, "cursor"))
+				continue; /* long and opaque */
+			sb_printf(out, " %s=", k);
+			add_plain(out, v, strlen(v), 120);
+		}
+		if (ev->fmt == FMT_TEXT) {
+			sb_puts(out, " | ");
+			add_plain(out, event_data(ev), ev->data_len, 200);
+		}
+	}
+	sb_putc(out, '\n');
+	return out->err;
+}

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The stream sink (JSON Lines or text on a file descriptor) and sink_open(). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "format.h"
+#include "sink.h"
+#include "sink_nats.h"
+#include "strbuf.h"
+#include "pending.h"
+
+#define STREAM_BUF (64 * 1024)
+
+struct stream_sink {
+	struct sink base;
+	int fd;
+	bool own_fd;
+	bool flush_each;
+	bool header_done;
+	enum sink_format fmt;
+	int err; /* sticky write error */
+	struct strbuf out;
+};
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int stream_flush(struct sink *s)
+{
+	struct stream_sink *ss = (struct stream_sink *)s;
+	if (ss->err)
+		return ss->err;
+	if (ss->out.len) {
+		int err = write_all(ss->fd, ss->out.buf, ss->out.len);
+		sb_reset(&ss->out);
+		if (err) {
+			ss->err = err;
+			return err;
+		}
+	}
+	return 0;
+}
+
+static int stream_write(struct sink *s, const struct tapio_event *ev)
+{
+	struct stream_sink *ss = (struct stream_sink *)s;
+	if (ss->err)
+		return ss->err;
+	if (ss->fmt == SINK_TEXT && !ss->header_done) {
+		format_text_header(&ss->out);
+		ss->header_done = true;
+	}
+	size_t mark = ss->out.len;
+	int err = ss->fmt == SINK_JSON ? format_json(ev, &ss->out) : format_text(ev, &ss->out);
+	if (err) {
+		ss->out.len = mark;
+		if (ss->out.buf)
+			ss->out.buf[mark] = '\0';
+		return err;
+	}
+	if (ss->flush_each || ss->out.len >= STREAM_BUF)
+		return stream_flush(s);
+	return 0;
+}
+
+static void stream_destroy(struct sink *s)
+{
+	struct stream_sink *ss = (struct stream_sink *)s;
+	if (ss->own_fd)
+		close(ss->fd);
+	sb_free(&ss->out);
+	free(ss);
+}
+
+static const struct sink_ops stream_ops = {
+	.name = "stream",
+	.write = stream_write,
+	.flush = stream_flush,
+	.destroy = stream_destroy,
+};
+
+struct sink *sink_stream_new(int fd, bool own_fd, enum sink_format fmt, bool flush_each)
+{
+	struct stream_sink *ss = calloc(1, sizeof(*ss));
+	if (!ss) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	ss->base.ops = &stream_ops;
+	ss->fd = fd;
+	ss->own_fd = own_fd;
+	ss->fmt = fmt;
+	ss->flush_each = flush_each;
+	if (sb_grow(&ss->out, STREAM_BUF)) {
+		free(ss);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return &ss->base;
+}
+
+struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapio_config *cfg,
+		       char *err, size_t errlen)
+{
+	if (!spec || !*spec || !strcmp(spec, "stdout") || !strcmp(spec, "-")) {
+		/* A terminal or a pipe reader wants each event at once. */
+		return sink_stream_new(STDOUT_FILENO, false, fmt, true);
+	}
+	if (!strncmp(spec, "file:", 5)) {
+		const char *path = spec + 5;
+		if (!*path) {
+			snprintf(err, errlen, "output: 'file:' needs a path");
+			errno = EINVAL;
+			return NULL;
+		}
+		int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+		if (fd < 0) {
+			int e = errno;
+			snprintf(err, errlen, "output: cannot open %s: %s", path, strerror(e));
+			errno = e;
+			return NULL;
+		}
+		struct sink *s = sink_stream_new(fd, true, fmt, false);
+		if (!s) {
+			int e = errno;
+			close(fd);
+			snprintf(err, errlen, "output: %s", strerror(e));
+			errno = e;
+		}
+		return s;
+	}
+	if ((!strncmp(spec, "nats://", 7) || !strncmp(spec, "tls://", 6)) && sink_nats_new)
+		return sink_nats_new(spec, cfg, err, errlen);
+	snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT", spec);
+	errno = EINVAL;
+	return NULL;
+}
+
+int sink_write(struct sink *s, const struct tapio_event *ev)
+{
+	return s->ops->write(s, ev);
+}
+
+int sink_flush(struct sink *s)
+{
+	return s->ops->flush ? s->ops->flush(s) : 0;
+}
+
+bool sink_connected(struct sink *s)
+{
+	return s->ops->connected ? s->ops->connected(s) : true;
+}
+
+void sink_destroy(struct sink *s)
+{
+	if (s)
+		s->ops->destroy(s);
+}
