@@ -109,9 +109,10 @@ static bool find_key(const char *s, size_t n, const char *key, bool quoted, char
 			i++;
 		if (i >= n || (s[i] != '=' && s[i] != ':'))
 			continue;
-		i++;
-		while (i < n && s[i] == ' ')
-			i++;
+		/* "key": "value" may have spaces; key= value is an empty value. */
+		if (s[i++] == ':')
+			while (i < n && s[i] == ' ')
+				i++;
 		const char *vs;
 		size_t vn;
 		if (read_value(s, n, i, &vs, &vn) && put(out, cap, vs, vn))
