@@ -495,6 +495,12 @@ static void log_touch(struct cni_collector *c, struct target *t, const char *nam
 			c->dirty = true;
 		}
 	}
+	if (!f && cni_log_name_rotated(name) &&
+	    tail_state_find(&c->saved, (uint64_t)st.st_dev, (uint64_t)st.st_ino) < 0) {
+		/* a rotated copy (copytruncate) of lines already read */
+		free(path);
+		return;
+	}
 	if (!f) {
 		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 		struct stat fst;
@@ -1037,9 +1043,9 @@ static void dir_event(struct cni_collector *c, struct target *t, const struct in
 			if (ev->mask & IN_DELETE) {
 				file_finish(c, f);
 			} else {
-				do
-					file_read(c, f);
-				while (f->more);
+				/* Renamed: the IN_MOVED_TO that usually follows gives it its
+				 * new name, and reading goes on there; a file moved out of
+				 * sight is finished by sweep() after a grace period. */
 				free(f->name);
 				f->name = NULL;
 				f->target = NULL;

@@ -399,6 +399,23 @@ bool cni_log_name_skip(const char *name)
 	return false;
 }
 
+bool cni_log_name_rotated(const char *name)
+{
+	if (!name)
+		return false;
+	size_t n = strlen(name), d = 0;
+	while (d < n && name[n - 1 - d] >= '0' && name[n - 1 - d] <= '9')
+		d++;
+	if (d > 0 && d < n) {
+		char sep = name[n - 1 - d];
+		if (sep == '.' && n - d > 1)
+			return true;
+		if (sep == '-' && d >= 8 && n - d > 1)
+			return true;
+	}
+	return n > 4 && has_suffix(name, ".old");
+}
+
 bool cni_result_name_skip(const char *name)
 {
 	return !name || !*name || name[0] == '.' || has_suffix(name, ".tmp") || has_suffix(name, "~");

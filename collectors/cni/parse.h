@@ -57,6 +57,12 @@ bool cni_ipam_name_ok(const char *name);
  * (.gz .bz2 .xz .zst .lz4 .zip) and "." / "..". */
 bool cni_log_name_skip(const char *name);
 
+/* True for names a rotation gives: "<name>.<digits>", "<name>-<8+ digits>"
+ * (logrotate dateext) or "<name>.old". A new file with such a name is a copy
+ * of lines already read (copytruncate) and is not tailed; a followed file that
+ * is renamed to one is still finished. */
+bool cni_log_name_rotated(const char *name);
+
 /* True for names in the result cache that are temporary files of an atomic
  * writer: a leading '.', or a ".tmp" / "~" suffix. */
 bool cni_result_name_skip(const char *name);

@@ -352,3 +352,17 @@ Test(cni_log, names_skipped)
 	cr_assert(!cni_log_name_skip("cni.log"));
 	cr_assert(!cni_log_name_skip("cni.log.1"));
 }
+
+Test(cni_log, rotated_names)
+{
+	cr_assert(cni_log_name_rotated("cni.log.1"));
+	cr_assert(cni_log_name_rotated("cni.log.12"));
+	cr_assert(cni_log_name_rotated("cni.log-20240101"));
+	cr_assert(cni_log_name_rotated("cni.log.old"));
+	cr_assert(!cni_log_name_rotated("cni.log"));
+	cr_assert(!cni_log_name_rotated("cni-1.log"));
+	cr_assert(!cni_log_name_rotated("cni.log-12"));
+	cr_assert(!cni_log_name_rotated("12345"));
+	cr_assert(!cni_log_name_rotated(".1"));
+	cr_assert(!cni_log_name_rotated(NULL));
+}
