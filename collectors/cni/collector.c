@@ -309,6 +309,15 @@ nomem:
 	atomic_fetch_add(&c->base.n.errors, 1);
 }
 
+/* True when name is already recorded with this very file (same inode, mtime
+ * and size): a directory scan saw it before its IN_CLOSE_WRITE arrived. */
+static bool snap_same(struct target *t, const char *name, const struct stat *st)
+{
+	struct snap_ent *e = snap_find(t, name);
+	return e && st && e->ino == (uint64_t)st->st_ino && e->mtime_ns == mtime_ns(st) &&
+	       e->size == (uint64_t)st->st_size;
+}
+
 /* ---- log files ---- */
 
 static void on_line(void *ctx, const char *line, size_t len)
@@ -548,7 +557,10 @@ static void log_touch(struct cni_collector *c, struct target *t, const char *nam
 
 /* ---- result cache ---- */
 
-static void result_add(struct cni_collector *c, struct target *t, const char *name)
+/* scanned: found by a directory scan rather than an IN_CLOSE_WRITE, so the
+ * file may still be being written: an empty file or one that is not JSON yet
+ * is left for the IN_CLOSE_WRITE that will follow. */
+static void result_add(struct cni_collector *c, struct target *t, const char *name, bool scanned)
 {
 	if (cni_result_name_skip(name))
 		return;
@@ -558,7 +570,11 @@ static void result_add(struct cni_collector *c, struct target *t, const char *na
 	struct stat st;
 	int err = read_file(c, path, c->max_event, &st);
 	struct cni_meta m = {0};
-	if (err == -ENOENT) {
+	if (!err && snap_same(t, name, &st)) {
+		/* already reported */
+	} else if (!err && scanned && (c->sb.len == 0 || cni_result_parse(c->sb.buf, c->sb.len, &m))) {
+		/* still being written */
+	} else if (err == -ENOENT) {
 		atomic_fetch_add(&c->vanished, 1); /* renamed or removed before we read it */
 	} else if (err == -EFBIG) {
 		atomic_fetch_add(&c->base.n.oversize, 1);
@@ -614,7 +630,7 @@ static void result_del(struct cni_collector *c, struct target *t, const char *na
 
 /* ---- host-local IPAM ---- */
 
-static void ipam_add(struct cni_collector *c, struct target *t, const char *name)
+static void ipam_add(struct cni_collector *c, struct target *t, const char *name, bool scanned)
 {
 	if (!cni_ipam_name_ok(name))
 		return;
@@ -625,7 +641,9 @@ static void ipam_add(struct cni_collector *c, struct target *t, const char *name
 	int err = read_file(c, path, IPAM_FILE_MAX, &st);
 	struct cni_meta m = {0};
 	snprintf(m.network, sizeof(m.network), "%s", t->net);
-	if (err == -ENOENT) {
+	if (!err && (snap_same(t, name, &st) || (scanned && c->sb.len == 0))) {
+		/* already reported, or created and not written yet */
+	} else if (err == -ENOENT) {
 		atomic_fetch_add(&c->vanished, 1);
 	} else if (err) {
 		atomic_fetch_add(err == -EFBIG ? &c->base.n.oversize : &c->base.n.errors, 1);
@@ -949,9 +967,9 @@ static void scan(struct cni_collector *c, struct target *t, enum scan_mode mode)
 				else
 					snap_set(c, t, name, &st, NULL);
 			} else if (t->kind == T_RESULTS) {
-				result_add(c, t, name);
+				result_add(c, t, name, true);
 			} else {
-				ipam_add(c, t, name);
+				ipam_add(c, t, name, true);
 			}
 			break;
 		}
@@ -1063,7 +1081,10 @@ static void dir_event(struct cni_collector *c, struct target *t, const struct in
 			char *p = join(t->path, name);
 			bool ok = p && lstat(p, &st) == 0;
 			free(p);
-			netns_event(c, t, name, true, ok ? &st : NULL);
+			struct snap_ent *e = snap_find(t, name);
+			/* a scan of the new directory may have reported it already */
+			if (!(ok && e && e->ino == (uint64_t)st.st_ino))
+				netns_event(c, t, name, true, ok ? &st : NULL);
 		} else if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
 			netns_event(c, t, name, false, NULL);
 		}
@@ -1072,7 +1093,7 @@ static void dir_event(struct cni_collector *c, struct target *t, const struct in
 		if (isdir)
 			return;
 		if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
-			result_add(c, t, name);
+			result_add(c, t, name, false);
 		else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
 			result_del(c, t, name);
 		return;
@@ -1084,7 +1105,7 @@ static void dir_event(struct cni_collector *c, struct target *t, const struct in
 		if (isdir)
 			return;
 		if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
-			ipam_add(c, t, name);
+			ipam_add(c, t, name, false);
 		else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
 			ipam_del(c, t, name);
 		return;

@@ -79,18 +79,27 @@ class CniTest(unittest.TestCase):
         # logrotate "create": rename, the writer still has the old file open
         os.rename(p, p + ".1")
         w.write("line 6\nline 7\n")
-        w.close()
-        w = open(p, "a", buffering=1)
-        w.write("line 8\nline 9\n")
-        w.close()
+        w2 = open(p, "a", buffering=1)
+        w2.write("line 8\nline 9\n")
+        w2.close()
         # an older rotation gets compressed: never tailed
         with open(p + ".2.gz", "wb") as z:
             z.write(b"\x1f\x8b\x08\x00binary\n")
         self.assertIsNotNone(t.wait_for(lambda e: e.get("data") == "line 9"))
+        # the old file is still followed under its new name
+        w.write("line 10\n")
+        w.close()
+        ev = t.wait_for(lambda e: e.get("data") == "line 10")
+        self.assertIsNotNone(ev)
+        self.assertEqual(ev["meta"]["file"], p + ".1")
         settle(t)
         got = [e["data"] for e in logs(t)]
-        self.assertEqual(sorted(got, key=lambda s: int(s.split()[1])), [f"line {i}" for i in range(1, 10)])
-        self.assertEqual(self.lines_of(t, p + ".1"), ["line 6", "line 7"])
+        self.assertEqual(sorted(got, key=lambda s: int(s.split()[1])), [f"line {i}" for i in range(1, 11)])
+        # lines 6 and 7 carry the name the file had when they were read
+        for e in logs(t):
+            n = int(e["data"].split()[1])
+            want = {p} if n <= 5 else {p, p + ".1"} if n <= 7 else {p} if n <= 9 else {p + ".1"}
+            self.assertIn(e["meta"]["file"], want, e)
         self.assertEqual(self.lines_of(t, p)[-2:], ["line 8", "line 9"])
 
     def test_copytruncate_loses_and_repeats_nothing(self):
