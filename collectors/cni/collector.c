@@ -36,6 +36,8 @@
 #define DEFAULT_NETNS_DIR "/var/run/netns"
 #define DEFAULT_CNI_STATE_DIR "/var/lib/cni"
 #define OFFSETS_NAME "cni-offsets"
+#define DIRS_NAME "cni-dirs"
+#define DIRS_FILE_MAX (16u << 20)
 #define POLL_MS 200
 #define SAVE_INTERVAL_NS 1000000000ull
 #define RETRY_INTERVAL_NS 1000000000ull
@@ -68,6 +70,7 @@ struct target {
 	int anc_wd; /* watch on the nearest ancestor while missing, or -1 */
 	uint64_t dev, ino;
 	bool dynamic; /* T_IPAM: forgotten when its directory goes */
+	bool changed; /* the snapshot changed since the last save */
 	bool removed;
 	struct snap_ent *snap;
 	size_t nsnap, capsnap;
@@ -110,6 +113,11 @@ struct cni_collector {
 	struct tail_state saved;
 	bool had_state;
 	bool dirty;
+	/* directory snapshots of the last run not yet taken up by a target */
+	struct cni_dirstate_ent **ds;
+	size_t nds, capds;
+	bool had_dirstate;
+	bool ddirty;
 	uint64_t last_save_ns, last_retry_ns;
 
 	char *buf;
@@ -265,12 +273,14 @@ static void snap_del(struct target *t, const char *name)
 		return;
 	snap_ent_free(e);
 	*e = t->snap[--t->nsnap];
+	t->changed = true;
 }
 
 static void snap_clear(struct target *t)
 {
 	for (size_t i = 0; i < t->nsnap; i++)
 		snap_ent_free(&t->snap[i]);
+	t->changed = t->changed || t->nsnap > 0;
 	t->nsnap = 0;
 }
 
@@ -299,6 +309,7 @@ static void snap_set(struct cni_collector *c, struct target *t, const char *name
 	e->mtime_ns = st ? mtime_ns(st) : 0;
 	e->size = st ? (uint64_t)st->st_size : 0;
 	e->seen = true;
+	t->changed = true;
 	if (m) {
 		if (!e->m && !(e->m = malloc(sizeof(*e->m))))
 			goto nomem;
@@ -768,6 +779,45 @@ static void release_wd(struct cni_collector *c, int wd)
 static void scan(struct cni_collector *c, struct target *t, enum scan_mode mode);
 static void resolve(struct cni_collector *c, struct target *t);
 
+static char ds_kind(enum tkind k)
+{
+	return k == T_NETNS ? 'n' : k == T_RESULTS ? 'r' : 'i';
+}
+
+/* Whether path is dir/<name> for a single name. */
+static const char *in_dir(const char *path, const char *dir)
+{
+	size_t l = strlen(dir);
+	if (strncmp(path, dir, l) || path[l] != '/' || !path[l + 1] || strchr(path + l + 1, '/'))
+		return NULL;
+	return path + l + 1;
+}
+
+static void ds_del(struct cni_collector *c, size_t i)
+{
+	free(c->ds[i]);
+	c->ds[i] = c->ds[--c->nds];
+	c->ddirty = true;
+}
+
+/* Moves the saved entries of t's directory into its snapshot. */
+static void take_saved(struct cni_collector *c, struct target *t)
+{
+	for (size_t i = c->nds; i-- > 0;) {
+		struct cni_dirstate_ent *e = c->ds[i];
+		const char *name = in_dir(e->path, t->path);
+		if (!name || e->kind != ds_kind(t->kind))
+			continue;
+		struct stat st = {0};
+		st.st_ino = (ino_t)e->ino;
+		st.st_mtim.tv_sec = (time_t)(e->mtime_ns / 1000000000);
+		st.st_mtim.tv_nsec = (long)(e->mtime_ns % 1000000000);
+		st.st_size = (off_t)e->size;
+		snap_set(c, t, name, &st, t->kind == T_NETNS ? NULL : &e->m);
+		ds_del(c, i);
+	}
+}
+
 /* The directory of t went away (deleted, renamed, or replaced). */
 static void target_lost(struct cni_collector *c, struct target *t)
 {
@@ -797,6 +847,12 @@ static void target_found(struct cni_collector *c, struct target *t, int wd, enum
 	int anc = t->anc_wd;
 	t->anc_wd = -1;
 	release_wd(c, anc);
+	if (t->kind == T_NETNS || t->kind == T_RESULTS || t->kind == T_IPAM) {
+		take_saved(c, t);
+		/* With a snapshot from the last run, report what changed since. */
+		if (mode != SCAN_INITIAL || c->had_dirstate)
+			mode = SCAN_RESCAN;
+	}
 	scan(c, t, mode);
 }
 
@@ -962,10 +1018,9 @@ static void scan(struct cni_collector *c, struct target *t, enum scan_mode mode)
 					snap_set(c, t, name, &st, NULL);
 				}
 			} else if (t->kind == T_NETNS) {
-				if (!e)
-					netns_event(c, t, name, true, &st);
-				else
-					snap_set(c, t, name, &st, NULL);
+				if (e && e->ino != (uint64_t)st.st_ino)
+					netns_event(c, t, name, false, NULL); /* replaced: DEL, then ADD */
+				netns_event(c, t, name, true, &st);
 			} else if (t->kind == T_RESULTS) {
 				result_add(c, t, name, true);
 			} else {
@@ -989,7 +1044,32 @@ static void scan(struct cni_collector *c, struct target *t, enum scan_mode mode)
 				c->dirty = true;
 			}
 		}
-	} else if (t->kind != T_NETWORKS && mode != SCAN_INITIAL) {
+	} else if (t->kind == T_NETWORKS) {
+		/* Saved reservations of networks whose directory went away meanwhile. */
+		for (size_t i = c->nds; i-- > 0;) {
+			if (i >= c->nds)
+				continue;
+			struct cni_dirstate_ent *e = c->ds[i];
+			char *slash = strrchr(e->path, '/');
+			if (e->kind != 'i' || !slash)
+				continue;
+			*slash = '\0';
+			struct stat st;
+			bool gone = in_dir(e->path, t->path) && stat(e->path, &st) != 0;
+			const char *net = gone ? strrchr(e->path, '/') + 1 : NULL;
+			if (gone) {
+				struct cni_meta m = e->m;
+				snprintf(m.network, sizeof(m.network), "%s", net);
+				char *path = join(e->path, slash + 1);
+				if (path)
+					emit_name_path(c, TYPE_CNI_IPAM, &m, "DEL", slash + 1, slash + 1, path);
+				free(path);
+			}
+			*slash = '/';
+			if (gone)
+				ds_del(c, i);
+		}
+	} else if (mode != SCAN_INITIAL) {
 		for (size_t i = t->nsnap; i-- > 0;) {
 			if (i >= t->nsnap || t->snap[i].seen)
 				continue;
@@ -1167,6 +1247,100 @@ static int read_events(struct cni_collector *c)
 
 /* ---- offsets ---- */
 
+static int save_dirs(struct cni_collector *c)
+{
+	bool changed = c->ddirty;
+	for (size_t i = 0; i < c->nt; i++)
+		changed = changed || c->t[i]->changed;
+	if (!c->state_dir || !changed)
+		return 0;
+	struct cni_dirstate_ent *e = malloc(sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	sb_reset(&c->sb2);
+	sb_puts(&c->sb2, CNI_DIRSTATE_HEADER);
+	for (size_t i = 0; i < c->nds; i++)
+		cni_dirstate_format(&c->sb2, c->ds[i]);
+	for (size_t i = 0; i < c->nt; i++) {
+		struct target *t = c->t[i];
+		if (t->wd < 0 || t->removed || (t->kind != T_NETNS && t->kind != T_RESULTS && t->kind != T_IPAM))
+			continue;
+		for (size_t j = 0; j < t->nsnap; j++) {
+			struct snap_ent *s = &t->snap[j];
+			memset(e, 0, sizeof(*e));
+			e->kind = ds_kind(t->kind);
+			e->ino = s->ino;
+			e->mtime_ns = s->mtime_ns;
+			e->size = s->size;
+			if (s->m)
+				e->m = *s->m;
+			if (snprintf(e->path, sizeof(e->path), "%s/%s", t->path, s->name) >= (int)sizeof(e->path))
+				continue;
+			cni_dirstate_format(&c->sb2, e); /* names with a tab or newline are not kept */
+		}
+	}
+	free(e);
+	int err = c->sb2.err ? c->sb2.err : state_write(c->state_dir, DIRS_NAME, c->sb2.buf, c->sb2.len);
+	if (!err) {
+		c->ddirty = false;
+		for (size_t i = 0; i < c->nt; i++)
+			c->t[i]->changed = false;
+	}
+	return err;
+}
+
+static void load_dirs(struct cni_collector *c)
+{
+	if (!c->state_dir)
+		return;
+	char *buf = malloc(DIRS_FILE_MAX);
+	struct cni_dirstate_ent *e = malloc(sizeof(*e));
+	ssize_t n = buf && e ? state_read(c->state_dir, DIRS_NAME, buf, DIRS_FILE_MAX) : -ENOMEM;
+	if (n == -ENOENT)
+		goto out;
+	c->had_dirstate = true;
+	if (n < 0 || (size_t)n < strlen(CNI_DIRSTATE_HEADER) ||
+	    memcmp(buf, CNI_DIRSTATE_HEADER, strlen(CNI_DIRSTATE_HEADER))) {
+		atomic_fetch_add(&c->base.n.parse_errors, 1);
+		collector_error(&c->base, "%s/%s: %s; directory changes while stopped are not reported",
+				c->state_dir, DIRS_NAME, n < 0 ? strerror((int)-n) : "not a snapshot file");
+		c->had_dirstate = false;
+		goto out;
+	}
+	size_t bad = 0;
+	for (char *p = buf + strlen(CNI_DIRSTATE_HEADER), *end = buf + n; p < end;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (len && cni_dirstate_parse(p, len, e) == 0) {
+			if (c->nds == c->capds) {
+				size_t nc = c->capds ? c->capds * 2 : 64;
+				struct cni_dirstate_ent **nv = realloc(c->ds, nc * sizeof(*nv));
+				if (!nv)
+					break;
+				c->ds = nv;
+				c->capds = nc;
+			}
+			struct cni_dirstate_ent *copy = malloc(sizeof(*copy));
+			if (!copy)
+				break;
+			*copy = *e;
+			c->ds[c->nds++] = copy;
+		} else if (len) {
+			bad++;
+		}
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	if (bad) {
+		atomic_fetch_add(&c->base.n.parse_errors, bad);
+		collector_error(&c->base, "%s/%s: %zu bad lines skipped", c->state_dir, DIRS_NAME, bad);
+	}
+out:
+	free(buf);
+	free(e);
+}
+
 static int save_offsets(struct cni_collector *c)
 {
 	if (!c->state_dir)
@@ -1190,11 +1364,13 @@ static int save_offsets(struct cni_collector *c)
 		err = c->sb2.err ? c->sb2.err : state_write(c->state_dir, OFFSETS_NAME, c->sb2.buf, c->sb2.len);
 	}
 	tail_state_free(&st);
+	if (!err)
+		err = save_dirs(c);
 	c->last_save_ns = mono_ns();
 	if (err) {
 		atomic_fetch_add(&c->state_errors, 1);
 		atomic_store(&c->base.healthy, false);
-		collector_error(&c->base, "%s/%s: cannot save offsets: %s", c->state_dir, OFFSETS_NAME,
+		collector_error(&c->base, "%s: cannot save the resume state: %s", c->state_dir,
 				strerror(-err));
 		return err;
 	}
@@ -1279,13 +1455,24 @@ static void sweep(struct cni_collector *c)
 	}
 }
 
+static bool state_dirty(struct cni_collector *c)
+{
+	if (c->dirty || c->ddirty)
+		return true;
+	for (size_t i = 0; i < c->nt; i++)
+		if (c->t[i]->changed)
+			return true;
+	return false;
+}
+
 static void *thread_main(void *arg)
 {
 	struct cni_collector *c = arg;
 	load_offsets(c);
+	load_dirs(c);
 	for (size_t i = 0; i < c->nt; i++)
 		resolve_mode(c, c->t[i], SCAN_INITIAL);
-	c->dirty = true;
+	c->dirty = c->ddirty = true;
 	save_offsets(c);
 	atomic_store(&c->base.healthy, true);
 	tlog(LOG_INFO, "cni", "following %zu log files in %zu log dirs, netns %s, cache %s", c->nf,
@@ -1317,10 +1504,10 @@ static void *thread_main(void *arg)
 			c->last_retry_ns = now;
 			sweep(c);
 		}
-		if (c->dirty && now - c->last_save_ns >= SAVE_INTERVAL_NS)
+		if (state_dirty(c) && now - c->last_save_ns >= SAVE_INTERVAL_NS)
 			save_offsets(c);
 	}
-	if (c->dirty)
+	if (state_dirty(c))
 		save_offsets(c);
 	return NULL;
 }
@@ -1377,6 +1564,9 @@ static void cni_destroy(struct collector *base)
 	free(c->cni_state_dir);
 	free(c->state_dir);
 	tail_state_free(&c->saved);
+	for (size_t i = 0; i < c->nds; i++)
+		free(c->ds[i]);
+	free(c->ds);
 	free(c->buf);
 	sb_free(&c->sb);
 	sb_free(&c->sb2);

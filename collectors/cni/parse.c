@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -419,4 +421,91 @@ bool cni_log_name_rotated(const char *name)
 bool cni_result_name_skip(const char *name)
 {
 	return !name || !*name || name[0] == '.' || has_suffix(name, ".tmp") || has_suffix(name, "~");
+}
+
+/* ---- directory snapshot file ---- */
+
+static bool field_num(const char *s, size_t n, bool sign, unsigned long long *out, bool *neg)
+{
+	size_t i = 0;
+	*neg = false;
+	if (sign && n > 0 && s[0] == '-') {
+		*neg = true;
+		i = 1;
+	}
+	if (i >= n || n - i > 19)
+		return false;
+	unsigned long long v = 0;
+	for (; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+int cni_dirstate_parse(const char *line, size_t len, struct cni_dirstate_ent *e)
+{
+	const char *f[12];
+	size_t fl[12], nf = 0, start = 0;
+	memset(e, 0, sizeof(*e));
+	if (!line)
+		return -EINVAL;
+	for (size_t i = 0; i <= len && nf < 12; i++) {
+		if (i == len || (line[i] == '\t' && nf < 11)) {
+			f[nf] = line + start;
+			fl[nf] = i - start;
+			nf++;
+			start = i + 1;
+		}
+	}
+	if (nf != 12 || fl[0] != 1 || (line[0] != 'n' && line[0] != 'r' && line[0] != 'i'))
+		return -EINVAL;
+	e->kind = line[0];
+	bool neg, unused;
+	unsigned long long v;
+	if (!field_num(f[1], fl[1], false, &e->ino, &unused) || !field_num(f[2], fl[2], true, &v, &neg) ||
+	    v > (unsigned long long)INT64_MAX || !field_num(f[3], fl[3], false, &e->size, &unused))
+		return -EINVAL;
+	e->mtime_ns = neg ? -(long long)v : (long long)v;
+	struct {
+		char *dst;
+		size_t cap;
+	} meta[] = {
+		{e->m.container_id, sizeof(e->m.container_id)}, {e->m.pod, sizeof(e->m.pod)},
+		{e->m.namespace, sizeof(e->m.namespace)},       {e->m.netns, sizeof(e->m.netns)},
+		{e->m.network, sizeof(e->m.network)},           {e->m.plugin, sizeof(e->m.plugin)},
+		{e->m.ifname, sizeof(e->m.ifname)},
+	};
+	for (size_t i = 0; i < 7; i++)
+		if (fl[4 + i] && !put(meta[i].dst, meta[i].cap, f[4 + i], fl[4 + i]))
+			return -EINVAL;
+	const char *p = f[11];
+	size_t pl = fl[11];
+	if (pl == 0 || pl >= sizeof(e->path) || p[0] != '/' || memchr(p, '\0', pl) || memchr(p, '\t', pl))
+		return -EINVAL;
+	memcpy(e->path, p, pl);
+	e->path[pl] = '\0';
+	return 0;
+}
+
+int cni_dirstate_format(struct strbuf *sb, const struct cni_dirstate_ent *e)
+{
+	const char *vals[] = {e->m.container_id, e->m.pod,     e->m.namespace, e->m.netns,
+			      e->m.network,      e->m.plugin,  e->m.ifname};
+	if (strpbrk(e->path, "\t\n") || e->path[0] != '/')
+		return -EINVAL;
+	for (size_t i = 0; i < 7; i++)
+		if (strpbrk(vals[i], "\t\n"))
+			return -EINVAL;
+	sb_printf(sb, "%c\t%llu\t%lld\t%llu", e->kind, e->ino, e->mtime_ns, e->size);
+	for (size_t i = 0; i < 7; i++) {
+		sb_putc(sb, '\t');
+		sb_puts(sb, vals[i]);
+	}
+	sb_putc(sb, '\t');
+	sb_puts(sb, e->path);
+	sb_putc(sb, '\n');
+	return 0;
 }

@@ -67,4 +67,29 @@ bool cni_log_name_rotated(const char *name);
  * writer: a leading '.', or a ".tmp" / "~" suffix. */
 bool cni_result_name_skip(const char *name);
 
+/* One entry of the directory snapshot file (netns, results and IPAM entries
+ * seen by the last run), so that a restart reports what changed meanwhile.
+ * A line is tab-separated:
+ *   kind ino mtime_ns size container_id pod namespace netns network plugin ifname path
+ * kind is 'n' (netns), 'r' (result) or 'i' (IPAM); meta fields may be empty;
+ * path is absolute and last. */
+#define CNI_DIRSTATE_HEADER "tapio-cni-dirs 1\n"
+struct cni_dirstate_ent {
+	char kind;
+	unsigned long long ino;
+	long long mtime_ns;
+	unsigned long long size;
+	struct cni_meta m; /* operation unused */
+	char path[4096];
+};
+
+/* Parses one line (without its '\n'). Returns 0, or -EINVAL for a bad line
+ * (*e is then unspecified). */
+int cni_dirstate_parse(const char *line, size_t len, struct cni_dirstate_ent *e);
+
+struct strbuf;
+/* Appends e as one line with its '\n'. Returns 0, or -EINVAL when the path
+ * holds a tab or newline, or a meta value a tab (nothing is appended). */
+int cni_dirstate_format(struct strbuf *sb, const struct cni_dirstate_ent *e);
+
 #endif

@@ -196,6 +196,52 @@ class CniTest(unittest.TestCase):
         self.assertEqual(int(entry[1]), os.stat(p).st_ino)
         self.assertEqual(int(entry[2]), os.path.getsize(p))
 
+    def test_restart_reports_directory_changes_made_while_stopped(self):
+        tr = Tree(self)
+        net = os.path.join(tr.networks, "keepnet")
+        gonenet = os.path.join(tr.networks, "gonenet")
+        os.makedirs(net)
+        os.makedirs(gonenet)
+        t = tr.start(self)
+        ns_a = os.path.join(tr.netns, "ns-a")
+        ns_keep = os.path.join(tr.netns, "ns-keep")
+        open(ns_a, "w").close()
+        open(ns_keep, "w").close()
+        r1, _ = write_result(tr.results, "net", "r1", "eth0",
+                             libcni_cache("net", "r1", "eth0", "pod-r1", "ns1", "/var/run/netns/ns-a", ["bridge"]))
+        rkeep, _ = write_result(tr.results, "net", "rk", "eth0",
+                                libcni_cache("net", "rk", "eth0", "pod-rk", "ns1", "/x", ["bridge"]))
+        ip_keep = reserve_ip(net, "10.5.0.2", "rk", "eth0")
+        ip_gone = reserve_ip(gonenet, "10.6.0.2", "r1", "eth0")
+        wait_count(t, lambda e: e["type"] != "cni.log", 6)
+        settle(t)
+        self.assertEqual(len(t.matching(lambda e: e["type"] != "cni.log")), 6)
+        self.assertEqual(t.stop(), 0)
+        # while stopped
+        os.unlink(ns_a)
+        open(os.path.join(tr.netns, "ns-b"), "w").close()
+        os.unlink(r1)
+        r2, obj2 = write_result(tr.results, "net", "r2", "eth0",
+                                libcni_cache("net", "r2", "eth0", "pod-r2", "ns2", "/var/run/netns/ns-b", ["bridge"]))
+        shutil.rmtree(gonenet)
+        t2 = tr.start(self)
+        want = 5
+        got = wait_count(t2, lambda e: e["type"] != "cni.log", want)
+        settle(t2)
+        got = t2.matching(lambda e: e["type"] != "cni.log")
+        summary = sorted((e["type"], e["meta"]["operation"], e["meta"]["file"]) for e in got)
+        self.assertEqual(summary, sorted([
+            ("cni.netns", "DEL", ns_a), ("cni.netns", "ADD", os.path.join(tr.netns, "ns-b")),
+            ("cni.result", "DEL", r1), ("cni.result", "ADD", r2), ("cni.ipam", "DEL", ip_gone)]))
+        by = {(e["type"], e["meta"]["operation"]): e for e in got}
+        # a DEL after a restart still carries what the file said before
+        self.assertEqual(by[("cni.result", "DEL")]["meta"]["pod"], "pod-r1")
+        self.assertEqual(by[("cni.ipam", "DEL")]["meta"],
+                         {"operation": "DEL", "container_id": "r1", "network": "gonenet", "ifname": "eth0",
+                          "ip": "10.6.0.2", "file": ip_gone})
+        self.assertEqual(by[("cni.result", "ADD")]["data"], json.loads(obj2))
+        self.assertTrue(os.path.exists(ip_keep) and os.path.exists(rkeep) and os.path.exists(ns_keep))
+
     # ---- network namespaces ----
 
     def test_real_ip_netns_add_and_del(self):

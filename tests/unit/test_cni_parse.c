@@ -366,3 +366,70 @@ Test(cni_log, rotated_names)
 	cr_assert(!cni_log_name_rotated(".1"));
 	cr_assert(!cni_log_name_rotated(NULL));
 }
+
+/* ---- directory snapshot file ---- */
+
+Test(cni_dirstate, round_trip)
+{
+	struct cni_dirstate_ent e = {0}, back;
+	e.kind = 'r';
+	e.ino = 1234567;
+	e.mtime_ns = 1700000000123456789LL;
+	e.size = 987;
+	strcpy(e.m.container_id, "c0ffee");
+	strcpy(e.m.pod, "nginx");
+	strcpy(e.m.plugin, "calico,portmap");
+	strcpy(e.path, "/var/lib/cni/results/k8s-pod-network-c0ffee-eth0 with space");
+	struct strbuf sb = STRBUF_INIT;
+	cr_assert_eq(cni_dirstate_format(&sb, &e), 0);
+	cr_assert_eq(sb.buf[sb.len - 1], '\n');
+	cr_assert_eq(cni_dirstate_parse(sb.buf, sb.len - 1, &back), 0);
+	cr_assert_eq(back.kind, 'r');
+	cr_assert_eq(back.ino, 1234567);
+	cr_assert_eq(back.mtime_ns, 1700000000123456789LL);
+	cr_assert_eq(back.size, 987);
+	cr_assert_str_eq(back.m.container_id, "c0ffee");
+	cr_assert_str_eq(back.m.pod, "nginx");
+	cr_assert_str_eq(back.m.namespace, "");
+	cr_assert_str_eq(back.m.plugin, "calico,portmap");
+	cr_assert_str_eq(back.path, e.path);
+	/* a path with a tab cannot be kept */
+	strcpy(e.path, "/x/a\tb");
+	size_t len = sb.len;
+	cr_assert_eq(cni_dirstate_format(&sb, &e), -EINVAL);
+	cr_assert_eq(sb.len, len);
+	sb_free(&sb);
+}
+
+Test(cni_dirstate, bad_lines)
+{
+	struct cni_dirstate_ent e;
+	const char *bad[] = {
+		"",
+		"x\t1\t2\t3\t\t\t\t\t\t\t\t/p",          /* unknown kind */
+		"n\t1\t2\t3\t\t\t\t\t\t\t/p",              /* one field short */
+		"n\ta\t2\t3\t\t\t\t\t\t\t\t/p",            /* not a number */
+		"n\t1\t2\t3\t\t\t\t\t\t\t\trelative",      /* not absolute */
+		"n\t1\t2\t3\t\t\t\t\t\t\t\t",              /* no path */
+		"n\t1\t99999999999999999999\t3\t\t\t\t\t\t\t\t/p", /* overflow */
+		"r\t1\t2\t3\tc d\t\t\t\t\t\t\t/p",         /* a space in a value */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(cni_dirstate_parse(bad[i], strlen(bad[i]), &e), -EINVAL, "line %zu", i);
+	const char *ok = "i\t5\t-1\t0\tabc\t\t\t\tnet\t\teth0\t/var/lib/cni/networks/net/10.0.0.1";
+	cr_assert_eq(cni_dirstate_parse(ok, strlen(ok), &e), 0);
+	cr_assert_eq(e.mtime_ns, -1);
+	cr_assert_str_eq(e.m.network, "net");
+	/* a path may hold a tab-free anything after the 11th tab, but never a tab */
+	const char *tab = "n\t1\t2\t3\t\t\t\t\t\t\t\t/a\tb";
+	cr_assert_eq(cni_dirstate_parse(tab, strlen(tab), &e), -EINVAL);
+	/* length-bounded */
+	cr_assert_eq(cni_dirstate_parse(ok, strlen(ok) - 9, &e), 0);
+	cr_assert_str_eq(e.path, "/var/lib/cni/networks/net");
+	for (size_t i = 0; i < strlen(ok); i++) {
+		char *cp = malloc(i ? i : 1);
+		memcpy(cp, ok, i);
+		cni_dirstate_parse(cp, i, &e);
+		free(cp);
+	}
+}
