@@ -991,8 +991,11 @@ static void scan(struct cni_collector *c, struct target *t, enum scan_mode mode)
 			if (S_ISDIR(st.st_mode))
 				break;
 			struct snap_ent *e = snap_find(t, name);
-			bool changed = !e || e->ino != (uint64_t)st.st_ino || e->mtime_ns != mtime_ns(&st) ||
-				       e->size != (uint64_t)st.st_size;
+			/* A netns entry is compared by name only: `ip netns add` mounts
+			 * the namespace over the file, which changes what stat sees. */
+			bool changed = !e || (t->kind != T_NETNS &&
+					      (e->ino != (uint64_t)st.st_ino || e->mtime_ns != mtime_ns(&st) ||
+					       e->size != (uint64_t)st.st_size));
 			if (e)
 				e->seen = true;
 			if (!changed)
@@ -1018,8 +1021,6 @@ static void scan(struct cni_collector *c, struct target *t, enum scan_mode mode)
 					snap_set(c, t, name, &st, NULL);
 				}
 			} else if (t->kind == T_NETNS) {
-				if (e && e->ino != (uint64_t)st.st_ino)
-					netns_event(c, t, name, false, NULL); /* replaced: DEL, then ADD */
 				netns_event(c, t, name, true, &st);
 			} else if (t->kind == T_RESULTS) {
 				result_add(c, t, name, true);
@@ -1161,9 +1162,8 @@ static void dir_event(struct cni_collector *c, struct target *t, const struct in
 			char *p = join(t->path, name);
 			bool ok = p && lstat(p, &st) == 0;
 			free(p);
-			struct snap_ent *e = snap_find(t, name);
 			/* a scan of the new directory may have reported it already */
-			if (!(ok && e && e->ino == (uint64_t)st.st_ino))
+			if (!snap_find(t, name))
 				netns_event(c, t, name, true, ok ? &st : NULL);
 		} else if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
 			netns_event(c, t, name, false, NULL);
