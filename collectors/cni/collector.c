@@ -127,6 +127,8 @@ struct cni_collector {
 
 	struct cni_file *cur; /* the file being read (line callback) */
 	uint64_t last_oversize_log_ns;
+	int last_state_err;
+	uint64_t last_state_log_ns;
 
 	_Atomic uint64_t overflows, truncations, rotations, state_errors, vanished;
 };
@@ -1370,10 +1372,18 @@ static int save_offsets(struct cni_collector *c)
 	if (err) {
 		atomic_fetch_add(&c->state_errors, 1);
 		atomic_store(&c->base.healthy, false);
-		collector_error(&c->base, "%s: cannot save the resume state: %s", c->state_dir,
-				strerror(-err));
+		/* retried every second; reported when it changes, else once a minute */
+		if (err != c->last_state_err || c->last_save_ns - c->last_state_log_ns >= 60000000000ull) {
+			c->last_state_log_ns = c->last_save_ns;
+			collector_error(&c->base, "%s: cannot save the resume state: %s", c->state_dir,
+					strerror(-err));
+		}
+		c->last_state_err = err;
 		return err;
 	}
+	if (c->last_state_err)
+		tlog(LOG_INFO, "cni", "%s: resume state saved again", c->state_dir);
+	c->last_state_err = 0;
 	c->dirty = false;
 	atomic_store(&c->base.healthy, true);
 	return 0;
@@ -1392,14 +1402,16 @@ static void load_offsets(struct cni_collector *c)
 		free(buf);
 		return;
 	}
-	c->had_state = true; /* even a damaged file means this is not a first start */
 	if (n < 0) {
+		/* unreadable: like a first start, existing files start at their end */
+		c->had_state = n == -EFBIG;
 		atomic_fetch_add(&c->state_errors, 1);
-		collector_error(&c->base, "%s/%s: %s; log files are read from the start", c->state_dir,
-				OFFSETS_NAME, strerror((int)-n));
+		collector_error(&c->base, "%s/%s: %s; log files are read from %s", c->state_dir,
+				OFFSETS_NAME, strerror((int)-n), c->had_state ? "the start" : "their end");
 		free(buf);
 		return;
 	}
+	c->had_state = true; /* even a damaged file means this is not a first start */
 	size_t bad = 0;
 	int err = tail_state_parse(&c->saved, buf, (size_t)n, &bad);
 	free(buf);
@@ -1472,9 +1484,9 @@ static void *thread_main(void *arg)
 	load_dirs(c);
 	for (size_t i = 0; i < c->nt; i++)
 		resolve_mode(c, c->t[i], SCAN_INITIAL);
+	atomic_store(&c->base.healthy, true); /* until the state cannot be written */
 	c->dirty = c->ddirty = true;
 	save_offsets(c);
-	atomic_store(&c->base.healthy, true);
 	tlog(LOG_INFO, "cni", "following %zu log files in %zu log dirs, netns %s, cache %s", c->nf,
 	     c->nlog, c->netns_dir, c->cni_state_dir);
 	while (!atomic_load(&c->stop)) {

@@ -196,3 +196,39 @@ Test(cni_collector, full_queue_drops_are_counted)
 	queue_free(q);
 	rmdirs(&d);
 }
+
+Test(cni_collector, unwritable_state_dir_keeps_events_flowing)
+{
+	struct dirs d;
+	mkdirs(&d);
+	struct tapio_config c = cfg_for(&d);
+	c.state_dir = "/dev/null/tapio-state"; /* cannot be made */
+	char err[256] = "";
+	struct collector *col = cni_collector_new(&c, err, sizeof(err));
+	cr_assert_not_null(col, "%s", err);
+	struct queue *q = queue_new(1 << 16);
+	cr_assert_eq(collector_start(col, q), 0);
+	char last[256] = "";
+	for (int i = 0; i < 300 && !strstr(last, "cannot save"); i++) {
+		usleep(10000);
+		collector_last_error(col, last, sizeof(last));
+	}
+	cr_assert(strstr(last, "/dev/null/tapio-state: cannot save the resume state"), "%s", last);
+	cr_assert(!collector_healthy(col));
+	char path[256];
+	snprintf(path, sizeof(path), "%s/a.log", d.log);
+	FILE *f = fopen(path, "a");
+	fputs("still emitted\n", f);
+	fclose(f);
+	size_t len;
+	unsigned src;
+	struct tapio_event *e = queue_peek(q, &len, &src, 5000);
+	cr_assert_not_null(e);
+	cr_assert_eq(e->data_len, 13);
+	cr_assert_eq(memcmp(event_data(e), "still emitted", 13), 0);
+	queue_release(q, e);
+	collector_stop(col);
+	collector_destroy(col);
+	queue_free(q);
+	rmdirs(&d);
+}
