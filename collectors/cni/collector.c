@@ -48,7 +48,8 @@
 enum tkind { T_LOG, T_NETNS, T_RESULTS, T_NETWORKS, T_IPAM };
 
 enum scan_mode {
-	SCAN_INITIAL, /* present at start: logs start at the end (first start) or the saved offset */
+	SCAN_INITIAL, /* present at start: logs start at the end (first start) or the saved offset
+		       */
 	SCAN_NEW,     /* appeared while running: everything in it is new */
 	SCAN_RESCAN,  /* after IN_Q_OVERFLOW: emit what changed */
 };
@@ -65,8 +66,8 @@ struct snap_ent {
 struct target {
 	enum tkind kind;
 	char *path;
-	char *net; /* T_IPAM: the network name */
-	int wd;     /* watch on the directory, -1 while missing */
+	char *net;  /* T_IPAM: the network name */
+	int wd;	    /* watch on the directory, -1 while missing */
 	int anc_wd; /* watch on the nearest ancestor while missing, or -1 */
 	uint64_t dev, ino;
 	bool dynamic; /* T_IPAM: forgotten when its directory goes */
@@ -348,7 +349,8 @@ static void on_oversize(void *ctx, uint64_t start)
 	uint64_t now = mono_ns();
 	if (now - c->last_oversize_log_ns >= 1000000000ull || !c->last_oversize_log_ns) {
 		c->last_oversize_log_ns = now;
-		collector_error(&c->base, "%s: skipped a line longer than %zu bytes at offset %" PRIu64,
+		collector_error(&c->base,
+				"%s: skipped a line longer than %zu bytes at offset %" PRIu64,
 				c->cur->path, c->line_max, start);
 	}
 }
@@ -357,7 +359,8 @@ static void on_truncated(void *ctx, uint64_t old_off, uint64_t size)
 {
 	struct cni_collector *c = ctx;
 	atomic_fetch_add(&c->truncations, 1);
-	tlog(LOG_INFO, "cni", "%s: truncated from %" PRIu64 " to %" PRIu64 " bytes, reading from the start",
+	tlog(LOG_INFO, "cni",
+	     "%s: truncated from %" PRIu64 " to %" PRIu64 " bytes, reading from the start",
 	     c->cur->path, old_off, size);
 	c->cur->fp_len = 0;
 }
@@ -459,7 +462,9 @@ static void file_start_offset(struct cni_collector *c, struct cni_file *f, uint6
 		    fl == s->fp_len && fp == s->fp) {
 			f->t.off = f->t.commit = s->off;
 		} else {
-			tlog(LOG_INFO, "cni", "%s: not the file of the saved offset (truncated or replaced), reading from the start",
+			tlog(LOG_INFO, "cni",
+			     "%s: not the file of the saved offset (truncated or replaced), "
+			     "reading from the start",
 			     f->path);
 		}
 		tail_state_del(&c->saved, (size_t)i);
@@ -467,7 +472,8 @@ static void file_start_offset(struct cni_collector *c, struct cni_file *f, uint6
 	}
 	if (mode == SCAN_INITIAL && !c->had_state) {
 		bool skipping;
-		int64_t off = tail_end_offset(f->t.fd, size, c->buf, c->bufcap, c->line_max, &skipping);
+		int64_t off =
+		    tail_end_offset(f->t.fd, size, c->buf, c->bufcap, c->line_max, &skipping);
 		if (off > 0) {
 			f->t.off = (uint64_t)off;
 			f->t.commit = (uint64_t)off;
@@ -585,7 +591,8 @@ static void result_add(struct cni_collector *c, struct target *t, const char *na
 	struct cni_meta m = {0};
 	if (!err && snap_same(t, name, &st)) {
 		/* already reported */
-	} else if (!err && scanned && (c->sb.len == 0 || cni_result_parse(c->sb.buf, c->sb.len, &m))) {
+	} else if (!err && scanned &&
+		   (c->sb.len == 0 || cni_result_parse(c->sb.buf, c->sb.len, &m))) {
 		/* still being written */
 	} else if (err == -ENOENT) {
 		atomic_fetch_add(&c->vanished, 1); /* renamed or removed before we read it */
@@ -660,7 +667,9 @@ static void ipam_add(struct cni_collector *c, struct target *t, const char *name
 		atomic_fetch_add(&c->vanished, 1);
 	} else if (err) {
 		atomic_fetch_add(err == -EFBIG ? &c->base.n.oversize : &c->base.n.errors, 1);
-		collector_error(&c->base, "%s: %s", path, err == -EFBIG ? "too large for a reservation, skipped" : strerror(-err));
+		collector_error(&c->base, "%s: %s", path,
+				err == -EFBIG ? "too large for a reservation, skipped"
+					      : strerror(-err));
 	} else {
 		if (cni_ipam_parse(c->sb.buf, c->sb.len, &m)) {
 			atomic_fetch_add(&c->base.n.parse_errors, 1);
@@ -872,7 +881,8 @@ static void resolve_mode(struct cni_collector *c, struct target *t, enum scan_mo
 		}
 		if (errno != ENOENT && errno != ENOTDIR) {
 			atomic_fetch_add(&c->base.n.errors, 1);
-			collector_error(&c->base, "%s: inotify_add_watch: %s", t->path, strerror(errno));
+			collector_error(&c->base, "%s: inotify_add_watch: %s", t->path,
+					strerror(errno));
 			return;
 		}
 		if (t->dynamic) {
@@ -890,8 +900,8 @@ static void resolve_mode(struct cni_collector *c, struct target *t, enum scan_mo
 			else
 				*slash = '\0';
 			awd = inotify_add_watch(c->ifd, p,
-						IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
-							IN_ONLYDIR | IN_MASK_ADD);
+						IN_CREATE | IN_MOVED_TO | IN_DELETE_SELF |
+						    IN_MOVE_SELF | IN_ONLYDIR | IN_MASK_ADD);
 			if (awd >= 0 || slash == p)
 				break;
 		}
@@ -995,9 +1005,10 @@ static void scan(struct cni_collector *c, struct target *t, enum scan_mode mode)
 			struct snap_ent *e = snap_find(t, name);
 			/* A netns entry is compared by name only: `ip netns add` mounts
 			 * the namespace over the file, which changes what stat sees. */
-			bool changed = !e || (t->kind != T_NETNS &&
-					      (e->ino != (uint64_t)st.st_ino || e->mtime_ns != mtime_ns(&st) ||
-					       e->size != (uint64_t)st.st_size));
+			bool changed =
+			    !e || (t->kind != T_NETNS &&
+				   (e->ino != (uint64_t)st.st_ino || e->mtime_ns != mtime_ns(&st) ||
+				    e->size != (uint64_t)st.st_size));
 			if (e)
 				e->seen = true;
 			if (!changed)
@@ -1065,7 +1076,8 @@ static void scan(struct cni_collector *c, struct target *t, enum scan_mode mode)
 				snprintf(m.network, sizeof(m.network), "%s", net);
 				char *path = join(e->path, slash + 1);
 				if (path)
-					emit_name_path(c, TYPE_CNI_IPAM, &m, "DEL", slash + 1, slash + 1, path);
+					emit_name_path(c, TYPE_CNI_IPAM, &m, "DEL", slash + 1,
+						       slash + 1, path);
 				free(path);
 			}
 			*slash = '/';
@@ -1198,7 +1210,9 @@ static void handle_event(struct cni_collector *c, const struct inotify_event *ev
 {
 	if (ev->mask & IN_Q_OVERFLOW) {
 		atomic_fetch_add(&c->overflows, 1);
-		collector_error(&c->base, "inotify queue overflowed (%" PRIu64 " so far); rescanning every directory",
+		collector_error(&c->base,
+				"inotify queue overflowed (%" PRIu64
+				" so far); rescanning every directory",
 				(uint64_t)atomic_load(&c->overflows));
 		rescan_all(c);
 		return;
@@ -1265,7 +1279,8 @@ static int save_dirs(struct cni_collector *c)
 		cni_dirstate_format(&c->sb2, c->ds[i]);
 	for (size_t i = 0; i < c->nt; i++) {
 		struct target *t = c->t[i];
-		if (t->wd < 0 || t->removed || (t->kind != T_NETNS && t->kind != T_RESULTS && t->kind != T_IPAM))
+		if (t->wd < 0 || t->removed ||
+		    (t->kind != T_NETNS && t->kind != T_RESULTS && t->kind != T_IPAM))
 			continue;
 		for (size_t j = 0; j < t->nsnap; j++) {
 			struct snap_ent *s = &t->snap[j];
@@ -1276,13 +1291,16 @@ static int save_dirs(struct cni_collector *c)
 			e->size = s->size;
 			if (s->m)
 				e->m = *s->m;
-			if (snprintf(e->path, sizeof(e->path), "%s/%s", t->path, s->name) >= (int)sizeof(e->path))
+			if (snprintf(e->path, sizeof(e->path), "%s/%s", t->path, s->name) >=
+			    (int)sizeof(e->path))
 				continue;
-			cni_dirstate_format(&c->sb2, e); /* names with a tab or newline are not kept */
+			cni_dirstate_format(&c->sb2,
+					    e); /* names with a tab or newline are not kept */
 		}
 	}
 	free(e);
-	int err = c->sb2.err ? c->sb2.err : state_write(c->state_dir, DIRS_NAME, c->sb2.buf, c->sb2.len);
+	int err =
+	    c->sb2.err ? c->sb2.err : state_write(c->state_dir, DIRS_NAME, c->sb2.buf, c->sb2.len);
 	if (!err) {
 		c->ddirty = false;
 		for (size_t i = 0; i < c->nt; i++)
@@ -1304,8 +1322,9 @@ static void load_dirs(struct cni_collector *c)
 	if (n < 0 || (size_t)n < strlen(CNI_DIRSTATE_HEADER) ||
 	    memcmp(buf, CNI_DIRSTATE_HEADER, strlen(CNI_DIRSTATE_HEADER))) {
 		atomic_fetch_add(&c->base.n.parse_errors, 1);
-		collector_error(&c->base, "%s/%s: %s; directory changes while stopped are not reported",
-				c->state_dir, DIRS_NAME, n < 0 ? strerror((int)-n) : "not a snapshot file");
+		collector_error(
+		    &c->base, "%s/%s: %s; directory changes while stopped are not reported",
+		    c->state_dir, DIRS_NAME, n < 0 ? strerror((int)-n) : "not a snapshot file");
 		c->had_dirstate = false;
 		goto out;
 	}
@@ -1336,7 +1355,8 @@ static void load_dirs(struct cni_collector *c)
 	}
 	if (bad) {
 		atomic_fetch_add(&c->base.n.parse_errors, bad);
-		collector_error(&c->base, "%s/%s: %zu bad lines skipped", c->state_dir, DIRS_NAME, bad);
+		collector_error(&c->base, "%s/%s: %zu bad lines skipped", c->state_dir, DIRS_NAME,
+				bad);
 	}
 out:
 	free(buf);
@@ -1363,7 +1383,8 @@ static int save_offsets(struct cni_collector *c)
 	if (!err) {
 		sb_reset(&c->sb2);
 		tail_state_format(&st, &c->sb2);
-		err = c->sb2.err ? c->sb2.err : state_write(c->state_dir, OFFSETS_NAME, c->sb2.buf, c->sb2.len);
+		err = c->sb2.err ? c->sb2.err
+				 : state_write(c->state_dir, OFFSETS_NAME, c->sb2.buf, c->sb2.len);
 	}
 	tail_state_free(&st);
 	if (!err)
@@ -1373,10 +1394,11 @@ static int save_offsets(struct cni_collector *c)
 		atomic_fetch_add(&c->state_errors, 1);
 		atomic_store(&c->base.healthy, false);
 		/* retried every second; reported when it changes, else once a minute */
-		if (err != c->last_state_err || c->last_save_ns - c->last_state_log_ns >= 60000000000ull) {
+		if (err != c->last_state_err ||
+		    c->last_save_ns - c->last_state_log_ns >= 60000000000ull) {
 			c->last_state_log_ns = c->last_save_ns;
-			collector_error(&c->base, "%s: cannot save the resume state: %s", c->state_dir,
-					strerror(-err));
+			collector_error(&c->base, "%s: cannot save the resume state: %s",
+					c->state_dir, strerror(-err));
 		}
 		c->last_state_err = err;
 		return err;
@@ -1407,7 +1429,8 @@ static void load_offsets(struct cni_collector *c)
 		c->had_state = n == -EFBIG;
 		atomic_fetch_add(&c->state_errors, 1);
 		collector_error(&c->base, "%s/%s: %s; log files are read from %s", c->state_dir,
-				OFFSETS_NAME, strerror((int)-n), c->had_state ? "the start" : "their end");
+				OFFSETS_NAME, strerror((int)-n),
+				c->had_state ? "the start" : "their end");
 		free(buf);
 		return;
 	}
@@ -1417,14 +1440,16 @@ static void load_offsets(struct cni_collector *c)
 	free(buf);
 	if (err) {
 		atomic_fetch_add(&c->base.n.parse_errors, 1);
-		collector_error(&c->base, "%s/%s: not an offsets file; log files are read from the start",
+		collector_error(&c->base,
+				"%s/%s: not an offsets file; log files are read from the start",
 				c->state_dir, OFFSETS_NAME);
 		tail_state_free(&c->saved);
 		return;
 	}
 	if (bad) {
 		atomic_fetch_add(&c->base.n.parse_errors, bad);
-		collector_error(&c->base, "%s/%s: %zu bad lines skipped", c->state_dir, OFFSETS_NAME, bad);
+		collector_error(&c->base, "%s/%s: %zu bad lines skipped", c->state_dir,
+				OFFSETS_NAME, bad);
 	}
 	/* Keep only entries of the configured log directories. */
 	for (size_t i = c->saved.n; i-- > 0;) {
@@ -1432,7 +1457,8 @@ static void load_offsets(struct cni_collector *c)
 		bool keep = false;
 		for (size_t j = 0; j < c->nlog && !keep; j++) {
 			size_t l = strlen(c->log_dirs[j]);
-			keep = !strncmp(p, c->log_dirs[j], l) && p[l] == '/' && !strchr(p + l + 1, '/');
+			keep = !strncmp(p, c->log_dirs[j], l) && p[l] == '/' &&
+			       !strchr(p + l + 1, '/');
 		}
 		if (!keep)
 			tail_state_del(&c->saved, i);
@@ -1596,11 +1622,11 @@ static void cni_counters(struct collector *base, counter_fn fn, void *ctx)
 }
 
 static const struct collector_ops cni_ops = {
-	.name = "cni",
-	.start = cni_start,
-	.stop = cni_stop,
-	.destroy = cni_destroy,
-	.counters = cni_counters,
+    .name = "cni",
+    .start = cni_start,
+    .stop = cni_stop,
+    .destroy = cni_destroy,
+    .counters = cni_counters,
 };
 
 /* ---- construction ---- */
@@ -1626,7 +1652,8 @@ static char *clean_path(const char *in, const char *what, char *err, size_t errl
 	}
 	if (strstr(p, "//") || strstr(p, "/./") || strstr(p, "/../") ||
 	    (n >= 2 && !strcmp(p + n - 2, "/.")) || (n >= 3 && !strcmp(p + n - 3, "/.."))) {
-		snprintf(err, errlen, "cni: %s: '%s' must not hold '//', '.' or '..' parts", what, p);
+		snprintf(err, errlen, "cni: %s: '%s' must not hold '//', '.' or '..' parts", what,
+			 p);
 		free(p);
 		return NULL;
 	}
@@ -1688,15 +1715,18 @@ struct collector *cni_collector_new(const struct tapio_config *cfg, char *err, s
 				  "--netns-dir", err, errlen);
 	if (!c->netns_dir)
 		goto fail;
-	c->cni_state_dir = clean_path(or_default(cfg ? cfg->cni_state_dir : NULL, DEFAULT_CNI_STATE_DIR),
-				      "--cni-state-dir", err, errlen);
+	c->cni_state_dir =
+	    clean_path(or_default(cfg ? cfg->cni_state_dir : NULL, DEFAULT_CNI_STATE_DIR),
+		       "--cni-state-dir", err, errlen);
 	if (!c->cni_state_dir)
 		goto fail;
 	if (cfg && cfg->state_dir && *cfg->state_dir && !(c->state_dir = strdup(cfg->state_dir)))
 		goto nomem;
-	c->max_event = cfg && cfg->max_event_size ? (size_t)cfg->max_event_size : CNI_DEFAULT_MAX_EVENT;
+	c->max_event =
+	    cfg && cfg->max_event_size ? (size_t)cfg->max_event_size : CNI_DEFAULT_MAX_EVENT;
 	if (c->max_event < 1024) {
-		snprintf(err, errlen, "cni: --max-event-size: %zu is too small (at least 1024)", c->max_event);
+		snprintf(err, errlen, "cni: --max-event-size: %zu is too small (at least 1024)",
+			 c->max_event);
 		goto fail;
 	}
 	c->line_max = c->max_event < CNI_LINE_MAX ? c->max_event : CNI_LINE_MAX;
@@ -1733,7 +1763,8 @@ bool cni_collector_available(const struct tapio_config *cfg)
 	char *list = strdup(dirs);
 	if (list) {
 		char *save = NULL;
-		for (char *tok = strtok_r(list, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		for (char *tok = strtok_r(list, ", \t", &save); tok;
+		     tok = strtok_r(NULL, ", \t", &save)) {
 			if (stat(tok, &st) == 0 && S_ISDIR(st.st_mode)) {
 				free(list);
 				return true;
@@ -1743,5 +1774,6 @@ bool cni_collector_available(const struct tapio_config *cfg)
 	}
 	const char *ns = or_default(cfg ? cfg->netns_dir : NULL, DEFAULT_NETNS_DIR);
 	const char *cs = or_default(cfg ? cfg->cni_state_dir : NULL, DEFAULT_CNI_STATE_DIR);
-	return (stat(ns, &st) == 0 && S_ISDIR(st.st_mode)) || (stat(cs, &st) == 0 && S_ISDIR(st.st_mode));
+	return (stat(ns, &st) == 0 && S_ISDIR(st.st_mode)) ||
+	       (stat(cs, &st) == 0 && S_ISDIR(st.st_mode));
 }

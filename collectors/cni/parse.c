@@ -13,7 +13,8 @@
 
 static bool is_ident(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_';
 }
 
 static bool printable(const char *s, size_t n)
@@ -179,9 +180,9 @@ static void find_operation(const char *s, size_t n, struct cni_meta *m)
 		const char *word;
 		const char *op;
 	} words[] = {
-		{"cmdAdd", "ADD"}, {"CmdAdd", "ADD"}, {"cmdDel", "DEL"},   {"CmdDel", "DEL"},
-		{"cmdCheck", "CHECK"}, {"CmdCheck", "CHECK"}, {"ADD", "ADD"}, {"DEL", "DEL"},
-		{"CHECK", "CHECK"},
+	    {"cmdAdd", "ADD"}, {"CmdAdd", "ADD"},     {"cmdDel", "DEL"},
+	    {"CmdDel", "DEL"}, {"cmdCheck", "CHECK"}, {"CmdCheck", "CHECK"},
+	    {"ADD", "ADD"},    {"DEL", "DEL"},	      {"CHECK", "CHECK"},
 	};
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
 		if (find_word(s, n, words[i].word)) {
@@ -193,11 +194,16 @@ static void find_operation(const char *s, size_t n, struct cni_meta *m)
 
 int cni_line_meta(const char *line, size_t len, struct cni_meta *m)
 {
-	static const char *const cid[] = {"ContainerID", "containerID", "containerId", "container_id",
-					  "K8S_POD_INFRA_CONTAINER_ID", "CNI_CONTAINERID", NULL};
+	static const char *const cid[] = {"ContainerID",
+					  "containerID",
+					  "containerId",
+					  "container_id",
+					  "K8S_POD_INFRA_CONTAINER_ID",
+					  "CNI_CONTAINERID",
+					  NULL};
 	static const char *const pod[] = {"K8S_POD_NAME", "Pod", "pod", "podName", NULL};
-	static const char *const ns[] = {"K8S_POD_NAMESPACE", "Namespace", "namespace", "podNamespace",
-					 NULL};
+	static const char *const ns[] = {"K8S_POD_NAMESPACE", "Namespace", "namespace",
+					 "podNamespace", NULL};
 	static const char *const netns[] = {"Netns", "netns", "NetNS", "netNS", "CNI_NETNS", NULL};
 	static const char *const plugin[] = {"plugin", "Plugin", "pluginType", NULL};
 	static const char *const type[] = {"type", NULL};
@@ -303,15 +309,18 @@ int cni_result_parse(const char *buf, size_t len, struct cni_meta *m)
 		{
 			if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2)
 				continue;
-			const cJSON *k = cJSON_GetArrayItem(pair, 0), *v = cJSON_GetArrayItem(pair, 1);
-			if (!cJSON_IsString(k) || !cJSON_IsString(v) || !k->valuestring || !v->valuestring)
+			const cJSON *k = cJSON_GetArrayItem(pair, 0),
+				    *v = cJSON_GetArrayItem(pair, 1);
+			if (!cJSON_IsString(k) || !cJSON_IsString(v) || !k->valuestring ||
+			    !v->valuestring)
 				continue;
 			const char *val = v->valuestring;
 			if (!strcmp(k->valuestring, "K8S_POD_NAME") && !m->pod[0])
 				put(m->pod, sizeof(m->pod), val, strlen(val));
 			else if (!strcmp(k->valuestring, "K8S_POD_NAMESPACE") && !m->namespace[0])
 				put(m->namespace, sizeof(m->namespace), val, strlen(val));
-			else if (!strcmp(k->valuestring, "K8S_POD_INFRA_CONTAINER_ID") && !m->container_id[0])
+			else if (!strcmp(k->valuestring, "K8S_POD_INFRA_CONTAINER_ID") &&
+				 !m->container_id[0])
 				put(m->container_id, sizeof(m->container_id), val, strlen(val));
 		}
 	}
@@ -420,7 +429,8 @@ bool cni_log_name_rotated(const char *name)
 
 bool cni_result_name_skip(const char *name)
 {
-	return !name || !*name || name[0] == '.' || has_suffix(name, ".tmp") || has_suffix(name, "~");
+	return !name || !*name || name[0] == '.' || has_suffix(name, ".tmp") ||
+	       has_suffix(name, "~");
 }
 
 /* ---- directory snapshot file ---- */
@@ -465,25 +475,30 @@ int cni_dirstate_parse(const char *line, size_t len, struct cni_dirstate_ent *e)
 	e->kind = line[0];
 	bool neg, unused;
 	unsigned long long v;
-	if (!field_num(f[1], fl[1], false, &e->ino, &unused) || !field_num(f[2], fl[2], true, &v, &neg) ||
-	    v > (unsigned long long)INT64_MAX || !field_num(f[3], fl[3], false, &e->size, &unused))
+	if (!field_num(f[1], fl[1], false, &e->ino, &unused) ||
+	    !field_num(f[2], fl[2], true, &v, &neg) || v > (unsigned long long)INT64_MAX ||
+	    !field_num(f[3], fl[3], false, &e->size, &unused))
 		return -EINVAL;
 	e->mtime_ns = neg ? -(long long)v : (long long)v;
 	struct {
 		char *dst;
 		size_t cap;
 	} meta[] = {
-		{e->m.container_id, sizeof(e->m.container_id)}, {e->m.pod, sizeof(e->m.pod)},
-		{e->m.namespace, sizeof(e->m.namespace)},       {e->m.netns, sizeof(e->m.netns)},
-		{e->m.network, sizeof(e->m.network)},           {e->m.plugin, sizeof(e->m.plugin)},
-		{e->m.ifname, sizeof(e->m.ifname)},
+	    {e->m.container_id, sizeof(e->m.container_id)},
+	    {e->m.pod, sizeof(e->m.pod)},
+	    {e->m.namespace, sizeof(e->m.namespace)},
+	    {e->m.netns, sizeof(e->m.netns)},
+	    {e->m.network, sizeof(e->m.network)},
+	    {e->m.plugin, sizeof(e->m.plugin)},
+	    {e->m.ifname, sizeof(e->m.ifname)},
 	};
 	for (size_t i = 0; i < 7; i++)
 		if (fl[4 + i] && !put(meta[i].dst, meta[i].cap, f[4 + i], fl[4 + i]))
 			return -EINVAL;
 	const char *p = f[11];
 	size_t pl = fl[11];
-	if (pl == 0 || pl >= sizeof(e->path) || p[0] != '/' || memchr(p, '\0', pl) || memchr(p, '\t', pl))
+	if (pl == 0 || pl >= sizeof(e->path) || p[0] != '/' || memchr(p, '\0', pl) ||
+	    memchr(p, '\t', pl))
 		return -EINVAL;
 	memcpy(e->path, p, pl);
 	e->path[pl] = '\0';
@@ -492,8 +507,8 @@ int cni_dirstate_parse(const char *line, size_t len, struct cni_dirstate_ent *e)
 
 int cni_dirstate_format(struct strbuf *sb, const struct cni_dirstate_ent *e)
 {
-	const char *vals[] = {e->m.container_id, e->m.pod,     e->m.namespace, e->m.netns,
-			      e->m.network,      e->m.plugin,  e->m.ifname};
+	const char *vals[] = {e->m.container_id, e->m.pod,    e->m.namespace, e->m.netns,
+			      e->m.network,	 e->m.plugin, e->m.ifname};
 	if (strpbrk(e->path, "\t\n") || e->path[0] != '/')
 		return -EINVAL;
 	for (size_t i = 0; i < 7; i++)

@@ -12,14 +12,14 @@
 
 /* Metadata found in a log line or a cache file. "" means not stated. */
 struct cni_meta {
-	char operation[8];      /* ADD, DEL or CHECK */
-	char plugin[128];       /* plugin type(s); a cache file's conflist gives "a,b,c" */
-	char pod[256];          /* K8S_POD_NAME */
-	char namespace[256];    /* K8S_POD_NAMESPACE */
+	char operation[8];	/* ADD, DEL or CHECK */
+	char plugin[128];	/* plugin type(s); a cache file's conflist gives "a,b,c" */
+	char pod[256];		/* K8S_POD_NAME */
+	char namespace[256];	/* K8S_POD_NAMESPACE */
 	char container_id[256]; /* ContainerID / K8S_POD_INFRA_CONTAINER_ID */
-	char netns[256];        /* network namespace path or name */
-	char network[256];      /* network name (cache files, IPAM dirs) */
-	char ifname[64];        /* interface name (cache files, IPAM files) */
+	char netns[256];	/* network namespace path or name */
+	char network[256];	/* network name (cache files, IPAM dirs) */
+	char ifname[64];	/* interface name (cache files, IPAM files) */
 };
 
 /* Extracts metadata from one log line (len bytes, no trailing '\n', need not

@@ -210,9 +210,10 @@ int tail_state_parse(struct tail_state *st, const char *buf, size_t len, size_t 
 		const char *q = p;
 		char path[4096];
 		if (parse_u64(&q, le, 10, &e.dev) && parse_u64(&q, le, 10, &e.ino) &&
-		    parse_u64(&q, le, 10, &e.off) && parse_u64(&q, le, 10, &fl) && fl <= TAIL_FP_MAX &&
-		    parse_u64(&q, le, 16, &e.fp) && q < le && *q == '/' && (size_t)(le - q) < sizeof(path) &&
-		    !memchr(q, '\0', (size_t)(le - q)) && tail_state_find(st, e.dev, e.ino) < 0) {
+		    parse_u64(&q, le, 10, &e.off) && parse_u64(&q, le, 10, &fl) &&
+		    fl <= TAIL_FP_MAX && parse_u64(&q, le, 16, &e.fp) && q < le && *q == '/' &&
+		    (size_t)(le - q) < sizeof(path) && !memchr(q, '\0', (size_t)(le - q)) &&
+		    tail_state_find(st, e.dev, e.ino) < 0) {
 			memcpy(path, q, (size_t)(le - q));
 			path[le - q] = '\0';
 			e.fp_len = (uint32_t)fl;

@@ -20,9 +20,9 @@ struct strbuf;
 
 struct tail_file {
 	int fd;
-	uint64_t off;    /* next byte to read */
+	uint64_t off;	 /* next byte to read */
 	uint64_t commit; /* offset to persist */
-	bool skipping;   /* inside an overlong line */
+	bool skipping;	 /* inside an overlong line */
 };
 
 struct tail_cb {

@@ -90,7 +90,7 @@ Test(cni_collector, defaults_and_lists)
 	cr_assert_not_null(col, "%s", err);
 	cr_assert_str_eq(collector_name(col), "cni");
 	cr_assert(!collector_healthy(col)); /* not started */
-	collector_stop(col);                /* safe unstarted */
+	collector_stop(col);		    /* safe unstarted */
 	collector_destroy(col);
 	c.cni_log_dirs = " /a/ , ,/b,/a "; /* trimmed, empty items and duplicates left out */
 	col = cni_collector_new(&c, err, sizeof(err));
@@ -143,7 +143,10 @@ Test(cni_collector, full_queue_drops_are_counted)
 	cr_assert_not_null(f);
 	const int n = 200;
 	for (int i = 0; i < n; i++)
-		fprintf(f, "line %03d ContainerID=abc padding padding padding padding padding padding\n", i);
+		fprintf(
+		    f,
+		    "line %03d ContainerID=abc padding padding padding padding padding padding\n",
+		    i);
 	fclose(f);
 	for (int i = 0; i < 500; i++) {
 		if (counter(&col->n.events) + counter(&col->n.dropped) >= (uint64_t)n)
@@ -151,7 +154,8 @@ Test(cni_collector, full_queue_drops_are_counted)
 		usleep(10000);
 	}
 	uint64_t ev = counter(&col->n.events), dr = counter(&col->n.dropped);
-	cr_assert_eq(ev + dr, (uint64_t)n, "events %lu dropped %lu", (unsigned long)ev, (unsigned long)dr);
+	cr_assert_eq(ev + dr, (uint64_t)n, "events %lu dropped %lu", (unsigned long)ev,
+		     (unsigned long)dr);
 	cr_assert_gt(dr, 0);
 	cr_assert_gt(ev, 0);
 	struct queue_src_stats st;
@@ -189,7 +193,8 @@ Test(cni_collector, full_queue_drops_are_counted)
 	struct stat sst;
 	cr_assert_eq(stat(path, &sst), 0);
 	char want[64];
-	snprintf(want, sizeof(want), " %lu %lu ", (unsigned long)sst.st_ino, (unsigned long)sst.st_size);
+	snprintf(want, sizeof(want), " %lu %lu ", (unsigned long)sst.st_ino,
+		 (unsigned long)sst.st_size);
 	cr_assert(strstr(buf, want), "offsets file: %s (want '%s')", buf, want);
 
 	collector_destroy(col);

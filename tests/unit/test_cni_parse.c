@@ -18,10 +18,11 @@ static int line(const char *s, struct cni_meta *m)
 Test(cni_line, calico_populated_endpoint)
 {
 	struct cni_meta m;
-	int n = line("2021-03-04 10:11:12.345 [INFO][4567] k8s.go 392: Populated endpoint "
-		     "ContainerID=\"b6d9a1f2\" Namespace=\"kube-system\" Pod=\"coredns-74ff55c5b-x8k2p\" "
-		     "WorkloadEndpoint=\"node1-k8s-coredns--74ff55c5b--x8k2p-eth0\"",
-		     &m);
+	int n = line(
+	    "2021-03-04 10:11:12.345 [INFO][4567] k8s.go 392: Populated endpoint "
+	    "ContainerID=\"b6d9a1f2\" Namespace=\"kube-system\" Pod=\"coredns-74ff55c5b-x8k2p\" "
+	    "WorkloadEndpoint=\"node1-k8s-coredns--74ff55c5b--x8k2p-eth0\"",
+	    &m);
 	cr_assert_eq(n, 3);
 	cr_assert_str_eq(m.container_id, "b6d9a1f2");
 	cr_assert_str_eq(m.namespace, "kube-system");
@@ -35,10 +36,12 @@ Test(cni_line, calico_cmdargs_go_struct)
 {
 	struct cni_meta m;
 	line("2020-11-02 14:50:14.666 [INFO][28163] plugin.go 326: Calico CNI ADD "
-	     "args=&skel.CmdArgs{ContainerID:\"abc123\", Netns:\"/var/run/netns/cni-1234\", IfName:\"eth0\", "
+	     "args=&skel.CmdArgs{ContainerID:\"abc123\", Netns:\"/var/run/netns/cni-1234\", "
+	     "IfName:\"eth0\", "
 	     "Args:\"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=nginx-7c5;"
 	     "K8S_POD_INFRA_CONTAINER_ID=abc123;K8S_POD_UID=u-1\", Path:\"/opt/cni/bin\", "
-	     "StdinData:\"{\\\"cniVersion\\\":\\\"0.3.1\\\",\\\"name\\\":\\\"k8s-pod-network\\\",\\\"type\\\":\\\"calico\\\"}\"}",
+	     "StdinData:\"{\\\"cniVersion\\\":\\\"0.3.1\\\",\\\"name\\\":\\\"k8s-pod-network\\\","
+	     "\\\"type\\\":\\\"calico\\\"}\"}",
 	     &m);
 	cr_assert_str_eq(m.operation, "ADD");
 	cr_assert_str_eq(m.container_id, "abc123");
@@ -51,8 +54,10 @@ Test(cni_line, calico_cmdargs_go_struct)
 Test(cni_line, calico_cni_text_names_plugin)
 {
 	struct cni_meta m;
-	line("2020-11-02 14:50:14.850 [INFO][28180] ipam_plugin.go 75: Calico CNI IPAM request count IPv4=1 IPv6=0 "
-	     "ContainerID=\"f00d\" HandleID=\"k8s-pod-network.f00d\" Workload=\"node1-k8s-nginx-eth0\"",
+	line("2020-11-02 14:50:14.850 [INFO][28180] ipam_plugin.go 75: Calico CNI IPAM request "
+	     "count IPv4=1 IPv6=0 "
+	     "ContainerID=\"f00d\" HandleID=\"k8s-pod-network.f00d\" "
+	     "Workload=\"node1-k8s-nginx-eth0\"",
 	     &m);
 	cr_assert_str_eq(m.plugin, "calico");
 	cr_assert_str_eq(m.container_id, "f00d");
@@ -62,8 +67,10 @@ Test(cni_line, calico_cni_text_names_plugin)
 Test(cni_line, plain_cni_env_and_cmd)
 {
 	struct cni_meta m;
-	line("time=\"2024-01-01T00:00:00Z\" level=debug msg=\"cmdDel\" CNI_COMMAND=DEL CNI_CONTAINERID=9f9f "
-	     "CNI_NETNS=/proc/42/ns/net CNI_ARGS=K8S_POD_NAMESPACE=prod;K8S_POD_NAME=api-0 plugin=bridge",
+	line("time=\"2024-01-01T00:00:00Z\" level=debug msg=\"cmdDel\" CNI_COMMAND=DEL "
+	     "CNI_CONTAINERID=9f9f "
+	     "CNI_NETNS=/proc/42/ns/net CNI_ARGS=K8S_POD_NAMESPACE=prod;K8S_POD_NAME=api-0 "
+	     "plugin=bridge",
 	     &m);
 	cr_assert_str_eq(m.operation, "DEL");
 	cr_assert_str_eq(m.container_id, "9f9f");
@@ -76,7 +83,8 @@ Test(cni_line, plain_cni_env_and_cmd)
 Test(cni_line, json_log_line)
 {
 	struct cni_meta m;
-	line("{\"level\":\"info\",\"msg\":\"CmdAdd done\",\"containerID\":\"77aa\",\"netns\":\"/var/run/netns/x\","
+	line("{\"level\":\"info\",\"msg\":\"CmdAdd "
+	     "done\",\"containerID\":\"77aa\",\"netns\":\"/var/run/netns/x\","
 	     "\"pod\":\"web-1\",\"namespace\":\"shop\",\"type\":\"macvlan\"}",
 	     &m);
 	cr_assert_str_eq(m.operation, "ADD");
@@ -90,8 +98,10 @@ Test(cni_line, json_log_line)
 Test(cni_line, multus_style_cmdadd)
 {
 	struct cni_meta m;
-	line("2023-01-01T00:00:00Z [debug] CmdAdd: &{ContainerID:e1e1 Netns:/var/run/netns/cni-9 IfName:eth0 "
-	     "Args:IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=busybox;K8S_POD_INFRA_CONTAINER_ID=e1e1 "
+	line("2023-01-01T00:00:00Z [debug] CmdAdd: &{ContainerID:e1e1 Netns:/var/run/netns/cni-9 "
+	     "IfName:eth0 "
+	     "Args:IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=busybox;K8S_POD_INFRA_"
+	     "CONTAINER_ID=e1e1 "
 	     "Path:/opt/cni/bin StdinData:[123 34 99]}",
 	     &m);
 	cr_assert_str_eq(m.operation, "ADD");
@@ -122,7 +132,9 @@ Test(cni_line, hostile_values_left_out)
 {
 	struct cni_meta m;
 	/* empty, unterminated, escaped and control-character values */
-	line("ContainerID=\"\" Pod=\"unterminated K8S_POD_NAMESPACE= Netns=\"a\\\"b\" plugin=\"x\x01y\"", &m);
+	line("ContainerID=\"\" Pod=\"unterminated K8S_POD_NAMESPACE= Netns=\"a\\\"b\" "
+	     "plugin=\"x\x01y\"",
+	     &m);
 	cr_assert_str_eq(m.container_id, "");
 	cr_assert_str_eq(m.pod, "");
 	cr_assert_str_eq(m.namespace, "");
@@ -201,11 +213,13 @@ static char *b64(const char *s)
 
 Test(cni_result, libcni_cache_file_conflist)
 {
-	char *conf = b64("{\"cniVersion\":\"1.0.0\",\"name\":\"k8s-pod-network\",\"plugins\":"
-			 "[{\"type\":\"calico\"},{\"type\":\"portmap\"},{\"type\":\"bandwidth\"}]}");
+	char *conf =
+	    b64("{\"cniVersion\":\"1.0.0\",\"name\":\"k8s-pod-network\",\"plugins\":"
+		"[{\"type\":\"calico\"},{\"type\":\"portmap\"},{\"type\":\"bandwidth\"}]}");
 	char buf[2048];
 	snprintf(buf, sizeof(buf),
-		 "{\"kind\":\"cniCacheV1\",\"containerId\":\"c0ffee\",\"config\":\"%s\",\"ifName\":\"eth0\","
+		 "{\"kind\":\"cniCacheV1\",\"containerId\":\"c0ffee\",\"config\":\"%s\",\"ifName\":"
+		 "\"eth0\","
 		 "\"networkName\":\"k8s-pod-network\",\"netns\":\"/var/run/netns/cni-77\","
 		 "\"cniArgs\":[[\"IgnoreUnknown\",\"1\"],[\"K8S_POD_NAMESPACE\",\"default\"],"
 		 "[\"K8S_POD_NAME\",\"nginx\"],[\"K8S_POD_INFRA_CONTAINER_ID\",\"c0ffee\"]],"
@@ -229,7 +243,9 @@ Test(cni_result, single_plugin_config_and_fallbacks)
 	char *conf = b64("{\"cniVersion\":\"0.4.0\",\"name\":\"mynet\",\"type\":\"bridge\"}");
 	char buf[1024];
 	snprintf(buf, sizeof(buf),
-		 "{\"kind\":\"cniCacheV1\",\"config\":\"%s\",\"cniArgs\":[[\"K8S_POD_INFRA_CONTAINER_ID\",\"dd\"]]}", conf);
+		 "{\"kind\":\"cniCacheV1\",\"config\":\"%s\",\"cniArgs\":[[\"K8S_POD_INFRA_"
+		 "CONTAINER_ID\",\"dd\"]]}",
+		 conf);
 	free(conf);
 	struct cni_meta m;
 	cr_assert_eq(cni_result_parse(buf, strlen(buf), &m), 0);
@@ -240,8 +256,10 @@ Test(cni_result, single_plugin_config_and_fallbacks)
 
 Test(cni_result, wrong_types_skipped)
 {
-	const char *s = "{\"containerId\":5,\"ifName\":[\"x\"],\"networkName\":null,\"config\":\"%%%\","
-			"\"cniArgs\":[[\"K8S_POD_NAME\"],[1,2],\"x\",[\"K8S_POD_NAME\",7],[\"K8S_POD_NAME\",\"ok\"]]}";
+	const char *s =
+	    "{\"containerId\":5,\"ifName\":[\"x\"],\"networkName\":null,\"config\":\"%%%\","
+	    "\"cniArgs\":[[\"K8S_POD_NAME\"],[1,2],\"x\",[\"K8S_POD_NAME\",7],[\"K8S_POD_NAME\","
+	    "\"ok\"]]}";
 	struct cni_meta m;
 	cr_assert_eq(cni_result_parse(s, strlen(s), &m), 0);
 	cr_assert_str_eq(m.container_id, "");
@@ -254,7 +272,8 @@ Test(cni_result, wrong_types_skipped)
 Test(cni_result, not_json)
 {
 	struct cni_meta m;
-	const char *bad[] = {"", "{", "[1,2]", "\"str\"", "{\"a\":1", "{\"containerId\":\"x\"} trailing", "nul\0"};
+	const char *bad[] = {
+	    "", "{", "[1,2]", "\"str\"", "{\"a\":1", "{\"containerId\":\"x\"} trailing", "nul\0"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int rc = cni_result_parse(bad[i], strlen(bad[i]), &m);
 		if (i == 5) /* cJSON stops at the end of the object */
@@ -267,7 +286,8 @@ Test(cni_result, not_json)
 
 Test(cni_result, truncated_prefixes)
 {
-	const char *s = "{\"kind\":\"cniCacheV1\",\"containerId\":\"abc\",\"ifName\":\"eth0\",\"cniArgs\":[[\"K8S_POD_NAME\",\"p\"]]}";
+	const char *s = "{\"kind\":\"cniCacheV1\",\"containerId\":\"abc\",\"ifName\":\"eth0\","
+			"\"cniArgs\":[[\"K8S_POD_NAME\",\"p\"]]}";
 	size_t n = strlen(s);
 	struct cni_meta m;
 	for (size_t i = 0; i < n; i++) {
@@ -287,7 +307,8 @@ Test(cni_result, file_names)
 	cr_assert_str_eq(m.network, "k8s-pod-network");
 	cr_assert_str_eq(m.container_id, "0123abcd");
 	cr_assert_str_eq(m.ifname, "eth0");
-	const char *bad[] = {"", "noDashes", "a-b", "-cid-eth0", "net--eth0", "net-cid-", "net-c\x01-eth0"};
+	const char *bad[] = {"",	  "noDashes", "a-b",	       "-cid-eth0",
+			     "net--eth0", "net-cid-", "net-c\x01-eth0"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct cni_meta z = {0};
 		cr_assert_eq(cni_result_name_parse(bad[i], &z), -EINVAL, "%s", bad[i]);
@@ -405,17 +426,18 @@ Test(cni_dirstate, bad_lines)
 {
 	struct cni_dirstate_ent e;
 	const char *bad[] = {
-		"",
-		"x\t1\t2\t3\t\t\t\t\t\t\t\t/p",          /* unknown kind */
-		"n\t1\t2\t3\t\t\t\t\t\t\t/p",              /* one field short */
-		"n\ta\t2\t3\t\t\t\t\t\t\t\t/p",            /* not a number */
-		"n\t1\t2\t3\t\t\t\t\t\t\t\trelative",      /* not absolute */
-		"n\t1\t2\t3\t\t\t\t\t\t\t\t",              /* no path */
-		"n\t1\t99999999999999999999\t3\t\t\t\t\t\t\t\t/p", /* overflow */
-		"r\t1\t2\t3\tc d\t\t\t\t\t\t\t/p",         /* a space in a value */
+	    "",
+	    "x\t1\t2\t3\t\t\t\t\t\t\t\t/p",		       /* unknown kind */
+	    "n\t1\t2\t3\t\t\t\t\t\t\t/p",		       /* one field short */
+	    "n\ta\t2\t3\t\t\t\t\t\t\t\t/p",		       /* not a number */
+	    "n\t1\t2\t3\t\t\t\t\t\t\t\trelative",	       /* not absolute */
+	    "n\t1\t2\t3\t\t\t\t\t\t\t\t",		       /* no path */
+	    "n\t1\t99999999999999999999\t3\t\t\t\t\t\t\t\t/p", /* overflow */
+	    "r\t1\t2\t3\tc d\t\t\t\t\t\t\t/p",		       /* a space in a value */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		cr_assert_eq(cni_dirstate_parse(bad[i], strlen(bad[i]), &e), -EINVAL, "line %zu", i);
+		cr_assert_eq(cni_dirstate_parse(bad[i], strlen(bad[i]), &e), -EINVAL, "line %zu",
+			     i);
 	const char *ok = "i\t5\t-1\t0\tabc\t\t\t\tnet\t\teth0\t/var/lib/cni/networks/net/10.0.0.1";
 	cr_assert_eq(cni_dirstate_parse(ok, strlen(ok), &e), 0);
 	cr_assert_eq(e.mtime_ns, -1);
