@@ -72,6 +72,7 @@ struct target {
 	uint64_t dev, ino;
 	bool dynamic; /* T_IPAM: forgotten when its directory goes */
 	bool changed; /* the snapshot changed since the last save */
+	int last_err; /* last inotify_add_watch error, reported once */
 	bool removed;
 	struct snap_ent *snap;
 	size_t nsnap, capsnap;
@@ -849,6 +850,7 @@ static void target_lost(struct cni_collector *c, struct target *t)
 
 static void target_found(struct cni_collector *c, struct target *t, int wd, enum scan_mode mode)
 {
+	t->last_err = 0;
 	struct stat st;
 	if (stat(t->path, &st) == 0) {
 		t->dev = (uint64_t)st.st_dev;
@@ -880,9 +882,13 @@ static void resolve_mode(struct cni_collector *c, struct target *t, enum scan_mo
 			return;
 		}
 		if (errno != ENOENT && errno != ENOTDIR) {
-			atomic_fetch_add(&c->base.n.errors, 1);
-			collector_error(&c->base, "%s: inotify_add_watch: %s", t->path,
-					strerror(errno));
+			/* ENOSPC (fs.inotify.max_user_watches), EACCES: retried each second */
+			if (errno != t->last_err) {
+				t->last_err = errno;
+				atomic_fetch_add(&c->base.n.errors, 1);
+				collector_error(&c->base, "%s: inotify_add_watch: %s", t->path,
+						strerror(errno));
+			}
 			return;
 		}
 		if (t->dynamic) {
