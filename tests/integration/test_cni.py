@@ -136,6 +136,23 @@ class CniTest(unittest.TestCase):
         self.assertEqual(t.stop(), 0)
         self.assertEqual(t.summary()["cni"]["oversize"], 1)
 
+    def test_hostile_bytes_in_a_line(self):
+        tr = Tree(self)
+        t = tr.start(self)
+        p = os.path.join(tr.l1, "bin.log")
+        with open(p, "ab") as f:
+            f.write(b"bad \xff\xfe utf8 \x00 nul \x1b[31m ContainerID=\"a\xffb\" Pod=ok\r\n")
+            f.write(b"clean line\n")
+        ev = t.wait_for(lambda e: e.get("data") == "clean line")
+        self.assertIsNotNone(ev, t.stderr_lines)
+        bad = [e for e in logs(t, p) if e["data"] != "clean line"]
+        self.assertEqual(len(bad), 1)
+        self.assertTrue(bad[0]["data"].startswith("bad "), bad[0])
+        self.assertIn("\x00 nul \x1b[31m", bad[0]["data"])
+        self.assertTrue(bad[0]["data"].endswith("Pod=ok\r"))  # raw: only the \n is taken off
+        # the container ID with a non-ASCII byte is left out; the pod is kept
+        self.assertEqual(bad[0]["meta"], {"pod": "ok", "file": p})
+
     def test_deleted_and_recreated_log_dirs(self):
         tr = Tree(self)
         t = tr.start(self)
