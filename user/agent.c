@@ -93,13 +93,13 @@ static bool available(const struct tapio_config *cfg, const char *name)
 	if (!strcmp(name, "kernel"))
 		return kernel_collector_available && kernel_collector_available();
 	if (!strcmp(name, "k8s"))
-		return k8s_collector_available && k8s_collector_available(cfg);
+		return k8s_collector_available(cfg);
 	if (!strcmp(name, "systemd"))
 		return systemd_collector_available(cfg);
 	if (!strcmp(name, "cni"))
-		return cni_collector_available && cni_collector_available(cfg);
+		return cni_collector_available(cfg);
 	if (!strcmp(name, "etcd"))
-		return etcd_collector_available && etcd_collector_available(cfg);
+		return etcd_collector_available(cfg);
 	return false;
 }
 
@@ -108,8 +108,6 @@ static struct collector *make_collector(struct agent *a, const char *name, char 
 {
 	const struct tapio_config *cfg = &a->cfg;
 	if ((!strcmp(name, "kernel") && !kernel_collector_new) ||
-	    (!strcmp(name, "k8s") && !k8s_collector_new) ||
-	    (!strcmp(name, "cni") && !cni_collector_new) ||
 	    (!strcmp(name, "etcd") && !etcd_collector_new)) {
 		snprintf(err, errlen, "not built into this binary");
 		errno = ENOSYS;
@@ -355,7 +353,7 @@ int cmd_agent(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (watch_global_init && watch_global_init()) {
+	if (watch_global_init()) {
 		fprintf(stderr, "tapio agent: cannot initialise libcurl\n");
 		goto out;
 	}

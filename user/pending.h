@@ -10,12 +10,6 @@
 #pragma weak kevent_json
 #pragma weak kevent_text
 #pragma weak kevent_pid_comm
-#pragma weak k8s_collector_new
-#pragma weak k8s_collector_available
-#pragma weak etcd_collector_new
-#pragma weak etcd_collector_available
-#pragma weak cni_collector_new
-#pragma weak cni_collector_available
 #pragma weak metrics_start
 #pragma weak metrics_stop
 #pragma weak sink_nats_new
@@ -26,5 +20,4 @@
 #pragma weak podmeta_observe
 #pragma weak cmd_trace
 #pragma weak cmd_probe
-#pragma weak watch_global_init
 #endif
