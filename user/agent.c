@@ -107,8 +107,7 @@ static struct collector *make_collector(struct agent *a, const char *name, char 
 					size_t errlen)
 {
 	const struct tapio_config *cfg = &a->cfg;
-	if ((!strcmp(name, "kernel") && !kernel_collector_new) ||
-	    (!strcmp(name, "etcd") && !etcd_collector_new)) {
+	if (!strcmp(name, "kernel") && !kernel_collector_new) {
 		snprintf(err, errlen, "not built into this binary");
 		errno = ENOSYS;
 		return NULL;
