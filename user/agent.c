@@ -91,7 +91,7 @@ static const char *const all_collectors[] = {"kernel", "k8s", "systemd", "cni", 
 static bool available(const struct tapio_config *cfg, const char *name)
 {
 	if (!strcmp(name, "kernel"))
-		return kernel_collector_available && kernel_collector_available();
+		return kernel_collector_available();
 	if (!strcmp(name, "k8s"))
 		return k8s_collector_available(cfg);
 	if (!strcmp(name, "systemd"))
@@ -107,11 +107,6 @@ static struct collector *make_collector(struct agent *a, const char *name, char 
 					size_t errlen)
 {
 	const struct tapio_config *cfg = &a->cfg;
-	if (!strcmp(name, "kernel") && !kernel_collector_new) {
-		snprintf(err, errlen, "not built into this binary");
-		errno = ENOSYS;
-		return NULL;
-	}
 	if (!strcmp(name, "kernel")) {
 		struct kernel_opts o = {
 			.containers_only = cfg->containers_only,
@@ -317,8 +312,7 @@ static void agent_free(struct agent *a)
 		metrics_stop(a->metrics);
 	registry_free(a->reg);
 	sink_destroy(a->sink);
-	if (a->pm)
-		podmeta_free(a->pm);
+	podmeta_free(a->pm);
 	queue_free(a->q);
 	config_free(&a->cfg);
 }
@@ -375,8 +369,8 @@ int cmd_agent(int argc, char **argv)
 	a.reg = registry_new();
 	if (!a.reg)
 		goto out;
-	a.pm = podmeta_new ? podmeta_new(NULL, 16384) : NULL;
-	if (!a.pm && podmeta_new)
+	a.pm = podmeta_new(NULL, 16384);
+	if (!a.pm)
 		tlog(LOG_WARN, NULL, "pod metadata off: %s", strerror(errno));
 	int rc = build_registry(&a);
 	if (rc) {
