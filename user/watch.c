@@ -293,9 +293,9 @@ struct xfer {
 	struct watch_result *res;
 	CURL *h;
 	struct framer f;
-	long status;    /* 0 until the first body byte */
+	long status;	/* 0 until the first body byte */
 	bool ok_status; /* 2xx */
-	int err;        /* framer/ENOMEM error */
+	int err;	/* framer/ENOMEM error */
 };
 
 static int count_msg(void *ctx, const char *msg, size_t len)
@@ -549,7 +549,8 @@ int watch_run(const struct watch_req *req, struct watch_result *res)
 	}
 	rc = setup_tls(h, req->tls);
 	if (rc) {
-		snprintf(res->error, sizeof(res->error), "TLS options not supported by this libcurl");
+		snprintf(res->error, sizeof(res->error),
+			 "TLS options not supported by this libcurl");
 		goto cleanup;
 	}
 
@@ -606,18 +607,21 @@ int watch_run(const struct watch_req *req, struct watch_result *res)
 		snprintf(res->error, sizeof(res->error), "%s", strerror(-rc));
 	} else if (res->http_status != 0 && !x.ok_status) {
 		char line[160];
-		first_line(line, sizeof(line), res->err_body ? res->err_body : "", res->err_body_len);
+		first_line(line, sizeof(line), res->err_body ? res->err_body : "",
+			   res->err_body_len);
 		rc = -EPROTO;
-		snprintf(res->error, sizeof(res->error), "HTTP %ld%s%s", res->http_status, *line ? ": " : "", line);
+		snprintf(res->error, sizeof(res->error), "HTTP %ld%s%s", res->http_status,
+			 *line ? ": " : "", line);
 	} else if (cc != CURLE_OK) {
 		rc = curl_errno(cc);
 		res->truncated = framer_partial(&x.f);
-		snprintf(res->error, sizeof(res->error), "%s", *errbuf ? errbuf : curl_easy_strerror(cc));
+		snprintf(res->error, sizeof(res->error), "%s",
+			 *errbuf ? errbuf : curl_easy_strerror(cc));
 	} else {
 		rc = framer_finish(&x.f, count_msg, &x, &res->truncated);
 		if (rc)
-			snprintf(res->error, sizeof(res->error), "stream handler stopped the stream: %s",
-				 strerror(-rc));
+			snprintf(res->error, sizeof(res->error),
+				 "stream handler stopped the stream: %s", strerror(-rc));
 	}
 	res->oversize = x.f.oversize;
 	res->junk = x.f.junk;

@@ -56,20 +56,20 @@ struct etcd_collector {
 	atomic_bool stop;
 
 	struct strlist endpoints; /* base URLs without a trailing '/' */
-	bool *beta;               /* per endpoint: use /v3beta (etcd 3.3) */
+	bool *beta;		  /* per endpoint: use /v3beta (etcd 3.3) */
 	char *prefix;
 	size_t prefix_len;
 	char *cacert, *cert, *key;
 	struct watch_tls tls;
 	uint64_t max_event; /* decoded value bytes */
-	size_t max_msg;     /* one watch response */
+	size_t max_msg;	    /* one watch response */
 	struct cursor cur;
 
 	/* thread state */
 	bool have_rev;
 	int64_t rev_done;
-	int64_t pend_rev; /* a revision partly enqueued (0 = none) */
-	size_t pend_n;    /* its events already enqueued */
+	int64_t pend_rev;   /* a revision partly enqueued (0 = none) */
+	size_t pend_n;	    /* its events already enqueued */
 	int64_t stream_rev; /* the revision of the last event seen on this stream */
 	size_t stream_idx;  /* events of stream_rev seen on this stream */
 	int64_t requested;  /* start revision of the current stream (0 = now) */
@@ -110,7 +110,8 @@ error_limited(struct etcd_collector *e, enum rl_slot slot, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (e->rl[slot].suppressed)
-		collector_error(&e->base, "%s (and %" PRIu64 " more like it)", msg, e->rl[slot].suppressed);
+		collector_error(&e->base, "%s (and %" PRIu64 " more like it)", msg,
+				e->rl[slot].suppressed);
 	else
 		collector_error(&e->base, "%s", msg);
 	e->rl[slot].last_ns = now;
@@ -128,7 +129,8 @@ static void save_cursor(struct etcd_collector *e, bool flush)
 		rc = cursor_flush(&e->cur);
 	if (rc) {
 		atomic_fetch_add(&e->base.n.errors, 1);
-		collector_error(&e->base, "writing %s/%s: %s", e->cur.dir, ETCD_CURSOR_FILE, strerror(-rc));
+		collector_error(&e->base, "writing %s/%s: %s", e->cur.dir, ETCD_CURSOR_FILE,
+				strerror(-rc));
 	}
 }
 
@@ -150,13 +152,17 @@ static int emit_event(struct etcd_collector *e, const struct etcd_event *ev)
 {
 	struct collector *c = &e->base;
 
-	if (ev->kv.value_len > e->max_event || (ev->has_prev && ev->prev.value_len > e->max_event)) {
+	if (ev->kv.value_len > e->max_event ||
+	    (ev->has_prev && ev->prev.value_len > e->max_event)) {
 		atomic_fetch_add(&c->n.oversize, 1);
-		error_limited(e, RL_OVERSIZE, "skipped revision %" PRId64 " of key %.*s: value of %zu bytes is over the %" PRIu64
-				   "-byte limit (max-event-size)",
-				   ev->kv.mod_rev, (int)(ev->key_len > 200 ? 200 : ev->key_len), ev->key,
-				   ev->kv.value_len > ev->prev.value_len ? ev->kv.value_len : ev->prev.value_len,
-				   e->max_event);
+		error_limited(e, RL_OVERSIZE,
+			      "skipped revision %" PRId64
+			      " of key %.*s: value of %zu bytes is over the %" PRIu64
+			      "-byte limit (max-event-size)",
+			      ev->kv.mod_rev, (int)(ev->key_len > 200 ? 200 : ev->key_len), ev->key,
+			      ev->kv.value_len > ev->prev.value_len ? ev->kv.value_len
+								    : ev->prev.value_len,
+			      e->max_event);
 		return 0;
 	}
 	sb_reset(&e->data);
@@ -170,18 +176,20 @@ static int emit_event(struct etcd_collector *e, const struct etcd_event *ev)
 	etcd_resource_type(ev->key, ev->key_len, rtype, sizeof(rtype));
 	snprintf(rev, sizeof(rev), "%" PRId64, ev->kv.mod_rev);
 	struct meta_kv kv[] = {
-		{"operation", ev->op == ETCD_DELETE ? "DELETE" : "PUT"},
-		{"key", ev->key}, /* a key with a NUL byte is cut there; data.key is whole */
-		{"resource_type", rtype[0] ? rtype : NULL},
-		{"revision", rev},
+	    {"operation", ev->op == ETCD_DELETE ? "DELETE" : "PUT"},
+	    {"key", ev->key}, /* a key with a NUL byte is cut there; data.key is whole */
+	    {"resource_type", rtype[0] ? rtype : NULL},
+	    {"revision", rev},
 	};
 	int rc = event_emit(e->q, SRC_ETCD, TYPE_ETCD_WATCH, FMT_JSON, now_ns(), kv, 4, e->data.buf,
 			    e->data.len);
 	collector_count_emit(c, rc);
 	if (rc == -E2BIG) {
 		/* Larger than the queue can ever hold: fetching it again will not help. */
-		error_limited(e, RL_TOO_BIG, "skipped revision %" PRId64 ": event of %zu bytes does not fit the queue",
-				ev->kv.mod_rev, e->data.len);
+		error_limited(e, RL_TOO_BIG,
+			      "skipped revision %" PRId64
+			      ": event of %zu bytes does not fit the queue",
+			      ev->kv.mod_rev, e->data.len);
 		return 0;
 	}
 	return rc;
@@ -195,7 +203,8 @@ static void report_skipped(struct etcd_collector *e, int64_t next)
 		return;
 	if (next > e->skipped_after + 1)
 		collector_error(&e->base,
-				"events of revisions %" PRId64 "..%" PRId64 " under the prefix may be missing: "
+				"events of revisions %" PRId64 "..%" PRId64
+				" under the prefix may be missing: "
 				"their watch response was over the size limit",
 				e->skipped_after + 1, next - 1);
 	e->skipped_after = -1;
@@ -210,8 +219,9 @@ static void handle_events(struct etcd_collector *e, const struct etcd_watch_resp
 
 	if (r->bad_events) {
 		atomic_fetch_add(&c->n.parse_errors, r->bad_events);
-		error_limited(e, RL_MALFORMED, "skipped %zu malformed event(s) in a watch response: %s", r->bad_events,
-				r->bad_reason);
+		error_limited(e, RL_MALFORMED,
+			      "skipped %zu malformed event(s) in a watch response: %s",
+			      r->bad_events, r->bad_reason);
 	}
 	for (size_t i = 0; i < r->nev; i++) {
 		const struct etcd_event *ev = &r->ev[i];
@@ -236,8 +246,8 @@ static void handle_events(struct etcd_collector *e, const struct etcd_watch_resp
 		if (rc) {
 			e->end = rc == -ESHUTDOWN ? END_CLOSED : END_QUEUE;
 			snprintf(e->end_reason, sizeof(e->end_reason),
-				 "the queue refused revision %" PRId64 " (%s); fetching it again", m,
-				 strerror(-rc));
+				 "the queue refused revision %" PRId64 " (%s); fetching it again",
+				 m, strerror(-rc));
 			return;
 		}
 		e->pend_n++;
@@ -266,8 +276,8 @@ static void handle_compacted(struct etcd_collector *e, const struct etcd_watch_r
 		snprintf(rev, sizeof(rev), "%" PRId64, r->compact_rev);
 		struct meta_kv kv[] = {{"operation", "COMPACTED"}, {"revision", rev}};
 		int rc = sb.err ? sb.err
-				: event_emit(e->q, SRC_ETCD, TYPE_ETCD_COMPACTED, FMT_JSON, now_ns(), kv, 2,
-					     sb.buf, sb.len);
+				: event_emit(e->q, SRC_ETCD, TYPE_ETCD_COMPACTED, FMT_JSON,
+					     now_ns(), kv, 2, sb.buf, sb.len);
 		sb_free(&sb);
 		collector_count_emit(c, rc);
 		if (rc) {
@@ -276,7 +286,9 @@ static void handle_compacted(struct etcd_collector *e, const struct etcd_watch_r
 				 "the queue refused the compaction event (%s)", strerror(-rc));
 			return;
 		}
-		collector_error(c, "revisions %" PRId64 "..%" PRId64 " were compacted before they were read; continuing from %" PRId64,
+		collector_error(c,
+				"revisions %" PRId64 "..%" PRId64
+				" were compacted before they were read; continuing from %" PRId64,
 				from, to, r->compact_rev);
 	}
 	if (!e->have_rev || to > e->rev_done)
@@ -314,8 +326,10 @@ static int on_msg(void *ctx, const char *msg, size_t len)
 			e->have_rev = true;
 			save_cursor(e, true);
 		} else if (r.header_rev < e->rev_done) {
-			collector_error(c, "the endpoint is at revision %" PRId64 ", behind the stored revision %" PRId64
-					   " (a lagging member, or a restored cluster)",
+			collector_error(c,
+					"the endpoint is at revision %" PRId64
+					", behind the stored revision %" PRId64
+					" (a lagging member, or a restored cluster)",
 					r.header_rev, e->rev_done);
 		}
 		break;
@@ -342,8 +356,8 @@ static int on_msg(void *ctx, const char *msg, size_t len)
 		break;
 	case ETCD_RESP_ERROR:
 		e->end = END_ERROR;
-		snprintf(e->end_reason, sizeof(e->end_reason), "error %" PRId64 ": %s", r.error_code,
-			 r.error_msg);
+		snprintf(e->end_reason, sizeof(e->end_reason), "error %" PRId64 ": %s",
+			 r.error_code, r.error_msg);
 		break;
 	}
 	etcd_watch_resp_free(&r);
@@ -354,7 +368,8 @@ static void on_oversize(void *ctx, size_t len)
 {
 	struct etcd_collector *e = ctx;
 	atomic_fetch_add(&e->base.n.oversize, 1);
-	collector_error(&e->base, "skipped a watch response over %zu bytes (see max-event-size)", len);
+	collector_error(&e->base, "skipped a watch response over %zu bytes (see max-event-size)",
+			len);
 	if (e->skipped_after < 0)
 		e->skipped_after = e->pend_rev > e->rev_done ? e->pend_rev : e->rev_done;
 }
@@ -371,7 +386,8 @@ static void *etcd_thread(void *arg)
 	while (!atomic_load(&e->stop)) {
 		char url[2048];
 		const char *base = e->endpoints.v[idx];
-		snprintf(url, sizeof(url), "%s%s", base, e->beta[idx] ? "/v3beta/watch" : "/v3/watch");
+		snprintf(url, sizeof(url), "%s%s", base,
+			 e->beta[idx] ? "/v3beta/watch" : "/v3/watch");
 
 		e->requested = e->have_rev ? e->rev_done + 1 : 0;
 		sb_reset(&body);
@@ -387,19 +403,19 @@ static void *etcd_thread(void *arg)
 		first = false;
 
 		struct watch_req req = {
-			.url = url,
-			.method = "POST",
-			.body = body.buf,
-			.content_type = "application/json",
-			.tls = &e->tls,
-			.framing = FRAME_JSON_OBJECTS,
-			.max_msg = e->max_msg,
-			.connect_timeout_ms = 5000,
-			.idle_timeout_s = ETCD_IDLE_TIMEOUT_S,
-			.on_msg = on_msg,
-			.on_oversize = on_oversize,
-			.ctx = e,
-			.stop = &e->stop,
+		    .url = url,
+		    .method = "POST",
+		    .body = body.buf,
+		    .content_type = "application/json",
+		    .tls = &e->tls,
+		    .framing = FRAME_JSON_OBJECTS,
+		    .max_msg = e->max_msg,
+		    .connect_timeout_ms = 5000,
+		    .idle_timeout_s = ETCD_IDLE_TIMEOUT_S,
+		    .on_msg = on_msg,
+		    .on_oversize = on_oversize,
+		    .ctx = e,
+		    .stop = &e->stop,
 		};
 		struct watch_result res;
 		uint64_t t0 = mono_ns();
@@ -414,8 +430,9 @@ static void *etcd_thread(void *arg)
 		}
 		if (res.junk) {
 			atomic_fetch_add(&c->n.parse_errors, 1);
-			collector_error(c, "%s: skipped %" PRIu64 " stray bytes between watch responses", base,
-					res.junk);
+			collector_error(
+			    c, "%s: skipped %" PRIu64 " stray bytes between watch responses", base,
+			    res.junk);
 		}
 		bool http404 = rc == -EPROTO && res.http_status == 404;
 		watch_result_free(&res);
@@ -433,8 +450,9 @@ static void *etcd_thread(void *arg)
 		if (e->created && lived && e->end == END_NONE) {
 			/* A stream that worked and ended (etcd restarted, a proxy
 			 * closed it): reconnect at once, starting with the same endpoint. */
-			collector_error(c, "%s: watch stream ended (%s); resuming from revision %" PRId64, base,
-					rc ? res.error : "closed by the server", e->rev_done + 1);
+			collector_error(
+			    c, "%s: watch stream ended (%s); resuming from revision %" PRId64, base,
+			    rc ? res.error : "closed by the server", e->rev_done + 1);
 			attempt = 0;
 			tried = 0;
 			continue;
@@ -454,7 +472,9 @@ static void *etcd_thread(void *arg)
 		idx = (idx + 1) % e->endpoints.n;
 		if (++tried >= e->endpoints.n || e->end == END_QUEUE) {
 			tried = 0;
-			if (sleep_or_stop(backoff_ms(attempt, ETCD_BACKOFF_BASE_MS, ETCD_BACKOFF_CAP_MS), &e->stop))
+			if (sleep_or_stop(
+				backoff_ms(attempt, ETCD_BACKOFF_BASE_MS, ETCD_BACKOFF_CAP_MS),
+				&e->stop))
 				break;
 			if (attempt < 16)
 				attempt++;
@@ -508,10 +528,10 @@ static void etcd_destroy(struct collector *c)
 }
 
 static const struct collector_ops etcd_ops = {
-	.name = "etcd",
-	.start = etcd_start,
-	.stop = etcd_stop,
-	.destroy = etcd_destroy,
+    .name = "etcd",
+    .start = etcd_start,
+    .stop = etcd_stop,
+    .destroy = etcd_destroy,
 };
 
 static char *dup_opt(const char *s)
@@ -546,19 +566,22 @@ struct collector *etcd_collector_new(const struct tapio_config *cfg, char *err, 
 	if (strlist_split(&e->endpoints, cfg->etcd_endpoints))
 		goto fail_nomem;
 	if (e->endpoints.n == 0) {
-		snprintf(err, errlen, "etcd-endpoints: no endpoint given (e.g. https://127.0.0.1:2379)");
+		snprintf(err, errlen,
+			 "etcd-endpoints: no endpoint given (e.g. https://127.0.0.1:2379)");
 		rc = -EINVAL;
 		goto fail;
 	}
 	for (size_t i = 0; i < e->endpoints.n; i++) {
 		char *u = e->endpoints.v[i];
 		if (strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
-			snprintf(err, errlen, "etcd-endpoints: '%s' is not an http:// or https:// URL", u);
+			snprintf(err, errlen,
+				 "etcd-endpoints: '%s' is not an http:// or https:// URL", u);
 			rc = -EINVAL;
 			goto fail;
 		}
 		if (strlen(u) > 1024) {
-			snprintf(err, errlen, "etcd-endpoints: an endpoint is longer than 1024 bytes");
+			snprintf(err, errlen,
+				 "etcd-endpoints: an endpoint is longer than 1024 bytes");
 			rc = -EINVAL;
 			goto fail;
 		}
@@ -584,7 +607,8 @@ struct collector *etcd_collector_new(const struct tapio_config *cfg, char *err, 
 	e->cacert = dup_opt(cfg->etcd_cacert);
 	e->cert = dup_opt(cfg->etcd_cert);
 	e->key = dup_opt(cfg->etcd_key);
-	if ((cfg->etcd_cacert && *cfg->etcd_cacert && !e->cacert) || (cfg->etcd_cert && *cfg->etcd_cert && !e->cert) ||
+	if ((cfg->etcd_cacert && *cfg->etcd_cacert && !e->cacert) ||
+	    (cfg->etcd_cert && *cfg->etcd_cert && !e->cert) ||
 	    (cfg->etcd_key && *cfg->etcd_key && !e->key))
 		goto fail_nomem;
 	if (!e->cert != !e->key) {
@@ -615,8 +639,8 @@ struct collector *etcd_collector_new(const struct tapio_config *cfg, char *err, 
 	}
 	rc = cursor_load(&e->cur);
 	if (rc < 0) {
-		snprintf(err, errlen, "state-dir: reading %s/%s: %s", cfg->state_dir, ETCD_CURSOR_FILE,
-			 strerror(-rc));
+		snprintf(err, errlen, "state-dir: reading %s/%s: %s", cfg->state_dir,
+			 ETCD_CURSOR_FILE, strerror(-rc));
 		goto fail;
 	}
 	if (rc > 0) {

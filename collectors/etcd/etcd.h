@@ -34,7 +34,8 @@ enum etcd_resp_kind {
 enum etcd_op { ETCD_PUT, ETCD_DELETE };
 
 struct etcd_kv {
-	const char *value_b64; /* base64 of the stored bytes as etcd sent it (validated), "" when empty */
+	/* base64 of the stored bytes as etcd sent it (validated), "" when empty */
+	const char *value_b64;
 	size_t value_b64_len;
 	size_t value_len;      /* decoded length */
 	int64_t create_rev, mod_rev, version, lease;
@@ -70,7 +71,8 @@ struct etcd_watch_resp {
  * etcd_watch_resp_free), or -EBADMSG with a one-line reason in err when the
  * response as a whole is malformed (r is then empty), or -ENOMEM. Events that
  * are malformed on their own are left out and counted in r->bad_events. */
-int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, char *err, size_t errlen);
+int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, char *err,
+		     size_t errlen);
 /* Frees what the parser allocated. Accepts NULL and an empty response. */
 void etcd_watch_resp_free(struct etcd_watch_resp *r);
 

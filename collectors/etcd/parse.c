@@ -13,7 +13,8 @@
 #include "collectors/etcd/etcd.h"
 #include "strbuf.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (!err || !errlen)
@@ -47,7 +48,8 @@ static int get_i64(const cJSON *obj, const char *name, int64_t *out)
 	}
 	if (cJSON_IsNumber(it)) {
 		double d = it->valuedouble;
-		if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) || d != (double)(int64_t)d)
+		if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) ||
+		    d != (double)(int64_t)d)
 			return -EINVAL;
 		*out = (int64_t)d;
 		return 0;
@@ -121,8 +123,9 @@ static int parse_kv(const cJSON *o, struct etcd_kv *kv, const char **why)
 	kv->value_b64 = v;
 	kv->value_b64_len = vl;
 	kv->value_len = (size_t)dl;
-	if (get_i64(o, "create_revision", &kv->create_rev) || get_i64(o, "mod_revision", &kv->mod_rev) ||
-	    get_i64(o, "version", &kv->version) || get_i64(o, "lease", &kv->lease)) {
+	if (get_i64(o, "create_revision", &kv->create_rev) ||
+	    get_i64(o, "mod_revision", &kv->mod_rev) || get_i64(o, "version", &kv->version) ||
+	    get_i64(o, "lease", &kv->lease)) {
 		*why = "a kv revision, version or lease is not an integer";
 		return -EINVAL;
 	}
@@ -208,7 +211,8 @@ void etcd_watch_resp_free(struct etcd_watch_resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, char *err, size_t errlen)
+int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, char *err,
+		     size_t errlen)
 {
 	const char *end = NULL;
 	int rc = -EBADMSG;
@@ -223,18 +227,21 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)msg[i];
 		if (ch < 0x20 && ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
-			set_err(err, errlen, "watch response holds control byte 0x%02x at byte %zu", ch, i);
+			set_err(err, errlen, "watch response holds control byte 0x%02x at byte %zu",
+				ch, i);
 			return -EBADMSG;
 		}
 	}
 	cJSON *root = cJSON_ParseWithLengthOpts(msg, len, &end, 0);
 	if (!root) {
 		size_t at = end && end >= msg && end <= msg + len ? (size_t)(end - msg) : 0;
-		set_err(err, errlen, "watch response is not valid JSON (at byte %zu of %zu)", at, len);
+		set_err(err, errlen, "watch response is not valid JSON (at byte %zu of %zu)", at,
+			len);
 		return -EBADMSG;
 	}
 	r->json = root;
-	while (end && end < msg + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+	while (end && end < msg + len &&
+	       (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
 		end++;
 	if (end != msg + len) {
 		set_err(err, errlen, "watch response has %zu bytes after its JSON value",

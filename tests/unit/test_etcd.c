@@ -19,19 +19,27 @@
 #include "strbuf.h"
 
 /* Responses as etcd 3.4.23's gateway wrote them. */
-#define HDR "\"header\":{\"cluster_id\":\"15118495548433857066\",\"member_id\":\"13668033151171901709\",\"revision\":\"%s\",\"raft_term\":\"2\"}"
-static const char created[] =
-	"{\"result\":{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"2\",\"raft_term\":\"2\"},\"created\":true}}";
+#define HDR                                                                                        \
+	"\"header\":{\"cluster_id\":\"15118495548433857066\",\"member_id\":"                       \
+	"\"13668033151171901709\",\"revision\":\"%s\",\"raft_term\":\"2\"}"
+static const char created[] = "{\"result\":{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\","
+			      "\"revision\":\"2\",\"raft_term\":\"2\"},\"created\":true}}";
 static const char put_with_prev[] =
-	"{\"result\":{\"header\":{\"cluster_id\":\"1\",\"revision\":\"3\"},\"events\":[{\"kv\":{\"key\":\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9h\","
-	"\"create_revision\":\"2\",\"mod_revision\":\"3\",\"version\":\"2\",\"value\":\"d29ybGQ=\",\"lease\":\"7587\"},"
-	"\"prev_kv\":{\"key\":\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9h\",\"create_revision\":\"2\",\"mod_revision\":\"2\",\"version\":\"1\",\"value\":\"aGVsbG8=\"}}]}}";
+    "{\"result\":{\"header\":{\"cluster_id\":\"1\",\"revision\":\"3\"},\"events\":[{\"kv\":{"
+    "\"key\":\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9h\","
+    "\"create_revision\":\"2\",\"mod_revision\":\"3\",\"version\":\"2\",\"value\":\"d29ybGQ=\","
+    "\"lease\":\"7587\"},"
+    "\"prev_kv\":{\"key\":\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9h\",\"create_revision\":\"2\",\"mod_"
+    "revision\":\"2\",\"version\":\"1\",\"value\":\"aGVsbG8=\"}}]}}";
 static const char del[] =
-	"{\"result\":{\"header\":{\"revision\":\"4\"},\"events\":[{\"type\":\"DELETE\",\"kv\":{\"key\":\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9h\","
-	"\"mod_revision\":\"4\"},\"prev_kv\":{\"key\":\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9h\",\"create_revision\":\"2\",\"mod_revision\":\"3\",\"version\":\"2\",\"value\":\"d29ybGQ=\"}}]}}";
-static const char progress[] = "{\"result\":{\"header\":{\"cluster_id\":\"1\",\"revision\":\"42\"}}}";
+    "{\"result\":{\"header\":{\"revision\":\"4\"},\"events\":[{\"type\":\"DELETE\",\"kv\":{\"key\":"
+    "\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9h\","
+    "\"mod_revision\":\"4\"},\"prev_kv\":{\"key\":\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9h\",\"create_"
+    "revision\":\"2\",\"mod_revision\":\"3\",\"version\":\"2\",\"value\":\"d29ybGQ=\"}}]}}";
+static const char progress[] =
+    "{\"result\":{\"header\":{\"cluster_id\":\"1\",\"revision\":\"42\"}}}";
 static const char compacted[] =
-	"{\"result\":{\"header\":{\"revision\":\"20\"},\"canceled\":true,\"compact_revision\":\"15\"}}";
+    "{\"result\":{\"header\":{\"revision\":\"20\"},\"canceled\":true,\"compact_revision\":\"15\"}}";
 
 static void parse_ok(const char *s, struct etcd_watch_resp *r)
 {
@@ -119,12 +127,15 @@ Test(etcd_parse, progress_compacted_canceled_error)
 	cr_assert_eq(r.header_rev, 20);
 	etcd_watch_resp_free(&r);
 
-	parse_ok("{\"result\":{\"canceled\":true,\"cancel_reason\":\"etcdserver: permission denied\"}}", &r);
+	parse_ok(
+	    "{\"result\":{\"canceled\":true,\"cancel_reason\":\"etcdserver: permission denied\"}}",
+	    &r);
 	cr_assert_eq(r.kind, ETCD_RESP_CANCELED);
 	cr_assert_str_eq(r.cancel_reason, "etcdserver: permission denied");
 	etcd_watch_resp_free(&r);
 
-	parse_ok("{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\",\"http_status\":\"Service Unavailable\"}}",
+	parse_ok("{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no "
+		 "leader\",\"http_status\":\"Service Unavailable\"}}",
 		 &r);
 	cr_assert_eq(r.kind, ETCD_RESP_ERROR);
 	cr_assert_eq(r.error_code, 503);
@@ -140,8 +151,10 @@ Test(etcd_parse, progress_compacted_canceled_error)
 Test(etcd_parse, transaction_with_several_events_and_numeric_type)
 {
 	struct etcd_watch_resp r;
-	parse_ok("{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"9\",\"value\":\"MQ==\"}},"
-		 "{\"type\":1,\"kv\":{\"key\":\"Yg==\",\"mod_revision\":9}},{\"type\":\"PUT\",\"kv\":{\"key\":\"Yw==\",\"mod_revision\":\"9\"}}],\"fragment\":true}}",
+	parse_ok("{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"9\","
+		 "\"value\":\"MQ==\"}},"
+		 "{\"type\":1,\"kv\":{\"key\":\"Yg==\",\"mod_revision\":9}},{\"type\":\"PUT\","
+		 "\"kv\":{\"key\":\"Yw==\",\"mod_revision\":\"9\"}}],\"fragment\":true}}",
 		 &r);
 	cr_assert_eq(r.kind, ETCD_RESP_EVENTS);
 	cr_assert(r.fragment);
@@ -163,7 +176,8 @@ Test(etcd_parse, every_truncation_is_rejected)
 			struct etcd_watch_resp r;
 			char err[200];
 			int rc = etcd_watch_parse(all[k], i, &r, err, sizeof(err));
-			cr_assert_eq(rc, -EBADMSG, "prefix %zu of %zu of message %zu accepted", i, n, k);
+			cr_assert_eq(rc, -EBADMSG, "prefix %zu of %zu of message %zu accepted", i,
+				     n, k);
 			etcd_watch_resp_free(&r);
 		}
 	}
@@ -177,44 +191,58 @@ Test(etcd_parse, malformed_responses)
 	parse_bad("{}", sizeof("{}") - 1, "no \"result\"");
 	parse_bad("{\"result\":[]}", sizeof("{\"result\":[]}") - 1, "no \"result\"");
 	parse_bad("{\"result\":{}} x", sizeof("{\"result\":{}} x") - 1, "after its JSON");
-	parse_bad("{\"result\":{\"header\":{\"revision\":{}}}}", sizeof("{\"result\":{\"header\":{\"revision\":{}}}}") - 1, "header");
-	parse_bad("{\"result\":{\"header\":\"x\"}}", sizeof("{\"result\":{\"header\":\"x\"}}") - 1, "header");
-	parse_bad("{\"result\":{\"header\":{\"revision\":\"12x\"}}}", sizeof("{\"result\":{\"header\":{\"revision\":\"12x\"}}}") - 1, "header");
-	parse_bad("{\"result\":{\"header\":{\"revision\":\"99999999999999999999\"}}}", sizeof("{\"result\":{\"header\":{\"revision\":\"99999999999999999999\"}}}") - 1, "header");
-	parse_bad("{\"result\":{\"header\":{\"revision\":1.5}}}", sizeof("{\"result\":{\"header\":{\"revision\":1.5}}}") - 1, "header");
-	parse_bad("{\"result\":{\"header\":{\"revision\":\"-3\"}}}", sizeof("{\"result\":{\"header\":{\"revision\":\"-3\"}}}") - 1, "negative");
-	parse_bad("{\"result\":{\"created\":\"yes\"}}", sizeof("{\"result\":{\"created\":\"yes\"}}") - 1, "wrong type");
-	parse_bad("{\"result\":{\"compact_revision\":true}}", sizeof("{\"result\":{\"compact_revision\":true}}") - 1, "wrong type");
-	parse_bad("{\"result\":{\"events\":{}}}", sizeof("{\"result\":{\"events\":{}}}") - 1, "not an array");
+	parse_bad("{\"result\":{\"header\":{\"revision\":{}}}}",
+		  sizeof("{\"result\":{\"header\":{\"revision\":{}}}}") - 1, "header");
+	parse_bad("{\"result\":{\"header\":\"x\"}}", sizeof("{\"result\":{\"header\":\"x\"}}") - 1,
+		  "header");
+	parse_bad("{\"result\":{\"header\":{\"revision\":\"12x\"}}}",
+		  sizeof("{\"result\":{\"header\":{\"revision\":\"12x\"}}}") - 1, "header");
+	parse_bad("{\"result\":{\"header\":{\"revision\":\"99999999999999999999\"}}}",
+		  sizeof("{\"result\":{\"header\":{\"revision\":\"99999999999999999999\"}}}") - 1,
+		  "header");
+	parse_bad("{\"result\":{\"header\":{\"revision\":1.5}}}",
+		  sizeof("{\"result\":{\"header\":{\"revision\":1.5}}}") - 1, "header");
+	parse_bad("{\"result\":{\"header\":{\"revision\":\"-3\"}}}",
+		  sizeof("{\"result\":{\"header\":{\"revision\":\"-3\"}}}") - 1, "negative");
+	parse_bad("{\"result\":{\"created\":\"yes\"}}",
+		  sizeof("{\"result\":{\"created\":\"yes\"}}") - 1, "wrong type");
+	parse_bad("{\"result\":{\"compact_revision\":true}}",
+		  sizeof("{\"result\":{\"compact_revision\":true}}") - 1, "wrong type");
+	parse_bad("{\"result\":{\"events\":{}}}", sizeof("{\"result\":{\"events\":{}}}") - 1,
+		  "not an array");
 	parse_bad("{\"error\":\"boom\"}", sizeof("{\"error\":\"boom\"}") - 1, "error");
 	/* a NUL inside the message */
 	parse_bad("{\"result\":{}\0}", sizeof("{\"result\":{}\0}") - 1, "control byte 0x00");
-	parse_bad("{\"result\":{\"cancel_reason\":\"a\x01\"}}", sizeof("{\"result\":{\"cancel_reason\":\"a\x01\"}}") - 1, "control byte 0x01");
+	parse_bad("{\"result\":{\"cancel_reason\":\"a\x01\"}}",
+		  sizeof("{\"result\":{\"cancel_reason\":\"a\x01\"}}") - 1, "control byte 0x01");
 }
 
 Test(etcd_parse, malformed_events_are_skipped_and_counted)
 {
 	struct etcd_watch_resp r;
-	parse_ok("{\"result\":{\"events\":["
-		 "7,"                                                              /* not an object */
-		 "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"5\"}},"                /* good */
-		 "{\"type\":\"FOO\",\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"5\"}}," /* bad type */
-		 "{\"type\":2,\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"5\"}},"       /* bad type */
-		 "{},"                                                             /* no kv */
-		 "{\"kv\":{\"mod_revision\":\"5\"}},"                                /* no key */
-		 "{\"kv\":{\"key\":5,\"mod_revision\":\"5\"}},"                      /* key not a string */
-		 "{\"kv\":{\"key\":\"a*b=\",\"mod_revision\":\"5\"}},"                 /* key not base64 */
-		 "{\"kv\":{\"key\":\"YQ=\",\"mod_revision\":\"5\"}},"                  /* bad length */
-		 "{\"kv\":{\"key\":\"YQ==\"}},"                                     /* no mod_revision */
-		 "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"x\"}},"               /* not an integer */
-		 "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"6\",\"value\":\"@@@@\"}}," /* value */
-		 "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"6\",\"value\":7}},"     /* value type */
-		 "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"6\",\"version\":\"-1\"}}," /* negative */
-		 "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"6\"},\"prev_kv\":[]},"  /* prev_kv */
-		 "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"6\"},\"prev_kv\":{\"lease\":{}}}," /* prev lease */
-		 "{\"kv\":{\"key\":\"Yg==\",\"mod_revision\":\"7\",\"value\":\"\"}}"   /* good */
-		 "]}}",
-		 &r);
+	parse_ok(
+	    "{\"result\":{\"events\":["
+	    "7,"						  /* not an object */
+	    "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"5\"}}," /* good */
+	    "{\"type\":\"FOO\",\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"5\"}}," /* bad type */
+	    "{\"type\":2,\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"5\"}},"	   /* bad type */
+	    "{},"								   /* no kv */
+	    "{\"kv\":{\"mod_revision\":\"5\"}},"				   /* no key */
+	    "{\"kv\":{\"key\":5,\"mod_revision\":\"5\"}},"	  /* key not a string */
+	    "{\"kv\":{\"key\":\"a*b=\",\"mod_revision\":\"5\"}}," /* key not base64 */
+	    "{\"kv\":{\"key\":\"YQ=\",\"mod_revision\":\"5\"}},"  /* bad length */
+	    "{\"kv\":{\"key\":\"YQ==\"}},"			  /* no mod_revision */
+	    "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"x\"}}," /* not an integer */
+	    "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"6\",\"value\":\"@@@@\"}}," /* value */
+	    "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"6\",\"value\":7}}," /* value type */
+	    "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"6\",\"version\":\"-1\"}}," /* negative */
+	    "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"6\"},\"prev_kv\":[]},"     /* prev_kv */
+	    "{\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"6\"},\"prev_kv\":{\"lease\":{}}}," /* prev
+												lease
+											      */
+	    "{\"kv\":{\"key\":\"Yg==\",\"mod_revision\":\"7\",\"value\":\"\"}}" /* good */
+	    "]}}",
+	    &r);
 	cr_assert_eq(r.kind, ETCD_RESP_EVENTS);
 	cr_assert_eq(r.nev, 2);
 	cr_assert_eq(r.bad_events, 15);
@@ -249,7 +277,9 @@ Test(etcd_parse, hostile_input)
 	/* keys with NULs, quotes and invalid UTF-8 decode byte for byte */
 	struct etcd_watch_resp r;
 	/* "a\0\"\xff" = YQAi/w== */
-	parse_ok("{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQAi/w==\",\"mod_revision\":\"3\"}}]}}", &r);
+	parse_ok(
+	    "{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQAi/w==\",\"mod_revision\":\"3\"}}]}}",
+	    &r);
 	cr_assert_eq(r.nev, 1);
 	cr_assert_eq(r.ev[0].key_len, 4);
 	cr_assert_eq(memcmp(r.ev[0].key, "a\0\"\xff", 4), 0);
@@ -263,7 +293,8 @@ Test(etcd_parse, hostile_input)
 	/* a very long cancel reason is cut, not overflowed */
 	char big[2000];
 	memset(big, 'r', sizeof(big));
-	int l = snprintf(s = malloc(4096), 4096, "{\"result\":{\"canceled\":true,\"cancel_reason\":\"%.*s\"}}",
+	int l = snprintf(s = malloc(4096), 4096,
+			 "{\"result\":{\"canceled\":true,\"cancel_reason\":\"%.*s\"}}",
 			 (int)sizeof(big), big);
 	char err[100];
 	cr_assert_eq(etcd_watch_parse(s, (size_t)l, &r, err, sizeof(err)), 0);
@@ -272,7 +303,8 @@ Test(etcd_parse, hostile_input)
 	free(s);
 
 	/* duplicate keys: cJSON takes the first; no crash, no leak */
-	parse_ok("{\"result\":{\"header\":{\"revision\":\"1\"},\"header\":{\"revision\":\"2\"}}}", &r);
+	parse_ok("{\"result\":{\"header\":{\"revision\":\"1\"},\"header\":{\"revision\":\"2\"}}}",
+		 &r);
 	cr_assert_eq(r.header_rev, 1);
 	etcd_watch_resp_free(&r);
 }
@@ -322,7 +354,9 @@ Test(etcd_event, json_fields)
 	etcd_watch_resp_free(&r);
 
 	/* a key that is not UTF-8 keeps its exact bytes in key_base64 */
-	parse_ok("{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQAi/w==\",\"mod_revision\":\"3\"}}]}}", &r);
+	parse_ok(
+	    "{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQAi/w==\",\"mod_revision\":\"3\"}}]}}",
+	    &r);
 	j = encode(&r.ev[0]);
 	cr_assert_str_eq(str(j, "key_base64"), "YQAi/w==");
 	const char *k = str(j, "key"); /* cJSON stops at the escaped NUL */
@@ -333,7 +367,9 @@ Test(etcd_event, json_fields)
 	etcd_watch_resp_free(&r);
 
 	/* a UTF-8 key with a quote and a newline is escaped, no key_base64 */
-	parse_ok("{\"result\":{\"events\":[{\"kv\":{\"key\":\"w6kiCg==\",\"mod_revision\":\"3\"}}]}}", &r);
+	parse_ok(
+	    "{\"result\":{\"events\":[{\"kv\":{\"key\":\"w6kiCg==\",\"mod_revision\":\"3\"}}]}}",
+	    &r);
 	j = encode(&r.ev[0]);
 	cr_assert_str_eq(str(j, "key"), "\xc3\xa9\"\n");
 	cr_assert_null(cJSON_GetObjectItemCaseSensitive(j, "key_base64"));
@@ -344,16 +380,17 @@ Test(etcd_event, json_fields)
 Test(etcd_event, resource_type)
 {
 	char out[64];
-#define RT(k, want)                                            \
-	do {                                                   \
-		etcd_resource_type(k, sizeof(k) - 1, out, sizeof(out)); \
-		cr_assert_str_eq(out, want, "key %s", k);     \
+#define RT(k, want)                                                                                \
+	do {                                                                                       \
+		etcd_resource_type(k, sizeof(k) - 1, out, sizeof(out));                            \
+		cr_assert_str_eq(out, want, "key %s", k);                                          \
 	} while (0)
 	RT("/registry/pods/default/web-1", "pods");
 	RT("/registry/minions/node-1", "minions");
 	RT("/registry/ranges/serviceips", "ranges");
 	RT("/registry/crd.projectcalico.org/ippools/default-ipv4", "crd.projectcalico.org/ippools");
-	RT("/registry/apiregistration.k8s.io/apiservices/v1.", "apiregistration.k8s.io/apiservices");
+	RT("/registry/apiregistration.k8s.io/apiservices/v1.",
+	   "apiregistration.k8s.io/apiservices");
 	RT("/registry/health", "health");
 	RT("/registry/", "");
 	RT("/registry", "");
@@ -388,8 +425,10 @@ Test(etcd_event, watch_body)
 	struct strbuf sb = STRBUF_INIT;
 	char b[128];
 	etcd_watch_body(&sb, "/registry/", 10, 0);
-	cr_assert_str_eq(body_field(sb.buf, "key", b, sizeof(b)), "L3JlZ2lzdHJ5Lw==");     /* /registry/ */
-	cr_assert_str_eq(body_field(sb.buf, "range_end", b, sizeof(b)), "L3JlZ2lzdHJ5MA=="); /* /registry0 */
+	cr_assert_str_eq(body_field(sb.buf, "key", b, sizeof(b)),
+			 "L3JlZ2lzdHJ5Lw=="); /* /registry/ */
+	cr_assert_str_eq(body_field(sb.buf, "range_end", b, sizeof(b)),
+			 "L3JlZ2lzdHJ5MA=="); /* /registry0 */
 	cr_assert_null(body_field(sb.buf, "start_revision", b, sizeof(b)));
 	cr_assert_str_eq(body_field(sb.buf, "prev_kv", b, sizeof(b)), "true");
 	cr_assert_str_eq(body_field(sb.buf, "progress_notify", b, sizeof(b)), "true");

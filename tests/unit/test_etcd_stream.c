@@ -36,10 +36,10 @@ struct fake_ev {
 
 enum fake_mode {
 	FAKE_NORMAL,
-	FAKE_404_V3,    /* /v3/watch answers 404 (etcd 3.3): only /v3beta/watch works */
-	FAKE_GARBAGE,   /* the first connection gets garbage, then closes */
+	FAKE_404_V3,	/* /v3/watch answers 404 (etcd 3.3): only /v3beta/watch works */
+	FAKE_GARBAGE,	/* the first connection gets garbage, then closes */
 	FAKE_FRAGMENTS, /* every event in its own response, fragment: true inside a revision */
-	FAKE_SINGLE,    /* one revision per response (etcd once a watcher is synced) */
+	FAKE_SINGLE,	/* one revision per response (etcd once a watcher is synced) */
 };
 
 struct fake {
@@ -93,7 +93,9 @@ static void event_json(struct strbuf *sb, const struct fake_ev *e)
 	memset(val, 'v', e->value_len);
 	sb_puts(sb, "{\"kv\":{\"key\":\"");
 	sb_base64(sb, e->key, strlen(e->key));
-	sb_printf(sb, "\",\"create_revision\":\"%lld\",\"mod_revision\":\"%lld\",\"version\":\"1\",\"value\":\"",
+	sb_printf(sb,
+		  "\",\"create_revision\":\"%lld\",\"mod_revision\":\"%lld\",\"version\":\"1\","
+		  "\"value\":\"",
 		  (long long)e->rev, (long long)e->rev);
 	sb_base64(sb, val, e->value_len);
 	sb_puts(sb, "\"}}");
@@ -126,8 +128,8 @@ static void fake_conn(struct fake *f, int fd)
 	sscanf(req, "POST %31s ", path);
 	int64_t start = 0;
 	cJSON *j = cJSON_Parse(body);
-	const cJSON *sr = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "create_request"),
-							   "start_revision");
+	const cJSON *sr = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(j, "create_request"), "start_revision");
 	if (cJSON_IsString(sr))
 		start = strtoll(sr->valuestring, NULL, 10);
 	cJSON_Delete(j);
@@ -138,21 +140,25 @@ static void fake_conn(struct fake *f, int fd)
 	}
 
 	if (f->mode == FAKE_404_V3 && strcmp(path, "/v3/watch") == 0) {
-		const char r404[] = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 19\r\n\r\n404 page not found\n";
+		const char r404[] = "HTTP/1.1 404 Not Found\r\nContent-Type: "
+				    "text/plain\r\nContent-Length: 19\r\n\r\n404 page not found\n";
 		write_all(fd, r404, sizeof(r404) - 1);
 		return;
 	}
-	const char hdr[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+	const char hdr[] = "HTTP/1.1 200 OK\r\nContent-Type: "
+			   "application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
 	write_all(fd, hdr, sizeof(hdr) - 1);
 	if (f->mode == FAKE_GARBAGE && c == 0) {
-		const char g[] = "{\"result\":{\"created\":true}}\n{\"result\":{\"events\":[{\"kv\":{\"key\":12}}]}}\n{not json at all}\n";
+		const char g[] = "{\"result\":{\"created\":true}}\n{\"result\":{\"events\":[{"
+				 "\"kv\":{\"key\":12}}]}}\n{not json at all}\n";
 		chunk(fd, g, sizeof(g) - 1);
 		write_all(fd, "0\r\n\r\n", 5);
 		return;
 	}
 
 	struct strbuf sb = STRBUF_INIT;
-	sb_printf(&sb, "{\"result\":{\"header\":{\"revision\":\"%lld\"},\"created\":true}}\n", (long long)f->revision);
+	sb_printf(&sb, "{\"result\":{\"header\":{\"revision\":\"%lld\"},\"created\":true}}\n",
+		  (long long)f->revision);
 	chunk(fd, sb.buf, sb.len);
 	/* events from start on, up to 3 revisions per response (or one event per
 	 * response with fragment flags) */
@@ -161,7 +167,8 @@ static void fake_conn(struct fake *f, int fd)
 		i++;
 	while (i < f->nev) {
 		sb_reset(&sb);
-		sb_printf(&sb, "{\"result\":{\"header\":{\"revision\":\"%lld\"},\"events\":[", (long long)f->revision);
+		sb_printf(&sb, "{\"result\":{\"header\":{\"revision\":\"%lld\"},\"events\":[",
+			  (long long)f->revision);
 		int64_t first = f->ev[i].rev;
 		size_t k = 0;
 		if (f->mode == FAKE_FRAGMENTS) {
@@ -182,7 +189,8 @@ static void fake_conn(struct fake *f, int fd)
 		chunk(fd, sb.buf, sb.len);
 	}
 	sb_reset(&sb);
-	sb_printf(&sb, "{\"result\":{\"header\":{\"revision\":\"%lld\"}}}\n", (long long)f->revision);
+	sb_printf(&sb, "{\"result\":{\"header\":{\"revision\":\"%lld\"}}}\n",
+		  (long long)f->revision);
 	chunk(fd, sb.buf, sb.len);
 	sb_free(&sb);
 	/* hold the stream open until the client goes away */
@@ -317,8 +325,8 @@ static void expect_all(const struct fake *f, const struct got *g)
 	size_t j = 0;
 	for (size_t i = 0; i < f->nev; i++, j++) {
 		cr_assert_lt(j, g->n, "event %zu (rev %lld) missing", i, (long long)f->ev[i].rev);
-		cr_assert_eq(g->rev[j], f->ev[i].rev, "event %zu: rev %lld, want %lld", j, (long long)g->rev[j],
-			     (long long)f->ev[i].rev);
+		cr_assert_eq(g->rev[j], f->ev[i].rev, "event %zu: rev %lld, want %lld", j,
+			     (long long)g->rev[j], (long long)f->ev[i].rev);
 		cr_assert_str_eq(g->key[j], f->ev[i].key);
 	}
 	cr_assert_eq(j, g->n, "%zu events, want %zu", g->n, j);
@@ -448,7 +456,7 @@ Test(etcd_stream, oversized_values_are_skipped_and_counted, .timeout = 30)
 	reset();
 	f.mode = FAKE_SINGLE;
 	fake_add(&f, 2, "/registry/a/small", 10);
-	fake_add(&f, 3, "/registry/a/big", 3000);    /* over a 1024-byte limit */
+	fake_add(&f, 3, "/registry/a/big", 3000);     /* over a 1024-byte limit */
 	fake_add(&f, 4, "/registry/a/huge", 1000000); /* over the response limit too */
 	fake_add(&f, 5, "/registry/a/after", 10);
 	fake_start(&f);

@@ -47,7 +47,7 @@ struct msgs {
 	char *v[256];
 	size_t len[256];
 	size_t n;
-	int fail_at; /* return -EPIPE for message number fail_at (1-based), 0 = never */
+	int fail_at;	/* return -EPIPE for message number fail_at (1-based), 0 = never */
 	int check_port; /* check the client socket to this port during a callback */
 	bool fds_ok;
 };
@@ -115,8 +115,8 @@ static void check_all_splits(enum framing mode, size_t max, const char *s, size_
 			feed_cuts(&f, s, n, cuts, 2, &ms, &trunc);
 			expect(&ms, want, nwant);
 			cr_assert_eq(trunc, want_trunc, "truncated at cuts %zu,%zu", a, b);
-			cr_assert_eq(f.oversize, want_oversize, "oversize at cuts %zu,%zu: %lu", a, b,
-				     (unsigned long)f.oversize);
+			cr_assert_eq(f.oversize, want_oversize, "oversize at cuts %zu,%zu: %lu", a,
+				     b, (unsigned long)f.oversize);
 			cr_assert_eq(f.junk, want_junk, "junk at cuts %zu,%zu: %lu", a, b,
 				     (unsigned long)f.junk);
 			msgs_free(&ms);
@@ -246,7 +246,8 @@ Test(framer_json, nested_oversize_then_good_object)
 
 Test(framer_json, oversize_then_good_object)
 {
-	const char s[] = "{\"big\":\"0123456789abcdef}{\"}\n{\"ok\":true}\n{\"big2\":\"0123456789abcdefghij\"}{}";
+	const char s[] = "{\"big\":\"0123456789abcdef}{\"}\n{\"ok\":true}\n{\"big2\":"
+			 "\"0123456789abcdefghij\"}{}";
 	const char *want[] = {"{\"ok\":true}", "{}"};
 	check_all_splits(FRAME_JSON_OBJECTS, 16, s, sizeof(s) - 1, want, N(want), false, 2, 0);
 }
@@ -366,8 +367,8 @@ Test(backoff, bounds_and_cap)
 		unsigned lo = ~0u, hi = 0;
 		for (int k = 0; k < 200; k++) {
 			unsigned v = backoff_ms(attempt, 800, 30000);
-			cr_assert(v >= d / 2 && v <= d, "attempt %u: %u not in [%lu, %lu]", attempt, v,
-				  (unsigned long)(d / 2), (unsigned long)d);
+			cr_assert(v >= d / 2 && v <= d, "attempt %u: %u not in [%lu, %lu]", attempt,
+				  v, (unsigned long)(d / 2), (unsigned long)d);
 			lo = v < lo ? v : lo;
 			hi = v > hi ? v : hi;
 		}
@@ -405,8 +406,8 @@ struct srv {
 	const char *parts[8];
 	size_t nparts;
 	unsigned pause_ms;
-	bool hold;          /* keep the connection open after the parts */
-	char req[8192];     /* the request received */
+	bool hold;	/* keep the connection open after the parts */
+	char req[8192]; /* the request received */
 	size_t req_len;
 	atomic_bool done;
 };
@@ -470,19 +471,24 @@ static void srv_stop(struct srv *s)
 Test(watch_run, chunked_stream_split_inside_objects)
 {
 	struct srv s = {
-		.parts = {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
-			  "10\r\n{\"result\":{\"a\":1\r\n", "9\r\n}}\n{\"resu\r\n",
-			  "8\r\nlt\":2}  \r\n", "0\r\n\r\n"},
-		.nparts = 5,
-		.pause_ms = 30,
+	    .parts = {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+		      "chunked\r\n\r\n",
+		      "10\r\n{\"result\":{\"a\":1\r\n", "9\r\n}}\n{\"resu\r\n",
+		      "8\r\nlt\":2}  \r\n", "0\r\n\r\n"},
+	    .nparts = 5,
+	    .pause_ms = 30,
 	};
 	srv_start(&s);
 	char url[64];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v3/watch", s.port);
 	struct msgs ms = {.check_port = s.port};
-	struct watch_req req = {.url = url, .method = "POST", .body = "{\"create_request\":{}}",
-				.bearer_token = "tok123", .framing = FRAME_JSON_OBJECTS,
-				.on_msg = collect, .ctx = &ms};
+	struct watch_req req = {.url = url,
+				.method = "POST",
+				.body = "{\"create_request\":{}}",
+				.bearer_token = "tok123",
+				.framing = FRAME_JSON_OBJECTS,
+				.on_msg = collect,
+				.ctx = &ms};
 	struct watch_result res;
 	int rc = watch_run(&req, &res);
 	srv_stop(&s);
@@ -504,14 +510,16 @@ Test(watch_run, chunked_stream_split_inside_objects)
 Test(watch_run, error_status_keeps_the_body_and_delivers_nothing)
 {
 	struct srv s = {
-		.parts = {"HTTP/1.1 404 Not Found\r\nContent-Length: 25\r\n\r\n{\"code\":5}\n{\"x\":\"second\"}"},
-		.nparts = 1,
+	    .parts = {"HTTP/1.1 404 Not Found\r\nContent-Length: "
+		      "25\r\n\r\n{\"code\":5}\n{\"x\":\"second\"}"},
+	    .nparts = 1,
 	};
 	srv_start(&s);
 	char url[64];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v3/watch", s.port);
 	struct msgs ms = {0};
-	struct watch_req req = {.url = url, .framing = FRAME_JSON_OBJECTS, .on_msg = collect, .ctx = &ms};
+	struct watch_req req = {
+	    .url = url, .framing = FRAME_JSON_OBJECTS, .on_msg = collect, .ctx = &ms};
 	struct watch_result res;
 	int rc = watch_run(&req, &res);
 	srv_stop(&s);
@@ -529,8 +537,8 @@ Test(watch_run, error_status_keeps_the_body_and_delivers_nothing)
 Test(watch_run, stream_cut_inside_a_message_is_truncated)
 {
 	struct srv s = {
-		.parts = {"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"a\":1}\n{\"b\":"},
-		.nparts = 1,
+	    .parts = {"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"a\":1}\n{\"b\":"},
+	    .nparts = 1,
 	};
 	srv_start(&s);
 	char url[64];
@@ -562,17 +570,17 @@ static void *set_stop_later(void *arg)
 Test(watch_run, stop_aborts_an_idle_stream_promptly)
 {
 	struct srv s = {
-		.parts = {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "3\r\n{}\n\r\n"},
-		.nparts = 2,
-		.hold = true,
+	    .parts = {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "3\r\n{}\n\r\n"},
+	    .nparts = 2,
+	    .hold = true,
 	};
 	srv_start(&s);
 	char url[64];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s.port);
 	struct msgs ms = {0};
 	atomic_store(&stop_flag, false);
-	struct watch_req req = {.url = url, .framing = FRAME_LINES, .on_msg = collect, .ctx = &ms,
-				.stop = &stop_flag};
+	struct watch_req req = {
+	    .url = url, .framing = FRAME_LINES, .on_msg = collect, .ctx = &ms, .stop = &stop_flag};
 	struct watch_result res;
 	pthread_t t;
 	struct timespec a, b;
@@ -595,9 +603,9 @@ Test(watch_run, stop_aborts_an_idle_stream_promptly)
 Test(watch_run, idle_timeout)
 {
 	struct srv s = {
-		.parts = {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"},
-		.nparts = 1,
-		.hold = true,
+	    .parts = {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"},
+	    .nparts = 1,
+	    .hold = true,
 	};
 	srv_start(&s);
 	char url[64];
@@ -641,8 +649,10 @@ Test(watch_run, https_without_a_trusted_ca_fails_verification)
 	srv_start(&s);
 	char url[64];
 	snprintf(url, sizeof(url), "https://127.0.0.1:%d/", s.port);
-	struct watch_tls tls = {.ca_pem = "-----BEGIN CERTIFICATE-----\nbad\n-----END CERTIFICATE-----\n"};
-	struct watch_req req = {.url = url, .framing = FRAME_LINES, .tls = &tls, .connect_timeout_ms = 2000};
+	struct watch_tls tls = {
+	    .ca_pem = "-----BEGIN CERTIFICATE-----\nbad\n-----END CERTIFICATE-----\n"};
+	struct watch_req req = {
+	    .url = url, .framing = FRAME_LINES, .tls = &tls, .connect_timeout_ms = 2000};
 	struct watch_result res;
 	int rc = watch_run(&req, &res);
 	srv_stop(&s);
