@@ -279,15 +279,18 @@ static void print_summary(struct agent *a, int flush_rc)
 		first = false;
 		sb_printf(&sb,
 			  "\"%s\":{\"events\":%" PRIu64 ",\"dropped\":%" PRIu64
-			  ",\"dropped_queue\":%" PRIu64 ",\"dropped_kernel\":%" PRIu64
+			  ",\"queue_refused\":%" PRIu64 ",\"dropped_kernel\":%" PRIu64
 			  ",\"failed\":%" PRIu64 ",\"committed\":%" PRIu64,
-			  source_name(s), a->written[s], qs.dropped + k.kernel_drops, qs.dropped,
+			  source_name(s), a->written[s],
+			  (c ? atomic_load(&c->n.dropped) : qs.dropped) + k.kernel_drops, qs.dropped,
 			  k.kernel_drops, a->failed[s], qs.committed);
 		if (c)
 			sb_printf(&sb,
-				  ",\"produced\":%" PRIu64 ",\"parse_errors\":%" PRIu64 ",\"oversize\":%" PRIu64
+				  ",\"produced\":%" PRIu64 ",\"refetched\":%" PRIu64
+			  ",\"parse_errors\":%" PRIu64 ",\"oversize\":%" PRIu64
 				  ",\"reconnects\":%" PRIu64 ",\"errors\":%" PRIu64,
 				  atomic_load(&c->n.events) + atomic_load(&c->n.dropped),
+				  atomic_load(&c->n.refetched),
 				  atomic_load(&c->n.parse_errors), atomic_load(&c->n.oversize),
 				  atomic_load(&c->n.reconnects), atomic_load(&c->n.errors));
 		sb_putc(&sb, '}');

@@ -183,7 +183,7 @@ static int emit_event(struct etcd_collector *e, const struct etcd_event *ev)
 	};
 	int rc = event_emit(e->q, SRC_ETCD, TYPE_ETCD_WATCH, FMT_JSON, now_ns(), kv, 4, e->data.buf,
 			    e->data.len);
-	collector_count_emit(c, rc);
+	collector_count_emit_resumable(c, rc);
 	if (rc == -E2BIG) {
 		/* Larger than the queue can ever hold: fetching it again will not help. */
 		error_limited(e, RL_TOO_BIG,
@@ -279,7 +279,7 @@ static void handle_compacted(struct etcd_collector *e, const struct etcd_watch_r
 				: event_emit(e->q, SRC_ETCD, TYPE_ETCD_COMPACTED, FMT_JSON,
 					     now_ns(), kv, 2, sb.buf, sb.len);
 		sb_free(&sb);
-		collector_count_emit(c, rc);
+		collector_count_emit_resumable(c, rc);
 		if (rc) {
 			e->end = rc == -ESHUTDOWN ? END_CLOSED : END_QUEUE;
 			snprintf(e->end_reason, sizeof(e->end_reason),

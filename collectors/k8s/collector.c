@@ -305,7 +305,7 @@ static int emit(struct k8s_res *r, const char *type, const char *obj, size_t len
 		explicit_bzero(strip, sl);
 		free(strip);
 	}
-	collector_count_emit(&k->base, rc);
+	collector_count_emit_resumable(&k->base, rc);
 	if (rc == 0)
 		return 0;
 	if (rc == -ESHUTDOWN)
