@@ -12,7 +12,8 @@ import unittest
 import urllib.error
 import urllib.request
 
-from tapiotest import TAPIO, Tapio, free_port, need_root, tmpdir
+from tapiotest import TAPIO, Tapio, free_port, need_cmd, need_root, tmpdir
+from etcd_fixture import ETCD, Etcd
 
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? '
                        r'(-?[0-9.eE+]+|NaN|\+Inf|-Inf)$')
@@ -165,6 +166,48 @@ class AgentMetrics(unittest.TestCase):
         self.assertEqual(summary["sink"]["written"], total)
         self.assertGreaterEqual(total, s2['tapio_sink_written_total{sink="stream"}'])
         self.assertEqual(summary["kernel"]["committed"], total + summary["sink"]["unsent"])
+
+    def test_readyz_follows_a_collectors_source(self):
+        """A real etcd behind the etcd collector: /readyz is 200 while the
+        watch runs, 503 naming the collector while etcd is down, 200 again
+        after it is back; the healthy gauge and reconnects follow, and
+        /healthz (no kernel collector here) stays 200."""
+        if not os.access(ETCD, os.X_OK):
+            need_cmd(self, "etcd")
+        d = tmpdir(self)
+        etcd = Etcd(d)
+        self.addCleanup(etcd.stop)
+        etcd.start()
+        mport = free_port()
+        agent = Tapio("agent", "--collectors", "etcd", "--etcd-endpoints", etcd.url,
+                      "--etcd-prefix", "/registry/", "--output", "stdout", "--state-dir", d,
+                      "--metrics-addr", f"127.0.0.1:{mport}", env=clean_env())
+        self.addCleanup(agent.stop)
+        self.assertTrue(wait(lambda: port_open(mport) and http_get(mport, "/readyz")[0] == 200, 20),
+                        "\n".join(agent.stderr_lines))
+        rev = etcd.put("/registry/pods/default/p1", "v1")
+        self.assertIsNotNone(agent.wait_for(lambda e: e.get("source") == "etcd", 20))
+        s = parse_exposition(self, http_get(mport, "/metrics")[2])
+        self.assertEqual(s['tapio_collector_healthy{collector="etcd"}'], 1)
+        self.assertGreaterEqual(s['tapio_events_total{source="etcd"}'], 1)
+        self.assertGreaterEqual(rev, 2)
+
+        etcd.stop()
+        self.assertTrue(wait(lambda: http_get(mport, "/readyz")[0] == 503, 20),
+                        "readyz stayed 200 with etcd down")
+        code, _, body = http_get(mport, "/readyz")
+        self.assertIn("collector etcd: unhealthy", body)
+        self.assertEqual(http_get(mport, "/healthz")[0], 200)
+        s = parse_exposition(self, http_get(mport, "/metrics")[2])
+        self.assertEqual(s['tapio_collector_healthy{collector="etcd"}'], 0)
+
+        etcd.start()
+        self.assertTrue(wait(lambda: http_get(mport, "/readyz")[0] == 200, 30),
+                        "readyz did not come back with etcd: " + http_get(mport, "/readyz")[2])
+        s = parse_exposition(self, http_get(mport, "/metrics")[2])
+        self.assertEqual(s['tapio_collector_healthy{collector="etcd"}'], 1)
+        self.assertGreaterEqual(s['tapio_collector_reconnects_total{collector="etcd"}'], 1)
+        self.assertEqual(agent.stop(signal.SIGTERM), 0)
 
     def test_bad_metrics_addr_is_reported(self):
         d = tmpdir(self)
