@@ -503,3 +503,45 @@ Test(nats_sink, stream_that_cannot_be_created_holds_events_and_says_why, .timeou
 	queue_free(q);
 	ns_stop(&srv);
 }
+
+Test(nats_sink, flush_reports_what_is_left_unacked, .timeout = 60)
+{
+	struct nats_srv srv = {0};
+	struct tapio_config cfg;
+	struct queue *q;
+	struct sink *s;
+	char err[200];
+	uint64_t t0, ms;
+
+	need_server();
+	cr_assert_eq(ns_start(&srv), 0);
+	test_cfg(&cfg, "T5");
+	cfg.nats_ack_wait_ms = 700;
+	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	q = queue_new(1 << 20);
+	cr_assert_eq(emit_one(q, 0), 0);
+	cr_assert_eq(pump(s, q, 1, 20, NULL), 1);
+	cr_assert_eq(s->ops->flush(s), 0);
+	cr_assert_eq(sink_nats_unacked(s), 0);
+
+	/* A frozen server: 30 events go out, no ack comes back. */
+	ns_kill(&srv, SIGSTOP);
+	for (unsigned i = 1; i <= 30; i++)
+		cr_assert_eq(emit_one(q, i), 0);
+	cr_assert_eq(pump(s, q, 30, 5, NULL), 30);
+	t0 = mono_ns();
+	cr_assert_eq(s->ops->flush(s), -ETIMEDOUT);
+	ms = (mono_ns() - t0) / 1000000;
+	cr_assert(ms >= 650 && ms < 3000, "flush took %lu ms for a 700 ms bound", (unsigned long)ms);
+	cr_assert_eq(sink_nats_unacked(s), 30);
+	struct counters c = get_counters(s);
+	cr_assert_eq(c.unacked, 30);
+	cr_assert_eq(c.published, 31);
+	cr_assert_eq(c.acked, 1);
+	cr_assert_eq(atomic_load(&s->failed), 30, "left unacked counts as failed");
+	ns_kill(&srv, SIGCONT);
+	s->ops->destroy(s);
+	queue_free(q);
+	ns_stop(&srv);
+}
