@@ -54,7 +54,8 @@ static int run(struct nats_srv *srv, unsigned inflight, const char *stream, cons
 		unsigned src;
 		void *rec;
 
-		if (event_emit(q, SRC_KERNEL, TYPE_PROCESS_EXEC, FMT_TEXT, now_ns(), kv, 2, data, sizeof(data)))
+		if (event_emit(q, SRC_KERNEL, TYPE_PROCESS_EXEC, FMT_TEXT, now_ns(), kv, 2, data,
+			       sizeof(data)))
 			return 1;
 		rec = queue_peek(q, &len, &src, 0);
 		for (;;) {
@@ -76,7 +77,8 @@ static int run(struct nats_srv *srv, unsigned inflight, const char *stream, cons
 	int frc = s->ops->flush(s);
 	t1 = mono_ns();
 	double secs = (double)(t1 - t0) / 1e9;
-	printf("nats sink, max_inflight %5u: %u events acked in %.2f s = %8.0f events/s, %.1f MB/s records "
+	printf("nats sink, max_inflight %5u: %u events acked in %.2f s = %8.0f events/s, %.1f MB/s "
+	       "records "
 	       "(full-window waits %lu, unacked %lu)\n",
 	       inflight, done, secs, done / secs, (double)bytes / secs / 1e6, (unsigned long)eagain,
 	       (unsigned long)sink_nats_unacked(s));

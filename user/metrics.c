@@ -48,7 +48,8 @@ static void family(struct strbuf *sb, const char *name, const char *type, const 
 }
 
 /* name{key="val"} value */
-static void sample1(struct strbuf *sb, const char *name, const char *key, const char *val, uint64_t v)
+static void sample1(struct strbuf *sb, const char *name, const char *key, const char *val,
+		    uint64_t v)
 {
 	sb_puts(sb, name);
 	if (key) {
@@ -75,7 +76,7 @@ struct dyn {
 	size_t n, cap;
 	int err;
 	const char *family_prefix; /* "tapio_" or "tapio_sink_nats_" */
-	const char *owner_key;     /* "collector" or "sink" */
+	const char *owner_key;	   /* "collector" or "sink" */
 	const char *owner;
 };
 
@@ -85,7 +86,10 @@ static void name_part(struct strbuf *sb, const char *s)
 	for (; *s; s++) {
 		char c = *s;
 
-		sb_putc(sb, (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ? c : '_');
+		sb_putc(sb,
+			(c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+			    ? c
+			    : '_');
 	}
 }
 
@@ -167,17 +171,18 @@ static const struct {
 	const char *name, *help;
 	size_t off;
 } collector_fields[] = {
-	{"tapio_collector_events_total", "Events the collector committed to the queue.",
-	 offsetof(struct collector_counters, events)},
-	{"tapio_collector_dropped_total", "Events of the collector that the queue refused.",
-	 offsetof(struct collector_counters, dropped)},
-	{"tapio_collector_parse_errors_total", "Malformed input the collector skipped.",
-	 offsetof(struct collector_counters, parse_errors)},
-	{"tapio_collector_oversize_total", "Oversized input the collector skipped.",
-	 offsetof(struct collector_counters, oversize)},
-	{"tapio_collector_reconnects_total", "Source reconnects or reopenings.",
-	 offsetof(struct collector_counters, reconnects)},
-	{"tapio_collector_errors_total", "Other source errors.", offsetof(struct collector_counters, errors)},
+    {"tapio_collector_events_total", "Events the collector committed to the queue.",
+     offsetof(struct collector_counters, events)},
+    {"tapio_collector_dropped_total", "Events of the collector that the queue refused.",
+     offsetof(struct collector_counters, dropped)},
+    {"tapio_collector_parse_errors_total", "Malformed input the collector skipped.",
+     offsetof(struct collector_counters, parse_errors)},
+    {"tapio_collector_oversize_total", "Oversized input the collector skipped.",
+     offsetof(struct collector_counters, oversize)},
+    {"tapio_collector_reconnects_total", "Source reconnects or reopenings.",
+     offsetof(struct collector_counters, reconnects)},
+    {"tapio_collector_errors_total", "Other source errors.",
+     offsetof(struct collector_counters, errors)},
 };
 
 static void render_queue(const struct metrics_view *v, struct strbuf *sb)
@@ -190,13 +195,15 @@ static void render_queue(const struct metrics_view *v, struct strbuf *sb)
 	family(sb, "tapio_events_total", "counter", "Events committed to the queue, per source.");
 	for (unsigned s = 0; s < SRC__MAX; s++)
 		sample1(sb, "tapio_events_total", "source", source_name(s), st[s].committed);
-	family(sb, "tapio_event_bytes_total", "counter", "Payload bytes committed to the queue, per source.");
+	family(sb, "tapio_event_bytes_total", "counter",
+	       "Payload bytes committed to the queue, per source.");
 	for (unsigned s = 0; s < SRC__MAX; s++)
 		sample1(sb, "tapio_event_bytes_total", "source", source_name(s), st[s].bytes);
-	family(sb, "tapio_queue_dropped_total", "counter", "Events the queue refused, per source and reason.");
+	family(sb, "tapio_queue_dropped_total", "counter",
+	       "Events the queue refused, per source and reason.");
 	for (unsigned s = 0; s < SRC__MAX; s++) {
-		const uint64_t n[] = {st[s].dropped_full, st[s].dropped_timeout, st[s].dropped_oversize,
-				      st[s].dropped_closed};
+		const uint64_t n[] = {st[s].dropped_full, st[s].dropped_timeout,
+				      st[s].dropped_oversize, st[s].dropped_closed};
 
 		for (unsigned r = 0; r < 4; r++) {
 			sb_puts(sb, "tapio_queue_dropped_total{source=");
@@ -221,16 +228,19 @@ static int render_collectors(const struct metrics_view *v, struct strbuf *sb)
 		family(sb, collector_fields[f].name, "counter", collector_fields[f].help);
 		for (size_t i = 0; i < n; i++) {
 			struct collector *c = registry_get(v->reg, i);
-			_Atomic uint64_t *p = (_Atomic uint64_t *)((char *)&c->n + collector_fields[f].off);
+			_Atomic uint64_t *p =
+			    (_Atomic uint64_t *)((char *)&c->n + collector_fields[f].off);
 
-			sample1(sb, collector_fields[f].name, "collector", collector_name(c), atomic_load(p));
+			sample1(sb, collector_fields[f].name, "collector", collector_name(c),
+				atomic_load(p));
 		}
 	}
 	family(sb, "tapio_collector_healthy", "gauge", "1 when the collector is healthy, else 0.");
 	for (size_t i = 0; i < n; i++) {
 		struct collector *c = registry_get(v->reg, i);
 
-		sample1(sb, "tapio_collector_healthy", "collector", collector_name(c), collector_healthy(c));
+		sample1(sb, "tapio_collector_healthy", "collector", collector_name(c),
+			collector_healthy(c));
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct collector *c = registry_get(v->reg, i);
@@ -254,15 +264,19 @@ static int render_sink(const struct metrics_view *v, struct strbuf *sb)
 	struct dyn d = {.owner_key = "sink", .owner = name};
 	int err = 0;
 
-	family(sb, "tapio_sink_written_total", "counter", "Events handed to the sink (published, for NATS).");
+	family(sb, "tapio_sink_written_total", "counter",
+	       "Events handed to the sink (published, for NATS).");
 	sample1(sb, "tapio_sink_written_total", "sink", name, atomic_load(&s->written));
-	family(sb, "tapio_sink_acked_total", "counter", "Events the destination confirmed (NATS acks).");
+	family(sb, "tapio_sink_acked_total", "counter",
+	       "Events the destination confirmed (NATS acks).");
 	sample1(sb, "tapio_sink_acked_total", "sink", name, atomic_load(&s->acked));
 	family(sb, "tapio_sink_failed_total", "counter", "Events the sink could not deliver.");
 	sample1(sb, "tapio_sink_failed_total", "sink", name, atomic_load(&s->failed));
-	family(sb, "tapio_sink_retries_total", "counter", "Writes answered with 'not now' (destination down).");
+	family(sb, "tapio_sink_retries_total", "counter",
+	       "Writes answered with 'not now' (destination down).");
 	sample1(sb, "tapio_sink_retries_total", "sink", name, atomic_load(&s->retries));
-	family(sb, "tapio_sink_connected", "gauge", "1 when the sink's destination is reachable, else 0.");
+	family(sb, "tapio_sink_connected", "gauge",
+	       "1 when the sink's destination is reachable, else 0.");
 	sample1(sb, "tapio_sink_connected", "sink", name, sink_is_connected(s));
 	if (s->ops->counters) {
 		sb_puts(&prefix, "tapio_sink_");
@@ -305,7 +319,8 @@ static void why_collector(struct strbuf *why, struct collector *c, const char *w
 	char last[256];
 
 	collector_last_error(c, last, sizeof(last));
-	sb_printf(why, "collector %s: %s%s%s\n", collector_name(c), what, last[0] ? ": " : "", last);
+	sb_printf(why, "collector %s: %s%s%s\n", collector_name(c), what, last[0] ? ": " : "",
+		  last);
 }
 
 bool metrics_healthz(const struct metrics_view *v, struct strbuf *why)
@@ -333,7 +348,8 @@ bool metrics_readyz(const struct metrics_view *v, struct strbuf *why)
 		}
 	}
 	if (v->sink && !sink_is_connected(v->sink)) {
-		sb_printf(why, "sink %s: not connected\n", v->sink->ops->name ? v->sink->ops->name : "?");
+		sb_printf(why, "sink %s: not connected\n",
+			  v->sink->ops->name ? v->sink->ops->name : "?");
 		ok = false;
 	}
 	return ok;
@@ -347,10 +363,11 @@ struct metrics_server {
 	unsigned port;
 };
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const char *ctype, const char *body,
-			     size_t len)
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const char *ctype,
+			     const char *body, size_t len)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result ret;
 
 	if (!r)
@@ -362,8 +379,9 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const c
 	return ret;
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-			      const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **con_cls)
 {
 	struct metrics_server *m = cls;
 	static const char text[] = "text/plain; charset=utf-8";
@@ -387,9 +405,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 	if (!strcmp(url, "/metrics")) {
 		if (metrics_render(&m->v, &sb)) {
 			sb_free(&sb);
-			return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, text, "out of memory\n", 14);
+			return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, text, "out of memory\n",
+				     14);
 		}
-		ret = reply(conn, code, "text/plain; version=0.0.4; charset=utf-8", sb.buf ? sb.buf : "", sb.len);
+		ret = reply(conn, code, "text/plain; version=0.0.4; charset=utf-8",
+			    sb.buf ? sb.buf : "", sb.len);
 	} else if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz")) {
 		bool ok = url[1] == 'h' ? metrics_healthz(&m->v, &sb) : metrics_readyz(&m->v, &sb);
 
@@ -399,11 +419,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			code = MHD_HTTP_SERVICE_UNAVAILABLE;
 		if (sb.err) {
 			sb_free(&sb);
-			return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, text, "out of memory\n", 14);
+			return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, text, "out of memory\n",
+				     14);
 		}
 		ret = reply(conn, code, text, sb.buf, sb.len);
 	} else {
-		ret = reply(conn, MHD_HTTP_NOT_FOUND, text, "not found: try /metrics, /healthz, /readyz\n", 43);
+		ret = reply(conn, MHD_HTTP_NOT_FOUND, text,
+			    "not found: try /metrics, /healthz, /readyz\n", 43);
 	}
 	sb_free(&sb);
 	return ret;
@@ -457,15 +479,17 @@ static int split_addr(const char *addr, char *host, size_t hostlen, unsigned *po
 	return 0;
 }
 
-static struct MHD_Daemon *start_on(struct metrics_server *m, unsigned flags, const struct sockaddr *sa)
+static struct MHD_Daemon *start_on(struct metrics_server *m, unsigned flags,
+				   const struct sockaddr *sa)
 {
-	return MHD_start_daemon(flags | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, m,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, sa,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-				MHD_OPTION_END);
+	return MHD_start_daemon(flags | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
+				NULL, NULL, handle, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
 }
 
-struct metrics_server *metrics_start(const char *addr, const struct metrics_view *v, char *err, size_t errlen)
+struct metrics_server *metrics_start(const char *addr, const struct metrics_view *v, char *err,
+				     size_t errlen)
 {
 	struct metrics_server *m;
 	char host[256];
@@ -476,7 +500,8 @@ struct metrics_server *metrics_start(const char *addr, const struct metrics_view
 	int e;
 
 	if (split_addr(addr, host, sizeof(host), &port)) {
-		snprintf(err, errlen, "metrics_addr '%s': expected HOST:PORT, [IPV6]:PORT or :PORT", addr ? addr : "");
+		snprintf(err, errlen, "metrics_addr '%s': expected HOST:PORT, [IPV6]:PORT or :PORT",
+			 addr ? addr : "");
 		errno = EINVAL;
 		return NULL;
 	}
@@ -505,7 +530,8 @@ struct metrics_server *metrics_start(const char *addr, const struct metrics_view
 		int gai = getaddrinfo(host, NULL, &hints, &res);
 
 		if (gai || !res) {
-			snprintf(err, errlen, "metrics_addr '%s': cannot resolve '%s': %s", addr, host, gai_strerror(gai));
+			snprintf(err, errlen, "metrics_addr '%s': cannot resolve '%s': %s", addr,
+				 host, gai_strerror(gai));
 			free(m);
 			errno = EINVAL;
 			return NULL;

@@ -24,7 +24,8 @@ struct strbuf;
 struct metrics_view {
 	struct registry *reg; /* collectors (user/collector.h); may be NULL */
 	struct queue *q;      /* queue_stats per source, queue_used, queue_capacity; may be NULL */
-	struct sink *sink;    /* written, acked, failed, retries, counters op, connected; may be NULL */
+	struct sink
+	    *sink; /* written, acked, failed, retries, counters op, connected; may be NULL */
 	const char *version;
 };
 
@@ -47,7 +48,8 @@ bool metrics_readyz(const struct metrics_view *v, struct strbuf *why);
  * addresses; port 0 picks a free one). The view is copied; what it points to
  * is not. Returns NULL with errno (EINVAL bad address, EADDRINUSE, ...) and a
  * one-line reason in err. */
-struct metrics_server *metrics_start(const char *addr, const struct metrics_view *v, char *err, size_t errlen);
+struct metrics_server *metrics_start(const char *addr, const struct metrics_view *v, char *err,
+				     size_t errlen);
 
 /* The TCP port the server listens on (useful with port 0), or 0. */
 unsigned metrics_port(const struct metrics_server *m);

@@ -47,7 +47,7 @@ struct nats_sink {
 	unsigned max_inflight;
 	unsigned ack_wait_ms;
 	char id_prefix[160]; /* "<node>-<start ns>-" */
-	uint64_t seq;        /* ids handed out (pipeline thread only) */
+	uint64_t seq;	     /* ids handed out (pipeline thread only) */
 
 	atomic_bool connected;
 	atomic_bool closing; /* destroy() has begun: no more warnings */
@@ -57,15 +57,16 @@ struct nats_sink {
 
 	pthread_mutex_t lock;
 	pthread_cond_t closed_cv; /* signalled by on_closed */
-	bool closed;              /* under lock */
-	natsMsg **retry; /* messages waiting for a republish, FIFO */
+	bool closed;		  /* under lock */
+	natsMsg **retry;	  /* messages waiting for a republish, FIFO */
 	size_t retry_cap, retry_head, retry_n;
 
 	struct strbuf line;
 	char subject[256];
 
 	_Atomic uint64_t inflight;
-	_Atomic uint64_t published, republished, acked, duplicates, failed, lost, unacked, reconnects;
+	_Atomic uint64_t published, republished, acked, duplicates, failed, lost, unacked,
+	    reconnects;
 	_Atomic uint64_t last_loss_log; /* mono ns, rate limit for loss messages */
 };
 
@@ -74,7 +75,8 @@ static struct nats_sink *to_nats(struct sink *s)
 	return (struct nats_sink *)s;
 }
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -97,7 +99,8 @@ static int parse_one_server(const char *item, size_t len, char **out, char *err,
 	if (len >= 7 && !strncmp(p, "nats://", 7))
 		p += 7;
 	else if (memchr(p, ':', len) && strstr(p, "://") && strstr(p, "://") < end) {
-		errf(err, errlen, "nats: server '%.*s': only the nats:// scheme is supported", (int)len, item);
+		errf(err, errlen, "nats: server '%.*s': only the nats:// scheme is supported",
+		     (int)len, item);
 		return -EINVAL;
 	}
 	if (p == end) {
@@ -128,9 +131,10 @@ static int parse_one_server(const char *item, size_t len, char **out, char *err,
 			return -EINVAL;
 		}
 		for (const char *c = host; c < hend; c++) {
-			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-			      *c == '.' || *c == '-' || *c == '_')) {
-				errf(err, errlen, "nats: server '%.*s': bad character in host", (int)len, item);
+			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			      (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '_')) {
+				errf(err, errlen, "nats: server '%.*s': bad character in host",
+				     (int)len, item);
 				return -EINVAL;
 			}
 		}
@@ -157,7 +161,8 @@ static int parse_one_server(const char *item, size_t len, char **out, char *err,
 	return 0;
 }
 
-int sink_nats_parse_url(const char *url, char **out, size_t max, size_t *n, char *err, size_t errlen)
+int sink_nats_parse_url(const char *url, char **out, size_t max, size_t *n, char *err,
+			size_t errlen)
 {
 	const char *p = url;
 	int rc;
@@ -285,9 +290,10 @@ static void count_lost(struct nats_sink *ns, natsMsg *m, const char *why)
 	atomic_fetch_add(&ns->base.failed, 1);
 	if (m)
 		natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
-	if (now - last > 1000000000ull && atomic_compare_exchange_strong(&ns->last_loss_log, &last, now))
-		tlog(LOG_ERR, "nats", "event %s lost: %s (lost so far: %" PRIu64 ")", id ? id : "?", why,
-		     atomic_load(&ns->lost));
+	if (now - last > 1000000000ull &&
+	    atomic_compare_exchange_strong(&ns->last_loss_log, &last, now))
+		tlog(LOG_ERR, "nats", "event %s lost: %s (lost so far: %" PRIu64 ")", id ? id : "?",
+		     why, atomic_load(&ns->lost));
 	natsMsg_Destroy(m);
 }
 
@@ -334,7 +340,8 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 		char why[200];
 
 		snprintf(why, sizeof(why), "refused by the server: %s (%d)",
-			 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err), (int)pae->ErrCode);
+			 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err),
+			 (int)pae->ErrCode);
 		count_lost(ns, msg, why);
 		return;
 	}
@@ -348,7 +355,8 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 	}
 	if (!kept)
 		count_lost(ns, msg,
-			   attempts >= SINK_NATS_MAX_ATTEMPTS ? "no ack after the last attempt" : "retry list full");
+			   attempts >= SINK_NATS_MAX_ATTEMPTS ? "no ack after the last attempt"
+							      : "retry list full");
 }
 
 static void on_connected(natsConnection *nc, void *closure)
@@ -405,8 +413,10 @@ static void stream_error(struct nats_sink *ns, const char *what, natsStatus st, 
 	if (now < ns->next_stream_log)
 		return;
 	ns->next_stream_log = now + 10000000000ull;
-	tlog(LOG_ERR, "nats", "stream %s: %s failed: %s (%s, JetStream error %d); events wait in the queue",
-	     ns->stream, what, text && *text ? text : natsStatus_GetText(st), natsStatus_GetText(st), (int)jerr);
+	tlog(LOG_ERR, "nats",
+	     "stream %s: %s failed: %s (%s, JetStream error %d); events wait in the queue",
+	     ns->stream, what, text && *text ? text : natsStatus_GetText(st),
+	     natsStatus_GetText(st), (int)jerr);
 }
 
 /* Creates the stream or checks the existing one. Pipeline thread. 0 or -EAGAIN. */
@@ -437,7 +447,8 @@ static int ensure_stream(struct nats_sink *ns)
 			if (!strcmp(si->Config->Subjects[i], subj))
 				covered = true;
 		if (!covered)
-			tlog(LOG_WARN, "nats", "stream %s exists without subject %s; publishing anyway", ns->stream,
+			tlog(LOG_WARN, "nats",
+			     "stream %s exists without subject %s; publishing anyway", ns->stream,
 			     subj);
 		jsStreamInfo_Destroy(si);
 		atomic_store(&ns->stream_ready, true);
@@ -545,8 +556,8 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 		return ns->line.err;
 	if (ns->line.len && ns->line.buf[ns->line.len - 1] == '\n')
 		ns->line.len--;
-	n = snprintf(ns->subject, sizeof(ns->subject), "%s.%s.%s", ns->prefix, source_name(ev->source),
-		     type_name(ev->type));
+	n = snprintf(ns->subject, sizeof(ns->subject), "%s.%s.%s", ns->prefix,
+		     source_name(ev->source), type_name(ev->type));
 	if (n < 0 || (size_t)n >= sizeof(ns->subject))
 		return -ENAMETOOLONG;
 	snprintf(id, sizeof(id), "%s%" PRIu64, ns->id_prefix, ns->seq + 1);
@@ -613,7 +624,8 @@ static int nats_flush(struct sink *s)
 		return 0;
 	atomic_fetch_add(&ns->failed, left);
 	atomic_fetch_add(&ns->base.failed, left);
-	tlog(LOG_WARN, "nats", "%" PRIu64 " events left without an ack after %u ms", left, ns->ack_wait_ms);
+	tlog(LOG_WARN, "nats", "%" PRIu64 " events left without an ack after %u ms", left,
+	     ns->ack_wait_ms);
 	return -ETIMEDOUT;
 }
 
@@ -653,13 +665,15 @@ static void nats_destroy(struct sink *s)
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 5;
 		pthread_mutex_lock(&ns->lock);
-		while (!ns->closed && pthread_cond_timedwait(&ns->closed_cv, &ns->lock, &until) == 0)
+		while (!ns->closed &&
+		       pthread_cond_timedwait(&ns->closed_cv, &ns->lock, &until) == 0)
 			;
 		closed = ns->closed;
 		pthread_mutex_unlock(&ns->lock);
 		if (!closed) {
 			/* Leak it rather than free memory a late callback uses. */
-			tlog(LOG_ERR, "nats", "connection did not close within 5 s; leaking the sink");
+			tlog(LOG_ERR, "nats",
+			     "connection did not close within 5 s; leaking the sink");
 			return;
 		}
 	}
@@ -682,12 +696,12 @@ static void nats_destroy(struct sink *s)
 }
 
 static const struct sink_ops nats_ops = {
-	.name = "nats",
-	.write = nats_write,
-	.flush = nats_flush,
-	.connected = nats_connected,
-	.counters = nats_counters,
-	.destroy = nats_destroy,
+    .name = "nats",
+    .write = nats_write,
+    .flush = nats_flush,
+    .connected = nats_connected,
+    .counters = nats_counters,
+    .destroy = nats_destroy,
 };
 
 uint64_t sink_nats_unacked(struct sink *s)
@@ -708,12 +722,15 @@ static int parse_retention(const char *r, jsRetentionPolicy *out)
 	return 0;
 }
 
-struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char *err, size_t errlen)
+struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char *err,
+			   size_t errlen)
 {
 	struct nats_sink *ns;
-	const char *prefix = cfg->nats_subject_prefix && *cfg->nats_subject_prefix ? cfg->nats_subject_prefix
-										     : "tapio.events";
-	const char *stream = cfg->nats_stream && *cfg->nats_stream ? cfg->nats_stream : "TAPIO_EVENTS";
+	const char *prefix = cfg->nats_subject_prefix && *cfg->nats_subject_prefix
+				 ? cfg->nats_subject_prefix
+				 : "tapio.events";
+	const char *stream =
+	    cfg->nats_stream && *cfg->nats_stream ? cfg->nats_stream : "TAPIO_EVENTS";
 	char host[128];
 	const char *node;
 	jsOptions jo;
@@ -721,13 +738,16 @@ struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char
 	int rc;
 
 	if (!subject_prefix_ok(prefix)) {
-		errf(err, errlen, "nats_subject_prefix '%s': not a subject (dot-separated tokens, no spaces or wildcards)",
+		errf(err, errlen,
+		     "nats_subject_prefix '%s': not a subject (dot-separated tokens, no spaces or "
+		     "wildcards)",
 		     prefix);
 		errno = EINVAL;
 		return NULL;
 	}
 	if (!stream_name_ok(stream)) {
-		errf(err, errlen, "nats_stream '%s': not a stream name (no spaces, '.', '*', '>', '/')", stream);
+		errf(err, errlen,
+		     "nats_stream '%s': not a stream name (no spaces, '.', '*', '>', '/')", stream);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -752,7 +772,8 @@ struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char
 	pthread_mutex_init(&ns->lock, NULL);
 	pthread_cond_init(&ns->closed_cv, NULL);
 	if (parse_retention(cfg->nats_retention, &ns->retention)) {
-		errf(err, errlen, "nats_retention '%s': expected limits, interest or workqueue", cfg->nats_retention);
+		errf(err, errlen, "nats_retention '%s': expected limits, interest or workqueue",
+		     cfg->nats_retention);
 		rc = -EINVAL;
 		goto fail;
 	}
@@ -781,7 +802,8 @@ struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char
 
 	st = natsOptions_Create(&ns->opts);
 	if (st == NATS_OK)
-		st = natsOptions_SetServers(ns->opts, (const char **)ns->servers, (int)ns->nservers);
+		st =
+		    natsOptions_SetServers(ns->opts, (const char **)ns->servers, (int)ns->nservers);
 	if (st == NATS_OK)
 		st = natsOptions_SetName(ns->opts, "tapio");
 	if (st == NATS_OK)

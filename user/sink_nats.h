@@ -53,12 +53,14 @@
  * Returns the sink (free with sink_destroy), or NULL with errno EINVAL and a
  * one-line reason in err for a bad URL or config, ENOMEM, or EIO when libnats
  * cannot be set up. cfg is read during the call only. */
-struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char *err, size_t errlen);
+struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char *err,
+			   size_t errlen);
 
 /* Splits and checks a server list. On success fills out[0..*n) with
  * malloc'd "nats://HOST:PORT" strings (free each) and returns 0; returns
  * -EINVAL with a reason in err for a bad list, -ENOMEM. max: size of out. */
-int sink_nats_parse_url(const char *url, char **out, size_t max, size_t *n, char *err, size_t errlen);
+int sink_nats_parse_url(const char *url, char **out, size_t max, size_t *n, char *err,
+			size_t errlen);
 
 /* Messages left without an ack by the last flush() (0 when none). */
 uint64_t sink_nats_unacked(struct sink *s);

@@ -34,7 +34,8 @@ static inline int ns_free_port(void)
 	socklen_t l = sizeof(a);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
 
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || getsockname(fd, (struct sockaddr *)&a, &l))
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(fd, (struct sockaddr *)&a, &l))
 		return -1;
 	port = ntohs(a.sin_port);
 	close(fd);
@@ -43,7 +44,8 @@ static inline int ns_free_port(void)
 
 static inline int ns_port_open(int port)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
 				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
 
@@ -84,8 +86,8 @@ static inline int ns_start(struct nats_srv *s)
 			dup2(devnull, 1);
 			dup2(devnull, 2);
 		}
-		execl(NATS_SERVER_BIN, "nats-server", "-js", "-a", "127.0.0.1", "-p", port, "-sd", s->dir,
-		      (char *)NULL);
+		execl(NATS_SERVER_BIN, "nats-server", "-js", "-a", "127.0.0.1", "-p", port, "-sd",
+		      s->dir, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 100; i++) {
@@ -138,7 +140,8 @@ struct ns_msg {
 
 /* Reads every message of the stream into *out (malloc'd array, *n entries).
  * Returns 0 or -1. */
-static inline int ns_read_stream(const char *url, const char *stream, struct ns_msg **out, size_t *n)
+static inline int ns_read_stream(const char *url, const char *stream, struct ns_msg **out,
+				 size_t *n)
 {
 	natsConnection *nc = NULL;
 	jsCtx *js = NULL;

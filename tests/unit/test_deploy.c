@@ -31,8 +31,8 @@ static void load(const char *path, struct docs *ds)
 	for (;;) {
 		yaml_document_t doc;
 
-		cr_assert(yaml_parser_load(&p, &doc), "%s: YAML error at line %zu: %s", path, p.problem_mark.line + 1,
-			  p.problem ? p.problem : "?");
+		cr_assert(yaml_parser_load(&p, &doc), "%s: YAML error at line %zu: %s", path,
+			  p.problem_mark.line + 1, p.problem ? p.problem : "?");
 		if (!yaml_document_get_root_node(&doc)) {
 			yaml_document_delete(&doc);
 			break;
@@ -59,7 +59,8 @@ static yaml_node_t *get(yaml_document_t *d, yaml_node_t *n, const char *key)
 {
 	if (!n || n->type != YAML_MAPPING_NODE)
 		return NULL;
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
 		const char *k = scalar(yaml_document_get_node(d, p->key));
 
 		if (k && !strcmp(k, key))
@@ -86,8 +87,9 @@ static const char *spath(yaml_document_t *d, yaml_node_t *n, const char *dotted)
 
 static size_t seq_len(yaml_node_t *n)
 {
-	return n && n->type == YAML_SEQUENCE_NODE ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
-						  : 0;
+	return n && n->type == YAML_SEQUENCE_NODE
+		   ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start)
+		   : 0;
 }
 
 static yaml_node_t *seq_at(yaml_document_t *d, yaml_node_t *n, size_t i)
@@ -150,7 +152,8 @@ static char *slurp(const char *file)
 Test(deploy, rbac_reads_exactly_what_the_k8s_collector_watches)
 {
 	struct docs ds;
-	static const char *const core[] = {"pods", "services", "nodes", "events", "configmaps", "secrets"};
+	static const char *const core[] = {"pods",   "services",   "nodes",
+					   "events", "configmaps", "secrets"};
 	static const char *const apps[] = {"deployments", "replicasets"};
 	size_t seen = 0;
 
@@ -168,8 +171,10 @@ Test(deploy, rbac_reads_exactly_what_the_k8s_collector_watches)
 		yaml_node_t *r = seq_at(cr, rules, i), *groups = get(cr, r, "apiGroups"),
 			    *res = get(cr, r, "resources"), *verbs = get(cr, r, "verbs");
 
-		cr_assert_eq(seq_len(verbs), 3, "rule %zu: verbs must be exactly get, list, watch", i);
-		cr_assert(seq_has(cr, verbs, "get") && seq_has(cr, verbs, "list") && seq_has(cr, verbs, "watch"));
+		cr_assert_eq(seq_len(verbs), 3, "rule %zu: verbs must be exactly get, list, watch",
+			     i);
+		cr_assert(seq_has(cr, verbs, "get") && seq_has(cr, verbs, "list") &&
+			  seq_has(cr, verbs, "watch"));
 		cr_assert_eq(seq_len(groups), 1);
 		const char *g = scalar(seq_at(cr, groups, 0));
 		const char *const *want = !strcmp(g, "") ? core : apps;
@@ -199,18 +204,24 @@ Test(deploy, daemonset)
 	static const struct {
 		const char *host, *mount;
 	} mounts[] = {
-		{"/sys/kernel/btf", "/sys/kernel/btf"},   {"/sys/kernel/tracing", "/sys/kernel/tracing"},
-		{"/sys/fs/cgroup", "/sys/fs/cgroup"},     {"/proc", "/host/proc"},
-		{"/var/log/journal", "/var/log/journal"}, {"/run/log/journal", "/run/log/journal"},
-		{"/etc/machine-id", "/etc/machine-id"},   {"/var/lib/cni", "/var/lib/cni"},
-		{"/var/log/cni", "/var/log/cni"},         {"/run/netns", "/run/netns"},
-		{"/var/lib/tapio", "/var/lib/tapio"},
+	    {"/sys/kernel/btf", "/sys/kernel/btf"},
+	    {"/sys/kernel/tracing", "/sys/kernel/tracing"},
+	    {"/sys/fs/cgroup", "/sys/fs/cgroup"},
+	    {"/proc", "/host/proc"},
+	    {"/var/log/journal", "/var/log/journal"},
+	    {"/run/log/journal", "/run/log/journal"},
+	    {"/etc/machine-id", "/etc/machine-id"},
+	    {"/var/lib/cni", "/var/lib/cni"},
+	    {"/var/log/cni", "/var/log/cni"},
+	    {"/run/netns", "/run/netns"},
+	    {"/var/lib/tapio", "/var/lib/tapio"},
 	};
 
 	load("deploy/daemonset.yaml", &ds);
 	cr_assert_eq(ds.n, 1);
 	yaml_document_t *d = by_kind(&ds, "DaemonSet");
-	yaml_node_t *root = yaml_document_get_root_node(d), *pod = path(d, root, "spec.template.spec");
+	yaml_node_t *root = yaml_document_get_root_node(d),
+		    *pod = path(d, root, "spec.template.spec");
 
 	cr_assert_str_eq(spath(d, root, "apiVersion"), "apps/v1");
 	cr_assert_str_eq(spath(d, pod, "hostPID"), "true");
@@ -221,11 +232,14 @@ Test(deploy, daemonset)
 	yaml_node_t *c = find(d, get(d, pod, "containers"), "name", "tapio");
 	cr_assert_not_null(c);
 	yaml_node_t *sc = get(d, c, "securityContext");
-	yaml_node_t *add = path(d, sc, "capabilities.add"), *drop = path(d, sc, "capabilities.drop");
+	yaml_node_t *add = path(d, sc, "capabilities.add"),
+		    *drop = path(d, sc, "capabilities.drop");
 	cr_assert_eq(seq_len(add), 3, "capabilities: exactly BPF, PERFMON, SYS_RESOURCE");
-	cr_assert(seq_has(d, add, "BPF") && seq_has(d, add, "PERFMON") && seq_has(d, add, "SYS_RESOURCE"));
+	cr_assert(seq_has(d, add, "BPF") && seq_has(d, add, "PERFMON") &&
+		  seq_has(d, add, "SYS_RESOURCE"));
 	cr_assert(seq_has(d, drop, "ALL"));
-	cr_assert_null(get(d, sc, "privileged"), "privileged is the documented alternative, not the default");
+	cr_assert_null(get(d, sc, "privileged"),
+		       "privileged is the documented alternative, not the default");
 
 	/* NODE_NAME from the downward API. */
 	yaml_node_t *env = find(d, get(d, c, "env"), "name", "NODE_NAME");
@@ -235,10 +249,12 @@ Test(deploy, daemonset)
 	/* Probes on the metrics port. */
 	cr_assert_str_eq(spath(d, c, "livenessProbe.httpGet.path"), "/healthz");
 	cr_assert_str_eq(spath(d, c, "readinessProbe.httpGet.path"), "/readyz");
-	yaml_node_t *port = find(d, get(d, c, "ports"), "name", spath(d, c, "livenessProbe.httpGet.port"));
+	yaml_node_t *port =
+	    find(d, get(d, c, "ports"), "name", spath(d, c, "livenessProbe.httpGet.port"));
 	cr_assert_not_null(port, "the liveness probe's port is not a declared port");
 	cr_assert_str_eq(spath(d, port, "containerPort"), "9090");
-	cr_assert_str_eq(spath(d, c, "readinessProbe.httpGet.port"), spath(d, c, "livenessProbe.httpGet.port"));
+	cr_assert_str_eq(spath(d, c, "readinessProbe.httpGet.port"),
+			 spath(d, c, "livenessProbe.httpGet.port"));
 
 	cr_assert_not_null(spath(d, c, "resources.requests.cpu"));
 	cr_assert_not_null(spath(d, c, "resources.requests.memory"));
@@ -256,7 +272,8 @@ Test(deploy, daemonset)
 		if (!strcmp(mounts[i].host, "/run/netns"))
 			cr_assert_str_eq(spath(d, m, "mountPropagation"), "HostToContainer");
 		if (strcmp(mounts[i].host, "/var/lib/tapio"))
-			cr_assert_str_eq(spath(d, m, "readOnly"), "true", "%s should be read-only", mounts[i].host);
+			cr_assert_str_eq(spath(d, m, "readOnly"), "true", "%s should be read-only",
+					 mounts[i].host);
 	}
 
 	/* The config comes from the ConfigMap, at the path in args. */

@@ -50,10 +50,13 @@ static void fake_counters(struct collector *c, counter_fn fn, void *ctx)
 	fn(ctx, "kernel_drops", "type=\"tcp.connect\"", f->drops_connect);
 }
 
-static const struct collector_ops kernel_ops = {.name = "kernel", .start = fake_start, .stop = fake_stop,
-						 .destroy = fake_destroy, .counters = fake_counters};
-static const struct collector_ops k8s_ops = {.name = "k8s", .start = fake_start, .stop = fake_stop,
-					      .destroy = fake_destroy};
+static const struct collector_ops kernel_ops = {.name = "kernel",
+						.start = fake_start,
+						.stop = fake_stop,
+						.destroy = fake_destroy,
+						.counters = fake_counters};
+static const struct collector_ops k8s_ops = {
+    .name = "k8s", .start = fake_start, .stop = fake_stop, .destroy = fake_destroy};
 
 static struct fake *fake_new(const struct collector_ops *ops)
 {
@@ -82,7 +85,8 @@ static void fs_counters(struct sink *s, counter_fn fn, void *ctx)
 	fn(ctx, "reconnects", "", 3);
 }
 
-static const struct sink_ops fsink_ops = {.name = "nats", .connected = fs_connected, .counters = fs_counters};
+static const struct sink_ops fsink_ops = {
+    .name = "nats", .connected = fs_connected, .counters = fs_counters};
 
 /* ---- a parser for the exposition text ---- */
 
@@ -139,9 +143,11 @@ static void parse(const char *text, struct parsed *p)
 		cr_assert_not_null(sp, "sample without value: %s", l);
 		*sp = '\0';
 		size_t nlen = strcspn(l, "{");
-		cr_assert(strlen(cur) == nlen && !strncmp(l, cur, nlen), "sample %s outside its family (%s)", l, cur);
+		cr_assert(strlen(cur) == nlen && !strncmp(l, cur, nlen),
+			  "sample %s outside its family (%s)", l, cur);
 		if (!strcmp(p->type[p->nfam - 1], "counter"))
-			cr_assert(nlen > 6 && !strncmp(l + nlen - 6, "_total", 6), "counter %s without _total", l);
+			cr_assert(nlen > 6 && !strncmp(l + nlen - 6, "_total", 6),
+				  "counter %s without _total", l);
 		char *end;
 		cr_assert_lt(p->n, MAXS);
 		p->val[p->n] = strtod(sp + 1, &end);
@@ -199,13 +205,18 @@ static void world_init(struct world *w)
 	/* Real traffic: 3 kernel events, 2 k8s events, one oversize k8s event
 	 * (more than half the arena), then fill the queue until cni drops. */
 	for (int i = 0; i < 3; i++)
-		cr_assert_eq(event_emit(w->q, SRC_KERNEL, TYPE_PROCESS_EXEC, FMT_TEXT, 1, NULL, 0, "abcd", 4), 0);
+		cr_assert_eq(event_emit(w->q, SRC_KERNEL, TYPE_PROCESS_EXEC, FMT_TEXT, 1, NULL, 0,
+					"abcd", 4),
+			     0);
 	for (int i = 0; i < 2; i++)
-		cr_assert_eq(event_emit(w->q, SRC_K8S, TYPE_K8S_WATCH, FMT_JSON, 1, NULL, 0, "{}", 2), 0);
-	cr_assert_neq(event_emit(w->q, SRC_K8S, TYPE_K8S_WATCH, FMT_JSON, 1, NULL, 0, big, sizeof(big)), 0);
+		cr_assert_eq(
+		    event_emit(w->q, SRC_K8S, TYPE_K8S_WATCH, FMT_JSON, 1, NULL, 0, "{}", 2), 0);
+	cr_assert_neq(
+	    event_emit(w->q, SRC_K8S, TYPE_K8S_WATCH, FMT_JSON, 1, NULL, 0, big, sizeof(big)), 0);
 	int full = 0;
 	for (int i = 0; i < 200 && !full; i++)
-		full = event_emit(w->q, SRC_CNI, TYPE_CNI_LOG, FMT_TEXT, 1, NULL, 0, big, 1000) != 0;
+		full =
+		    event_emit(w->q, SRC_CNI, TYPE_CNI_LOG, FMT_TEXT, 1, NULL, 0, big, 1000) != 0;
 	cr_assert(full, "the queue never filled");
 
 	w->sink.s.ops = &fsink_ops;
@@ -214,7 +225,8 @@ static void world_init(struct world *w)
 	atomic_store(&w->sink.s.acked, 39);
 	atomic_store(&w->sink.s.failed, 1);
 	atomic_store(&w->sink.s.retries, 6);
-	w->v = (struct metrics_view){.reg = w->reg, .q = w->q, .sink = &w->sink.s, .version = "v1.2-\"x\""};
+	w->v = (struct metrics_view){
+	    .reg = w->reg, .q = w->q, .sink = &w->sink.s, .version = "v1.2-\"x\""};
 }
 
 static void world_free(struct world *w)
@@ -243,7 +255,8 @@ Test(metrics, render_matches_what_was_produced)
 	cr_assert_gt(cni.committed, 0);
 	cr_assert_eq(get(p, "tapio_events_total{source=\"cni\"}"), cni.committed);
 	cr_assert_eq(get(p, "tapio_event_bytes_total{source=\"cni\"}"), cni.bytes);
-	cr_assert_eq(get(p, "tapio_queue_dropped_total{source=\"cni\",reason=\"full\"}"), cni.dropped_full);
+	cr_assert_eq(get(p, "tapio_queue_dropped_total{source=\"cni\",reason=\"full\"}"),
+		     cni.dropped_full);
 	cr_assert_eq(cni.dropped_full, 1);
 	cr_assert_eq(get(p, "tapio_queue_dropped_total{source=\"k8s\",reason=\"oversize\"}"), 1);
 	cr_assert_eq(get(p, "tapio_queue_dropped_total{source=\"k8s\",reason=\"full\"}"), 0);
@@ -260,8 +273,10 @@ Test(metrics, render_matches_what_was_produced)
 	cr_assert_eq(get(p, "tapio_collector_dropped_total{collector=\"kernel\"}"), 0);
 	cr_assert_eq(get(p, "tapio_collector_healthy{collector=\"kernel\"}"), 1);
 	cr_assert_eq(get(p, "tapio_collector_healthy{collector=\"k8s\"}"), 1);
-	cr_assert_eq(get(p, "tapio_kernel_drops_total{collector=\"kernel\",type=\"process.exec\"}"), 7);
-	cr_assert_eq(get(p, "tapio_kernel_drops_total{collector=\"kernel\",type=\"tcp.connect\"}"), 2);
+	cr_assert_eq(get(p, "tapio_kernel_drops_total{collector=\"kernel\",type=\"process.exec\"}"),
+		     7);
+	cr_assert_eq(get(p, "tapio_kernel_drops_total{collector=\"kernel\",type=\"tcp.connect\"}"),
+		     2);
 	cr_assert_eq(get(p, "tapio_programs_off_total{collector=\"kernel\"}"), 1);
 
 	cr_assert_eq(get(p, "tapio_sink_written_total{sink=\"nats\"}"), 40);
@@ -316,7 +331,8 @@ Test(metrics, probes_logic)
 	collector_error(&w.k8s->c, "API server unreachable");
 	cr_assert(metrics_healthz(&w.v, &why));
 	cr_assert_not(metrics_readyz(&w.v, &why));
-	cr_assert_not_null(strstr(why.buf, "collector k8s: unhealthy: API server unreachable"), "%s", why.buf);
+	cr_assert_not_null(strstr(why.buf, "collector k8s: unhealthy: API server unreachable"),
+			   "%s", why.buf);
 	cr_assert_null(strstr(why.buf, "kernel"));
 
 	/* The sink down as well: both listed. */
@@ -349,8 +365,8 @@ static size_t collect(char *p, size_t sz, size_t n, void *ud)
 	return sz * n;
 }
 
-static long http(const char *method, unsigned port, const char *path, struct strbuf *body, char *ctype,
-		 size_t ctlen)
+static long http(const char *method, unsigned port, const char *path, struct strbuf *body,
+		 char *ctype, size_t ctlen)
 {
 	CURL *c = curl_easy_init();
 	char url[128];
@@ -394,7 +410,8 @@ Test(metrics_http, endpoints)
 	cr_assert_str_eq(ct, "text/plain; version=0.0.4; charset=utf-8");
 	parse(body.buf, p);
 	cr_assert_eq(get(p, "tapio_events_total{source=\"kernel\"}"), 3);
-	cr_assert_eq(get(p, "tapio_kernel_drops_total{collector=\"kernel\",type=\"process.exec\"}"), 7);
+	cr_assert_eq(get(p, "tapio_kernel_drops_total{collector=\"kernel\",type=\"process.exec\"}"),
+		     7);
 
 	cr_assert_eq(http("GET", port, "/healthz", &body, NULL, 0), 200);
 	cr_assert_str_eq(body.buf, "ok\n");
@@ -404,7 +421,8 @@ Test(metrics_http, endpoints)
 	atomic_store(&w.k8s->c.healthy, false);
 	collector_error(&w.k8s->c, "watch failed");
 	cr_assert_eq(http("GET", port, "/readyz", &body, NULL, 0), 503);
-	cr_assert_not_null(strstr(body.buf, "collector k8s: unhealthy: watch failed"), "%s", body.buf);
+	cr_assert_not_null(strstr(body.buf, "collector k8s: unhealthy: watch failed"), "%s",
+			   body.buf);
 	cr_assert_eq(http("GET", port, "/healthz", &body, NULL, 0), 200);
 	atomic_store(&w.k8s->c.healthy, true);
 	cr_assert_eq(http("GET", port, "/readyz", &body, NULL, 0), 200);
@@ -430,13 +448,15 @@ Test(metrics_http, bad_addresses)
 {
 	struct metrics_view v = {0};
 	char err[200];
-	static const char *bad[] = {"", "9090", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:x",
-				    "::1:9090", "[::1]9090", "[::1:9090"};
+	static const char *bad[] = {
+	    "",		"9090",	     "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:x",
+	    "::1:9090", "[::1]9090", "[::1:9090"};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
 		errno = 0;
-		cr_assert_null(metrics_start(bad[i], &v, err, sizeof(err)), "accepted '%s'", bad[i]);
+		cr_assert_null(metrics_start(bad[i], &v, err, sizeof(err)), "accepted '%s'",
+			       bad[i]);
 		cr_assert_eq(errno, EINVAL, "'%s'", bad[i]);
 		cr_assert_not_null(strstr(err, "metrics_addr"), "'%s': %s", bad[i], err);
 	}

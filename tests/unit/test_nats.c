@@ -18,7 +18,8 @@
 static void need_server(void)
 {
 	if (access(NATS_SERVER_BIN, X_OK) != 0)
-		cr_skip_test("%s is not installed (make deps installs nats-server)", NATS_SERVER_BIN);
+		cr_skip_test("%s is not installed (make deps installs nats-server)",
+			     NATS_SERVER_BIN);
 }
 
 static void test_cfg(struct tapio_config *cfg, const char *stream)
@@ -100,7 +101,8 @@ static size_t pump(struct sink *s, struct queue *q, size_t want, double secs, ui
 	return done;
 }
 
-static const enum tapio_type types[] = {TYPE_PROCESS_EXEC, TYPE_TCP_CONNECT, TYPE_K8S_WATCH, TYPE_SYSTEMD_JOURNAL};
+static const enum tapio_type types[] = {TYPE_PROCESS_EXEC, TYPE_TCP_CONNECT, TYPE_K8S_WATCH,
+					TYPE_SYSTEMD_JOURNAL};
 
 static int emit_one(struct queue *q, unsigned i)
 {
@@ -135,20 +137,23 @@ static size_t check_msgs(struct ns_msg *m, size_t n, size_t published)
 		char want_subj[128], want_meta[64];
 		unsigned ev;
 
-		cr_assert(seq >= 1 && seq <= published, "id %s out of range 1..%zu", m[i].id, published);
+		cr_assert(seq >= 1 && seq <= published, "id %s out of range 1..%zu", m[i].id,
+			  published);
 		if (!seen[seq]++)
 			distinct++;
-		cr_assert_eq(m[i].data[m[i].len - 1], '}', "payload ends with a newline or junk: %s", m[i].data);
+		cr_assert_eq(m[i].data[m[i].len - 1], '}',
+			     "payload ends with a newline or junk: %s", m[i].data);
 		cr_assert_null(strchr(m[i].data, '\n'));
 		cr_assert(!strncmp(m[i].data, "{\"ts\":\"", 7), "payload %s", m[i].data);
 		const char *sp = strstr(m[i].data, "\"seq\":\"");
 		cr_assert_not_null(sp, "no seq meta in %s", m[i].data);
 		ev = (unsigned)strtoul(sp + 7, NULL, 10);
-		snprintf(want_subj, sizeof(want_subj), "tapio.events.%s.%s", source_name(type_source(types[ev % 4])),
-			 type_name(types[ev % 4]));
+		snprintf(want_subj, sizeof(want_subj), "tapio.events.%s.%s",
+			 source_name(type_source(types[ev % 4])), type_name(types[ev % 4]));
 		cr_assert_str_eq(m[i].subject, want_subj);
 		snprintf(want_meta, sizeof(want_meta), "\"data\":\"payload %u\"", ev);
-		cr_assert_not_null(strstr(m[i].data, want_meta), "%s lacks %s", m[i].data, want_meta);
+		cr_assert_not_null(strstr(m[i].data, want_meta), "%s lacks %s", m[i].data,
+				   want_meta);
 	}
 	free(seen);
 	return distinct;
@@ -163,7 +168,9 @@ Test(nats_url, parses_lists)
 	cr_assert_eq(n, 1);
 	cr_assert_str_eq(out[0], "nats://127.0.0.1:4222");
 	free(out[0]);
-	cr_assert_eq(sink_nats_parse_url("nats://a:1, b.example:4222,[::1]:65535", out, 4, &n, err, sizeof(err)), 0);
+	cr_assert_eq(sink_nats_parse_url("nats://a:1, b.example:4222,[::1]:65535", out, 4, &n, err,
+					 sizeof(err)),
+		     0);
 	cr_assert_eq(n, 3);
 	cr_assert_str_eq(out[0], "nats://a:1");
 	cr_assert_str_eq(out[1], "nats://b.example:4222");
@@ -195,7 +202,8 @@ Test(nats_url, rejects_bad)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		cr_assert_eq(sink_nats_parse_url(bad[i], out, 4, &n, err, sizeof(err)), -EINVAL, "accepted '%s'", bad[i]);
+		cr_assert_eq(sink_nats_parse_url(bad[i], out, 4, &n, err, sizeof(err)), -EINVAL,
+			     "accepted '%s'", bad[i]);
 		cr_assert_eq(n, 0);
 		cr_assert(!strncmp(err, "nats: ", 6), "reason for '%s': '%s'", bad[i], err);
 	}
@@ -208,9 +216,11 @@ Test(nats_config, bad_config_names_the_key)
 	struct {
 		const char *field, *val, *key;
 	} cases[] = {
-		{"prefix", "tapio..events", "nats_subject_prefix"}, {"prefix", "tapio.*", "nats_subject_prefix"},
-		{"prefix", "tapio events", "nats_subject_prefix"},  {"stream", "A.B", "nats_stream"},
-		{"retention", "forever", "nats_retention"},
+	    {"prefix", "tapio..events", "nats_subject_prefix"},
+	    {"prefix", "tapio.*", "nats_subject_prefix"},
+	    {"prefix", "tapio events", "nats_subject_prefix"},
+	    {"stream", "A.B", "nats_stream"},
+	    {"retention", "forever", "nats_retention"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -224,7 +234,8 @@ Test(nats_config, bad_config_names_the_key)
 		errno = 0;
 		cr_assert_null(sink_nats_new("nats://127.0.0.1:1", &cfg, err, sizeof(err)));
 		cr_assert_eq(errno, EINVAL);
-		cr_assert_not_null(strstr(err, cases[i].key), "'%s' does not name %s", err, cases[i].key);
+		cr_assert_not_null(strstr(err, cases[i].key), "'%s' does not name %s", err,
+				   cases[i].key);
 	}
 	test_cfg(&cfg, "S");
 	cfg.nats_max_inflight = 0;
@@ -375,25 +386,29 @@ Test(nats_sink, server_killed_and_restarted_loses_nothing, .timeout = 90)
 		written += w;
 		if (written >= 3000)
 			break;
-		cr_assert(w > 0 || !atomic_load(&p.done) || queue_used(p.q) == 0, "pipeline stuck at %zu", written);
+		cr_assert(w > 0 || !atomic_load(&p.done) || queue_used(p.q) == 0,
+			  "pipeline stuck at %zu", written);
 	}
 	pthread_join(t, NULL);
 	cr_assert_eq(p.dropped, 0, "the queue dropped %u", p.dropped);
 	cr_assert_eq(written, 3000);
-	cr_assert_eq(s->ops->flush(s), 0, "unacked after flush: %lu", (unsigned long)sink_nats_unacked(s));
+	cr_assert_eq(s->ops->flush(s), 0, "unacked after flush: %lu",
+		     (unsigned long)sink_nats_unacked(s));
 
 	struct counters c = get_counters(s);
-	cr_log_info("restart: published %lu republished %lu acked %lu duplicates %lu reconnects %lu",
-		    (unsigned long)c.published, (unsigned long)c.republished, (unsigned long)c.acked,
-		    (unsigned long)c.duplicates, (unsigned long)c.reconnects);
+	cr_log_info(
+	    "restart: published %lu republished %lu acked %lu duplicates %lu reconnects %lu",
+	    (unsigned long)c.published, (unsigned long)c.republished, (unsigned long)c.acked,
+	    (unsigned long)c.duplicates, (unsigned long)c.reconnects);
 	cr_assert_geq(c.reconnects, 1);
 	cr_assert_eq(c.lost, 0);
 	cr_assert_eq(c.failed, 0);
 	cr_assert_eq(c.published, 3000);
 	/* Every event acked exactly once: a timed-out publish comes back
 	 * through the retry list and its republish is what gets the ack. */
-	cr_assert_eq(c.acked, 3000, "acked %lu republished %lu duplicates %lu", (unsigned long)c.acked,
-		     (unsigned long)c.republished, (unsigned long)c.duplicates);
+	cr_assert_eq(c.acked, 3000, "acked %lu republished %lu duplicates %lu",
+		     (unsigned long)c.acked, (unsigned long)c.republished,
+		     (unsigned long)c.duplicates);
 
 	cr_assert_eq(ns_read_stream(srv.url, "T3", &m, &n), 0);
 	/* No id stored twice, and every published id is there. */
@@ -443,8 +458,8 @@ Test(nats_sink, republished_ids_are_deduplicated, .timeout = 90)
 	struct counters c = get_counters(s);
 	cr_assert_eq(c.published, 22);
 	cr_assert_geq(c.republished, 20);
-	cr_assert_geq(c.duplicates, 1, "republished %lu, duplicates %lu", (unsigned long)c.republished,
-		      (unsigned long)c.duplicates);
+	cr_assert_geq(c.duplicates, 1, "republished %lu, duplicates %lu",
+		      (unsigned long)c.republished, (unsigned long)c.duplicates);
 	cr_assert_eq(c.lost, 0);
 
 	cr_assert_eq(ns_read_stream(srv.url, "T4", &m, &n), 0);
@@ -533,7 +548,8 @@ Test(nats_sink, flush_reports_what_is_left_unacked, .timeout = 60)
 	t0 = mono_ns();
 	cr_assert_eq(s->ops->flush(s), -ETIMEDOUT);
 	ms = (mono_ns() - t0) / 1000000;
-	cr_assert(ms >= 650 && ms < 3000, "flush took %lu ms for a 700 ms bound", (unsigned long)ms);
+	cr_assert(ms >= 650 && ms < 3000, "flush took %lu ms for a 700 ms bound",
+		  (unsigned long)ms);
 	cr_assert_eq(sink_nats_unacked(s), 30);
 	struct counters c = get_counters(s);
 	cr_assert_eq(c.unacked, 30);
