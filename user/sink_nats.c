@@ -67,6 +67,7 @@ struct nats_sink {
 	_Atomic uint64_t inflight;
 	_Atomic uint64_t published, republished, acked, duplicates, failed, lost, unacked,
 	    reconnects;
+	_Atomic uint64_t too_big;	/* larger than the server's max_payload */
 	_Atomic uint64_t last_loss_log; /* mono ns, rate limit for loss messages */
 };
 
@@ -494,6 +495,8 @@ static int publish(struct nats_sink *ns, natsMsg **m)
 	atomic_fetch_sub(&ns->inflight, 1);
 	if (transient(st))
 		return -EAGAIN;
+	if (st == NATS_MAX_PAYLOAD)
+		return -EMSGSIZE;
 	return -EIO;
 }
 
@@ -572,6 +575,12 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 	if (rc == 0) {
 		ns->seq++;
 		atomic_fetch_add(&ns->published, 1);
+	} else if (rc == -EMSGSIZE) {
+		/* Failed for good: the pipeline counts it; say why. */
+		atomic_fetch_add(&ns->too_big, 1);
+		tlog(LOG_WARN, "nats",
+		     "%s event of %zu bytes is larger than the server's max_payload; not sent",
+		     ns->subject, ns->line.len);
 	}
 	return rc;
 }
@@ -646,6 +655,7 @@ static void nats_counters(struct sink *s, counter_fn fn, void *ctx)
 	fn(ctx, "lost", "", atomic_load(&ns->lost));
 	fn(ctx, "unacked", "", atomic_load(&ns->unacked));
 	fn(ctx, "reconnects", "", atomic_load(&ns->reconnects));
+	fn(ctx, "too_big", "", atomic_load(&ns->too_big));
 }
 
 static void nats_destroy(struct sink *s)

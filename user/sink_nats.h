@@ -29,7 +29,9 @@
  *
  * Counters (the counters op; metric suffixes): published (first publishes),
  * republished, acked, duplicates (acks the server marked as duplicate), failed,
- * lost, unacked (left without ack by flush()), reconnects.
+ * lost, unacked (left without ack by flush()), reconnects, too_big (events
+ * larger than the server's max_payload: write() answers -EMSGSIZE, failed for
+ * good).
  * struct sink's own fields: `acked` and `failed` are kept here (they are only
  * known from the ack handler); `written` and `retries` are for the caller
  * (sink_write) to count from write()'s return value.

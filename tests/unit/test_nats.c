@@ -35,7 +35,8 @@ static void test_cfg(struct tapio_config *cfg, const char *stream)
 }
 
 struct counters {
-	uint64_t published, republished, acked, duplicates, failed, lost, unacked, reconnects;
+	uint64_t published, republished, acked, duplicates, failed, lost, unacked, reconnects,
+	    too_big;
 };
 
 static void count_cb(void *ctx, const char *name, const char *labels, uint64_t v)
@@ -59,6 +60,8 @@ static void count_cb(void *ctx, const char *name, const char *labels, uint64_t v
 		c->unacked = v;
 	else if (!strcmp(name, "reconnects"))
 		c->reconnects = v;
+	else if (!strcmp(name, "too_big"))
+		c->too_big = v;
 	else
 		cr_assert_fail("unexpected counter %s", name);
 }
@@ -474,7 +477,7 @@ Test(nats_sink, republished_ids_are_deduplicated, .timeout = 90)
 static char last_log[512];
 static void capture(int level, const char *who, const char *msg)
 {
-	if (level <= LOG_ERR)
+	if (level <= LOG_WARN)
 		snprintf(last_log, sizeof(last_log), "%s: %s", who ? who : "", msg);
 }
 
@@ -557,6 +560,52 @@ Test(nats_sink, flush_reports_what_is_left_unacked, .timeout = 60)
 	cr_assert_eq(c.acked, 1);
 	cr_assert_eq(atomic_load(&s->failed), 30, "left unacked counts as failed");
 	ns_kill(&srv, SIGCONT);
+	s->ops->destroy(s);
+	queue_free(q);
+	ns_stop(&srv);
+}
+
+Test(nats_sink, event_over_max_payload_fails_for_good_and_says_so, .timeout = 60)
+{
+	struct nats_srv srv = {0};
+	struct tapio_config cfg;
+	struct queue *q;
+	struct sink *s;
+	struct ns_msg *m;
+	size_t n, len;
+	unsigned src;
+	char err[200];
+	static char big[1200 * 1024];
+
+	need_server();
+	cr_assert_eq(ns_start(&srv), 0);
+	log_set_hook(capture);
+	test_cfg(&cfg, "T6");
+	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	q = queue_new(4 << 20);
+	memset(big, 'b', sizeof(big));
+	cr_assert_eq(
+	    event_emit(q, SRC_K8S, TYPE_K8S_WATCH, FMT_TEXT, now_ns(), NULL, 0, big, sizeof(big)),
+	    0);
+	cr_assert_eq(emit_one(q, 1), 0);
+
+	void *rec;
+	while (!(rec = queue_peek(q, &len, &src, 100)) || s->ops->write(s, rec) == -EAGAIN)
+		ns_sleep_ms(10);
+	/* The write above was the big one; ask again to see the answer. */
+	cr_assert_eq(s->ops->write(s, rec), -EMSGSIZE);
+	queue_release(q, rec);
+	cr_assert_eq(pump(s, q, 1, 10, NULL), 1, "the next event still goes out");
+	cr_assert_eq(s->ops->flush(s), 0);
+	struct counters c = get_counters(s);
+	cr_assert_eq(c.too_big, 2);
+	cr_assert_eq(c.published, 1);
+	cr_assert_not_null(strstr(last_log, "max_payload"), "%s", last_log);
+	cr_assert_eq(ns_read_stream(srv.url, "T6", &m, &n), 0);
+	cr_assert_eq(n, 1);
+	ns_free_msgs(m, n);
+	log_set_hook(NULL);
 	s->ops->destroy(s);
 	queue_free(q);
 	ns_stop(&srv);
