@@ -317,6 +317,27 @@ static bool transient(natsStatus st)
 	}
 }
 
+/* JetStream answers that may change by themselves: a server still
+ * recovering, a cluster without leader, resources that free up, a stream
+ * that is created again. */
+static bool transient_js(jsErrCode e)
+{
+	switch ((int)e) {
+	case JSClusterNotAvailErr:
+	case JSClusterNotLeaderErr:
+	case JSInsufficientResourcesErr:
+	case JSMemoryResourcesExceededErr:
+	case JSNotEnabledForAccountErr:
+	case JSStorageResourcesExceededErr:
+	case JSStreamNotFoundErr:
+	case JSNotEnabledErr:
+	case JSStreamOfflineErr:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
 	struct nats_sink *ns = closure;
@@ -337,7 +358,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 		count_lost(ns, msg, "publish failed without a reason");
 		return;
 	}
-	if (pae->ErrCode != 0 || !transient(pae->Err)) {
+	if (pae->ErrCode != 0 ? !transient_js(pae->ErrCode) : !transient(pae->Err)) {
 		char why[200];
 
 		snprintf(why, sizeof(why), "refused by the server: %s (%d)",
@@ -346,7 +367,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 		count_lost(ns, msg, why);
 		return;
 	}
-	if (pae->Err == NATS_NO_RESPONDERS)
+	if (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr)
 		atomic_store(&ns->stream_ready, false); /* the stream may be gone */
 	attempts = msg_attempts(msg);
 	if (attempts < SINK_NATS_MAX_ATTEMPTS) {

@@ -610,3 +610,54 @@ Test(nats_sink, event_over_max_payload_fails_for_good_and_says_so, .timeout = 60
 	queue_free(q);
 	ns_stop(&srv);
 }
+
+Test(nats_sink, stream_deleted_under_it_is_created_again, .timeout = 60)
+{
+	struct nats_srv srv = {0};
+	struct tapio_config cfg;
+	struct queue *q;
+	struct sink *s;
+	struct ns_msg *m;
+	size_t n;
+	char err[200];
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsErrCode jerr = 0;
+
+	need_server();
+	cr_assert_eq(ns_start(&srv), 0);
+	test_cfg(&cfg, "T7");
+	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	q = queue_new(1 << 20);
+	for (unsigned i = 0; i < 100; i++)
+		cr_assert_eq(emit_one(q, i), 0);
+	cr_assert_eq(pump(s, q, 100, 20, NULL), 100);
+	cr_assert_eq(s->ops->flush(s), 0);
+
+	/* Someone deletes the stream: publishes find no responder until the
+	 * sink creates it again, and the ones that failed go out again. */
+	cr_assert_eq(natsConnection_ConnectTo(&nc, srv.url), NATS_OK);
+	cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+	cr_assert_eq(js_DeleteStream(js, "T7", NULL, &jerr), NATS_OK);
+	for (unsigned i = 100; i < 200; i++)
+		cr_assert_eq(emit_one(q, i), 0);
+	cr_assert_eq(pump(s, q, 100, 30, NULL), 100);
+	cr_assert_eq(s->ops->flush(s), 0);
+	struct counters c = get_counters(s);
+	cr_assert_eq(c.lost, 0);
+	cr_assert_eq(c.acked, 200);
+	cr_assert_geq(c.republished, 1, "no publish failed after the delete?");
+
+	cr_assert_eq(ns_read_stream(srv.url, "T7", &m, &n), 0);
+	cr_assert_eq(n, 100, "the new stream holds %zu", n);
+	cr_assert_eq(check_msgs(m, n, 200), 100);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_geq(id_seq(m[i].id, "node-a-"), 101, "%s was published before the delete", m[i].id);
+	ns_free_msgs(m, n);
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	s->ops->destroy(s);
+	queue_free(q);
+	ns_stop(&srv);
+}
