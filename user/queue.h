@@ -65,7 +65,8 @@ void queue_release(struct queue *q, void *rec);
  * are still delivered. */
 void queue_close(struct queue *q);
 
-/* Wakes a consumer blocked in queue_peek() (it returns EAGAIN). */
+/* Wakes a consumer blocked in queue_peek() (it returns EAGAIN). When none is
+ * blocked, the next queue_peek() that would block returns EAGAIN at once. */
 void queue_kick(struct queue *q);
 
 struct queue_src_stats {
