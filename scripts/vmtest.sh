@@ -5,9 +5,10 @@
 #
 # A KERNEL is a path to a kernel image (bzImage, vmlinuz), a Debian package
 # name (linux-image-6.1.0-56-cloud-amd64), or an alias naming the current
-# Debian kernel of a flavour: debian-cloud, debian-amd64, debian-rt. Packages
-# are fetched with `apt-get download` and cached under build/vmtest/kernels.
-# Default: debian-cloud debian-amd64.
+# Debian kernel of a flavour: debian-cloud, debian-amd64, debian-rt for this
+# machine's release, debian11-cloud, debian13-amd64, ... for Debian 11 to 13.
+# Packages are fetched with `apt-get download` and cached under
+# build/vmtest/kernels. Default: debian-cloud debian-amd64.
 #
 # With virtme-ng (`vng`) on PATH each kernel runs as `vng --run KERNEL --exec
 # CMD`; otherwise qemu-system-x86_64 boots it (KVM when it works, else TCG) with
@@ -32,6 +33,7 @@ SMP=${VMTEST_SMP:-2}
 ACCEL=${VMTEST_ACCEL:-auto}
 RUNNER=${VMTEST_RUNNER:-auto}
 JOBS=${VMTEST_JOBS:-1}
+VMTEST_ALLOW_OFF=${VMTEST_ALLOW_OFF:-}
 APPEND=${VMTEST_APPEND:-}
 QEMU=${QEMU:-qemu-system-x86_64}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
@@ -41,8 +43,10 @@ usage() {
 	cat <<EOF
 usage: $0 [options] [KERNEL...]
 
-KERNEL: a kernel image path, a Debian package linux-image-*, or an alias
-(debian-cloud, debian-amd64, debian-rt). Default: ${DEFAULT_KERNELS[*]}.
+KERNEL: a kernel image path, a Debian package linux-image-*, or an alias:
+debian-cloud, debian-amd64, debian-rt (this machine's Debian release), or
+debianNN-cloud, debianNN-amd64, debianNN-rt with NN 11, 12 or 13.
+Default: ${DEFAULT_KERNELS[*]}.
 
 options (and the environment variable that sets the same):
   -t, --timeout SEC   per-kernel time limit, boot to power-off (VMTEST_TIMEOUT, $TIMEOUT)
@@ -74,6 +78,7 @@ while [ $# -gt 0 ]; do
 	--mem) MEM=$2; shift 2 ;;
 	--smp) SMP=$2; shift 2 ;;
 	--append) APPEND=$2; shift 2 ;;
+	--allow-off) VMTEST_ALLOW_OFF=$2; shift 2 ;;
 	--fetch-only) FETCH_ONLY=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	--) shift; KERNELS+=("$@"); break ;;
@@ -93,63 +98,106 @@ mkdir -p "$OUT" "$KCACHE"
 
 # ---------------------------------------------------------------- kernels
 
-APT_UPDATED=0
-apt_update_once() {
-	[ "$APT_UPDATED" = 0 ] || return 0
-	APT_UPDATED=1
-	[ "$(id -u)" = 0 ] || return 0
-	info "apt-cache knows no such kernel; running apt-get update"
-	apt-get update -q >&2 || true
+# Debian releases that aliases may name, and their suites.
+suite_of() {
+	case $1 in
+	11) echo bullseye ;;
+	12) echo bookworm ;;
+	13) echo trixie ;;
+	*) return 1 ;;
+	esac
+}
+
+# The Debian mirror that this machine's apt uses (VMTEST_DEBIAN_MIRROR
+# overrides it): the first URI of a source for the debian archive itself.
+debian_mirror() {
+	if [ -n "${VMTEST_DEBIAN_MIRROR:-}" ]; then echo "$VMTEST_DEBIAN_MIRROR"; return; fi
+	cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+		awk '$1 == "URIs:" { for (i = 2; i <= NF; i++) if ($i ~ /\/debian\/?$/ && !n++) print $i }'
+	[ ! -r /etc/apt/sources.list ] ||
+		awk '$1 == "deb" && $2 ~ /\/debian\/?$/ && !n++ { print $2 }' /etc/apt/sources.list
+}
+
+# APT holds the options for apt-get/apt-cache: empty for this machine's own
+# configuration, or a private list directory for another Debian release.
+APT=()
+APT_UPDATED=
+apt_update() {
+	case " $APT_UPDATED " in *" ${APT[*]:-system} "*) return 0 ;; esac
+	APT_UPDATED="$APT_UPDATED ${APT[*]:-system}"
+	[ "$(id -u)" = 0 ] || [ ${#APT[@]} -gt 0 ] || return 0
+	info "apt-get update${APT_SUITE:+ ($APT_SUITE)}"
+	apt-get "${APT[@]}" -q update >&2 || true
+}
+
+# use_suite SUITE: private apt lists under $KCACHE/.apt/SUITE, refreshed
+# weekly, so that a kernel of another Debian release can be fetched without
+# touching this machine's apt configuration.
+use_suite() {
+	local suite=$1 dir=$KCACHE/.apt/$1 mirror
+	mirror=$(debian_mirror | sed -n 1p)
+	[ -n "$mirror" ] || die "cannot find this machine's Debian mirror in /etc/apt; set VMTEST_DEBIAN_MIRROR"
+	mkdir -p "$dir/sources" "$dir/lists/partial" "$dir/cache/archives/partial"
+	# The release and its security updates, where kernels get new ABIs.
+	printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: %s\n\n' \
+		"$mirror" "$suite" /usr/share/keyrings/debian-archive-keyring.gpg \
+		"${mirror%/}-security" "$suite-security" /usr/share/keyrings/debian-archive-keyring.gpg \
+		>"$dir/sources/debian.sources"
+	APT=(-o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$dir/sources"
+		-o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache")
+	APT_SUITE=$suite
+	if [ -z "$(find "$dir/lists" -maxdepth 1 -name '*_Packages*' -mtime -7 2>/dev/null)" ]; then
+		apt_update
+	fi
 }
 
 # Prints the versioned package that a Debian meta-package depends on, e.g.
 # linux-image-cloud-amd64 -> linux-image-6.1.0-56-cloud-amd64.
 meta_target() {
-	apt-cache depends "$1" 2>/dev/null |
+	apt-cache "${APT[@]}" depends "$1" 2>/dev/null |
 		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ && !n++ { print $2 }'
 }
 
-# Resolves an alias to a package name. Offline, it falls back to the newest
-# cached package of that flavour.
+# alias_package FLAVOUR: the current package of that flavour (cloud-amd64,
+# amd64, rt-amd64). Offline, the newest cached package of that flavour.
 alias_package() {
-	local meta=$1 flavour=$2 pkg
+	local meta=linux-image-$1 pkg
 	pkg=$(meta_target "$meta")
 	if [ -z "$pkg" ]; then
-		apt_update_once
+		apt_update
 		pkg=$(meta_target "$meta")
 	fi
 	if [ -z "$pkg" ]; then
-		pkg=$(find "$KCACHE" -mindepth 1 -maxdepth 1 -type d -name "linux-image-*-$flavour" \
-			-printf '%f\n' 2>/dev/null | sort -V | tail -n 1)
-		[ -z "$pkg" ] || info "apt-cache cannot resolve $meta; using cached $pkg"
+		pkg=$(find "$KCACHE" -mindepth 1 -maxdepth 1 -type d -name "linux-image-*-$1" \
+			-printf '%f\n' 2>/dev/null | sort -V | sed -n '$p')
+		[ -z "$pkg" ] || info "apt-cache cannot resolve $meta${APT_SUITE:+ ($APT_SUITE)}; using cached $pkg"
 	fi
-	[ -n "$pkg" ] || die "cannot resolve $meta: apt-cache knows no linux-image for it"
+	[ -n "$pkg" ] || die "cannot resolve $meta${APT_SUITE:+ in $APT_SUITE}: apt-cache knows no linux-image for it"
 	echo "$pkg"
 }
 
 # Fetches a Debian kernel package into $KCACHE/<pkg>/ once: vmlinuz and config
 # for qemu; with vng also the whole package tree (root/, with its modules).
 fetch_package() {
-	local pkg=$1 dir=$KCACHE/$1 tmp deb
+	local pkg=$1 dir=$KCACHE/$1 tmp deb img
 	if [ -s "$dir/vmlinuz" ] && { [ "$RUNNER" != vng ] || [ -d "$dir/root/lib/modules" ]; }; then
 		return 0
 	fi
 	tmp=$(mktemp -d "$KCACHE/.fetch.XXXXXX")
 	info "fetching $pkg"
-	if ! (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2); then
-		apt_update_once
-		(cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2) ||
+	if ! (cd "$tmp" && apt-get "${APT[@]}" download -q -o APT::Sandbox::User=root "$pkg" >&2); then
+		apt_update
+		(cd "$tmp" && apt-get "${APT[@]}" download -q -o APT::Sandbox::User=root "$pkg" >&2) ||
 			{ rm -rf "$tmp"; die "apt-get download $pkg failed"; }
 	fi
-	deb=$(ls "$tmp"/*.deb)
+	deb=$(find "$tmp" -maxdepth 1 -name '*.deb' | sed -n 1p)
 	mkdir -p "$tmp/root"
 	if [ "$RUNNER" = vng ]; then
 		dpkg-deb -x "$deb" "$tmp/root"
 	else
 		dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp/root" --wildcards './boot/*'
 	fi
-	local img
-	img=$(ls "$tmp"/root/boot/vmlinuz-* 2>/dev/null | sed -n 1p)
+	img=$(find "$tmp/root/boot" -name 'vmlinuz-*' 2>/dev/null | sed -n 1p)
 	[ -n "$img" ] || { rm -rf "$tmp"; die "$pkg has no /boot/vmlinuz-*"; }
 	rm -rf "$dir"
 	mkdir -p "$dir"
@@ -162,14 +210,27 @@ fetch_package() {
 
 # resolve SPEC: sets KIMG (image path), KNAME (a name for logs) and KVNG (the
 # image path to give vng: inside the package tree, so that vng finds modules).
+#   debian-FLAVOUR      this machine's Debian release (apt as configured)
+#   debianNN-FLAVOUR    Debian 11, 12 or 13 (private apt lists)
+#   linux-image-*       a package of this machine's release
+# FLAVOUR: cloud, amd64 or rt.
 resolve() {
-	local spec=$1 pkg=
+	local spec=$1 pkg= rel flavour suite
+	APT=() APT_SUITE=
 	case $spec in
-	debian-cloud | cloud) pkg=$(alias_package linux-image-cloud-amd64 cloud-amd64) ;;
-	debian-amd64 | amd64) pkg=$(alias_package linux-image-amd64 amd64) ;;
-	debian-rt | rt) pkg=$(alias_package linux-image-rt-amd64 rt-amd64) ;;
+	debian-cloud | debian-amd64 | debian-rt | debian[0-9][0-9]-cloud | debian[0-9][0-9]-amd64 | debian[0-9][0-9]-rt)
+		rel=${spec%%-*}
+		rel=${rel#debian}
+		flavour=${spec#*-}
+		[ "$flavour" = amd64 ] || flavour=$flavour-amd64
+		if [ -n "$rel" ]; then
+			suite=$(suite_of "$rel") || die "kernel '$spec': Debian $rel is not one of 11, 12, 13"
+			use_suite "$suite"
+		fi
+		pkg=$(alias_package "$flavour")
+		;;
 	linux-image-*)
-		if [ -f "$spec" ]; then pkg=; else pkg=$spec; fi ;;
+		[ -f "$spec" ] || pkg=$spec ;;
 	esac
 	if [ -z "$pkg" ]; then
 		[ -f "$spec" ] || die "kernel '$spec': no such file, package or alias"
@@ -183,7 +244,7 @@ resolve() {
 	KNAME=${pkg#linux-image-}
 	KVNG=$KIMG
 	if [ "$RUNNER" = vng ]; then
-		KVNG=$(ls "$KCACHE/$pkg"/root/boot/vmlinuz-* | sed -n 1p)
+		KVNG=$(find "$KCACHE/$pkg/root/boot" -name 'vmlinuz-*' | sed -n 1p)
 	fi
 }
 
@@ -196,11 +257,12 @@ stage_file() {
 	cp -L "$src" "$dst"
 }
 
-# Prints NAME='VALUE' for each VMTEST_GUEST_* variable, which is passed on to
-# the guest script.
+# Prints NAME='VALUE' for VMTEST_ALLOW_OFF and each VMTEST_GUEST_* variable,
+# which are passed on to the guest script.
 guest_env_lines() {
 	local v q
-	for v in $(compgen -e VMTEST_GUEST_ || true); do
+	for v in VMTEST_ALLOW_OFF $(compgen -e VMTEST_GUEST_ || true); do
+		[ -n "${!v:-}" ] || continue
 		q=${!v}
 		printf "%s='%s'\n" "$v" "${q//\'/\'\\\'\'}"
 	done

@@ -3,6 +3,12 @@ under qemu with its initramfs, and must tell a passing guest from a failing,
 hanging or panicking one (fixture guest scripts in tests/fixtures/vmtest/).
 The tapio checks themselves run in `make vmtest`.
 
+GuestEvaluate runs the guest script's checks (vmtest-guest.sh --evaluate) on
+files a real guest run left (tests/fixtures/vmtest/evaluate/: the checks,
+tapio probe's output, tapio trace's JSON lines and stderr from Debian's
+6.1 cloud kernel), changed to show a missing event, a turned-off program and
+a failed trace.
+
 The kernel cache is build/vmtest/kernels, shared with `make vmtest`.
 """
 import os
@@ -33,6 +39,119 @@ def vmtest(*args, out, timeout=180, env=None):
     p = subprocess.run([SCRIPT, *args], cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=timeout)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"), time.time() - t0
+
+
+GUEST = os.path.join(ROOT, "scripts", "vmtest-guest.sh")
+EVAL_FIXTURE = os.path.join(FIXTURES, "evaluate")
+
+
+class GuestEvaluate(unittest.TestCase):
+    def setUp(self):
+        if not os.path.exists("/bin/busybox"):
+            skip_or_fail(self, "busybox-static is not installed (make deps installs it)")
+        self.dir = os.path.join(tmpdir(self, "tapio-vmeval-"), "work")
+        shutil.copytree(EVAL_FIXTURE, self.dir)
+
+    def edit(self, name, fn):
+        path = os.path.join(self.dir, name)
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(fn(text))
+
+    def drop_type(self, t):
+        self.edit("trace.json", lambda s: "".join(l for l in s.splitlines(True) if f'"type":"{t}"' not in l))
+
+    def turn_off(self, prog, why="BPF program load failed: Invalid argument"):
+        self.edit("probe.out", lambda s: re.sub(r"^(  " + prog + r" +\S+ +)loads( +\S+)$",
+                                                 lambda m: m.group(1) + "FAILS" + m.group(2) + ": " + why,
+                                                 s, flags=re.M))
+        self.edit("trace.err", lambda s: f"tapio trace: turned off, cannot load on this kernel: {prog} "
+                                         "(tapio probe explains)\n" + s)
+        self.edit("probe.rc", lambda s: "1\n")
+
+    def evaluate(self, allow=""):
+        p = subprocess.run(["/bin/busybox", "sh", GUEST, "--evaluate", self.dir],
+                           env={"PATH": os.environ.get("PATH", ""), "VMTEST_ALLOW_OFF": allow},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        out = p.stdout.decode()
+        table = out.split("VMTEST-TABLE-BEGIN\n")[1].split("VMTEST-TABLE-END")[0]
+        rows = {}
+        for line in table.splitlines()[1:]:
+            kind, result, detail = line.split(None, 2)
+            rows.setdefault(kind, []).append((result, detail))
+        result = re.search(r"^VMTEST-RESULT: (.*)$", out, re.M).group(1)
+        return p.returncode, rows, result, out
+
+    KINDS = ["process.exec", "process.exit", "process.fork", "tcp.connect", "tcp.accept", "tcp.close",
+             "tcp.reset", "cgroup.mkdir", "cgroup.rmdir", "cgroup.attach", "oom.kill"]
+
+    def test_a_real_run_passes_with_every_kind(self):
+        rc, rows, result, out = self.evaluate()
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(result, "PASS")
+        self.assertEqual(sorted(rows), sorted(self.KINDS))
+        for k in self.KINDS:
+            self.assertEqual(rows[k][0], ("PASS", "1 event(s)"), k)
+        # The matched lines are printed for the log.
+        self.assertIn('"args":["sh","-c","exit 7","vmtest-exec-marker"]', out)
+
+    def test_a_missing_kind_fails(self):
+        self.drop_type("tcp.reset")
+        rc, rows, result, out = self.evaluate()
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(rows["tcp.reset"], [("FAIL", "no tcp.reset event")])
+        self.assertEqual(result, "FAIL (tcp.reset)")
+
+    def test_an_event_not_from_the_trigger_does_not_count(self):
+        # The exit event is there, but with another exit code.
+        self.edit("trace.json", lambda s: s.replace('"exit_code":7,', '"exit_code":0,'))
+        rc, rows, result, out = self.evaluate()
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(rows["process.exit"][0][0], "FAIL")
+        self.assertIn("1 process.exit event(s), none from the trigger", rows["process.exit"][0][1])
+        self.assertEqual(rows["process.exec"][0][0], "PASS")
+        self.assertEqual(result, "FAIL (process.exit)")
+
+    def test_a_turned_off_program_fails_the_kernel_and_is_named(self):
+        self.turn_off("tapio_mark_victim")
+        self.drop_type("oom.kill")
+        rc, rows, result, out = self.evaluate()
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(rows["oom.kill"], [("FAIL", "no oom.kill event; turned off: tapio_mark_victim")])
+        self.assertEqual(rows["program"], [("FAIL", "tapio_mark_victim (oom.kill) turned off: "
+                                                    "BPF program load failed: Invalid argument")])
+        self.assertEqual(rows["probe"], [("FAIL", "tapio probe exited 1")])
+        self.assertEqual(result, "FAIL (oom.kill tapio_mark_victim probe)")
+        for k in self.KINDS[:-1]:
+            self.assertEqual(rows[k][0][0], "PASS", k)
+
+    def test_an_allowed_turned_off_program_passes_if_the_rest_arrived(self):
+        self.turn_off("tapio_mark_victim")
+        self.drop_type("oom.kill")
+        rc, rows, result, out = self.evaluate(allow="tapio_exec tapio_mark_victim")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(rows["oom.kill"], [("OFF", "not traced: turned off (allowed): tapio_mark_victim")])
+        self.assertEqual(rows["program"][0][0], "OFF")
+        self.assertEqual(rows["probe"], [("OFF", "tapio probe exited 1")])
+        self.assertEqual(result, "PASS (turned off and allowed: oom.kill)")
+
+    def test_allowing_one_program_does_not_excuse_another_kind(self):
+        self.turn_off("tapio_mark_victim")
+        self.drop_type("oom.kill")
+        self.drop_type("cgroup.mkdir")  # its program loaded: this must fail
+        rc, rows, result, out = self.evaluate(allow="all")
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(rows["oom.kill"][0][0], "OFF")
+        self.assertEqual(rows["cgroup.mkdir"], [("FAIL", "no cgroup.mkdir event")])
+        self.assertEqual(result, "FAIL (cgroup.mkdir)")
+
+    def test_a_failed_trace_fails_even_with_every_event(self):
+        self.edit("trace.rc", lambda s: "1\n")
+        rc, rows, result, out = self.evaluate()
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(rows["trace"], [("FAIL", "tapio trace exited 1")])
+        self.assertEqual(result, "FAIL (trace)")
 
 
 class VmtestScript(unittest.TestCase):
