@@ -369,8 +369,10 @@ run_kernel() {
 	rm -f "$log" "$res"
 	t0=$(date +%s.%N)
 	if [ "$RUNNER" = vng ]; then
-		(timeout -k 5 "$TIMEOUT" vng --run "$vimg" "${VNG_ACCEL[@]}" --memory "${MEM}M" \
-			--cpus "$SMP" --cwd "$ROOT" ${APPEND:+--append "$APPEND"} \
+		# virtme-ng shares this machine's root filesystem (copy-on-write) and
+		# runs CMD as root in the guest; loading BPF programs needs root.
+		(timeout -k 5 "$TIMEOUT" vng --run "$vimg" "${VNG_ACCEL[@]}" --user root \
+			--memory "${MEM}M" --cpus "$SMP" --cwd "$ROOT" ${APPEND:+--append "$APPEND"} \
 			--exec "$(guest_env_lines | tr '\n' ' ')VMTEST_TAPIO='$TAPIO' sh '$GUEST'; echo VMTEST-EXIT: \$?" \
 			</dev/null &
 			echo $! >"$OUT/$name.pid"
@@ -430,7 +432,12 @@ for spec in "${KERNELS[@]}"; do
 done
 [ "$FETCH_ONLY" = 0 ] || exit 0
 
-[ "$RUNNER" = vng ] || build_initramfs
+if [ "$RUNNER" = vng ]; then
+	[ -x "$TAPIO" ] || die "$TAPIO not found: run 'make' first"
+	case $TAPIO in /*) ;; *) TAPIO=$(pwd)/$TAPIO ;; esac
+else
+	build_initramfs
+fi
 pick_accel "${IMGS[0]}"
 info "runner $RUNNER, accel $ACCEL_USED, ${SMP} cpu, ${MEM} MiB, timeout ${TIMEOUT}s, ${#NAMES[@]} kernel(s)"
 

@@ -18,7 +18,7 @@ import subprocess
 import time
 import unittest
 
-from tapiotest import ROOT, need_cmd, skip_or_fail, tmpdir
+from tapiotest import ROOT, skip_or_fail, tmpdir
 
 SCRIPT = os.path.join(ROOT, "scripts", "vmtest.sh")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "vmtest")
@@ -175,7 +175,8 @@ class VmtestScript(unittest.TestCase):
             cls.missing = "cannot fetch the Debian cloud kernel: " + p.stderr.decode(errors="replace")
             return
         cls.kernel = p.stdout.decode().strip().splitlines()[-1]
-        cls.package = open(os.path.join(os.path.dirname(cls.kernel), "package")).read().strip()
+        with open(os.path.join(os.path.dirname(cls.kernel), "package")) as f:
+            cls.package = f.read().strip()
 
     def setUp(self):
         if self.missing:
@@ -207,7 +208,8 @@ class VmtestScript(unittest.TestCase):
         rc, stdout, stderr, _ = vmtest("--tapio", STAND_IN, "--guest", self.guest("guest-pass.sh"),
                                        self.kernel, out=self.out, env={"VMTEST_GUEST_EXPECT": expect})
         log = os.path.join(self.out, "vmlinuz.log")
-        text = open(log, errors="replace").read().replace("\r", "")
+        with open(log, errors="replace") as f:
+            text = f.read().replace("\r", "")
         self.assertEqual(rc, 0, stdout + stderr + text)
         version = self.package[len("linux-image-"):]
         self.assertIn("guest-kernel: " + version + "\n", text)
@@ -240,7 +242,8 @@ class VmtestScript(unittest.TestCase):
         self.assertTrue(detail.endswith("timed out after 25s"), detail)
         self.assertGreaterEqual(vm_secs, 25)
         self.assertLess(secs, 60)
-        text = open(os.path.join(self.out, "vmlinuz.log"), errors="replace").read()
+        with open(os.path.join(self.out, "vmlinuz.log"), errors="replace") as f:
+            text = f.read()
         self.assertIn("guest-hang: sleeping", text)  # the log up to the kill is kept
         self.assertEqual(subprocess.run(["pgrep", "-f", self.out], stdout=subprocess.PIPE).stdout, b"",
                          "qemu still running after the timeout")
@@ -253,6 +256,41 @@ class VmtestScript(unittest.TestCase):
         self.assertEqual(status, "FAIL")
         self.assertIn("kernel panic: Kernel panic - not syncing: sysrq triggered crash", detail)
         self.assertLess(secs, 60)  # panic=-1 and -no-reboot end qemu at once
+
+    def test_with_vng_on_path_each_kernel_runs_under_vng(self):
+        # virtme-ng is not packaged for Debian 12, so a recording `vng` stands
+        # in: this checks the command line vmtest.sh gives it, that the
+        # package tree (with the modules vng loads) is unpacked for it, and
+        # that the result is read from vng's output.
+        bindir = tmpdir(self, "tapio-fakevng-")
+        argfile = os.path.join(bindir, "args")
+        with open(os.path.join(bindir, "vng"), "w") as f:
+            f.write("#!/bin/sh\nprintf '%s\\0' \"$@\" >" + argfile + "\n"
+                    "echo 'VMTEST-TABLE-BEGIN'; echo 'process.exec PASS 1 event(s)'; echo 'VMTEST-TABLE-END'\n"
+                    "echo 'VMTEST-RESULT: PASS'\n")
+        os.chmod(os.path.join(bindir, "vng"), 0o755)
+        rc, stdout, stderr, _ = vmtest("--tapio", STAND_IN, self.package, out=self.out, timeout=300,
+                                       env={"PATH": bindir + os.pathsep + os.environ["PATH"],
+                                            "VMTEST_RUNNER": "auto", "VMTEST_ACCEL": "tcg",
+                                            "VMTEST_ALLOW_OFF": "tapio_oom_signal"})
+        self.assertEqual(rc, 0, stdout + stderr)
+        self.assertIn("runner vng, accel tcg", stderr)
+        with open(argfile, "rb") as f:
+            args = f.read().decode().split("\0")[:-1]
+        run = args[args.index("--run") + 1]
+        version = self.package[len("linux-image-"):]
+        self.assertEqual(run, os.path.join(KCACHE, self.package, "root", "boot", "vmlinuz-" + version))
+        self.assertTrue(os.path.isdir(os.path.join(KCACHE, self.package, "root", "lib", "modules", version)))
+        self.assertIn("--disable-kvm", args)
+        self.assertEqual(args[args.index("--user") + 1], "root")
+        self.assertEqual(args[args.index("--memory") + 1], "256M")
+        self.assertEqual(args[args.index("--cpus") + 1], "1")
+        cmd = args[args.index("--exec") + 1]
+        self.assertEqual(cmd, f"VMTEST_ALLOW_OFF='tapio_oom_signal' VMTEST_TAPIO='{STAND_IN}' "
+                              f"sh '{os.path.join(ROOT, 'scripts', 'vmtest-guest.sh')}'; echo VMTEST-EXIT: $?")
+        status, _, _ = self.summary(stdout, version)
+        self.assertEqual(status, "PASS")
+        self.assertIn("process.exec PASS 1 event(s)", stdout)
 
     def test_unknown_kernel_is_a_usage_error(self):
         missing = os.path.join(self.out, "no-such-bzImage")
