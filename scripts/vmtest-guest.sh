@@ -19,6 +19,7 @@
 # tapio probe's reason, and the kinds that only it produces as OFF. Listing
 # the program in VMTEST_ALLOW_OFF accepts that; every kind whose program
 # loaded must still arrive.
+# shellcheck disable=SC2016 # the awk programs behind $BB are single-quoted on purpose
 set -u
 set -f # the check patterns below are split into words, never globbed
 

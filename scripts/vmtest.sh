@@ -215,7 +215,7 @@ fetch_package() {
 #   linux-image-*       a package of this machine's release
 # FLAVOUR: cloud, amd64 or rt.
 resolve() {
-	local spec=$1 pkg= rel flavour suite
+	local spec=$1 pkg='' rel flavour suite
 	APT=() APT_SUITE=
 	case $spec in
 	debian-cloud | debian-amd64 | debian-rt | debian[0-9][0-9]-cloud | debian[0-9][0-9]-amd64 | debian[0-9][0-9]-rt)
@@ -427,6 +427,12 @@ command -v "$QEMU" >/dev/null || [ "$RUNNER" = vng ] ||
 NAMES=() IMGS=() VIMGS=()
 for spec in "${KERNELS[@]}"; do
 	resolve "$spec"
+	# The same kernel twice gets a second log, not the first one's.
+	n=1 base=$KNAME
+	while [[ " ${NAMES[*]} " == *" $KNAME "* ]]; do
+		n=$((n + 1))
+		KNAME=$base-$n
+	done
 	NAMES+=("$KNAME") IMGS+=("$KIMG") VIMGS+=("$KVNG")
 	if [ "$FETCH_ONLY" = 1 ]; then echo "$KIMG"; fi
 done
@@ -479,7 +485,7 @@ echo
 printf '%-28s %-6s %8s  %s\n' KERNEL RESULT SECONDS DETAIL
 for i in "${!NAMES[@]}"; do
 	name=${NAMES[$i]}
-	read -r status secs accel reason <"$OUT/$name.result" || { status=FAIL secs=? accel=? reason="no result"; }
+	read -r status secs accel reason <"$OUT/$name.result" || { status=FAIL secs='?' accel='?' reason="no result"; }
 	[ "$status" = PASS ] || failed=$((failed + 1))
 	printf '%-28s %-6s %8s  %s\n' "$name" "$status" "$secs" "$accel${reason:+: $reason}"
 done
