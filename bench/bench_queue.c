@@ -8,7 +8,8 @@
  * releases it. Full queue: producers wait (queue_set_wait / a condvar), so no
  * record is dropped and every run moves exactly N records.
  *
- * Prints, per case: events/s and ns/event over the wall time from the start of
+ * Prints, per case: events/s and ns/event (and, for the arena, the wake-up
+ * syscalls of the median run) over the wall time from the start of
  * the producers to the last record consumed, the median of three runs (the
  * machine may be shared). TAPIO_BENCH_SCALE (default 1) multiplies the record
  * counts.
@@ -160,7 +161,7 @@ static void *mutex_producer(void *arg)
 
 struct result {
 	double ns_per_event, events_per_s;
-	uint64_t failed;
+	uint64_t failed, wakeups;
 };
 
 static struct result run(int arena, unsigned producers, size_t len, uint64_t total)
@@ -211,9 +212,10 @@ static struct result run(int arena, unsigned producers, size_t len, uint64_t tot
 		pthread_join(th[i], NULL);
 		res.failed += p[i].failed;
 	}
-	if (arena)
+	if (arena) {
+		res.wakeups = queue_wakeups(q);
 		queue_free(q);
-	else
+	} else
 		mq_destroy(&m);
 	if (sum == 42)
 		fputc(' ', stderr); /* keeps the checksum alive */
@@ -239,8 +241,8 @@ int main(void)
 		size_t len;
 		uint64_t n;
 	} cases[] = {
-		{1, 128, 3000000}, {1, 64, 3000000}, {2, 64, 3000000}, {4, 64, 3000000},
-		{1, 512, 1000000}, {2, 512, 1000000}, {4, 512, 1000000},
+	    {1, 128, 3000000}, {1, 64, 3000000},  {2, 64, 3000000},  {4, 64, 3000000},
+	    {1, 512, 1000000}, {2, 512, 1000000}, {4, 512, 1000000},
 	};
 #ifdef QUEUE_LOCKED_RESERVE
 	const char *variant = "arena(spinlock)";
@@ -250,8 +252,8 @@ int main(void)
 	printf("queue bench: %u MiB arena, one consumer that reads and releases each record,\n"
 	       "median of 3 runs\n",
 	       QSIZE >> 20);
-	printf("%-16s %9s %7s %10s %12s %9s\n", "queue", "producers", "bytes", "records",
-	       "events/s", "ns/event");
+	printf("%-16s %9s %7s %10s %12s %9s %8s\n", "queue", "producers", "bytes", "records",
+	       "events/s", "ns/event", "wakeups");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint64_t n = (uint64_t)(cases[i].n * scale);
 		for (int arena = 1; arena >= 0; arena--) {
@@ -261,9 +263,12 @@ int main(void)
 			qsort(rs, 3, sizeof(rs[0]), by_rate);
 			struct result r = rs[1];
 			r.failed = rs[0].failed + rs[1].failed + rs[2].failed;
-			printf("%-16s %9u %7zu %10lu %12.0f %9.1f\n", arena ? variant : "mutex+condvar",
-			       cases[i].producers, cases[i].len, (unsigned long)n, r.events_per_s,
-			       r.ns_per_event);
+			char wk[24] = "-";
+			if (arena)
+				snprintf(wk, sizeof(wk), "%lu", (unsigned long)r.wakeups);
+			printf("%-16s %9u %7zu %10lu %12.0f %9.1f %8s\n",
+			       arena ? variant : "mutex+condvar", cases[i].producers, cases[i].len,
+			       (unsigned long)n, r.events_per_s, r.ns_per_event, wk);
 			if (r.failed)
 				printf("  (%lu reserves timed out and were retried)\n",
 				       (unsigned long)r.failed);

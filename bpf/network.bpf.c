@@ -39,18 +39,24 @@ static __always_inline __u32 sk_netns(const struct sock *sk)
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
+static __always_inline void read_ends(const struct sock *sk, __u16 *family, __u16 *sport, __u16 *dport,
+				      __u8 *saddr, __u8 *daddr)
+{
+	*family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	*sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	*dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (*family == AF_INET6) {
+		bpf_core_read(saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	} else {
+		bpf_core_read(saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(daddr, 4, &sk->__sk_common.skc_daddr);
+	}
+}
+
 static __always_inline void read_sk_addrs(struct tcp_event *e, const struct sock *sk)
 {
-	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (e->family == AF_INET6) {
-		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	} else {
-		BPF_CORE_READ_INTO((__u32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__u32 *)e->daddr, sk, __sk_common.skc_daddr);
-	}
+	read_ends(sk, &e->family, &e->sport, &e->dport, e->saddr, e->daddr);
 }
 
 /* Addresses from a received packet, seen from this host: its destination is
@@ -113,6 +119,15 @@ static __always_inline struct tcp_event *tcp_reserve(__u32 type, const struct so
 	}
 	if (sk)
 		read_sk_addrs(e, sk);
+	/* By CLOSE the kernel may have released the local port (inet_put_port,
+	 * or TIME_WAIT took it over): use the ends saved at ESTABLISHED. */
+	if (info && info->saved && (!e->sport || !e->dport)) {
+		e->family = info->family;
+		e->sport = info->sport;
+		e->dport = info->dport;
+		__builtin_memcpy(e->saddr, info->saddr, 16);
+		__builtin_memcpy(e->daddr, info->daddr, 16);
+	}
 	return e;
 }
 
@@ -122,8 +137,11 @@ static __always_inline void own_socket(const struct sock *sk, struct task_struct
 	struct sock_info info = {};
 	__u64 key = (__u64)sk;
 
-	if (!task_wanted(t))
+	if (!task_wanted(t)) {
+		/* Forget an older socket that had this address. */
+		bpf_map_delete_elem(&socks, &key);
 		return;
+	}
 	info.start_ns = bpf_ktime_get_boot_ns();
 	fill_header(&info.owner, 0, t);
 	bpf_map_update_elem(&socks, &key, &info, BPF_ANY);
@@ -172,8 +190,10 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 				fresh.owner = *owner;
 			else if (no_task_filter())
 				fresh.owner.flags = HDR_F_NO_TASK;
-			else
+			else {
+				bpf_map_delete_elem(&socks, &key);
 				return 0;
+			}
 			fresh.start_ns = bpf_ktime_get_boot_ns();
 			bpf_map_update_elem(&socks, &key, &fresh, BPF_ANY);
 			return 0;
@@ -193,6 +213,10 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 			type = EVENT_TCP_ACCEPT;
 		else
 			return 0;
+		if (info) {
+			read_ends(sk, &info->family, &info->sport, &info->dport, info->saddr, info->daddr);
+			info->saved = 1;
+		}
 		e = tcp_reserve(type, sk, info);
 		if (!e)
 			return 0;
@@ -200,14 +224,6 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 			e->flags |= TCP_F_OWNER_KNOWN;
 		e->oldstate = oldstate;
 		e->state = newstate;
-		if (info) {
-			info->family = e->family;
-			info->sport = e->sport;
-			info->dport = e->dport;
-			__builtin_memcpy(info->saddr, e->saddr, 16);
-			__builtin_memcpy(info->daddr, e->daddr, 16);
-			info->saved = 1;
-		}
 		submit_event(e);
 		return 0;
 	}
@@ -218,13 +234,6 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 	if (e) {
 		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 
-		if (info && info->saved && (!e->sport || !e->dport)) {
-			e->family = info->family;
-			e->sport = info->sport;
-			e->dport = info->dport;
-			__builtin_memcpy(e->saddr, info->saddr, 16);
-			__builtin_memcpy(e->daddr, info->daddr, 16);
-		}
 		if (info) {
 			e->duration_ns = e->hdr.ts - info->start_ns;
 			e->flags |= TCP_F_START_SEEN;
@@ -237,12 +246,16 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 		e->state = newstate;
 		submit_event(e);
 	}
+	/* The entry stays (the LRU map ages it out): an abortive close sends
+	 * its RST after the socket is already in CLOSE (tcp_disconnect), and
+	 * that tcp.reset still needs the owner and the ends. A new socket at
+	 * the same address overwrites it at SYN_SENT or SYN_RECV. */
 	if (info)
-		bpf_map_delete_elem(&socks, &key);
+		info->closed = 1;
 	return 0;
 }
 
-/* tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb[, int err since 6.13]) */
+/* tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb[, int err on recent kernels]) */
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb)
 {
@@ -265,10 +278,11 @@ int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *
 }
 
 /* tcp_send_reset(const struct sock *sk, const struct sk_buff *skb
- *                [, const enum sk_rst_reason reason since 6.10]).
- * Since 6.8 (commit 19822a980e19, "trace: tcp: fully support
- * trace_tcp_send_reset") it also fires with sk == NULL, for an RST answering
- * a packet no socket wanted; then the addresses come from that packet. */
+ *                [, const enum sk_rst_reason reason on recent kernels]).
+ * Recent kernels ("trace: tcp: fully support trace_tcp_send_reset"; 6.18
+ * does) also fire it with sk == NULL, for an RST answering a packet no
+ * socket wanted, and for time-wait sockets; with no socket the addresses
+ * come from that packet. Older kernels only report resets of full sockets. */
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(tapio_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb)
 {

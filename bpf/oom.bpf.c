@@ -5,13 +5,13 @@
  * victim, so the header is filled from the victim's task_struct and the
  * allocating task goes into trigger_*.
  *
- * The tracepoint changed in 6.8 (commit 72ba14deb40a, "mm: oom: add more
- * details to mark_victim tracepoint"): it used to be mark_victim(int pid) and
- * became mark_victim(struct task_struct *task, uid_t uid), with total_vm,
- * the RSS breakdown and oom_score_adj in its record. The new record's
- * total_vm field tells which one this kernel has. With the old one, the
- * victim's task comes from the SIGKILL that __oom_kill_process() sends just
- * before mark_oom_victim(), seen on signal/signal_generate in the same task.
+ * The tracepoint changed after 6.8: it was mark_victim(int pid) from 4.13
+ * through 6.8, and later kernels made it mark_victim(struct task_struct *task,
+ * uid_t uid), with total_vm, the RSS breakdown and oom_score_adj in its
+ * record (6.18 has this form). The record's total_vm field tells which one
+ * this kernel has. With the old one, the victim's task comes from the SIGKILL
+ * that __oom_kill_process() sends just before mark_oom_victim(), seen on
+ * signal/signal_generate in the same task.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -29,8 +29,8 @@
 #define MM_ANONPAGES 1
 #define MM_SHMEMPAGES 3
 
-/* Before 6.2 (commit f1a7941243c1, "mm: convert mm's rss stats into
- * percpu_counter") the counters were atomics in struct mm_rss_stat. */
+/* Before 6.2 ("mm: convert mm's rss stats into percpu_counter") the
+ * counters were atomics in struct mm_rss_stat. */
 struct mm_rss_stat___old {
 	atomic_long_t count[4];
 };

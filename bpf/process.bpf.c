@@ -86,7 +86,7 @@ int BPF_PROG(tapio_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
-/* sched_process_exit(struct task_struct *p[, bool group_dead since 6.16]):
+/* sched_process_exit(struct task_struct *p[, bool group_dead on recent kernels]):
  * runs in the exiting task, after exit_code is set (do_exit). Only the
  * thread-group leader reports unless cfg_all_threads. */
 SEC("tp_btf/sched_process_exit")
@@ -109,8 +109,8 @@ int BPF_PROG(tapio_exit, struct task_struct *p)
 	if (!e)
 		return 0;
 	fill_header(&e->hdr, EVENT_PROCESS_EXIT, t);
-	/* start_boottime: since 5.5 (commit cf25e24db61c, "time: Rename
-	 * tsk->real_start_time to ->start_boottime"). */
+	/* start_boottime: since 5.5 ("time: Rename tsk->real_start_time to
+	 * ->start_boottime"). */
 	start = BPF_CORE_READ(t, start_boottime);
 	e->duration_ns = e->hdr.ts > start ? e->hdr.ts - start : 0;
 	e->status = BPF_CORE_READ(t, exit_code);

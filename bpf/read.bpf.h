@@ -25,8 +25,8 @@ static __always_inline struct cgroup *task_dfl_cgroup(struct task_struct *t)
 	return BPF_CORE_READ(t, cgroups, dfl_cgrp);
 }
 
-/* kernfs_node.id is a u64 since 5.5 (commit 67c0496e87d1, "kernfs: convert
- * kernfs_node->id from union kernfs_node_id to u64"); tapio needs 5.8. */
+/* kernfs_node.id is a u64 since 5.5 ("kernfs: convert kernfs_node->id from
+ * union kernfs_node_id to u64"); tapio needs 5.8 anyway. */
 static __always_inline __u64 cgroup_id_of(struct cgroup *cg)
 {
 	return BPF_CORE_READ(cg, kn, id);
@@ -71,7 +71,7 @@ static __always_inline __u32 task_cgroupns(struct task_struct *t)
 
 /* True when cg is target_id or below it. Walks the parents through the
  * cgroup's own css (cgroup->self.parent, stable since 4.x) rather than
- * kernfs_node.parent, which 6.15 renamed to __parent. */
+ * kernfs_node.parent, which recent kernels renamed __parent (6.18 has it). */
 static __always_inline bool cgroup_under(struct cgroup *cg, __u64 target_id)
 {
 	for (int i = 0; i < TAPIO_CGROUP_MAX_DEPTH; i++) {

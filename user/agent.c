@@ -95,7 +95,7 @@ static bool available(const struct tapio_config *cfg, const char *name)
 	if (!strcmp(name, "k8s"))
 		return k8s_collector_available && k8s_collector_available(cfg);
 	if (!strcmp(name, "systemd"))
-		return systemd_collector_available && systemd_collector_available(cfg);
+		return systemd_collector_available(cfg);
 	if (!strcmp(name, "cni"))
 		return cni_collector_available && cni_collector_available(cfg);
 	if (!strcmp(name, "etcd"))
@@ -109,7 +109,6 @@ static struct collector *make_collector(struct agent *a, const char *name, char 
 	const struct tapio_config *cfg = &a->cfg;
 	if ((!strcmp(name, "kernel") && !kernel_collector_new) ||
 	    (!strcmp(name, "k8s") && !k8s_collector_new) ||
-	    (!strcmp(name, "systemd") && !systemd_collector_new) ||
 	    (!strcmp(name, "cni") && !cni_collector_new) ||
 	    (!strcmp(name, "etcd") && !etcd_collector_new)) {
 		snprintf(err, errlen, "not built into this binary");

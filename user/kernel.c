@@ -314,6 +314,22 @@ static unsigned page_shift(void)
 	return s ? s : 12;
 }
 
+/* Test hook for the fallback path: TAPIO_TEST_BREAK_PROG=<program> makes
+ * libbpf look that program's target up as a kernel function (fentry) rather
+ * than a tracepoint; there is no such function, so its load fails the way it
+ * does on a kernel that lacks the tracepoint. */
+static void break_for_test(struct tapio *skel)
+{
+	const char *name = getenv("TAPIO_TEST_BREAK_PROG");
+	struct bpf_program *p;
+
+	if (!name || !*name)
+		return;
+	p = bpf_object__find_program_by_name(skel->obj, name);
+	if (p)
+		bpf_program__set_expected_attach_type(p, BPF_TRACE_FENTRY);
+}
+
 static int open_configured(const struct load_cfg *cfg, uint64_t off, struct tapio **out)
 {
 	struct tapio *skel = tapio__open();
@@ -341,6 +357,7 @@ static int open_configured(const struct load_cfg *cfg, uint64_t off, struct tapi
 		}
 		bpf_program__set_autoload(p, !(off & (1ull << i)));
 	}
+	break_for_test(skel);
 	*out = skel;
 	return 0;
 }

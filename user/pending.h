@@ -14,8 +14,6 @@
 #pragma weak k8s_collector_available
 #pragma weak etcd_collector_new
 #pragma weak etcd_collector_available
-#pragma weak systemd_collector_new
-#pragma weak systemd_collector_available
 #pragma weak cni_collector_new
 #pragma weak cni_collector_available
 #pragma weak metrics_start

@@ -99,6 +99,7 @@ struct queue {
 	/* consumer sleep: 1 while the consumer sleeps or is about to */
 	alignas(CACHELINE) _Atomic uint32_t cons_wait;
 	_Atomic uint32_t kicked;
+	_Atomic uint64_t wakeups;
 
 	/* producers sleeping for space */
 	alignas(CACHELINE) _Atomic uint32_t space_seq;
@@ -244,8 +245,10 @@ static inline void *place(struct queue *q, unsigned src, uint64_t pos, uint64_t 
 static inline void wake_consumer(struct queue *q)
 {
 	if (atomic_load_explicit(&q->cons_wait, memory_order_seq_cst) &&
-	    atomic_exchange_explicit(&q->cons_wait, 0, memory_order_seq_cst))
+	    atomic_exchange_explicit(&q->cons_wait, 0, memory_order_seq_cst)) {
+		atomic_fetch_add_explicit(&q->wakeups, 1, memory_order_relaxed);
 		futex_wake(&q->cons_wait, 1);
+	}
 }
 
 /* One attempt. Returns the record, or NULL when the queue is full (errno
@@ -291,7 +294,8 @@ static void *try_reserve(struct queue *q, unsigned src, uint32_t len)
 			}
 		}
 		if (atomic_compare_exchange_weak_explicit(&q->prod_pos, &pos, pos + total,
-							  memory_order_seq_cst, memory_order_relaxed))
+							  memory_order_seq_cst,
+							  memory_order_relaxed))
 			break;
 	}
 	void *rec = place(q, src, pos, pad, len);
@@ -397,6 +401,7 @@ static inline void wake_producers(struct queue *q)
 	if (atomic_load_explicit(&q->space_wait, memory_order_seq_cst) &&
 	    atomic_exchange_explicit(&q->space_wait, 0, memory_order_seq_cst)) {
 		atomic_fetch_add_explicit(&q->space_seq, 1, memory_order_seq_cst);
+		atomic_fetch_add_explicit(&q->wakeups, 1, memory_order_relaxed);
 		futex_wake(&q->space_seq, INT_MAX);
 	}
 }
@@ -411,7 +416,8 @@ static void advance(struct queue *q, uint64_t cons, uint64_t total)
 	cons += total;
 	atomic_store_explicit(&q->cons_pos, cons, memory_order_seq_cst);
 	if (atomic_load_explicit(&q->space_wait, memory_order_seq_cst) &&
-	    atomic_load_explicit(&q->prod_pos, memory_order_relaxed) - cons <= q->size - q->size / 4)
+	    atomic_load_explicit(&q->prod_pos, memory_order_relaxed) - cons <=
+		q->size - q->size / 4)
 		wake_producers(q);
 }
 
@@ -572,8 +578,8 @@ void queue_stats(const struct queue *q, unsigned src, struct queue_src_stats *ou
 	out->dropped_timeout = atomic_load_explicit(&s->dropped_timeout, memory_order_relaxed);
 	out->dropped_oversize = atomic_load_explicit(&s->dropped_oversize, memory_order_relaxed);
 	out->dropped_closed = atomic_load_explicit(&s->dropped_closed, memory_order_relaxed);
-	out->dropped = out->dropped_full + out->dropped_timeout + out->dropped_oversize +
-		       out->dropped_closed;
+	out->dropped =
+	    out->dropped_full + out->dropped_timeout + out->dropped_oversize + out->dropped_closed;
 }
 
 size_t queue_capacity(const struct queue *q)
@@ -588,4 +594,9 @@ size_t queue_used(const struct queue *q)
 	uint64_t prod = atomic_load_explicit(&q->prod_pos, memory_order_relaxed);
 	uint64_t cons = atomic_load_explicit(&q->cons_pos, memory_order_relaxed);
 	return prod >= cons ? (size_t)(prod - cons) : 0;
+}
+
+uint64_t queue_wakeups(const struct queue *q)
+{
+	return q ? atomic_load_explicit(&q->wakeups, memory_order_relaxed) : 0;
 }

@@ -90,4 +90,9 @@ size_t queue_capacity(const struct queue *q);
 /* Bytes between the consumer and the producers right now. */
 size_t queue_used(const struct queue *q);
 
+/* Wake-up syscalls made so far (a producer waking the sleeping consumer, the
+ * consumer waking producers that wait for space). Far fewer than records when
+ * the consumer keeps up: a producer only wakes a consumer that sleeps. */
+uint64_t queue_wakeups(const struct queue *q);
+
 #endif

@@ -273,6 +273,18 @@ int cmd_trace(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	{
+		uint64_t m = ko.type_mask ? ko.type_mask : ~0ull;
+		size_t used = 0;
+		char names[512] = "";
+
+		for (unsigned i = 1; i <= TYPE_KERNEL__LAST && used < sizeof(names); i++)
+			if (m & (1ull << i))
+				used += snprintf(names + used, sizeof(names) - used, "%s%s", used ? "," : "",
+						 type_name(i));
+		fprintf(stderr, "tapio trace: tracing %s (open to attach: %.1f ms)\n", names,
+			kernel_collector_startup_us(c) / 1000.0);
+	}
 	if (duration_s)
 		deadline = mono_ns() + duration_s * 1000000000ull;
 
