@@ -24,3 +24,16 @@ $(BUILD)/bench-lock/bench_queue: user/queue.c bench/bench_queue.c user/queue.h
 
 bench-queue-lock: $(BUILD)/bench-lock/bench_queue
 	$(Q)$<
+
+# podmeta's concurrent use under TSan (event.c and queue.c come along for event_meta_get).
+TSAN_PODMETA := $(BUILD)/tsan/podmeta_tsan
+
+$(TSAN_PODMETA): user/podmeta.c user/event.c user/queue.c tests/tsan/podmeta_tsan.c user/podmeta.h
+	$(call msg,TSAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -fsanitize=thread \
+		user/podmeta.c user/event.c user/queue.c tests/tsan/podmeta_tsan.c -lcjson -lpthread -o $@
+
+.PHONY: tsan-podmeta
+tsan-podmeta: $(TSAN_PODMETA)
+	$(Q)TSAN_OPTIONS=halt_on_error=1 $(TSAN_PODMETA)

@@ -38,15 +38,31 @@ struct podmeta_entry {
 };
 
 /* cgroup_root: where cgroup2 (or the v1 hierarchy to resolve ids in) is
- * mounted; NULL = autodetect (/sys/fs/cgroup or /sys/fs/cgroup/unified).
- * max_entries bounds the cache. Returns NULL with errno. */
+ * mounted; NULL = autodetect (/sys/fs/cgroup or /sys/fs/cgroup/unified, then
+ * /proc/self/mountinfo). max_entries (1 .. 2^24) bounds the cgroup cache and,
+ * separately, the pod cache; the least recently used entry is evicted.
+ * Returns NULL with errno EINVAL, ENOENT (no cgroup2 mount found), ENOMEM, or
+ * open()'s errno for the root. */
 struct podmeta *podmeta_new(const char *cgroup_root, size_t max_entries);
 void podmeta_free(struct podmeta *pm); /* accepts NULL */
 
 /* Looks a cgroup id up: from the cache, or by resolving the id to its path
- * (a walk of the cgroup2 tree, cached). Returns 0 and fills out, -ENOENT when
- * the cgroup is not a container's, or another negative errno. */
+ * (podmeta_cgroup_path) and parsing it; both results, container or not, are
+ * cached. Returns 0 and fills out (pod name and namespace when the pod cache
+ * knows the uid, else ""), -ENOENT when the cgroup is not a container's or does
+ * not exist, or another negative errno (not cached). Thread-safe. */
 int podmeta_lookup(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_entry *out);
+
+/* The path of a cgroup id below the cgroup root (e.g. "/kubepods.slice/..."),
+ * by file handle (open_by_handle_at, needs CAP_DAC_READ_SEARCH) or else by a
+ * walk of the tree. Returns 0, -ENOENT (no such cgroup), -ENAMETOOLONG, or
+ * another negative errno. Not cached. */
+int podmeta_cgroup_path(struct podmeta *pm, uint64_t cgroup_id, char *buf, size_t len);
+
+/* Walks the cgroup tree below root_fd (not closed) for the directory whose
+ * inode number is id; writes its path relative to the root ("/" for the root
+ * itself). Returns 0, -ENOENT, or a negative errno. */
+int cgroup_find_by_id(int root_fd, uint64_t id, char *buf, size_t len);
 
 /* Drops a cgroup from the cache (on cgroup.rmdir). */
 void podmeta_forget(struct podmeta *pm, uint64_t cgroup_id);
@@ -56,8 +72,11 @@ void podmeta_forget(struct podmeta *pm, uint64_t cgroup_id);
 void podmeta_pod_update(struct podmeta *pm, const char *uid, const char *ns, const char *name,
 			bool deleted);
 
-/* Feeds one event from the pipeline: a k8s.watch event for a pod updates the
- * pod cache, a kernel cgroup.rmdir forgets its cgroup; others are ignored. */
+/* Feeds one event from the pipeline: a k8s.watch event for a pod (meta
+ * resource "pods", type ADDED/MODIFIED/DELETED, uid, namespace, name; without
+ * a uid in the meta, the object's metadata is read) updates the pod cache;
+ * others are ignored. cgroup.rmdir comes through podmeta_forget(), from the
+ * kernel collector's hook. */
 void podmeta_observe(struct podmeta *pm, const struct tapio_event *ev);
 
 struct podmeta_stats {

@@ -24,7 +24,13 @@
  * then looks at cons_wait: only if the consumer announced that it sleeps does
  * the producer make a syscall (futex wake). The consumer announces, re-checks,
  * then sleeps on the futex; the barrier pair makes a lost wake-up impossible.
- * Producers that wait for space do the same with space_waiters / space_seq, and
+ * Producers that wait for space do the same with space_wait / space_seq; the
+ * consumer wakes them (all at once, one syscall) when it has freed a quarter of
+ * the arena or is about to sleep itself, and only if one announced itself.
+ *
+ * Before it sleeps, the consumer polls for a short while (SPIN_NS): when it
+ * keeps up with the producers, it would otherwise sleep after every record and
+ * make every commit a syscall.
  * the consumer wakes them on release only when there are any.
  */
 #include "queue.h"
@@ -49,6 +55,9 @@
 #define REC_DISCARD (1u << 30)
 #define REC_LEN_MASK (REC_DISCARD - 1)
 #define QUEUE_MAX_SIZE ((size_t)1 << 30)
+#ifndef SPIN_NS
+#define SPIN_NS 20000 /* how long the consumer polls before it sleeps */
+#endif
 
 struct rec_hdr {
 	_Atomic uint32_t len;
@@ -90,10 +99,11 @@ struct queue {
 	/* consumer sleep: 1 while the consumer sleeps or is about to */
 	alignas(CACHELINE) _Atomic uint32_t cons_wait;
 	_Atomic uint32_t kicked;
+	_Atomic uint64_t wakeups;
 
 	/* producers sleeping for space */
 	alignas(CACHELINE) _Atomic uint32_t space_seq;
-	_Atomic uint32_t space_waiters;
+	_Atomic uint32_t space_wait; /* 1 when a producer may sleep for space */
 
 	struct src_slot src[QUEUE_MAX_SOURCES];
 };
@@ -235,8 +245,10 @@ static inline void *place(struct queue *q, unsigned src, uint64_t pos, uint64_t 
 static inline void wake_consumer(struct queue *q)
 {
 	if (atomic_load_explicit(&q->cons_wait, memory_order_seq_cst) &&
-	    atomic_exchange_explicit(&q->cons_wait, 0, memory_order_seq_cst))
+	    atomic_exchange_explicit(&q->cons_wait, 0, memory_order_seq_cst)) {
+		atomic_fetch_add_explicit(&q->wakeups, 1, memory_order_relaxed);
 		futex_wake(&q->cons_wait, 1);
+	}
 }
 
 /* One attempt. Returns the record, or NULL when the queue is full (errno
@@ -282,7 +294,8 @@ static void *try_reserve(struct queue *q, unsigned src, uint32_t len)
 			}
 		}
 		if (atomic_compare_exchange_weak_explicit(&q->prod_pos, &pos, pos + total,
-							  memory_order_seq_cst, memory_order_relaxed))
+							  memory_order_seq_cst,
+							  memory_order_relaxed))
 			break;
 	}
 	void *rec = place(q, src, pos, pad, len);
@@ -336,12 +349,11 @@ void *queue_reserve(struct queue *q, unsigned src, size_t len)
 	deadline_after(&deadline, wait_ms);
 	for (;;) {
 		uint32_t seq = atomic_load_explicit(&q->space_seq, memory_order_seq_cst);
-		atomic_fetch_add_explicit(&q->space_waiters, 1, memory_order_seq_cst);
+		atomic_store_explicit(&q->space_wait, 1, memory_order_seq_cst);
 		rec = try_reserve(q, src, (uint32_t)len);
 		int err = rec ? 0 : errno, rc = 0;
 		if (err == ENOSPC && !atomic_load(&q->closed))
 			rc = futex_wait_until(&q->space_seq, seq, &deadline);
-		atomic_fetch_sub_explicit(&q->space_waiters, 1, memory_order_relaxed);
 		if (rec) {
 			count(&s->reserved, 1);
 			return rec;
@@ -383,18 +395,30 @@ void queue_discard(struct queue *q, void *rec)
 	wake_consumer(q);
 }
 
+/* Wakes the producers that sleep for space, if any. */
+static inline void wake_producers(struct queue *q)
+{
+	if (atomic_load_explicit(&q->space_wait, memory_order_seq_cst) &&
+	    atomic_exchange_explicit(&q->space_wait, 0, memory_order_seq_cst)) {
+		atomic_fetch_add_explicit(&q->space_seq, 1, memory_order_seq_cst);
+		atomic_fetch_add_explicit(&q->wakeups, 1, memory_order_relaxed);
+		futex_wake(&q->space_seq, INT_MAX);
+	}
+}
+
 /* Frees [cons, cons + total): zero it (see the top of the file), publish, and
- * wake producers that wait for space, if any. */
+ * wake producers that sleep for space once a quarter of the arena is free. */
 static void advance(struct queue *q, uint64_t cons, uint64_t total)
 {
 #ifndef QUEUE_LOCKED_RESERVE
 	memset(q->data + (cons & q->mask), 0, total);
 #endif
-	atomic_store_explicit(&q->cons_pos, cons + total, memory_order_seq_cst);
-	if (atomic_load_explicit(&q->space_waiters, memory_order_seq_cst)) {
-		atomic_fetch_add_explicit(&q->space_seq, 1, memory_order_seq_cst);
-		futex_wake(&q->space_seq, INT_MAX);
-	}
+	cons += total;
+	atomic_store_explicit(&q->cons_pos, cons, memory_order_seq_cst);
+	if (atomic_load_explicit(&q->space_wait, memory_order_seq_cst) &&
+	    atomic_load_explicit(&q->prod_pos, memory_order_relaxed) - cons <=
+		q->size - q->size / 4)
+		wake_producers(q);
 }
 
 /* The state of the oldest record. */
@@ -426,9 +450,34 @@ static enum head head(struct queue *q, struct rec_hdr **out, memory_order mo)
 	}
 }
 
+/* Polls for up to SPIN_NS until the head record is ready, the queue is closed
+ * or kicked. */
+static void spin(struct queue *q)
+{
+	uint64_t end = 0;
+	for (unsigned i = 0;; i++) {
+		struct rec_hdr *h;
+		if (head(q, &h, memory_order_acquire) == HEAD_READY ||
+		    atomic_load_explicit(&q->closed, memory_order_relaxed) ||
+		    atomic_load_explicit(&q->kicked, memory_order_relaxed))
+			return;
+		if ((i & 31) == 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+			if (!end)
+				end = now + SPIN_NS;
+			else if (now >= end)
+				return;
+		}
+		cpu_relax();
+	}
+}
+
 void *queue_peek(struct queue *q, size_t *len, unsigned *src, int timeout_ms)
 {
 	struct timespec deadline, *dl = NULL;
+	bool spun = false;
 	if (timeout_ms > 0) {
 		deadline_after(&deadline, timeout_ms);
 		dl = &deadline;
@@ -452,13 +501,19 @@ void *queue_peek(struct queue *q, size_t *len, unsigned *src, int timeout_ms)
 				*src = atomic_load_explicit(&h->src, memory_order_relaxed);
 			return h + 1;
 		}
-		if (timeout_ms == 0 || atomic_exchange(&q->kicked, 0)) {
+		if (timeout_ms == 0 || (atomic_load_explicit(&q->kicked, memory_order_relaxed) &&
+					atomic_exchange(&q->kicked, 0))) {
 			errno = EAGAIN;
 			return NULL;
 		}
 		if (dl && deadline_passed(dl)) {
 			errno = EAGAIN;
 			return NULL;
+		}
+		if (!spun) {
+			spun = true;
+			spin(q);
+			continue;
 		}
 		/* announce, then check again: a producer that commits after our
 		 * check sees cons_wait and wakes us */
@@ -469,8 +524,10 @@ void *queue_peek(struct queue *q, size_t *len, unsigned *src, int timeout_ms)
 			atomic_store_explicit(&q->cons_wait, 0, memory_order_relaxed);
 			continue;
 		}
+		wake_producers(q); /* nothing more will be freed for a while */
 		futex_wait_until(&q->cons_wait, 1, dl);
 		atomic_store_explicit(&q->cons_wait, 0, memory_order_relaxed);
+		spun = false;
 	}
 }
 
@@ -521,8 +578,8 @@ void queue_stats(const struct queue *q, unsigned src, struct queue_src_stats *ou
 	out->dropped_timeout = atomic_load_explicit(&s->dropped_timeout, memory_order_relaxed);
 	out->dropped_oversize = atomic_load_explicit(&s->dropped_oversize, memory_order_relaxed);
 	out->dropped_closed = atomic_load_explicit(&s->dropped_closed, memory_order_relaxed);
-	out->dropped = out->dropped_full + out->dropped_timeout + out->dropped_oversize +
-		       out->dropped_closed;
+	out->dropped =
+	    out->dropped_full + out->dropped_timeout + out->dropped_oversize + out->dropped_closed;
 }
 
 size_t queue_capacity(const struct queue *q)
@@ -537,4 +594,9 @@ size_t queue_used(const struct queue *q)
 	uint64_t prod = atomic_load_explicit(&q->prod_pos, memory_order_relaxed);
 	uint64_t cons = atomic_load_explicit(&q->cons_pos, memory_order_relaxed);
 	return prod >= cons ? (size_t)(prod - cons) : 0;
+}
+
+uint64_t queue_wakeups(const struct queue *q)
+{
+	return q ? atomic_load_explicit(&q->wakeups, memory_order_relaxed) : 0;
 }

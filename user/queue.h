@@ -65,7 +65,8 @@ void queue_release(struct queue *q, void *rec);
  * are still delivered. */
 void queue_close(struct queue *q);
 
-/* Wakes a consumer blocked in queue_peek() (it returns EAGAIN). */
+/* Wakes a consumer blocked in queue_peek() (it returns EAGAIN). When none is
+ * blocked, the next queue_peek() that would block returns EAGAIN at once. */
 void queue_kick(struct queue *q);
 
 struct queue_src_stats {
@@ -88,5 +89,10 @@ size_t queue_capacity(const struct queue *q);
 
 /* Bytes between the consumer and the producers right now. */
 size_t queue_used(const struct queue *q);
+
+/* Wake-up syscalls made so far (a producer waking the sleeping consumer, the
+ * consumer waking producers that wait for space). Far fewer than records when
+ * the consumer keeps up: a producer only wakes a consumer that sleeps. */
+uint64_t queue_wakeups(const struct queue *q);
 
 #endif

@@ -220,7 +220,8 @@ class PodMetadata(unittest.TestCase):
             subprocess.run(["/bin/sh", "-c", 'echo $$ > "%s/cgroup.procs" && exec /bin/echo %s'
                             % (path, marker)], stdout=subprocess.DEVNULL, check=True)
             ev = t.wait_for(lambda e: e.get("type") == "process.exec"
-                            and marker in json.dumps(e.get("data")), 10)
+                            and e["data"].get("filename") == "/bin/echo"
+                            and marker in e["data"].get("args", []), 10)
             self.assertIsNotNone(ev, "exec in the pod cgroup did not arrive")
             self.assertEqual(ev["meta"].get("container_id"), cid, ev["meta"])
             self.assertEqual(ev["meta"].get("pod_uid"), uid, ev["meta"])

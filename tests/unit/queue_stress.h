@@ -106,9 +106,10 @@ static inline void stress_run(size_t qsize, uint32_t per_producer)
 		if (next[src] % 7 == 3)
 			next[src]++; /* the producer discarded it */
 		STRESS_CHECK(seq == next[src], "source %u: seq %u, want %u", src, seq, next[src]);
-		STRESS_CHECK(len == stress_len(src, seq), "source %u seq %u: len %zu", src, seq, len);
-		STRESS_CHECK(stress_same(p + 4, len - 4, src, seq), "source %u seq %u: contents differ",
-			     src, seq);
+		STRESS_CHECK(len == stress_len(src, seq), "source %u seq %u: len %zu", src, seq,
+			     len);
+		STRESS_CHECK(stress_same(p + 4, len - 4, src, seq),
+			     "source %u seq %u: contents differ", src, seq);
 		next[src]++;
 		seen++;
 		queue_release(q, p);

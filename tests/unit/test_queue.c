@@ -544,3 +544,57 @@ Test(queue, stress_large_queue, .timeout = 100)
 {
 	stress_run(1 << 20, 100000);
 }
+
+static void *drain_thread(void *arg)
+{
+	struct waiter *w = arg;
+	size_t n = 0;
+	for (;;) {
+		void *p = queue_peek(w->q, NULL, NULL, -1);
+		if (!p)
+			break;
+		queue_release(w->q, p);
+		n++;
+	}
+	w->len = n;
+	w->err = errno;
+	return NULL;
+}
+
+Test(queue, no_syscall_per_event)
+{
+	struct queue *q = queue_new(1 << 20);
+	/* a sleeping consumer: one commit, one wake-up */
+	struct waiter w = {.q = q, .timeout_ms = -1};
+	pthread_t t;
+	pthread_create(&t, NULL, peek_thread, &w);
+	msleep(30);
+	cr_assert_eq(queue_wakeups(q), 0);
+	void *a = put(q, 0, 8, 0);
+	queue_commit(q, a);
+	pthread_join(t, NULL);
+	cr_assert_eq(w.rec, a);
+	cr_assert_eq(queue_wakeups(q), 1);
+	queue_release(q, a);
+	/* a stream: the consumer keeps up, producers rarely need to wake it */
+	pthread_create(&t, NULL, drain_thread, &w);
+	const int n = 200000;
+	for (int i = 0; i < n; i++) {
+		void *p = queue_reserve(q, 0, 64);
+		if (!p) {
+			i--;
+			continue;
+		}
+		memset(p, 1, 64);
+		queue_commit(q, p);
+	}
+	queue_close(q);
+	pthread_join(t, NULL);
+	cr_assert_eq(w.len, (size_t)n);
+	cr_assert_eq(w.err, ESHUTDOWN);
+	uint64_t wakes = queue_wakeups(q);
+	cr_log_info("%d records, %lu wake-ups", n, (unsigned long)wakes);
+	cr_assert_lt(wakes, (uint64_t)n / 20, "%lu wake-ups for %d records", (unsigned long)wakes,
+		     n);
+	queue_free(q);
+}
