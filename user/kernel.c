@@ -114,7 +114,8 @@ struct kcollector {
 
 /* libbpf prints through one global hook. While a load runs, the hook notes
  * the first program a warning names ("prog 'x': ..."), so the loader knows
- * which one to turn off; everything goes to tlog at debug level. */
+ * which one to turn off; messages go to tlog at debug level (libbpf's own
+ * debug messages only with TAPIO_LIBBPF_DEBUG=1 in the environment). */
 struct load_capture {
 	char prog[64];
 	char why[128];
@@ -123,10 +124,16 @@ static __thread struct load_capture *capture;
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
+	static int debug = -1;
 	char line[512];
 	const char *p, *q;
 	size_t n;
 
+	/* libbpf's debug level is a line per CO-RE relocation: only on request. */
+	if (debug < 0)
+		debug = getenv("TAPIO_LIBBPF_DEBUG") != NULL;
+	if (level == LIBBPF_DEBUG && !debug)
+		return 0;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n && line[n - 1] == '\n')
