@@ -132,6 +132,14 @@ static __always_inline struct tcp_event *tcp_reserve(__u32 type, const struct so
 }
 
 /* Remembers the current task as sk's owner, if it passes the filters. */
+/* The socket's entry: live, or just closed. */
+static __always_inline struct sock_info *sock_lookup(__u64 key)
+{
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+
+	return info ? info : bpf_map_lookup_elem(&closed_socks, &key);
+}
+
 static __always_inline void own_socket(const struct sock *sk, struct task_struct *t)
 {
 	struct sock_info info = {};
@@ -140,11 +148,13 @@ static __always_inline void own_socket(const struct sock *sk, struct task_struct
 	if (!task_wanted(t)) {
 		/* Forget an older socket that had this address. */
 		bpf_map_delete_elem(&socks, &key);
+		bpf_map_delete_elem(&closed_socks, &key);
 		return;
 	}
 	info.start_ns = bpf_ktime_get_boot_ns();
 	fill_header(&info.owner, 0, t);
 	bpf_map_update_elem(&socks, &key, &info, BPF_ANY);
+	bpf_map_delete_elem(&closed_socks, &key);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -192,10 +202,12 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 				fresh.owner.flags = HDR_F_NO_TASK;
 			else {
 				bpf_map_delete_elem(&socks, &key);
+				bpf_map_delete_elem(&closed_socks, &key);
 				return 0;
 			}
 			fresh.start_ns = bpf_ktime_get_boot_ns();
 			bpf_map_update_elem(&socks, &key, &fresh, BPF_ANY);
+			bpf_map_delete_elem(&closed_socks, &key);
 			return 0;
 		}
 	}
@@ -246,12 +258,13 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 		e->state = newstate;
 		submit_event(e);
 	}
-	/* The entry stays (the LRU map ages it out): an abortive close sends
-	 * its RST after the socket is already in CLOSE (tcp_disconnect), and
-	 * that tcp.reset still needs the owner and the ends. A new socket at
-	 * the same address overwrites it at SYN_SENT or SYN_RECV. */
-	if (info)
-		info->closed = 1;
+	/* Keep it a moment longer for an RST that follows the close (see
+	 * closed_socks); a new socket at the same address clears it at
+	 * SYN_SENT or SYN_RECV. */
+	if (info) {
+		bpf_map_update_elem(&closed_socks, &key, info, BPF_ANY);
+		bpf_map_delete_elem(&socks, &key);
+	}
 	return 0;
 }
 
@@ -265,7 +278,7 @@ int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *
 
 	if (!type_wanted(EVENT_TCP_RETRANSMIT))
 		return 0;
-	info = bpf_map_lookup_elem(&socks, &key);
+	info = sock_lookup(key);
 	e = tcp_reserve(EVENT_TCP_RETRANSMIT, sk, info);
 	if (!e)
 		return 0;
@@ -293,7 +306,7 @@ int BPF_PROG(tapio_tcp_send_reset, const struct sock *sk, const struct sk_buff *
 	if (!type_wanted(EVENT_TCP_RESET))
 		return 0;
 	if (sk)
-		info = bpf_map_lookup_elem(&socks, &key);
+		info = sock_lookup(key);
 	e = tcp_reserve(EVENT_TCP_RESET, sk, info);
 	if (!e)
 		return 0;
@@ -321,7 +334,7 @@ int BPF_PROG(tapio_tcp_receive_reset, struct sock *sk)
 
 	if (!type_wanted(EVENT_TCP_RESET))
 		return 0;
-	info = bpf_map_lookup_elem(&socks, &key);
+	info = sock_lookup(key);
 	e = tcp_reserve(EVENT_TCP_RESET, sk, info);
 	if (!e)
 		return 0;

@@ -53,13 +53,15 @@ _Static_assert((int)EVENT_MAX == (int)TYPE_KERNEL__LAST + 1, "kernel type count"
 enum { P_EXEC, P_FORK, P_EXIT, P_SOCK, P_RETRANS, P_SEND_RST, P_RECV_RST, P_MKDIR, P_RMDIR, P_ATTACH,
        P_OOM, P_OOM_SIGNAL, P__N };
 
-/* inet_sock_set_state also tracks socket owners for tcp.retransmit and
- * tcp.reset, so it loads for any tcp type. */
+/* .types: what each program produces. inet_sock_set_state also tracks the
+ * socket owners that tcp.retransmit and tcp.reset need, so it loads for any
+ * tcp type (prog_needed()). */
 static const struct kernel_prog_info progs[P__N] = {
 	[P_EXEC] = {"tapio_exec", "sched_process_exec", T(TYPE_PROCESS_EXEC)},
 	[P_FORK] = {"tapio_fork", "sched_process_fork", T(TYPE_PROCESS_FORK)},
 	[P_EXIT] = {"tapio_exit", "sched_process_exit", T(TYPE_PROCESS_EXIT)},
-	[P_SOCK] = {"tapio_inet_sock_set_state", "inet_sock_set_state", TCP_TYPES},
+	[P_SOCK] = {"tapio_inet_sock_set_state", "inet_sock_set_state",
+		    T(TYPE_TCP_CONNECT) | T(TYPE_TCP_ACCEPT) | T(TYPE_TCP_CLOSE)},
 	[P_RETRANS] = {"tapio_tcp_retransmit", "tcp_retransmit_skb", T(TYPE_TCP_RETRANSMIT)},
 	[P_SEND_RST] = {"tapio_tcp_send_reset", "tcp_send_reset", T(TYPE_TCP_RESET)},
 	[P_RECV_RST] = {"tapio_tcp_receive_reset", "tcp_receive_reset", T(TYPE_TCP_RESET)},
@@ -69,6 +71,11 @@ static const struct kernel_prog_info progs[P__N] = {
 	[P_OOM] = {"tapio_mark_victim", "mark_victim", T(TYPE_OOM_KILL)},
 	[P_OOM_SIGNAL] = {"tapio_oom_signal", "signal_generate", T(TYPE_OOM_KILL)},
 };
+
+static bool prog_needed(int i, uint64_t types)
+{
+	return (i == P_SOCK ? TCP_TYPES : progs[i].types) & types;
+}
 
 const struct kernel_prog_info *kernel_programs(size_t *n)
 {
@@ -96,6 +103,7 @@ struct kcollector {
 	_Atomic uint64_t events[EVENT_MAX];
 	_Atomic uint64_t qdrops[EVENT_MAX];
 	char disabled[512];
+	uint64_t types; /* produced by a running program */
 	/* collector thread only */
 	struct meta_kv kv[META_MAX];
 	char idbuf[24];
@@ -106,7 +114,8 @@ struct kcollector {
 
 /* libbpf prints through one global hook. While a load runs, the hook notes
  * the first program a warning names ("prog 'x': ..."), so the loader knows
- * which one to turn off; everything goes to tlog at debug level. */
+ * which one to turn off; messages go to tlog at debug level (libbpf's own
+ * debug messages only with TAPIO_LIBBPF_DEBUG=1 in the environment). */
 struct load_capture {
 	char prog[64];
 	char why[128];
@@ -115,10 +124,16 @@ static __thread struct load_capture *capture;
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
+	static int debug = -1;
 	char line[512];
 	const char *p, *q;
 	size_t n;
 
+	/* libbpf's debug level is a line per CO-RE relocation: only on request. */
+	if (debug < 0)
+		debug = getenv("TAPIO_LIBBPF_DEBUG") != NULL;
+	if (level == LIBBPF_DEBUG && !debug)
+		return 0;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n && line[n - 1] == '\n')
@@ -382,7 +397,7 @@ static int load_with_fallback(const struct load_cfg *cfg, struct load_result *r,
 
 	memset(r, 0, sizeof(*r));
 	for (int i = 0; i < P__N; i++) {
-		if (!(progs[i].types & cfg->types) || (i == P_OOM_SIGNAL && !old_oom)) {
+		if (!prog_needed(i, cfg->types) || (i == P_OOM_SIGNAL && !old_oom)) {
 			r->off |= 1ull << i;
 		} else if (!tracepoint_exists(vmlinux, progs[i].tracepoint)) {
 			r->off |= 1ull << i;
@@ -414,12 +429,15 @@ static int load_with_fallback(const struct load_cfg *cfg, struct load_result *r,
 			return 0;
 		tapio__destroy(r->skel);
 		r->skel = NULL;
-		if (rc == -EPERM || rc == -EACCES) {
+		/* A failure that names a program turns that one off (EPERM and
+		 * EACCES included: the verifier and lockdown answer with them);
+		 * one that names none is the object's (maps, privileges). */
+		idx = cap.prog[0] ? prog_index(cap.prog) : -1;
+		if (idx < 0 && (rc == -EPERM || rc == -EACCES)) {
 			set_err(err, errlen, "not allowed to load BPF programs (%s): run as root or with CAP_BPF+CAP_PERFMON",
 				strerror(-rc));
 			return -EPERM;
 		}
-		idx = cap.prog[0] ? prog_index(cap.prog) : -1;
 		if (idx < 0 || (r->off & (1ull << idx))) {
 			set_err(err, errlen, "loading the BPF object failed: %s%s%s", strerror(-rc),
 				cap.why[0] ? ": " : "", cap.why);
@@ -704,6 +722,9 @@ struct collector *kernel_collector_new(const struct kernel_opts *o, char *err, s
 			snprintf(kc->disabled + n, sizeof(kc->disabled) - n, "%s%s", n ? "," : "", progs[i].prog);
 		}
 	}
+	for (int i = 0; i < P__N; i++)
+		if (kc->links[i])
+			kc->types |= progs[i].types & cfg.types;
 	kc->rb = ring_buffer__new(bpf_map__fd(kc->skel->maps.events), on_sample, kc, NULL);
 	if (!kc->rb) {
 		rc = -errno;
@@ -724,6 +745,11 @@ fail:
 const char *kernel_collector_disabled(struct collector *c)
 {
 	return c ? ((struct kcollector *)c)->disabled : "";
+}
+
+uint64_t kernel_collector_types(struct collector *c)
+{
+	return c ? ((struct kcollector *)c)->types : 0;
 }
 
 uint64_t kernel_collector_startup_us(struct collector *c)

@@ -46,6 +46,10 @@ struct collector *kernel_collector_new(const struct kernel_opts *o, char *err, s
  * comma-separated ("" = none). The string belongs to the collector. */
 const char *kernel_collector_disabled(struct collector *c);
 
+/* The kernel types (bits 1ull << TYPE_x) that a running program produces:
+ * the wanted ones minus those whose programs were turned off. */
+uint64_t kernel_collector_types(struct collector *c);
+
 /* Microseconds from open to attached, measured by kernel_collector_new(). */
 uint64_t kernel_collector_startup_us(struct collector *c);
 

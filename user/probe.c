@@ -97,8 +97,8 @@ int cmd_probe(int argc, char **argv)
 				newer |= !strcmp(btf__name_by_offset(btf, m->name_off), "total_vm");
 		}
 		printf("mark_victim: %s\n", id < 0 ? "missing" :
-			newer ? "task form (after 6.8): the victim task, RSS and oom_score_adj from the tracepoint's task" :
-				"pid form (4.13 to 6.8): the victim task found through its SIGKILL (signal_generate)");
+			newer ? "task form: the victim task, RSS and oom_score_adj from the tracepoint's task" :
+				"pid form (older kernels): the victim task found through its SIGKILL (signal_generate)");
 	}
 	printf("tracepoints:\n");
 	for (size_t i = 0; i < n; i++) {

@@ -274,7 +274,7 @@ int cmd_trace(int argc, char **argv)
 		goto out;
 	}
 	{
-		uint64_t m = ko.type_mask ? ko.type_mask : ~0ull;
+		uint64_t m = kernel_collector_types(c);
 		size_t used = 0;
 		char names[512] = "";
 
