@@ -394,9 +394,13 @@ run_kernel() {
 	local marker
 	marker=$(tr -d '\r' <"$log" 2>/dev/null | grep -a '^VMTEST-RESULT: ' | tail -n 1 || true)
 	reason=
-	if [ "$marker" = "VMTEST-RESULT: PASS" ]; then
+	case $marker in
+	"VMTEST-RESULT: PASS" | "VMTEST-RESULT: PASS "*)
 		status=PASS
-	else
+		reason=${marker#VMTEST-RESULT: PASS}
+		reason=${reason# }
+		;;
+	*)
 		status=FAIL
 		if [ -n "$marker" ]; then
 			reason=${marker#VMTEST-RESULT: }
@@ -409,7 +413,8 @@ run_kernel() {
 		else
 			reason="no VMTEST-RESULT line on the console"
 		fi
-	fi
+		;;
+	esac
 	echo "$status $secs $ACCEL_USED $reason" >"$res"
 }
 

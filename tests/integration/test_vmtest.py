@@ -223,6 +223,14 @@ class VmtestScript(unittest.TestCase):
         self.assertIn("staged-binary PASS", stdout)  # the guest's table is shown
         self.assertIn("1 kernel(s), 0 failed", stdout)
 
+    def test_a_pass_with_allowed_turned_off_programs_passes_and_says_so(self):
+        rc, stdout, stderr, _ = vmtest("--guest", self.guest("guest-pass-off.sh"), "--tapio", STAND_IN,
+                                       self.kernel, out=self.out)
+        self.assertEqual(rc, 0, stdout + stderr)
+        status, _, detail = self.summary(stdout, "vmlinuz")
+        self.assertEqual(status, "PASS")
+        self.assertRegex(detail, r"^(kvm|tcg): \(turned off and allowed: oom\.kill\)$")
+
     def test_failing_guest_fails_the_run_with_its_reason(self):
         rc, stdout, stderr, _ = vmtest("--guest", self.guest("guest-fail.sh"), "--tapio", STAND_IN,
                                        self.kernel, out=self.out)
