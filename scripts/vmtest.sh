@@ -275,7 +275,9 @@ build_initramfs() {
 	rm -rf "$st"
 	mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,root}
 	[ -x "$BUSYBOX" ] || die "$BUSYBOX not found: install busybox-static (make deps)"
-	file -L "$BUSYBOX" 2>/dev/null | grep 'statically linked' >/dev/null ||
+	# A static binary: ldd says "not a dynamic executable" (or "statically
+	# linked" for a static PIE).
+	{ ldd "$BUSYBOX" 2>&1 || true; } | grep -E 'not a dynamic executable|statically linked' >/dev/null ||
 		die "$BUSYBOX is not statically linked: install busybox-static"
 	cp "$BUSYBOX" "$st/bin/busybox"
 	cp "$GUEST" "$st/vmtest-guest.sh"
