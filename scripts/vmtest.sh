@@ -6,7 +6,8 @@
 # A KERNEL is a path to a kernel image (bzImage, vmlinuz), a Debian package
 # name (linux-image-6.1.0-56-cloud-amd64), or an alias naming the current
 # Debian kernel of a flavour: debian-cloud, debian-amd64, debian-rt for this
-# machine's release, debian11-cloud, debian13-amd64, ... for Debian 11 to 13.
+# machine's release, debian11-cloud, debian13-amd64, ... for Debian 11 to 13
+# (debian11:linux-image-5.10.0-32-cloud-amd64 names a package of one).
 # Packages are fetched with `apt-get download` and cached under
 # build/vmtest/kernels. Default: debian-cloud debian-amd64.
 #
@@ -45,7 +46,8 @@ usage: $0 [options] [KERNEL...]
 
 KERNEL: a kernel image path, a Debian package linux-image-*, or an alias:
 debian-cloud, debian-amd64, debian-rt (this machine's Debian release), or
-debianNN-cloud, debianNN-amd64, debianNN-rt with NN 11, 12 or 13.
+debianNN-cloud, debianNN-amd64, debianNN-rt with NN 11, 12 or 13, or
+debianNN:linux-image-... for a package of that release.
 Default: ${DEFAULT_KERNELS[*]}.
 
 options (and the environment variable that sets the same):
@@ -213,6 +215,7 @@ fetch_package() {
 #   debian-FLAVOUR      this machine's Debian release (apt as configured)
 #   debianNN-FLAVOUR    Debian 11, 12 or 13 (private apt lists)
 #   linux-image-*       a package of this machine's release
+#   debianNN:linux-image-*  a package of Debian 11, 12 or 13
 # FLAVOUR: cloud, amd64 or rt.
 resolve() {
 	local spec=$1 pkg='' rel flavour suite
@@ -228,6 +231,13 @@ resolve() {
 			use_suite "$suite"
 		fi
 		pkg=$(alias_package "$flavour")
+		;;
+	debian[0-9][0-9]:linux-image-*)
+		rel=${spec%%:*}
+		rel=${rel#debian}
+		suite=$(suite_of "$rel") || die "kernel '$spec': Debian $rel is not one of 11, 12, 13"
+		use_suite "$suite"
+		pkg=${spec#*:}
 		;;
 	linux-image-*)
 		[ -f "$spec" ] || pkg=$spec ;;
