@@ -203,6 +203,21 @@ class VmtestScript(unittest.TestCase):
         self.assertEqual(stdout.strip(), self.kernel)
         self.assertNotIn("fetching", stderr)
 
+    def test_another_release_is_fetched_through_private_apt_lists(self):
+        rc, stdout, stderr, _ = vmtest("--fetch-only", "debian11-cloud", out=self.out, timeout=300)
+        self.assertEqual(rc, 0, stderr)
+        image = stdout.strip()
+        pkg = os.path.basename(os.path.dirname(image))
+        self.assertRegex(pkg, r"^linux-image-5\.10\.0-\d+-cloud-amd64$")
+        with open(image, "rb") as f:
+            self.assertEqual(f.read(0x206)[0x202:], b"HdrS")
+        lists = os.path.join(KCACHE, ".apt", "bullseye", "lists")
+        self.assertTrue(any(re.search(r"_dists_bullseye_main_binary-amd64_Packages", n) for n in os.listdir(lists)),
+                        os.listdir(lists))
+        # This machine's own apt configuration does not know that release.
+        p = subprocess.run(["apt-cache", "policy", pkg], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.assertNotIn("Candidate: 5.10", p.stdout.decode())
+
     def test_passing_guest_runs_the_staged_binary_on_the_kernel(self):
         expect = subprocess.run([STAND_IN, "--version"], stdout=subprocess.PIPE).stdout.decode().splitlines()[0]
         rc, stdout, stderr, _ = vmtest("--tapio", STAND_IN, "--guest", self.guest("guest-pass.sh"),
