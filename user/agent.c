@@ -91,15 +91,15 @@ static const char *const all_collectors[] = {"kernel", "k8s", "systemd", "cni", 
 static bool available(const struct tapio_config *cfg, const char *name)
 {
 	if (!strcmp(name, "kernel"))
-		return kernel_collector_available && kernel_collector_available();
+		return kernel_collector_available();
 	if (!strcmp(name, "k8s"))
-		return k8s_collector_available && k8s_collector_available(cfg);
+		return k8s_collector_available(cfg);
 	if (!strcmp(name, "systemd"))
-		return systemd_collector_available && systemd_collector_available(cfg);
+		return systemd_collector_available(cfg);
 	if (!strcmp(name, "cni"))
-		return cni_collector_available && cni_collector_available(cfg);
+		return cni_collector_available(cfg);
 	if (!strcmp(name, "etcd"))
-		return etcd_collector_available && etcd_collector_available(cfg);
+		return etcd_collector_available(cfg);
 	return false;
 }
 
@@ -107,15 +107,6 @@ static struct collector *make_collector(struct agent *a, const char *name, char 
 					size_t errlen)
 {
 	const struct tapio_config *cfg = &a->cfg;
-	if ((!strcmp(name, "kernel") && !kernel_collector_new) ||
-	    (!strcmp(name, "k8s") && !k8s_collector_new) ||
-	    (!strcmp(name, "systemd") && !systemd_collector_new) ||
-	    (!strcmp(name, "cni") && !cni_collector_new) ||
-	    (!strcmp(name, "etcd") && !etcd_collector_new)) {
-		snprintf(err, errlen, "not built into this binary");
-		errno = ENOSYS;
-		return NULL;
-	}
 	if (!strcmp(name, "kernel")) {
 		struct kernel_opts o = {
 			.containers_only = cfg->containers_only,
@@ -321,8 +312,7 @@ static void agent_free(struct agent *a)
 		metrics_stop(a->metrics);
 	registry_free(a->reg);
 	sink_destroy(a->sink);
-	if (a->pm)
-		podmeta_free(a->pm);
+	podmeta_free(a->pm);
 	queue_free(a->q);
 	config_free(&a->cfg);
 }
@@ -356,7 +346,7 @@ int cmd_agent(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (watch_global_init && watch_global_init()) {
+	if (watch_global_init()) {
 		fprintf(stderr, "tapio agent: cannot initialise libcurl\n");
 		goto out;
 	}
@@ -379,8 +369,8 @@ int cmd_agent(int argc, char **argv)
 	a.reg = registry_new();
 	if (!a.reg)
 		goto out;
-	a.pm = podmeta_new ? podmeta_new(NULL, 16384) : NULL;
-	if (!a.pm && podmeta_new)
+	a.pm = podmeta_new(NULL, 16384);
+	if (!a.pm)
 		tlog(LOG_WARN, NULL, "pod metadata off: %s", strerror(errno));
 	int rc = build_registry(&a);
 	if (rc) {

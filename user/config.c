@@ -164,6 +164,11 @@ static int parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
+/* Where each option's value came from ("default", "flag --x", "env TAPIO_X",
+ * "config FILE"), for the messages of validate(). config_load runs once, in
+ * the main thread. */
+static char origins[NOPTS][320];
+
 /* Sets one option from text. `from` names where the value came from, for the
  * error message. */
 static int set_opt(struct tapio_config *cfg, const struct opt *o, const char *val,
@@ -171,6 +176,7 @@ static int set_opt(struct tapio_config *cfg, const struct opt *o, const char *va
 {
 	uint64_t u;
 	int rc;
+	snprintf(origins[o - opts], sizeof(origins[0]), "%s", from);
 	switch (o->type) {
 	case OPT_STR: {
 		char *dup = strdup(val);
@@ -461,29 +467,46 @@ static int load_args(struct tapio_config *cfg, int argc, char **argv, bool only_
 	return 0;
 }
 
+/* Appends " (from <origin>)" for the key that err starts with. */
+static int invalid(char *err, size_t errlen)
+{
+	char key[64];
+	size_t n = strcspn(err, ":");
+	if (n < sizeof(key)) {
+		memcpy(key, err, n);
+		key[n] = '\0';
+		const struct opt *o = find_opt(key, n);
+		if (o) {
+			size_t len = strlen(err);
+			snprintf(err + len, errlen - len, " (from %s)", origins[o - opts]);
+		}
+	}
+	return -EINVAL;
+}
+
 static int validate(const struct tapio_config *cfg, char *err, size_t errlen)
 {
 	uint64_t qs = cfg->queue_size;
 	if (qs < 4096 || qs > (1ull << 32) || (qs & (qs - 1))) {
 		snprintf(err, errlen, "queue-size: %" PRIu64 " must be a power of two from 4K to 4G", qs);
-		return -EINVAL;
+		return invalid(err, errlen);
 	}
 	uint64_t rb = cfg->ringbuf_size;
 	if (rb < 4096 || rb > (1ull << 30) || (rb & (rb - 1))) {
 		snprintf(err, errlen, "ringbuf-size: %" PRIu64 " must be a power of two from 4K to 1G",
 			 rb);
-		return -EINVAL;
+		return invalid(err, errlen);
 	}
 	if (cfg->max_event_size < 1024 || cfg->max_event_size > (1ull << 30)) {
 		snprintf(err, errlen, "max-event-size: %" PRIu64 " must be from 1K to 1G",
 			 cfg->max_event_size);
-		return -EINVAL;
+		return invalid(err, errlen);
 	}
 	const char *o = cfg->output;
 	if (!(!strcmp(o, "stdout") || !strcmp(o, "-") || (!strncmp(o, "file:", 5) && o[5]) ||
 	      !strncmp(o, "nats://", 7) || !strncmp(o, "tls://", 6))) {
 		snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT", o);
-		return -EINVAL;
+		return invalid(err, errlen);
 	}
 	if (*cfg->metrics_addr) {
 		const char *colon = strrchr(cfg->metrics_addr, ':');
@@ -501,11 +524,11 @@ static int validate(const struct tapio_config *cfg, char *err, size_t errlen)
 	if (!ok) {
 		snprintf(err, errlen, "nats-retention: '%s' is not limits, interest or workqueue",
 			 cfg->nats_retention);
-		return -EINVAL;
+		return invalid(err, errlen);
 	}
 	if (cfg->nats_max_inflight == 0) {
 		snprintf(err, errlen, "nats-max-inflight: must be at least 1");
-		return -EINVAL;
+		return invalid(err, errlen);
 	}
 	struct strlist l;
 	if (strlist_split(&l, cfg->collectors))
@@ -520,7 +543,7 @@ static int validate(const struct tapio_config *cfg, char *err, size_t errlen)
 				 "collectors: unknown collector '%s' (kernel, k8s, systemd, cni, etcd)",
 				 l.v[i]);
 			strlist_free(&l);
-			return -EINVAL;
+			return invalid(err, errlen);
 		}
 	}
 	strlist_free(&l);

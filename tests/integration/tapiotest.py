@@ -132,6 +132,9 @@ class Tapio:
             rc = self.proc.wait()
         self._t_out.join(5)
         self._t_err.join(5)
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f:
+                f.close()
         return rc
 
     def summary(self):

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The kernel/user ABI: the records the BPF programs put in the ring buffer.
+ * Only constants and plain structs with fixed-width fields live here, so that
+ * both the BPF side (with vmlinux.h) and userspace (with <linux/types.h>) can
+ * include it. Each struct's size is pinned with _Static_assert: a change here
+ * is a change of the ABI, and both sides must be rebuilt together.
+ *
+ * Every record starts with struct event_header. Records with a variable tail
+ * (exec args, cgroup path) are reserved at full size in the ring buffer; the
+ * *_len fields say how much of the tail is used, and userspace copies only
+ * that much into the queue.
+ */
+#ifndef TAPIO_BPF_EVENTS_H
+#define TAPIO_BPF_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define TAPIO_COMM_LEN 16
+#define TAPIO_FILENAME_MAX 256 /* exec filename bytes, NUL included */
+#define TAPIO_ARGS_MAX 1024    /* exec argv bytes (NUL-separated); more is truncated */
+#define TAPIO_CGROUP_PATH_MAX 512
+
+/* Event types. Equal to enum tapio_type 1..12 in user/event.h. */
+enum event_type {
+	EVENT_PROCESS_EXEC = 1,
+	EVENT_PROCESS_FORK = 2,
+	EVENT_PROCESS_EXIT = 3,
+	EVENT_TCP_CONNECT = 4,
+	EVENT_TCP_ACCEPT = 5,
+	EVENT_TCP_CLOSE = 6,
+	EVENT_TCP_RETRANSMIT = 7,
+	EVENT_TCP_RESET = 8,
+	EVENT_CGROUP_MKDIR = 9,
+	EVENT_CGROUP_RMDIR = 10,
+	EVENT_CGROUP_ATTACH = 11,
+	EVENT_OOM_KILL = 12,
+	EVENT_MAX = 13, /* size of per-type arrays (index 0 unused) */
+};
+
+/* event_header.flags */
+#define HDR_F_NO_TASK 0x1u /* no task is known for the event (e.g. an RST sent
+			    * for a packet to a closed port, or a socket that
+			    * existed before tapio started): the task fields are 0 */
+
+/* The common part. The task it describes is the one the event is about:
+ * the current task for process and cgroup events, the socket's owner (the
+ * task that connected, or the one that listened, for accepted sockets) for
+ * tcp events, and the victim for oom.kill. */
+struct event_header {
+	__u64 ts;        /* CLOCK_BOOTTIME ns */
+	__u64 cgroup_id; /* cgroup v2 id (inode of the cgroup2 directory) */
+	__u32 type;      /* enum event_type */
+	__u32 cpu;       /* CPU the program ran on */
+	__u32 pid;       /* thread id */
+	__u32 tgid;      /* process id */
+	__u32 ppid;      /* parent's tgid */
+	__u32 uid;
+	__u32 gid;
+	__u32 pidns; /* pid namespace inode */
+	__u32 mntns; /* mount namespace inode */
+	__u32 flags; /* HDR_F_* */
+	char comm[TAPIO_COMM_LEN];
+};
+
+/* process.exec: the header is the task after the exec (new comm). */
+struct exec_event {
+	struct event_header hdr;
+	__u32 filename_len;    /* bytes in filename, without the NUL */
+	__u32 args_len;        /* bytes of args used */
+	__u32 argc;            /* argv entries the program was given */
+	__u8 args_truncated;   /* argv was longer than TAPIO_ARGS_MAX */
+	__u8 filename_truncated;
+	__u16 pad;
+	char filename[TAPIO_FILENAME_MAX];
+	char args[TAPIO_ARGS_MAX]; /* argv strings, each NUL-terminated; the last
+				    * one may be cut when args_truncated */
+};
+
+/* process.fork: the header is the parent (the current task). */
+struct fork_event {
+	struct event_header hdr;
+	__u32 parent_pid;
+	__u32 parent_tgid;
+	__u32 child_pid;
+	__u32 child_tgid;
+};
+
+/* process.exit: the header is the exiting task. */
+struct exit_event {
+	struct event_header hdr;
+	__u64 duration_ns; /* since the task started (start_boottime) */
+	__u32 status;      /* raw exit status: code << 8 | signal | 0x80 core */
+	__u32 pad;
+};
+
+/* tcp_event.flags */
+#define TCP_F_RESET_RECEIVED 0x1u /* tcp.reset: 1 = received, 0 = sent */
+#define TCP_F_OWNER_KNOWN 0x2u    /* the header is the socket's owner */
+#define TCP_F_START_SEEN 0x4u     /* tcp.close: duration_ns is known (the socket was seen from its start) */
+
+/* tcp.connect, tcp.accept, tcp.close, tcp.retransmit, tcp.reset.
+ * saddr/sport are the local end, daddr/dport the remote end. IPv4 addresses
+ * take the first 4 bytes of saddr/daddr. Ports in host byte order. */
+struct tcp_event {
+	struct event_header hdr;
+	__u64 duration_ns;    /* tcp.close: since the first state change seen */
+	__u64 bytes_sent;     /* tcp.close: tcp_sock.bytes_acked */
+	__u64 bytes_received; /* tcp.close: tcp_sock.bytes_received */
+	__u16 family;         /* AF_INET (2) or AF_INET6 (10) */
+	__u16 sport;
+	__u16 dport;
+	__u8 oldstate; /* TCP state numbers (TCP_ESTABLISHED = 1 ...) */
+	__u8 state;    /* new state (or the current one for retransmit/reset) */
+	__u32 flags;   /* TCP_F_* */
+	__u32 reason;  /* tcp.reset sent: enum sk_rst_reason where the kernel has it */
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* cgroup.mkdir, cgroup.rmdir, cgroup.attach: the header is the current task
+ * (the one that made, removed, or wrote cgroup.procs). */
+struct cgroup_event {
+	struct event_header hdr;
+	__u64 id;           /* the cgroup's id (its kernfs inode) */
+	__u32 level;        /* depth below the hierarchy root */
+	__u32 hierarchy_id; /* 0 = cgroup2 */
+	__u32 task_pid;     /* cgroup.attach: the moved task */
+	__u32 task_tgid;
+	char task_comm[TAPIO_COMM_LEN];
+	__u32 threadgroup; /* cgroup.attach: the whole process moved */
+	__u32 path_len;    /* bytes in path, without the NUL */
+	char path[TAPIO_CGROUP_PATH_MAX]; /* relative to the hierarchy root */
+};
+
+/* oom_event.flags */
+#define OOM_F_VICTIM_TASK 0x1u /* the victim's task was read: header, rss, oom_score_adj valid */
+
+/* oom.kill: the header is the victim (its own cgroup id, pid, comm ...); the
+ * trigger_* fields are the task whose allocation ran into the limit. */
+struct oom_event {
+	struct event_header hdr;
+	__u64 total_vm;  /* kB, as the kernel's mark_victim tracepoint */
+	__u64 anon_rss;  /* kB */
+	__u64 file_rss;  /* kB */
+	__u64 shmem_rss; /* kB */
+	__u64 trigger_cgroup_id;
+	__u32 victim_pid;
+	__u32 trigger_pid;
+	__u32 trigger_tgid;
+	__s32 oom_score_adj;
+	__u32 flags; /* OOM_F_* */
+	__u32 pad;
+	char trigger_comm[TAPIO_COMM_LEN];
+};
+
+#define TAPIO_EVENT_MAX_SIZE sizeof(struct exec_event)
+
+_Static_assert(sizeof(struct event_header) == 72, "event_header layout");
+_Static_assert(sizeof(struct exec_event) == 72 + 16 + TAPIO_FILENAME_MAX + TAPIO_ARGS_MAX, "exec_event layout");
+_Static_assert(sizeof(struct fork_event) == 88, "fork_event layout");
+_Static_assert(sizeof(struct exit_event) == 88, "exit_event layout");
+_Static_assert(sizeof(struct tcp_event) == 144, "tcp_event layout");
+_Static_assert(sizeof(struct cgroup_event) == 72 + 48 + TAPIO_CGROUP_PATH_MAX, "cgroup_event layout");
+_Static_assert(sizeof(struct oom_event) == 152, "oom_event layout");
+
+
+#endif

@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/* tcp.connect, tcp.accept, tcp.close (inet_sock_set_state), tcp.retransmit
+ * (tcp_retransmit_skb), tcp.reset (tcp_send_reset, tcp_receive_reset).
+ *
+ * Most TCP state changes run in softirq, where the current task is whoever
+ * happened to be on the CPU. So the header of a tcp event describes the
+ * socket's owner instead, remembered in the socks map: the task that called
+ * connect() (seen at CLOSE -> SYN_SENT, which runs in that task), or for an
+ * accepted socket the task that listened (seen at CLOSE -> LISTEN, kept in
+ * the listeners map by netns and port). A socket that was not seen from its
+ * start gets HDR_F_NO_TASK, and is left out when a task filter is set.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "fill.bpf.h"
+#include "submit.bpf.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+
+/* include/net/tcp_states.h */
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_CLOSE 7
+#define TCP_LISTEN 10
+
+#define TCP_CONN_MASK                                                              \
+	((1ull << EVENT_TCP_CONNECT) | (1ull << EVENT_TCP_ACCEPT) | (1ull << EVENT_TCP_CLOSE) | \
+	 (1ull << EVENT_TCP_RETRANSMIT) | (1ull << EVENT_TCP_RESET))
+
+static __always_inline __u32 sk_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline void read_ends(const struct sock *sk, __u16 *family, __u16 *sport, __u16 *dport,
+				      __u8 *saddr, __u8 *daddr)
+{
+	*family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	*sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	*dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (*family == AF_INET6) {
+		bpf_core_read(saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	} else {
+		bpf_core_read(saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(daddr, 4, &sk->__sk_common.skc_daddr);
+	}
+}
+
+static __always_inline void read_sk_addrs(struct tcp_event *e, const struct sock *sk)
+{
+	read_ends(sk, &e->family, &e->sport, &e->dport, e->saddr, e->daddr);
+}
+
+/* Addresses from a received packet, seen from this host: its destination is
+ * the local end. For an RST sent with no socket (a port nobody listens on). */
+static __always_inline void read_skb_addrs(struct tcp_event *e, const struct sk_buff *skb)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 th = BPF_CORE_READ(skb, transport_header);
+	struct tcphdr tcp = {};
+	__u8 vers = 0;
+
+	if (!head)
+		return;
+	bpf_probe_read_kernel(&vers, 1, head + nh);
+	vers >>= 4;
+	if (vers == 4) {
+		struct iphdr ip = {};
+
+		bpf_probe_read_kernel(&ip, sizeof(ip), head + nh);
+		e->family = AF_INET;
+		__builtin_memcpy(e->saddr, &ip.daddr, 4);
+		__builtin_memcpy(e->daddr, &ip.saddr, 4);
+	} else if (vers == 6) {
+		struct ipv6hdr ip6 = {};
+
+		bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh);
+		e->family = AF_INET6;
+		__builtin_memcpy(e->saddr, &ip6.daddr, 16);
+		__builtin_memcpy(e->daddr, &ip6.saddr, 16);
+	} else {
+		return;
+	}
+	bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th);
+	e->sport = bpf_ntohs(tcp.dest);
+	e->dport = bpf_ntohs(tcp.source);
+}
+
+/* Reserves a tcp event for socket sk with the owner from info (or none).
+ * Returns NULL when the type is off, filtered, or the buffer is full. */
+static __always_inline struct tcp_event *tcp_reserve(__u32 type, const struct sock *sk,
+						     struct sock_info *info)
+{
+	struct tcp_event *e;
+
+	if (!type_wanted(type))
+		return NULL;
+	if (!info && !no_task_filter())
+		return NULL;
+	e = reserve_event(type, sizeof(*e));
+	if (!e)
+		return NULL;
+	if (info) {
+		e->hdr = info->owner;
+		e->hdr.ts = bpf_ktime_get_boot_ns();
+		e->hdr.cpu = bpf_get_smp_processor_id();
+		e->hdr.type = type;
+	} else {
+		fill_header(&e->hdr, type, NULL);
+	}
+	if (sk)
+		read_sk_addrs(e, sk);
+	/* By CLOSE the kernel may have released the local port (inet_put_port,
+	 * or TIME_WAIT took it over): use the ends saved at ESTABLISHED. */
+	if (info && info->saved && (!e->sport || !e->dport)) {
+		e->family = info->family;
+		e->sport = info->sport;
+		e->dport = info->dport;
+		__builtin_memcpy(e->saddr, info->saddr, 16);
+		__builtin_memcpy(e->daddr, info->daddr, 16);
+	}
+	return e;
+}
+
+/* Remembers the current task as sk's owner, if it passes the filters. */
+static __always_inline void own_socket(const struct sock *sk, struct task_struct *t)
+{
+	struct sock_info info = {};
+	__u64 key = (__u64)sk;
+
+	if (!task_wanted(t)) {
+		/* Forget an older socket that had this address. */
+		bpf_map_delete_elem(&socks, &key);
+		return;
+	}
+	info.start_ns = bpf_ktime_get_boot_ns();
+	fill_header(&info.owner, 0, t);
+	bpf_map_update_elem(&socks, &key, &info, BPF_ANY);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	struct sock_info *info, fresh = {};
+	struct tcp_event *e;
+	__u64 key = (__u64)sk;
+	__u32 type;
+
+	if (!(cfg_event_mask & TCP_CONN_MASK))
+		return 0;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+
+	if (newstate == TCP_LISTEN) {
+		/* listen(): runs in the listening task. */
+		struct listen_key lk = { .netns = sk_netns(sk), .port = BPF_CORE_READ(sk, __sk_common.skc_num) };
+		struct task_struct *t = current_task();
+		struct event_header owner = {};
+
+		if (!task_wanted(t))
+			return 0;
+		fill_header(&owner, 0, t);
+		bpf_map_update_elem(&listeners, &lk, &owner, BPF_ANY);
+		return 0;
+	}
+	if (oldstate == TCP_LISTEN) {
+		if (newstate == TCP_CLOSE) {
+			struct listen_key lk = { .netns = sk_netns(sk),
+						 .port = BPF_CORE_READ(sk, __sk_common.skc_num) };
+
+			bpf_map_delete_elem(&listeners, &lk);
+			return 0;
+		}
+		if (newstate == TCP_SYN_RECV) {
+			/* A child socket of a listener, cloned in softirq. */
+			struct listen_key lk = { .netns = sk_netns(sk),
+						 .port = BPF_CORE_READ(sk, __sk_common.skc_num) };
+			struct event_header *owner = bpf_map_lookup_elem(&listeners, &lk);
+
+			if (owner)
+				fresh.owner = *owner;
+			else if (no_task_filter())
+				fresh.owner.flags = HDR_F_NO_TASK;
+			else {
+				bpf_map_delete_elem(&socks, &key);
+				return 0;
+			}
+			fresh.start_ns = bpf_ktime_get_boot_ns();
+			bpf_map_update_elem(&socks, &key, &fresh, BPF_ANY);
+			return 0;
+		}
+	}
+	if (newstate == TCP_SYN_SENT) {
+		/* connect(): runs in the connecting task. */
+		own_socket(sk, current_task());
+		return 0;
+	}
+
+	info = bpf_map_lookup_elem(&socks, &key);
+	if (newstate == TCP_ESTABLISHED) {
+		if (oldstate == TCP_SYN_SENT)
+			type = EVENT_TCP_CONNECT;
+		else if (oldstate == TCP_SYN_RECV)
+			type = EVENT_TCP_ACCEPT;
+		else
+			return 0;
+		if (info) {
+			read_ends(sk, &info->family, &info->sport, &info->dport, info->saddr, info->daddr);
+			info->saved = 1;
+		}
+		e = tcp_reserve(type, sk, info);
+		if (!e)
+			return 0;
+		if (info && !(info->owner.flags & HDR_F_NO_TASK))
+			e->flags |= TCP_F_OWNER_KNOWN;
+		e->oldstate = oldstate;
+		e->state = newstate;
+		submit_event(e);
+		return 0;
+	}
+	if (newstate != TCP_CLOSE)
+		return 0;
+
+	e = tcp_reserve(EVENT_TCP_CLOSE, sk, info);
+	if (e) {
+		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+
+		if (info) {
+			e->duration_ns = e->hdr.ts - info->start_ns;
+			e->flags |= TCP_F_START_SEEN;
+			if (!(info->owner.flags & HDR_F_NO_TASK))
+				e->flags |= TCP_F_OWNER_KNOWN;
+		}
+		e->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
+		e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+		e->oldstate = oldstate;
+		e->state = newstate;
+		submit_event(e);
+	}
+	/* The entry stays (the LRU map ages it out): an abortive close sends
+	 * its RST after the socket is already in CLOSE (tcp_disconnect), and
+	 * that tcp.reset still needs the owner and the ends. A new socket at
+	 * the same address overwrites it at SYN_SENT or SYN_RECV. */
+	if (info)
+		info->closed = 1;
+	return 0;
+}
+
+/* tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb[, int err on recent kernels]) */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb)
+{
+	__u64 key = (__u64)sk;
+	struct sock_info *info;
+	struct tcp_event *e;
+
+	if (!type_wanted(EVENT_TCP_RETRANSMIT))
+		return 0;
+	info = bpf_map_lookup_elem(&socks, &key);
+	e = tcp_reserve(EVENT_TCP_RETRANSMIT, sk, info);
+	if (!e)
+		return 0;
+	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	e->oldstate = e->state;
+	if (info && !(info->owner.flags & HDR_F_NO_TASK))
+		e->flags |= TCP_F_OWNER_KNOWN;
+	submit_event(e);
+	return 0;
+}
+
+/* tcp_send_reset(const struct sock *sk, const struct sk_buff *skb
+ *                [, const enum sk_rst_reason reason on recent kernels]).
+ * Recent kernels ("trace: tcp: fully support trace_tcp_send_reset"; 6.18
+ * does) also fire it with sk == NULL, for an RST answering a packet no
+ * socket wanted, and for time-wait sockets; with no socket the addresses
+ * come from that packet. Older kernels only report resets of full sockets. */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(tapio_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct sock_info *info = NULL;
+	struct tcp_event *e;
+	__u64 key = (__u64)sk;
+
+	if (!type_wanted(EVENT_TCP_RESET))
+		return 0;
+	if (sk)
+		info = bpf_map_lookup_elem(&socks, &key);
+	e = tcp_reserve(EVENT_TCP_RESET, sk, info);
+	if (!e)
+		return 0;
+	if (!sk && skb)
+		read_skb_addrs(e, skb);
+	if (sk) {
+		e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+		e->oldstate = e->state;
+	}
+	if (info && !(info->owner.flags & HDR_F_NO_TASK))
+		e->flags |= TCP_F_OWNER_KNOWN;
+	if (bpf_core_type_exists(enum sk_rst_reason))
+		e->reason = (__u32)ctx[2];
+	submit_event(e);
+	return 0;
+}
+
+/* tcp_receive_reset(struct sock *sk) */
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(tapio_tcp_receive_reset, struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct sock_info *info;
+	struct tcp_event *e;
+
+	if (!type_wanted(EVENT_TCP_RESET))
+		return 0;
+	info = bpf_map_lookup_elem(&socks, &key);
+	e = tcp_reserve(EVENT_TCP_RESET, sk, info);
+	if (!e)
+		return 0;
+	e->flags |= TCP_F_RESET_RECEIVED;
+	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	e->oldstate = e->state;
+	if (info && !(info->owner.flags & HDR_F_NO_TASK))
+		e->flags |= TCP_F_OWNER_KNOWN;
+	submit_event(e);
+	return 0;
+}

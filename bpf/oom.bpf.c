@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/* oom.kill on oom/mark_victim (tp_btf), attributed to the victim.
+ *
+ * mark_victim runs in the task whose allocation hit the limit, not in the
+ * victim, so the header is filled from the victim's task_struct and the
+ * allocating task goes into trigger_*.
+ *
+ * The tracepoint changed after 6.8: it was mark_victim(int pid) from 4.13
+ * through 6.8, and later kernels made it mark_victim(struct task_struct *task,
+ * uid_t uid), with total_vm, the RSS breakdown and oom_score_adj in its
+ * record (6.18 has this form). The record's total_vm field tells which one
+ * this kernel has. With the old one, the victim's task comes from the SIGKILL
+ * that __oom_kill_process() sends just before mark_oom_victim(), seen on
+ * signal/signal_generate in the same task.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "fill.bpf.h"
+#include "submit.bpf.h"
+
+#define SIGKILL 9
+#define SEND_SIG_PRIV 1 /* ((struct kernel_siginfo *) 1) */
+
+/* mm counters (enum mm_counter_type / NR_MM_COUNTERS) */
+#define MM_FILEPAGES 0
+#define MM_ANONPAGES 1
+#define MM_SHMEMPAGES 3
+
+/* Before 6.2 ("mm: convert mm's rss stats into percpu_counter") the
+ * counters were atomics in struct mm_rss_stat. */
+struct mm_rss_stat___old {
+	atomic_long_t count[4];
+};
+
+struct mm_struct___old {
+	struct mm_rss_stat___old rss_stat;
+};
+
+static __always_inline __u64 mm_counter(struct mm_struct *mm, int member)
+{
+	long v;
+
+	if (bpf_core_type_exists(struct mm_rss_stat___old)) {
+		struct mm_struct___old *old = (void *)mm;
+
+		v = BPF_CORE_READ(old, rss_stat.count[member & 3].counter);
+	} else {
+		/* What get_mm_counter() reads: percpu_counter_read_positive(). */
+		v = BPF_CORE_READ(mm, rss_stat[member & 3].count);
+	}
+	return v > 0 ? (__u64)v : 0;
+}
+
+static __always_inline __u64 pages_kb(__u64 pages)
+{
+	return pages << ((cfg_page_shift - 10) & 31);
+}
+
+static __always_inline bool mark_victim_has_task(void)
+{
+	return bpf_core_field_exists(struct trace_event_raw_mark_victim, total_vm);
+}
+
+/* Only loaded on kernels with the old mark_victim (userspace decides). */
+SEC("tp_btf/signal_generate")
+int BPF_PROG(tapio_oom_signal, int sig, struct kernel_siginfo *info, struct task_struct *task)
+{
+	struct oom_kill_info k = {};
+	__u32 tid;
+
+	if (sig != SIGKILL || (unsigned long)info != SEND_SIG_PRIV)
+		return 0;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	k.task = (__u64)task;
+	k.pid = BPF_CORE_READ(task, pid);
+	bpf_map_update_elem(&oom_kills, &tid, &k, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/mark_victim")
+int tapio_mark_victim(__u64 *ctx)
+{
+	struct task_struct *cur = current_task();
+	struct task_struct *victim = NULL;
+	struct oom_event *e;
+	struct mm_struct *mm;
+	__u32 victim_pid;
+
+	if (!type_wanted(EVENT_OOM_KILL))
+		return 0;
+	if (mark_victim_has_task()) {
+		victim = (struct task_struct *)ctx[0];
+		victim_pid = BPF_CORE_READ(victim, pid);
+	} else {
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct oom_kill_info *k = bpf_map_lookup_elem(&oom_kills, &tid);
+
+		victim_pid = (__u32)ctx[0];
+		if (k && k->pid == victim_pid)
+			victim = (struct task_struct *)k->task;
+		if (k)
+			bpf_map_delete_elem(&oom_kills, &tid);
+	}
+	if (!task_wanted(victim))
+		return 0;
+	e = reserve_event(EVENT_OOM_KILL, sizeof(*e));
+	if (!e)
+		return 0;
+	fill_header(&e->hdr, EVENT_OOM_KILL, victim);
+	e->victim_pid = victim_pid;
+	e->trigger_pid = BPF_CORE_READ(cur, pid);
+	e->trigger_tgid = BPF_CORE_READ(cur, tgid);
+	e->trigger_cgroup_id = task_cgroup_id(cur);
+	BPF_CORE_READ_STR_INTO(&e->trigger_comm, cur, comm);
+	if (victim) {
+		e->flags |= OOM_F_VICTIM_TASK;
+		e->oom_score_adj = BPF_CORE_READ(victim, signal, oom_score_adj);
+		mm = BPF_CORE_READ(victim, mm);
+		if (mm) {
+			e->total_vm = pages_kb(BPF_CORE_READ(mm, total_vm));
+			e->anon_rss = pages_kb(mm_counter(mm, MM_ANONPAGES));
+			e->file_rss = pages_kb(mm_counter(mm, MM_FILEPAGES));
+			e->shmem_rss = pages_kb(mm_counter(mm, MM_SHMEMPAGES));
+		}
+	}
+	submit_event(e);
+	return 0;
+}

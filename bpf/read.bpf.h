@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Layer 1: reading from the kernel. Small CO-RE readers for task, cgroup and
+ * namespace fields. Each returns 0 (or NULL) when the pointer chain cannot be
+ * read, e.g. a task that has already dropped its namespaces. */
+#ifndef TAPIO_BPF_READ_H
+#define TAPIO_BPF_READ_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+
+/* include/linux/proc_ns.h: the fixed inode of the initial cgroup namespace. */
+#define TAPIO_CGROUP_INIT_INO 0xEFFFFFFBu
+/* Deepest cgroup nesting the subtree filter walks. */
+#define TAPIO_CGROUP_MAX_DEPTH 32
+
+static __always_inline struct task_struct *current_task(void)
+{
+	return (struct task_struct *)bpf_get_current_task();
+}
+
+/* The task's cgroup in the default (v2) hierarchy. */
+static __always_inline struct cgroup *task_dfl_cgroup(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, cgroups, dfl_cgrp);
+}
+
+/* kernfs_node.id is a u64 since 5.5 ("kernfs: convert kernfs_node->id from
+ * union kernfs_node_id to u64"); tapio needs 5.8 anyway. */
+static __always_inline __u64 cgroup_id_of(struct cgroup *cg)
+{
+	return BPF_CORE_READ(cg, kn, id);
+}
+
+static __always_inline __u64 task_cgroup_id(struct task_struct *t)
+{
+	return cgroup_id_of(task_dfl_cgroup(t));
+}
+
+/* The pid namespace the task lives in (task_active_pid_ns()): the namespace
+ * of the last level of its struct pid. */
+static __always_inline __u32 task_pid_level(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, thread_pid, level);
+}
+
+static __always_inline __u32 task_pidns(struct task_struct *t)
+{
+	struct pid *pid = BPF_CORE_READ(t, thread_pid);
+	struct pid_namespace *ns = NULL;
+	__u32 level;
+
+	if (!pid)
+		return 0;
+	level = BPF_CORE_READ(pid, level);
+	bpf_core_read(&ns, sizeof(ns), &pid->numbers[level & 31].ns);
+	if (!ns)
+		return 0;
+	return BPF_CORE_READ(ns, ns.inum);
+}
+
+static __always_inline __u32 task_mntns(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
+}
+
+static __always_inline __u32 task_cgroupns(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, nsproxy, cgroup_ns, ns.inum);
+}
+
+/* True when cg is target_id or below it. Walks the parents through the
+ * cgroup's own css (cgroup->self.parent, stable since 4.x) rather than
+ * kernfs_node.parent, which recent kernels renamed __parent (6.18 has it). */
+static __always_inline bool cgroup_under(struct cgroup *cg, __u64 target_id)
+{
+	for (int i = 0; i < TAPIO_CGROUP_MAX_DEPTH; i++) {
+		if (!cg)
+			return false;
+		if (cgroup_id_of(cg) == target_id)
+			return true;
+		cg = (struct cgroup *)BPF_CORE_READ(cg, self.parent);
+	}
+	return false;
+}
+
+/* A task "is in a container" when it lives in a pid namespace other than the
+ * initial one, or in a cgroup namespace other than the initial one. Container
+ * runtimes give each container its own pid namespace (unless hostPID) and,
+ * on cgroup v2, its own cgroup namespace; host daemons and systemd services
+ * have neither. */
+static __always_inline bool task_in_container(struct task_struct *t)
+{
+	__u32 cgns;
+
+	if (task_pid_level(t) > 0)
+		return true;
+	cgns = task_cgroupns(t);
+	return cgns && cgns != TAPIO_CGROUP_INIT_INO;
+}
+
+#endif

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Layer 3: submitting. reserve_event() takes a ring buffer record for a type
+ * and counts a drop for that type when the buffer is full; submit_event()
+ * hands the filled record to userspace. */
+#ifndef TAPIO_BPF_SUBMIT_H
+#define TAPIO_BPF_SUBMIT_H
+
+#include "maps.h"
+
+static __always_inline void count_drop(__u32 type)
+{
+	__u64 *n = bpf_map_lookup_elem(&drops, &type);
+
+	if (n)
+		*n += 1; /* per-CPU: no atomics needed */
+}
+
+/* Returns a record of size bytes whose first zero bytes are zeroed, or NULL
+ * (drop counted). Both sizes must be constants. */
+#define reserve_event_z(type, size, zero)                                          \
+	({                                                                         \
+		void *__e = bpf_ringbuf_reserve(&events, (size), 0);               \
+		if (!__e)                                                          \
+			count_drop(type);                                          \
+		else                                                               \
+			__builtin_memset(__e, 0, (zero));                          \
+		__e;                                                               \
+	})
+
+/* Returns a zeroed record of size bytes, or NULL (drop counted). */
+#define reserve_event(type, size) reserve_event_z((type), (size), (size))
+
+static __always_inline void submit_event(void *e)
+{
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void discard_event(void *e)
+{
+	bpf_ringbuf_discard(e, 0);
+}
+
+#ifdef TAPIO_BPF_DEBUG
+#define dbg(fmt, ...) bpf_printk(fmt, ##__VA_ARGS__)
+#else
+#define dbg(fmt, ...) ((void)0)
+#endif
+
+#endif

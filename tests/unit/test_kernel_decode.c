@@ -1,0 +1,614 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Unit tests for the kernel event decoder (user/kernel_decode.c): JSON and
+ * text for every type, escaping of odd bytes, IPv6, truncated argv, and
+ * short, unknown and random records. */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "bpf/events.h"
+#include "kernel.h"
+#include "kernel_decode.h"
+#include "strbuf.h"
+
+static void header(struct event_header *h, unsigned type)
+{
+	memset(h, 0, sizeof(*h));
+	h->ts = 123456789;
+	h->cgroup_id = 4242;
+	h->type = type;
+	h->cpu = 1;
+	h->pid = 101;
+	h->tgid = 100;
+	h->ppid = 1;
+	h->uid = 1000;
+	h->gid = 1001;
+	h->pidns = 4026531836u;
+	h->mntns = 4026531840u;
+	memcpy(h->comm, "worker", 6);
+}
+
+/* Decodes to JSON, checks it parses, and returns the cJSON object. */
+static cJSON *decode(const void *rec, size_t len)
+{
+	struct strbuf sb = STRBUF_INIT;
+	int rc = kevent_json(rec, len, &sb);
+
+	cr_assert_eq(rc, 0, "kevent_json: %d", rc);
+	cr_assert_eq(sb.err, 0);
+	cJSON *j = cJSON_Parse(sb.buf);
+	cr_assert_not_null(j, "not JSON: %s", sb.buf);
+	sb_free(&sb);
+	return j;
+}
+
+static char *text(const void *rec, size_t len)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	cr_assert_eq(kevent_text(rec, len, &sb), 0);
+	cr_assert_eq(sb.err, 0);
+	return sb.buf ? sb.buf : strdup("");
+}
+
+static const char *jstr(cJSON *j, const char *k)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+
+	cr_assert(cJSON_IsString(v), "%s is not a string", k);
+	return v->valuestring;
+}
+
+static double jnum(cJSON *j, const char *k)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+
+	cr_assert(cJSON_IsNumber(v), "%s is not a number", k);
+	return v->valuedouble;
+}
+
+static int jbool(cJSON *j, const char *k)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+
+	cr_assert(cJSON_IsBool(v), "%s is not a bool", k);
+	return cJSON_IsTrue(v);
+}
+
+static size_t exec_set_args(struct exec_event *e, const char *args, size_t n)
+{
+	memcpy(e->args, args, n);
+	e->args_len = n;
+	return offsetof(struct exec_event, args) + n;
+}
+
+Test(kernel_decode, common_header_fields)
+{
+	struct fork_event e;
+
+	header(&e.hdr, EVENT_PROCESS_FORK);
+	e.parent_pid = 100;
+	e.parent_tgid = 100;
+	e.child_pid = 200;
+	e.child_tgid = 200;
+	cJSON *j = decode(&e, sizeof(e));
+	cr_assert_eq(jnum(j, "pid"), 100);
+	cr_assert_eq(jnum(j, "tid"), 101);
+	cr_assert_eq(jnum(j, "tgid"), 100);
+	cr_assert_eq(jnum(j, "ppid"), 1);
+	cr_assert_eq(jnum(j, "uid"), 1000);
+	cr_assert_eq(jnum(j, "gid"), 1001);
+	cr_assert_str_eq(jstr(j, "comm"), "worker");
+	cr_assert_eq(jnum(j, "cgroup_id"), 4242);
+	cr_assert_eq(jnum(j, "pidns"), 4026531836.0);
+	cr_assert_eq(jnum(j, "mntns"), 4026531840.0);
+	cr_assert_eq(jnum(j, "cpu"), 1);
+	cr_assert_eq(jnum(j, "boot_ns"), 123456789);
+	cr_assert(jbool(j, "task_known"));
+	cr_assert_eq(jnum(j, "child_pid"), 200);
+	cr_assert_eq(jnum(j, "child_tgid"), 200);
+	cr_assert_eq(jnum(j, "parent_pid"), 100);
+	cr_assert_eq(jnum(j, "parent_tgid"), 100);
+	cJSON_Delete(j);
+
+	char *t = text(&e, sizeof(e));
+	cr_assert_str_eq(t, "child=200");
+	free(t);
+
+	uint32_t pid;
+	char comm[16];
+	cr_assert_eq(kevent_pid_comm(&e, sizeof(e), &pid, comm), 0);
+	cr_assert_eq(pid, 100);
+	cr_assert_str_eq(comm, "worker");
+}
+
+Test(kernel_decode, exec_args_and_escaping)
+{
+	static struct exec_event e;
+	/* argv: a quote, a control byte, an escape sequence, invalid UTF-8, and
+	 * valid UTF-8 */
+	static const char args[] = "/bin/x\0say \"hi\"\0bell\x07\0\x1b[31mred\0bad\xff\xfe\0caf\xc3\xa9";
+	size_t len;
+
+	header(&e.hdr, EVENT_PROCESS_EXEC);
+	memcpy(e.hdr.comm, "a\"b\x01\xff", 6);
+	strcpy(e.filename, "/bin/x\nnewline");
+	e.filename_len = strlen(e.filename);
+	e.argc = 6;
+	len = exec_set_args(&e, args, sizeof(args)); /* with the final NUL */
+
+	cJSON *j = decode(&e, len);
+	cr_assert_str_eq(jstr(j, "comm"), "a\"b\x01\xef\xbf\xbd"); /* invalid byte -> U+FFFD */
+	cr_assert_str_eq(jstr(j, "filename"), "/bin/x\nnewline");
+	cr_assert_eq(jnum(j, "argc"), 6);
+	cr_assert_not(jbool(j, "args_truncated"));
+	cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "args");
+	cr_assert(cJSON_IsArray(a));
+	cr_assert_eq(cJSON_GetArraySize(a), 6);
+	cr_assert_str_eq(cJSON_GetArrayItem(a, 0)->valuestring, "/bin/x");
+	cr_assert_str_eq(cJSON_GetArrayItem(a, 1)->valuestring, "say \"hi\"");
+	cr_assert_str_eq(cJSON_GetArrayItem(a, 2)->valuestring, "bell\x07");
+	cr_assert_str_eq(cJSON_GetArrayItem(a, 3)->valuestring, "\x1b[31mred");
+	cr_assert_str_eq(cJSON_GetArrayItem(a, 4)->valuestring, "bad\xef\xbf\xbd\xef\xbf\xbd");
+	cr_assert_str_eq(cJSON_GetArrayItem(a, 5)->valuestring, "caf\xc3\xa9");
+	cJSON_Delete(j);
+
+	/* Text: argv[1..], odd bytes as \xNN, valid UTF-8 kept, backslash escaped. */
+	char *t = text(&e, len);
+	cr_assert_str_eq(t, "/bin/x\\x0anewline say \"hi\" bell\\x07 \\x1b[31mred bad\\xff\\xfe caf\xc3\xa9");
+	free(t);
+
+	uint32_t pid;
+	char comm[16];
+	cr_assert_eq(kevent_pid_comm(&e, len, &pid, comm), 0);
+	cr_assert_eq(memcmp(comm, "a\"b\x01\xff", 6), 0);
+}
+
+Test(kernel_decode, exec_truncated_argv)
+{
+	static struct exec_event e;
+	char args[TAPIO_ARGS_MAX];
+	size_t len;
+
+	header(&e.hdr, EVENT_PROCESS_EXEC);
+	strcpy(e.filename, "/bin/true");
+	e.filename_len = 9;
+	e.argc = 100;
+	e.args_truncated = 1;
+	/* "/bin/true\0" then "aaaa...a\0" pieces; the last one is cut with no NUL */
+	memset(args, 'a', sizeof(args));
+	memcpy(args, "/bin/true", 10);
+	for (size_t i = 10 + 99; i < sizeof(args); i += 100)
+		args[i] = '\0';
+	len = exec_set_args(&e, args, sizeof(args));
+
+	cJSON *j = decode(&e, len);
+	cr_assert(jbool(j, "args_truncated"));
+	cr_assert_eq(jnum(j, "argc"), 100);
+	cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "args");
+	int n = cJSON_GetArraySize(a);
+	size_t total = 0;
+	for (int i = 0; i < n; i++)
+		total += strlen(cJSON_GetArrayItem(a, i)->valuestring) + 1;
+	cr_assert_eq(total - 1, TAPIO_ARGS_MAX, "the strings cover the 1024 bytes");
+	cr_assert_str_eq(cJSON_GetArrayItem(a, 0)->valuestring, "/bin/true");
+	const char *last = cJSON_GetArrayItem(a, n - 1)->valuestring;
+	cr_assert_lt(strlen(last), 99);
+	cr_assert_gt(strlen(last), 0);
+	cJSON_Delete(j);
+
+	char *t = text(&e, len);
+	size_t tl = strlen(t);
+	cr_assert(tl > 4 && !strcmp(t + tl - 4, " ..."), "%s", t);
+	cr_assert_eq(strncmp(t, "/bin/true aaaa", 14), 0);
+	free(t);
+}
+
+Test(kernel_decode, exec_args_must_fit_the_record)
+{
+	static struct exec_event e;
+	struct strbuf sb = STRBUF_INIT;
+	size_t len;
+
+	header(&e.hdr, EVENT_PROCESS_EXEC);
+	len = exec_set_args(&e, "a\0b", 4);
+	cr_assert_eq(kevent_used_len(&e, len), len);
+	cr_assert_eq(kevent_used_len(&e, sizeof(e)), len, "the used part of a full-size record");
+	/* args_len says 4 but only 3 bytes arrived */
+	cr_assert_eq(kevent_json(&e, len - 1, &sb), -EINVAL);
+	cr_assert_eq(kevent_used_len(&e, len - 1), 0);
+	/* args_len beyond the bound */
+	e.args_len = TAPIO_ARGS_MAX + 1;
+	cr_assert_eq(kevent_json(&e, sizeof(e), &sb), -EINVAL);
+	cr_assert_eq(kevent_text(&e, sizeof(e), &sb), -EINVAL);
+	cr_assert_eq(sb.len, 0, "nothing appended on error");
+	sb_free(&sb);
+}
+
+Test(kernel_decode, exec_filename_without_nul)
+{
+	static struct exec_event e;
+
+	header(&e.hdr, EVENT_PROCESS_EXEC);
+	memset(e.filename, 'f', sizeof(e.filename));
+	e.filename_len = 5000; /* lies: the bound is the array */
+	e.filename_truncated = 1;
+	cJSON *j = decode(&e, offsetof(struct exec_event, args));
+	cr_assert_eq(strlen(jstr(j, "filename")), TAPIO_FILENAME_MAX);
+	cr_assert(jbool(j, "filename_truncated"));
+	cJSON_Delete(j);
+}
+
+Test(kernel_decode, exit_status)
+{
+	struct exit_event e;
+	cJSON *j;
+	char *t;
+
+	header(&e.hdr, EVENT_PROCESS_EXIT);
+	e.duration_ns = 1500000;
+	e.status = 7 << 8;
+	j = decode(&e, sizeof(e));
+	cr_assert_eq(jnum(j, "exit_code"), 7);
+	cr_assert_eq(jnum(j, "signal"), 0);
+	cr_assert_not(jbool(j, "core_dumped"));
+	cr_assert_eq(jnum(j, "duration_ns"), 1500000);
+	cJSON_Delete(j);
+	t = text(&e, sizeof(e));
+	cr_assert_str_eq(t, "code=7 lifetime=1.500ms");
+	free(t);
+
+	e.status = 9;
+	e.duration_ns = 2500000000ull;
+	j = decode(&e, sizeof(e));
+	cr_assert_eq(jnum(j, "exit_code"), 0);
+	cr_assert_eq(jnum(j, "signal"), 9);
+	cJSON_Delete(j);
+	t = text(&e, sizeof(e));
+	cr_assert_str_eq(t, "code=0 signal=9 lifetime=2.500s");
+	free(t);
+
+	e.status = 0x80 | 11;
+	j = decode(&e, sizeof(e));
+	cr_assert_eq(jnum(j, "signal"), 11);
+	cr_assert(jbool(j, "core_dumped"));
+	cJSON_Delete(j);
+}
+
+static void tcp_event_v6(struct tcp_event *e, unsigned type)
+{
+	memset(e, 0, sizeof(*e));
+	header(&e->hdr, type);
+	e->family = AF_INET6;
+	inet_pton(AF_INET6, "2001:db8::1", e->saddr);
+	inet_pton(AF_INET6, "::ffff:10.0.0.1", e->daddr);
+	e->sport = 443;
+	e->dport = 51000;
+	e->oldstate = 1;
+	e->state = 7;
+	e->flags = TCP_F_OWNER_KNOWN | TCP_F_START_SEEN;
+}
+
+Test(kernel_decode, tcp_ipv6_close)
+{
+	struct tcp_event e;
+
+	tcp_event_v6(&e, EVENT_TCP_CLOSE);
+	e.duration_ns = 2000000;
+	e.bytes_sent = 1002;
+	e.bytes_received = 501;
+	cJSON *j = decode(&e, sizeof(e));
+	cr_assert_str_eq(jstr(j, "family"), "ipv6");
+	cr_assert_str_eq(jstr(j, "saddr"), "2001:db8::1");
+	cr_assert_str_eq(jstr(j, "daddr"), "::ffff:10.0.0.1");
+	cr_assert_eq(jnum(j, "sport"), 443);
+	cr_assert_eq(jnum(j, "dport"), 51000);
+	cr_assert_str_eq(jstr(j, "oldstate"), "ESTABLISHED");
+	cr_assert_str_eq(jstr(j, "state"), "CLOSE");
+	cr_assert(jbool(j, "owner_known"));
+	cr_assert(jbool(j, "start_seen"));
+	cr_assert_eq(jnum(j, "duration_ns"), 2000000);
+	cr_assert_eq(jnum(j, "bytes_sent"), 1002);
+	cr_assert_eq(jnum(j, "bytes_received"), 501);
+	cJSON_Delete(j);
+
+	char *t = text(&e, sizeof(e));
+	cr_assert_str_eq(t, "[2001:db8::1]:443 -> [::ffff:10.0.0.1]:51000 tx=1002 rx=501 dur=2.000ms");
+	free(t);
+}
+
+Test(kernel_decode, tcp_ipv4_connect_and_reset)
+{
+	struct tcp_event e;
+	cJSON *j;
+	char *t;
+
+	memset(&e, 0, sizeof(e));
+	header(&e.hdr, EVENT_TCP_CONNECT);
+	e.family = AF_INET;
+	inet_pton(AF_INET, "127.0.0.1", e.saddr);
+	inet_pton(AF_INET, "192.168.1.20", e.daddr);
+	e.sport = 40000;
+	e.dport = 80;
+	e.oldstate = 2;
+	e.state = 1;
+	j = decode(&e, sizeof(e));
+	cr_assert_str_eq(jstr(j, "family"), "ipv4");
+	cr_assert_str_eq(jstr(j, "saddr"), "127.0.0.1");
+	cr_assert_str_eq(jstr(j, "daddr"), "192.168.1.20");
+	cr_assert_str_eq(jstr(j, "oldstate"), "SYN_SENT");
+	cr_assert_null(cJSON_GetObjectItemCaseSensitive(j, "bytes_sent"), "only tcp.close has bytes");
+	cJSON_Delete(j);
+	t = text(&e, sizeof(e));
+	cr_assert_str_eq(t, "127.0.0.1:40000 -> 192.168.1.20:80");
+	free(t);
+
+	e.hdr.type = EVENT_TCP_RESET;
+	e.hdr.flags = HDR_F_NO_TASK;
+	e.flags = TCP_F_RESET_RECEIVED;
+	e.state = 2;
+	e.reason = 0;
+	j = decode(&e, sizeof(e));
+	cr_assert_str_eq(jstr(j, "direction"), "received");
+	cr_assert_not(jbool(j, "task_known"));
+	cJSON_Delete(j);
+	t = text(&e, sizeof(e));
+	cr_assert_str_eq(t, "127.0.0.1:40000 -> 192.168.1.20:80 received SYN_SENT");
+	free(t);
+
+	e.flags = 0;
+	e.reason = 1;
+	e.state = 99; /* no such state */
+	j = decode(&e, sizeof(e));
+	cr_assert_str_eq(jstr(j, "direction"), "sent");
+	cr_assert_eq(jnum(j, "reason"), 1);
+	cr_assert_str_eq(jstr(j, "state"), "UNKNOWN");
+	cJSON_Delete(j);
+}
+
+Test(kernel_decode, tcp_unknown_family)
+{
+	struct tcp_event e;
+
+	memset(&e, 0, sizeof(e));
+	header(&e.hdr, EVENT_TCP_RETRANSMIT);
+	e.family = 1; /* AF_UNIX: not ours */
+	cJSON *j = decode(&e, sizeof(e));
+	cr_assert_str_eq(jstr(j, "family"), "unknown");
+	cr_assert_str_eq(jstr(j, "saddr"), "?");
+	cJSON_Delete(j);
+}
+
+Test(kernel_decode, cgroup_path_and_attach)
+{
+	static struct cgroup_event e;
+	static const char path[] = "/kubepods/pod\x01\xff/\"x\"";
+	size_t len;
+
+	header(&e.hdr, EVENT_CGROUP_ATTACH);
+	e.id = 9876;
+	e.level = 2;
+	e.hierarchy_id = 0;
+	e.task_pid = 300;
+	e.task_tgid = 300;
+	memcpy(e.task_comm, "sleep", 5);
+	e.threadgroup = 1;
+	memcpy(e.path, path, sizeof(path));
+	e.path_len = sizeof(path) - 1;
+	len = offsetof(struct cgroup_event, path) + e.path_len;
+	cr_assert_eq(kevent_used_len(&e, sizeof(e)), len);
+
+	cJSON *j = decode(&e, len); /* no NUL in the record: the length bounds it */
+	cr_assert_str_eq(jstr(j, "path"), "/kubepods/pod\x01\xef\xbf\xbd/\"x\"");
+	cr_assert_eq(jnum(j, "id"), 9876);
+	cr_assert_eq(jnum(j, "level"), 2);
+	cr_assert_eq(jnum(j, "hierarchy_id"), 0);
+	cr_assert_eq(jnum(j, "task_pid"), 300);
+	cr_assert_str_eq(jstr(j, "task_comm"), "sleep");
+	cr_assert(jbool(j, "threadgroup"));
+	cJSON_Delete(j);
+
+	char *t = text(&e, len);
+	cr_assert_str_eq(t, "/kubepods/pod\\x01\\xff/\"x\" id=9876 level=2 hierarchy=0 task=300(sleep)");
+	free(t);
+
+	/* path_len past the record, or past the bound */
+	struct strbuf sb = STRBUF_INIT;
+	cr_assert_eq(kevent_json(&e, len - 1, &sb), -EINVAL);
+	e.path_len = TAPIO_CGROUP_PATH_MAX;
+	cr_assert_eq(kevent_json(&e, sizeof(e), &sb), -EINVAL);
+	sb_free(&sb);
+}
+
+Test(kernel_decode, oom_kill)
+{
+	struct oom_event e;
+
+	memset(&e, 0, sizeof(e));
+	header(&e.hdr, EVENT_OOM_KILL);
+	memcpy(e.hdr.comm, "hog", 4);
+	e.hdr.tgid = 555;
+	e.victim_pid = 555;
+	e.total_vm = 100000;
+	e.anon_rss = 48000;
+	e.file_rss = 1200;
+	e.shmem_rss = 4;
+	e.oom_score_adj = -998;
+	e.trigger_pid = 777;
+	e.trigger_tgid = 777;
+	memcpy(e.trigger_comm, "alloc", 5);
+	e.trigger_cgroup_id = 11;
+	e.flags = OOM_F_VICTIM_TASK;
+	cJSON *j = decode(&e, sizeof(e));
+	cr_assert_eq(jnum(j, "victim_pid"), 555);
+	cr_assert_str_eq(jstr(j, "victim_comm"), "hog");
+	cr_assert(jbool(j, "victim_task_known"));
+	cr_assert_eq(jnum(j, "total_vm"), 100000);
+	cr_assert_eq(jnum(j, "anon_rss"), 48000);
+	cr_assert_eq(jnum(j, "file_rss"), 1200);
+	cr_assert_eq(jnum(j, "shmem_rss"), 4);
+	cr_assert_eq(jnum(j, "oom_score_adj"), -998);
+	cr_assert_eq(jnum(j, "trigger_pid"), 777);
+	cr_assert_str_eq(jstr(j, "trigger_comm"), "alloc");
+	cr_assert_eq(jnum(j, "trigger_cgroup_id"), 11);
+	cr_assert_eq(jnum(j, "cgroup_id"), 4242, "the victim's cgroup");
+	cJSON_Delete(j);
+
+	char *t = text(&e, sizeof(e));
+	cr_assert_str_eq(t, "victim=555(hog) total_vm=100000kB anon=48000kB file=1200kB shmem=4kB adj=-998 trigger=777(alloc)");
+	free(t);
+}
+
+Test(kernel_decode, comm_of_16_bytes_without_nul)
+{
+	struct fork_event e;
+	uint32_t pid;
+	char comm[16];
+
+	memset(&e, 0, sizeof(e));
+	header(&e.hdr, EVENT_PROCESS_FORK);
+	memset(e.hdr.comm, 'c', 16);
+	cJSON *j = decode(&e, sizeof(e));
+	cr_assert_eq(strlen(jstr(j, "comm")), 16);
+	cJSON_Delete(j);
+	cr_assert_eq(kevent_pid_comm(&e, sizeof(e), &pid, comm), 0);
+	cr_assert_eq(strlen(comm), 15);
+}
+
+Test(kernel_decode, every_short_record_is_refused)
+{
+	static union {
+		struct exec_event exec;
+		struct cgroup_event cg;
+		char bytes[2048];
+	} r;
+	struct strbuf sb = STRBUF_INIT;
+	uint32_t pid;
+	char comm[16];
+
+	for (unsigned type = 1; type < EVENT_MAX; type++) {
+		size_t min = kevent_min_len(type);
+
+		cr_assert_gt(min, sizeof(struct event_header));
+		memset(&r, 0, sizeof(r));
+		header((struct event_header *)&r, type);
+		for (size_t len = 0; len < min; len++) {
+			cr_assert_eq(kevent_json(&r, len, &sb), -EINVAL, "type %u len %zu", type, len);
+			cr_assert_eq(kevent_text(&r, len, &sb), -EINVAL);
+			cr_assert_eq(kevent_pid_comm(&r, len, &pid, comm), -EINVAL);
+			cr_assert_eq(kevent_used_len(&r, len), 0);
+		}
+		cr_assert_eq(sb.len, 0);
+		cr_assert_eq(kevent_json(&r, min, &sb), 0, "type %u at its minimum", type);
+		sb_reset(&sb);
+	}
+	cr_assert_eq(kevent_json(NULL, 100, &sb), -EINVAL);
+	sb_free(&sb);
+}
+
+Test(kernel_decode, unknown_types_are_refused)
+{
+	static const uint32_t bad[] = {0, EVENT_MAX, 100, 0xffffffffu};
+	struct event_header h[40];
+	struct strbuf sb = STRBUF_INIT;
+
+	memset(h, 0, sizeof(h));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		header(h, 1);
+		h->type = bad[i];
+		cr_assert_eq(kevent_json(h, sizeof(h), &sb), -EINVAL);
+		cr_assert_eq(kevent_text(h, sizeof(h), &sb), -EINVAL);
+		cr_assert_eq(kevent_min_len(bad[i]), 0);
+	}
+	cr_assert_eq(sb.len, 0);
+	sb_free(&sb);
+}
+
+Test(kernel_decode, unaligned_record)
+{
+	static char buf[sizeof(struct tcp_event) + 1];
+	struct tcp_event e;
+
+	tcp_event_v6(&e, EVENT_TCP_ACCEPT);
+	memcpy(buf + 1, &e, sizeof(e));
+	cJSON *j = decode(buf + 1, sizeof(e));
+	cr_assert_str_eq(jstr(j, "saddr"), "2001:db8::1");
+	cJSON_Delete(j);
+}
+
+/* Random records (with a valid type most of the time): never a crash or a
+ * read past the end (ASan), and what decodes is valid JSON. */
+Test(kernel_decode, random_records)
+{
+	struct strbuf sb = STRBUF_INIT;
+	unsigned seed = 12345;
+	int decoded = 0;
+
+	for (int i = 0; i < 20000; i++) {
+		size_t len = (size_t)rand_r(&seed) % (sizeof(struct exec_event) + 64);
+		unsigned char *p = malloc(len ? len : 1);
+
+		for (size_t k = 0; k < len; k++)
+			p[k] = (unsigned char)rand_r(&seed);
+		if (len >= sizeof(struct event_header) && rand_r(&seed) % 4) {
+			uint32_t type = 1 + (uint32_t)rand_r(&seed) % (EVENT_MAX - 1);
+
+			memcpy(p + offsetof(struct event_header, type), &type, 4);
+			if (type == EVENT_PROCESS_EXEC && len >= offsetof(struct exec_event, args)) {
+				uint32_t al = (uint32_t)rand_r(&seed) % (TAPIO_ARGS_MAX + 1);
+				memcpy(p + offsetof(struct exec_event, args_len), &al, 4);
+			}
+			if (type >= EVENT_CGROUP_MKDIR && type <= EVENT_CGROUP_ATTACH &&
+			    len >= offsetof(struct cgroup_event, path)) {
+				uint32_t pl = (uint32_t)rand_r(&seed) % TAPIO_CGROUP_PATH_MAX;
+				memcpy(p + offsetof(struct cgroup_event, path_len), &pl, 4);
+			}
+		}
+		sb_reset(&sb);
+		if (kevent_json(p, len, &sb) == 0) {
+			cJSON *j = cJSON_Parse(sb.buf);
+			cr_assert_not_null(j, "invalid JSON: %s", sb.buf);
+			cJSON_Delete(j);
+			decoded++;
+		} else {
+			cr_assert_eq(sb.len, 0);
+		}
+		sb_reset(&sb);
+		(void)kevent_text(p, len, &sb);
+		free(p);
+	}
+	cr_assert_gt(decoded, 1000);
+	sb_free(&sb);
+}
+
+Test(kernel_events, parse_event_lists)
+{
+	uint64_t m = 0;
+	char err[256];
+
+	cr_assert_eq(kernel_parse_events("process,tcp.close,oom", &m, err, sizeof(err)), 0);
+	cr_assert_eq(m, (1ull << TYPE_PROCESS_EXEC) | (1ull << TYPE_PROCESS_FORK) | (1ull << TYPE_PROCESS_EXIT) |
+				(1ull << TYPE_TCP_CLOSE) | (1ull << TYPE_OOM_KILL));
+	cr_assert_eq(kernel_parse_events(" tcp , cgroup.attach ", &m, err, sizeof(err)), 0);
+	cr_assert_eq(m, (1ull << TYPE_TCP_CONNECT) | (1ull << TYPE_TCP_ACCEPT) | (1ull << TYPE_TCP_CLOSE) |
+				(1ull << TYPE_TCP_RETRANSMIT) | (1ull << TYPE_TCP_RESET) | (1ull << TYPE_CGROUP_ATTACH));
+	cr_assert_eq(kernel_parse_events("all", &m, err, sizeof(err)), 0);
+	cr_assert_eq(m, ((1ull << 13) - 1) & ~1ull);
+
+	m = 7;
+	cr_assert_eq(kernel_parse_events("process,bogus", &m, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "'bogus'"), "%s", err);
+	cr_assert_eq(m, 7, "mask untouched on error");
+	cr_assert_eq(kernel_parse_events("proc", &m, err, sizeof(err)), -EINVAL, "prefixes end at a dot");
+	cr_assert_eq(kernel_parse_events("k8s.watch", &m, err, sizeof(err)), -EINVAL, "not a kernel type");
+	cr_assert_eq(kernel_parse_events("process,", &m, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(kernel_parse_events(",", &m, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(kernel_parse_events("", &m, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(kernel_parse_events(NULL, &m, err, sizeof(err)), -EINVAL);
+}

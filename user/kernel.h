@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The `kernel` collector: loads the CO-RE BPF programs (the skeleton built
+ * from bpf/, embedded in the binary), attaches them to their tracepoints and
+ * moves each ring buffer record into the event queue with source SRC_KERNEL,
+ * fmt FMT_KERNEL and the record (a struct from bpf/events.h) as data.
+ *
+ * A program that cannot load on the running kernel is turned off and named
+ * by kernel_collector_disabled(); the others run. */
+#ifndef TAPIO_KERNEL_H
+#define TAPIO_KERNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+struct collector;
+
+#define KERNEL_DEFAULT_RINGBUF (8u << 20)
+
+struct kernel_opts {
+	uint64_t type_mask;      /* bit (1ull << TYPE_x) per kernel type wanted; 0 = all */
+	int32_t pid;             /* tgid filter, 0 = none (in the kernel) */
+	const char *cgroup_path; /* cgroup2 subtree filter, NULL = none (in the kernel) */
+	bool containers_only;    /* in the kernel: only tasks in a pid namespace or a
+				  * cgroup namespace other than the initial one */
+	bool all_threads;        /* process.fork/process.exit for every thread, not just processes */
+	uint32_t ringbuf_size;   /* bytes, power of two >= page size; 0 = KERNEL_DEFAULT_RINGBUF */
+	/* Optional, called from the collector thread for each event: appends up
+	 * to max meta pairs for the event's cgroup (the victim's for oom.kill),
+	 * strings in scratch. Returns the count. */
+	size_t (*cgroup_meta)(void *ctx, uint64_t cgroup_id, struct meta_kv *kv, size_t max, char *scratch,
+			      size_t scratch_len);
+	void (*cgroup_removed)(void *ctx, uint64_t cgroup_id); /* called on cgroup.rmdir (cgroup2) */
+	void *meta_ctx;
+};
+
+/* Opens, configures, loads and attaches the programs. Returns the collector
+ * (owned by the caller: collector_destroy()), or NULL with errno and a
+ * one-line reason in err: EPERM (unprivileged), ENOTSUP (no BTF), EINVAL (bad
+ * option: cgroup path, ring buffer size), ENOENT (nothing loads). */
+struct collector *kernel_collector_new(const struct kernel_opts *o, char *err, size_t errlen);
+
+/* Names of the programs turned off because they could not load or attach,
+ * comma-separated ("" = none). The string belongs to the collector. */
+const char *kernel_collector_disabled(struct collector *c);
+
+/* Microseconds from open to attached, measured by kernel_collector_new(). */
+uint64_t kernel_collector_startup_us(struct collector *c);
+
+/* Parses an -e list ("process,tcp.close,oom"): type names, or prefixes
+ * before a dot ("tcp" = every tcp.* type), or "all". Returns 0 and sets *mask
+ * (bits 1ull << TYPE_x), or -EINVAL with err naming the bad item. */
+int kernel_parse_events(const char *list, uint64_t *mask, char *err, size_t errlen);
+
+/* True when this kernel has BTF at /sys/kernel/btf/vmlinux. */
+bool kernel_collector_available(void);
+
+/* ---- for `tapio probe` ---- */
+
+/* One BPF program: its name in the skeleton, the tracepoint it attaches to
+ * and the kernel event types it produces. */
+struct kernel_prog_info {
+	const char *prog;
+	const char *tracepoint;
+	uint64_t types; /* 1ull << TYPE_x */
+};
+
+/* The program table (n entries). */
+const struct kernel_prog_info *kernel_programs(size_t *n);
+
+/* Loads every program (without attaching) to see which would load on this
+ * kernel. Sets ok[i] per kernel_programs() entry and, for failures, a short
+ * reason in why[i]. Returns 0 when the check ran (even
+ * if some programs fail), or a negative errno with err set when it could
+ * not run at all (no privilege, no BTF). */
+int kernel_probe_programs(bool *ok, char (*why)[128], char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Decoding of kernel event records for the sinks (see kernel_decode.h). */
+#include "kernel_decode.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "bpf/events.h"
+#include "strbuf.h"
+
+size_t kevent_min_len(unsigned type)
+{
+	switch (type) {
+	case EVENT_PROCESS_EXEC:
+		return offsetof(struct exec_event, args);
+	case EVENT_PROCESS_FORK:
+		return sizeof(struct fork_event);
+	case EVENT_PROCESS_EXIT:
+		return sizeof(struct exit_event);
+	case EVENT_TCP_CONNECT:
+	case EVENT_TCP_ACCEPT:
+	case EVENT_TCP_CLOSE:
+	case EVENT_TCP_RETRANSMIT:
+	case EVENT_TCP_RESET:
+		return sizeof(struct tcp_event);
+	case EVENT_CGROUP_MKDIR:
+	case EVENT_CGROUP_RMDIR:
+	case EVENT_CGROUP_ATTACH:
+		return offsetof(struct cgroup_event, path);
+	case EVENT_OOM_KILL:
+		return sizeof(struct oom_event);
+	default:
+		return 0;
+	}
+}
+
+/* The record's type when it holds together, else 0. Records are not
+ * necessarily aligned in the caller's buffer, so fields are read with memcpy
+ * into aligned copies (see the helpers below). */
+static unsigned check(const void *data, size_t len)
+{
+	struct event_header h;
+	size_t min;
+
+	if (!data || len < sizeof(h))
+		return 0;
+	memcpy(&h, data, sizeof(h));
+	min = kevent_min_len(h.type);
+	if (!min || len < min)
+		return 0;
+	if (h.type == EVENT_PROCESS_EXEC) {
+		uint32_t args_len;
+
+		memcpy(&args_len, (const char *)data + offsetof(struct exec_event, args_len), sizeof(args_len));
+		if (args_len > TAPIO_ARGS_MAX || len < offsetof(struct exec_event, args) + args_len)
+			return 0;
+	} else if (h.type >= EVENT_CGROUP_MKDIR && h.type <= EVENT_CGROUP_ATTACH) {
+		uint32_t path_len;
+
+		memcpy(&path_len, (const char *)data + offsetof(struct cgroup_event, path_len), sizeof(path_len));
+		if (path_len >= TAPIO_CGROUP_PATH_MAX || len < offsetof(struct cgroup_event, path) + path_len)
+			return 0;
+	}
+	return h.type;
+}
+
+size_t kevent_used_len(const void *data, size_t len)
+{
+	unsigned type = check(data, len);
+	uint32_t n;
+
+	switch (type) {
+	case 0:
+		return 0;
+	case EVENT_PROCESS_EXEC:
+		memcpy(&n, (const char *)data + offsetof(struct exec_event, args_len), sizeof(n));
+		return offsetof(struct exec_event, args) + n;
+	case EVENT_CGROUP_MKDIR:
+	case EVENT_CGROUP_RMDIR:
+	case EVENT_CGROUP_ATTACH:
+		memcpy(&n, (const char *)data + offsetof(struct cgroup_event, path_len), sizeof(n));
+		return offsetof(struct cgroup_event, path) + n;
+	default:
+		return kevent_min_len(type);
+	}
+}
+
+/* Copies a record (at most the largest struct) into an aligned buffer that
+ * is zero past len, so the typed reads below never see stray bytes. */
+union record {
+	struct event_header hdr;
+	struct exec_event exec;
+	struct fork_event fork;
+	struct exit_event exit;
+	struct tcp_event tcp;
+	struct cgroup_event cg;
+	struct oom_event oom;
+};
+
+static unsigned load(const void *data, size_t len, union record *r)
+{
+	unsigned type = check(data, len);
+
+	if (!type)
+		return 0;
+	memset(r, 0, sizeof(*r));
+	memcpy(r, data, len < sizeof(*r) ? len : sizeof(*r));
+	return type;
+}
+
+static size_t comm_len(const char *c, size_t max)
+{
+	return strnlen(c, max);
+}
+
+static const char *tcp_state_name(unsigned s)
+{
+	static const char *const names[] = {
+		[1] = "ESTABLISHED", [2] = "SYN_SENT",  [3] = "SYN_RECV",    [4] = "FIN_WAIT1",
+		[5] = "FIN_WAIT2",   [6] = "TIME_WAIT", [7] = "CLOSE",       [8] = "CLOSE_WAIT",
+		[9] = "LAST_ACK",    [10] = "LISTEN",   [11] = "CLOSING",    [12] = "NEW_SYN_RECV",
+	};
+
+	if (s < sizeof(names) / sizeof(names[0]) && names[s])
+		return names[s];
+	return "UNKNOWN";
+}
+
+/* Address text for a tcp event end; "?" for an unknown family. */
+static void addr_str(unsigned family, const uint8_t addr[16], char *buf, size_t size)
+{
+	int af = family == AF_INET6 ? AF_INET6 : family == AF_INET ? AF_INET : -1;
+
+	if (af < 0 || !inet_ntop(af, addr, buf, size))
+		snprintf(buf, size, "?");
+}
+
+/* ---- JSON ---- */
+
+static void json_key(struct strbuf *out, const char *key)
+{
+	sb_putc(out, ',');
+	sb_putc(out, '"');
+	sb_puts(out, key);
+	sb_puts(out, "\":");
+}
+
+static void json_u64(struct strbuf *out, const char *key, uint64_t v)
+{
+	json_key(out, key);
+	sb_u64(out, v);
+}
+
+static void json_i64(struct strbuf *out, const char *key, int64_t v)
+{
+	json_key(out, key);
+	sb_i64(out, v);
+}
+
+static void json_bool(struct strbuf *out, const char *key, bool v)
+{
+	json_key(out, key);
+	sb_puts(out, v ? "true" : "false");
+}
+
+static void json_str(struct strbuf *out, const char *key, const char *s, size_t n)
+{
+	json_key(out, key);
+	sb_json_str(out, s, n);
+}
+
+static void json_header(struct strbuf *out, const struct event_header *h)
+{
+	sb_puts(out, "{\"pid\":");
+	sb_u64(out, h->tgid);
+	json_u64(out, "tid", h->pid);
+	json_u64(out, "tgid", h->tgid);
+	json_u64(out, "ppid", h->ppid);
+	json_u64(out, "uid", h->uid);
+	json_u64(out, "gid", h->gid);
+	json_str(out, "comm", h->comm, comm_len(h->comm, sizeof(h->comm)));
+	json_u64(out, "cgroup_id", h->cgroup_id);
+	json_u64(out, "pidns", h->pidns);
+	json_u64(out, "mntns", h->mntns);
+	json_u64(out, "cpu", h->cpu);
+	json_u64(out, "boot_ns", h->ts);
+	json_bool(out, "task_known", !(h->flags & HDR_F_NO_TASK));
+}
+
+/* argv: NUL-separated strings; a last piece without its NUL (cut by the
+ * bound) is shown as it is. */
+static void json_args(struct strbuf *out, const char *args, size_t n)
+{
+	size_t i = 0;
+	bool first = true;
+
+	json_key(out, "args");
+	sb_putc(out, '[');
+	while (i < n) {
+		size_t l = strnlen(args + i, n - i);
+
+		if (!first)
+			sb_putc(out, ',');
+		first = false;
+		sb_json_str(out, args + i, l);
+		i += l + 1;
+	}
+	sb_putc(out, ']');
+}
+
+static void json_tcp(struct strbuf *out, unsigned type, const struct tcp_event *e)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	json_str(out, "family", e->family == AF_INET6 ? "ipv6" : e->family == AF_INET ? "ipv4" : "unknown",
+		 e->family == AF_INET6 || e->family == AF_INET ? 4 : 7);
+	addr_str(e->family, e->saddr, a, sizeof(a));
+	json_str(out, "saddr", a, strlen(a));
+	json_u64(out, "sport", e->sport);
+	addr_str(e->family, e->daddr, a, sizeof(a));
+	json_str(out, "daddr", a, strlen(a));
+	json_u64(out, "dport", e->dport);
+	json_key(out, "oldstate");
+	sb_json_cstr(out, tcp_state_name(e->oldstate));
+	json_key(out, "state");
+	sb_json_cstr(out, tcp_state_name(e->state));
+	json_bool(out, "owner_known", e->flags & TCP_F_OWNER_KNOWN);
+	if (type == EVENT_TCP_CLOSE) {
+		json_u64(out, "duration_ns", e->duration_ns);
+		json_bool(out, "start_seen", e->flags & TCP_F_START_SEEN);
+		json_u64(out, "bytes_sent", e->bytes_sent);
+		json_u64(out, "bytes_received", e->bytes_received);
+	}
+	if (type == EVENT_TCP_RESET) {
+		json_key(out, "direction");
+		sb_json_cstr(out, e->flags & TCP_F_RESET_RECEIVED ? "received" : "sent");
+		json_u64(out, "reason", e->reason);
+	}
+}
+
+int kevent_json(const void *data, size_t len, struct strbuf *out)
+{
+	union record r;
+	unsigned type = load(data, len, &r);
+
+	if (!type)
+		return -EINVAL;
+	json_header(out, &r.hdr);
+	switch (type) {
+	case EVENT_PROCESS_EXEC: {
+		size_t fl = strnlen(r.exec.filename, sizeof(r.exec.filename));
+
+		if (r.exec.filename_len < fl)
+			fl = r.exec.filename_len;
+		json_str(out, "filename", r.exec.filename, fl);
+		json_bool(out, "filename_truncated", r.exec.filename_truncated);
+		json_u64(out, "argc", r.exec.argc);
+		json_args(out, r.exec.args, r.exec.args_len);
+		json_bool(out, "args_truncated", r.exec.args_truncated);
+		break;
+	}
+	case EVENT_PROCESS_FORK:
+		json_u64(out, "parent_pid", r.fork.parent_pid);
+		json_u64(out, "parent_tgid", r.fork.parent_tgid);
+		json_u64(out, "child_pid", r.fork.child_pid);
+		json_u64(out, "child_tgid", r.fork.child_tgid);
+		break;
+	case EVENT_PROCESS_EXIT:
+		json_u64(out, "exit_code", (r.exit.status >> 8) & 0xff);
+		json_u64(out, "signal", r.exit.status & 0x7f);
+		json_bool(out, "core_dumped", r.exit.status & 0x80);
+		json_u64(out, "status", r.exit.status);
+		json_u64(out, "duration_ns", r.exit.duration_ns);
+		break;
+	case EVENT_TCP_CONNECT:
+	case EVENT_TCP_ACCEPT:
+	case EVENT_TCP_CLOSE:
+	case EVENT_TCP_RETRANSMIT:
+	case EVENT_TCP_RESET:
+		json_tcp(out, type, &r.tcp);
+		break;
+	case EVENT_CGROUP_MKDIR:
+	case EVENT_CGROUP_RMDIR:
+	case EVENT_CGROUP_ATTACH:
+		json_u64(out, "id", r.cg.id);
+		json_str(out, "path", r.cg.path, strnlen(r.cg.path, r.cg.path_len));
+		json_u64(out, "level", r.cg.level);
+		json_u64(out, "hierarchy_id", r.cg.hierarchy_id);
+		if (type == EVENT_CGROUP_ATTACH) {
+			json_u64(out, "task_pid", r.cg.task_pid);
+			json_u64(out, "task_tgid", r.cg.task_tgid);
+			json_str(out, "task_comm", r.cg.task_comm, comm_len(r.cg.task_comm, sizeof(r.cg.task_comm)));
+			json_bool(out, "threadgroup", r.cg.threadgroup);
+		}
+		break;
+	case EVENT_OOM_KILL:
+		json_u64(out, "victim_pid", r.oom.victim_pid);
+		json_str(out, "victim_comm", r.oom.hdr.comm, comm_len(r.oom.hdr.comm, sizeof(r.oom.hdr.comm)));
+		json_bool(out, "victim_task_known", r.oom.flags & OOM_F_VICTIM_TASK);
+		json_u64(out, "total_vm", r.oom.total_vm);
+		json_u64(out, "anon_rss", r.oom.anon_rss);
+		json_u64(out, "file_rss", r.oom.file_rss);
+		json_u64(out, "shmem_rss", r.oom.shmem_rss);
+		json_i64(out, "oom_score_adj", r.oom.oom_score_adj);
+		json_u64(out, "trigger_pid", r.oom.trigger_pid);
+		json_u64(out, "trigger_tgid", r.oom.trigger_tgid);
+		json_str(out, "trigger_comm", r.oom.trigger_comm,
+			 comm_len(r.oom.trigger_comm, sizeof(r.oom.trigger_comm)));
+		json_u64(out, "trigger_cgroup_id", r.oom.trigger_cgroup_id);
+		break;
+	}
+	sb_putc(out, '}');
+	return 0;
+}
+
+/* ---- text ---- */
+
+/* Bytes for a terminal: printable ASCII and valid UTF-8 as they are, other
+ * bytes (and the backslash) as \xNN. */
+static void text_bytes(struct strbuf *out, const char *s, size_t n)
+{
+	bool utf8 = utf8_valid(s, n);
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c >= 0x20 && c < 0x7f && c != '\\') || (c >= 0x80 && utf8))
+			sb_putc(out, (char)c);
+		else
+			sb_printf(out, "\\x%02x", c);
+	}
+}
+
+static void text_duration(struct strbuf *out, uint64_t ns)
+{
+	if (ns >= 1000000000ull)
+		sb_printf(out, "%.3fs", (double)ns / 1e9);
+	else
+		sb_printf(out, "%.3fms", (double)ns / 1e6);
+}
+
+static void text_ends(struct strbuf *out, const struct tcp_event *e)
+{
+	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+
+	addr_str(e->family, e->saddr, a, sizeof(a));
+	addr_str(e->family, e->daddr, b, sizeof(b));
+	if (e->family == AF_INET6)
+		sb_printf(out, "[%s]:%u -> [%s]:%u", a, e->sport, b, e->dport);
+	else
+		sb_printf(out, "%s:%u -> %s:%u", a, e->sport, b, e->dport);
+}
+
+int kevent_text(const void *data, size_t len, struct strbuf *out)
+{
+	union record r;
+	unsigned type = load(data, len, &r);
+
+	if (!type)
+		return -EINVAL;
+	switch (type) {
+	case EVENT_PROCESS_EXEC: {
+		size_t i = 0, n = r.exec.args_len;
+
+		text_bytes(out, r.exec.filename, strnlen(r.exec.filename, sizeof(r.exec.filename)));
+		/* argv[0] is usually the filename again: show argv[1..]. */
+		i = strnlen(r.exec.args, n) + 1;
+		while (i < n) {
+			size_t l = strnlen(r.exec.args + i, n - i);
+
+			sb_putc(out, ' ');
+			text_bytes(out, r.exec.args + i, l);
+			i += l + 1;
+		}
+		if (r.exec.args_truncated)
+			sb_puts(out, " ...");
+		break;
+	}
+	case EVENT_PROCESS_FORK:
+		sb_printf(out, "child=%u", r.fork.child_tgid);
+		if (r.fork.child_pid != r.fork.child_tgid)
+			sb_printf(out, " tid=%u", r.fork.child_pid);
+		break;
+	case EVENT_PROCESS_EXIT:
+		sb_printf(out, "code=%u", (r.exit.status >> 8) & 0xff);
+		if (r.exit.status & 0x7f)
+			sb_printf(out, " signal=%u", r.exit.status & 0x7f);
+		if (r.exit.status & 0x80)
+			sb_puts(out, " core");
+		sb_puts(out, " lifetime=");
+		text_duration(out, r.exit.duration_ns);
+		break;
+	case EVENT_TCP_CONNECT:
+	case EVENT_TCP_ACCEPT:
+		text_ends(out, &r.tcp);
+		break;
+	case EVENT_TCP_CLOSE:
+		text_ends(out, &r.tcp);
+		sb_printf(out, " tx=%llu rx=%llu", (unsigned long long)r.tcp.bytes_sent,
+			  (unsigned long long)r.tcp.bytes_received);
+		if (r.tcp.flags & TCP_F_START_SEEN) {
+			sb_puts(out, " dur=");
+			text_duration(out, r.tcp.duration_ns);
+		}
+		break;
+	case EVENT_TCP_RETRANSMIT:
+		text_ends(out, &r.tcp);
+		sb_printf(out, " %s", tcp_state_name(r.tcp.state));
+		break;
+	case EVENT_TCP_RESET:
+		text_ends(out, &r.tcp);
+		sb_printf(out, " %s", r.tcp.flags & TCP_F_RESET_RECEIVED ? "received" : "sent");
+		if (r.tcp.state)
+			sb_printf(out, " %s", tcp_state_name(r.tcp.state));
+		break;
+	case EVENT_CGROUP_MKDIR:
+	case EVENT_CGROUP_RMDIR:
+	case EVENT_CGROUP_ATTACH:
+		text_bytes(out, r.cg.path, strnlen(r.cg.path, r.cg.path_len));
+		sb_printf(out, " id=%llu level=%u hierarchy=%u", (unsigned long long)r.cg.id, r.cg.level,
+			  r.cg.hierarchy_id);
+		if (type == EVENT_CGROUP_ATTACH) {
+			sb_printf(out, " task=%u(", r.cg.task_pid);
+			text_bytes(out, r.cg.task_comm, comm_len(r.cg.task_comm, sizeof(r.cg.task_comm)));
+			sb_putc(out, ')');
+		}
+		break;
+	case EVENT_OOM_KILL:
+		sb_printf(out, "victim=%u(", r.oom.victim_pid);
+		text_bytes(out, r.oom.hdr.comm, comm_len(r.oom.hdr.comm, sizeof(r.oom.hdr.comm)));
+		sb_printf(out, ") total_vm=%llukB anon=%llukB file=%llukB shmem=%llukB adj=%d trigger=%u(",
+			  (unsigned long long)r.oom.total_vm, (unsigned long long)r.oom.anon_rss,
+			  (unsigned long long)r.oom.file_rss, (unsigned long long)r.oom.shmem_rss,
+			  r.oom.oom_score_adj, r.oom.trigger_tgid);
+		text_bytes(out, r.oom.trigger_comm, comm_len(r.oom.trigger_comm, sizeof(r.oom.trigger_comm)));
+		sb_putc(out, ')');
+		break;
+	}
+	return 0;
+}
+
+int kevent_pid_comm(const void *data, size_t len, uint32_t *pid, char comm[16])
+{
+	struct event_header h;
+
+	if (!check(data, len))
+		return -EINVAL;
+	memcpy(&h, data, sizeof(h));
+	*pid = h.tgid;
+	memcpy(comm, h.comm, 16);
+	comm[15] = '\0';
+	return 0;
+}

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `tapio probe`: what this kernel offers tapio, and which BPF programs would
+ * load. Exits 0 when every program this kernel needs loads. */
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/capability.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "event.h"
+#include "kernel.h"
+
+static void types_text(uint64_t types, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (unsigned t = 1; t <= TYPE_KERNEL__LAST && n < size; t++)
+		if (types & (1ull << t))
+			n += snprintf(buf + n, size - n, "%s%s", n ? "," : "", type_name(t));
+}
+
+static void print_caps(void)
+{
+	static const struct {
+		int cap;
+		const char *name;
+	} caps[] = {
+		{CAP_BPF, "CAP_BPF"},
+		{CAP_PERFMON, "CAP_PERFMON"},
+		{CAP_SYS_ADMIN, "CAP_SYS_ADMIN"},
+		{CAP_SYS_RESOURCE, "CAP_SYS_RESOURCE"},
+	};
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct data[2] = {0};
+
+	printf("capabilities:");
+	if (syscall(SYS_capget, &hdr, data) != 0) {
+		printf(" unknown (capget: %s)\n", strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		bool has = data[caps[i].cap / 32].effective & (1u << (caps[i].cap % 32));
+
+		printf(" %s%s", has ? "+" : "-", caps[i].name);
+	}
+	printf("  (loading needs CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON)\n");
+}
+
+int cmd_probe(int argc, char **argv)
+{
+	size_t n;
+	const struct kernel_prog_info *progs = kernel_programs(&n);
+	bool ok[64] = {0};
+	char why[64][128];
+	char err[512] = "", types[256];
+	struct utsname u;
+	struct stat st;
+	struct btf *btf = NULL;
+	int rc, failed = 0;
+
+	(void)argv;
+	if (argc > 1) {
+		fprintf(stderr, "usage: tapio probe\n");
+		return 2;
+	}
+	if (n > 64)
+		n = 64;
+	if (uname(&u) == 0)
+		printf("kernel: %s %s %s\n", u.sysname, u.release, u.machine);
+	if (stat("/sys/kernel/btf/vmlinux", &st) == 0) {
+		printf("btf: yes (/sys/kernel/btf/vmlinux, %lld bytes)\n", (long long)st.st_size);
+		btf = btf__load_vmlinux_btf();
+	} else {
+		printf("btf: no (/sys/kernel/btf/vmlinux: %s); the kernel needs CONFIG_DEBUG_INFO_BTF=y\n",
+		       strerror(errno));
+	}
+	print_caps();
+	rc = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
+	printf("ringbuf: %s\n", rc == 1 ? "yes" : rc == 0 ? "no (needs 5.8+)" : "unknown (probe failed: not privileged?)");
+	if (btf) {
+		int id = btf__find_by_name_kind(btf, "trace_event_raw_mark_victim", BTF_KIND_STRUCT);
+		bool newer = false;
+
+		if (id >= 0) {
+			const struct btf_type *t = btf__type_by_id(btf, id);
+			const struct btf_member *m = btf_members(t);
+
+			for (unsigned i = 0; i < btf_vlen(t); i++, m++)
+				newer |= !strcmp(btf__name_by_offset(btf, m->name_off), "total_vm");
+		}
+		printf("mark_victim: %s\n", id < 0 ? "missing" :
+			newer ? "task form (after 6.8): the victim task, RSS and oom_score_adj from the tracepoint's task" :
+				"pid form (4.13 to 6.8): the victim task found through its SIGKILL (signal_generate)");
+	}
+	printf("tracepoints:\n");
+	for (size_t i = 0; i < n; i++) {
+		char name[128];
+		bool have = true;
+
+		if (btf) {
+			snprintf(name, sizeof(name), "btf_trace_%s", progs[i].tracepoint);
+			have = btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF) >= 0;
+		}
+		printf("  %-22s %s\n", progs[i].tracepoint, !btf ? "unknown (no BTF)" : have ? "present" : "missing");
+	}
+	btf__free(btf);
+
+	rc = kernel_probe_programs(ok, why, err, sizeof(err));
+	if (rc) {
+		printf("programs: cannot check: %s\n", err);
+		return 1;
+	}
+	bool any = false;
+
+	for (size_t i = 0; i < n; i++)
+		any |= ok[i];
+	/* A tp_btf program that loads is the proof: each one is attached by
+	 * BTF id, with no tracefs. */
+	printf("tp_btf: %s\n", any ? "yes (the programs below load as tp_btf)" : "no program loads");
+	printf("programs:\n");
+	for (size_t i = 0; i < n; i++) {
+		bool needed = strcmp(why[i], "not needed on this kernel") != 0;
+
+		types_text(progs[i].types, types, sizeof(types));
+		printf("  %-26s %-22s %-8s %s%s%s\n", progs[i].prog, progs[i].tracepoint,
+		       ok[i] ? "loads" : needed ? "FAILS" : "unused", types, why[i][0] ? ": " : "", why[i]);
+		if (!ok[i] && needed)
+			failed++;
+	}
+	if (failed)
+		printf("result: %d program(s) cannot load; `tapio trace` runs without them and names them\n", failed);
+	else
+		printf("result: every program loads\n");
+	return failed ? 1 : 0;
+}
