@@ -75,7 +75,7 @@ static void bench_startup(void)
 		collector_destroy(c);
 	}
 	qsort(us, N, sizeof(us[0]), cmp_u64);
-	printf("kernel start-up (open to attach, all 11 programs, %d runs): min %.1f ms  median %.1f ms  max %.1f ms\n",
+	printf("kernel start-up (open to attach, every program, %d runs): min %.1f ms  median %.1f ms  max %.1f ms\n",
 	       N, us[0] / 1000.0, us[N / 2] / 1000.0, us[N - 1] / 1000.0);
 }
 

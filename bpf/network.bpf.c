@@ -247,8 +247,10 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 
 		if (info) {
-			e->duration_ns = e->hdr.ts - info->start_ns;
-			e->flags |= TCP_F_START_SEEN;
+			if (!info->start_unknown) {
+				e->duration_ns = e->hdr.ts - info->start_ns;
+				e->flags |= TCP_F_START_SEEN;
+			}
 			if (!(info->owner.flags & HDR_F_NO_TASK))
 				e->flags |= TCP_F_OWNER_KNOWN;
 		}
@@ -344,5 +346,57 @@ int BPF_PROG(tapio_tcp_receive_reset, struct sock *sk)
 	if (info && !(info->owner.flags & HDR_F_NO_TASK))
 		e->flags |= TCP_F_OWNER_KNOWN;
 	submit_event(e);
+	return 0;
+}
+
+/* Start-up seeding: walks every open file of every task once (a task_file
+ * iterator, run by userspace right after the tracepoints are attached) and
+ * records the owners of TCP sockets that already exist, so that connections
+ * accepted on an older listener, and older connections that close, still
+ * name their process. Entries the tracepoints wrote meanwhile win (NOEXIST). */
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+SEC("iter/task_file")
+int tapio_seed_sockets(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct sock_info info = {};
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family;
+	__u8 state;
+	__u64 key;
+
+	if (!task || !file || !(cfg_event_mask & TCP_CONN_MASK))
+		return 0;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	if (!task_wanted(task))
+		return 0;
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_LISTEN) {
+		struct listen_key lk = { .netns = sk_netns(sk), .port = BPF_CORE_READ(sk, __sk_common.skc_num) };
+
+		fill_header(&info.owner, 0, task);
+		bpf_map_update_elem(&listeners, &lk, &info.owner, BPF_NOEXIST);
+		return 0;
+	}
+	if (state == TCP_CLOSE)
+		return 0;
+	key = (__u64)sk;
+	fill_header(&info.owner, 0, task);
+	info.start_unknown = 1;
+	read_ends(sk, &info.family, &info.sport, &info.dport, info.saddr, info.daddr);
+	info.saved = 1;
+	bpf_map_update_elem(&socks, &key, &info, BPF_NOEXIST);
 	return 0;
 }

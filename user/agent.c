@@ -91,15 +91,15 @@ static const char *const all_collectors[] = {"kernel", "k8s", "systemd", "cni", 
 static bool available(const struct tapio_config *cfg, const char *name)
 {
 	if (!strcmp(name, "kernel"))
-		return kernel_collector_available && kernel_collector_available();
+		return kernel_collector_available();
 	if (!strcmp(name, "k8s"))
-		return k8s_collector_available && k8s_collector_available(cfg);
+		return k8s_collector_available(cfg);
 	if (!strcmp(name, "systemd"))
 		return systemd_collector_available(cfg);
 	if (!strcmp(name, "cni"))
-		return cni_collector_available && cni_collector_available(cfg);
+		return cni_collector_available(cfg);
 	if (!strcmp(name, "etcd"))
-		return etcd_collector_available && etcd_collector_available(cfg);
+		return etcd_collector_available(cfg);
 	return false;
 }
 
@@ -107,14 +107,6 @@ static struct collector *make_collector(struct agent *a, const char *name, char 
 					size_t errlen)
 {
 	const struct tapio_config *cfg = &a->cfg;
-	if ((!strcmp(name, "kernel") && !kernel_collector_new) ||
-	    (!strcmp(name, "k8s") && !k8s_collector_new) ||
-	    (!strcmp(name, "cni") && !cni_collector_new) ||
-	    (!strcmp(name, "etcd") && !etcd_collector_new)) {
-		snprintf(err, errlen, "not built into this binary");
-		errno = ENOSYS;
-		return NULL;
-	}
 	if (!strcmp(name, "kernel")) {
 		struct kernel_opts o = {
 			.containers_only = cfg->containers_only,
@@ -287,15 +279,18 @@ static void print_summary(struct agent *a, int flush_rc)
 		first = false;
 		sb_printf(&sb,
 			  "\"%s\":{\"events\":%" PRIu64 ",\"dropped\":%" PRIu64
-			  ",\"dropped_queue\":%" PRIu64 ",\"dropped_kernel\":%" PRIu64
+			  ",\"queue_refused\":%" PRIu64 ",\"dropped_kernel\":%" PRIu64
 			  ",\"failed\":%" PRIu64 ",\"committed\":%" PRIu64,
-			  source_name(s), a->written[s], qs.dropped + k.kernel_drops, qs.dropped,
+			  source_name(s), a->written[s],
+			  (c ? atomic_load(&c->n.dropped) : qs.dropped) + k.kernel_drops, qs.dropped,
 			  k.kernel_drops, a->failed[s], qs.committed);
 		if (c)
 			sb_printf(&sb,
-				  ",\"produced\":%" PRIu64 ",\"parse_errors\":%" PRIu64 ",\"oversize\":%" PRIu64
+				  ",\"produced\":%" PRIu64 ",\"refetched\":%" PRIu64
+			  ",\"parse_errors\":%" PRIu64 ",\"oversize\":%" PRIu64
 				  ",\"reconnects\":%" PRIu64 ",\"errors\":%" PRIu64,
 				  atomic_load(&c->n.events) + atomic_load(&c->n.dropped),
+				  atomic_load(&c->n.refetched),
 				  atomic_load(&c->n.parse_errors), atomic_load(&c->n.oversize),
 				  atomic_load(&c->n.reconnects), atomic_load(&c->n.errors));
 		sb_putc(&sb, '}');
@@ -320,8 +315,7 @@ static void agent_free(struct agent *a)
 		metrics_stop(a->metrics);
 	registry_free(a->reg);
 	sink_destroy(a->sink);
-	if (a->pm)
-		podmeta_free(a->pm);
+	podmeta_free(a->pm);
 	queue_free(a->q);
 	config_free(&a->cfg);
 }
@@ -355,7 +349,7 @@ int cmd_agent(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (watch_global_init && watch_global_init()) {
+	if (watch_global_init()) {
 		fprintf(stderr, "tapio agent: cannot initialise libcurl\n");
 		goto out;
 	}
@@ -378,8 +372,8 @@ int cmd_agent(int argc, char **argv)
 	a.reg = registry_new();
 	if (!a.reg)
 		goto out;
-	a.pm = podmeta_new ? podmeta_new(NULL, 16384) : NULL;
-	if (!a.pm && podmeta_new)
+	a.pm = podmeta_new(NULL, 16384);
+	if (!a.pm)
 		tlog(LOG_WARN, NULL, "pod metadata off: %s", strerror(errno));
 	int rc = build_registry(&a);
 	if (rc) {

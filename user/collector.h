@@ -12,6 +12,7 @@
 #ifndef TAPIO_COLLECTOR_H
 #define TAPIO_COLLECTOR_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -43,7 +44,9 @@ struct collector_ops {
 /* Counters every collector keeps (atomics: read from other threads). */
 struct collector_counters {
 	_Atomic uint64_t events;       /* events committed to the queue */
-	_Atomic uint64_t dropped;      /* events the queue refused */
+	_Atomic uint64_t dropped;      /* events lost for good (the queue refused them) */
+	_Atomic uint64_t refetched;    /* refused by the queue, but the source still holds
+					  them and they are read again (k8s, etcd, systemd) */
 	_Atomic uint64_t parse_errors; /* malformed input skipped */
 	_Atomic uint64_t oversize;     /* oversized input skipped */
 	_Atomic uint64_t reconnects;   /* source reconnects or reopenings */
@@ -84,6 +87,19 @@ static inline void collector_count_emit(struct collector *c, int rc)
 {
 	if (rc == 0)
 		atomic_fetch_add_explicit(&c->n.events, 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&c->n.dropped, 1, memory_order_relaxed);
+}
+
+/* The same for a resumable source, which reads a refused event again from
+ * its cursor: a full queue (ENOSPC, ETIMEDOUT) or shutdown (ESHUTDOWN) ->
+ * refetched; a record that can never fit (E2BIG, EINVAL) -> dropped. */
+static inline void collector_count_emit_resumable(struct collector *c, int rc)
+{
+	if (rc == 0)
+		atomic_fetch_add_explicit(&c->n.events, 1, memory_order_relaxed);
+	else if (rc == -ENOSPC || rc == -ETIMEDOUT || rc == -ESHUTDOWN)
+		atomic_fetch_add_explicit(&c->n.refetched, 1, memory_order_relaxed);
 	else
 		atomic_fetch_add_explicit(&c->n.dropped, 1, memory_order_relaxed);
 }

@@ -9,7 +9,6 @@
 #include "format.h"
 #include "kernel_decode.h"
 #include "strbuf.h"
-#include "pending.h"
 
 /* Embeds JSON text as it is, except that raw line breaks (which valid JSON can
  * only have as whitespace between tokens) become spaces: one event, one line. */
@@ -31,7 +30,7 @@ static int add_data(const struct tapio_event *ev, struct strbuf *out)
 	switch (ev->fmt) {
 	case FMT_KERNEL: {
 		size_t mark = out->len;
-		if (kevent_json && kevent_json(d, n, out) == 0)
+		if (kevent_json(d, n, out) == 0)
 			return 0;
 		out->len = mark; /* undecodable: show the bytes */
 		sb_putc(out, '"');
@@ -123,7 +122,7 @@ int format_text(const struct tapio_event *ev, struct strbuf *out)
 	if (ev->fmt == FMT_KERNEL) {
 		uint32_t pid;
 		char comm[16];
-		if (kevent_pid_comm && kevent_pid_comm(event_data(ev), ev->data_len, &pid, comm) == 0) {
+		if (kevent_pid_comm(event_data(ev), ev->data_len, &pid, comm) == 0) {
 			comm[15] = '\0';
 			sb_printf(out, "%7u ", pid);
 			size_t cl = strlen(comm);

@@ -67,8 +67,10 @@ bool kernel_collector_available(void);
  * and the kernel event types it produces. */
 struct kernel_prog_info {
 	const char *prog;
-	const char *tracepoint;
-	uint64_t types; /* 1ull << TYPE_x */
+	const char *tracepoint; /* or "iter/task_file" for the start-up seeding */
+	uint64_t types;         /* what it produces: 1ull << TYPE_x */
+	const char *btf_type;   /* the kernel BTF type that shows support */
+	bool btf_struct;        /* btf_type is a struct (else a typedef) */
 };
 
 /* The program table (n entries). */

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "commands.h"
-#include "pending.h"
 
 static void usage(FILE *out)
 {
@@ -24,11 +23,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
-	if (!strcmp(cmd, "trace") && cmd_trace)
+	if (!strcmp(cmd, "trace"))
 		return cmd_trace(argc - 1, argv + 1);
 	if (!strcmp(cmd, "agent"))
 		return cmd_agent(argc - 1, argv + 1);
-	if (!strcmp(cmd, "probe") && cmd_probe)
+	if (!strcmp(cmd, "probe"))
 		return cmd_probe(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("tapio %s\n", TAPIO_VERSION);

@@ -102,13 +102,11 @@ int cmd_probe(int argc, char **argv)
 	}
 	printf("tracepoints:\n");
 	for (size_t i = 0; i < n; i++) {
-		char name[128];
 		bool have = true;
 
-		if (btf) {
-			snprintf(name, sizeof(name), "btf_trace_%s", progs[i].tracepoint);
-			have = btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF) >= 0;
-		}
+		if (btf)
+			have = btf__find_by_name_kind(btf, progs[i].btf_type,
+						      progs[i].btf_struct ? BTF_KIND_STRUCT : BTF_KIND_TYPEDEF) >= 0;
 		printf("  %-22s %s\n", progs[i].tracepoint, !btf ? "unknown (no BTF)" : have ? "present" : "missing");
 	}
 	btf__free(btf);
@@ -130,6 +128,8 @@ int cmd_probe(int argc, char **argv)
 		bool needed = strcmp(why[i], "not needed on this kernel") != 0;
 
 		types_text(progs[i].types, types, sizeof(types));
+		if (!types[0])
+			snprintf(types, sizeof(types), "-"); /* seeds owners of older sockets */
 		printf("  %-26s %-22s %-8s %s%s%s\n", progs[i].prog, progs[i].tracepoint,
 		       ok[i] ? "loads" : needed ? "FAILS" : "unused", types, why[i][0] ? ": " : "", why[i]);
 		if (!ok[i] && needed)

@@ -75,7 +75,10 @@ struct watch_req {
 	long connect_timeout_ms;   /* 0 = 10 s */
 	long idle_timeout_s;       /* abort when no byte arrives this long; 0 = none */
 	frame_fn on_msg;           /* called in the calling thread */
-	void *ctx;
+	/* Optional: told (with the bytes seen) each time a message is skipped
+	 * for size, when it happens; the count is also in watch_result. */
+	void (*on_oversize)(void *ctx, size_t len);
+	void *ctx;                 /* for on_msg and on_oversize */
 	atomic_bool *stop;         /* when set, the transfer is aborted promptly */
 };
 
@@ -88,6 +91,7 @@ struct watch_result {
 	uint64_t bytes;      /* body bytes received */
 	uint64_t messages;   /* messages delivered */
 	uint64_t oversize;   /* messages skipped for size */
+	uint64_t junk;       /* FRAME_JSON_OBJECTS: stray bytes skipped between objects */
 	char error[256];     /* human-readable reason when it failed */
 	char *err_body;      /* for a non-2xx status: up to 64 KiB of the body, malloc'd
 				(free with watch_result_free); messages are not delivered then */

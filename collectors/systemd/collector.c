@@ -758,6 +758,7 @@ static int handle_entry(struct systemd_collector *s)
 		/* full queue (the wait bound passed): the journal still holds the
 		 * entry, so wait and offer it again */
 		count(&s->emit_retries);
+		count(&s->base.n.refetched);
 		report(s, &s->rl_emit, "queue full, retrying entry %s", cur);
 		if (sleep_ms(s, RETRY_MS)) {
 			free(cur);

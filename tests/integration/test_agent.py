@@ -108,7 +108,7 @@ class KernelStream(unittest.TestCase):
         self.assertIsNotNone(s, t.stderr_lines)
         k = s["kernel"]
         self.assertEqual(k["events"], len(t.events))
-        self.assertEqual(k["events"] + k["dropped_queue"] + k["failed"], k["produced"])
+        self.assertEqual(k["events"] + k["dropped"] - k["dropped_kernel"] + k["failed"], k["produced"])
         self.assertEqual(t.bad_lines, [])
 
     def test_storm_with_tiny_queue_counts_every_drop(self):
@@ -141,8 +141,9 @@ class KernelStream(unittest.TestCase):
         k = s["kernel"]
         ours = sum(1 for e in lines if "tapio-storm" in json.dumps(e["data"]))
         self.assertEqual(k["events"], len(lines), "summary events != lines written")
-        self.assertGreater(k["dropped_queue"], 0, "a 64K queue with a stalled reader should drop")
-        self.assertEqual(k["events"] + k["dropped_queue"] + k["failed"], k["produced"],
+        self.assertGreater(k["queue_refused"], 0, "a 64K queue with a stalled reader should drop")
+        self.assertEqual(k["queue_refused"], k["dropped"] - k["dropped_kernel"])
+        self.assertEqual(k["events"] + k["dropped"] - k["dropped_kernel"] + k["failed"], k["produced"],
                          "written + dropped != produced: %r" % k)
         # Each of our n execs is either written or counted as dropped.
         self.assertGreaterEqual(ours + k["dropped"], n, k)

@@ -289,6 +289,43 @@ class Tcp(unittest.TestCase):
             skip_or_fail(self, "no IPv6 loopback (::1) on this host")
         self._conversation(socket.AF_INET6, "::1")
 
+    def test_sockets_older_than_tapio_keep_their_owner(self):
+        """A listener and a connection that exist before tapio starts: the
+        start-up seeding names their process on tcp.accept and tcp.close."""
+        port = free_port()
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", port))
+        srv.listen(4)
+        old_cli = socket.create_connection(("127.0.0.1", port))
+        old_conn, _ = srv.accept()
+        old_port = old_cli.getsockname()[1]
+        with trace("-e", "tcp.accept,tcp.close", "-p", os.getpid()) as t:
+            cli = socket.create_connection(("127.0.0.1", port))
+            conn, _ = srv.accept()
+            new_port = cli.getsockname()[1]
+            old_cli.sendall(b"z" * 10)
+            time.sleep(0.1)
+            for s in (cli, conn, old_cli, old_conn, srv):
+                s.close()
+            acc = t.wait_for(lambda e: e["type"] == "tcp.accept" and data(e)["dport"] == new_port, 10)
+            close_old = t.wait_for(lambda e: e["type"] == "tcp.close" and data(e)["sport"] == old_port, 10)
+            t.stop()
+        self.assertIsNotNone(acc, t.events)
+        self.assertEqual(data(acc)["pid"], os.getpid())
+        self.assertTrue(data(acc)["owner_known"])
+        self.assertEqual(data(acc)["sport"], port)
+        self.assertIsNotNone(close_old, t.events)
+        d = data(close_old)
+        self.assertEqual(d["pid"], os.getpid())
+        self.assertTrue(d["owner_known"])
+        self.assertFalse(d["start_seen"], "the connection is older than tapio")
+        self.assertEqual(d["duration_ns"], 0)
+        self.assertEqual(d["dport"], port)
+        # The counters are the socket's own, from before tapio too.
+        self.assertGreaterEqual(d["bytes_sent"], 10)
+        self.assertLessEqual(d["bytes_sent"], 10 + 2)
+
     def test_reset_to_closed_port_and_linger0(self):
         closed = free_port()
         with trace("-e", "tcp.reset") as t:

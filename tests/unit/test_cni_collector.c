@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Unit tests for the CNI collector as a whole: config checks, the
+ * availability probe, and drop counting on a full queue (real inotify, real
+ * files, a real queue with no consumer). */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "collectors/cni/cni.h"
+#include "event.h"
+#include "queue.h"
+
+struct dirs {
+	char root[64];
+	char log[128], netns[128], cni[128], state[128];
+};
+
+static void mkdirs(struct dirs *d)
+{
+	strcpy(d->root, "/tmp/tapio-cni-unit-XXXXXX");
+	cr_assert_not_null(mkdtemp(d->root));
+	snprintf(d->log, sizeof(d->log), "%s/log", d->root);
+	snprintf(d->netns, sizeof(d->netns), "%s/netns", d->root);
+	snprintf(d->cni, sizeof(d->cni), "%s/cni", d->root);
+	snprintf(d->state, sizeof(d->state), "%s/state", d->root);
+	cr_assert_eq(mkdir(d->log, 0700), 0);
+}
+
+static void rmdirs(struct dirs *d)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->root);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static struct tapio_config cfg_for(struct dirs *d)
+{
+	struct tapio_config c;
+	memset(&c, 0, sizeof(c));
+	c.cni_log_dirs = d->log;
+	c.netns_dir = d->netns;
+	c.cni_state_dir = d->cni;
+	c.state_dir = d->state;
+	c.max_event_size = 1 << 20;
+	return c;
+}
+
+static void bad_config(struct tapio_config *c, const char *want)
+{
+	char err[256] = "";
+	errno = 0;
+	struct collector *col = cni_collector_new(c, err, sizeof(err));
+	cr_assert_null(col);
+	cr_assert_eq(errno, EINVAL);
+	cr_assert(strstr(err, want), "error '%s' should mention '%s'", err, want);
+}
+
+Test(cni_collector, bad_config_names_the_flag)
+{
+	struct dirs d;
+	mkdirs(&d);
+	struct tapio_config c = cfg_for(&d);
+	c.cni_log_dirs = "/ok, relative/dir";
+	bad_config(&c, "--cni-log-dirs: 'relative/dir' is not an absolute path");
+	c.cni_log_dirs = "/var/log/../etc";
+	bad_config(&c, "--cni-log-dirs");
+	c = cfg_for(&d);
+	c.netns_dir = "netns";
+	bad_config(&c, "--netns-dir");
+	c = cfg_for(&d);
+	c.cni_state_dir = "/a//b";
+	bad_config(&c, "--cni-state-dir");
+	c = cfg_for(&d);
+	c.max_event_size = 100;
+	bad_config(&c, "--max-event-size");
+	rmdirs(&d);
+}
+
+Test(cni_collector, defaults_and_lists)
+{
+	struct tapio_config c;
+	memset(&c, 0, sizeof(c));
+	char err[256] = "";
+	struct collector *col = cni_collector_new(&c, err, sizeof(err));
+	cr_assert_not_null(col, "%s", err);
+	cr_assert_str_eq(collector_name(col), "cni");
+	cr_assert(!collector_healthy(col)); /* not started */
+	collector_stop(col);		    /* safe unstarted */
+	collector_destroy(col);
+	c.cni_log_dirs = " /a/ , ,/b,/a "; /* trimmed, empty items and duplicates left out */
+	col = cni_collector_new(&c, err, sizeof(err));
+	cr_assert_not_null(col, "%s", err);
+	collector_destroy(col);
+	collector_destroy(NULL);
+}
+
+Test(cni_collector, available)
+{
+	struct dirs d;
+	mkdirs(&d);
+	struct tapio_config c = cfg_for(&d);
+	c.cni_log_dirs = "/nonexistent/tapio/a";
+	c.netns_dir = "/nonexistent/tapio/b";
+	c.cni_state_dir = "/nonexistent/tapio/c";
+	cr_assert(!cni_collector_available(&c));
+	c.cni_log_dirs = d.log;
+	cr_assert(cni_collector_available(&c));
+	c.cni_log_dirs = "/nonexistent/tapio/a";
+	c.cni_state_dir = d.root;
+	cr_assert(cni_collector_available(&c));
+	rmdirs(&d);
+}
+
+static uint64_t counter(_Atomic uint64_t *v)
+{
+	return atomic_load(v);
+}
+
+Test(cni_collector, full_queue_drops_are_counted)
+{
+	struct dirs d;
+	mkdirs(&d);
+	struct tapio_config c = cfg_for(&d);
+	char err[256] = "";
+	struct collector *col = cni_collector_new(&c, err, sizeof(err));
+	cr_assert_not_null(col, "%s", err);
+	struct queue *q = queue_new(4096); /* the smallest queue, and no consumer */
+	cr_assert_not_null(q);
+	cr_assert_eq(collector_start(col, q), 0);
+	/* wait for the collector to have watched the dir */
+	for (int i = 0; i < 200 && !collector_healthy(col); i++)
+		usleep(10000);
+	cr_assert(collector_healthy(col));
+
+	char path[256];
+	snprintf(path, sizeof(path), "%s/cni.log", d.log);
+	FILE *f = fopen(path, "a");
+	cr_assert_not_null(f);
+	const int n = 200;
+	for (int i = 0; i < n; i++)
+		fprintf(
+		    f,
+		    "line %03d ContainerID=abc padding padding padding padding padding padding\n",
+		    i);
+	fclose(f);
+	for (int i = 0; i < 500; i++) {
+		if (counter(&col->n.events) + counter(&col->n.dropped) >= (uint64_t)n)
+			break;
+		usleep(10000);
+	}
+	uint64_t ev = counter(&col->n.events), dr = counter(&col->n.dropped);
+	cr_assert_eq(ev + dr, (uint64_t)n, "events %lu dropped %lu", (unsigned long)ev,
+		     (unsigned long)dr);
+	cr_assert_gt(dr, 0);
+	cr_assert_gt(ev, 0);
+	struct queue_src_stats st;
+	queue_stats(q, SRC_CNI, &st);
+	cr_assert_eq(st.dropped, dr);
+	cr_assert_eq(st.dropped_full, dr);
+	cr_assert_eq(st.committed, ev);
+	collector_stop(col);
+
+	/* what was kept is the first lines, in order, with their metadata */
+	for (uint64_t i = 0; i < ev; i++) {
+		size_t len;
+		unsigned src;
+		struct tapio_event *e = queue_peek(q, &len, &src, 0);
+		cr_assert_not_null(e);
+		cr_assert_eq(src, SRC_CNI);
+		cr_assert_eq(e->type, TYPE_CNI_LOG);
+		cr_assert_eq(e->fmt, FMT_TEXT);
+		char want[32];
+		snprintf(want, sizeof(want), "line %03lu", (unsigned long)i);
+		cr_assert_eq(memcmp(event_data(e), want, strlen(want)), 0);
+		cr_assert_str_eq(event_meta_get(e, "container_id"), "abc");
+		cr_assert_str_eq(event_meta_get(e, "file"), path);
+		queue_release(q, e);
+	}
+
+	/* the offset saved on stop is past every line, dropped ones included */
+	char st_path[256], buf[1024];
+	snprintf(st_path, sizeof(st_path), "%s/cni-offsets", d.state);
+	f = fopen(st_path, "r");
+	cr_assert_not_null(f);
+	size_t got = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[got] = '\0';
+	fclose(f);
+	struct stat sst;
+	cr_assert_eq(stat(path, &sst), 0);
+	char want[64];
+	snprintf(want, sizeof(want), " %lu %lu ", (unsigned long)sst.st_ino,
+		 (unsigned long)sst.st_size);
+	cr_assert(strstr(buf, want), "offsets file: %s (want '%s')", buf, want);
+
+	collector_destroy(col);
+	queue_free(q);
+	rmdirs(&d);
+}
+
+Test(cni_collector, unwritable_state_dir_keeps_events_flowing)
+{
+	struct dirs d;
+	mkdirs(&d);
+	struct tapio_config c = cfg_for(&d);
+	c.state_dir = "/dev/null/tapio-state"; /* cannot be made */
+	char err[256] = "";
+	struct collector *col = cni_collector_new(&c, err, sizeof(err));
+	cr_assert_not_null(col, "%s", err);
+	struct queue *q = queue_new(1 << 16);
+	cr_assert_eq(collector_start(col, q), 0);
+	char last[256] = "";
+	for (int i = 0; i < 300 && !strstr(last, "cannot save"); i++) {
+		usleep(10000);
+		collector_last_error(col, last, sizeof(last));
+	}
+	cr_assert(strstr(last, "/dev/null/tapio-state: cannot save the resume state"), "%s", last);
+	cr_assert(!collector_healthy(col));
+	char path[256];
+	snprintf(path, sizeof(path), "%s/a.log", d.log);
+	FILE *f = fopen(path, "a");
+	fputs("still emitted\n", f);
+	fclose(f);
+	size_t len;
+	unsigned src;
+	struct tapio_event *e = queue_peek(q, &len, &src, 5000);
+	cr_assert_not_null(e);
+	cr_assert_eq(e->data_len, 13);
+	cr_assert_eq(memcmp(event_data(e), "still emitted", 13), 0);
+	queue_release(q, e);
+	collector_stop(col);
+	collector_destroy(col);
+	queue_free(q);
+	rmdirs(&d);
+}

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Unit tests for the CNI line tailer (on real files) and the offsets file. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "collectors/cni/tail.h"
+#include "strbuf.h"
+
+struct rec {
+	char lines[64][256];
+	size_t n;
+	size_t oversize;
+	uint64_t over_at[8];
+	size_t truncated;
+};
+
+static void on_line(void *ctx, const char *l, size_t len)
+{
+	struct rec *r = ctx;
+	cr_assert_lt(r->n, 64);
+	cr_assert_lt(len, 256);
+	memcpy(r->lines[r->n], l, len);
+	r->lines[r->n][len] = '\0';
+	r->n++;
+}
+
+static void on_over(void *ctx, uint64_t at)
+{
+	struct rec *r = ctx;
+	if (r->oversize < 8)
+		r->over_at[r->oversize] = at;
+	r->oversize++;
+}
+
+static void on_trunc(void *ctx, uint64_t old, uint64_t size)
+{
+	(void)old;
+	(void)size;
+	((struct rec *)ctx)->truncated++;
+}
+
+static const struct tail_cb cb = {on_line, on_over, on_trunc};
+
+struct fx {
+	char path[64];
+	int wfd;
+	struct tail_file f;
+	char buf[64];
+};
+
+static void fx_open(struct fx *x)
+{
+	strcpy(x->path, "/tmp/tapio-tail-XXXXXX");
+	x->wfd = mkstemp(x->path);
+	cr_assert_geq(x->wfd, 0);
+	memset(&x->f, 0, sizeof(x->f));
+	x->f.fd = open(x->path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(x->f.fd, 0);
+}
+
+static void fx_close(struct fx *x)
+{
+	close(x->wfd);
+	close(x->f.fd);
+	unlink(x->path);
+}
+
+static void put(struct fx *x, const char *s)
+{
+	cr_assert_eq(write(x->wfd, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+/* line_max 16, buffer 40 bytes: small enough to exercise the chunking. */
+static int rd(struct fx *x, struct rec *r)
+{
+	return tail_read(&x->f, x->buf, 40, 16, 0, &cb, r);
+}
+
+Test(tail, complete_lines_and_partial_held)
+{
+	struct fx x;
+	struct rec r = {0};
+	fx_open(&x);
+	put(&x, "one\ntwo\nthr");
+	cr_assert_eq(rd(&x, &r), 0);
+	cr_assert_eq(r.n, 2);
+	cr_assert_str_eq(r.lines[0], "one");
+	cr_assert_str_eq(r.lines[1], "two");
+	cr_assert_eq(x.f.commit, 8); /* the partial line is not consumed */
+	cr_assert_eq(rd(&x, &r), 0);
+	cr_assert_eq(r.n, 2);
+	put(&x, "ee\n\nfour\n");
+	cr_assert_eq(rd(&x, &r), 0);
+	cr_assert_eq(r.n, 5);
+	cr_assert_str_eq(r.lines[2], "three");
+	cr_assert_str_eq(r.lines[3], ""); /* an empty line is a line */
+	cr_assert_str_eq(r.lines[4], "four");
+	cr_assert_eq(x.f.commit, 20);
+	fx_close(&x);
+}
+
+Test(tail, many_lines_across_buffers)
+{
+	struct fx x;
+	struct rec r = {0};
+	fx_open(&x);
+	for (int i = 0; i < 40; i++) {
+		char l[32];
+		snprintf(l, sizeof(l), "line-%02d\n", i);
+		put(&x, l);
+	}
+	cr_assert_eq(rd(&x, &r), 0);
+	cr_assert_eq(r.n, 40);
+	for (int i = 0; i < 40; i++) {
+		char l[32];
+		snprintf(l, sizeof(l), "line-%02d", i);
+		cr_assert_str_eq(r.lines[i], l);
+	}
+	cr_assert_eq(x.f.commit, 40 * 8);
+	fx_close(&x);
+}
+
+Test(tail, overlong_line_skipped_next_intact)
+{
+	struct fx x;
+	struct rec r = {0};
+	fx_open(&x);
+	/* 16 bytes fit; 17 do not. The long one spans buffers. */
+	put(&x, "sixteen-bytes-ok\n");
+	put(&x, "this line is far too long for the sixteen byte limit and spans reads\nnext\n");
+	cr_assert_eq(rd(&x, &r), 0);
+	cr_assert_eq(r.n, 2);
+	cr_assert_str_eq(r.lines[0], "sixteen-bytes-ok");
+	cr_assert_str_eq(r.lines[1], "next");
+	cr_assert_eq(r.oversize, 1);
+	cr_assert_eq(r.over_at[0], 17);
+	cr_assert_eq(x.f.skipping, false);
+	fx_close(&x);
+}
+
+Test(tail, overlong_line_still_growing)
+{
+	struct fx x;
+	struct rec r = {0};
+	fx_open(&x);
+	put(&x, "ok\nAAAAAAAAAAAAAAAAAAAAAAAAA"); /* 25 bytes, no newline yet */
+	cr_assert_eq(rd(&x, &r), 0);
+	cr_assert_eq(r.n, 1);
+	cr_assert_eq(r.oversize, 1);
+	cr_assert(x.f.skipping);
+	cr_assert_eq(x.f.commit, 3); /* persisted offset: the start of the long line */
+	put(&x, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+	cr_assert_eq(rd(&x, &r), 0);
+	cr_assert_eq(r.oversize, 1); /* counted once */
+	put(&x, "AAA\nafter\n");
+	cr_assert_eq(rd(&x, &r), 0);
+	cr_assert_eq(r.n, 2);
+	cr_assert_str_eq(r.lines[1], "after");
+	cr_assert(!x.f.skipping);
+	fx_close(&x);
+}
+
+Test(tail, exactly_line_max_partial_then_newline)
+{
+	struct fx x;
+	struct rec r = {0};
+	fx_open(&x);
+	put(&x, "0123456789abcdef"); /* 16 bytes: may still be a valid line */
+	cr_assert_eq(rd(&x, &r), 0);
+	cr_assert_eq(r.n, 0);
+	cr_assert_eq(r.oversize, 0);
+	put(&x, "\n");
+	cr_assert_eq(rd(&x, &r), 0);
+	cr_assert_eq(r.n, 1);
+	cr_assert_str_eq(r.lines[0], "0123456789abcdef");
+	fx_close(&x);
+}
+
+Test(tail, truncation_restarts_at_zero)
+{
+	struct fx x;
+	struct rec r = {0};
+	fx_open(&x);
+	put(&x, "alpha\nbeta\n");
+	rd(&x, &r);
+	cr_assert_eq(r.n, 2);
+	cr_assert_eq(ftruncate(x.wfd, 0), 0);
+	lseek(x.wfd, 0, SEEK_SET);
+	put(&x, "gamma\n");
+	cr_assert_eq(rd(&x, &r), 0);
+	cr_assert_eq(r.truncated, 1);
+	cr_assert_eq(r.n, 3);
+	cr_assert_str_eq(r.lines[2], "gamma");
+	fx_close(&x);
+}
+
+Test(tail, budget_stops_early)
+{
+	struct fx x;
+	struct rec r = {0};
+	fx_open(&x);
+	for (int i = 0; i < 20; i++)
+		put(&x, "0123456789\n");
+	cr_assert_eq(tail_read(&x.f, x.buf, 40, 16, 40, &cb, &r), 1);
+	cr_assert_lt(r.n, 20);
+	while (tail_read(&x.f, x.buf, 40, 16, 40, &cb, &r) == 1)
+		;
+	cr_assert_eq(r.n, 20);
+	fx_close(&x);
+}
+
+Test(tail, bad_args)
+{
+	struct fx x;
+	struct rec r = {0};
+	fx_open(&x);
+	cr_assert_eq(tail_read(&x.f, x.buf, 16, 16, 0, &cb, &r), -EINVAL);
+	struct tail_file bad = {.fd = -1};
+	cr_assert_eq(tail_read(&bad, x.buf, 40, 16, 0, &cb, &r), -EBADF);
+	fx_close(&x);
+}
+
+Test(tail, end_offset)
+{
+	struct fx x;
+	fx_open(&x);
+	char buf[64];
+	bool skip;
+	cr_assert_eq(tail_end_offset(x.f.fd, 0, buf, sizeof(buf), 16, &skip), 0);
+	put(&x, "aa\nbb\ncc");
+	cr_assert_eq(tail_end_offset(x.f.fd, 8, buf, sizeof(buf), 16, &skip), 6);
+	cr_assert(!skip);
+	put(&x, "ccccccccccccccccccccccc"); /* the last line is now overlong */
+	cr_assert_eq(tail_end_offset(x.f.fd, 31, buf, sizeof(buf), 16, &skip), 31);
+	cr_assert(skip);
+	fx_close(&x);
+	fx_open(&x);
+	put(&x, "partial");
+	cr_assert_eq(tail_end_offset(x.f.fd, 7, buf, sizeof(buf), 16, &skip), 0);
+	fx_close(&x);
+}
+
+Test(tail, fingerprint)
+{
+	struct fx x;
+	fx_open(&x);
+	put(&x, "hello world\n");
+	uint32_t l1, l2;
+	uint64_t f1, f2;
+	cr_assert_eq(tail_fingerprint(x.f.fd, 5, &l1, &f1), 0);
+	cr_assert_eq(l1, 5);
+	put(&x, "more\n");
+	cr_assert_eq(tail_fingerprint(x.f.fd, 5, &l2, &f2), 0);
+	cr_assert_eq(f1, f2);
+	cr_assert_eq(tail_fingerprint(x.f.fd, 1000, &l2, &f2), 0);
+	cr_assert_eq(l2, 17);
+	cr_assert_neq(f1, f2);
+	fx_close(&x);
+}
+
+/* ---- offsets file ---- */
+
+Test(tail_state, round_trip)
+{
+	struct tail_state st = {0};
+	struct tail_saved a = {2049, 77, 1234, 64, 0xdeadbeefcafef00dull, "/var/log/cni/a b.log"};
+	struct tail_saved b = {2049, 78, 0, 0, 0, "/var/log/calico/cni/cni.log"};
+	cr_assert_eq(tail_state_add(&st, &a), 0);
+	cr_assert_eq(tail_state_add(&st, &b), 0);
+	struct tail_saved nl = {1, 2, 3, 0, 0, "/bad\nname"};
+	cr_assert_eq(tail_state_add(&st, &nl), -EINVAL);
+	struct strbuf sb = STRBUF_INIT;
+	tail_state_format(&st, &sb);
+	struct tail_state back = {0};
+	size_t bad = 9;
+	cr_assert_eq(tail_state_parse(&back, sb.buf, sb.len, &bad), 0);
+	cr_assert_eq(bad, 0);
+	cr_assert_eq(back.n, 2);
+	long i = tail_state_find(&back, 2049, 77);
+	cr_assert_geq(i, 0);
+	cr_assert_eq(back.v[i].off, 1234);
+	cr_assert_eq(back.v[i].fp_len, 64);
+	cr_assert_eq(back.v[i].fp, 0xdeadbeefcafef00dull);
+	cr_assert_str_eq(back.v[i].path, "/var/log/cni/a b.log");
+	cr_assert_eq(tail_state_find(&back, 2049, 99), -1);
+	tail_state_del(&back, (size_t)i);
+	cr_assert_eq(back.n, 1);
+	cr_assert_str_eq(back.v[0].path, "/var/log/calico/cni/cni.log");
+	sb_free(&sb);
+	tail_state_free(&st);
+	tail_state_free(&back);
+	tail_state_free(NULL);
+}
+
+Test(tail_state, bad_lines_skipped_and_counted)
+{
+	const char *s = "tapio-cni-offsets 1\n"
+			"1 2 3 4 00000000000000aa /ok\n"
+			"1 2 3 4 00000000000000aa /duplicate-inode\n"
+			"x 2 3 4 aa /bad-number\n"
+			"1 3 3 65 aa /fp-too-long\n"
+			"1 4 3 4 aa relative\n"
+			"1 5 99999999999999999999999 4 aa /overflow\n"
+			"\n"
+			"1 6 7 0 0 /last-without-newline";
+	struct tail_state st = {0};
+	size_t bad = 0;
+	cr_assert_eq(tail_state_parse(&st, s, strlen(s), &bad), 0);
+	cr_assert_eq(st.n, 2);
+	cr_assert_eq(bad, 6);
+	cr_assert_str_eq(st.v[0].path, "/ok");
+	cr_assert_str_eq(st.v[1].path, "/last-without-newline");
+	tail_state_free(&st);
+}
+
+Test(tail_state, wrong_header)
+{
+	struct tail_state st = {0};
+	size_t bad;
+	cr_assert_eq(tail_state_parse(&st, "", 0, &bad), -EINVAL);
+	cr_assert_eq(tail_state_parse(&st, "tapio-cni-offsets 2\n", 20, &bad), -EINVAL);
+	cr_assert_eq(st.n, 0);
+	/* every prefix of a valid file parses without trouble */
+	const char *s = "tapio-cni-offsets 1\n1 2 3 4 00000000000000aa /ok\n";
+	for (size_t i = 0; i <= strlen(s); i++) {
+		char *cp = malloc(i ? i : 1);
+		memcpy(cp, s, i);
+		struct tail_state t = {0};
+		tail_state_parse(&t, cp, i, &bad);
+		cr_assert_leq(t.n, 1);
+		tail_state_free(&t);
+		free(cp);
+	}
+}

@@ -1,5 +1,0 @@
-#include <stdbool.h>
-#include <stddef.h>
-struct tapio_config;
-struct collector *cni_collector_new(const struct tapio_config *cfg, char *err, size_t errlen);
-bool cni_collector_available(const struct tapio_config *cfg);

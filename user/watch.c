@@ -1,0 +1,692 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The shared watch-stream client: framers (pure functions over a byte stream)
+ * and one libcurl request whose body is fed through a framer. */
+#include "watch.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define FRAMER_DEFAULT_MAX ((size_t)16 << 20)
+#define ERR_BODY_MAX ((size_t)64 << 10)
+
+/* ---- framers ---- */
+
+int framer_init(struct framer *f, enum framing mode, size_t max)
+{
+	if (!f)
+		return -EINVAL;
+	memset(f, 0, sizeof(*f));
+	if (mode != FRAME_LINES && mode != FRAME_JSON_OBJECTS && mode != FRAME_WHOLE)
+		return -EINVAL;
+	f->mode = mode;
+	f->max = max ? max : FRAMER_DEFAULT_MAX;
+	return 0;
+}
+
+void framer_reset(struct framer *f)
+{
+	f->len = 0;
+	f->depth = 0;
+	f->in_str = false;
+	f->esc = false;
+	f->skipping = false;
+}
+
+void framer_free(struct framer *f)
+{
+	if (!f)
+		return;
+	free(f->buf);
+	f->buf = NULL;
+	f->len = f->cap = 0;
+	framer_reset(f);
+}
+
+/* Appends n bytes to the partial message. The caller has checked that the
+ * result stays within f->max. */
+static int buf_add(struct framer *f, const char *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (f->len + n > f->cap) {
+		size_t cap = f->cap ? f->cap : 4096;
+		while (cap < f->len + n)
+			cap *= 2;
+		char *nb = realloc(f->buf, cap);
+		if (!nb)
+			return -ENOMEM;
+		f->buf = nb;
+		f->cap = cap;
+	}
+	memcpy(f->buf + f->len, p, n);
+	f->len += n;
+	return 0;
+}
+
+/* Adds the tail of a message that is not complete yet; switches to skipping
+ * when the message has grown past max. */
+static int keep_partial(struct framer *f, const char *p, size_t n)
+{
+	/* A partial line may hold one more byte: a '\r' dropped at its end. */
+	size_t limit = f->mode == FRAME_LINES && f->max < SIZE_MAX ? f->max + 1 : f->max;
+	if (f->skipping)
+		return 0;
+	if (f->len + n > limit) {
+		f->oversize++;
+		f->skipping = true;
+		f->len = 0;
+		return 0;
+	}
+	return buf_add(f, p, n);
+}
+
+/* A message ends with p[0..n) (the part not yet in the buffer). Delivers it
+ * unless it is oversized or being skipped. */
+static int deliver(struct framer *f, const char *p, size_t n, frame_fn cb, void *ctx)
+{
+	int rc = 0;
+
+	if (f->skipping) {
+		f->skipping = false;
+		f->len = 0;
+		return 0;
+	}
+	if (f->len + n > f->max) {
+		f->oversize++;
+		f->len = 0;
+		return 0;
+	}
+	if (f->len == 0) {
+		rc = cb(ctx, p, n);
+	} else {
+		rc = buf_add(f, p, n);
+		if (rc == 0)
+			rc = cb(ctx, f->buf, f->len);
+		f->len = 0;
+	}
+	return rc;
+}
+
+static int feed_lines(struct framer *f, const char *p, size_t n, frame_fn cb, void *ctx)
+{
+	while (n > 0) {
+		const char *nl = memchr(p, '\n', n);
+		if (!nl)
+			return keep_partial(f, p, n);
+		size_t part = (size_t)(nl - p);
+		if (f->skipping) {
+			deliver(f, p, part, cb, ctx); /* ends the skip */
+		} else {
+			/* Drop a trailing '\r' (CRLF streams); skip empty lines. */
+			size_t take = part;
+			if (take > 0 && p[take - 1] == '\r')
+				take--;
+			else if (take == 0 && f->len > 0 && f->buf[f->len - 1] == '\r')
+				f->len--;
+			if (f->len + take > 0) {
+				int rc = deliver(f, p, take, cb, ctx);
+				if (rc)
+					return rc;
+			}
+		}
+		p = nl + 1;
+		n -= part + 1;
+	}
+	return 0;
+}
+
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int feed_json(struct framer *f, const char *p, size_t n, frame_fn cb, void *ctx)
+{
+	size_t i = 0;
+	/* Start of the current object's bytes in p (not yet in the buffer). */
+	size_t start = 0;
+	bool in_obj = f->depth > 0;
+
+	while (i < n) {
+		char c = p[i];
+		if (!in_obj) {
+			if (c == '{') {
+				in_obj = true;
+				f->depth = 1;
+				f->in_str = f->esc = false;
+				start = i;
+			} else if (!is_ws(c)) {
+				f->junk++;
+			}
+			i++;
+			continue;
+		}
+		if (f->in_str) {
+			/* Fast path: jump to the next quote or backslash. */
+			if (f->esc) {
+				f->esc = false;
+			} else if (c == '\\') {
+				f->esc = true;
+			} else if (c == '"') {
+				f->in_str = false;
+			} else {
+				const char *q = p + i + 1;
+				size_t left = n - i - 1;
+				const char *a = memchr(q, '"', left);
+				const char *b = memchr(q, '\\', a ? (size_t)(a - q) : left);
+				const char *stop = b ? b : a;
+				i = stop ? (size_t)(stop - p) : n;
+				continue;
+			}
+			i++;
+			continue;
+		}
+		if (c == '"') {
+			f->in_str = true;
+		} else if (c == '{') {
+			if (f->depth < INT_MAX)
+				f->depth++;
+		} else if (c == '}') {
+			if (--f->depth == 0) {
+				in_obj = false;
+				int rc = deliver(f, p + start, i + 1 - start, cb, ctx);
+				if (rc)
+					return rc;
+			}
+		}
+		i++;
+	}
+	if (in_obj)
+		return keep_partial(f, p + start, n - start);
+	return 0;
+}
+
+static int feed_whole(struct framer *f, const char *p, size_t n)
+{
+	return keep_partial(f, p, n);
+}
+
+int framer_feed(struct framer *f, const char *p, size_t n, frame_fn cb, void *ctx)
+{
+	if (n == 0)
+		return 0;
+	switch (f->mode) {
+	case FRAME_LINES:
+		return feed_lines(f, p, n, cb, ctx);
+	case FRAME_JSON_OBJECTS:
+		return feed_json(f, p, n, cb, ctx);
+	case FRAME_WHOLE:
+		return feed_whole(f, p, n);
+	}
+	return -EINVAL;
+}
+
+/* True when the stream has stopped inside a message. */
+static bool framer_partial(const struct framer *f)
+{
+	switch (f->mode) {
+	case FRAME_LINES:
+		return f->len > 0 || f->skipping;
+	case FRAME_JSON_OBJECTS:
+		return f->depth > 0;
+	case FRAME_WHOLE:
+		return false;
+	}
+	return false;
+}
+
+int framer_finish(struct framer *f, frame_fn cb, void *ctx, bool *truncated)
+{
+	int rc = 0;
+	bool trunc = false;
+
+	switch (f->mode) {
+	case FRAME_LINES:
+		if (!f->skipping && f->len > 0) {
+			if (f->buf[f->len - 1] == '\r')
+				f->len--;
+			if (f->len > f->max)
+				f->oversize++;
+			else if (f->len > 0)
+				rc = cb(ctx, f->buf, f->len);
+		}
+		break;
+	case FRAME_JSON_OBJECTS:
+		trunc = f->depth > 0 && !f->skipping;
+		break;
+	case FRAME_WHOLE:
+		if (!f->skipping)
+			rc = cb(ctx, f->buf ? f->buf : "", f->len);
+		break;
+	}
+	framer_reset(f);
+	if (truncated)
+		*truncated = trunc;
+	return rc;
+}
+
+/* ---- HTTP stream ---- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int watch_global_init(void)
+{
+	pthread_once(&curl_once, curl_init_once);
+	return curl_init_rc == CURLE_OK ? 0 : -EIO;
+}
+
+struct xfer {
+	const struct watch_req *req;
+	struct watch_result *res;
+	CURL *h;
+	struct framer f;
+	long status;	/* 0 until the first body byte */
+	bool ok_status; /* 2xx */
+	int err;	/* framer/ENOMEM error */
+};
+
+static int count_msg(void *ctx, const char *msg, size_t len)
+{
+	struct xfer *x = ctx;
+	int rc = x->req->on_msg ? x->req->on_msg(x->req->ctx, msg, len) : 0;
+	if (rc == 0)
+		x->res->messages++;
+	else
+		x->res->cb_err = rc;
+	return rc;
+}
+
+static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
+{
+	struct xfer *x = ud;
+	size_t n = size * nmemb;
+
+	if (x->req->stop && atomic_load_explicit(x->req->stop, memory_order_relaxed)) {
+		x->res->stopped = true;
+		return 0;
+	}
+	if (x->status == 0) {
+		curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->status);
+		x->ok_status = x->status >= 200 && x->status < 300;
+	}
+	x->res->bytes += n;
+	if (!x->ok_status) {
+		size_t room = ERR_BODY_MAX - x->res->err_body_len;
+		size_t take = n < room ? n : room;
+		if (take > 0) {
+			char *nb = realloc(x->res->err_body, x->res->err_body_len + take + 1);
+			if (!nb) {
+				x->err = -ENOMEM;
+				return 0;
+			}
+			memcpy(nb + x->res->err_body_len, p, take);
+			x->res->err_body = nb;
+			x->res->err_body_len += take;
+			nb[x->res->err_body_len] = '\0';
+		}
+		return n;
+	}
+	uint64_t before = x->f.oversize;
+	int rc = framer_feed(&x->f, p, n, count_msg, x);
+	if (x->f.oversize != before && x->req->on_oversize)
+		for (uint64_t i = before; i < x->f.oversize; i++)
+			x->req->on_oversize(x->req->ctx, x->f.max);
+	if (rc) {
+		if (rc == -ENOMEM && !x->res->cb_err)
+			x->err = rc;
+		return 0;
+	}
+	return n;
+}
+
+static int on_progress(void *ud, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+	struct xfer *x = ud;
+	(void)dlt, (void)dln, (void)ult, (void)uln;
+	if (x->req->stop && atomic_load_explicit(x->req->stop, memory_order_relaxed)) {
+		x->res->stopped = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* Opens curl's sockets with SOCK_CLOEXEC, so that no child inherits them. */
+static curl_socket_t open_cloexec(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	(void)ud, (void)purpose;
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static int curl_errno(CURLcode c)
+{
+	switch (c) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+		return -EKEYREJECTED;
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_GOT_NOTHING:
+		return -ECONNRESET;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+		return -EINVAL;
+	default:
+		return -EIO;
+	}
+}
+
+/* Sets a blob option from a NUL-terminated PEM string. */
+static CURLcode set_blob(CURL *h, CURLoption opt, const char *pem)
+{
+	struct curl_blob b = {.data = (void *)pem, .len = strlen(pem), .flags = CURL_BLOB_COPY};
+	return curl_easy_setopt(h, opt, &b);
+}
+
+static int setup_tls(CURL *h, const struct watch_tls *t)
+{
+	CURLcode c = CURLE_OK;
+
+	if (!t)
+		return 0;
+	if (t->ca_file && *t->ca_file)
+		c = curl_easy_setopt(h, CURLOPT_CAINFO, t->ca_file);
+	else if (t->ca_pem && *t->ca_pem)
+		c = set_blob(h, CURLOPT_CAINFO_BLOB, t->ca_pem);
+	if (c == CURLE_OK && t->cert_file && *t->cert_file)
+		c = curl_easy_setopt(h, CURLOPT_SSLCERT, t->cert_file);
+	else if (c == CURLE_OK && t->cert_pem && *t->cert_pem)
+		c = set_blob(h, CURLOPT_SSLCERT_BLOB, t->cert_pem);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+	if (c == CURLE_OK && t->key_file && *t->key_file)
+		c = curl_easy_setopt(h, CURLOPT_SSLKEY, t->key_file);
+	else if (c == CURLE_OK && t->key_pem && *t->key_pem)
+		c = set_blob(h, CURLOPT_SSLKEY_BLOB, t->key_pem);
+	if (c == CURLE_OK)
+		c = curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+	if (c == CURLE_OK && t->insecure) {
+		c = curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		if (c == CURLE_OK)
+			c = curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	return c == CURLE_OK ? 0 : -ENOTSUP;
+}
+
+static void first_line(char *dst, size_t cap, const char *s, size_t n)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < n && j + 1 < cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\n' || c == '\r')
+			break;
+		dst[j++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	}
+	dst[j] = '\0';
+}
+
+int watch_run(const struct watch_req *req, struct watch_result *res)
+{
+	struct xfer x = {.req = req, .res = res};
+	struct curl_slist *hdrs = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	CURLM *m = NULL;
+	CURLcode cc = CURLE_OK;
+	int rc = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (!req || !req->url) {
+		snprintf(res->error, sizeof(res->error), "no URL");
+		return -EINVAL;
+	}
+	if (req->stop && atomic_load(req->stop)) {
+		res->stopped = true;
+		snprintf(res->error, sizeof(res->error), "stopped");
+		return -ECANCELED;
+	}
+	rc = watch_global_init();
+	if (rc) {
+		snprintf(res->error, sizeof(res->error), "curl_global_init failed");
+		return rc;
+	}
+	rc = framer_init(&x.f, req->framing, req->max_msg);
+	if (rc) {
+		snprintf(res->error, sizeof(res->error), "bad framing %d", (int)req->framing);
+		return rc;
+	}
+	x.h = curl_easy_init();
+	m = curl_multi_init();
+	if (!x.h || !m) {
+		rc = -ENOMEM;
+		snprintf(res->error, sizeof(res->error), "curl init: out of memory");
+		goto cleanup;
+	}
+
+	char hbuf[4096];
+	snprintf(hbuf, sizeof(hbuf), "Accept: %s", req->accept ? req->accept : "application/json");
+	hdrs = curl_slist_append(hdrs, hbuf);
+	if (req->body) {
+		snprintf(hbuf, sizeof(hbuf), "Content-Type: %s",
+			 req->content_type ? req->content_type : "application/json");
+		hdrs = curl_slist_append(hdrs, hbuf);
+	}
+	if (req->bearer_token && *req->bearer_token) {
+		size_t tl = strlen(req->bearer_token) + 32;
+		char *auth = malloc(tl);
+		if (auth) {
+			snprintf(auth, tl, "Authorization: Bearer %s", req->bearer_token);
+			hdrs = curl_slist_append(hdrs, auth);
+			explicit_bzero(auth, tl);
+			free(auth);
+		}
+	}
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (!hdrs) {
+		rc = -ENOMEM;
+		snprintf(res->error, sizeof(res->error), "headers: out of memory");
+		goto cleanup;
+	}
+
+	CURL *h = x.h;
+	curl_easy_setopt(h, CURLOPT_URL, req->url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_cloexec);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (req->idle_timeout_s > 0) {
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, req->idle_timeout_s);
+	}
+	if (req->method && strcmp(req->method, "GET") != 0) {
+		if (strcmp(req->method, "POST") == 0)
+			curl_easy_setopt(h, CURLOPT_POST, 1L);
+		else
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+	}
+	if (req->body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(req->body));
+	}
+	rc = setup_tls(h, req->tls);
+	if (rc) {
+		snprintf(res->error, sizeof(res->error),
+			 "TLS options not supported by this libcurl");
+		goto cleanup;
+	}
+
+	/* One easy handle driven by a multi handle, so that *stop is seen within
+	 * 100 ms even while the stream is idle. */
+	curl_multi_add_handle(m, h);
+	for (;;) {
+		int running = 0;
+		CURLMcode mc = curl_multi_perform(m, &running);
+		if (mc != CURLM_OK) {
+			cc = CURLE_OUT_OF_MEMORY;
+			snprintf(errbuf, sizeof(errbuf), "%s", curl_multi_strerror(mc));
+			break;
+		}
+		if (!running) {
+			int left;
+			CURLMsg *msg;
+			cc = CURLE_GOT_NOTHING;
+			while ((msg = curl_multi_info_read(m, &left)))
+				if (msg->msg == CURLMSG_DONE)
+					cc = msg->data.result;
+			break;
+		}
+		if (req->stop && atomic_load_explicit(req->stop, memory_order_relaxed)) {
+			res->stopped = true;
+			cc = CURLE_ABORTED_BY_CALLBACK;
+			break;
+		}
+		mc = curl_multi_poll(m, NULL, 0, 100, NULL);
+		if (mc != CURLM_OK) {
+			cc = CURLE_OUT_OF_MEMORY;
+			snprintf(errbuf, sizeof(errbuf), "%s", curl_multi_strerror(mc));
+			break;
+		}
+	}
+	curl_multi_remove_handle(m, h);
+
+	res->curl_code = (int)cc;
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->http_status);
+	if (x.status == 0) {
+		x.status = res->http_status;
+		x.ok_status = x.status >= 200 && x.status < 300;
+	}
+
+	if (res->stopped) {
+		rc = -ECANCELED;
+		snprintf(res->error, sizeof(res->error), "stopped");
+	} else if (res->cb_err) {
+		rc = res->cb_err;
+		snprintf(res->error, sizeof(res->error), "stream handler stopped the stream: %s",
+			 strerror(-rc));
+	} else if (x.err) {
+		rc = x.err;
+		snprintf(res->error, sizeof(res->error), "%s", strerror(-rc));
+	} else if (res->http_status != 0 && !x.ok_status) {
+		char line[160];
+		first_line(line, sizeof(line), res->err_body ? res->err_body : "",
+			   res->err_body_len);
+		rc = -EPROTO;
+		snprintf(res->error, sizeof(res->error), "HTTP %ld%s%s", res->http_status,
+			 *line ? ": " : "", line);
+	} else if (cc != CURLE_OK) {
+		rc = curl_errno(cc);
+		res->truncated = framer_partial(&x.f);
+		snprintf(res->error, sizeof(res->error), "%s",
+			 *errbuf ? errbuf : curl_easy_strerror(cc));
+	} else {
+		rc = framer_finish(&x.f, count_msg, &x, &res->truncated);
+		if (rc)
+			snprintf(res->error, sizeof(res->error),
+				 "stream handler stopped the stream: %s", strerror(-rc));
+	}
+	res->oversize = x.f.oversize;
+	res->junk = x.f.junk;
+
+cleanup:
+	if (m)
+		curl_multi_cleanup(m);
+	if (x.h)
+		curl_easy_cleanup(x.h);
+	curl_slist_free_all(hdrs);
+	framer_free(&x.f);
+	return rc;
+}
+
+void watch_result_free(struct watch_result *res)
+{
+	if (!res)
+		return;
+	free(res->err_body);
+	res->err_body = NULL;
+	res->err_body_len = 0;
+}
+
+/* ---- backoff ---- */
+
+static uint64_t rng_next(void)
+{
+	static _Thread_local uint64_t s;
+	if (s == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		s = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&s;
+		s |= 1;
+	}
+	/* xorshift64* */
+	s ^= s >> 12;
+	s ^= s << 25;
+	s ^= s >> 27;
+	return s * 2685821657736338717ULL;
+}
+
+unsigned backoff_ms(unsigned attempt, unsigned base_ms, unsigned cap_ms)
+{
+	uint64_t d = base_ms;
+	for (unsigned i = 0; i < attempt && d < cap_ms; i++)
+		d *= 2;
+	if (d > cap_ms)
+		d = cap_ms;
+	/* A factor in [0.5, 1.0]: at least half the delay, so a flapping source
+	 * is never hammered, and spread so that agents do not retry in step. */
+	uint64_t half = d / 2;
+	uint64_t span = d - half;
+	return (unsigned)(half + (span ? rng_next() % (span + 1) : 0));
+}
+
+bool sleep_or_stop(unsigned ms, atomic_bool *stop)
+{
+	uint64_t left_ns = (uint64_t)ms * 1000000ULL;
+	while (left_ns > 0) {
+		if (stop && atomic_load(stop))
+			return true;
+		uint64_t slice = left_ns < 50000000ULL ? left_ns : 50000000ULL;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)slice};
+		nanosleep(&ts, NULL);
+		left_ns -= slice;
+	}
+	return stop && atomic_load(stop);
+}
