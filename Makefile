@@ -94,10 +94,12 @@ deps:
 unit: $(UNIT_BINS)
 
 # `make test`: install what is missing, build, then run every test: unit tests
-# (plain and under ASan+UBSan) and the root integration tests.
+# (plain and under ASan+UBSan), the queue and pod-cache stress tests under
+# ThreadSanitizer, and the root integration tests.
 test: deps
 	$(Q)$(MAKE) --no-print-directory all unit
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=1 unit
+	$(Q)$(MAKE) --no-print-directory tsan-queue tsan-podmeta
 	$(Q)$(PYTHON) scripts/run-tests.py --build $(BUILD) --san-build $(BUILD)/san
 
 bench: $(BENCH_BINS)

@@ -43,8 +43,7 @@ struct {
 
 /* What tcp events need to know about a socket they did not see start:
  * its owner (the task that connected, or that listened for an accepted
- * socket) and when it was first seen. Keyed by the struct sock address.
- * LRU, so a socket whose close was missed cannot fill it. */
+ * socket) and when it was first seen. Keyed by the struct sock address. */
 struct sock_info {
 	__u64 start_ns;
 	struct event_header owner;
@@ -53,18 +52,32 @@ struct sock_info {
 	__u16 family;
 	__u16 sport;
 	__u16 dport;
-	__u8 saved;  /* the ends below are set */
-	__u8 closed; /* the socket reached CLOSE */
+	__u8 saved;         /* the ends below are set */
+	__u8 start_unknown; /* seeded at start-up: the socket is older than tapio */
 	__u8 saddr[16];
 	__u8 daddr[16];
 };
 
+/* Live sockets. Not preallocated: a preallocated map this size takes about
+ * 100 ms to create, most of tapio's start-up. Entries go at CLOSE. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, struct sock_info);
 } socks SEC(".maps") __weak;
+
+/* Sockets that just reached CLOSE: an abortive close (SO_LINGER 0,
+ * tcp_disconnect) sends its RST after the state change, and that tcp.reset
+ * still needs the owner and the ends. Small and LRU: it only bridges that
+ * moment. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct sock_info);
+} closed_socks SEC(".maps") __weak;
 
 /* Listening sockets' owners, so that an accepted connection (created in
  * softirq, with no process context) is attributed to the listener. Keyed

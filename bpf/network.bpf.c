@@ -132,6 +132,14 @@ static __always_inline struct tcp_event *tcp_reserve(__u32 type, const struct so
 }
 
 /* Remembers the current task as sk's owner, if it passes the filters. */
+/* The socket's entry: live, or just closed. */
+static __always_inline struct sock_info *sock_lookup(__u64 key)
+{
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+
+	return info ? info : bpf_map_lookup_elem(&closed_socks, &key);
+}
+
 static __always_inline void own_socket(const struct sock *sk, struct task_struct *t)
 {
 	struct sock_info info = {};
@@ -140,11 +148,13 @@ static __always_inline void own_socket(const struct sock *sk, struct task_struct
 	if (!task_wanted(t)) {
 		/* Forget an older socket that had this address. */
 		bpf_map_delete_elem(&socks, &key);
+		bpf_map_delete_elem(&closed_socks, &key);
 		return;
 	}
 	info.start_ns = bpf_ktime_get_boot_ns();
 	fill_header(&info.owner, 0, t);
 	bpf_map_update_elem(&socks, &key, &info, BPF_ANY);
+	bpf_map_delete_elem(&closed_socks, &key);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -192,10 +202,12 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 				fresh.owner.flags = HDR_F_NO_TASK;
 			else {
 				bpf_map_delete_elem(&socks, &key);
+				bpf_map_delete_elem(&closed_socks, &key);
 				return 0;
 			}
 			fresh.start_ns = bpf_ktime_get_boot_ns();
 			bpf_map_update_elem(&socks, &key, &fresh, BPF_ANY);
+			bpf_map_delete_elem(&closed_socks, &key);
 			return 0;
 		}
 	}
@@ -235,8 +247,10 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 
 		if (info) {
-			e->duration_ns = e->hdr.ts - info->start_ns;
-			e->flags |= TCP_F_START_SEEN;
+			if (!info->start_unknown) {
+				e->duration_ns = e->hdr.ts - info->start_ns;
+				e->flags |= TCP_F_START_SEEN;
+			}
 			if (!(info->owner.flags & HDR_F_NO_TASK))
 				e->flags |= TCP_F_OWNER_KNOWN;
 		}
@@ -246,12 +260,13 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 		e->state = newstate;
 		submit_event(e);
 	}
-	/* The entry stays (the LRU map ages it out): an abortive close sends
-	 * its RST after the socket is already in CLOSE (tcp_disconnect), and
-	 * that tcp.reset still needs the owner and the ends. A new socket at
-	 * the same address overwrites it at SYN_SENT or SYN_RECV. */
-	if (info)
-		info->closed = 1;
+	/* Keep it a moment longer for an RST that follows the close (see
+	 * closed_socks); a new socket at the same address clears it at
+	 * SYN_SENT or SYN_RECV. */
+	if (info) {
+		bpf_map_update_elem(&closed_socks, &key, info, BPF_ANY);
+		bpf_map_delete_elem(&socks, &key);
+	}
 	return 0;
 }
 
@@ -265,7 +280,7 @@ int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *
 
 	if (!type_wanted(EVENT_TCP_RETRANSMIT))
 		return 0;
-	info = bpf_map_lookup_elem(&socks, &key);
+	info = sock_lookup(key);
 	e = tcp_reserve(EVENT_TCP_RETRANSMIT, sk, info);
 	if (!e)
 		return 0;
@@ -293,7 +308,7 @@ int BPF_PROG(tapio_tcp_send_reset, const struct sock *sk, const struct sk_buff *
 	if (!type_wanted(EVENT_TCP_RESET))
 		return 0;
 	if (sk)
-		info = bpf_map_lookup_elem(&socks, &key);
+		info = sock_lookup(key);
 	e = tcp_reserve(EVENT_TCP_RESET, sk, info);
 	if (!e)
 		return 0;
@@ -321,7 +336,7 @@ int BPF_PROG(tapio_tcp_receive_reset, struct sock *sk)
 
 	if (!type_wanted(EVENT_TCP_RESET))
 		return 0;
-	info = bpf_map_lookup_elem(&socks, &key);
+	info = sock_lookup(key);
 	e = tcp_reserve(EVENT_TCP_RESET, sk, info);
 	if (!e)
 		return 0;
@@ -331,5 +346,57 @@ int BPF_PROG(tapio_tcp_receive_reset, struct sock *sk)
 	if (info && !(info->owner.flags & HDR_F_NO_TASK))
 		e->flags |= TCP_F_OWNER_KNOWN;
 	submit_event(e);
+	return 0;
+}
+
+/* Start-up seeding: walks every open file of every task once (a task_file
+ * iterator, run by userspace right after the tracepoints are attached) and
+ * records the owners of TCP sockets that already exist, so that connections
+ * accepted on an older listener, and older connections that close, still
+ * name their process. Entries the tracepoints wrote meanwhile win (NOEXIST). */
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+SEC("iter/task_file")
+int tapio_seed_sockets(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct sock_info info = {};
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family;
+	__u8 state;
+	__u64 key;
+
+	if (!task || !file || !(cfg_event_mask & TCP_CONN_MASK))
+		return 0;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	if (!task_wanted(task))
+		return 0;
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_LISTEN) {
+		struct listen_key lk = { .netns = sk_netns(sk), .port = BPF_CORE_READ(sk, __sk_common.skc_num) };
+
+		fill_header(&info.owner, 0, task);
+		bpf_map_update_elem(&listeners, &lk, &info.owner, BPF_NOEXIST);
+		return 0;
+	}
+	if (state == TCP_CLOSE)
+		return 0;
+	key = (__u64)sk;
+	fill_header(&info.owner, 0, task);
+	info.start_unknown = 1;
+	read_ends(sk, &info.family, &info.sport, &info.dport, info.saddr, info.daddr);
+	info.saved = 1;
+	bpf_map_update_elem(&socks, &key, &info, BPF_NOEXIST);
 	return 0;
 }

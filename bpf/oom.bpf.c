@@ -5,11 +5,12 @@
  * victim, so the header is filled from the victim's task_struct and the
  * allocating task goes into trigger_*.
  *
- * The tracepoint changed after 6.8: it was mark_victim(int pid) from 4.13
- * through 6.8, and later kernels made it mark_victim(struct task_struct *task,
- * uid_t uid), with total_vm, the RSS breakdown and oom_score_adj in its
- * record (6.18 has this form). The record's total_vm field tells which one
- * this kernel has. With the old one, the victim's task comes from the SIGKILL
+ * The tracepoint changed: it was mark_victim(int pid) from 4.13 on (Ubuntu's
+ * 6.8 still has it), and newer kernels made it mark_victim(struct
+ * task_struct *task, uid_t uid), with total_vm, the RSS breakdown and
+ * oom_score_adj in its record; stable updates carried that back to older
+ * series (Debian 12's 6.1.0-56 has it, and so does 6.18). The record's
+ * total_vm field tells which one this kernel has. With the old one, the victim's task comes from the SIGKILL
  * that __oom_kill_process() sends just before mark_oom_victim(), seen on
  * signal/signal_generate in the same task.
  */

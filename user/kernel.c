@@ -51,24 +51,36 @@ _Static_assert((int)EVENT_MAX == (int)TYPE_KERNEL__LAST + 1, "kernel type count"
 	 T(TYPE_TCP_RESET))
 
 enum { P_EXEC, P_FORK, P_EXIT, P_SOCK, P_RETRANS, P_SEND_RST, P_RECV_RST, P_MKDIR, P_RMDIR, P_ATTACH,
-       P_OOM, P_OOM_SIGNAL, P__N };
+       P_OOM, P_OOM_SIGNAL, P_SEED, P__N };
 
-/* inet_sock_set_state also tracks socket owners for tcp.retransmit and
- * tcp.reset, so it loads for any tcp type. */
+/* .types: what each program produces. inet_sock_set_state also tracks the
+ * socket owners that tcp.retransmit and tcp.reset need, so it loads for any
+ * tcp type (prog_needed()). */
 static const struct kernel_prog_info progs[P__N] = {
-	[P_EXEC] = {"tapio_exec", "sched_process_exec", T(TYPE_PROCESS_EXEC)},
-	[P_FORK] = {"tapio_fork", "sched_process_fork", T(TYPE_PROCESS_FORK)},
-	[P_EXIT] = {"tapio_exit", "sched_process_exit", T(TYPE_PROCESS_EXIT)},
-	[P_SOCK] = {"tapio_inet_sock_set_state", "inet_sock_set_state", TCP_TYPES},
-	[P_RETRANS] = {"tapio_tcp_retransmit", "tcp_retransmit_skb", T(TYPE_TCP_RETRANSMIT)},
-	[P_SEND_RST] = {"tapio_tcp_send_reset", "tcp_send_reset", T(TYPE_TCP_RESET)},
-	[P_RECV_RST] = {"tapio_tcp_receive_reset", "tcp_receive_reset", T(TYPE_TCP_RESET)},
-	[P_MKDIR] = {"tapio_cgroup_mkdir", "cgroup_mkdir", T(TYPE_CGROUP_MKDIR)},
-	[P_RMDIR] = {"tapio_cgroup_rmdir", "cgroup_rmdir", T(TYPE_CGROUP_RMDIR)},
-	[P_ATTACH] = {"tapio_cgroup_attach", "cgroup_attach_task", T(TYPE_CGROUP_ATTACH)},
-	[P_OOM] = {"tapio_mark_victim", "mark_victim", T(TYPE_OOM_KILL)},
-	[P_OOM_SIGNAL] = {"tapio_oom_signal", "signal_generate", T(TYPE_OOM_KILL)},
+	[P_EXEC] = {"tapio_exec", "sched_process_exec", T(TYPE_PROCESS_EXEC), "btf_trace_sched_process_exec", false},
+	[P_FORK] = {"tapio_fork", "sched_process_fork", T(TYPE_PROCESS_FORK), "btf_trace_sched_process_fork", false},
+	[P_EXIT] = {"tapio_exit", "sched_process_exit", T(TYPE_PROCESS_EXIT), "btf_trace_sched_process_exit", false},
+	[P_SOCK] = {"tapio_inet_sock_set_state", "inet_sock_set_state",
+		    T(TYPE_TCP_CONNECT) | T(TYPE_TCP_ACCEPT) | T(TYPE_TCP_CLOSE), "btf_trace_inet_sock_set_state", false},
+	[P_RETRANS] = {"tapio_tcp_retransmit", "tcp_retransmit_skb", T(TYPE_TCP_RETRANSMIT),
+		       "btf_trace_tcp_retransmit_skb", false},
+	[P_SEND_RST] = {"tapio_tcp_send_reset", "tcp_send_reset", T(TYPE_TCP_RESET), "btf_trace_tcp_send_reset", false},
+	[P_RECV_RST] = {"tapio_tcp_receive_reset", "tcp_receive_reset", T(TYPE_TCP_RESET),
+			"btf_trace_tcp_receive_reset", false},
+	[P_MKDIR] = {"tapio_cgroup_mkdir", "cgroup_mkdir", T(TYPE_CGROUP_MKDIR), "btf_trace_cgroup_mkdir", false},
+	[P_RMDIR] = {"tapio_cgroup_rmdir", "cgroup_rmdir", T(TYPE_CGROUP_RMDIR), "btf_trace_cgroup_rmdir", false},
+	[P_ATTACH] = {"tapio_cgroup_attach", "cgroup_attach_task", T(TYPE_CGROUP_ATTACH), "btf_trace_cgroup_attach_task",
+		      false},
+	[P_OOM] = {"tapio_mark_victim", "mark_victim", T(TYPE_OOM_KILL), "btf_trace_mark_victim", false},
+	[P_OOM_SIGNAL] = {"tapio_oom_signal", "signal_generate", T(TYPE_OOM_KILL), "btf_trace_signal_generate", false},
+	/* Produces no event: seeds the socket owners of older sockets. */
+	[P_SEED] = {"tapio_seed_sockets", "iter/task_file", 0, "bpf_iter__task_file", true},
 };
+
+static bool prog_needed(int i, uint64_t types)
+{
+	return (i == P_SOCK || i == P_SEED ? TCP_TYPES : progs[i].types) & types;
+}
 
 const struct kernel_prog_info *kernel_programs(size_t *n)
 {
@@ -96,6 +108,7 @@ struct kcollector {
 	_Atomic uint64_t events[EVENT_MAX];
 	_Atomic uint64_t qdrops[EVENT_MAX];
 	char disabled[512];
+	uint64_t types; /* produced by a running program */
 	/* collector thread only */
 	struct meta_kv kv[META_MAX];
 	char idbuf[24];
@@ -106,7 +119,8 @@ struct kcollector {
 
 /* libbpf prints through one global hook. While a load runs, the hook notes
  * the first program a warning names ("prog 'x': ..."), so the loader knows
- * which one to turn off; everything goes to tlog at debug level. */
+ * which one to turn off; messages go to tlog at debug level (libbpf's own
+ * debug messages only with TAPIO_LIBBPF_DEBUG=1 in the environment). */
 struct load_capture {
 	char prog[64];
 	char why[128];
@@ -115,10 +129,16 @@ static __thread struct load_capture *capture;
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
+	static int debug = -1;
 	char line[512];
 	const char *p, *q;
 	size_t n;
 
+	/* libbpf's debug level is a line per CO-RE relocation: only on request. */
+	if (debug < 0)
+		debug = getenv("TAPIO_LIBBPF_DEBUG") != NULL;
+	if (level == LIBBPF_DEBUG && !debug)
+		return 0;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n && line[n - 1] == '\n')
@@ -274,14 +294,11 @@ static bool mark_victim_is_old(const struct btf *vmlinux)
 	return true;
 }
 
-static bool tracepoint_exists(const struct btf *vmlinux, const char *tp)
+static bool target_exists(const struct btf *vmlinux, const struct kernel_prog_info *p)
 {
-	char name[128];
-
 	if (!vmlinux)
 		return true; /* let the load decide */
-	snprintf(name, sizeof(name), "btf_trace_%s", tp);
-	return btf__find_by_name_kind(vmlinux, name, BTF_KIND_TYPEDEF) >= 0;
+	return btf__find_by_name_kind(vmlinux, p->btf_type, p->btf_struct ? BTF_KIND_STRUCT : BTF_KIND_TYPEDEF) >= 0;
 }
 
 /* ---- loading ---- */
@@ -382,13 +399,13 @@ static int load_with_fallback(const struct load_cfg *cfg, struct load_result *r,
 
 	memset(r, 0, sizeof(*r));
 	for (int i = 0; i < P__N; i++) {
-		if (!(progs[i].types & cfg->types) || (i == P_OOM_SIGNAL && !old_oom)) {
+		if (!prog_needed(i, cfg->types) || (i == P_OOM_SIGNAL && !old_oom)) {
 			r->off |= 1ull << i;
-		} else if (!tracepoint_exists(vmlinux, progs[i].tracepoint)) {
+		} else if (!target_exists(vmlinux, &progs[i])) {
 			r->off |= 1ull << i;
 			r->failed |= 1ull << i;
-			snprintf(r->why[i], sizeof(r->why[i]), "tracepoint %s is not in this kernel",
-				 progs[i].tracepoint);
+			snprintf(r->why[i], sizeof(r->why[i]), "%s is not in this kernel (no BTF type %s)",
+				 progs[i].tracepoint, progs[i].btf_type);
 		}
 	}
 	btf__free(vmlinux);
@@ -414,12 +431,15 @@ static int load_with_fallback(const struct load_cfg *cfg, struct load_result *r,
 			return 0;
 		tapio__destroy(r->skel);
 		r->skel = NULL;
-		if (rc == -EPERM || rc == -EACCES) {
+		/* A failure that names a program turns that one off (EPERM and
+		 * EACCES included: the verifier and lockdown answer with them);
+		 * one that names none is the object's (maps, privileges). */
+		idx = cap.prog[0] ? prog_index(cap.prog) : -1;
+		if (idx < 0 && (rc == -EPERM || rc == -EACCES)) {
 			set_err(err, errlen, "not allowed to load BPF programs (%s): run as root or with CAP_BPF+CAP_PERFMON",
 				strerror(-rc));
 			return -EPERM;
 		}
-		idx = cap.prog[0] ? prog_index(cap.prog) : -1;
 		if (idx < 0 || (r->off & (1ull << idx))) {
 			set_err(err, errlen, "loading the BPF object failed: %s%s%s", strerror(-rc),
 				cap.why[0] ? ": " : "", cap.why);
@@ -473,6 +493,35 @@ int kernel_probe_programs(bool *ok, char (*why)[128], char *err, size_t errlen)
 	tapio__destroy(r->skel);
 	free(r);
 	return 0;
+}
+
+/* Runs the task_file iterator once (after the tracepoints are attached, so
+ * no socket falls between the two): it records the owners of TCP sockets
+ * that are older than tapio. Returns 0 or a negative errno. */
+static int seed_sockets(struct tapio *skel)
+{
+	struct bpf_link *link = bpf_program__attach_iter(skel->progs.tapio_seed_sockets, NULL);
+	char buf[256];
+	ssize_t n;
+	int fd, rc = 0;
+
+	if (!link)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		;
+	if (n < 0)
+		rc = -errno;
+	close(fd);
+out:
+	if (rc)
+		tlog(LOG_DEBUG, "kernel", "seeding socket owners: %s", strerror(-rc));
+	bpf_link__destroy(link);
+	return rc;
 }
 
 /* ---- the ring buffer -> queue path ---- */
@@ -692,7 +741,7 @@ struct collector *kernel_collector_new(const struct kernel_opts *o, char *err, s
 	for (int i = 0; i < P__N; i++) {
 		struct bpf_program *p;
 
-		if (r->off & (1ull << i))
+		if (r->off & (1ull << i) || i == P_SEED)
 			continue;
 		p = bpf_object__find_program_by_name(kc->skel->obj, progs[i].prog);
 		kc->links[i] = bpf_program__attach(p);
@@ -704,6 +753,14 @@ struct collector *kernel_collector_new(const struct kernel_opts *o, char *err, s
 			snprintf(kc->disabled + n, sizeof(kc->disabled) - n, "%s%s", n ? "," : "", progs[i].prog);
 		}
 	}
+	if (!(r->off & (1ull << P_SEED)) && seed_sockets(kc->skel) != 0) {
+		size_t n = strlen(kc->disabled);
+
+		snprintf(kc->disabled + n, sizeof(kc->disabled) - n, "%s%s", n ? "," : "", progs[P_SEED].prog);
+	}
+	for (int i = 0; i < P__N; i++)
+		if (kc->links[i])
+			kc->types |= progs[i].types & cfg.types;
 	kc->rb = ring_buffer__new(bpf_map__fd(kc->skel->maps.events), on_sample, kc, NULL);
 	if (!kc->rb) {
 		rc = -errno;
@@ -724,6 +781,11 @@ fail:
 const char *kernel_collector_disabled(struct collector *c)
 {
 	return c ? ((struct kcollector *)c)->disabled : "";
+}
+
+uint64_t kernel_collector_types(struct collector *c)
+{
+	return c ? ((struct kcollector *)c)->types : 0;
 }
 
 uint64_t kernel_collector_startup_us(struct collector *c)

@@ -46,6 +46,10 @@ struct collector *kernel_collector_new(const struct kernel_opts *o, char *err, s
  * comma-separated ("" = none). The string belongs to the collector. */
 const char *kernel_collector_disabled(struct collector *c);
 
+/* The kernel types (bits 1ull << TYPE_x) that a running program produces:
+ * the wanted ones minus those whose programs were turned off. */
+uint64_t kernel_collector_types(struct collector *c);
+
 /* Microseconds from open to attached, measured by kernel_collector_new(). */
 uint64_t kernel_collector_startup_us(struct collector *c);
 
@@ -63,8 +67,10 @@ bool kernel_collector_available(void);
  * and the kernel event types it produces. */
 struct kernel_prog_info {
 	const char *prog;
-	const char *tracepoint;
-	uint64_t types; /* 1ull << TYPE_x */
+	const char *tracepoint; /* or "iter/task_file" for the start-up seeding */
+	uint64_t types;         /* what it produces: 1ull << TYPE_x */
+	const char *btf_type;   /* the kernel BTF type that shows support */
+	bool btf_struct;        /* btf_type is a struct (else a typedef) */
 };
 
 /* The program table (n entries). */

@@ -496,8 +496,15 @@ int podmeta_cgroup_path(struct podmeta *pm, uint64_t cgroup_id, char *buf, size_
 			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 			ssize_t n = readlink(proc, full, sizeof(full) - 1);
 			close(fd);
+			if (n >= (ssize_t)sizeof(full) - 1)
+				return -ENAMETOOLONG;
 			if (n > 0) {
 				full[n] = 0;
+				/* removed since: the path it had */
+				static const char deleted[] = " (deleted)";
+				if ((size_t)n > sizeof(deleted) - 1 &&
+				    !strcmp(full + n - (sizeof(deleted) - 1), deleted))
+					full[n - (sizeof(deleted) - 1)] = 0;
 				const char *rel = full;
 				if (!strncmp(full, pm->root, pm->root_len) &&
 				    (full[pm->root_len] == '/' || !full[pm->root_len]))

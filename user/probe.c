@@ -97,18 +97,16 @@ int cmd_probe(int argc, char **argv)
 				newer |= !strcmp(btf__name_by_offset(btf, m->name_off), "total_vm");
 		}
 		printf("mark_victim: %s\n", id < 0 ? "missing" :
-			newer ? "task form (after 6.8): the victim task, RSS and oom_score_adj from the tracepoint's task" :
-				"pid form (4.13 to 6.8): the victim task found through its SIGKILL (signal_generate)");
+			newer ? "task form: the victim task, RSS and oom_score_adj from the tracepoint's task" :
+				"pid form (older kernels): the victim task found through its SIGKILL (signal_generate)");
 	}
 	printf("tracepoints:\n");
 	for (size_t i = 0; i < n; i++) {
-		char name[128];
 		bool have = true;
 
-		if (btf) {
-			snprintf(name, sizeof(name), "btf_trace_%s", progs[i].tracepoint);
-			have = btf__find_by_name_kind(btf, name, BTF_KIND_TYPEDEF) >= 0;
-		}
+		if (btf)
+			have = btf__find_by_name_kind(btf, progs[i].btf_type,
+						      progs[i].btf_struct ? BTF_KIND_STRUCT : BTF_KIND_TYPEDEF) >= 0;
 		printf("  %-22s %s\n", progs[i].tracepoint, !btf ? "unknown (no BTF)" : have ? "present" : "missing");
 	}
 	btf__free(btf);
@@ -130,6 +128,8 @@ int cmd_probe(int argc, char **argv)
 		bool needed = strcmp(why[i], "not needed on this kernel") != 0;
 
 		types_text(progs[i].types, types, sizeof(types));
+		if (!types[0])
+			snprintf(types, sizeof(types), "-"); /* seeds owners of older sockets */
 		printf("  %-26s %-22s %-8s %s%s%s\n", progs[i].prog, progs[i].tracepoint,
 		       ok[i] ? "loads" : needed ? "FAILS" : "unused", types, why[i][0] ? ": " : "", why[i]);
 		if (!ok[i] && needed)

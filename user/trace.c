@@ -274,7 +274,7 @@ int cmd_trace(int argc, char **argv)
 		goto out;
 	}
 	{
-		uint64_t m = ko.type_mask ? ko.type_mask : ~0ull;
+		uint64_t m = kernel_collector_types(c);
 		size_t used = 0;
 		char names[512] = "";
 
@@ -282,7 +282,19 @@ int cmd_trace(int argc, char **argv)
 			if (m & (1ull << i))
 				used += snprintf(names + used, sizeof(names) - used, "%s%s", used ? "," : "",
 						 type_name(i));
-		fprintf(stderr, "tapio trace: tracing %s (open to attach: %.1f ms)\n", names,
+		char filters[512] = "";
+		size_t fl = 0;
+
+		if (ko.pid)
+			fl += snprintf(filters + fl, sizeof(filters) - fl, "%spid %d", fl ? ", " : "", ko.pid);
+		if (ko.cgroup_path && fl < sizeof(filters))
+			fl += snprintf(filters + fl, sizeof(filters) - fl, "%scgroup %s", fl ? ", " : "", ko.cgroup_path);
+		if (ko.containers_only && fl < sizeof(filters))
+			fl += snprintf(filters + fl, sizeof(filters) - fl, "%scontainers only", fl ? ", " : "");
+		if (comm && fl < sizeof(filters))
+			snprintf(filters + fl, sizeof(filters) - fl, "%scomm %s", fl ? ", " : "", comm);
+		fprintf(stderr, "tapio trace: tracing %s%s%s%s (open to attach: %.1f ms)\n", names,
+			filters[0] ? " (filters: " : "", filters, filters[0] ? ")" : "",
 			kernel_collector_startup_us(c) / 1000.0);
 	}
 	if (duration_s)

@@ -48,6 +48,12 @@ def own_cgroup2_id(pid="self"):
     raise AssertionError("no cgroup2 entry in /proc/%s/cgroup" % pid)
 
 
+def kernel_btf_has(name):
+    """True when the running kernel's BTF names a type `name`."""
+    with open("/sys/kernel/btf/vmlinux", "rb") as f:
+        return b"\0" + name.encode() + b"\0" in f.read()
+
+
 def own_comm():
     with open("/proc/self/comm") as f:
         return f.read().strip()

@@ -1,0 +1,131 @@
+"""Pod metadata on kernel events, end to end (needs root).
+
+`tapio agent --collectors kernel,k8s` against the fixture API server
+(k8s_fixture.py): a pod is created in the fixture, a cgroup2 directory with
+the kubelet's shape for that pod's uid is made, and a process moved into it
+execs a marker. The exec event must carry container_id and pod_uid (from the
+cgroup path) and pod_name and pod_namespace (from the k8s stream); after the
+pod is deleted in the API, a new exec keeps the ids but loses the name.
+"""
+import json
+import os
+import subprocess
+import unittest
+
+import k8s_fixture
+import tapiotest
+from tapiotest import Tapio
+
+
+def cgroup2_root():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split(" - ")
+            if len(parts) == 2 and parts[1].split()[0] == "cgroup2":
+                return parts[0].split()[4]
+    return None
+
+
+def in_container():
+    with open("/proc/self/cgroup") as f:
+        text = f.read()
+    return any(w in text for w in ("docker", "kubepods", "crio", "containerd", "libpod", "lxc"))
+
+
+class PodNames(unittest.TestCase):
+    def setUp(self):
+        tapiotest.need_root(self)
+        tapiotest.need_cmd(self, "openssl")
+        if not os.path.exists(tapiotest.TAPIO):
+            tapiotest.skip_or_fail(self, "build/tapio is not built (run make)")
+        self.root = cgroup2_root()
+        self.assertIsNotNone(self.root, "no cgroup2 mount")
+        self.dir = tapiotest.tmpdir(self, "tapio-podmeta-")
+        self.fx = k8s_fixture.Fixture(self.dir).start()
+        self.addCleanup(self.fx.stop)
+        self.kc = self.fx.kubeconfig(os.path.join(self.dir, "kubeconfig"), token="tok-1")
+
+    def make_pod_cgroup(self, uid, cid):
+        dirs = ["kubepods.slice", "kubepods-burstable.slice",
+                "kubepods-burstable-pod%s.slice" % uid.replace("-", "_"),
+                "cri-containerd-%s.scope" % cid]
+        path, made = self.root, []
+        for d in dirs:
+            path = os.path.join(path, d)
+            if not os.path.isdir(path):
+                os.mkdir(path)
+                made.append(path)
+
+        def cleanup():
+            for m in reversed(made):
+                try:
+                    os.rmdir(m)
+                except OSError:
+                    pass
+        self.addCleanup(cleanup)
+        return path
+
+    def exec_in(self, path, marker):
+        # The shell moves itself into the cgroup, then execs the marker.
+        subprocess.run(["/bin/sh", "-c", 'echo $$ > "%s/cgroup.procs" && exec /bin/echo %s'
+                        % (path, marker)], stdout=subprocess.DEVNULL, check=True)
+
+    def wait_exec(self, t, marker):
+        ev = t.wait_for(lambda e: e.get("type") == "process.exec"
+                        and e["data"].get("filename") == "/bin/echo"
+                        and marker in e["data"].get("args", []), 15)
+        self.assertIsNotNone(ev, "the exec of %s did not arrive; stderr:\n%s"
+                             % (marker, "\n".join(t.stderr_lines[-20:])))
+        return ev
+
+    def test_exec_in_a_pod_gets_its_name_and_namespace(self):
+        pod = self.fx.store.create("pods", "web-0", namespace="shop",
+                                   spec={"nodeName": "node-a", "containers": [{"name": "web"}]})
+        uid = pod["metadata"]["uid"]
+        cid = "%064x" % (0xBADC0DE + os.getpid())
+        path = self.make_pod_cgroup(uid, cid)
+        state = tapiotest.tmpdir(self)
+        with Tapio("agent", "--metrics-addr=", "--collectors", "kernel,k8s",
+                   "--k8s-kubeconfig", self.kc, "--k8s-resources", "pods",
+                   "--events", "process.exec", "--state-dir", state, "--output", "stdout") as t:
+            # the pod has passed through the pipeline (and so the pod cache)
+            added = t.wait_for(lambda e: e.get("source") == "k8s" and e["meta"].get("uid") == uid
+                               and e["meta"].get("type") == "ADDED", 15)
+            self.assertIsNotNone(added, "\n".join(t.stderr_lines[-20:]))
+
+            marker = "tapio-podname-%d" % os.getpid()
+            self.exec_in(path, marker)
+            ev = self.wait_exec(t, marker)
+            meta = ev["meta"]
+            self.assertEqual(meta.get("container_id"), cid, meta)
+            self.assertEqual(meta.get("pod_uid"), uid, meta)
+            self.assertEqual(meta.get("pod_name"), "web-0", meta)
+            self.assertEqual(meta.get("pod_namespace"), "shop", meta)
+            self.assertEqual(int(meta["cgroup_id"]), os.stat(path).st_ino)
+
+            # the pod goes away in the API: the ids stay, the name goes
+            self.fx.store.delete("pods", uid)
+            gone = t.wait_for(lambda e: e.get("source") == "k8s" and e["meta"].get("uid") == uid
+                              and e["meta"].get("type") == "DELETED", 15)
+            self.assertIsNotNone(gone, "\n".join(t.stderr_lines[-20:]))
+            marker2 = marker + "-after"
+            self.exec_in(path, marker2)
+            meta = self.wait_exec(t, marker2)["meta"]
+            self.assertEqual(meta.get("container_id"), cid, meta)
+            self.assertEqual(meta.get("pod_uid"), uid, meta)
+            self.assertNotIn("pod_name", meta)
+            self.assertNotIn("pod_namespace", meta)
+
+            # a host process gets none of these keys (when the tests
+            # themselves do not run in a container)
+            if not in_container():
+                marker3 = marker + "-host"
+                subprocess.run(["/bin/echo", marker3], stdout=subprocess.DEVNULL, check=True)
+                meta = self.wait_exec(t, marker3)["meta"]
+                for k in ("container_id", "pod_uid", "pod_name", "pod_namespace"):
+                    self.assertNotIn(k, meta)
+        self.assertEqual(t.proc.returncode, 0, "\n".join(t.stderr_lines[-20:]))
+
+
+if __name__ == "__main__":
+    unittest.main()
