@@ -263,12 +263,15 @@ static natsMsg *retry_pop_locked(struct nats_sink *ns)
 	return m;
 }
 
-static void retry_unpop_locked(struct nats_sink *ns, natsMsg *m)
+static bool retry_unpop_locked(struct nats_sink *ns, natsMsg *m)
 {
-	/* Back to the front: keeps the order, and the slot it came from is free. */
+	/* Back to the front, to keep the order. */
+	if (ns->retry_n == ns->retry_cap)
+		return false;
 	ns->retry_head = (ns->retry_head + ns->retry_cap - 1) % ns->retry_cap;
 	ns->retry[ns->retry_head] = m;
 	ns->retry_n++;
+	return true;
 }
 
 static unsigned msg_attempts(natsMsg *m)
@@ -543,9 +546,13 @@ static int republish(struct nats_sink *ns, size_t batch)
 			continue;
 		}
 		if (rc == -EAGAIN) {
+			bool kept;
+
 			pthread_mutex_lock(&ns->lock);
-			retry_unpop_locked(ns, m);
+			kept = retry_unpop_locked(ns, m);
 			pthread_mutex_unlock(&ns->lock);
+			if (!kept)
+				count_lost(ns, m, "retry list full");
 			return -EAGAIN;
 		}
 		count_lost(ns, m, "republish failed");
