@@ -653,10 +653,50 @@ Test(nats_sink, stream_deleted_under_it_is_created_again, .timeout = 60)
 	cr_assert_eq(n, 100, "the new stream holds %zu", n);
 	cr_assert_eq(check_msgs(m, n, 200), 100);
 	for (size_t i = 0; i < n; i++)
-		cr_assert_geq(id_seq(m[i].id, "node-a-"), 101, "%s was published before the delete", m[i].id);
+		cr_assert_geq(id_seq(m[i].id, "node-a-"), 101, "%s was published before the delete",
+			      m[i].id);
 	ns_free_msgs(m, n);
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
+	s->ops->destroy(s);
+	queue_free(q);
+	ns_stop(&srv);
+}
+
+Test(nats_sink, in_flight_window_is_bounded, .timeout = 60)
+{
+	struct nats_srv srv = {0};
+	struct tapio_config cfg;
+	struct queue *q;
+	struct sink *s;
+	char err[200];
+	uint64_t eagain = 0;
+
+	need_server();
+	cr_assert_eq(ns_start(&srv), 0);
+	test_cfg(&cfg, "T8");
+	cfg.nats_max_inflight = 16;
+	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	q = queue_new(1 << 20);
+	cr_assert_eq(emit_one(q, 0), 0);
+	cr_assert_eq(pump(s, q, 1, 20, NULL), 1);
+	cr_assert_eq(s->ops->flush(s), 0);
+
+	/* No acks while the server is frozen: 16 go out, then "not now". */
+	ns_kill(&srv, SIGSTOP);
+	for (unsigned i = 1; i <= 40; i++)
+		cr_assert_eq(emit_one(q, i), 0);
+	cr_assert_eq(pump(s, q, 40, 2.0, &eagain), 16);
+	cr_assert_gt(eagain, 0);
+	cr_assert_eq(get_counters(s).published, 17);
+	ns_kill(&srv, SIGCONT);
+	/* Acks come back and the rest follows. */
+	cr_assert_eq(pump(s, q, 24, 20, NULL), 24);
+	cr_assert_eq(s->ops->flush(s), 0);
+	struct counters c = get_counters(s);
+	cr_assert_eq(c.published, 41);
+	cr_assert_eq(c.acked, 41);
 	s->ops->destroy(s);
 	queue_free(q);
 	ns_stop(&srv);
