@@ -236,6 +236,39 @@ class NatsEndToEnd(unittest.TestCase):
         self.assertTrue(all("Nats-Msg-Id" in m["headers"] for m in msgs))
         self.assertEqual(agent.stop(signal.SIGTERM), 0)
 
+    def test_shutdown_with_nats_down_counts_what_was_not_sent(self):
+        """SIGTERM while NATS is down: the agent retries for nats_ack_wait_ms,
+        then exits 0 and its summary accounts for every committed event:
+        written, failed or unsent (left in the queue). Nothing vanishes."""
+        mport = free_port()
+        agent = Tapio("agent", "--collectors", "kernel", "--events", "process.exec",
+                      "--output", self.srv.url, "--state-dir", tmpdir(self),
+                      "--metrics-addr", f"127.0.0.1:{mport}", "--node-name", "node-t",
+                      "--nats-stream", STREAM, "--nats-ack-wait-ms", "1500", env=clean_env())
+        self.addCleanup(agent.stop)
+        self.assertTrue(wait(lambda: _port_open(mport) and http_get(mport, "/readyz")[0] == 200, 20),
+                        "\n".join(agent.stderr_lines))
+        first = exec_markers("sent", 5)
+        self.assertTrue(wait(lambda: set(first) <= self.markers_in_stream(), 20, 0.3))
+        self.srv.kill()
+        self.assertTrue(wait(lambda: http_get(mport, "/readyz")[0] == 503, 10))
+        exec_markers("stranded", 10)
+        time.sleep(0.5)
+        t0 = time.time()
+        rc = agent.stop(signal.SIGTERM)
+        took = time.time() - t0
+        self.assertEqual(rc, 0, "\n".join(agent.stderr_lines))
+        self.assertLess(took, 15, "shutdown is bounded by nats_ack_wait_ms")
+        summary = agent.summary()
+        sink, k = summary["sink"], summary["kernel"]
+        self.assertGreaterEqual(sink["unsent"] + sink["failed"], 10, summary)
+        # Every committed event was handed to NATS, refused by the sink, or
+        # left in the queue; every one handed over was acked or counted as
+        # failed (left unacked or lost).
+        self.assertEqual(k["committed"], k["events"] + k["failed"] + sink["unsent"], summary)
+        self.assertEqual(sink["written"], k["events"], summary)
+        self.assertEqual(sink["written"], sink["acked"] + (sink["failed"] - k["failed"]), summary)
+
     def test_bad_url_exits_2(self):
         p = subprocess.run([TAPIO, "agent", "--collectors", "kernel", "--metrics-addr=",
                             "--output", "nats://127.0.0.1", "--state-dir", tmpdir(self)],
