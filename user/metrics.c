@@ -69,7 +69,18 @@ struct dyn_sample {
 	char *labels;
 	uint64_t value;
 	size_t order;
+	bool gauge;
 };
+
+/* Most extra counters are counters; a state like "up" (a k8s watch that is
+ * running) is a gauge and gets no _total suffix. */
+static bool is_gauge_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	return !strcmp(name, "up") || (n > 3 && !strcmp(name + n - 3, "_up")) ||
+	       (n > 8 && !strcmp(name + n - 8, "_healthy"));
+}
 
 struct dyn {
 	struct dyn_sample *v;
@@ -113,9 +124,12 @@ static void dyn_add(void *ctx, const char *name, const char *labels, uint64_t va
 		d->v = v;
 		d->cap = cap;
 	}
+	bool gauge = is_gauge_name(name);
+
 	sb_puts(&fam, d->family_prefix);
 	name_part(&fam, name);
-	sb_puts(&fam, "_total");
+	if (!gauge)
+		sb_puts(&fam, "_total");
 	sb_printf(&lab, "%s=", d->owner_key);
 	label_val(&lab, d->owner);
 	if (labels && *labels) {
@@ -128,7 +142,7 @@ static void dyn_add(void *ctx, const char *name, const char *labels, uint64_t va
 		d->err = -ENOMEM;
 		return;
 	}
-	d->v[d->n] = (struct dyn_sample){fam.buf, lab.buf, value, d->n};
+	d->v[d->n] = (struct dyn_sample){fam.buf, lab.buf, value, d->n, gauge};
 	d->n++;
 }
 
@@ -147,10 +161,13 @@ static void dyn_emit(struct dyn *d, struct strbuf *sb, const char *help_what)
 	qsort(d->v, d->n, sizeof(*d->v), dyn_cmp);
 	for (size_t i = 0; i < d->n; i++) {
 		if (i == 0 || strcmp(d->v[i].family, d->v[i - 1].family)) {
-			sb_printf(sb, "# HELP %s %s counter %.*s\n", d->v[i].family, help_what,
-				  (int)(strlen(d->v[i].family) - strlen(d->family_prefix) - 6),
-				  d->v[i].family + strlen(d->family_prefix));
-			sb_printf(sb, "# TYPE %s counter\n", d->v[i].family);
+			const char *type = d->v[i].gauge ? "gauge" : "counter";
+			size_t plen = strlen(d->family_prefix);
+			int nlen = (int)(strlen(d->v[i].family) - plen - (d->v[i].gauge ? 0 : 6));
+
+			sb_printf(sb, "# HELP %s %s %s %.*s\n", d->v[i].family, help_what, type,
+				  nlen, d->v[i].family + plen);
+			sb_printf(sb, "# TYPE %s %s\n", d->v[i].family, type);
 		}
 		sb_printf(sb, "%s{%s} ", d->v[i].family, d->v[i].labels);
 		sb_u64(sb, d->v[i].value);

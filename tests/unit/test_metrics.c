@@ -48,6 +48,8 @@ static void fake_counters(struct collector *c, counter_fn fn, void *ctx)
 	fn(ctx, "kernel_drops", "type=\"process.exec\"", f->drops_exec);
 	fn(ctx, "programs_off", "", 1);
 	fn(ctx, "kernel_drops", "type=\"tcp.connect\"", f->drops_connect);
+	fn(ctx, "up", "resource=\"pods\"", 1);
+	fn(ctx, "up", "resource=\"nodes\"", 0);
 }
 
 static const struct collector_ops kernel_ops = {.name = "kernel",
@@ -278,6 +280,9 @@ Test(metrics, render_matches_what_was_produced)
 	cr_assert_eq(get(p, "tapio_kernel_drops_total{collector=\"kernel\",type=\"tcp.connect\"}"),
 		     2);
 	cr_assert_eq(get(p, "tapio_programs_off_total{collector=\"kernel\"}"), 1);
+	cr_assert_eq(get(p, "tapio_up{collector=\"kernel\",resource=\"pods\"}"), 1);
+	cr_assert_eq(get(p, "tapio_up{collector=\"kernel\",resource=\"nodes\"}"), 0);
+	cr_assert_not(has(p, "tapio_up_total{collector=\"kernel\",resource=\"pods\"}"));
 
 	cr_assert_eq(get(p, "tapio_sink_written_total{sink=\"nats\"}"), 40);
 	cr_assert_eq(get(p, "tapio_sink_acked_total{sink=\"nats\"}"), 39);
