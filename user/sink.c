@@ -120,8 +120,9 @@ struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapi
 		       char *err, size_t errlen)
 {
 	if (!spec || !*spec || !strcmp(spec, "stdout") || !strcmp(spec, "-")) {
-		/* A terminal or a pipe reader wants each event at once. */
-		return sink_stream_new(STDOUT_FILENO, false, fmt, true);
+		/* Buffered; the pipeline flushes whenever the queue runs empty, so a
+		 * reader still sees each event promptly. */
+		return sink_stream_new(STDOUT_FILENO, false, fmt, false);
 	}
 	if (!strncmp(spec, "file:", 5)) {
 		const char *path = spec + 5;

@@ -752,6 +752,9 @@ static int handle_entry(struct systemd_collector *s)
 			break;
 		}
 		if (r == -ESHUTDOWN || stopping(s)) {
+			/* not enqueued and the cursor stays before it: read again
+			 * after the next start */
+			count(&s->base.n.refetched);
 			free(cur);
 			return STEP_STOP;
 		}
