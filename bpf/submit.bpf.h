@@ -12,7 +12,10 @@ static __always_inline void count_drop(__u32 type)
 	__u64 *n = bpf_map_lookup_elem(&drops, &type);
 
 	if (n)
-		*n += 1; /* per-CPU: no atomics needed */
+		/* Per-CPU, but a program in softirq (tcp state changes) can
+		 * interrupt one in process context on the same CPU between a
+		 * plain load and store: add atomically. */
+		__sync_fetch_and_add(n, 1);
 }
 
 /* Returns a record of size bytes whose first zero bytes are zeroed, or NULL

@@ -72,7 +72,7 @@ def main():
         for b in sorted(glob.glob(os.path.join(ROOT, build, "tests", "test_*"))):
             if b.endswith(".d") or not os.access(b, os.X_OK):
                 continue
-            jobs.append((tag, os.path.basename(b), [b, "--jobs=1"], criterion_counts))
+            jobs.append((tag, os.path.basename(b), [b, "--jobs=1", "--verbose"], criterion_counts))
     if not args.no_integration:
         for f in sorted(glob.glob(os.path.join(ROOT, "tests", "integration", "test_*.py"))):
             rel = os.path.relpath(f, ROOT)

@@ -4,6 +4,7 @@
  * the sink. On SIGINT/SIGTERM: stop the producers, drain the queue into the
  * sink, flush, print per-source totals as one JSON line on stderr, exit 0. */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -201,21 +202,40 @@ static bool deliver(struct agent *a, const struct tapio_event *ev, unsigned src)
 	return true;
 }
 
+/* Stops the collectors, then closes the queue. It runs on its own thread so
+ * that the consumer keeps draining meanwhile: a producer that waits for space
+ * must get it, or stopping it would take its whole wait bound. */
+static void *stop_producers(void *arg)
+{
+	struct agent *a = arg;
+	registry_stop_all(a->reg);
+	queue_close(a->q);
+	return NULL;
+}
+
 static void consume(struct agent *a)
 {
 	bool closing = false;
+	pthread_t stopper;
+	bool stopper_started = false;
 	uint64_t retry_deadline = 0;
 	for (;;) {
 		if (stop_requested && !closing) {
-			/* Stop the producers first; then drain what they left. */
-			registry_stop_all(a->reg);
-			queue_close(a->q);
 			closing = true;
 			retry_deadline = mono_ns() + (uint64_t)a->cfg.nats_ack_wait_ms * 1000000ull;
+			if (pthread_create(&stopper, NULL, stop_producers, a) == 0)
+				stopper_started = true;
+			else
+				stop_producers(a);
 		}
 		size_t len;
 		unsigned src;
-		void *rec = queue_peek(a->q, &len, &src, closing ? 10 : 200);
+		void *rec = queue_peek(a->q, &len, &src, 0);
+		if (!rec && errno == EAGAIN) {
+			/* Out of events: hand what is buffered on before sleeping. */
+			sink_flush(a->sink);
+			rec = queue_peek(a->q, &len, &src, closing ? 10 : 200);
+		}
 		if (!rec) {
 			if (errno == ESHUTDOWN)
 				break;
@@ -236,7 +256,7 @@ static void consume(struct agent *a)
 				break;
 			}
 			if (stop_requested && !closing) {
-				keep = true; /* still at the head: retried after closing */
+				keep = true; /* still at the head: retried after closing starts */
 				break;
 			}
 			usleep(100 * 1000);
@@ -244,6 +264,8 @@ static void consume(struct agent *a)
 		if (!keep)
 			queue_release(a->q, rec);
 	}
+	if (stopper_started)
+		pthread_join(stopper, NULL);
 }
 
 /* ---- summary ---- */

@@ -487,8 +487,8 @@ static int invalid(char *err, size_t errlen)
 static int validate(const struct tapio_config *cfg, char *err, size_t errlen)
 {
 	uint64_t qs = cfg->queue_size;
-	if (qs < 4096 || qs > (1ull << 32) || (qs & (qs - 1))) {
-		snprintf(err, errlen, "queue-size: %" PRIu64 " must be a power of two from 4K to 4G", qs);
+	if (qs < 4096 || qs > (1ull << 30) || (qs & (qs - 1))) {
+		snprintf(err, errlen, "queue-size: %" PRIu64 " must be a power of two from 4K to 1G", qs);
 		return invalid(err, errlen);
 	}
 	uint64_t rb = cfg->ringbuf_size;

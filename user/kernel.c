@@ -28,6 +28,7 @@
 #include "kernel_decode.h"
 #include "log.h"
 #include "tapio.skel.h"
+#include "strbuf.h"
 
 /* The kernel types are the same numbers on both sides of the ring buffer. */
 _Static_assert((int)EVENT_PROCESS_EXEC == (int)TYPE_PROCESS_EXEC, "process.exec");
@@ -183,17 +184,6 @@ static bool have_bpf_caps(void)
 #undef HAS
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* The cgroup2 mount point (first in mountinfo), or "" when none. */
 static void cgroup2_mount(char *buf, size_t size)
@@ -238,7 +228,7 @@ static int cgroup_path_id(const char *path, char *resolved, size_t rsize, uint64
 
 		cgroup2_mount(mnt, sizeof(mnt));
 		if (!mnt[0]) {
-			set_err(err, errlen, "--cgroup %s: no cgroup2 file system is mounted", path);
+			err_printf(err, errlen, "--cgroup %s: no cgroup2 file system is mounted", path);
 			return -ENOENT;
 		}
 		snprintf(resolved, rsize, "%s/%s", mnt, path);
@@ -247,12 +237,12 @@ static int cgroup_path_id(const char *path, char *resolved, size_t rsize, uint64
 	if (fd < 0) {
 		int e = errno;
 
-		set_err(err, errlen, "--cgroup %s: %s", resolved, strerror(e));
+		err_printf(err, errlen, "--cgroup %s: %s", resolved, strerror(e));
 		return -e;
 	}
 	if (fstatfs(fd, &sfs) != 0 || sfs.f_type != CGROUP2_SUPER_MAGIC) {
 		close(fd);
-		set_err(err, errlen, "--cgroup %s: not a cgroup2 directory", resolved);
+		err_printf(err, errlen, "--cgroup %s: not a cgroup2 directory", resolved);
 		return -EINVAL;
 	}
 	close(fd);
@@ -265,7 +255,7 @@ static int cgroup_path_id(const char *path, char *resolved, size_t rsize, uint64
 		if (stat(resolved, &st) != 0) {
 			int e = errno;
 
-			set_err(err, errlen, "--cgroup %s: %s", resolved, strerror(e));
+			err_printf(err, errlen, "--cgroup %s: %s", resolved, strerror(e));
 			return -e;
 		}
 		*id = st.st_ino;
@@ -414,13 +404,13 @@ static int load_with_fallback(const struct load_cfg *cfg, struct load_result *r,
 		int idx;
 
 		if ((r->off & ((1ull << P__N) - 1)) == (1ull << P__N) - 1) {
-			set_err(err, errlen, "no BPF program can load on this kernel%s",
+			err_printf(err, errlen, "no BPF program can load on this kernel%s",
 				r->failed ? " (see tapio probe)" : "");
 			return -ENOENT;
 		}
 		rc = open_configured(cfg, r->off, &r->skel);
 		if (rc) {
-			set_err(err, errlen, "cannot open the BPF object: %s", strerror(-rc));
+			err_printf(err, errlen, "cannot open the BPF object: %s", strerror(-rc));
 			return rc;
 		}
 		memset(&cap, 0, sizeof(cap));
@@ -436,12 +426,12 @@ static int load_with_fallback(const struct load_cfg *cfg, struct load_result *r,
 		 * one that names none is the object's (maps, privileges). */
 		idx = cap.prog[0] ? prog_index(cap.prog) : -1;
 		if (idx < 0 && (rc == -EPERM || rc == -EACCES)) {
-			set_err(err, errlen, "not allowed to load BPF programs (%s): run as root or with CAP_BPF+CAP_PERFMON",
+			err_printf(err, errlen, "not allowed to load BPF programs (%s): run as root or with CAP_BPF+CAP_PERFMON",
 				strerror(-rc));
 			return -EPERM;
 		}
 		if (idx < 0 || (r->off & (1ull << idx))) {
-			set_err(err, errlen, "loading the BPF object failed: %s%s%s", strerror(-rc),
+			err_printf(err, errlen, "loading the BPF object failed: %s%s%s", strerror(-rc),
 				cap.why[0] ? ": " : "", cap.why);
 			return rc;
 		}
@@ -449,18 +439,18 @@ static int load_with_fallback(const struct load_cfg *cfg, struct load_result *r,
 		r->failed |= 1ull << idx;
 		snprintf(r->why[idx], sizeof(r->why[idx]), "%s", cap.why[0] ? cap.why : strerror(-rc));
 	}
-	set_err(err, errlen, "loading the BPF object failed");
+	err_printf(err, errlen, "loading the BPF object failed");
 	return -EINVAL;
 }
 
 static int check_env(char *err, size_t errlen)
 {
 	if (!kernel_collector_available()) {
-		set_err(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux): tapio needs 5.8+ built with CONFIG_DEBUG_INFO_BTF=y");
+		err_printf(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux): tapio needs 5.8+ built with CONFIG_DEBUG_INFO_BTF=y");
 		return -ENOTSUP;
 	}
 	if (!have_bpf_caps()) {
-		set_err(err, errlen, "not allowed to load BPF programs: run as root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)");
+		err_printf(err, errlen, "not allowed to load BPF programs: run as root (needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)");
 		return -EPERM;
 	}
 	libbpf_setup();
@@ -695,7 +685,7 @@ struct collector *kernel_collector_new(const struct kernel_opts *o, char *err, s
 	if (!kc || !r) {
 		free(kc);
 		free(r);
-		set_err(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -707,12 +697,12 @@ struct collector *kernel_collector_new(const struct kernel_opts *o, char *err, s
 	cfg.all_threads = o->all_threads;
 	cfg.ringbuf_size = o->ringbuf_size ? o->ringbuf_size : KERNEL_DEFAULT_RINGBUF;
 	if (!cfg.types) {
-		set_err(err, errlen, "no kernel event type selected");
+		err_printf(err, errlen, "no kernel event type selected");
 		rc = -EINVAL;
 		goto fail;
 	}
 	if (cfg.ringbuf_size & (cfg.ringbuf_size - 1) || cfg.ringbuf_size < (uint32_t)sysconf(_SC_PAGESIZE)) {
-		set_err(err, errlen, "ring buffer size %u is not a power of two of at least the page size",
+		err_printf(err, errlen, "ring buffer size %u is not a power of two of at least the page size",
 			cfg.ringbuf_size);
 		rc = -EINVAL;
 		goto fail;
@@ -764,7 +754,7 @@ struct collector *kernel_collector_new(const struct kernel_opts *o, char *err, s
 	kc->rb = ring_buffer__new(bpf_map__fd(kc->skel->maps.events), on_sample, kc, NULL);
 	if (!kc->rb) {
 		rc = -errno;
-		set_err(err, errlen, "cannot open the BPF ring buffer: %s", strerror(-rc));
+		err_printf(err, errlen, "cannot open the BPF ring buffer: %s", strerror(-rc));
 		goto fail;
 	}
 	kc->ncpu = libbpf_num_possible_cpus();
@@ -813,7 +803,7 @@ int kernel_parse_events(const char *list, uint64_t *mask, char *err, size_t errl
 		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
 			n--;
 		if (n == 0 || n >= sizeof(item)) {
-			set_err(err, errlen, "-e: %s item '%.*s'", n ? "bad" : "empty", (int)(n > 60 ? 60 : n), p);
+			err_printf(err, errlen, "-e: %s item '%.*s'", n ? "bad" : "empty", (int)(n > 60 ? 60 : n), p);
 			return -EINVAL;
 		}
 		memcpy(item, p, n);
@@ -830,18 +820,18 @@ int kernel_parse_events(const char *list, uint64_t *mask, char *err, size_t errl
 			/* "oom" is oom.kill; also accept the type prefix "oom.kill". */
 		}
 		if (!got) {
-			set_err(err, errlen, "-e: unknown event type '%s' (types: process.exec, process.fork, process.exit, tcp.connect, tcp.accept, tcp.close, tcp.retransmit, tcp.reset, cgroup.mkdir, cgroup.rmdir, cgroup.attach, oom.kill, or a prefix such as tcp)", item);
+			err_printf(err, errlen, "-e: unknown event type '%s' (types: process.exec, process.fork, process.exit, tcp.connect, tcp.accept, tcp.close, tcp.retransmit, tcp.reset, cgroup.mkdir, cgroup.rmdir, cgroup.attach, oom.kill, or a prefix such as tcp)", item);
 			return -EINVAL;
 		}
 		m |= got;
 		p += (end ? (size_t)(end - p) + 1 : strlen(p));
 		if (end && !*p) {
-			set_err(err, errlen, "-e: empty item at the end of '%s'", list);
+			err_printf(err, errlen, "-e: empty item at the end of '%s'", list);
 			return -EINVAL;
 		}
 	}
 	if (!m) {
-		set_err(err, errlen, "-e: no event types given");
+		err_printf(err, errlen, "-e: no event types given");
 		return -EINVAL;
 	}
 	*mask = m;

@@ -11,6 +11,7 @@
 #include "format.h"
 #include "sink.h"
 #include "sink_nats.h"
+#include "state.h"
 #include "strbuf.h"
 #include "pending.h"
 
@@ -27,28 +28,13 @@ struct stream_sink {
 	struct strbuf out;
 };
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int stream_flush(struct sink *s)
 {
 	struct stream_sink *ss = (struct stream_sink *)s;
 	if (ss->err)
 		return ss->err;
 	if (ss->out.len) {
-		int err = write_all(ss->fd, ss->out.buf, ss->out.len);
+		int err = fd_write_all(ss->fd, ss->out.buf, ss->out.len);
 		sb_reset(&ss->out);
 		if (err) {
 			ss->err = err;
@@ -120,8 +106,9 @@ struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapi
 		       char *err, size_t errlen)
 {
 	if (!spec || !*spec || !strcmp(spec, "stdout") || !strcmp(spec, "-")) {
-		/* A terminal or a pipe reader wants each event at once. */
-		return sink_stream_new(STDOUT_FILENO, false, fmt, true);
+		/* Buffered; the pipeline flushes whenever the queue runs empty, so a
+		 * reader still sees each event promptly. */
+		return sink_stream_new(STDOUT_FILENO, false, fmt, false);
 	}
 	if (!strncmp(spec, "file:", 5)) {
 		const char *path = spec + 5;

@@ -31,7 +31,7 @@ int state_mkdir(const char *dir)
 	return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+int fd_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 	while (len) {
@@ -64,7 +64,7 @@ int state_write(const char *dir, const char *name, const void *buf, size_t len)
 	}
 	if (fd < 0)
 		return -errno;
-	int err = write_all(fd, buf, len);
+	int err = fd_write_all(fd, buf, len);
 	if (!err && fsync(fd))
 		err = -errno;
 	if (close(fd) && !err)

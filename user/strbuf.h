@@ -51,6 +51,10 @@ void sb_time_iso(struct strbuf *sb, uint64_t ns_since_epoch);
  * bytes). Returns the decoded length or -EINVAL (bad input) / -ENOSPC. */
 long base64_decode(const char *in, size_t n, void *out, size_t cap);
 
+/* Writes a one-line error message into err (errlen bytes; nothing when err
+ * is NULL or errlen 0): the err/errlen convention of constructors. */
+void err_printf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* True when the n bytes are valid UTF-8 with no NUL. */
 int utf8_valid(const char *s, size_t n);
 

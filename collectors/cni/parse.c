@@ -291,10 +291,16 @@ int cni_result_parse(const char *buf, size_t len, struct cni_meta *m)
 	memset(m, 0, sizeof(*m));
 	if (!buf)
 		return -EINVAL;
-	cJSON *root = cJSON_ParseWithLength(buf, len);
+	/* The whole file must be the object: cJSON_ParseWithLength accepts
+	 * trailing bytes (e.g. the zero-filled tail of a file after a crash),
+	 * and the file is emitted as JSON when this succeeds. */
+	const char *end = NULL;
+	cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
 	if (!root)
 		return -EINVAL;
-	if (!cJSON_IsObject(root)) {
+	while (end && end < buf + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+		end++;
+	if (!end || end != buf + len || !cJSON_IsObject(root)) {
 		cJSON_Delete(root);
 		return -EINVAL;
 	}

@@ -13,17 +13,6 @@
 #include "collectors/etcd/etcd.h"
 #include "strbuf.h"
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* An int64 field. proto3 leaves zero values out, so a missing field is 0. The
  * gateway writes int64 as a decimal string; a JSON number is accepted when it
@@ -219,7 +208,7 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 
 	memset(r, 0, sizeof(*r));
 	if (!msg || len == 0) {
-		set_err(err, errlen, "empty watch response");
+		err_printf(err, errlen, "empty watch response");
 		return -EBADMSG;
 	}
 	/* cJSON skips every byte up to 0x20 as whitespace; JSON allows only four,
@@ -227,7 +216,7 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)msg[i];
 		if (ch < 0x20 && ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
-			set_err(err, errlen, "watch response holds control byte 0x%02x at byte %zu",
+			err_printf(err, errlen, "watch response holds control byte 0x%02x at byte %zu",
 				ch, i);
 			return -EBADMSG;
 		}
@@ -235,7 +224,7 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 	cJSON *root = cJSON_ParseWithLengthOpts(msg, len, &end, 0);
 	if (!root) {
 		size_t at = end && end >= msg && end <= msg + len ? (size_t)(end - msg) : 0;
-		set_err(err, errlen, "watch response is not valid JSON (at byte %zu of %zu)", at,
+		err_printf(err, errlen, "watch response is not valid JSON (at byte %zu of %zu)", at,
 			len);
 		return -EBADMSG;
 	}
@@ -244,12 +233,12 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 	       (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
 		end++;
 	if (end != msg + len) {
-		set_err(err, errlen, "watch response has %zu bytes after its JSON value",
+		err_printf(err, errlen, "watch response has %zu bytes after its JSON value",
 			(size_t)(msg + len - end));
 		goto bad;
 	}
 	if (!cJSON_IsObject(root)) {
-		set_err(err, errlen, "watch response is not a JSON object");
+		err_printf(err, errlen, "watch response is not a JSON object");
 		goto bad;
 	}
 
@@ -257,7 +246,7 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 	if (e && !cJSON_IsNull(e)) {
 		const char *m = "";
 		if (!cJSON_IsObject(e) || get_str(e, "message", &m)) {
-			set_err(err, errlen, "watch response has a malformed \"error\"");
+			err_printf(err, errlen, "watch response has a malformed \"error\"");
 			goto bad;
 		}
 		if (get_i64(e, "http_code", &r->error_code) || !r->error_code)
@@ -269,13 +258,13 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 
 	const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "result");
 	if (!cJSON_IsObject(res)) {
-		set_err(err, errlen, "watch response has no \"result\" object");
+		err_printf(err, errlen, "watch response has no \"result\" object");
 		goto bad;
 	}
 	const cJSON *hdr = cJSON_GetObjectItemCaseSensitive(res, "header");
 	if (hdr && !cJSON_IsNull(hdr)) {
 		if (!cJSON_IsObject(hdr) || get_i64(hdr, "revision", &r->header_rev)) {
-			set_err(err, errlen, "watch response has a malformed header");
+			err_printf(err, errlen, "watch response has a malformed header");
 			goto bad;
 		}
 	}
@@ -285,11 +274,11 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 	    get_bool(res, "canceled", &canceled) || get_bool(res, "fragment", &r->fragment) ||
 	    get_i64(res, "compact_revision", &r->compact_rev) ||
 	    get_str(res, "cancel_reason", &reason)) {
-		set_err(err, errlen, "watch response has a field of the wrong type");
+		err_printf(err, errlen, "watch response has a field of the wrong type");
 		goto bad;
 	}
 	if (r->header_rev < 0 || r->compact_rev < 0) {
-		set_err(err, errlen, "watch response has a negative revision");
+		err_printf(err, errlen, "watch response has a negative revision");
 		goto bad;
 	}
 	snprintf(r->cancel_reason, sizeof(r->cancel_reason), "%s", reason);
@@ -297,7 +286,7 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 	const cJSON *evs = cJSON_GetObjectItemCaseSensitive(res, "events");
 	if (evs && !cJSON_IsNull(evs)) {
 		if (!cJSON_IsArray(evs)) {
-			set_err(err, errlen, "watch response \"events\" is not an array");
+			err_printf(err, errlen, "watch response \"events\" is not an array");
 			goto bad;
 		}
 		int n = cJSON_GetArraySize(evs);
@@ -305,7 +294,7 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 			r->ev = calloc((size_t)n, sizeof(*r->ev));
 			if (!r->ev) {
 				rc = -ENOMEM;
-				set_err(err, errlen, "out of memory");
+				err_printf(err, errlen, "out of memory");
 				goto bad;
 			}
 		}
@@ -316,7 +305,7 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 			int erc = parse_event(it, &r->ev[r->nev], &why);
 			if (erc == -ENOMEM) {
 				rc = -ENOMEM;
-				set_err(err, errlen, "out of memory");
+				err_printf(err, errlen, "out of memory");
 				goto bad;
 			}
 			if (erc) {

@@ -108,17 +108,6 @@ struct k8s {
 	size_t nres;
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- small helpers ---- */
 
@@ -957,7 +946,7 @@ static int from_kubeconfig(struct k8s *k, const struct tapio_config *cfg, const 
 	char *y = read_file(path, KUBECONFIG_MAX, &len);
 	if (!y) {
 		int e = errno;
-		seterr(err, errlen, "cannot read kubeconfig %s: %s", path, strerror(e));
+		err_printf(err, errlen, "cannot read kubeconfig %s: %s", path, strerror(e));
 		return e == EFBIG ? -EINVAL : -e;
 	}
 	struct kubeconfig kc;
@@ -966,7 +955,7 @@ static int from_kubeconfig(struct k8s *k, const struct tapio_config *cfg, const 
 	explicit_bzero(y, len);
 	free(y);
 	if (rc) {
-		seterr(err, errlen, "%s: %s", path, why);
+		err_printf(err, errlen, "%s: %s", path, why);
 		return rc;
 	}
 	char *pc = strdup(path);
@@ -1011,7 +1000,7 @@ static int in_cluster(struct k8s *k, char *err, size_t errlen)
 	if (!port || !*port)
 		port = "443";
 	if (strpbrk(host, "/?#@ \t\r\n") || strpbrk(port, "/?#@ \t\r\n")) {
-		seterr(err, errlen, "KUBERNETES_SERVICE_HOST/PORT is not a host and port");
+		err_printf(err, errlen, "KUBERNETES_SERVICE_HOST/PORT is not a host and port");
 		return -EINVAL;
 	}
 	bool v6 = strchr(host, ':') != NULL;
@@ -1047,7 +1036,7 @@ static int add_resources(struct k8s *k, const char *list, char *err, size_t errl
 			if (!strcmp(res_defs[i].name, t))
 				d = &res_defs[i];
 		if (!d) {
-			seterr(err, errlen, "--k8s-resources: unknown resource '%.64s' (known: %s)",
+			err_printf(err, errlen, "--k8s-resources: unknown resource '%.64s' (known: %s)",
 			       t, K8S_DEFAULT_RESOURCES);
 			rc = -EINVAL;
 			break;
@@ -1072,7 +1061,7 @@ static int add_resources(struct k8s *k, const char *list, char *err, size_t errl
 	}
 	free(copy);
 	if (!rc && k->nres == 0) {
-		seterr(err, errlen, "--k8s-resources names no resource");
+		err_printf(err, errlen, "--k8s-resources names no resource");
 		rc = -EINVAL;
 	}
 	return rc;
@@ -1084,7 +1073,7 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 	int rc;
 	if (!k) {
 		errno = ENOMEM;
-		seterr(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		return NULL;
 	}
 	collector_init(&k->base, &k8s_ops);
@@ -1104,7 +1093,7 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 	} else if (getenv("KUBERNETES_SERVICE_HOST") && *getenv("KUBERNETES_SERVICE_HOST")) {
 		rc = in_cluster(k, err, errlen);
 	} else {
-		seterr(err, errlen,
+		err_printf(err, errlen,
 		       "k8s: no cluster to watch: give --k8s-kubeconfig, set KUBECONFIG, or run in "
 		       "a pod "
 		       "(KUBERNETES_SERVICE_HOST)");
@@ -1119,7 +1108,7 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 	for (size_t i = 0; i < 3; i++)
 		if (files[i][0] && access(files[i][0], R_OK)) {
 			rc = -errno;
-			seterr(err, errlen, "%s: %s %s: %s", k->source, files[i][1], files[i][0],
+			err_printf(err, errlen, "%s: %s %s: %s", k->source, files[i][1], files[i][0],
 			       strerror(errno));
 			goto fail;
 		}
@@ -1127,7 +1116,7 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 		char *t = read_token(k->token_file);
 		if (!t) {
 			rc = -errno;
-			seterr(err, errlen, "%s: token file %s: %s", k->source, k->token_file,
+			err_printf(err, errlen, "%s: token file %s: %s", k->source, k->token_file,
 			       errno == EINVAL ? "has a control character" : strerror(errno));
 			goto fail;
 		}
@@ -1136,7 +1125,7 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 	}
 	if (!strncmp(k->server, "http://", 7) && (k->token || k->token_file) &&
 	    !loopback_url(k->server)) {
-		seterr(err, errlen, "%s: refusing to send a bearer token over plain http to %s",
+		err_printf(err, errlen, "%s: refusing to send a bearer token over plain http to %s",
 		       k->source, k->server);
 		rc = -EINVAL;
 		goto fail;
@@ -1171,7 +1160,7 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 
 fail:
 	if (rc == -ENOMEM && err && errlen && !err[0])
-		seterr(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 	collector_destroy(&k->base);
 	errno = -rc;
 	return NULL;

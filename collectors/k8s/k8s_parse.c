@@ -4,6 +4,7 @@
  * cJSON_ParseWithLengthOpts, which also says where each value ends, so the
  * bytes of "object" (or of each List item) can be handed on untouched. */
 #include "collectors/k8s/k8s_parse.h"
+#include "strbuf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -14,17 +15,6 @@
 
 #define LAST_APPLIED "kubectl.kubernetes.io/last-applied-configuration"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 const char *k8s_ev_name(enum k8s_ev t)
 {
@@ -199,29 +189,29 @@ int k8s_parse_watch_line(const char *line, size_t len, struct k8s_watch_event *e
 	const char *p = line, *end = line + len;
 	int rc = -EBADMSG;
 	if (!line) {
-		seterr(err, errlen, "empty line");
+		err_printf(err, errlen, "empty line");
 		return -EBADMSG;
 	}
 	int w = walk_object(&p, end, line_member, &l);
 	if (w == -ENOMEM) {
-		seterr(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 		rc = -ENOMEM;
 		goto out;
 	}
 	if (w) {
-		seterr(err, errlen, "not a JSON object");
+		err_printf(err, errlen, "not a JSON object");
 		goto out;
 	}
 	if (skip_ws(p, end) != end) {
-		seterr(err, errlen, "bytes after the JSON object");
+		err_printf(err, errlen, "bytes after the JSON object");
 		goto out;
 	}
 	if (l.dup) {
-		seterr(err, errlen, "duplicate type or object key");
+		err_printf(err, errlen, "duplicate type or object key");
 		goto out;
 	}
 	if (!cJSON_IsString(l.type) || !l.object) {
-		seterr(err, errlen, "no type or no object");
+		err_printf(err, errlen, "no type or no object");
 		goto out;
 	}
 	const char *t = l.type->valuestring;
@@ -236,14 +226,14 @@ int k8s_parse_watch_line(const char *line, size_t len, struct k8s_watch_event *e
 	else if (!strcmp(t, "ERROR"))
 		ev->type = K8S_EV_ERROR;
 	else {
-		seterr(err, errlen, "unknown event type");
+		err_printf(err, errlen, "unknown event type");
 		goto out;
 	}
 	ev->obj = l.os;
 	ev->obj_len = (size_t)(l.oe - l.os);
 	if (ev->type == K8S_EV_ERROR) {
 		if (!cJSON_IsObject(l.object)) {
-			seterr(err, errlen, "ERROR without a Status object");
+			err_printf(err, errlen, "ERROR without a Status object");
 			goto out;
 		}
 		const cJSON *code = cJSON_GetObjectItemCaseSensitive(l.object, "code");
@@ -260,7 +250,7 @@ int k8s_parse_watch_line(const char *line, size_t len, struct k8s_watch_event *e
 	}
 	const char *why = objmeta(l.object, &ev->meta, ev->type != K8S_EV_BOOKMARK);
 	if (why) {
-		seterr(err, errlen, "%s %s", t, why);
+		err_printf(err, errlen, "%s %s", t, why);
 		goto out;
 	}
 	rc = 0;
@@ -361,18 +351,18 @@ int k8s_parse_list(const char *body, size_t len, k8s_item_fn fn, void *ctx,
 	if (lc.cb_rc) {
 		rc = lc.cb_rc;
 	} else if (rc == -ENOMEM) {
-		seterr(err, errlen, "out of memory");
+		err_printf(err, errlen, "out of memory");
 	} else if (rc) {
-		seterr(err, errlen, "list body: %s",
+		err_printf(err, errlen, "list body: %s",
 		       lc.why ? lc.why : "not a valid JSON List object");
 	} else if (skip_ws(p, end) != end) {
-		seterr(err, errlen, "list body: bytes after the JSON object");
+		err_printf(err, errlen, "list body: bytes after the JSON object");
 		rc = -EBADMSG;
 	} else if (!lc.have_items) {
-		seterr(err, errlen, "list body: no items");
+		err_printf(err, errlen, "list body: no items");
 		rc = -EBADMSG;
 	} else if (!info->rv[0]) {
-		seterr(err, errlen, "list body: no metadata.resourceVersion");
+		err_printf(err, errlen, "list body: no metadata.resourceVersion");
 		rc = -EBADMSG;
 	}
 	if (rc) {

@@ -12,17 +12,6 @@
 
 #include "strbuf.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* A scalar's value as a C string (libyaml NUL-terminates scalars), or NULL
  * when the node is not a scalar. */
@@ -78,13 +67,13 @@ static int get_str(yaml_document_t *doc, yaml_node_t *map, const char *key, char
 		return 0;
 	const char *s = scalar(v);
 	if (!s) {
-		seterr(err, errlen, "kubeconfig: %s.%s is not a string", where, key);
+		err_printf(err, errlen, "kubeconfig: %s.%s is not a string", where, key);
 		return -EINVAL;
 	}
 	if (!*s)
 		return 0;
 	if (strlen(s) != v->data.scalar.length) {
-		seterr(err, errlen, "kubeconfig: %s.%s contains a NUL byte", where, key);
+		err_printf(err, errlen, "kubeconfig: %s.%s contains a NUL byte", where, key);
 		return -EINVAL;
 	}
 	*out = strdup(s);
@@ -115,12 +104,12 @@ static int get_b64(yaml_document_t *doc, yaml_node_t *map, const char *key, char
 	free(b64);
 	if (n < 0) {
 		free(dec);
-		seterr(err, errlen, "kubeconfig: %s.%s is not valid base64", where, key);
+		err_printf(err, errlen, "kubeconfig: %s.%s is not valid base64", where, key);
 		return -EINVAL;
 	}
 	if (memchr(dec, '\0', (size_t)n)) {
 		free(dec);
-		seterr(err, errlen, "kubeconfig: %s.%s does not decode to PEM text", where, key);
+		err_printf(err, errlen, "kubeconfig: %s.%s does not decode to PEM text", where, key);
 		return -EINVAL;
 	}
 	dec[n] = '\0';
@@ -143,7 +132,7 @@ static int get_bool(yaml_document_t *doc, yaml_node_t *map, const char *key, boo
 		*out = false;
 		return 0;
 	}
-	seterr(err, errlen, "kubeconfig: %s.%s is not a boolean", where, key);
+	err_printf(err, errlen, "kubeconfig: %s.%s is not a boolean", where, key);
 	return -EINVAL;
 }
 
@@ -165,11 +154,11 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 	int rc;
 	yaml_node_t *root = yaml_document_get_root_node(doc);
 	if (!root) {
-		seterr(err, errlen, "kubeconfig: the file is empty");
+		err_printf(err, errlen, "kubeconfig: the file is empty");
 		return -EINVAL;
 	}
 	if (root->type != YAML_MAPPING_NODE) {
-		seterr(err, errlen, "kubeconfig: the top level is not a mapping");
+		err_printf(err, errlen, "kubeconfig: the top level is not a mapping");
 		return -EINVAL;
 	}
 
@@ -178,7 +167,7 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 		yaml_node_t *cc = map_get(doc, root, "current-context");
 		ctx = scalar(cc);
 		if (!ctx || !*ctx) {
-			seterr(
+			err_printf(
 			    err, errlen,
 			    "kubeconfig: no current-context is set and no context was asked for");
 			return -EINVAL;
@@ -190,29 +179,29 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 	bool found;
 	yaml_node_t *cx = named_entry(doc, map_get(doc, root, "contexts"), ctx, "context", &found);
 	if (!found) {
-		seterr(err, errlen, "kubeconfig: context '%s' is not in contexts", ctx);
+		err_printf(err, errlen, "kubeconfig: context '%s' is not in contexts", ctx);
 		return -EINVAL;
 	}
 	if (!cx || cx->type != YAML_MAPPING_NODE) {
-		seterr(err, errlen, "kubeconfig: context '%s' has no context mapping", ctx);
+		err_printf(err, errlen, "kubeconfig: context '%s' has no context mapping", ctx);
 		return -EINVAL;
 	}
 	if ((rc = get_str(doc, cx, "cluster", &kc->cluster, "context", err, errlen)) ||
 	    (rc = get_str(doc, cx, "user", &kc->user, "context", err, errlen)))
 		return rc;
 	if (!kc->cluster) {
-		seterr(err, errlen, "kubeconfig: context '%s' names no cluster", ctx);
+		err_printf(err, errlen, "kubeconfig: context '%s' names no cluster", ctx);
 		return -EINVAL;
 	}
 
 	yaml_node_t *cl =
 	    named_entry(doc, map_get(doc, root, "clusters"), kc->cluster, "cluster", &found);
 	if (!found) {
-		seterr(err, errlen, "kubeconfig: cluster '%s' is not in clusters", kc->cluster);
+		err_printf(err, errlen, "kubeconfig: cluster '%s' is not in clusters", kc->cluster);
 		return -EINVAL;
 	}
 	if (!cl || cl->type != YAML_MAPPING_NODE) {
-		seterr(err, errlen, "kubeconfig: cluster '%s' has no cluster mapping", kc->cluster);
+		err_printf(err, errlen, "kubeconfig: cluster '%s' has no cluster mapping", kc->cluster);
 		return -EINVAL;
 	}
 	if ((rc = get_str(doc, cl, "server", &kc->server, "cluster", err, errlen)) ||
@@ -224,18 +213,18 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 			   "cluster", err, errlen)))
 		return rc;
 	if (!kc->server) {
-		seterr(err, errlen, "kubeconfig: cluster '%s' has no server", kc->cluster);
+		err_printf(err, errlen, "kubeconfig: cluster '%s' has no server", kc->cluster);
 		return -EINVAL;
 	}
 	if (strncmp(kc->server, "https://", 8) && strncmp(kc->server, "http://", 7)) {
-		seterr(err, errlen,
+		err_printf(err, errlen,
 		       "kubeconfig: cluster '%s' server '%.100s' is not an http(s) URL",
 		       kc->cluster, kc->server);
 		return -EINVAL;
 	}
 	for (const char *p = kc->server; *p; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-			seterr(err, errlen,
+			err_printf(err, errlen,
 			       "kubeconfig: cluster '%s' server has a space or control character",
 			       kc->cluster);
 			return -EINVAL;
@@ -248,20 +237,20 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 		return 0;
 	yaml_node_t *us = named_entry(doc, map_get(doc, root, "users"), kc->user, "user", &found);
 	if (!found) {
-		seterr(err, errlen, "kubeconfig: user '%s' is not in users", kc->user);
+		err_printf(err, errlen, "kubeconfig: user '%s' is not in users", kc->user);
 		return -EINVAL;
 	}
 	const char *us_s = scalar(us);
 	if (!us || (us_s && (!*us_s || !strcmp(us_s, "~") || !strcmp(us_s, "null"))))
 		return 0; /* "user:" with nothing (null): anonymous */
 	if (us->type != YAML_MAPPING_NODE) {
-		seterr(err, errlen, "kubeconfig: user '%s' is not a mapping", kc->user);
+		err_printf(err, errlen, "kubeconfig: user '%s' is not a mapping", kc->user);
 		return -EINVAL;
 	}
 	static const char *unsupported[] = {"exec", "auth-provider", "username", "password"};
 	for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
 		if (map_get(doc, us, unsupported[i])) {
-			seterr(err, errlen,
+			err_printf(err, errlen,
 			       "kubeconfig: user '%s' uses '%s', which tapio does not support (use "
 			       "a token, "
 			       "tokenFile or a client certificate)",
@@ -279,14 +268,14 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 	if (kc->token)
 		for (const char *p = kc->token; *p; p++)
 			if ((unsigned char)*p < ' ' || *p == 0x7f) {
-				seterr(err, errlen,
+				err_printf(err, errlen,
 				       "kubeconfig: user '%s' token has a control character",
 				       kc->user);
 				return -EINVAL;
 			}
 	bool has_cert = kc->cert_file || kc->cert_pem, has_key = kc->key_file || kc->key_pem;
 	if (has_cert != has_key) {
-		seterr(err, errlen, "kubeconfig: user '%s' has a client %s without a client %s",
+		err_printf(err, errlen, "kubeconfig: user '%s' has a client %s without a client %s",
 		       kc->user, has_cert ? "certificate" : "key",
 		       has_cert ? "key" : "certificate");
 		return -EINVAL;
@@ -301,7 +290,7 @@ int kubeconfig_parse(const char *yaml, size_t len, const char *context, struct k
 	if (err && errlen)
 		err[0] = '\0';
 	if (len > KUBECONFIG_MAX) {
-		seterr(err, errlen, "kubeconfig: %zu bytes is over the %u byte limit", len,
+		err_printf(err, errlen, "kubeconfig: %zu bytes is over the %u byte limit", len,
 		       KUBECONFIG_MAX);
 		return -E2BIG;
 	}
@@ -313,7 +302,7 @@ int kubeconfig_parse(const char *yaml, size_t len, const char *context, struct k
 		return -ENOMEM;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)(yaml ? yaml : ""), len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		seterr(err, errlen, "kubeconfig: bad YAML at line %zu column %zu: %s",
+		err_printf(err, errlen, "kubeconfig: bad YAML at line %zu column %zu: %s",
 		       parser.problem_mark.line + 1, parser.problem_mark.column + 1,
 		       parser.problem ? parser.problem : "parse error");
 		yaml_parser_delete(&parser);
@@ -324,7 +313,7 @@ int kubeconfig_parse(const char *yaml, size_t len, const char *context, struct k
 	yaml_parser_delete(&parser);
 	if (rc) {
 		if (rc == -ENOMEM)
-			seterr(err, errlen, "kubeconfig: out of memory");
+			err_printf(err, errlen, "kubeconfig: out of memory");
 		kubeconfig_free(out);
 	}
 	return rc;

@@ -40,6 +40,7 @@
 #include "event.h"
 #include "state.h"
 #include "strbuf.h"
+#include "watch.h"
 
 #define SYSTEMD_DEFAULT_UNITS "kubelet.service,containerd.service,crio.service,docker.service"
 #define SYSTEMD_CURSOR_FILE "systemd.cursor"
@@ -752,6 +753,9 @@ static int handle_entry(struct systemd_collector *s)
 			break;
 		}
 		if (r == -ESHUTDOWN || stopping(s)) {
+			/* not enqueued and the cursor stays before it: read again
+			 * after the next start */
+			count(&s->base.n.refetched);
 			free(cur);
 			return STEP_STOP;
 		}
@@ -853,8 +857,7 @@ static void *systemd_thread(void *arg)
 {
 	struct systemd_collector *s = arg;
 	char skip[CURSOR_MAX];
-	unsigned backoff = BACKOFF_MIN_MS;
-	unsigned seed = (unsigned)mono_ns();
+	unsigned attempt = 0;
 
 	while (!stopping(s)) {
 		int r;
@@ -863,7 +866,7 @@ static void *systemd_thread(void *arg)
 		if (journal_open(s, skip, sizeof(skip)) < 0)
 			goto backoff;
 		atomic_store(&s->base.healthy, true);
-		backoff = BACKOFF_MIN_MS;
+		attempt = 0;
 
 		for (;;) {
 			r = drain(s, skip);
@@ -909,14 +912,8 @@ static void *systemd_thread(void *arg)
 		count(&s->base.n.reconnects);
 	backoff:
 		atomic_store(&s->base.healthy, false);
-		{
-			/* exponential backoff with jitter: [backoff/2, backoff] */
-			unsigned ms = backoff / 2 + (unsigned)(rand_r(&seed) % (backoff / 2 + 1));
-
-			if (sleep_ms(s, (int)ms))
-				break;
-			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-		}
+		if (sleep_ms(s, (int)backoff_ms(attempt++, BACKOFF_MIN_MS, BACKOFF_MAX_MS)))
+			break;
 	}
 	int r = cursor_flush(&s->cur);
 	if (r < 0) {

@@ -74,6 +74,19 @@ class Config(unittest.TestCase):
         self.assertIn(b"TAPIO_QUEUE_SIZE", p.stdout)
 
 
+def wait_running(tc, stream):
+    """Reads the agent's stderr until it says it runs; returns the lines read."""
+    lines = []
+    while True:
+        raw = stream.readline()
+        if not raw:
+            tc.fail("the agent ended before running: %r" % lines)
+        line = raw.decode(errors="replace").rstrip("\n")
+        lines.append(line)
+        if "agent running" in line:
+            return lines
+
+
 def summary_of(stderr_lines):
     for l in reversed(stderr_lines):
         try:
@@ -124,7 +137,7 @@ class KernelStream(unittest.TestCase):
                                                 "--output", "file:" + fifo],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         reader = open(fifo, "rb")  # opened, but not read until the storm is over
-        time.sleep(1.5)
+        head = wait_running(self, p.stderr)
         n = 3000
         storm = subprocess.run(["/bin/sh", "-c", "i=0; while [ $i -lt %d ]; do /bin/true tapio-storm; i=$((i+1)); done" % n])
         self.assertEqual(storm.returncode, 0)
@@ -132,7 +145,7 @@ class KernelStream(unittest.TestCase):
         p.send_signal(signal.SIGINT)
         data = reader.read()  # drains the pipe while the agent drains its queue
         reader.close()
-        err = p.stderr.read().decode(errors="replace").splitlines()
+        err = head + p.stderr.read().decode(errors="replace").splitlines()
         rc = p.wait(30)
         self.assertEqual(rc, 0, err)
         lines = [json.loads(l) for l in data.decode().splitlines()]
@@ -159,22 +172,19 @@ class SinkFailure(unittest.TestCase):
         p = subprocess.Popen([TAPIO] + AGENT + ["--collectors", "kernel", "--events", "process.exec",
                                                 "--state-dir", state],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(1.5)
+        head = wait_running(self, p.stderr)
         p.stdout.close()  # the reader goes away: writes get EPIPE
         for _ in range(20):
             subprocess.run(["/bin/true"])
         time.sleep(0.5)
         p.send_signal(signal.SIGTERM)
-        err = p.stderr.read().decode(errors="replace").splitlines()
+        err = head + p.stderr.read().decode(errors="replace").splitlines()
         self.assertEqual(p.wait(20), 0, err)
         s = summary_of(err)
         self.assertIsNotNone(s, err)
         self.assertGreater(s["sink"]["failed"], 0, s)
         self.assertTrue(any("Broken pipe" in l for l in err), err)
 
-
-if __name__ == "__main__":
-    unittest.main()
 
 
 def cgroup2_root():
@@ -227,3 +237,7 @@ class PodMetadata(unittest.TestCase):
             self.assertEqual(ev["meta"].get("container_id"), cid, ev["meta"])
             self.assertEqual(ev["meta"].get("pod_uid"), uid, ev["meta"])
             self.assertEqual(int(ev["meta"]["cgroup_id"]), os.stat(path).st_ino)
+
+
+if __name__ == "__main__":
+    unittest.main()

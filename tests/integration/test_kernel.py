@@ -535,7 +535,8 @@ class Cli(unittest.TestCase):
         marker = "tapio-text-%d" % os.getpid()
         p = subprocess.Popen([TAPIO, "trace", "-o", "text", "-e", "process.exec,process.exit", "-d", "3"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(1.0)
+        first = p.stderr.readline()  # printed once the programs are attached
+        self.assertIn(b"tapio trace: tracing", first)
         e = subprocess.Popen(["/bin/sh", "-c", "exit 5", marker])
         e.wait()
         out, err = p.communicate(20)
