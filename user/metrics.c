@@ -72,14 +72,23 @@ struct dyn_sample {
 	bool gauge;
 };
 
-/* Most extra counters are counters; a state like "up" (a k8s watch that is
- * running) is a gauge and gets no _total suffix. */
+static bool ends_with(const char *s, size_t n, const char *suffix)
+{
+	size_t k = strlen(suffix);
+
+	return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* Most extra counters are counters. A state or a level is a gauge and gets no
+ * _total suffix: "up" (a k8s watch that runs), "*_up", "*_healthy",
+ * "inflight"/"*_inflight" and "*_pending" (the NATS sink's window). */
 static bool is_gauge_name(const char *name)
 {
 	size_t n = strlen(name);
 
-	return !strcmp(name, "up") || (n > 3 && !strcmp(name + n - 3, "_up")) ||
-	       (n > 8 && !strcmp(name + n - 8, "_healthy"));
+	return !strcmp(name, "up") || !strcmp(name, "inflight") || ends_with(name, n, "_up") ||
+	       ends_with(name, n, "_healthy") || ends_with(name, n, "_inflight") ||
+	       ends_with(name, n, "_pending");
 }
 
 struct dyn {

@@ -613,11 +613,15 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 	return rc;
 }
 
+/* Waits up to ack_wait_ms for every outstanding ack, republishing what
+ * failed while connected. The agent calls this whenever its queue runs
+ * empty and once more at shutdown, so it does not give anything up: what is
+ * still unacked stays in flight (and is republished on its ack timeout). It
+ * is reported in `unacked` and by -ETIMEDOUT; destroy() counts it as lost. */
 static int nats_flush(struct sink *s)
 {
 	struct nats_sink *ns = to_nats(s);
 	uint64_t deadline = mono_ns() + (uint64_t)ns->ack_wait_ms * 1000000ull;
-	natsMsgList pending = {0};
 	size_t left_retry;
 	uint64_t left;
 
@@ -627,14 +631,15 @@ static int nats_flush(struct sink *s)
 		pthread_mutex_lock(&ns->lock);
 		left_retry = ns->retry_n;
 		pthread_mutex_unlock(&ns->lock);
-		if (!left_retry && atomic_load(&ns->inflight) == 0)
-			break;
-		if (mono_ns() >= deadline)
+		left = left_retry + atomic_load(&ns->inflight);
+		if (!left || mono_ns() >= deadline)
 			break;
 		if (!left_retry && atomic_load(&ns->connected)) {
 			jsPubOptions po;
 			uint64_t ms = (deadline - mono_ns()) / 1000000ull;
 
+			/* Only with publishes outstanding: libnats 3.4 crashes in
+			 * these calls before the first async publish. */
 			jsPubOptions_Init(&po);
 			po.MaxWait = ms > 100 ? 100 : (ms ? (int64_t)ms : 1);
 			js_PublishAsyncComplete(ns->js, &po);
@@ -642,27 +647,13 @@ static int nats_flush(struct sink *s)
 			usleep(20000);
 		}
 	}
-
-	/* What is left: take it back from libnats and count it. */
-	left = 0;
-	if (js_PublishAsyncGetPendingList(&pending, ns->js) == NATS_OK) {
-		left += (uint64_t)pending.Count;
-		atomic_fetch_sub(&ns->inflight, (uint64_t)pending.Count);
-		natsMsgList_Destroy(&pending);
-	}
-	pthread_mutex_lock(&ns->lock);
-	for (natsMsg *m; (m = retry_pop_locked(ns));) {
-		natsMsg_Destroy(m);
-		left++;
-	}
-	pthread_mutex_unlock(&ns->lock);
 	atomic_store(&ns->unacked, left);
 	if (!left)
 		return 0;
-	atomic_fetch_add(&ns->failed, left);
-	atomic_fetch_add(&ns->base.failed, left);
-	tlog(LOG_WARN, "nats", "%" PRIu64 " events left without an ack after %u ms", left,
-	     ns->ack_wait_ms);
+	tlog(LOG_WARN, "nats",
+	     "%" PRIu64 " events still without an ack after %u ms (they are sent again when NATS "
+	     "answers; lost if tapio stops first)",
+	     left, ns->ack_wait_ms);
 	return -ETIMEDOUT;
 }
 
@@ -681,7 +672,8 @@ static void nats_counters(struct sink *s, counter_fn fn, void *ctx)
 	fn(ctx, "duplicates", "", atomic_load(&ns->duplicates));
 	fn(ctx, "failed", "", atomic_load(&ns->failed));
 	fn(ctx, "lost", "", atomic_load(&ns->lost));
-	fn(ctx, "unacked", "", atomic_load(&ns->unacked));
+	fn(ctx, "unacked_pending", "", atomic_load(&ns->unacked));
+	fn(ctx, "inflight", "", atomic_load(&ns->inflight));
 	fn(ctx, "reconnects", "", atomic_load(&ns->reconnects));
 	fn(ctx, "too_big", "", atomic_load(&ns->too_big));
 }
@@ -718,6 +710,16 @@ static void nats_destroy(struct sink *s)
 	jsCtx_Destroy(ns->js);
 	natsConnection_Destroy(ns->nc);
 	natsOptions_Destroy(ns->opts);
+	/* What never got its ack is lost now: count it, say it once. */
+	uint64_t left = atomic_load(&ns->inflight) + ns->retry_n;
+
+	if (ns->nc && left) {
+		atomic_fetch_add(&ns->lost, left);
+		atomic_fetch_add(&ns->failed, left);
+		atomic_fetch_add(&ns->base.failed, left);
+		tlog(LOG_ERR, "nats", "%" PRIu64 " events had no ack when the sink closed: lost",
+		     left);
+	}
 	if (ns->retry) {
 		for (natsMsg *m; (m = retry_pop_locked(ns));)
 			natsMsg_Destroy(m);

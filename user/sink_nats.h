@@ -29,9 +29,15 @@
  *
  * Counters (the counters op; metric suffixes): published (first publishes),
  * republished, acked, duplicates (acks the server marked as duplicate), failed,
- * lost, unacked (left without ack by flush()), reconnects, too_big (events
- * larger than the server's max_payload: write() answers -EMSGSIZE, failed for
- * good).
+ * lost, reconnects, too_big (events larger than the server's max_payload:
+ * write() answers -EMSGSIZE, failed for good); and two levels: inflight
+ * (publishes waiting for their ack now) and unacked_pending (what the last
+ * flush() left without an ack).
+ *
+ * flush() waits up to cfg->nats_ack_wait_ms for the outstanding acks and
+ * returns -ETIMEDOUT when some are missing; it gives nothing up (the agent
+ * also calls it whenever its queue runs empty). destroy() counts what still
+ * has no ack as lost and failed, and says so.
  * struct sink's own fields: `acked` and `failed` are kept here (they are only
  * known from the ack handler); `written` and `retries` are for the caller
  * (sink_write) to count from write()'s return value.

@@ -36,7 +36,7 @@ static void test_cfg(struct tapio_config *cfg, const char *stream)
 
 struct counters {
 	uint64_t published, republished, acked, duplicates, failed, lost, unacked, reconnects,
-	    too_big;
+	    too_big, inflight;
 };
 
 static void count_cb(void *ctx, const char *name, const char *labels, uint64_t v)
@@ -56,8 +56,10 @@ static void count_cb(void *ctx, const char *name, const char *labels, uint64_t v
 		c->failed = v;
 	else if (!strcmp(name, "lost"))
 		c->lost = v;
-	else if (!strcmp(name, "unacked"))
+	else if (!strcmp(name, "unacked_pending"))
 		c->unacked = v;
+	else if (!strcmp(name, "inflight"))
+		c->inflight = v;
 	else if (!strcmp(name, "reconnects"))
 		c->reconnects = v;
 	else if (!strcmp(name, "too_big"))
@@ -533,10 +535,15 @@ Test(nats_sink, flush_reports_what_is_left_unacked, .timeout = 60)
 
 	need_server();
 	cr_assert_eq(ns_start(&srv), 0);
+	log_set_hook(capture);
 	test_cfg(&cfg, "T5");
 	cfg.nats_ack_wait_ms = 700;
 	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
 	cr_assert_not_null(s, "%s", err);
+	/* Nothing published yet: an idle flush returns at once. */
+	t0 = mono_ns();
+	cr_assert_eq(s->ops->flush(s), 0);
+	cr_assert_lt(mono_ns() - t0, 100000000ull);
 	q = queue_new(1 << 20);
 	cr_assert_eq(emit_one(q, 0), 0);
 	cr_assert_eq(pump(s, q, 1, 20, NULL), 1);
@@ -554,13 +561,38 @@ Test(nats_sink, flush_reports_what_is_left_unacked, .timeout = 60)
 	cr_assert(ms >= 650 && ms < 3000, "flush took %lu ms for a 700 ms bound",
 		  (unsigned long)ms);
 	cr_assert_eq(sink_nats_unacked(s), 30);
+	cr_assert_not_null(strstr(last_log, "30 events still without an ack after 700 ms"), "%s",
+			   last_log);
 	struct counters c = get_counters(s);
 	cr_assert_eq(c.unacked, 30);
+	cr_assert_eq(c.inflight, 30);
 	cr_assert_eq(c.published, 31);
 	cr_assert_eq(c.acked, 1);
-	cr_assert_eq(atomic_load(&s->failed), 30, "left unacked counts as failed");
+	cr_assert_eq(c.failed + c.lost, 0, "a flush gives nothing up");
+
+	/* The server wakes up: the same events are acked (no loss). */
 	ns_kill(&srv, SIGCONT);
+	cfg.nats_ack_wait_ms = 10000;
+	uint64_t until = mono_ns() + 10000000000ull;
+	int rc;
+	while ((rc = s->ops->flush(s)) != 0 && mono_ns() < until)
+		;
+	cr_assert_eq(rc, 0);
+	c = get_counters(s);
+	cr_assert_eq(c.acked, 31);
+	cr_assert_eq(c.unacked + c.inflight + c.lost, 0);
+
+	/* Frozen again, then closed: what has no ack is counted lost, loudly. */
+	ns_kill(&srv, SIGSTOP);
+	for (unsigned i = 31; i <= 35; i++)
+		cr_assert_eq(emit_one(q, i), 0);
+	cr_assert_eq(pump(s, q, 5, 5, NULL), 5);
+	last_log[0] = '\0';
 	s->ops->destroy(s);
+	cr_assert_not_null(strstr(last_log, "5 events had no ack when the sink closed: lost"), "%s",
+			   last_log);
+	ns_kill(&srv, SIGCONT);
+	log_set_hook(NULL);
 	queue_free(q);
 	ns_stop(&srv);
 }
