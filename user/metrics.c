@@ -167,6 +167,8 @@ static int dyn_cmp(const void *a, const void *b)
 
 static void dyn_emit(struct dyn *d, struct strbuf *sb, const char *help_what)
 {
+	if (!d->n)
+		return; /* qsort wants a non-NULL array even for 0 elements */
 	qsort(d->v, d->n, sizeof(*d->v), dyn_cmp);
 	for (size_t i = 0; i < d->n; i++) {
 		if (i == 0 || strcmp(d->v[i].family, d->v[i - 1].family)) {

@@ -491,3 +491,26 @@ Test(metrics_http, port_in_use_and_ipv6)
 	metrics_stop(a);
 	sb_free(&body);
 }
+
+Test(metrics, render_collectors_and_sink_without_extra_counters)
+{
+	struct registry *reg = registry_new();
+	struct fake *k8s = fake_new(&k8s_ops);
+	static const struct sink_ops plain_ops = {.name = "stream"};
+	struct sink plain = {.ops = &plain_ops};
+	struct strbuf sb = STRBUF_INIT;
+	struct parsed *p = malloc(sizeof(*p));
+
+	cr_assert_eq(registry_add(reg, &k8s->c), 0);
+	atomic_store(&plain.written, 5);
+	struct metrics_view v = {.reg = reg, .sink = &plain, .version = "x"};
+	cr_assert_eq(metrics_render(&v, &sb), 0);
+	parse(sb.buf, p);
+	cr_assert_eq(get(p, "tapio_collector_healthy{collector=\"k8s\"}"), 0);
+	cr_assert_eq(get(p, "tapio_sink_written_total{sink=\"stream\"}"), 5);
+	/* No connected op: a stream sink is always connected. */
+	cr_assert_eq(get(p, "tapio_sink_connected{sink=\"stream\"}"), 1);
+	sb_free(&sb);
+	free(p);
+	registry_free(reg);
+}
