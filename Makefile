@@ -38,7 +38,7 @@ endif
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE \
-           -DTAPIO_VERSION='"$(VERSION)"' -Iuser -I. -I$(BUILD) -idirafter user/pending $(SAN_FLAGS)
+           -DTAPIO_VERSION='"$(VERSION)"' -Iuser -I. -I$(BUILD) $(SAN_FLAGS)
 LDFLAGS += $(SAN_FLAGS)
 LDLIBS  += -lbpf -lelf -lz -lsystemd -lcurl -lcjson -lyaml -lnats -lmicrohttpd -lpthread -lm
 

@@ -28,7 +28,6 @@
 #include "sink.h"
 #include "strbuf.h"
 #include "watch.h"
-#include "pending.h"
 
 static volatile sig_atomic_t stop_requested;
 
@@ -333,8 +332,7 @@ static void print_summary(struct agent *a, int flush_rc)
 
 static void agent_free(struct agent *a)
 {
-	if (a->metrics)
-		metrics_stop(a->metrics);
+	metrics_stop(a->metrics);
 	registry_free(a->reg);
 	sink_destroy(a->sink);
 	podmeta_free(a->pm);
@@ -409,7 +407,7 @@ int cmd_agent(int argc, char **argv)
 			strerror(-rc));
 		goto out;
 	}
-	if (a.cfg.metrics_addr[0] && metrics_start) {
+	if (a.cfg.metrics_addr[0]) {
 		static struct metrics_view view;
 		view = (struct metrics_view){
 			.reg = a.reg, .q = a.q, .sink = a.sink, .version = TAPIO_VERSION};
@@ -425,8 +423,7 @@ int cmd_agent(int argc, char **argv)
 	sb_free(&names);
 
 	consume(&a);
-	if (a.metrics)
-		metrics_stop(a.metrics);
+	metrics_stop(a.metrics);
 	a.metrics = NULL;
 	int flush_rc = sink_flush(a.sink);
 	print_summary(&a, flush_rc);

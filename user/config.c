@@ -504,7 +504,7 @@ static int validate(const struct tapio_config *cfg, char *err, size_t errlen)
 	}
 	const char *o = cfg->output;
 	if (!(!strcmp(o, "stdout") || !strcmp(o, "-") || (!strncmp(o, "file:", 5) && o[5]) ||
-	      !strncmp(o, "nats://", 7) || !strncmp(o, "tls://", 6))) {
+	      !strncmp(o, "nats://", 7))) {
 		snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT", o);
 		return invalid(err, errlen);
 	}

@@ -13,7 +13,6 @@
 #include "sink_nats.h"
 #include "state.h"
 #include "strbuf.h"
-#include "pending.h"
 
 #define STREAM_BUF (64 * 1024)
 
@@ -133,7 +132,7 @@ struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapi
 		}
 		return s;
 	}
-	if ((!strncmp(spec, "nats://", 7) || !strncmp(spec, "tls://", 6)) && sink_nats_new)
+	if (!strncmp(spec, "nats://", 7))
 		return sink_nats_new(spec, cfg, err, errlen);
 	snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT", spec);
 	errno = EINVAL;
