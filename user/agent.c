@@ -156,7 +156,7 @@ static int build_registry(struct agent *a)
 		char err[512] = "";
 		struct collector *c = make_collector(a, name, err, sizeof(err));
 		if (!c) {
-			tlog(LOG_ERR, name, "%s", err[0] ? err : strerror(errno));
+			tlog(TLOG_ERR, name, "%s", err[0] ? err : strerror(errno));
 			if (explicit) {
 				rc = -EINVAL;
 				break;
@@ -169,7 +169,7 @@ static int build_registry(struct agent *a)
 	}
 	strlist_free(&want);
 	if (!rc && registry_count(a->reg) == 0) {
-		tlog(LOG_ERR, NULL, "no collector to run: none named, and no source found on this node");
+		tlog(TLOG_ERR, NULL, "no collector to run: none named, and no source found on this node");
 		rc = -ENOENT;
 	}
 	return rc;
@@ -194,7 +194,7 @@ static bool deliver(struct agent *a, const struct tapio_event *ev, unsigned src)
 	a->failed[src]++;
 	atomic_fetch_add(&a->sink->failed, 1);
 	if (!reported) {
-		tlog(LOG_ERR, "sink", "writing to %s: %s (failures are counted in the summary)",
+		tlog(TLOG_ERR, "sink", "writing to %s: %s (failures are counted in the summary)",
 		     a->cfg.output, strerror(-rc));
 		reported = true;
 	}
@@ -281,6 +281,24 @@ static void sum_counter(void *ctx, const char *name, const char *labels, uint64_
 		s->kernel_drops += v;
 }
 
+struct json_obj {
+	struct strbuf *sb;
+	bool first;
+};
+
+/* Adds one unlabelled counter as "name":value to an open JSON object. */
+static void counter_json(void *ctx, const char *name, const char *labels, uint64_t v)
+{
+	struct json_obj *o = ctx;
+	if (labels && *labels)
+		return;
+	if (!o->first)
+		sb_putc(o->sb, ',');
+	o->first = false;
+	sb_json_cstr(o->sb, name);
+	sb_printf(o->sb, ":%" PRIu64, v);
+}
+
 static void print_summary(struct agent *a, int flush_rc)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -320,11 +338,19 @@ static void print_summary(struct agent *a, int flush_rc)
 		sb_putc(&sb, ',');
 	sb_printf(&sb,
 		  "\"sink\":{\"output\":\"%s\",\"written\":%" PRIu64 ",\"acked\":%" PRIu64
-		  ",\"failed\":%" PRIu64 ",\"unsent\":%" PRIu64 ",\"flush_error\":%d}}}\n",
+		  ",\"failed\":%" PRIu64 ",\"unsent\":%" PRIu64 ",\"flush_error\":%d",
 		  strncmp(a->cfg.output, "file:", 5) ? (strncmp(a->cfg.output, "nats", 4) ? "stdout" : "nats")
 						      : "file",
 		  atomic_load(&a->sink->written), atomic_load(&a->sink->acked),
 		  atomic_load(&a->sink->failed), a->unsent, flush_rc);
+	/* The sink's own counters (NATS: lost, unacked_pending, ...). */
+	if (a->sink->ops->counters) {
+		struct json_obj o = {&sb, true};
+		sb_puts(&sb, ",\"counters\":{");
+		a->sink->ops->counters(a->sink, counter_json, &o);
+		sb_putc(&sb, '}');
+	}
+	sb_puts(&sb, "}}}\n");
 	if (!sb.err)
 		fputs(sb.buf, stderr);
 	sb_free(&sb);
@@ -394,7 +420,7 @@ int cmd_agent(int argc, char **argv)
 		goto out;
 	a.pm = podmeta_new(NULL, 16384);
 	if (!a.pm)
-		tlog(LOG_WARN, NULL, "pod metadata off: %s", strerror(errno));
+		tlog(TLOG_WARN, NULL, "pod metadata off: %s", strerror(errno));
 	int rc = build_registry(&a);
 	if (rc) {
 		ret = rc == -EINVAL ? 2 : 1;
@@ -413,12 +439,12 @@ int cmd_agent(int argc, char **argv)
 			.reg = a.reg, .q = a.q, .sink = a.sink, .version = TAPIO_VERSION};
 		a.metrics = metrics_start(a.cfg.metrics_addr, &view, err, sizeof(err));
 		if (!a.metrics)
-			tlog(LOG_WARN, "metrics", "%s (events still flow)", err);
+			tlog(TLOG_WARN, "metrics", "%s (events still flow)", err);
 	}
 	struct strbuf names = STRBUF_INIT;
 	for (size_t i = 0; i < registry_count(a.reg); i++)
 		sb_printf(&names, "%s%s", i ? "," : "", collector_name(registry_get(a.reg, i)));
-	tlog(LOG_INFO, NULL, "agent running: collectors %s, output %s", names.buf ? names.buf : "",
+	tlog(TLOG_INFO, NULL, "agent running: collectors %s, output %s", names.buf ? names.buf : "",
 	     a.cfg.output);
 	sb_free(&names);
 

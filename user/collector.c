@@ -52,7 +52,7 @@ void collector_error(struct collector *c, const char *fmt, ...)
 	pthread_mutex_lock(&c->err_lock);
 	memcpy(c->last_error, msg, sizeof(msg));
 	pthread_mutex_unlock(&c->err_lock);
-	tlog(LOG_WARN, collector_name(c), "%s", msg);
+	tlog(TLOG_WARN, collector_name(c), "%s", msg);
 }
 
 void collector_last_error(struct collector *c, char *buf, size_t size)

@@ -155,7 +155,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 			p++;
 		snprintf(capture->why, sizeof(capture->why), "%s", p);
 	}
-	tlog(LOG_DEBUG, "libbpf", "%s", line);
+	tlog(TLOG_DEBUG, "libbpf", "%s", line);
 	return 0;
 }
 
@@ -509,7 +509,7 @@ static int seed_sockets(struct tapio *skel)
 	close(fd);
 out:
 	if (rc)
-		tlog(LOG_DEBUG, "kernel", "seeding socket owners: %s", strerror(-rc));
+		tlog(TLOG_DEBUG, "kernel", "seeding socket owners: %s", strerror(-rc));
 	bpf_link__destroy(link);
 	return rc;
 }
@@ -725,7 +725,7 @@ struct collector *kernel_collector_new(const struct kernel_opts *o, char *err, s
 			size_t n = strlen(kc->disabled);
 
 			snprintf(kc->disabled + n, sizeof(kc->disabled) - n, "%s%s", n ? "," : "", progs[i].prog);
-			tlog(LOG_DEBUG, "kernel", "%s (%s) turned off: %s", progs[i].prog, progs[i].tracepoint, r->why[i]);
+			tlog(TLOG_DEBUG, "kernel", "%s (%s) turned off: %s", progs[i].prog, progs[i].tracepoint, r->why[i]);
 		}
 	}
 	for (int i = 0; i < P__N; i++) {
@@ -738,7 +738,7 @@ struct collector *kernel_collector_new(const struct kernel_opts *o, char *err, s
 		if (!kc->links[i]) {
 			size_t n = strlen(kc->disabled);
 
-			tlog(LOG_DEBUG, "kernel", "%s: attach failed: %s", progs[i].prog, strerror(errno));
+			tlog(TLOG_DEBUG, "kernel", "%s: attach failed: %s", progs[i].prog, strerror(errno));
 			kc->links[i] = NULL;
 			snprintf(kc->disabled + n, sizeof(kc->disabled) - n, "%s%s", n ? "," : "", progs[i].prog);
 		}

@@ -5,7 +5,7 @@
 #include "log.h"
 
 static _Atomic(log_fn) hook;
-static atomic_int max_level = LOG_INFO;
+static atomic_int max_level = TLOG_INFO;
 
 void log_set_hook(log_fn fn)
 {

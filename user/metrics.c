@@ -469,7 +469,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(buf);
 	while (n && buf[n - 1] == '\n')
 		buf[--n] = '\0';
-	tlog(LOG_WARN, "metrics", "%s", buf);
+	tlog(TLOG_WARN, "metrics", "%s", buf);
 }
 
 /* Splits "host:port", "[v6]:port" or ":port". Returns 0 or -EINVAL. */

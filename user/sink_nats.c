@@ -296,7 +296,7 @@ static void count_lost(struct nats_sink *ns, natsMsg *m, const char *why)
 		natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
 	if (now - last > 1000000000ull &&
 	    atomic_compare_exchange_strong(&ns->last_loss_log, &last, now))
-		tlog(LOG_ERR, "nats", "event %s lost: %s (lost so far: %" PRIu64 ")", id ? id : "?",
+		tlog(TLOG_ERR, "nats", "event %s lost: %s (lost so far: %" PRIu64 ")", id ? id : "?",
 		     why, atomic_load(&ns->lost));
 	natsMsg_Destroy(m);
 }
@@ -390,7 +390,7 @@ static void on_connected(natsConnection *nc, void *closure)
 
 	(void)nc;
 	atomic_store(&ns->connected, true);
-	tlog(LOG_INFO, "nats", "connected");
+	tlog(TLOG_INFO, "nats", "connected");
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -399,7 +399,7 @@ static void on_disconnected(natsConnection *nc, void *closure)
 
 	(void)nc;
 	if (atomic_exchange(&ns->connected, false) && !atomic_load(&ns->closing))
-		tlog(LOG_WARN, "nats", "disconnected; buffering in the queue while reconnecting");
+		tlog(TLOG_WARN, "nats", "disconnected; buffering in the queue while reconnecting");
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -410,7 +410,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
 	atomic_fetch_add(&ns->reconnects, 1);
 	atomic_store(&ns->stream_ready, false); /* check it again: the server may be new */
 	atomic_store(&ns->connected, true);
-	tlog(LOG_INFO, "nats", "reconnected");
+	tlog(TLOG_INFO, "nats", "reconnected");
 }
 
 static void on_closed(natsConnection *nc, void *closure)
@@ -438,7 +438,7 @@ static void stream_error(struct nats_sink *ns, const char *what, natsStatus st, 
 	if (now < ns->next_stream_log)
 		return;
 	ns->next_stream_log = now + 10000000000ull;
-	tlog(LOG_ERR, "nats",
+	tlog(TLOG_ERR, "nats",
 	     "stream %s: %s failed: %s (%s, JetStream error %d); events wait in the queue",
 	     ns->stream, what, text && *text ? text : natsStatus_GetText(st),
 	     natsStatus_GetText(st), (int)jerr);
@@ -472,7 +472,7 @@ static int ensure_stream(struct nats_sink *ns)
 			if (!strcmp(si->Config->Subjects[i], subj))
 				covered = true;
 		if (!covered)
-			tlog(LOG_WARN, "nats",
+			tlog(TLOG_WARN, "nats",
 			     "stream %s exists without subject %s; publishing anyway", ns->stream,
 			     subj);
 		jsStreamInfo_Destroy(si);
@@ -498,7 +498,7 @@ static int ensure_stream(struct nats_sink *ns)
 		return -EAGAIN;
 	}
 	jsStreamInfo_Destroy(si);
-	tlog(LOG_INFO, "nats", "created stream %s for %s", ns->stream, subj);
+	tlog(TLOG_INFO, "nats", "created stream %s for %s", ns->stream, subj);
 	atomic_store(&ns->stream_ready, true);
 	return 0;
 }
@@ -606,7 +606,7 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 	} else if (rc == -EMSGSIZE) {
 		/* Failed for good: the pipeline counts it; say why. */
 		atomic_fetch_add(&ns->too_big, 1);
-		tlog(LOG_WARN, "nats",
+		tlog(TLOG_WARN, "nats",
 		     "%s event of %zu bytes is larger than the server's max_payload; not sent",
 		     ns->subject, ns->line.len);
 	}
@@ -650,7 +650,7 @@ static int nats_flush(struct sink *s)
 	atomic_store(&ns->unacked, left);
 	if (!left)
 		return 0;
-	tlog(LOG_WARN, "nats",
+	tlog(TLOG_WARN, "nats",
 	     "%" PRIu64 " events still without an ack after %u ms (they are sent again when NATS "
 	     "answers; lost if tapio stops first)",
 	     left, ns->ack_wait_ms);
@@ -702,7 +702,7 @@ static void nats_destroy(struct sink *s)
 		pthread_mutex_unlock(&ns->lock);
 		if (!closed) {
 			/* Leak it rather than free memory a late callback uses. */
-			tlog(LOG_ERR, "nats",
+			tlog(TLOG_ERR, "nats",
 			     "connection did not close within 5 s; leaking the sink");
 			return;
 		}
@@ -717,7 +717,7 @@ static void nats_destroy(struct sink *s)
 		atomic_fetch_add(&ns->lost, left);
 		atomic_fetch_add(&ns->failed, left);
 		atomic_fetch_add(&ns->base.failed, left);
-		tlog(LOG_ERR, "nats", "%" PRIu64 " events had no ack when the sink closed: lost",
+		tlog(TLOG_ERR, "nats", "%" PRIu64 " events had no ack when the sink closed: lost",
 		     left);
 	}
 	if (ns->retry) {
@@ -877,7 +877,7 @@ struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char
 	if (st == NATS_OK) {
 		atomic_store(&ns->connected, true);
 	} else if (st == NATS_NOT_YET_CONNECTED) {
-		tlog(LOG_WARN, "nats", "%s is not reachable yet; retrying in the background", url);
+		tlog(TLOG_WARN, "nats", "%s is not reachable yet; retrying in the background", url);
 	} else {
 		errf(err, errlen, "nats: connect %s: %s", url, natsStatus_GetText(st));
 		rc = -EIO;

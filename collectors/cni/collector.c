@@ -360,7 +360,7 @@ static void on_truncated(void *ctx, uint64_t old_off, uint64_t size)
 {
 	struct cni_collector *c = ctx;
 	atomic_fetch_add(&c->truncations, 1);
-	tlog(LOG_INFO, "cni",
+	tlog(TLOG_INFO, "cni",
 	     "%s: truncated from %" PRIu64 " to %" PRIu64 " bytes, reading from the start",
 	     c->cur->path, old_off, size);
 	c->cur->fp_len = 0;
@@ -463,7 +463,7 @@ static void file_start_offset(struct cni_collector *c, struct cni_file *f, uint6
 		    fl == s->fp_len && fp == s->fp) {
 			f->t.off = f->t.commit = s->off;
 		} else {
-			tlog(LOG_INFO, "cni",
+			tlog(TLOG_INFO, "cni",
 			     "%s: not the file of the saved offset (truncated or replaced), "
 			     "reading from the start",
 			     f->path);
@@ -845,7 +845,7 @@ static void target_lost(struct cni_collector *c, struct target *t)
 	if (t->dynamic)
 		t->removed = true;
 	else
-		tlog(LOG_INFO, "cni", "%s: directory gone, waiting for it to come back", t->path);
+		tlog(TLOG_INFO, "cni", "%s: directory gone, waiting for it to come back", t->path);
 }
 
 static void target_found(struct cni_collector *c, struct target *t, int wd, enum scan_mode mode)
@@ -1410,7 +1410,7 @@ static int save_offsets(struct cni_collector *c)
 		return err;
 	}
 	if (c->last_state_err)
-		tlog(LOG_INFO, "cni", "%s: resume state saved again", c->state_dir);
+		tlog(TLOG_INFO, "cni", "%s: resume state saved again", c->state_dir);
 	c->last_state_err = 0;
 	c->dirty = false;
 	atomic_store(&c->base.healthy, true);
@@ -1519,7 +1519,7 @@ static void *thread_main(void *arg)
 	atomic_store(&c->base.healthy, true); /* until the state cannot be written */
 	c->dirty = c->ddirty = true;
 	save_offsets(c);
-	tlog(LOG_INFO, "cni", "following %zu log files in %zu log dirs, netns %s, cache %s", c->nf,
+	tlog(TLOG_INFO, "cni", "following %zu log files in %zu log dirs, netns %s, cache %s", c->nf,
 	     c->nlog, c->netns_dir, c->cni_state_dir);
 	while (!atomic_load(&c->stop)) {
 		bool more = false;

@@ -977,7 +977,7 @@ static int from_kubeconfig(struct k8s *k, const struct tapio_config *cfg, const 
 	k->token = kc.token, kc.token = NULL;
 	k->token_file = kc.token_file, kc.token_file = NULL;
 	if (kc.insecure_skip_tls_verify && !cfg->k8s_insecure)
-		tlog(LOG_WARN, "k8s",
+		tlog(TLOG_WARN, "k8s",
 		     "%s: insecure-skip-tls-verify is ignored: TLS verification stays on unless "
 		     "--k8s-insecure is given",
 		     path);

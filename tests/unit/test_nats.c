@@ -479,7 +479,7 @@ Test(nats_sink, republished_ids_are_deduplicated, .timeout = 90)
 static char last_log[512];
 static void capture(int level, const char *who, const char *msg)
 {
-	if (level <= LOG_WARN)
+	if (level <= TLOG_WARN)
 		snprintf(last_log, sizeof(last_log), "%s: %s", who ? who : "", msg);
 }
 
