@@ -206,12 +206,12 @@ class NatsEndToEnd(unittest.TestCase):
     def test_example_config_ships_to_jetstream(self):
         """`tapio agent --config deploy/config/agent.yaml --output nats://...`
         (the DaemonSet's config) ships events to its stream. Only what a
-        test machine lacks is overridden: the collectors (no cluster, so the
-        kernel one), the state dir and the metrics address."""
+        test needs of its own is overridden: the state dir and the metrics
+        address. The collectors are those whose source exists here."""
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         cfg = os.path.join(root, "deploy", "config", "agent.yaml")
         mport = free_port()
-        agent = Tapio("agent", "--config", cfg, "--output", self.srv.url, "--collectors", "kernel",
+        agent = Tapio("agent", "--config", cfg, "--output", self.srv.url,
                       "--state-dir", tmpdir(self), "--metrics-addr", f"127.0.0.1:{mport}",
                       env=clean_env())
         self.addCleanup(agent.stop)

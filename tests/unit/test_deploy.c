@@ -312,7 +312,7 @@ Test(deploy, configmap_is_the_example_config_and_the_agent_accepts_it)
 	unsetenv("NODE_NAME");
 	memset(&cfg, 0, sizeof(cfg));
 	cr_assert_eq(config_load(&cfg, 3, argv, err, sizeof(err)), 0, "%s", err);
-	cr_assert_str_eq(cfg.collectors, "kernel,k8s,systemd,cni");
+	cr_assert_str_eq(cfg.collectors, "");
 	cr_assert_str_eq(cfg.metrics_addr, "0.0.0.0:9090");
 	cr_assert_str_eq(cfg.state_dir, "/var/lib/tapio");
 	cr_assert(!strncmp(cfg.output, "nats://", 7));
