@@ -81,9 +81,8 @@ struct agent {
 	struct registry *reg;
 	struct podmeta *pm;
 	struct metrics_server *metrics;
-	uint64_t written[SRC__MAX];
-	uint64_t failed[SRC__MAX];
-	uint64_t unsent; /* left in the queue when the sink stayed unavailable at shutdown */
+	/* per source: left in the queue when the sink stayed unavailable at shutdown */
+	uint64_t unsent[SRC__MAX];
 };
 
 static const char *const all_collectors[] = {"kernel", "k8s", "systemd", "cni", "etcd"};
@@ -186,13 +185,12 @@ static bool deliver(struct agent *a, const struct tapio_event *ev, unsigned src)
 		atomic_fetch_add(&a->sink->retries, 1);
 		return false;
 	}
-	if (rc == 0) {
-		a->written[src]++;
-		atomic_fetch_add(&a->sink->written, 1);
-		return true;
+	if (!a->sink->self_counted) {
+		atomic_fetch_add(rc == 0 ? &a->sink->src_written[src] : &a->sink->src_failed[src], 1);
+		atomic_fetch_add(rc == 0 ? &a->sink->written : &a->sink->failed, 1);
 	}
-	a->failed[src]++;
-	atomic_fetch_add(&a->sink->failed, 1);
+	if (rc == 0)
+		return true;
 	if (!reported) {
 		tlog(TLOG_ERR, "sink", "writing to %s: %s (failures are counted in the summary)",
 		     a->cfg.output, strerror(-rc));
@@ -232,7 +230,7 @@ static void consume(struct agent *a)
 		void *rec = queue_peek(a->q, &len, &src, 0);
 		if (!rec && errno == EAGAIN) {
 			/* Out of events: hand what is buffered on before sleeping. */
-			sink_flush(a->sink);
+			sink_poll(a->sink);
 			rec = queue_peek(a->q, &len, &src, closing ? 10 : 200);
 		}
 		if (!rec) {
@@ -251,7 +249,7 @@ static void consume(struct agent *a)
 		bool keep = false;
 		while (!deliver(a, ev, src)) {
 			if (closing && mono_ns() > retry_deadline) {
-				a->unsent++;
+				a->unsent[src]++;
 				break;
 			}
 			if (stop_requested && !closing) {
@@ -301,6 +299,9 @@ static void counter_json(void *ctx, const char *name, const char *labels, uint64
 
 static void print_summary(struct agent *a, int flush_rc)
 {
+	uint64_t unsent = 0;
+	for (unsigned s = 0; s < SRC__MAX; s++)
+		unsent += a->unsent[s];
 	struct strbuf sb = STRBUF_INIT;
 	sb_puts(&sb, "{\"summary\":{");
 	bool first = true;
@@ -320,9 +321,10 @@ static void print_summary(struct agent *a, int flush_rc)
 			  "\"%s\":{\"events\":%" PRIu64 ",\"dropped\":%" PRIu64
 			  ",\"queue_refused\":%" PRIu64 ",\"dropped_kernel\":%" PRIu64
 			  ",\"failed\":%" PRIu64 ",\"committed\":%" PRIu64,
-			  source_name(s), a->written[s],
+			  source_name(s), atomic_load(&a->sink->src_written[s]),
 			  (c ? atomic_load(&c->n.dropped) : qs.dropped) + k.kernel_drops, qs.dropped,
-			  k.kernel_drops, a->failed[s], qs.committed);
+			  k.kernel_drops, atomic_load(&a->sink->src_failed[s]), qs.committed);
+		sb_printf(&sb, ",\"unsent\":%" PRIu64, a->unsent[s]);
 		if (c)
 			sb_printf(&sb,
 				  ",\"produced\":%" PRIu64 ",\"refetched\":%" PRIu64
@@ -342,7 +344,7 @@ static void print_summary(struct agent *a, int flush_rc)
 		  strncmp(a->cfg.output, "file:", 5) ? (strncmp(a->cfg.output, "nats", 4) ? "stdout" : "nats")
 						      : "file",
 		  atomic_load(&a->sink->written), atomic_load(&a->sink->acked),
-		  atomic_load(&a->sink->failed), a->unsent, flush_rc);
+		  atomic_load(&a->sink->failed), unsent, flush_rc);
 	/* The sink's own counters (NATS: lost, unacked_pending, ...). */
 	if (a->sink->ops->counters) {
 		struct json_obj o = {&sb, true};
@@ -452,6 +454,7 @@ int cmd_agent(int argc, char **argv)
 	metrics_stop(a.metrics);
 	a.metrics = NULL;
 	int flush_rc = sink_flush(a.sink);
+	sink_close(a.sink); /* what is still unconfirmed now counts as failed */
 	print_summary(&a, flush_rc);
 	ret = 0;
 out:

@@ -25,7 +25,35 @@ struct stream_sink {
 	enum sink_format fmt;
 	int err; /* sticky write error */
 	struct strbuf out;
+	uint64_t pending[SINK_SOURCES]; /* events in `out`, per source */
 };
+
+static unsigned src_of(const struct tapio_event *ev)
+{
+	return ev->source < SINK_SOURCES ? ev->source : SINK_SOURCES - 1;
+}
+
+/* Moves the buffered events to written (ok) or failed. */
+static void settle_pending(struct stream_sink *ss, bool ok)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < SINK_SOURCES; i++) {
+		if (!ss->pending[i])
+			continue;
+		atomic_fetch_add(ok ? &ss->base.src_written[i] : &ss->base.src_failed[i],
+				 ss->pending[i]);
+		total += ss->pending[i];
+		ss->pending[i] = 0;
+	}
+	atomic_fetch_add(ok ? &ss->base.written : &ss->base.failed, total);
+}
+
+static int fail_one(struct stream_sink *ss, const struct tapio_event *ev, int err)
+{
+	atomic_fetch_add(&ss->base.src_failed[src_of(ev)], 1);
+	atomic_fetch_add(&ss->base.failed, 1);
+	return err;
+}
 
 static int stream_flush(struct sink *s)
 {
@@ -35,6 +63,7 @@ static int stream_flush(struct sink *s)
 	if (ss->out.len) {
 		int err = fd_write_all(ss->fd, ss->out.buf, ss->out.len);
 		sb_reset(&ss->out);
+		settle_pending(ss, err == 0);
 		if (err) {
 			ss->err = err;
 			return err;
@@ -47,7 +76,7 @@ static int stream_write(struct sink *s, const struct tapio_event *ev)
 {
 	struct stream_sink *ss = (struct stream_sink *)s;
 	if (ss->err)
-		return ss->err;
+		return fail_one(ss, ev, ss->err);
 	if (ss->fmt == SINK_TEXT && !ss->header_done) {
 		format_text_header(&ss->out);
 		ss->header_done = true;
@@ -58,8 +87,9 @@ static int stream_write(struct sink *s, const struct tapio_event *ev)
 		ss->out.len = mark;
 		if (ss->out.buf)
 			ss->out.buf[mark] = '\0';
-		return err;
+		return fail_one(ss, ev, err);
 	}
+	ss->pending[src_of(ev)]++;
 	if (ss->flush_each || ss->out.len >= STREAM_BUF)
 		return stream_flush(s);
 	return 0;
@@ -68,6 +98,7 @@ static int stream_write(struct sink *s, const struct tapio_event *ev)
 static void stream_destroy(struct sink *s)
 {
 	struct stream_sink *ss = (struct stream_sink *)s;
+	stream_flush(s); /* nothing buffered may go uncounted */
 	if (ss->own_fd)
 		close(ss->fd);
 	sb_free(&ss->out);
@@ -89,6 +120,7 @@ struct sink *sink_stream_new(int fd, bool own_fd, enum sink_format fmt, bool flu
 		return NULL;
 	}
 	ss->base.ops = &stream_ops;
+	ss->base.self_counted = true;
 	ss->fd = fd;
 	ss->own_fd = own_fd;
 	ss->fmt = fmt;
@@ -147,6 +179,16 @@ int sink_write(struct sink *s, const struct tapio_event *ev)
 int sink_flush(struct sink *s)
 {
 	return s->ops->flush ? s->ops->flush(s) : 0;
+}
+
+int sink_poll(struct sink *s)
+{
+	return s->ops->poll ? s->ops->poll(s) : sink_flush(s);
+}
+
+int sink_close(struct sink *s)
+{
+	return s->ops->close ? s->ops->close(s) : 0;
 }
 
 bool sink_connected(struct sink *s)

@@ -25,8 +25,14 @@ struct sink;
 struct sink_ops {
 	const char *name;
 	int (*write)(struct sink *s, const struct tapio_event *ev);
-	/* Flushes buffered output; on shutdown waits (bounded) for acks. 0 or -errno. */
+	/* Flushes buffered output and waits (bounded) for acks. 0 or -errno. */
 	int (*flush)(struct sink *s);
+	/* Optional: the pipeline ran out of events; hand on what is buffered
+	 * without waiting (default: flush). 0 or -errno. */
+	int (*poll)(struct sink *s);
+	/* Optional: ends delivery before the summary: what is still unconfirmed
+	 * is counted as failed, and the counters are final. 0 or -errno. */
+	int (*close)(struct sink *s);
 	/* Optional: whether the destination is reachable (default true). */
 	bool (*connected)(struct sink *s);
 	/* Optional: extra counters, as for collectors. */
@@ -35,12 +41,21 @@ struct sink_ops {
 	void (*destroy)(struct sink *s);
 };
 
+#define SINK_SOURCES 8 /* enum tapio_source values are below this */
+
 struct sink {
 	const struct sink_ops *ops;
 	_Atomic uint64_t written;   /* events handed on (published, for NATS) */
 	_Atomic uint64_t acked;     /* confirmed by the destination (NATS acks) */
 	_Atomic uint64_t failed;    /* events that could not be written */
 	_Atomic uint64_t retries;   /* -EAGAIN answers */
+	/* Per source. A sink that buffers counts these itself (self_counted):
+	 * an event is written once its buffer reached the destination, and
+	 * failed when that write failed. Otherwise the pipeline counts each
+	 * write() answer. */
+	bool self_counted;
+	_Atomic uint64_t src_written[SINK_SOURCES];
+	_Atomic uint64_t src_failed[SINK_SOURCES];
 };
 
 /* Output formats for the stream sinks. */
@@ -62,6 +77,8 @@ struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapi
 
 int sink_write(struct sink *s, const struct tapio_event *ev);
 int sink_flush(struct sink *s);
+int sink_poll(struct sink *s);
+int sink_close(struct sink *s);
 bool sink_connected(struct sink *s);
 void sink_destroy(struct sink *s); /* accepts NULL */
 

@@ -58,6 +58,8 @@ struct nats_sink {
 	pthread_mutex_t lock;
 	pthread_cond_t closed_cv; /* signalled by on_closed */
 	bool closed;		  /* under lock */
+	bool settled;		  /* nats_close() ran (pipeline thread only) */
+	bool leak;		  /* the connection never closed: never free */
 	natsMsg **retry;	  /* messages waiting for a republish, FIFO */
 	size_t retry_cap, retry_head, retry_n;
 
@@ -678,12 +680,17 @@ static void nats_counters(struct sink *s, counter_fn fn, void *ctx)
 	fn(ctx, "too_big", "", atomic_load(&ns->too_big));
 }
 
-static void nats_destroy(struct sink *s)
+/* Ends delivery: closes the connection (waiting for libnats' last callback),
+ * then counts what never got its ack as lost. The counters are final after it.
+ * Returns 0, or -ETIMEDOUT when the connection did not close in 5 s (the sink
+ * must then be leaked: a late callback may still use it). Idempotent. */
+static int nats_close(struct sink *s)
 {
 	struct nats_sink *ns = to_nats(s);
 
-	if (!ns)
-		return;
+	if (ns->settled)
+		return ns->leak ? -ETIMEDOUT : 0;
+	ns->settled = true;
 	/* Close first and wait for the closed callback, the last one libnats
 	 * delivers: no callback may run once the sink is freed. */
 	if (ns->nc) {
@@ -701,15 +708,12 @@ static void nats_destroy(struct sink *s)
 		closed = ns->closed;
 		pthread_mutex_unlock(&ns->lock);
 		if (!closed) {
-			/* Leak it rather than free memory a late callback uses. */
 			tlog(TLOG_ERR, "nats",
 			     "connection did not close within 5 s; leaking the sink");
-			return;
+			ns->leak = true;
+			return -ETIMEDOUT;
 		}
 	}
-	jsCtx_Destroy(ns->js);
-	natsConnection_Destroy(ns->nc);
-	natsOptions_Destroy(ns->opts);
 	/* What never got its ack is lost now: count it, say it once. */
 	uint64_t left = atomic_load(&ns->inflight) + ns->retry_n;
 
@@ -717,9 +721,35 @@ static void nats_destroy(struct sink *s)
 		atomic_fetch_add(&ns->lost, left);
 		atomic_fetch_add(&ns->failed, left);
 		atomic_fetch_add(&ns->base.failed, left);
+		atomic_store(&ns->inflight, 0);
 		tlog(TLOG_ERR, "nats", "%" PRIu64 " events had no ack when the sink closed: lost",
 		     left);
 	}
+	return 0;
+}
+
+/* The pipeline ran out of events: send what waits for a retry, if it can,
+ * without waiting for acks (flush() waits; this must not stall the queue). */
+static int nats_poll(struct sink *s)
+{
+	struct nats_sink *ns = to_nats(s);
+
+	if (atomic_load(&ns->connected) && ensure_stream(ns) == 0)
+		republish(ns, REPUBLISH_BATCH);
+	return 0;
+}
+
+static void nats_destroy(struct sink *s)
+{
+	struct nats_sink *ns = to_nats(s);
+
+	if (!ns)
+		return;
+	if (nats_close(s))
+		return; /* leaked on purpose: see nats_close */
+	jsCtx_Destroy(ns->js);
+	natsConnection_Destroy(ns->nc);
+	natsOptions_Destroy(ns->opts);
 	if (ns->retry) {
 		for (natsMsg *m; (m = retry_pop_locked(ns));)
 			natsMsg_Destroy(m);
@@ -739,6 +769,8 @@ static const struct sink_ops nats_ops = {
     .name = "nats",
     .write = nats_write,
     .flush = nats_flush,
+    .poll = nats_poll,
+    .close = nats_close,
     .connected = nats_connected,
     .counters = nats_counters,
     .destroy = nats_destroy,

@@ -156,8 +156,8 @@ class KernelStream(unittest.TestCase):
         self.assertEqual(k["events"], len(lines), "summary events != lines written")
         self.assertGreater(k["queue_refused"], 0, "a 64K queue with a stalled reader should drop")
         self.assertEqual(k["queue_refused"], k["dropped"] - k["dropped_kernel"])
-        self.assertEqual(k["events"] + k["dropped"] - k["dropped_kernel"] + k["failed"], k["produced"],
-                         "written + dropped != produced: %r" % k)
+        self.assertEqual(k["events"] + k["dropped"] - k["dropped_kernel"] + k["failed"] + k["unsent"],
+                         k["produced"], "written + dropped != produced: %r" % k)
         # Each of our n execs is either written or counted as dropped.
         self.assertGreaterEqual(ours + k["dropped"], n, k)
         self.assertGreater(ours, 0)
@@ -166,6 +166,30 @@ class KernelStream(unittest.TestCase):
 class SinkFailure(unittest.TestCase):
     def setUp(self):
         need_root(self)
+
+    def test_full_disk_counts_every_event_as_failed(self):
+        """Writes to /dev/full fail with ENOSPC: nothing is counted as written,
+        and every event the collector produced is accounted for."""
+        state = tmpdir(self)
+        p = subprocess.Popen([TAPIO] + AGENT + ["--collectors", "kernel", "--events", "process.exec",
+                                                "--state-dir", state, "--output", "file:/dev/full"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        head = wait_running(self, p.stderr)
+        for _ in range(20):
+            subprocess.run(["/bin/true"])
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        err = head + p.stderr.read().decode(errors="replace").splitlines()
+        self.assertEqual(p.wait(20), 0, err)
+        s = summary_of(err)
+        self.assertIsNotNone(s, err)
+        k = s["kernel"]
+        self.assertEqual(k["events"], 0, s)
+        self.assertEqual(s["sink"]["written"], 0, s)
+        self.assertGreaterEqual(k["failed"], 20, s)
+        self.assertEqual(k["events"] + k["dropped"] - k["dropped_kernel"] + k["failed"] + k["unsent"],
+                         k["produced"], s)
+        self.assertTrue(any("No space left on device" in l for l in err), err)
 
     def test_closed_stdout_is_reported_not_fatal(self):
         state = tmpdir(self)
