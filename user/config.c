@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Agent configuration: one table of options, read from defaults, the YAML
  * file, TAPIO_* environment variables and flags, in rising precedence. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -11,6 +12,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "strbuf.h"
 
 enum opt_type { OPT_STR, OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_U64 };
@@ -509,12 +511,16 @@ static int validate(const struct tapio_config *cfg, char *err, size_t errlen)
 		return invalid(err, errlen);
 	}
 	if (*cfg->metrics_addr) {
-		const char *colon = strrchr(cfg->metrics_addr, ':');
-		char *end;
-		long port = colon ? strtol(colon + 1, &end, 10) : -1;
-		if (!colon || !colon[1] || *end || port < 0 || port > 65535) {
-			snprintf(err, errlen, "metrics-addr: '%s' is not HOST:PORT", cfg->metrics_addr);
-			return -EINVAL;
+		char host[256];
+		unsigned port;
+		unsigned char buf[sizeof(struct in6_addr)];
+		if (metrics_split_addr(cfg->metrics_addr, host, sizeof(host), &port) ||
+		    !(!host[0] || !strcmp(host, "localhost") || inet_pton(AF_INET, host, buf) == 1 ||
+		      inet_pton(AF_INET6, host, buf) == 1)) {
+			snprintf(err, errlen,
+				 "metrics-addr: '%s' is not IP:PORT, [IPv6]:PORT, localhost:PORT or :PORT",
+				 cfg->metrics_addr);
+			return invalid(err, errlen);
 		}
 	}
 	static const char *const ret[] = {"limits", "interest", "workqueue"};
@@ -595,9 +601,13 @@ void config_print(const struct tapio_config *cfg, FILE *out)
 			fputs(key, out);
 			fputs(": \"", out);
 			for (const char *p = v ? v : ""; *p; p++) {
-				if (*p == '"' || *p == '\\')
-					fputc('\\', out);
-				fputc(*p, out);
+				unsigned char ch = (unsigned char)*p;
+				if (ch == '"' || ch == '\\')
+					fprintf(out, "\\%c", ch);
+				else if (ch < 0x20 || ch == 0x7f)
+					fprintf(out, "\\x%02x", ch); /* YAML double-quoted escape */
+				else
+					fputc(ch, out);
 			}
 			fputs("\"\n", out);
 			break;

@@ -472,8 +472,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	tlog(TLOG_WARN, "metrics", "%s", buf);
 }
 
-/* Splits "host:port", "[v6]:port" or ":port". Returns 0 or -EINVAL. */
-static int split_addr(const char *addr, char *host, size_t hostlen, unsigned *port)
+int metrics_split_addr(const char *addr, char *host, size_t hostlen, unsigned *port)
 {
 	const char *colon, *h = addr, *hend;
 	char *end;
@@ -527,7 +526,7 @@ struct metrics_server *metrics_start(const char *addr, const struct metrics_view
 	const union MHD_DaemonInfo *info;
 	int e;
 
-	if (split_addr(addr, host, sizeof(host), &port)) {
+	if (metrics_split_addr(addr, host, sizeof(host), &port)) {
 		snprintf(err, errlen, "metrics_addr '%s': expected HOST:PORT, [IPV6]:PORT or :PORT",
 			 addr ? addr : "");
 		errno = EINVAL;

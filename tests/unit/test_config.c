@@ -106,8 +106,20 @@ Test(config, bad_input_names_key, .init = clean_env)
 	cr_assert_eq(load(&c, err, 2, "--output", "ftp://x"), -EINVAL);
 	cr_assert(strstr(err, "output"), "%s", err);
 	config_free(&c);
-	cr_assert_eq(load(&c, err, 2, "--metrics-addr", "nohost"), -EINVAL);
-	config_free(&c);
+	const char *bad_addr[] = {"nohost", "::1:9090", "a b:9090", "1.2.3.4.5:9090", "[::1]9090:1",
+				  ":+80", "127.0.0.1:65536", "127.0.0.1:"};
+	for (size_t i = 0; i < sizeof(bad_addr) / sizeof(bad_addr[0]); i++) {
+		cr_assert_eq(load(&c, err, 2, "--metrics-addr", bad_addr[i]), -EINVAL, "accepted %s",
+			     bad_addr[i]);
+		cr_assert(strstr(err, "metrics-addr"), "%s", err);
+		config_free(&c);
+	}
+	const char *good_addr[] = {"0.0.0.0:9090", "[::1]:9090", ":9090", "localhost:1", ""};
+	for (size_t i = 0; i < sizeof(good_addr) / sizeof(good_addr[0]); i++) {
+		cr_assert_eq(load(&c, err, 2, "--metrics-addr", good_addr[i]), 0, "%s: %s",
+			     good_addr[i], err);
+		config_free(&c);
+	}
 	cr_assert_eq(load(&c, err, 2, "--queue-size", "-1"), -EINVAL);
 	config_free(&c);
 

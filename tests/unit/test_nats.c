@@ -572,7 +572,6 @@ Test(nats_sink, flush_reports_what_is_left_unacked, .timeout = 60)
 
 	/* The server wakes up: the same events are acked (no loss). */
 	ns_kill(&srv, SIGCONT);
-	cfg.nats_ack_wait_ms = 10000;
 	uint64_t until = mono_ns() + 10000000000ull;
 	int rc;
 	while ((rc = s->ops->flush(s)) != 0 && mono_ns() < until)
