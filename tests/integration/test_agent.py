@@ -7,6 +7,7 @@ import subprocess
 import time
 import unittest
 
+from kernel_fixture import cgroup2_root
 from tapiotest import TAPIO, Tapio, need_root, tmpdir
 
 AGENT = ["agent", "--metrics-addr="]
@@ -209,15 +210,6 @@ class SinkFailure(unittest.TestCase):
         self.assertGreater(s["sink"]["failed"], 0, s)
         self.assertTrue(any("Broken pipe" in l for l in err), err)
 
-
-
-def cgroup2_root():
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            parts = line.split(" - ")
-            if len(parts) == 2 and parts[1].split()[0] == "cgroup2":
-                return parts[0].split()[4]
-    return None
 
 
 class PodMetadata(unittest.TestCase):

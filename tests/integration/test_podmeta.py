@@ -14,16 +14,8 @@ import unittest
 
 import k8s_fixture
 import tapiotest
+from kernel_fixture import cgroup2_root
 from tapiotest import Tapio
-
-
-def cgroup2_root():
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            parts = line.split(" - ")
-            if len(parts) == 2 and parts[1].split()[0] == "cgroup2":
-                return parts[0].split()[4]
-    return None
 
 
 def in_container():
