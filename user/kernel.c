@@ -28,6 +28,7 @@
 #include "kernel_decode.h"
 #include "log.h"
 #include "tapio.skel.h"
+#include "podmeta.h"
 #include "strbuf.h"
 
 /* The kernel types are the same numbers on both sides of the ring buffer. */
@@ -186,28 +187,6 @@ static bool have_bpf_caps(void)
 
 
 /* The cgroup2 mount point (first in mountinfo), or "" when none. */
-static void cgroup2_mount(char *buf, size_t size)
-{
-	char line[4096];
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-
-	buf[0] = '\0';
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *sep = strstr(line, " - ");
-		char mnt[4096];
-
-		if (!sep || strncmp(sep, " - cgroup2 ", 11) != 0)
-			continue;
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1) {
-			snprintf(buf, size, "%s", mnt);
-			break;
-		}
-	}
-	fclose(f);
-}
-
 /* The cgroup2 id of a directory: its kernfs id, which is what the BPF side
  * reads from cgroup->kn->id. Relative paths are taken below the cgroup2
  * mount. Returns 0 or a negative errno with err set. */
@@ -226,12 +205,14 @@ static int cgroup_path_id(const char *path, char *resolved, size_t rsize, uint64
 	} else {
 		char mnt[4096];
 
-		cgroup2_mount(mnt, sizeof(mnt));
-		if (!mnt[0]) {
+		if (cgroup2_find_mount(mnt, sizeof(mnt))) {
 			err_printf(err, errlen, "--cgroup %s: no cgroup2 file system is mounted", path);
 			return -ENOENT;
 		}
-		snprintf(resolved, rsize, "%s/%s", mnt, path);
+		if ((size_t)snprintf(resolved, rsize, "%s/%s", mnt, path) >= rsize) {
+			err_printf(err, errlen, "--cgroup %s: path too long", path);
+			return -ENAMETOOLONG;
+		}
 	}
 	fd = open(resolved, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {

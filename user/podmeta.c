@@ -351,7 +351,7 @@ static size_t hash_str(const char *s)
 	} while (0)
 
 /* Detects where cgroup2 is mounted. */
-static int find_cgroup2(char *buf, size_t len)
+int cgroup2_find_mount(char *buf, size_t len)
 {
 	static const char *const cands[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
 	for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++) {
@@ -399,7 +399,7 @@ struct podmeta *podmeta_new(const char *cgroup_root, size_t max_entries)
 			goto fail;
 		}
 		snprintf(pm->root, sizeof(pm->root), "%s", cgroup_root);
-	} else if (find_cgroup2(pm->root, sizeof(pm->root))) {
+	} else if (cgroup2_find_mount(pm->root, sizeof(pm->root))) {
 		err = ENOENT;
 		goto fail;
 	}

@@ -29,6 +29,11 @@ struct cgroup_ids {
  * -EINVAL for bad input. */
 int cgroup_path_parse(const char *path, size_t len, struct cgroup_ids *out);
 
+/* Where cgroup2 is mounted: /sys/fs/cgroup (pure cgroup2),
+ * /sys/fs/cgroup/unified (hybrid), else the first cgroup2 mount in
+ * /proc/self/mountinfo. Returns 0 with the path in buf, or -ENOENT. */
+int cgroup2_find_mount(char *buf, size_t len);
+
 struct podmeta;
 
 struct podmeta_entry {

@@ -28,6 +28,29 @@ def cgroup2_root():
     return None
 
 
+def make_pod_cgroup(tc, root, qos, uid, cid):
+    """Makes a kubelet-shaped (systemd driver, containerd) cgroup2 path for a
+    pod uid and container id below root; removed when the test ends."""
+    dirs = ["kubepods.slice", "kubepods-%s.slice" % qos,
+            "kubepods-%s-pod%s.slice" % (qos, uid.replace("-", "_")),
+            "cri-containerd-%s.scope" % cid]
+    path, made = root, []
+    for d in dirs:
+        path = os.path.join(path, d)
+        if not os.path.isdir(path):
+            os.mkdir(path)
+            made.append(path)
+
+    def cleanup():
+        for m in reversed(made):
+            try:
+                os.rmdir(m)
+            except OSError:
+                pass
+    tc.addCleanup(cleanup)
+    return path
+
+
 def cgroup_v1_memory_root():
     with open("/proc/self/mountinfo") as f:
         for line in f:

@@ -7,7 +7,7 @@ import subprocess
 import time
 import unittest
 
-from kernel_fixture import cgroup2_root
+from kernel_fixture import cgroup2_root, make_pod_cgroup
 from tapiotest import TAPIO, Tapio, need_root, tmpdir
 
 AGENT = ["agent", "--metrics-addr="]
@@ -221,23 +221,7 @@ class PodMetadata(unittest.TestCase):
         self.assertIsNotNone(root, "no cgroup2 mount")
         uid = "4f6d2a1e-9b3c-4d5e-8f70-a1b2c3d4e5f6"
         cid = "%064x" % (0xC0FFEE + os.getpid())
-        dirs = ["kubepods.slice", "kubepods-besteffort.slice",
-                "kubepods-besteffort-pod%s.slice" % uid.replace("-", "_"),
-                "cri-containerd-%s.scope" % cid]
-        path = root
-        made = []
-        for d in dirs:
-            path = os.path.join(path, d)
-            if not os.path.isdir(path):
-                os.mkdir(path)
-                made.append(path)
-        def cleanup():
-            for m in reversed(made):
-                try:
-                    os.rmdir(m)
-                except OSError:
-                    pass
-        self.addCleanup(cleanup)
+        path = make_pod_cgroup(self, root, "besteffort", uid, cid)
         state = tmpdir(self)
         with Tapio(*AGENT, "--collectors", "kernel", "--events", "process.exec",
                    "--state-dir", state) as t:

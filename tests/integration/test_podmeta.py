@@ -14,7 +14,7 @@ import unittest
 
 import k8s_fixture
 import tapiotest
-from kernel_fixture import cgroup2_root
+from kernel_fixture import cgroup2_root, make_pod_cgroup
 from tapiotest import Tapio
 
 
@@ -38,24 +38,7 @@ class PodNames(unittest.TestCase):
         self.kc = self.fx.kubeconfig(os.path.join(self.dir, "kubeconfig"), token="tok-1")
 
     def make_pod_cgroup(self, uid, cid):
-        dirs = ["kubepods.slice", "kubepods-burstable.slice",
-                "kubepods-burstable-pod%s.slice" % uid.replace("-", "_"),
-                "cri-containerd-%s.scope" % cid]
-        path, made = self.root, []
-        for d in dirs:
-            path = os.path.join(path, d)
-            if not os.path.isdir(path):
-                os.mkdir(path)
-                made.append(path)
-
-        def cleanup():
-            for m in reversed(made):
-                try:
-                    os.rmdir(m)
-                except OSError:
-                    pass
-        self.addCleanup(cleanup)
-        return path
+        return make_pod_cgroup(self, self.root, "burstable", uid, cid)
 
     def exec_in(self, path, marker):
         # The shell moves itself into the cgroup, then execs the marker.
