@@ -46,7 +46,7 @@ LDLIBS  += -lbpf -lelf -lz -lsystemd -lcurl -lcjson -lyaml -lnats -lmicrohttpd -
 # entry point, the rest also links into the unit tests.
 # HELD: sources that wait for modules not merged yet (removed as they land).
 HELD     :=
-LIB_SRCS := $(filter-out user/main.c $(HELD),$(sort $(wildcard user/*.c collectors/*/*.c)))
+LIB_SRCS := $(filter-out user/main.c $(HELD),$(sort $(wildcard user/*/*.c collectors/*/*.c)))
 LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(LIB_SRCS))
 LIB      := $(BUILD)/libtapio.a
 MAIN_OBJ := $(OBJ)/user/main.o
@@ -114,7 +114,7 @@ run: deps
 	$(BUILD)/tapio agent $(ARGS)
 
 format:
-	clang-format -i $(LIB_SRCS) user/main.c $(UNIT_SRCS) $(wildcard user/*.h collectors/*/*.h bpf/*.c bpf/*.h)
+	clang-format -i $(LIB_SRCS) user/main.c $(UNIT_SRCS) $(wildcard user/*/*.h collectors/*/*.h bpf/*.c bpf/*.h)
 
 clean:
 	rm -rf $(BUILD)

@@ -2,7 +2,7 @@
 /* The etcd collector's hot path without the network: a stream of watch
  * responses as etcd 3.4's gateway writes them (one event each, a Kubernetes
  * pod-sized value of about 3 KiB in base64, with prev_kv) is
- *   1. cut by the JSON-object framer (user/watch.c), fed in 16 KiB pieces as
+ *   1. cut by the JSON-object framer (user/http/watch.c), fed in 16 KiB pieces as
  *      libcurl hands them over,
  *   2. then also parsed (etcd_watch_parse) and each event encoded
  *      (etcd_event_json), which is what the collector does per message.
@@ -16,8 +16,8 @@
 #include <time.h>
 
 #include "collectors/etcd/etcd.h"
-#include "strbuf.h"
-#include "watch.h"
+#include "util/strbuf.h"
+#include "http/watch.h"
 
 static uint64_t mono(void)
 {

@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "event.h"
-#include "log.h"
-#include "queue.h"
-#include "sink_nats.h"
-#include "strbuf.h"
+#include "core/event.h"
+#include "util/log.h"
+#include "core/queue.h"
+#include "sink/sink_nats.h"
+#include "util/strbuf.h"
 #include "tests/unit/nats_server.h"
 
 #define N_EVENTS 100000

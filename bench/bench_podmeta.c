@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "podmeta.h"
+#include "enrich/podmeta.h"
 
 #define UID "4f6d2a1e-9b3c-4d5e-8f70-a1b2c3d4e5f6"
 

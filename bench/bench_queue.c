@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Queue throughput: the arena queue (user/queue.c) against a plain
+/* Queue throughput: the arena queue (user/core/queue.c) against a plain
  * mutex + condvar ring given the same records.
  *
  * Each producer thread copies a prepared record of the given size into the
@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "queue.h"
+#include "core/queue.h"
 
 #define QSIZE (16u << 20)
 #define MAX_PRODUCERS 4

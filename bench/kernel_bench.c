@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include "bpf/events.h"
-#include "collector.h"
-#include "kernel.h"
-#include "kernel_decode.h"
-#include "strbuf.h"
+#include "core/collector.h"
+#include "kernel/kernel.h"
+#include "kernel/kernel_decode.h"
+#include "util/strbuf.h"
 
 static double now_s(void)
 {

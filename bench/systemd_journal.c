@@ -16,13 +16,13 @@
 
 #include <systemd/sd-journal.h>
 
-#include "collector.h"
+#include "core/collector.h"
 #include "collectors/systemd/entry.h"
 #include "collectors/systemd/systemd.h"
-#include "config.h"
-#include "event.h"
-#include "queue.h"
-#include "strbuf.h"
+#include "core/config.h"
+#include "core/event.h"
+#include "core/queue.h"
+#include "util/strbuf.h"
 
 #define JOURNAL_REMOTE "/lib/systemd/systemd-journal-remote"
 

@@ -22,7 +22,7 @@
 #define TAPIO_ARGS_MAX 1024    /* exec argv bytes (NUL-separated); more is truncated */
 #define TAPIO_CGROUP_PATH_MAX 512
 
-/* Event types. Equal to enum tapio_type 1..12 in user/event.h. */
+/* Event types. Equal to enum tapio_type 1..12 in user/core/event.h. */
 enum event_type {
 	EVENT_PROCESS_EXEC = 1,
 	EVENT_PROCESS_FORK = 2,

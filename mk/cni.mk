@@ -3,9 +3,9 @@
 
 FUZZ_SECONDS ?= 60
 FUZZ_CNI := $(BUILD)/fuzz/fuzz_cni
-FUZZ_CNI_SRCS := tests/fuzz/fuzz_cni.c collectors/cni/parse.c collectors/cni/tail.c user/strbuf.c
+FUZZ_CNI_SRCS := tests/fuzz/fuzz_cni.c collectors/cni/parse.c collectors/cni/tail.c user/util/strbuf.c
 
-$(FUZZ_CNI): $(FUZZ_CNI_SRCS) collectors/cni/parse.h collectors/cni/tail.h user/strbuf.h
+$(FUZZ_CNI): $(FUZZ_CNI_SRCS) collectors/cni/parse.h collectors/cni/tail.h user/util/strbuf.h
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -I. \

@@ -8,10 +8,10 @@ FUZZ_FLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -I. \
 .PHONY: fuzz-framer fuzz-framer-run
 fuzz-framer: $(BUILD)/fuzz/fuzz_framer
 
-$(BUILD)/fuzz/fuzz_framer: tests/fuzz/fuzz_framer.c user/watch.c user/watch.h
+$(BUILD)/fuzz/fuzz_framer: tests/fuzz/fuzz_framer.c user/http/watch.c user/http/watch.h
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) tests/fuzz/fuzz_framer.c user/watch.c -lcurl -lpthread -o $@
+	$(Q)$(CLANG) $(FUZZ_FLAGS) tests/fuzz/fuzz_framer.c user/http/watch.c -lcurl -lpthread -o $@
 
 fuzz-framer-run: $(BUILD)/fuzz/fuzz_framer
 	$(Q)mkdir -p $(BUILD)/fuzz/corpus-framer
@@ -21,10 +21,10 @@ fuzz-framer-run: $(BUILD)/fuzz/fuzz_framer
 .PHONY: fuzz-etcd-parse fuzz-etcd-parse-run
 fuzz-etcd-parse: $(BUILD)/fuzz/fuzz_etcd_parse
 
-$(BUILD)/fuzz/fuzz_etcd_parse: tests/fuzz/fuzz_etcd_parse.c collectors/etcd/parse.c collectors/etcd/etcd.h user/strbuf.c user/strbuf.h
+$(BUILD)/fuzz/fuzz_etcd_parse: tests/fuzz/fuzz_etcd_parse.c collectors/etcd/parse.c collectors/etcd/etcd.h user/util/strbuf.c user/util/strbuf.h
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_FLAGS) tests/fuzz/fuzz_etcd_parse.c collectors/etcd/parse.c user/strbuf.c -lcjson -o $@
+	$(Q)$(CLANG) $(FUZZ_FLAGS) tests/fuzz/fuzz_etcd_parse.c collectors/etcd/parse.c user/util/strbuf.c -lcjson -o $@
 
 fuzz-etcd-parse-run: $(BUILD)/fuzz/fuzz_etcd_parse
 	$(Q)mkdir -p $(BUILD)/fuzz/corpus-etcd

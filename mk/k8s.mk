@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 K8S_FUZZ_FLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -I. \
                   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 K8S_FUZZ_SRCS := tests/fuzz/fuzz_k8s.c collectors/k8s/k8s_parse.c collectors/k8s/kubeconfig.c \
-                 collectors/k8s/seen.c user/strbuf.c
+                 collectors/k8s/seen.c user/util/strbuf.c
 
 .PHONY: fuzz-k8s fuzz-k8s-run
 fuzz-k8s: $(BUILD)/fuzz/fuzz_k8s

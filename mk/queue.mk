@@ -1,26 +1,26 @@
 # The queue's extra targets.
-#   make tsan-queue         user/queue.c + its unit tests under ThreadSanitizer
+#   make tsan-queue         user/core/queue.c + its unit tests under ThreadSanitizer
 #   make bench-queue-lock   the queue bench with the spinlock reservation variant
 
 TSAN_QUEUE := $(BUILD)/tsan/test_queue
 
 # Criterion does not start under TSan (Snaipe/Criterion#274), so the concurrent
 # tests also build as a plain program: tests/tsan/queue_tsan.c.
-$(TSAN_QUEUE): user/queue.c tests/tsan/queue_tsan.c tests/unit/queue_stress.h user/queue.h
+$(TSAN_QUEUE): user/core/queue.c tests/tsan/queue_tsan.c tests/unit/queue_stress.h user/core/queue.h
 	$(call msg,TSAN,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -fsanitize=thread \
-		user/queue.c tests/tsan/queue_tsan.c -lpthread -o $@
+		user/core/queue.c tests/tsan/queue_tsan.c -lpthread -o $@
 
 .PHONY: tsan-queue bench-queue-lock
 tsan-queue: $(TSAN_QUEUE)
 	$(Q)TSAN_OPTIONS=halt_on_error=1 $(TSAN_QUEUE)
 
-$(BUILD)/bench-lock/bench_queue: user/queue.c bench/bench_queue.c user/queue.h
+$(BUILD)/bench-lock/bench_queue: user/core/queue.c bench/bench_queue.c user/core/queue.h
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -DQUEUE_LOCKED_RESERVE \
-		user/queue.c bench/bench_queue.c -lpthread -o $@
+		user/core/queue.c bench/bench_queue.c -lpthread -o $@
 
 bench-queue-lock: $(BUILD)/bench-lock/bench_queue
 	$(Q)$<
@@ -28,11 +28,11 @@ bench-queue-lock: $(BUILD)/bench-lock/bench_queue
 # podmeta's concurrent use under TSan (event.c and queue.c come along for event_meta_get).
 TSAN_PODMETA := $(BUILD)/tsan/podmeta_tsan
 
-$(TSAN_PODMETA): user/podmeta.c user/event.c user/queue.c tests/tsan/podmeta_tsan.c user/podmeta.h
+$(TSAN_PODMETA): user/enrich/podmeta.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c user/enrich/podmeta.h
 	$(call msg,TSAN,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -fsanitize=thread \
-		user/podmeta.c user/event.c user/queue.c tests/tsan/podmeta_tsan.c -lcjson -lpthread -o $@
+		user/enrich/podmeta.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c -lcjson -lpthread -o $@
 
 .PHONY: tsan-podmeta
 tsan-podmeta: $(TSAN_PODMETA)
@@ -42,11 +42,11 @@ tsan-podmeta: $(TSAN_PODMETA)
 FUZZ_SECONDS ?= 30
 FUZZ_PODMETA := $(BUILD)/fuzz/fuzz_cgroup_path
 
-$(FUZZ_PODMETA): tests/fuzz/fuzz_cgroup_path.c user/podmeta.c user/event.c user/queue.c user/podmeta.h
+$(FUZZ_PODMETA): tests/fuzz/fuzz_cgroup_path.c user/enrich/podmeta.c user/core/event.c user/core/queue.c user/enrich/podmeta.h
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -Iuser -fsanitize=fuzzer,address,undefined \
-		tests/fuzz/fuzz_cgroup_path.c user/podmeta.c user/event.c user/queue.c -lcjson -lpthread -o $@
+		tests/fuzz/fuzz_cgroup_path.c user/enrich/podmeta.c user/core/event.c user/core/queue.c -lcjson -lpthread -o $@
 
 .PHONY: fuzz-podmeta
 fuzz-podmeta: $(FUZZ_PODMETA)

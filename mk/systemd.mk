@@ -5,12 +5,12 @@
 FUZZ_SECONDS ?= 60
 FUZZ_SYSTEMD := $(BUILD)/fuzz/systemd_entry_fuzz
 
-$(FUZZ_SYSTEMD): tests/fuzz/systemd_entry_fuzz.c collectors/systemd/entry.c collectors/systemd/entry.h user/strbuf.c user/strbuf.h
+$(FUZZ_SYSTEMD): tests/fuzz/systemd_entry_fuzz.c collectors/systemd/entry.c collectors/systemd/entry.h user/util/strbuf.c user/util/strbuf.h
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D) $(BUILD)/fuzz/systemd-corpus
 	$(Q)$(CLANG) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -I. \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		tests/fuzz/systemd_entry_fuzz.c collectors/systemd/entry.c user/strbuf.c -lcjson -o $@
+		tests/fuzz/systemd_entry_fuzz.c collectors/systemd/entry.c user/util/strbuf.c -lcjson -o $@
 
 .PHONY: fuzz-systemd
 fuzz-systemd: $(FUZZ_SYSTEMD)

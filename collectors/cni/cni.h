@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "collector.h"
-#include "config.h"
+#include "core/collector.h"
+#include "core/config.h"
 
 /* Log lines longer than this (or than cfg->max_event_size when smaller) are
  * skipped and counted as oversize. */

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "collectors/cni/parse.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 static bool is_ident(unsigned char c)
 {

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "collectors/cni/tail.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 int tail_read(struct tail_file *f, char *buf, size_t cap, size_t line_max, uint64_t budget,
 	      const struct tail_cb *cb, void *ctx)

@@ -20,14 +20,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "collector.h"
+#include "core/collector.h"
 #include "collectors/etcd/etcd.h"
-#include "config.h"
-#include "event.h"
-#include "log.h"
-#include "state.h"
-#include "strbuf.h"
-#include "watch.h"
+#include "core/config.h"
+#include "core/event.h"
+#include "util/log.h"
+#include "core/state.h"
+#include "util/strbuf.h"
+#include "http/watch.h"
 
 #define ETCD_BACKOFF_BASE_MS 800
 #define ETCD_BACKOFF_CAP_MS 30000

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "collectors/etcd/etcd.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 
 /* An int64 field. proto3 leaves zero values out, so a missing field is 0. The

@@ -18,17 +18,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "collector.h"
+#include "core/collector.h"
 #include "collectors/k8s/k8s.h"
 #include "collectors/k8s/k8s_parse.h"
 #include "collectors/k8s/kubeconfig.h"
 #include "collectors/k8s/seen.h"
-#include "config.h"
-#include "event.h"
-#include "log.h"
-#include "state.h"
-#include "strbuf.h"
-#include "watch.h"
+#include "core/config.h"
+#include "core/event.h"
+#include "util/log.h"
+#include "core/state.h"
+#include "util/strbuf.h"
+#include "http/watch.h"
 
 #define K8S_BACKOFF_BASE_MS 800
 #define K8S_BACKOFF_CAP_MS 30000

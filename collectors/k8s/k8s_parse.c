@@ -4,7 +4,7 @@
  * cJSON_ParseWithLengthOpts, which also says where each value ends, so the
  * bytes of "object" (or of each List item) can be handed on untouched. */
 #include "collectors/k8s/k8s_parse.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 
 /* A scalar's value as a C string (libyaml NUL-terminates scalars), or NULL

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 #define SEEN_HEADER "tapio-k8s-seen 1\n"
 

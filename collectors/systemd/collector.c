@@ -33,14 +33,14 @@
 #include <systemd/sd-id128.h>
 #include <systemd/sd-journal.h>
 
-#include "collector.h"
+#include "core/collector.h"
 #include "collectors/systemd/entry.h"
 #include "collectors/systemd/systemd.h"
-#include "config.h"
-#include "event.h"
-#include "state.h"
-#include "strbuf.h"
-#include "watch.h"
+#include "core/config.h"
+#include "core/event.h"
+#include "core/state.h"
+#include "util/strbuf.h"
+#include "http/watch.h"
 
 #define SYSTEMD_DEFAULT_UNITS "kubelet.service,containerd.service,crio.service,docker.service"
 #define SYSTEMD_CURSOR_FILE "systemd.cursor"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "collectors/systemd/entry.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 /* Length of the name part, or -1 when there is no '=' or the name is empty. */
 static long field_name_len(const struct journal_field *f)

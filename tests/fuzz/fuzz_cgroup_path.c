@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "podmeta.h"
+#include "enrich/podmeta.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

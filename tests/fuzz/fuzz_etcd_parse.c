@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "collectors/etcd/etcd.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

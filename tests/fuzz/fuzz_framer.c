@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "watch.h"
+#include "http/watch.h"
 
 struct out {
 	char *buf;

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "collectors/systemd/entry.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
 

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "queue.h"
+#include "core/queue.h"
 
 /* Fills a record with bytes that depend on (tag, seq). */
 static inline void stress_fill(unsigned char *p, size_t len, uint32_t tag, uint32_t seq)

@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "collectors/cni/cni.h"
-#include "event.h"
-#include "queue.h"
+#include "core/event.h"
+#include "core/queue.h"
 
 struct dirs {
 	char root[64];

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "collectors/cni/parse.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 static int line(const char *s, struct cni_meta *m)
 {

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "collectors/cni/tail.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 struct rec {
 	char lines[64][256];

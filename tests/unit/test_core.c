@@ -9,12 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "collector.h"
-#include "event.h"
-#include "format.h"
-#include "queue.h"
-#include "state.h"
-#include "strbuf.h"
+#include "core/collector.h"
+#include "core/event.h"
+#include "sink/format.h"
+#include "core/queue.h"
+#include "core/state.h"
+#include "util/strbuf.h"
 
 static char *json(const char *s, size_t n)
 {

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "config.h"
+#include "core/config.h"
 
 #define MAXDOCS 8
 

@@ -12,11 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "collector.h"
+#include "core/collector.h"
 #include "collectors/etcd/etcd.h"
-#include "config.h"
-#include "state.h"
-#include "strbuf.h"
+#include "core/config.h"
+#include "core/state.h"
+#include "util/strbuf.h"
 
 /* Responses as etcd 3.4.23's gateway wrote them. */
 #define HDR                                                                                        \

@@ -18,13 +18,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "collector.h"
+#include "core/collector.h"
 #include "collectors/etcd/etcd.h"
-#include "config.h"
-#include "event.h"
-#include "queue.h"
-#include "state.h"
-#include "strbuf.h"
+#include "core/config.h"
+#include "core/event.h"
+#include "core/queue.h"
+#include "core/state.h"
+#include "util/strbuf.h"
 
 /* ---- the scripted etcd ---- */
 

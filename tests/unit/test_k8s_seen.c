@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "collectors/k8s/seen.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 Test(k8s_seen, rv_compare)
 {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Unit tests for the kernel event decoder (user/kernel_decode.c): JSON and
+/* Unit tests for the kernel event decoder (user/kernel/kernel_decode.c): JSON and
  * text for every type, escaping of odd bytes, IPv6, truncated argv, and
  * short, unknown and random records. */
 #include <arpa/inet.h>
@@ -13,9 +13,9 @@
 #include <sys/socket.h>
 
 #include "bpf/events.h"
-#include "kernel.h"
-#include "kernel_decode.h"
-#include "strbuf.h"
+#include "kernel/kernel.h"
+#include "kernel/kernel_decode.h"
+#include "util/strbuf.h"
 
 static void header(struct event_header *h, unsigned type)
 {

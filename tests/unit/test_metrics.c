@@ -9,12 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "collector.h"
-#include "event.h"
-#include "metrics.h"
-#include "queue.h"
-#include "sink.h"
-#include "strbuf.h"
+#include "core/collector.h"
+#include "core/event.h"
+#include "metrics/metrics.h"
+#include "core/queue.h"
+#include "sink/sink.h"
+#include "util/strbuf.h"
 
 /* ---- a tiny collector ---- */
 

@@ -8,11 +8,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "event.h"
-#include "log.h"
-#include "queue.h"
-#include "sink_nats.h"
-#include "strbuf.h"
+#include "core/event.h"
+#include "util/log.h"
+#include "core/queue.h"
+#include "sink/sink_nats.h"
+#include "util/strbuf.h"
 #include "nats_server.h"
 
 static void need_server(void)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests for user/podmeta.c: the cgroup path parser on real-world and
+/* Unit tests for user/enrich/podmeta.c: the cgroup path parser on real-world and
  * hostile paths, the caches over a directory tree (resolved by a walk), the
  * k8s pod feed, and, as root, a real kubelet-shaped cgroup2 directory with a
  * process in it. */
@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "event.h"
-#include "podmeta.h"
+#include "core/event.h"
+#include "enrich/podmeta.h"
 
 #define UID "4f6d2a1e-9b3c-4d5e-8f70-a1b2c3d4e5f6"
 #define UID_ "4f6d2a1e_9b3c_4d5e_8f70_a1b2c3d4e5f6"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests for the arena event queue (user/queue.c). */
+/* Unit tests for the arena event queue (user/core/queue.c). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "queue.h"
+#include "core/queue.h"
 
 #define STRESS_CHECK(cond, ...) cr_assert(cond, __VA_ARGS__)
 #include "queue_stress.h"

@@ -13,11 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "collector.h"
+#include "core/collector.h"
 #include "collectors/systemd/systemd.h"
-#include "config.h"
-#include "event.h"
-#include "queue.h"
+#include "core/config.h"
+#include "core/event.h"
+#include "core/queue.h"
 
 #define JOURNAL_REMOTE "/lib/systemd/systemd-journal-remote"
 

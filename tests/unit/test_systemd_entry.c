@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "collectors/systemd/entry.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 #define F(s)                                                                                       \
 	{                                                                                          \

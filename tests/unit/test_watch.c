@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "watch.h"
+#include "http/watch.h"
 
 /* True when the client's connection to 127.0.0.1:port is close-on-exec.
  * (curl's internal wake-up socketpair is curl's own business.) */

@@ -11,7 +11,7 @@
  * results too, so a host process costs one resolution), and pod uid -> name
  * and namespace.
  */
-#include "podmeta.h"
+#include "enrich/podmeta.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -28,7 +28,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include "event.h"
+#include "core/event.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270

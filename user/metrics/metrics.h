@@ -22,7 +22,7 @@ struct sink;
 struct strbuf;
 
 struct metrics_view {
-	struct registry *reg; /* collectors (user/collector.h); may be NULL */
+	struct registry *reg; /* collectors (user/core/collector.h); may be NULL */
 	struct queue *q;      /* queue_stats per source, queue_used, queue_capacity; may be NULL */
 	struct sink
 	    *sink; /* written, acked, failed, retries, counters op, connected; may be NULL */

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 void sb_free(struct strbuf *sb)
 {

@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "event.h"
-#include "state.h"
+#include "core/event.h"
+#include "core/state.h"
 
 int state_mkdir(const char *dir)
 {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The shared watch-stream client: framers (pure functions over a byte stream)
  * and one libcurl request whose body is fed through a framer. */
-#include "watch.h"
+#include "http/watch.h"
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -5,10 +5,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "event.h"
-#include "format.h"
-#include "kernel_decode.h"
-#include "strbuf.h"
+#include "core/event.h"
+#include "sink/format.h"
+#include "kernel/kernel_decode.h"
+#include "util/strbuf.h"
 
 /* Embeds JSON text as it is, except that raw line breaks (which valid JSON can
  * only have as whitespace between tokens) become spaces: one event, one line. */

@@ -15,11 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "event.h"
-#include "format.h"
-#include "log.h"
-#include "sink_nats.h"
-#include "strbuf.h"
+#include "core/event.h"
+#include "sink/format.h"
+#include "util/log.h"
+#include "sink/sink_nats.h"
+#include "util/strbuf.h"
 
 #define MAX_SERVERS 16
 #define ATTEMPT_HDR "Tapio-Attempt"

@@ -2,7 +2,7 @@
 /* The `kernel` collector (see kernel.h): open the embedded skeleton, set the
  * options in rodata, load with a per-program fallback, attach, then a thread
  * that polls the ring buffer and copies each record once into the queue. */
-#include "kernel.h"
+#include "kernel/kernel.h"
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -24,12 +24,12 @@
 #include <unistd.h>
 
 #include "bpf/events.h"
-#include "collector.h"
-#include "kernel_decode.h"
-#include "log.h"
+#include "core/collector.h"
+#include "kernel/kernel_decode.h"
+#include "util/log.h"
 #include "tapio.skel.h"
-#include "podmeta.h"
-#include "strbuf.h"
+#include "enrich/podmeta.h"
+#include "util/strbuf.h"
 
 /* The kernel types are the same numbers on both sides of the ring buffer. */
 _Static_assert((int)EVENT_PROCESS_EXEC == (int)TYPE_PROCESS_EXEC, "process.exec");

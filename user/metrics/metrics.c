@@ -10,13 +10,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "collector.h"
-#include "event.h"
-#include "log.h"
-#include "metrics.h"
-#include "queue.h"
-#include "sink.h"
-#include "strbuf.h"
+#include "core/collector.h"
+#include "core/event.h"
+#include "util/log.h"
+#include "metrics/metrics.h"
+#include "core/queue.h"
+#include "sink/sink.h"
+#include "util/strbuf.h"
 
 static bool sink_is_connected(struct sink *s)
 {

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "collector.h"
+#include "core/collector.h"
 
 struct tapio_event;
 struct sink;

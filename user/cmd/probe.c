@@ -13,9 +13,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "commands.h"
-#include "event.h"
-#include "kernel.h"
+#include "cmd/commands.h"
+#include "core/event.h"
+#include "kernel/kernel.h"
 
 static void types_text(uint64_t types, char *buf, size_t size)
 {

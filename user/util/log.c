@@ -2,7 +2,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
-#include "log.h"
+#include "util/log.h"
 
 static _Atomic(log_fn) hook;
 static atomic_int max_level = TLOG_INFO;

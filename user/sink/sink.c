@@ -7,12 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "event.h"
-#include "format.h"
-#include "sink.h"
-#include "sink_nats.h"
-#include "state.h"
-#include "strbuf.h"
+#include "core/event.h"
+#include "sink/format.h"
+#include "sink/sink.h"
+#include "sink/sink_nats.h"
+#include "core/state.h"
+#include "util/strbuf.h"
 
 #define STREAM_BUF (64 * 1024)
 

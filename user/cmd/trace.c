@@ -14,14 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "collector.h"
-#include "commands.h"
-#include "event.h"
-#include "kernel.h"
-#include "kernel_decode.h"
-#include "queue.h"
-#include "sink.h"
-#include "strbuf.h"
+#include "core/collector.h"
+#include "cmd/commands.h"
+#include "core/event.h"
+#include "kernel/kernel.h"
+#include "kernel/kernel_decode.h"
+#include "core/queue.h"
+#include "sink/sink.h"
+#include "util/strbuf.h"
 
 static volatile sig_atomic_t trace_stop;
 

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "config.h"
-#include "metrics.h"
-#include "strbuf.h"
+#include "core/config.h"
+#include "metrics/metrics.h"
+#include "util/strbuf.h"
 
 enum opt_type { OPT_STR, OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_U64 };
 

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "collector.h"
-#include "log.h"
+#include "core/collector.h"
+#include "util/log.h"
 
 void collector_init(struct collector *c, const struct collector_ops *ops)
 {

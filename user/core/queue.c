@@ -33,7 +33,7 @@
  * make every commit a syscall.
  * the consumer wakes them on release only when there are any.
  */
-#include "queue.h"
+#include "core/queue.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Decoding of kernel event records for the sinks (see kernel_decode.h). */
-#include "kernel_decode.h"
+#include "kernel/kernel_decode.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 
 #include "bpf/events.h"
-#include "strbuf.h"
+#include "util/strbuf.h"
 
 size_t kevent_min_len(unsigned type)
 {

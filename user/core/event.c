@@ -3,8 +3,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "event.h"
-#include "queue.h"
+#include "core/event.h"
+#include "core/queue.h"
 
 static const char *const source_names[SRC__MAX] = {
 	[SRC_KERNEL] = "kernel", [SRC_K8S] = "k8s",   [SRC_SYSTEMD] = "systemd",

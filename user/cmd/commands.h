@@ -4,8 +4,8 @@
 #ifndef TAPIO_COMMANDS_H
 #define TAPIO_COMMANDS_H
 
-int cmd_trace(int argc, char **argv); /* user/trace.c */
-int cmd_probe(int argc, char **argv); /* user/probe.c */
-int cmd_agent(int argc, char **argv); /* user/agent.c */
+int cmd_trace(int argc, char **argv); /* user/cmd/trace.c */
+int cmd_probe(int argc, char **argv); /* user/cmd/probe.c */
+int cmd_agent(int argc, char **argv); /* user/cmd/agent.c */
 
 #endif

@@ -48,8 +48,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "sink.h"
+#include "core/config.h"
+#include "sink/sink.h"
 
 #define SINK_NATS_MAX_ATTEMPTS 10
 

@@ -12,22 +12,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "collector.h"
+#include "core/collector.h"
 #include "collectors/cni/cni.h"
 #include "collectors/etcd/etcd.h"
 #include "collectors/k8s/k8s.h"
 #include "collectors/systemd/systemd.h"
-#include "commands.h"
-#include "config.h"
-#include "event.h"
-#include "kernel.h"
-#include "log.h"
-#include "metrics.h"
-#include "podmeta.h"
-#include "queue.h"
-#include "sink.h"
-#include "strbuf.h"
-#include "watch.h"
+#include "cmd/commands.h"
+#include "core/config.h"
+#include "core/event.h"
+#include "kernel/kernel.h"
+#include "util/log.h"
+#include "metrics/metrics.h"
+#include "enrich/podmeta.h"
+#include "core/queue.h"
+#include "sink/sink.h"
+#include "util/strbuf.h"
+#include "http/watch.h"
 
 static volatile sig_atomic_t stop_requested;
 
