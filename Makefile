@@ -42,14 +42,17 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE \
 LDFLAGS += $(SAN_FLAGS)
 LDLIBS  += -lbpf -lelf -lz -lsystemd -lcurl -lcjson -lyaml -lnats -lmicrohttpd -lpthread -lm
 
-# Every user/*.c and collectors/*/*.c is part of the program; main.c is the
+# Every user/*/*.c, collectors/*.c and collectors/*/*.c is part of the program; main.c is the
 # entry point, the rest also links into the unit tests.
 # HELD: sources that wait for modules not merged yet (removed as they land).
 HELD     :=
-LIB_SRCS := $(filter-out user/main.c $(HELD),$(sort $(wildcard user/*/*.c collectors/*/*.c)))
+LIB_SRCS := $(filter-out user/main.c $(HELD),$(sort $(wildcard user/*/*.c collectors/*.c collectors/*/*.c)))
 LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(LIB_SRCS))
 LIB      := $(BUILD)/libtapio.a
 MAIN_OBJ := $(OBJ)/user/main.o
+# The collector table registers the sources' names at start (a constructor):
+# tests and benchmarks link it whole, not through the archive.
+TABLE_OBJ := $(OBJ)/collectors/table.o
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
@@ -75,12 +78,12 @@ $(BUILD)/tapio: $(MAIN_OBJ) $(LIB_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: $(OBJ)/tests/unit/%.o $(LIB)
+$(BUILD)/tests/%: $(OBJ)/tests/unit/%.o $(TABLE_OBJ) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcriterion -o $@
 
-$(BUILD)/bench/%: $(OBJ)/bench/%.o $(LIB)
+$(BUILD)/bench/%: $(OBJ)/bench/%.o $(TABLE_OBJ) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@

@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "collectors/table.h"
+#include "kernel/kernel_types.h"
 #include "core/event.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "core/queue.h"
 #include "sink/sink_nats.h"
@@ -24,7 +27,7 @@ static void quiet(int level, const char *who, const char *msg)
 
 static int run(struct nats_srv *srv, unsigned inflight, const char *stream, const char *prefix)
 {
-	struct tapio_config cfg = {0};
+	struct nats_options cfg = {0};
 	struct queue *q = queue_new(64u << 20);
 	struct sink *s;
 	char err[200], data[200];
@@ -32,13 +35,12 @@ static int run(struct nats_srv *srv, unsigned inflight, const char *stream, cons
 	uint64_t t0, t1, bytes = 0, eagain = 0;
 	unsigned done = 0;
 
-	cfg.nats_subject_prefix = (char *)prefix;
-	cfg.nats_stream = (char *)stream;
-	cfg.nats_retention = "limits";
-	cfg.nats_max_inflight = inflight;
-	cfg.nats_ack_wait_ms = 30000;
-	cfg.node_name = "bench";
-	s = sink_nats_new(srv->url, &cfg, err, sizeof(err));
+	cfg.subject_prefix = (char *)prefix;
+	cfg.stream = (char *)stream;
+	cfg.retention = "limits";
+	cfg.max_inflight = inflight;
+	cfg.ack_wait_ms = 30000;
+	s = sink_nats_new(srv->url, &cfg, "bench", err, sizeof(err));
 	if (!s || !q) {
 		fprintf(stderr, "bench_nats: %s\n", s ? "queue" : err);
 		return 1;

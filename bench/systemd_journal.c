@@ -16,6 +16,9 @@
 
 #include <systemd/sd-journal.h>
 
+#include "collectors/table.h"
+#include "core/collector.h"
+#include "core/config.h"
 #include "core/collector.h"
 #include "collectors/systemd/entry.h"
 #include "collectors/systemd/systemd.h"
@@ -123,11 +126,11 @@ static void bench_collector(void)
 
 	struct tapio_config cfg;
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.journal_dir = dir;
-	cfg.journal_since = "head";
 	cfg.state_dir = "";
 	cfg.max_event_size = 1 << 20;
-	struct collector *c = systemd_collector_new(&cfg, err, sizeof(err));
+	struct systemd_options so = {.journal_dir = dir, .journal_since = "head"};
+	struct collector_env env = {.cfg = &cfg, .opts = &so, .source = SRC_SYSTEMD};
+	struct collector *c = systemd_collector_new(&env, err, sizeof(err));
 	struct queue *q = queue_new(16u << 20);
 	if (!c || !q) {
 		fprintf(stderr, "setup: %s\n", err);

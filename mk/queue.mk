@@ -28,11 +28,11 @@ bench-queue-lock: $(BUILD)/bench-lock/bench_queue
 # podmeta's concurrent use under TSan (event.c and queue.c come along for event_meta_get).
 TSAN_PODMETA := $(BUILD)/tsan/podmeta_tsan
 
-$(TSAN_PODMETA): user/enrich/podmeta.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c user/enrich/podmeta.h
+$(TSAN_PODMETA): user/enrich/podmeta.c user/util/cgroupfs.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c user/enrich/podmeta.h
 	$(call msg,TSAN,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -fsanitize=thread \
-		user/enrich/podmeta.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c -lcjson -lpthread -o $@
+		user/enrich/podmeta.c user/util/cgroupfs.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c -lcjson -lpthread -o $@
 
 .PHONY: tsan-podmeta
 tsan-podmeta: $(TSAN_PODMETA)
@@ -42,11 +42,11 @@ tsan-podmeta: $(TSAN_PODMETA)
 FUZZ_SECONDS ?= 30
 FUZZ_PODMETA := $(BUILD)/fuzz/fuzz_cgroup_path
 
-$(FUZZ_PODMETA): tests/fuzz/fuzz_cgroup_path.c user/enrich/podmeta.c user/core/event.c user/core/queue.c user/enrich/podmeta.h
+$(FUZZ_PODMETA): tests/fuzz/fuzz_cgroup_path.c user/enrich/podmeta.c user/util/cgroupfs.c user/core/event.c user/core/queue.c user/enrich/podmeta.h
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -Iuser -fsanitize=fuzzer,address,undefined \
-		tests/fuzz/fuzz_cgroup_path.c user/enrich/podmeta.c user/core/event.c user/core/queue.c -lcjson -lpthread -o $@
+		tests/fuzz/fuzz_cgroup_path.c user/enrich/podmeta.c user/util/cgroupfs.c user/core/event.c user/core/queue.c -lcjson -lpthread -o $@
 
 .PHONY: fuzz-podmeta
 fuzz-podmeta: $(FUZZ_PODMETA)

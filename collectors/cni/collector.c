@@ -25,9 +25,13 @@
 #include <unistd.h>
 
 #include "collectors/cni/cni.h"
+#include "core/collector.h"
+#include "core/config.h"
+#include "core/options.h"
 #include "collectors/cni/parse.h"
 #include "collectors/cni/tail.h"
 #include "core/event.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "core/state.h"
 #include "util/strbuf.h"
@@ -165,18 +169,18 @@ static size_t meta_kv(const struct cni_meta *m, const char *op, const char *ip, 
 	return n;
 }
 
-static void emit(struct cni_collector *c, enum tapio_type type, enum tapio_fmt fmt,
+static void emit(struct cni_collector *c, unsigned type, enum tapio_fmt fmt,
 		 const struct cni_meta *m, const char *op, const char *ip, const char *file,
 		 const void *data, size_t len)
 {
 	struct meta_kv kv[12];
 	size_t n = meta_kv(m, op, ip, file, kv);
-	int rc = event_emit(c->q, SRC_CNI, type, fmt, now_ns(), kv, n, data, len);
+	int rc = event_emit(c->q, c->base.source, type, fmt, now_ns(), kv, n, data, len);
 	collector_count_emit(&c->base, rc);
 }
 
 /* data {"name":..,"path":..} for netns events and deletions. */
-static void emit_name_path(struct cni_collector *c, enum tapio_type type, const struct cni_meta *m,
+static void emit_name_path(struct cni_collector *c, unsigned type, const struct cni_meta *m,
 			   const char *op, const char *ip, const char *name, const char *path)
 {
 	sb_reset(&c->sb2);
@@ -1671,18 +1675,46 @@ static const char *or_default(const char *v, const char *def)
 	return v && *v ? v : def;
 }
 
-struct collector *cni_collector_new(const struct tapio_config *cfg, char *err, size_t errlen)
+#define CO(n, t, f, d, h) OPT_ENTRY(struct cni_options, n, t, f, d, h)
+
+static const struct opt cni_opt_table[] = {
+	CO("cni-log-dirs", OPT_STR, log_dirs, DEFAULT_LOG_DIRS, "comma list of CNI log directories"),
+	CO("netns-dir", OPT_STR, netns_dir, DEFAULT_NETNS_DIR, "network namespace directory"),
+	CO("cni-state-dir", OPT_STR, state_dir, DEFAULT_CNI_STATE_DIR,
+	   "CNI state: results/ and networks/ below it"),
+};
+
+const struct opt_group cni_options_group = OPT_GROUP("cni", struct cni_options, cni_opt_table, NULL);
+
+static const char *const cni_type_names[CNI_NTYPES] = {
+	[TYPE_CNI_LOG] = "cni.log",
+	[TYPE_CNI_NETNS] = "cni.netns",
+	[TYPE_CNI_RESULT] = "cni.result",
+	[TYPE_CNI_IPAM] = "cni.ipam",
+};
+
+const struct source_desc cni_source = {
+	.name = "cni",
+	.types = cni_type_names,
+	.ntypes = CNI_NTYPES,
+};
+
+static const struct cni_options cni_defaults = {NULL, NULL, NULL};
+
+struct collector *cni_collector_new(const struct collector_env *env, char *err, size_t errlen)
 {
+	const struct tapio_config *cfg = env ? env->cfg : NULL;
+	const struct cni_options *o = env && env->opts ? env->opts : &cni_defaults;
 	struct cni_collector *c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, errlen, "cni: out of memory");
 		errno = ENOMEM;
 		return NULL;
 	}
-	collector_init(&c->base, &cni_ops);
+	collector_init(&c->base, &cni_ops, env ? env->source : 0);
 	c->ifd = -1;
 	int e = EINVAL;
-	const char *dirs = cfg && cfg->cni_log_dirs ? cfg->cni_log_dirs : DEFAULT_LOG_DIRS;
+	const char *dirs = o->log_dirs ? o->log_dirs : DEFAULT_LOG_DIRS;
 	char *list = strdup(dirs);
 	if (!list)
 		goto nomem;
@@ -1717,12 +1749,12 @@ struct collector *cni_collector_new(const struct tapio_config *cfg, char *err, s
 		c->log_dirs[c->nlog++] = p;
 	}
 	free(list);
-	c->netns_dir = clean_path(or_default(cfg ? cfg->netns_dir : NULL, DEFAULT_NETNS_DIR),
+	c->netns_dir = clean_path(or_default(o->netns_dir, DEFAULT_NETNS_DIR),
 				  "--netns-dir", err, errlen);
 	if (!c->netns_dir)
 		goto fail;
 	c->cni_state_dir =
-	    clean_path(or_default(cfg ? cfg->cni_state_dir : NULL, DEFAULT_CNI_STATE_DIR),
+	    clean_path(or_default(o->state_dir, DEFAULT_CNI_STATE_DIR),
 		       "--cni-state-dir", err, errlen);
 	if (!c->cni_state_dir)
 		goto fail;
@@ -1762,10 +1794,11 @@ fail:
 	return NULL;
 }
 
-bool cni_collector_available(const struct tapio_config *cfg)
+bool cni_collector_available(const struct collector_env *env)
 {
+	const struct cni_options *o = env && env->opts ? env->opts : &cni_defaults;
 	struct stat st;
-	const char *dirs = cfg && cfg->cni_log_dirs ? cfg->cni_log_dirs : DEFAULT_LOG_DIRS;
+	const char *dirs = o->log_dirs ? o->log_dirs : DEFAULT_LOG_DIRS;
 	char *list = strdup(dirs);
 	if (list) {
 		char *save = NULL;
@@ -1778,8 +1811,8 @@ bool cni_collector_available(const struct tapio_config *cfg)
 		}
 		free(list);
 	}
-	const char *ns = or_default(cfg ? cfg->netns_dir : NULL, DEFAULT_NETNS_DIR);
-	const char *cs = or_default(cfg ? cfg->cni_state_dir : NULL, DEFAULT_CNI_STATE_DIR);
+	const char *ns = or_default(o->netns_dir, DEFAULT_NETNS_DIR);
+	const char *cs = or_default(o->state_dir, DEFAULT_CNI_STATE_DIR);
 	return (stat(ns, &st) == 0 && S_ISDIR(st.st_mode)) ||
 	       (stat(cs, &st) == 0 && S_ISDIR(st.st_mode));
 }

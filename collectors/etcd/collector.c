@@ -23,10 +23,13 @@
 #include "core/collector.h"
 #include "collectors/etcd/etcd.h"
 #include "core/config.h"
+#include "core/options.h"
 #include "core/event.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "core/state.h"
 #include "util/strbuf.h"
+#include "util/strlist.h"
 #include "http/watch.h"
 
 #define ETCD_BACKOFF_BASE_MS 800
@@ -89,9 +92,34 @@ static inline struct etcd_collector *to_etcd(struct collector *c)
 	return (struct etcd_collector *)c;
 }
 
-bool etcd_collector_available(const struct tapio_config *cfg)
+#define EO(n, t, f, d, h) OPT_ENTRY(struct etcd_options, n, t, f, d, h)
+
+static const struct opt etcd_opt_table[] = {
+	EO("etcd-endpoints", OPT_STR, endpoints, "", "comma list of etcd URLs"),
+	EO("etcd-prefix", OPT_STR, prefix, "/registry/", "key prefix to watch"),
+	EO("etcd-cacert", OPT_STR, cacert, "", "CA bundle for etcd"),
+	EO("etcd-cert", OPT_STR, cert, "", "client certificate for etcd"),
+	EO("etcd-key", OPT_STR, key, "", "client key for etcd"),
+};
+
+const struct opt_group etcd_options_group =
+	OPT_GROUP("etcd", struct etcd_options, etcd_opt_table, NULL);
+
+static const char *const etcd_type_names[ETCD_NTYPES] = {
+	[TYPE_ETCD_WATCH] = "etcd.watch",
+	[TYPE_ETCD_COMPACTED] = "etcd.compacted",
+};
+
+const struct source_desc etcd_source = {
+	.name = "etcd",
+	.types = etcd_type_names,
+	.ntypes = ETCD_NTYPES,
+};
+
+bool etcd_collector_available(const struct collector_env *env)
 {
-	return cfg && cfg->etcd_endpoints && *cfg->etcd_endpoints;
+	const struct etcd_options *o = env->opts;
+	return o && o->endpoints && *o->endpoints;
 }
 
 /* collector_error() for messages that can come once per event: one a second
@@ -181,7 +209,7 @@ static int emit_event(struct etcd_collector *e, const struct etcd_event *ev)
 	    {"resource_type", rtype[0] ? rtype : NULL},
 	    {"revision", rev},
 	};
-	int rc = event_emit(e->q, SRC_ETCD, TYPE_ETCD_WATCH, FMT_JSON, now_ns(), kv, 4, e->data.buf,
+	int rc = event_emit(e->q, e->base.source, TYPE_ETCD_WATCH, FMT_JSON, now_ns(), kv, 4, e->data.buf,
 			    e->data.len);
 	collector_count_emit_resumable(c, rc);
 	if (rc == -E2BIG) {
@@ -276,7 +304,7 @@ static void handle_compacted(struct etcd_collector *e, const struct etcd_watch_r
 		snprintf(rev, sizeof(rev), "%" PRId64, r->compact_rev);
 		struct meta_kv kv[] = {{"operation", "COMPACTED"}, {"revision", rev}};
 		int rc = sb.err ? sb.err
-				: event_emit(e->q, SRC_ETCD, TYPE_ETCD_COMPACTED, FMT_JSON,
+				: event_emit(e->q, e->base.source, TYPE_ETCD_COMPACTED, FMT_JSON,
 					     now_ns(), kv, 2, sb.buf, sb.len);
 		sb_free(&sb);
 		collector_count_emit_resumable(c, rc);
@@ -550,8 +578,10 @@ static int check_file(const char *flag, const char *path, char *err, size_t errl
 	return 0;
 }
 
-struct collector *etcd_collector_new(const struct tapio_config *cfg, char *err, size_t errlen)
+struct collector *etcd_collector_new(const struct collector_env *env, char *err, size_t errlen)
 {
+	const struct tapio_config *cfg = env->cfg;
+	const struct etcd_options *o = env->opts;
 	struct etcd_collector *e = calloc(1, sizeof(*e));
 	int rc = -ENOMEM;
 
@@ -560,10 +590,10 @@ struct collector *etcd_collector_new(const struct tapio_config *cfg, char *err, 
 		errno = ENOMEM;
 		return NULL;
 	}
-	collector_init(&e->base, &etcd_ops);
+	collector_init(&e->base, &etcd_ops, env->source);
 	cursor_init(&e->cur, cfg->state_dir, ETCD_CURSOR_FILE, CURSOR_DEFAULT_INTERVAL_MS);
 
-	if (strlist_split(&e->endpoints, cfg->etcd_endpoints))
+	if (strlist_split(&e->endpoints, o->endpoints))
 		goto fail_nomem;
 	if (e->endpoints.n == 0) {
 		snprintf(err, errlen,
@@ -593,7 +623,7 @@ struct collector *etcd_collector_new(const struct tapio_config *cfg, char *err, 
 	if (!e->beta)
 		goto fail_nomem;
 
-	const char *prefix = cfg->etcd_prefix ? cfg->etcd_prefix : "/registry/";
+	const char *prefix = o->prefix ? o->prefix : "/registry/";
 	e->prefix_len = strlen(prefix);
 	if (e->prefix_len > 4000) {
 		snprintf(err, errlen, "etcd-prefix: longer than 4000 bytes");
@@ -604,12 +634,12 @@ struct collector *etcd_collector_new(const struct tapio_config *cfg, char *err, 
 	if (!e->prefix)
 		goto fail_nomem;
 
-	e->cacert = dup_opt(cfg->etcd_cacert);
-	e->cert = dup_opt(cfg->etcd_cert);
-	e->key = dup_opt(cfg->etcd_key);
-	if ((cfg->etcd_cacert && *cfg->etcd_cacert && !e->cacert) ||
-	    (cfg->etcd_cert && *cfg->etcd_cert && !e->cert) ||
-	    (cfg->etcd_key && *cfg->etcd_key && !e->key))
+	e->cacert = dup_opt(o->cacert);
+	e->cert = dup_opt(o->cert);
+	e->key = dup_opt(o->key);
+	if ((o->cacert && *o->cacert && !e->cacert) ||
+	    (o->cert && *o->cert && !e->cert) ||
+	    (o->key && *o->key && !e->key))
 		goto fail_nomem;
 	if (!e->cert != !e->key) {
 		snprintf(err, errlen, "etcd-cert and etcd-key: give both or neither");

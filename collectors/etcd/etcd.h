@@ -12,13 +12,29 @@
 #include <stdint.h>
 
 struct collector;
-struct tapio_config;
+struct collector_env;
+struct opt_group;
+struct source_desc;
 struct strbuf;
 
-/* Returns NULL with errno and a one-line reason in err for a bad config. */
-struct collector *etcd_collector_new(const struct tapio_config *cfg, char *err, size_t errlen);
-/* True when the config names etcd endpoints (the agent's auto-selection). */
-bool etcd_collector_available(const struct tapio_config *cfg);
+enum etcd_type { TYPE_ETCD_WATCH = 1, TYPE_ETCD_COMPACTED, ETCD_NTYPES };
+
+/* The collector's options (--etcd-*). */
+struct etcd_options {
+	char *endpoints; /* comma list of etcd URLs */
+	char *prefix;    /* key prefix to watch */
+	char *cacert;
+	char *cert;
+	char *key;
+};
+extern const struct opt_group etcd_options_group;
+extern const struct source_desc etcd_source;
+
+/* env->opts is a struct etcd_options. Returns NULL with errno and a one-line
+ * reason in err for a bad config. */
+struct collector *etcd_collector_new(const struct collector_env *env, char *err, size_t errlen);
+/* True when the options name etcd endpoints (the agent's auto-selection). */
+bool etcd_collector_available(const struct collector_env *env);
 
 /* ---- the watch-response parser ---- */
 

@@ -24,7 +24,9 @@
 #include "collectors/k8s/kubeconfig.h"
 #include "collectors/k8s/seen.h"
 #include "core/config.h"
+#include "core/options.h"
 #include "core/event.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "core/state.h"
 #include "util/strbuf.h"
@@ -92,6 +94,7 @@ struct k8s_res {
 struct k8s {
 	struct collector base;
 	struct queue *q;
+	const struct collector_hooks *hooks; /* pod_update for the pod cache */
 	atomic_bool stop;
 	char *server;
 	char *source; /* "kubeconfig FILE (context C)" or "in-cluster" */
@@ -259,6 +262,18 @@ static void log_parse_error(struct k8s_res *r, const char *what, const char *why
 				r->def->name, what, k->server, why, (unsigned long long)n);
 }
 
+/* Tells the pod metadata cache of a pod event. */
+static void pod_hook(struct k8s *k, const struct k8s_res *r, const char *type,
+		     const struct k8s_objmeta *m)
+{
+	const struct collector_hooks *h = k->hooks;
+	if (!h || !h->pod_update || strcmp(r->def->name, "pods") || !m->uid[0] || !m->name[0])
+		return;
+	bool deleted = !strcmp(type, "DELETED");
+	if (deleted || !strcmp(type, "ADDED") || !strcmp(type, "MODIFIED"))
+		h->pod_update(h->ctx, m->uid, m->ns, m->name, deleted);
+}
+
 /* Emits one object. Returns 0 when it was passed on (or refused for good and
  * counted, e.g. too big for the queue), 1 when it was skipped as malformed,
  * -EAGAIN when the queue stayed full (the caller resumes from its cursor),
@@ -288,7 +303,8 @@ static int emit(struct k8s_res *r, const char *type, const char *obj, size_t len
 	    {"name", m->name},	{"resource_version", m->rv}, {"uid", m->uid},
 	    {"origin", origin},
 	};
-	int rc = event_emit(k->q, SRC_K8S, TYPE_K8S_WATCH, FMT_JSON, now_ns(), kv,
+	pod_hook(k, r, type, m);
+	int rc = event_emit(k->q, k->base.source, TYPE_K8S_WATCH, FMT_JSON, now_ns(), kv,
 			    sizeof(kv) / sizeof(kv[0]), obj, len);
 	if (strip) {
 		explicit_bzero(strip, sl);
@@ -892,12 +908,12 @@ static const struct collector_ops k8s_ops = {
 /* The kubeconfig path to use, or NULL for in-cluster / none. malloc'd.
  * The order is controller-runtime's: --k8s-kubeconfig, KUBECONFIG, in-cluster,
  * ~/.kube/config. */
-static char *kubeconfig_path(const struct tapio_config *cfg, bool *explicit_)
+static char *kubeconfig_path(const struct k8s_options *o, bool *explicit_)
 {
 	*explicit_ = false;
-	if (cfg && cfg->k8s_kubeconfig && *cfg->k8s_kubeconfig) {
+	if (o && o->kubeconfig && *o->kubeconfig) {
 		*explicit_ = true;
-		return strdup(cfg->k8s_kubeconfig);
+		return strdup(o->kubeconfig);
 	}
 	const char *kc = getenv("KUBECONFIG");
 	if (kc && *kc) {
@@ -919,10 +935,30 @@ static char *kubeconfig_path(const struct tapio_config *cfg, bool *explicit_)
 	return p;
 }
 
-bool k8s_collector_available(const struct tapio_config *cfg)
+#define KO(n, t, f, d, h) OPT_ENTRY(struct k8s_options, n, t, f, d, h)
+
+static const struct opt k8s_opt_table[] = {
+	KO("k8s-kubeconfig", OPT_STR, kubeconfig, "",
+	   "kubeconfig file (else KUBECONFIG, else in-cluster)"),
+	KO("k8s-resources", OPT_STR, resources, "",
+	   "comma list of resources to watch, empty = the default set"),
+	KO("k8s-insecure", OPT_BOOL, insecure, "false", "do not verify the API server's certificate"),
+};
+
+const struct opt_group k8s_options_group = OPT_GROUP("k8s", struct k8s_options, k8s_opt_table, NULL);
+
+static const char *const k8s_type_names[K8S_NTYPES] = {[TYPE_K8S_WATCH] = "k8s.watch"};
+
+const struct source_desc k8s_source = {
+	.name = "k8s",
+	.types = k8s_type_names,
+	.ntypes = K8S_NTYPES,
+};
+
+bool k8s_collector_available(const struct collector_env *env)
 {
 	bool ex;
-	char *p = kubeconfig_path(cfg, &ex);
+	char *p = kubeconfig_path(env->opts, &ex);
 	if (p) {
 		bool ok = ex || access(p, R_OK) == 0;
 		free(p);
@@ -939,7 +975,7 @@ static bool loopback_url(const char *u)
 	return !strncmp(h, "127.", 4) || !strncmp(h, "localhost", 9) || !strncmp(h, "[::1]", 5);
 }
 
-static int from_kubeconfig(struct k8s *k, const struct tapio_config *cfg, const char *path,
+static int from_kubeconfig(struct k8s *k, const struct k8s_options *o, const char *path,
 			   char *err, size_t errlen)
 {
 	size_t len = 0;
@@ -976,7 +1012,7 @@ static int from_kubeconfig(struct k8s *k, const struct tapio_config *cfg, const 
 	k->key_pem = kc.key_pem, kc.key_pem = NULL;
 	k->token = kc.token, kc.token = NULL;
 	k->token_file = kc.token_file, kc.token_file = NULL;
-	if (kc.insecure_skip_tls_verify && !cfg->k8s_insecure)
+	if (kc.insecure_skip_tls_verify && !o->insecure)
 		tlog(TLOG_WARN, "k8s",
 		     "%s: insecure-skip-tls-verify is ignored: TLS verification stays on unless "
 		     "--k8s-insecure is given",
@@ -1067,8 +1103,10 @@ static int add_resources(struct k8s *k, const char *list, char *err, size_t errl
 	return rc;
 }
 
-struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, size_t errlen)
+struct collector *k8s_collector_new(const struct collector_env *env, char *err, size_t errlen)
 {
+	const struct tapio_config *cfg = env->cfg;
+	const struct k8s_options *o = env->opts;
 	struct k8s *k = calloc(1, sizeof(*k));
 	int rc;
 	if (!k) {
@@ -1076,7 +1114,8 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 		err_printf(err, errlen, "out of memory");
 		return NULL;
 	}
-	collector_init(&k->base, &k8s_ops);
+	collector_init(&k->base, &k8s_ops, env->source);
+	k->hooks = env->hooks;
 	pthread_mutex_init(&k->tok_lock, NULL);
 	atomic_init(&k->stop, false);
 	k->max_msg = cfg->max_event_size ? cfg->max_event_size : (16u << 20);
@@ -1086,9 +1125,9 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 	}
 
 	bool ex;
-	char *path = kubeconfig_path(cfg, &ex);
+	char *path = kubeconfig_path(o, &ex);
 	if (path) {
-		rc = from_kubeconfig(k, cfg, path, err, errlen);
+		rc = from_kubeconfig(k, o, path, err, errlen);
 		free(path);
 	} else if (getenv("KUBERNETES_SERVICE_HOST") && *getenv("KUBERNETES_SERVICE_HOST")) {
 		rc = in_cluster(k, err, errlen);
@@ -1137,7 +1176,7 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 	    .cert_pem = k->cert_pem,
 	    .key_file = k->key_file,
 	    .key_pem = k->key_pem,
-	    .insecure = cfg->k8s_insecure,
+	    .insecure = o->insecure,
 	};
 	if (cfg->node_name && *cfg->node_name) {
 		struct strbuf sb = STRBUF_INIT;
@@ -1153,7 +1192,7 @@ struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, s
 		}
 		k->node_sel = enc.buf;
 	}
-	rc = add_resources(k, cfg->k8s_resources, err, errlen);
+	rc = add_resources(k, o->resources, err, errlen);
 	if (rc)
 		goto fail;
 	return &k->base;

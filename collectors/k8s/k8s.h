@@ -8,18 +8,33 @@
 #include <stddef.h>
 
 struct collector;
-struct tapio_config;
+struct collector_env;
+struct opt_group;
+struct source_desc;
+
+enum k8s_type { TYPE_K8S_WATCH = 1, K8S_NTYPES };
+
+/* The collector's options (--k8s-*). */
+struct k8s_options {
+	char *kubeconfig; /* kubeconfig file (else KUBECONFIG, else in-cluster) */
+	char *resources;  /* comma list, "" = the default set */
+	bool insecure;    /* skip TLS verification (explicit only) */
+};
+extern const struct opt_group k8s_options_group;
+extern const struct source_desc k8s_source;
 
 /* Returns a new collector (destroy with collector_destroy), or NULL with errno
  * set and a one-line reason naming the source in err: EINVAL for a bad
  * config (unknown resource, bad kubeconfig, plain-http token), ENOENT when no
  * cluster connection is configured or a file is missing, ENOTSUP for
  * credential plugins, ENOMEM. */
-struct collector *k8s_collector_new(const struct tapio_config *cfg, char *err, size_t errlen);
+/* env->opts is a struct k8s_options; env->hooks->pod_update (optional) hears
+ * of every pod event. */
+struct collector *k8s_collector_new(const struct collector_env *env, char *err, size_t errlen);
 
 /* True when in-cluster env (KUBERNETES_SERVICE_HOST) or a kubeconfig
- * (cfg->k8s_kubeconfig / KUBECONFIG / ~/.kube/config) is present. */
-bool k8s_collector_available(const struct tapio_config *cfg);
+ * (--k8s-kubeconfig / KUBECONFIG / ~/.kube/config) is present. */
+bool k8s_collector_available(const struct collector_env *env);
 
 /* The serviceaccount directory used in-cluster; TAPIO_K8S_SA_DIR overrides
  * it (for tests). */

@@ -37,9 +37,12 @@
 #include "collectors/systemd/entry.h"
 #include "collectors/systemd/systemd.h"
 #include "core/config.h"
+#include "core/options.h"
 #include "core/event.h"
 #include "core/state.h"
+#include "util/clock.h"
 #include "util/strbuf.h"
+#include "util/strlist.h"
 #include "http/watch.h"
 
 #define SYSTEMD_DEFAULT_UNITS "kubelet.service,containerd.service,crio.service,docker.service"
@@ -63,11 +66,6 @@ struct seen_file {
 	bool present; /* found by the current scan */
 };
 
-/* Per-kind report limiter: at most one message per ERR_INTERVAL_NS. */
-struct ratelimit {
-	uint64_t last_ns;
-	uint64_t suppressed;
-};
 
 struct systemd_collector {
 	struct collector base;
@@ -121,32 +119,9 @@ static bool stopping(struct systemd_collector *s)
 	return atomic_load_explicit(&s->stop, memory_order_acquire);
 }
 
-/* Reports through collector_error() unless the same kind was reported in the
- * last ERR_INTERVAL_NS; the next report says how many were held back. */
-static void __attribute__((format(printf, 3, 4)))
-report(struct systemd_collector *s, struct ratelimit *rl, const char *fmt, ...)
-{
-	char msg[384];
-	va_list ap;
-	uint64_t now = mono_ns();
-
-	if (rl && rl->last_ns && now - rl->last_ns < ERR_INTERVAL_NS) {
-		rl->suppressed++;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (rl && rl->suppressed) {
-		collector_error(&s->base, "%s (%" PRIu64 " more like it not shown)", msg,
-				rl->suppressed);
-		rl->suppressed = 0;
-	} else {
-		collector_error(&s->base, "%s", msg);
-	}
-	if (rl)
-		rl->last_ns = now;
-}
+/* Reports through collector_report(): rl NULL reports always, else at most
+ * once per ERR_INTERVAL_NS per kind. */
+#define report(s, rl, ...) collector_report(&(s)->base, (rl), __VA_ARGS__)
 
 /* Waits up to ms on the stop eventfd. Returns true when stopping. */
 static bool sleep_ms(struct systemd_collector *s, int ms)
@@ -263,9 +238,34 @@ static bool looks_like_os_root(const char *dir)
 	return false;
 }
 
-bool systemd_collector_available(const struct tapio_config *cfg)
+#define SO(n, t, f, d, h) OPT_ENTRY(struct systemd_options, n, t, f, d, h)
+
+static const struct opt systemd_opt_table[] = {
+	SO("journal-dir", OPT_STR, journal_dir, "", "journal directory, empty = the local journal"),
+	SO("journal-units", OPT_STR, journal_units,
+	   "kubelet.service,containerd.service,crio.service,docker.service",
+	   "comma list of units to follow"),
+	SO("journal-since", OPT_STR, journal_since, "now",
+	   "first start without a cursor: now | head | a journal cursor"),
+};
+
+const struct opt_group systemd_options_group =
+	OPT_GROUP("systemd", struct systemd_options, systemd_opt_table, NULL);
+
+static const char *const systemd_type_names[SYSTEMD_NTYPES] = {
+	[TYPE_SYSTEMD_JOURNAL] = "systemd.journal",
+};
+
+const struct source_desc systemd_source = {
+	.name = "systemd",
+	.types = systemd_type_names,
+	.ntypes = SYSTEMD_NTYPES,
+};
+
+bool systemd_collector_available(const struct collector_env *env)
 {
-	const char *dir = cfg && cfg->journal_dir ? cfg->journal_dir : "";
+	const struct systemd_options *o = env->opts;
+	const char *dir = o && o->journal_dir ? o->journal_dir : "";
 
 	if (*dir)
 		return is_dir(dir);
@@ -738,7 +738,7 @@ static int handle_entry(struct systemd_collector *s)
 	};
 
 	for (;;) {
-		r = event_emit(s->q, SRC_SYSTEMD, TYPE_SYSTEMD_JOURNAL, FMT_JSON, rt * 1000ull, kv,
+		r = event_emit(s->q, s->base.source, TYPE_SYSTEMD_JOURNAL, FMT_JSON, rt * 1000ull, kv,
 			       sizeof(kv) / sizeof(kv[0]), s->json.buf, s->json.len);
 		if (r == 0) {
 			collector_count_emit(&s->base, 0);
@@ -1024,12 +1024,14 @@ static const struct collector_ops systemd_ops = {
     .counters = systemd_counters,
 };
 
-struct collector *systemd_collector_new(const struct tapio_config *cfg, char *err, size_t errlen)
+struct collector *systemd_collector_new(const struct collector_env *env, char *err, size_t errlen)
 {
+	const struct tapio_config *cfg = env->cfg;
+	const struct systemd_options *o = env->opts;
 	struct systemd_collector *s;
-	const char *dir = cfg->journal_dir ? cfg->journal_dir : "";
-	const char *units = cfg->journal_units ? cfg->journal_units : SYSTEMD_DEFAULT_UNITS;
-	const char *since = cfg->journal_since && *cfg->journal_since ? cfg->journal_since : "now";
+	const char *dir = o->journal_dir ? o->journal_dir : "";
+	const char *units = o->journal_units ? o->journal_units : SYSTEMD_DEFAULT_UNITS;
+	const char *since = o->journal_since && *o->journal_since ? o->journal_since : "now";
 	int e = EINVAL;
 
 	if (errlen)
@@ -1040,7 +1042,8 @@ struct collector *systemd_collector_new(const struct tapio_config *cfg, char *er
 		errno = ENOMEM;
 		return NULL;
 	}
-	collector_init(&s->base, &systemd_ops);
+	collector_init(&s->base, &systemd_ops, env->source);
+	s->rl_read.interval_ns = s->rl_entry.interval_ns = s->rl_emit.interval_ns = ERR_INTERVAL_NS;
 	s->stop_fd = -1;
 	cursor_init(&s->cur, cfg->state_dir, SYSTEMD_CURSOR_FILE, CURSOR_DEFAULT_INTERVAL_MS);
 

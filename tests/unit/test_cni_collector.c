@@ -4,6 +4,7 @@
  * files, a real queue with no consumer). */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,9 @@
 #include <unistd.h>
 
 #include "collectors/cni/cni.h"
+#include "collectors/table.h"
+#include "core/collector.h"
+#include "core/config.h"
 #include "core/event.h"
 #include "core/queue.h"
 
@@ -38,23 +42,36 @@ static void rmdirs(struct dirs *d)
 	cr_assert_eq(system(cmd), 0);
 }
 
-static struct tapio_config cfg_for(struct dirs *d)
+/* The agent's options and the collector's, as a constructor gets them. */
+struct tcfg {
+	struct tapio_config base;
+	struct cni_options o;
+	struct collector_env env;
+};
+
+static const struct collector_env *env_of(struct tcfg *c)
 {
-	struct tapio_config c;
+	c->env = (struct collector_env){.cfg = &c->base, .opts = &c->o, .source = SRC_CNI};
+	return &c->env;
+}
+
+static struct tcfg cfg_for(struct dirs *d)
+{
+	struct tcfg c;
 	memset(&c, 0, sizeof(c));
-	c.cni_log_dirs = d->log;
-	c.netns_dir = d->netns;
-	c.cni_state_dir = d->cni;
-	c.state_dir = d->state;
-	c.max_event_size = 1 << 20;
+	c.o.log_dirs = d->log;
+	c.o.netns_dir = d->netns;
+	c.o.state_dir = d->cni;
+	c.base.state_dir = d->state;
+	c.base.max_event_size = 1 << 20;
 	return c;
 }
 
-static void bad_config(struct tapio_config *c, const char *want)
+static void bad_config(struct tcfg *c, const char *want)
 {
 	char err[256] = "";
 	errno = 0;
-	struct collector *col = cni_collector_new(c, err, sizeof(err));
+	struct collector *col = cni_collector_new(env_of(c), err, sizeof(err));
 	cr_assert_null(col);
 	cr_assert_eq(errno, EINVAL);
 	cr_assert(strstr(err, want), "error '%s' should mention '%s'", err, want);
@@ -64,36 +81,36 @@ Test(cni_collector, bad_config_names_the_flag)
 {
 	struct dirs d;
 	mkdirs(&d);
-	struct tapio_config c = cfg_for(&d);
-	c.cni_log_dirs = "/ok, relative/dir";
+	struct tcfg c = cfg_for(&d);
+	c.o.log_dirs = "/ok, relative/dir";
 	bad_config(&c, "--cni-log-dirs: 'relative/dir' is not an absolute path");
-	c.cni_log_dirs = "/var/log/../etc";
+	c.o.log_dirs = "/var/log/../etc";
 	bad_config(&c, "--cni-log-dirs");
 	c = cfg_for(&d);
-	c.netns_dir = "netns";
+	c.o.netns_dir = "netns";
 	bad_config(&c, "--netns-dir");
 	c = cfg_for(&d);
-	c.cni_state_dir = "/a//b";
+	c.o.state_dir = "/a//b";
 	bad_config(&c, "--cni-state-dir");
 	c = cfg_for(&d);
-	c.max_event_size = 100;
+	c.base.max_event_size = 100;
 	bad_config(&c, "--max-event-size");
 	rmdirs(&d);
 }
 
 Test(cni_collector, defaults_and_lists)
 {
-	struct tapio_config c;
+	struct tcfg c;
 	memset(&c, 0, sizeof(c));
 	char err[256] = "";
-	struct collector *col = cni_collector_new(&c, err, sizeof(err));
+	struct collector *col = cni_collector_new(env_of(&c), err, sizeof(err));
 	cr_assert_not_null(col, "%s", err);
 	cr_assert_str_eq(collector_name(col), "cni");
 	cr_assert(!collector_healthy(col)); /* not started */
 	collector_stop(col);		    /* safe unstarted */
 	collector_destroy(col);
-	c.cni_log_dirs = " /a/ , ,/b,/a "; /* trimmed, empty items and duplicates left out */
-	col = cni_collector_new(&c, err, sizeof(err));
+	c.o.log_dirs = " /a/ , ,/b,/a "; /* trimmed, empty items and duplicates left out */
+	col = cni_collector_new(env_of(&c), err, sizeof(err));
 	cr_assert_not_null(col, "%s", err);
 	collector_destroy(col);
 	collector_destroy(NULL);
@@ -103,16 +120,16 @@ Test(cni_collector, available)
 {
 	struct dirs d;
 	mkdirs(&d);
-	struct tapio_config c = cfg_for(&d);
-	c.cni_log_dirs = "/nonexistent/tapio/a";
-	c.netns_dir = "/nonexistent/tapio/b";
-	c.cni_state_dir = "/nonexistent/tapio/c";
-	cr_assert(!cni_collector_available(&c));
-	c.cni_log_dirs = d.log;
-	cr_assert(cni_collector_available(&c));
-	c.cni_log_dirs = "/nonexistent/tapio/a";
-	c.cni_state_dir = d.root;
-	cr_assert(cni_collector_available(&c));
+	struct tcfg c = cfg_for(&d);
+	c.o.log_dirs = "/nonexistent/tapio/a";
+	c.o.netns_dir = "/nonexistent/tapio/b";
+	c.o.state_dir = "/nonexistent/tapio/c";
+	cr_assert(!cni_collector_available(env_of(&c)));
+	c.o.log_dirs = d.log;
+	cr_assert(cni_collector_available(env_of(&c)));
+	c.o.log_dirs = "/nonexistent/tapio/a";
+	c.o.state_dir = d.root;
+	cr_assert(cni_collector_available(env_of(&c)));
 	rmdirs(&d);
 }
 
@@ -125,9 +142,9 @@ Test(cni_collector, full_queue_drops_are_counted)
 {
 	struct dirs d;
 	mkdirs(&d);
-	struct tapio_config c = cfg_for(&d);
+	struct tcfg c = cfg_for(&d);
 	char err[256] = "";
-	struct collector *col = cni_collector_new(&c, err, sizeof(err));
+	struct collector *col = cni_collector_new(env_of(&c), err, sizeof(err));
 	cr_assert_not_null(col, "%s", err);
 	struct queue *q = queue_new(4096); /* the smallest queue, and no consumer */
 	cr_assert_not_null(q);
@@ -206,10 +223,10 @@ Test(cni_collector, unwritable_state_dir_keeps_events_flowing)
 {
 	struct dirs d;
 	mkdirs(&d);
-	struct tapio_config c = cfg_for(&d);
-	c.state_dir = "/dev/null/tapio-state"; /* cannot be made */
+	struct tcfg c = cfg_for(&d);
+	c.base.state_dir = "/dev/null/tapio-state"; /* cannot be made */
 	char err[256] = "";
-	struct collector *col = cni_collector_new(&c, err, sizeof(err));
+	struct collector *col = cni_collector_new(env_of(&c), err, sizeof(err));
 	cr_assert_not_null(col, "%s", err);
 	struct queue *q = queue_new(1 << 16);
 	cr_assert_eq(collector_start(col, q), 0);

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "test_options.h"
+#include "util/strlist.h"
 
 static char path[64];
 
@@ -30,7 +32,7 @@ static int load(struct tapio_config *c, char *err, int argc, ...)
 	for (int i = 0; i < argc; i++)
 		argv[i + 1] = va_arg(ap, char *);
 	va_end(ap);
-	return config_load(c, argc + 1, argv, err, 256);
+	return test_config_load(c, argc + 1, argv, err, 256);
 }
 
 static void clean_env(void)
@@ -50,8 +52,8 @@ Test(config, defaults, .init = clean_env)
 	cr_assert_eq(c.queue_size, 16u << 20);
 	cr_assert_str_eq(c.output, "stdout");
 	cr_assert_str_eq(c.state_dir, "/var/lib/tapio");
-	cr_assert_str_eq(c.etcd_prefix, "/registry/");
-	cr_assert_eq(c.k8s_insecure, false);
+	cr_assert_str_eq(ETCD_OPTS(&c)->prefix, "/registry/");
+	cr_assert_eq(K8S_OPTS(&c)->insecure, false);
 	config_free(&c);
 }
 
@@ -72,10 +74,10 @@ Test(config, precedence_flag_env_file_default, .init = clean_env)
 	cr_assert_eq(c.queue_size, 4u << 20, "flag beats env and file");
 	cr_assert_str_eq(c.output, "file:/tmp/from-env", "env beats file");
 	cr_assert_str_eq(c.state_dir, "/tmp/state-file", "file beats default");
-	cr_assert_str_eq(c.etcd_prefix, "/nested/");
+	cr_assert_str_eq(ETCD_OPTS(&c)->prefix, "/nested/");
 	cr_assert_str_eq(c.collectors, "kernel,etcd");
 	cr_assert_str_eq(c.node_name, "node-a");
-	cr_assert(c.containers_only);
+	cr_assert(KERNEL_OPTS(&c)->containers_only);
 	config_free(&c);
 	setenv("TAPIO_CONFIG", f, 1);
 	cr_assert_eq(load(&c, err, 0), 0, "%s", err);
@@ -150,7 +152,7 @@ Test(config, json_file_and_print, .init = clean_env)
 	char err[256];
 	cr_assert_eq(load(&c, err, 2, "--config", f), 0, "%s", err);
 	cr_assert_eq(c.queue_size, 65536);
-	cr_assert(c.k8s_insecure);
+	cr_assert(K8S_OPTS(&c)->insecure);
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);

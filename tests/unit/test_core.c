@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/collector.h"
+#include "test_env.h"
 #include "core/event.h"
 #include "sink/format.h"
 #include "core/queue.h"
@@ -97,17 +98,35 @@ Test(strbuf, printf_long_and_numbers)
 
 Test(event, names_roundtrip)
 {
-	for (unsigned t = 1; t < TYPE__MAX; t++) {
-		cr_assert_str_neq(type_name(t), "unknown", "type %u has no name", t);
-		cr_assert_eq(type_parse(type_name(t)), (int)t);
-	}
-	for (unsigned s = 0; s < SRC__MAX; s++)
+	unsigned ntypes = 0;
+	for (unsigned s = 0; s < SRC__COUNT; s++) {
+		const struct source_desc *d = source_get(s);
+		cr_assert_not_null(d, "source %u is not registered", s);
+		cr_assert_str_eq(source_name(s), collector_table[s].name);
 		cr_assert_eq(source_parse(source_name(s)), (int)s);
-	cr_assert_eq(type_parse("process"), -EINVAL);
-	cr_assert_str_eq(type_name(999), "unknown");
-	cr_assert_eq(type_source(TYPE_OOM_KILL), SRC_KERNEL);
-	cr_assert_eq(type_source(TYPE_ETCD_COMPACTED), SRC_ETCD);
-	cr_assert_eq(type_source(TYPE_CNI_IPAM), SRC_CNI);
+		for (unsigned t = 1; t < d->ntypes; t++) {
+			unsigned ps, pt;
+			cr_assert_str_neq(type_name(s, t), "unknown", "type %u/%u has no name", s, t);
+			cr_assert_eq(type_parse(type_name(s, t), &ps, &pt), 0);
+			cr_assert_eq(ps, s);
+			cr_assert_eq(pt, t);
+			ntypes++;
+		}
+	}
+	cr_assert_eq(ntypes, 20, "12 kernel types, k8s 1, systemd 1, cni 4, etcd 2");
+	unsigned ps, pt;
+	cr_assert_eq(type_parse("process", &ps, &pt), -EINVAL);
+	cr_assert_str_eq(type_name(SRC_KERNEL, 999), "unknown");
+	cr_assert_str_eq(type_name(SRC_MAX, 1), "unknown");
+	cr_assert_str_eq(source_name(SRC_MAX), "unknown");
+	cr_assert_eq(type_parse("oom.kill", &ps, &pt), 0);
+	cr_assert(ps == SRC_KERNEL && pt == TYPE_OOM_KILL);
+	cr_assert_eq(type_parse("etcd.compacted", &ps, &pt), 0);
+	cr_assert(ps == SRC_ETCD && pt == TYPE_ETCD_COMPACTED);
+	cr_assert_eq(type_parse("cni.ipam", &ps, &pt), 0);
+	cr_assert(ps == SRC_CNI && pt == TYPE_CNI_IPAM);
+	cr_assert_eq(source_register(SRC_MAX, source_get(0)), -EINVAL);
+	cr_assert_eq(source_register(SRC_K8S, source_get(SRC_ETCD)), -EEXIST);
 }
 
 Test(event, emit_meta_and_format_json)
@@ -279,7 +298,7 @@ static const struct collector_ops fake_ops[3] = {
 static struct fake *mkfake(int i, bool fail)
 {
 	struct fake *f = calloc(1, sizeof(*f));
-	collector_init(&f->base, &fake_ops[i]);
+	collector_init(&f->base, &fake_ops[i], (unsigned)i);
 	f->fail = fail;
 	f->id = i;
 	return f;

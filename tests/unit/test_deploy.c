@@ -11,6 +11,8 @@
 #include <yaml.h>
 
 #include "core/config.h"
+#include "test_options.h"
+#include "util/strlist.h"
 
 #define MAXDOCS 8
 
@@ -311,13 +313,13 @@ Test(deploy, configmap_is_the_example_config_and_the_agent_accepts_it)
 	unsetenv("TAPIO_CONFIG");
 	unsetenv("NODE_NAME");
 	memset(&cfg, 0, sizeof(cfg));
-	cr_assert_eq(config_load(&cfg, 3, argv, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(test_config_load(&cfg, 3, argv, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(cfg.collectors, "");
 	cr_assert_str_eq(cfg.metrics_addr, "0.0.0.0:9090");
 	cr_assert_str_eq(cfg.state_dir, "/var/lib/tapio");
 	cr_assert(!strncmp(cfg.output, "nats://", 7));
-	cr_assert_str_eq(cfg.nats_stream, "TAPIO_EVENTS");
-	cr_assert_str_eq(cfg.netns_dir, "/run/netns");
+	cr_assert_str_eq(NATS_OPTS(&cfg)->stream, "TAPIO_EVENTS");
+	cr_assert_str_eq(CNI_OPTS(&cfg)->netns_dir, "/run/netns");
 	config_free(&cfg);
 	free(file);
 	unload(&ds);

@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "core/state.h"
 #include "util/strbuf.h"
+#include "test_env.h"
 
 /* Responses as etcd 3.4.23's gateway wrote them. */
 #define HDR                                                                                        \
@@ -451,24 +452,24 @@ Test(etcd_event, watch_body)
 
 /* ---- config ---- */
 
-static struct tapio_config base_cfg(char *state_dir)
+static struct tcfg base_cfg(char *state_dir)
 {
-	struct tapio_config c;
+	struct tcfg c;
 	memset(&c, 0, sizeof(c));
-	c.etcd_endpoints = "http://127.0.0.1:1";
-	c.etcd_prefix = "/registry/";
-	c.etcd_cacert = "";
-	c.etcd_cert = "";
-	c.etcd_key = "";
-	c.state_dir = state_dir;
+	c.etcd.endpoints = "http://127.0.0.1:1";
+	c.etcd.prefix = "/registry/";
+	c.etcd.cacert = "";
+	c.etcd.cert = "";
+	c.etcd.key = "";
+	c.base.state_dir = state_dir;
 	return c;
 }
 
-static void new_fails(struct tapio_config *c, const char *want)
+static void new_fails(struct tcfg *c, const char *want)
 {
 	char err[256] = "";
 	errno = 0;
-	struct collector *col = etcd_collector_new(c, err, sizeof(err));
+	struct collector *col = etcd_collector_new(tenv(c, SRC_ETCD), err, sizeof(err));
 	cr_assert_null(col, "accepted a bad config (want '%s')", want);
 	cr_assert_neq(errno, 0);
 	cr_assert(strstr(err, want), "error '%s' lacks '%s'", err, want);
@@ -478,30 +479,30 @@ Test(etcd_config, errors_and_cursor)
 {
 	char dir[] = "/tmp/tapio-etcd-unit-XXXXXX";
 	cr_assert_not_null(mkdtemp(dir));
-	struct tapio_config c = base_cfg(dir);
+	struct tcfg c = base_cfg(dir);
 	char err[256];
 
-	cr_assert(etcd_collector_available(&c));
-	c.etcd_endpoints = "";
-	cr_assert_not(etcd_collector_available(&c));
+	cr_assert(etcd_collector_available(tenv(&c, SRC_ETCD)));
+	c.etcd.endpoints = "";
+	cr_assert_not(etcd_collector_available(tenv(&c, SRC_ETCD)));
 	new_fails(&c, "etcd-endpoints");
-	c.etcd_endpoints = " , ";
+	c.etcd.endpoints = " , ";
 	new_fails(&c, "no endpoint");
-	c.etcd_endpoints = "http://a:1,ftp://b";
+	c.etcd.endpoints = "http://a:1,ftp://b";
 	new_fails(&c, "'ftp://b' is not an http");
 	c = base_cfg(dir);
-	c.etcd_cert = "/nonexistent/cert.pem";
+	c.etcd.cert = "/nonexistent/cert.pem";
 	new_fails(&c, "give both");
-	c.etcd_key = "/nonexistent/key.pem";
+	c.etcd.key = "/nonexistent/key.pem";
 	new_fails(&c, "etcd-cert: /nonexistent/cert.pem");
 	c = base_cfg(dir);
-	c.etcd_cacert = "/nonexistent/ca.pem";
+	c.etcd.cacert = "/nonexistent/ca.pem";
 	new_fails(&c, "etcd-cacert: /nonexistent/ca.pem: No such file");
 
 	/* a good config with a stored revision */
 	c = base_cfg(dir);
 	cr_assert_eq(state_write(dir, "etcd.revision", "41\n", 3), 0);
-	struct collector *col = etcd_collector_new(&c, err, sizeof(err));
+	struct collector *col = etcd_collector_new(tenv(&c, SRC_ETCD), err, sizeof(err));
 	cr_assert_not_null(col, "%s", err);
 	cr_assert_str_eq(collector_name(col), "etcd");
 	cr_assert_not(collector_healthy(col));

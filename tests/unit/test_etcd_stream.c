@@ -24,7 +24,9 @@
 #include "core/event.h"
 #include "core/queue.h"
 #include "core/state.h"
+#include "util/clock.h"
 #include "util/strbuf.h"
+#include "test_env.h"
 
 /* ---- the scripted etcd ---- */
 
@@ -275,7 +277,7 @@ static void drain(struct queue *q, struct got *g, size_t want, int timeout_ms)
 struct run {
 	char dir[64];
 	char endpoints[128];
-	struct tapio_config cfg;
+	struct tcfg cfg;
 	struct queue *q;
 	struct collector *c;
 };
@@ -291,12 +293,12 @@ static void run_start(struct run *r, struct fake *f, size_t queue_size, uint64_t
 	if (stored)
 		cr_assert_eq(state_write(r->dir, "etcd.revision", stored, strlen(stored)), 0);
 	snprintf(r->endpoints, sizeof(r->endpoints), "http://127.0.0.1:%d", f->port);
-	r->cfg.etcd_endpoints = r->endpoints;
-	r->cfg.etcd_prefix = "/registry/";
-	r->cfg.state_dir = r->dir;
-	r->cfg.max_event_size = max_event;
+	r->cfg.etcd.endpoints = r->endpoints;
+	r->cfg.etcd.prefix = "/registry/";
+	r->cfg.base.state_dir = r->dir;
+	r->cfg.base.max_event_size = max_event;
 	char err[256];
-	r->c = etcd_collector_new(&r->cfg, err, sizeof(err));
+	r->c = etcd_collector_new(tenv(&r->cfg, SRC_ETCD), err, sizeof(err));
 	cr_assert_not_null(r->c, "%s", err);
 	r->q = queue_new(queue_size);
 	cr_assert_not_null(r->q);

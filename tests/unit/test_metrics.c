@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_env.h"
 #include "core/collector.h"
 #include "core/event.h"
 #include "metrics/metrics.h"
@@ -53,6 +54,7 @@ static void fake_counters(struct collector *c, counter_fn fn, void *ctx)
 }
 
 static const struct collector_ops kernel_ops = {.name = "kernel",
+						.liveness = true,
 						.start = fake_start,
 						.stop = fake_stop,
 						.destroy = fake_destroy,
@@ -64,7 +66,7 @@ static struct fake *fake_new(const struct collector_ops *ops)
 {
 	struct fake *f = calloc(1, sizeof(*f));
 
-	collector_init(&f->c, ops);
+	collector_init(&f->c, ops, 0);
 	return f;
 }
 

@@ -9,11 +9,13 @@
 #include <stdatomic.h>
 
 #include "core/event.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "core/queue.h"
 #include "sink/sink_nats.h"
 #include "util/strbuf.h"
 #include "nats_server.h"
+#include "test_env.h"
 
 static void need_server(void)
 {
@@ -22,16 +24,16 @@ static void need_server(void)
 			     NATS_SERVER_BIN);
 }
 
-static void test_cfg(struct tapio_config *cfg, const char *stream)
+static void test_cfg(struct tcfg *cfg, const char *stream)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->nats_subject_prefix = "tapio.events";
-	cfg->nats_stream = (char *)stream;
-	cfg->nats_retention = "limits";
-	cfg->nats_max_age_s = 3600;
-	cfg->nats_max_inflight = 64;
-	cfg->nats_ack_wait_ms = 5000;
-	cfg->node_name = "node-a";
+	cfg->nats.subject_prefix = "tapio.events";
+	cfg->nats.stream = (char *)stream;
+	cfg->nats.retention = "limits";
+	cfg->nats.max_age_s = 3600;
+	cfg->nats.max_inflight = 64;
+	cfg->nats.ack_wait_ms = 5000;
+	cfg->base.node_name = "node-a";
 }
 
 struct counters {
@@ -106,18 +108,22 @@ static size_t pump(struct sink *s, struct queue *q, size_t want, double secs, ui
 	return done;
 }
 
-static const enum tapio_type types[] = {TYPE_PROCESS_EXEC, TYPE_TCP_CONNECT, TYPE_K8S_WATCH,
-					TYPE_SYSTEMD_JOURNAL};
+static const struct {
+	unsigned src, type;
+} types[] = {{SRC_KERNEL, TYPE_PROCESS_EXEC},
+	     {SRC_KERNEL, TYPE_TCP_CONNECT},
+	     {SRC_K8S, TYPE_K8S_WATCH},
+	     {SRC_SYSTEMD, TYPE_SYSTEMD_JOURNAL}};
 
 static int emit_one(struct queue *q, unsigned i)
 {
 	char data[64], seqs[24];
-	enum tapio_type t = types[i % 4];
+	unsigned src = types[i % 4].src, t = types[i % 4].type;
 	struct meta_kv kv[] = {{"seq", seqs}, {"node", "node-a"}};
 
 	snprintf(seqs, sizeof(seqs), "%u", i);
 	snprintf(data, sizeof(data), "payload %u", i);
-	return event_emit(q, type_source(t), t, FMT_TEXT, now_ns(), kv, 2, data, strlen(data));
+	return event_emit(q, src, t, FMT_TEXT, now_ns(), kv, 2, data, strlen(data));
 }
 
 static unsigned id_seq(const char *id, const char *want_prefix)
@@ -154,7 +160,7 @@ static size_t check_msgs(struct ns_msg *m, size_t n, size_t published)
 		cr_assert_not_null(sp, "no seq meta in %s", m[i].data);
 		ev = (unsigned)strtoul(sp + 7, NULL, 10);
 		snprintf(want_subj, sizeof(want_subj), "tapio.events.%s.%s",
-			 source_name(type_source(types[ev % 4])), type_name(types[ev % 4]));
+			 source_name(types[ev % 4].src), type_name(types[ev % 4].src, types[ev % 4].type));
 		cr_assert_str_eq(m[i].subject, want_subj);
 		snprintf(want_meta, sizeof(want_meta), "\"data\":\"payload %u\"", ev);
 		cr_assert_not_null(strstr(m[i].data, want_meta), "%s lacks %s", m[i].data,
@@ -216,38 +222,38 @@ Test(nats_url, rejects_bad)
 
 Test(nats_config, bad_config_names_the_key)
 {
-	struct tapio_config cfg;
+	struct tcfg cfg;
 	char err[200];
 	struct {
 		const char *field, *val, *key;
 	} cases[] = {
-	    {"prefix", "tapio..events", "nats_subject_prefix"},
-	    {"prefix", "tapio.*", "nats_subject_prefix"},
-	    {"prefix", "tapio events", "nats_subject_prefix"},
-	    {"stream", "A.B", "nats_stream"},
-	    {"retention", "forever", "nats_retention"},
+	    {"prefix", "tapio..events", "nats-subject-prefix"},
+	    {"prefix", "tapio.*", "nats-subject-prefix"},
+	    {"prefix", "tapio events", "nats-subject-prefix"},
+	    {"stream", "A.B", "nats-stream"},
+	    {"retention", "forever", "nats-retention"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		test_cfg(&cfg, "S");
 		if (!strcmp(cases[i].field, "prefix"))
-			cfg.nats_subject_prefix = (char *)cases[i].val;
+			cfg.nats.subject_prefix = (char *)cases[i].val;
 		else if (!strcmp(cases[i].field, "stream"))
-			cfg.nats_stream = (char *)cases[i].val;
+			cfg.nats.stream = (char *)cases[i].val;
 		else
-			cfg.nats_retention = (char *)cases[i].val;
+			cfg.nats.retention = (char *)cases[i].val;
 		errno = 0;
-		cr_assert_null(sink_nats_new("nats://127.0.0.1:1", &cfg, err, sizeof(err)));
+		cr_assert_null(sink_nats_new("nats://127.0.0.1:1", &cfg.nats, cfg.base.node_name, err, sizeof(err)));
 		cr_assert_eq(errno, EINVAL);
 		cr_assert_not_null(strstr(err, cases[i].key), "'%s' does not name %s", err,
 				   cases[i].key);
 	}
 	test_cfg(&cfg, "S");
-	cfg.nats_max_inflight = 0;
-	cr_assert_null(sink_nats_new("nats://127.0.0.1:1", &cfg, err, sizeof(err)));
-	cr_assert_not_null(strstr(err, "nats_max_inflight"));
+	cfg.nats.max_inflight = 0;
+	cr_assert_null(sink_nats_new("nats://127.0.0.1:1", &cfg.nats, cfg.base.node_name, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "nats-max-inflight"));
 	test_cfg(&cfg, "S");
-	cr_assert_null(sink_nats_new("127.0.0.1", &cfg, err, sizeof(err)));
+	cr_assert_null(sink_nats_new("127.0.0.1", &cfg.nats, cfg.base.node_name, err, sizeof(err)));
 	cr_assert_eq(errno, EINVAL);
 	cr_assert_not_null(strstr(err, "missing :PORT"), "%s", err);
 }
@@ -255,7 +261,7 @@ Test(nats_config, bad_config_names_the_key)
 Test(nats_sink, publishes_with_subjects_and_ids, .timeout = 60)
 {
 	struct nats_srv srv = {0};
-	struct tapio_config cfg;
+	struct tcfg cfg;
 	struct queue *q;
 	struct sink *s;
 	struct ns_msg *m;
@@ -266,7 +272,7 @@ Test(nats_sink, publishes_with_subjects_and_ids, .timeout = 60)
 	need_server();
 	cr_assert_eq(ns_start(&srv), 0, "nats-server did not start");
 	test_cfg(&cfg, "T1");
-	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	s = sink_nats_new(srv.url, &cfg.nats, cfg.base.node_name, err, sizeof(err));
 	cr_assert_not_null(s, "%s", err);
 	cr_assert(s->ops->connected(s));
 	q = queue_new(1 << 20);
@@ -301,7 +307,7 @@ Test(nats_sink, publishes_with_subjects_and_ids, .timeout = 60)
 Test(nats_sink, server_down_at_start_buffers_then_ships, .timeout = 60)
 {
 	struct nats_srv srv = {0};
-	struct tapio_config cfg;
+	struct tcfg cfg;
 	struct queue *q;
 	struct sink *s;
 	struct ns_msg *m;
@@ -314,7 +320,7 @@ Test(nats_sink, server_down_at_start_buffers_then_ships, .timeout = 60)
 	cr_assert_eq(ns_start(&srv), 0);
 	ns_kill(&srv, SIGKILL);
 	test_cfg(&cfg, "T2");
-	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	s = sink_nats_new(srv.url, &cfg.nats, cfg.base.node_name, err, sizeof(err));
 	cr_assert_not_null(s, "creation must not fail while NATS is down: %s", err);
 	cr_assert_not(s->ops->connected(s));
 	q = queue_new(1 << 20);
@@ -361,7 +367,7 @@ static void *produce(void *arg)
 Test(nats_sink, server_killed_and_restarted_loses_nothing, .timeout = 90)
 {
 	struct nats_srv srv = {0};
-	struct tapio_config cfg;
+	struct tcfg cfg;
 	struct producer p = {0};
 	struct sink *s;
 	struct ns_msg *m;
@@ -372,7 +378,7 @@ Test(nats_sink, server_killed_and_restarted_loses_nothing, .timeout = 90)
 	need_server();
 	cr_assert_eq(ns_start(&srv), 0);
 	test_cfg(&cfg, "T3");
-	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	s = sink_nats_new(srv.url, &cfg.nats, cfg.base.node_name, err, sizeof(err));
 	cr_assert_not_null(s, "%s", err);
 	p.q = queue_new(1 << 22);
 	p.n = 3000;
@@ -429,7 +435,7 @@ Test(nats_sink, server_killed_and_restarted_loses_nothing, .timeout = 90)
 Test(nats_sink, republished_ids_are_deduplicated, .timeout = 90)
 {
 	struct nats_srv srv = {0};
-	struct tapio_config cfg;
+	struct tcfg cfg;
 	struct queue *q;
 	struct sink *s;
 	struct ns_msg *m;
@@ -439,7 +445,7 @@ Test(nats_sink, republished_ids_are_deduplicated, .timeout = 90)
 	need_server();
 	cr_assert_eq(ns_start(&srv), 0);
 	test_cfg(&cfg, "T4");
-	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	s = sink_nats_new(srv.url, &cfg.nats, cfg.base.node_name, err, sizeof(err));
 	cr_assert_not_null(s, "%s", err);
 	q = queue_new(1 << 20);
 	cr_assert_eq(emit_one(q, 0), 0);
@@ -486,7 +492,7 @@ static void capture(int level, const char *who, const char *msg)
 Test(nats_sink, stream_that_cannot_be_created_holds_events_and_says_why, .timeout = 60)
 {
 	struct nats_srv srv = {0};
-	struct tapio_config cfg;
+	struct tcfg cfg;
 	struct queue *q;
 	struct sink *a, *b;
 	struct ns_msg *m;
@@ -498,11 +504,11 @@ Test(nats_sink, stream_that_cannot_be_created_holds_events_and_says_why, .timeou
 	cr_assert_eq(ns_start(&srv), 0);
 	log_set_hook(capture);
 	test_cfg(&cfg, "FIRST");
-	a = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	a = sink_nats_new(srv.url, &cfg.nats, cfg.base.node_name, err, sizeof(err));
 	cr_assert_not_null(a, "%s", err);
 	/* Same subjects, another stream name: the server refuses to create it. */
 	test_cfg(&cfg, "SECOND");
-	b = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	b = sink_nats_new(srv.url, &cfg.nats, cfg.base.node_name, err, sizeof(err));
 	cr_assert_not_null(b, "%s", err);
 	q = queue_new(1 << 20);
 	cr_assert_eq(emit_one(q, 0), 0);
@@ -527,7 +533,7 @@ Test(nats_sink, stream_that_cannot_be_created_holds_events_and_says_why, .timeou
 Test(nats_sink, flush_reports_what_is_left_unacked, .timeout = 60)
 {
 	struct nats_srv srv = {0};
-	struct tapio_config cfg;
+	struct tcfg cfg;
 	struct queue *q;
 	struct sink *s;
 	char err[200];
@@ -537,8 +543,8 @@ Test(nats_sink, flush_reports_what_is_left_unacked, .timeout = 60)
 	cr_assert_eq(ns_start(&srv), 0);
 	log_set_hook(capture);
 	test_cfg(&cfg, "T5");
-	cfg.nats_ack_wait_ms = 700;
-	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	cfg.nats.ack_wait_ms = 700;
+	s = sink_nats_new(srv.url, &cfg.nats, cfg.base.node_name, err, sizeof(err));
 	cr_assert_not_null(s, "%s", err);
 	/* Nothing published yet: an idle flush returns at once. */
 	t0 = mono_ns();
@@ -599,7 +605,7 @@ Test(nats_sink, flush_reports_what_is_left_unacked, .timeout = 60)
 Test(nats_sink, event_over_max_payload_fails_for_good_and_says_so, .timeout = 60)
 {
 	struct nats_srv srv = {0};
-	struct tapio_config cfg;
+	struct tcfg cfg;
 	struct queue *q;
 	struct sink *s;
 	struct ns_msg *m;
@@ -612,7 +618,7 @@ Test(nats_sink, event_over_max_payload_fails_for_good_and_says_so, .timeout = 60
 	cr_assert_eq(ns_start(&srv), 0);
 	log_set_hook(capture);
 	test_cfg(&cfg, "T6");
-	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	s = sink_nats_new(srv.url, &cfg.nats, cfg.base.node_name, err, sizeof(err));
 	cr_assert_not_null(s, "%s", err);
 	q = queue_new(4 << 20);
 	memset(big, 'b', sizeof(big));
@@ -645,7 +651,7 @@ Test(nats_sink, event_over_max_payload_fails_for_good_and_says_so, .timeout = 60
 Test(nats_sink, stream_deleted_under_it_is_created_again, .timeout = 60)
 {
 	struct nats_srv srv = {0};
-	struct tapio_config cfg;
+	struct tcfg cfg;
 	struct queue *q;
 	struct sink *s;
 	struct ns_msg *m;
@@ -658,7 +664,7 @@ Test(nats_sink, stream_deleted_under_it_is_created_again, .timeout = 60)
 	need_server();
 	cr_assert_eq(ns_start(&srv), 0);
 	test_cfg(&cfg, "T7");
-	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	s = sink_nats_new(srv.url, &cfg.nats, cfg.base.node_name, err, sizeof(err));
 	cr_assert_not_null(s, "%s", err);
 	q = queue_new(1 << 20);
 	for (unsigned i = 0; i < 100; i++)
@@ -697,7 +703,7 @@ Test(nats_sink, stream_deleted_under_it_is_created_again, .timeout = 60)
 Test(nats_sink, in_flight_window_is_bounded, .timeout = 60)
 {
 	struct nats_srv srv = {0};
-	struct tapio_config cfg;
+	struct tcfg cfg;
 	struct queue *q;
 	struct sink *s;
 	char err[200];
@@ -706,8 +712,8 @@ Test(nats_sink, in_flight_window_is_bounded, .timeout = 60)
 	need_server();
 	cr_assert_eq(ns_start(&srv), 0);
 	test_cfg(&cfg, "T8");
-	cfg.nats_max_inflight = 16;
-	s = sink_nats_new(srv.url, &cfg, err, sizeof(err));
+	cfg.nats.max_inflight = 16;
+	s = sink_nats_new(srv.url, &cfg.nats, cfg.base.node_name, err, sizeof(err));
 	cr_assert_not_null(s, "%s", err);
 	q = queue_new(1 << 20);
 	cr_assert_eq(emit_one(q, 0), 0);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/event.h"
+#include "core/collector.h"
 #include "enrich/podmeta.h"
 
 #define UID "4f6d2a1e-9b3c-4d5e-8f70-a1b2c3d4e5f6"
@@ -391,8 +392,6 @@ Test(podmeta, bad_arguments)
 	podmeta_get_stats(pm, &st);
 	cr_assert_eq(st.pods, 0);
 	podmeta_forget(NULL, 1);
-	podmeta_observe(NULL, NULL);
-	podmeta_observe(pm, NULL);
 	podmeta_free(pm);
 }
 
@@ -415,77 +414,49 @@ Test(podmeta, find_by_id_walk)
 	close(fd);
 }
 
-/* Builds a k8s.watch event by hand: header, meta pairs, JSON data. */
-static struct tapio_event *k8s_event(void *buf, size_t cap, const char *const *kv, size_t nkv,
-				     const char *json)
-{
-	memset(buf, 0, cap);
-	struct tapio_event *ev = buf;
-	ev->source = SRC_K8S;
-	ev->type = TYPE_K8S_WATCH;
-	ev->fmt = FMT_JSON;
-	char *m = event_meta(ev);
-	size_t off = 0;
-	for (size_t i = 0; i < nkv; i++) {
-		size_t l = strlen(kv[i]) + 1;
-		memcpy(m + off, kv[i], l);
-		off += l;
-	}
-	ev->meta_len = (uint32_t)off;
-	ev->data_len = (uint32_t)strlen(json);
-	memcpy(event_data(ev), json, ev->data_len);
-	return ev;
-}
-
-Test(podmeta, observe_k8s_pod_events)
+Test(podmeta, hooks_feed_and_read_the_cache)
 {
 	uint64_t scope = mkdirs(POD_SCOPE);
 	struct podmeta *pm = podmeta_new(tree, 16);
-	static uint64_t buf[256];
-	const char *added[] = {"type", "ADDED", "resource", "pods", "namespace",
-			       "shop", "name",	"web-1",    "uid",  UID};
-	podmeta_observe(pm, k8s_event(buf, sizeof(buf), added, 10, "{}"));
+	struct collector_hooks h;
+	podmeta_hooks(pm, &h);
+	cr_assert_eq(h.ctx, pm);
+
+	/* the k8s collector's pod events fill the pod names */
+	h.pod_update(h.ctx, UID, "shop", "web-1", false);
 	struct podmeta_entry e;
 	cr_assert_eq(podmeta_lookup(pm, scope, &e), 0);
 	cr_assert_str_eq(e.pod_name, "web-1");
 	cr_assert_str_eq(e.pod_namespace, "shop");
 
-	/* another resource with the same uid is ignored */
-	const char *svc[] = {"type", "MODIFIED", "resource", "services", "namespace",
-			     "shop", "name",	 "other",    "uid",	 UID};
-	podmeta_observe(pm, k8s_event(buf, sizeof(buf), svc, 10, "{}"));
-	cr_assert_eq(podmeta_lookup(pm, scope, &e), 0);
-	cr_assert_str_eq(e.pod_name, "web-1");
-	/* a non-k8s event is ignored */
-	struct tapio_event *kev = k8s_event(buf, sizeof(buf), added, 10, "{}");
-	kev->source = SRC_KERNEL;
-	kev->type = TYPE_PROCESS_EXEC;
-	podmeta_observe(pm, kev);
+	/* the kernel collector's meta: container id, pod uid, name, namespace */
+	struct meta_kv kv[8];
+	char scratch[512];
+	size_t n = h.cgroup_meta(h.ctx, scope, kv, 8, scratch, sizeof(scratch));
+	cr_assert_eq(n, 4);
+	cr_assert_str_eq(kv[0].key, "container_id");
+	cr_assert_eq(strlen(kv[0].val), 64);
+	cr_assert_str_eq(kv[1].key, "pod_uid");
+	cr_assert_str_eq(kv[1].val, UID);
+	cr_assert_str_eq(kv[2].key, "pod_name");
+	cr_assert_str_eq(kv[2].val, "web-1");
+	cr_assert_str_eq(kv[3].key, "pod_namespace");
+	cr_assert_str_eq(kv[3].val, "shop");
+	/* no room: fewer pairs, never past the scratch space */
+	cr_assert_eq(h.cgroup_meta(h.ctx, scope, kv, 8, scratch, 66), 1);
+	cr_assert_eq(h.cgroup_meta(h.ctx, scope, kv, 2, scratch, sizeof(scratch)), 2);
 
-	/* DELETED removes */
-	const char *del[] = {"type", "DELETED", "resource", "pods", "namespace",
-			     "shop", "name",	"web-1",    "uid",  UID};
-	podmeta_observe(pm, k8s_event(buf, sizeof(buf), del, 10, "{}"));
+	/* a pod deleted: names gone, the ids from the path stay */
+	h.pod_update(h.ctx, UID, "shop", "web-1", true);
 	cr_assert_eq(podmeta_lookup(pm, scope, &e), 0);
 	cr_assert_str_eq(e.pod_name, "");
+	cr_assert_eq(h.cgroup_meta(h.ctx, scope, kv, 8, scratch, sizeof(scratch)), 2);
 
-	/* no uid in the meta: taken from the object */
-	const char *nouid[] = {"type", "MODIFIED", "resource", "pods"};
-	podmeta_observe(pm, k8s_event(buf, sizeof(buf), nouid, 4,
-				      "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"web-2\","
-				      "\"namespace\":\"shop\",\"uid\":\"" UID "\"}}"));
-	cr_assert_eq(podmeta_lookup(pm, scope, &e), 0);
-	cr_assert_str_eq(e.pod_name, "web-2");
-	/* broken JSON and bad types change nothing */
-	podmeta_observe(pm, k8s_event(buf, sizeof(buf), nouid, 4, "{\"metadata\":{\"uid\":"));
-	podmeta_observe(pm, k8s_event(buf, sizeof(buf), nouid, 4, "{\"metadata\":{\"uid\":7}}"));
-	const char *bookmark[] = {"type", "BOOKMARK", "resource", "pods", "name", "x", "uid", UID};
-	podmeta_observe(pm, k8s_event(buf, sizeof(buf), bookmark, 8, "{}"));
-	cr_assert_eq(podmeta_lookup(pm, scope, &e), 0);
-	cr_assert_str_eq(e.pod_name, "web-2");
+	/* cgroup.rmdir forgets the cgroup */
+	h.cgroup_removed(h.ctx, scope);
 	struct podmeta_stats st;
 	podmeta_get_stats(pm, &st);
-	cr_assert_eq(st.pods, 1);
+	cr_assert_eq(st.pods, 0);
 	podmeta_free(pm);
 }
 

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/event.h"
 #include "core/queue.h"
+#include "test_env.h"
 
 #define JOURNAL_REMOTE "/lib/systemd/systemd-journal-remote"
 
@@ -39,49 +40,49 @@ static void rmtmp(void)
 	cr_assert_eq(system(cmd), 0);
 }
 
-static struct tapio_config base_cfg(void)
+static struct tcfg base_cfg(void)
 {
-	struct tapio_config c;
+	struct tcfg c;
 
 	memset(&c, 0, sizeof(c));
-	c.journal_dir = "";
-	c.journal_units = "kubelet.service";
-	c.journal_since = "now";
-	c.state_dir = "";
-	c.max_event_size = 1 << 20;
+	c.systemd.journal_dir = "";
+	c.systemd.journal_units = "kubelet.service";
+	c.systemd.journal_since = "now";
+	c.base.state_dir = "";
+	c.base.max_event_size = 1 << 20;
 	return c;
 }
 
 Test(systemd_collector, config_errors)
 {
-	struct tapio_config c = base_cfg();
+	struct tcfg c = base_cfg();
 	char err[256];
 
-	c.journal_since = "yesterday";
+	c.systemd.journal_since = "yesterday";
 	errno = 0;
-	cr_assert_null(systemd_collector_new(&c, err, sizeof(err)));
+	cr_assert_null(systemd_collector_new(tenv(&c, SRC_SYSTEMD), err, sizeof(err)));
 	cr_assert_eq(errno, EINVAL);
 	cr_assert_not_null(strstr(err, "--journal-since"), "%s", err);
 
-	c.journal_since = "s=abc;i=zz;q=1"; /* q is not a cursor key */
-	cr_assert_null(systemd_collector_new(&c, err, sizeof(err)));
+	c.systemd.journal_since = "s=abc;i=zz;q=1"; /* q is not a cursor key */
+	cr_assert_null(systemd_collector_new(tenv(&c, SRC_SYSTEMD), err, sizeof(err)));
 	cr_assert_not_null(strstr(err, "--journal-since"), "%s", err);
 
-	c.journal_since = "head";
-	c.journal_units = "kubelet.service,bad unit";
-	cr_assert_null(systemd_collector_new(&c, err, sizeof(err)));
+	c.systemd.journal_since = "head";
+	c.systemd.journal_units = "kubelet.service,bad unit";
+	cr_assert_null(systemd_collector_new(tenv(&c, SRC_SYSTEMD), err, sizeof(err)));
 	cr_assert_eq(errno, EINVAL);
 	cr_assert_not_null(strstr(err, "--journal-units"), "%s", err);
 	cr_assert_not_null(strstr(err, "bad unit"), "%s", err);
 
-	c.journal_units = "a=b.service";
-	cr_assert_null(systemd_collector_new(&c, err, sizeof(err)));
+	c.systemd.journal_units = "a=b.service";
+	cr_assert_null(systemd_collector_new(tenv(&c, SRC_SYSTEMD), err, sizeof(err)));
 	cr_assert_not_null(strstr(err, "--journal-units"), "%s", err);
 }
 
 Test(systemd_collector, journal_dir_is_a_file, .init = mktmp, .fini = rmtmp)
 {
-	struct tapio_config c = base_cfg();
+	struct tcfg c = base_cfg();
 	char err[256], file[300];
 	FILE *f;
 
@@ -89,9 +90,9 @@ Test(systemd_collector, journal_dir_is_a_file, .init = mktmp, .fini = rmtmp)
 	f = fopen(file, "we");
 	cr_assert_not_null(f);
 	fclose(f);
-	c.journal_dir = file;
+	c.systemd.journal_dir = file;
 	errno = 0;
-	cr_assert_null(systemd_collector_new(&c, err, sizeof(err)));
+	cr_assert_null(systemd_collector_new(tenv(&c, SRC_SYSTEMD), err, sizeof(err)));
 	cr_assert_eq(errno, EINVAL);
 	cr_assert_not_null(strstr(err, "--journal-dir"), "%s", err);
 	cr_assert_not_null(strstr(err, file), "%s", err);
@@ -99,14 +100,14 @@ Test(systemd_collector, journal_dir_is_a_file, .init = mktmp, .fini = rmtmp)
 
 Test(systemd_collector, config_accepted)
 {
-	struct tapio_config c = base_cfg();
+	struct tcfg c = base_cfg();
 	char err[256];
 	struct collector *col;
 
-	c.journal_since =
+	c.systemd.journal_since =
 	    "s=739ad463348b4ceca5a9e69c95a3c93f;i=4ece7;b=6c7c6013a8d4447ba8b2d1e2e7a2c8f1;"
 	    "m=264d3b0;t=5f7a5d1c1c2e5;x=5b3e5f8b1e7f2a9c";
-	col = systemd_collector_new(&c, err, sizeof(err));
+	col = systemd_collector_new(tenv(&c, SRC_SYSTEMD), err, sizeof(err));
 	cr_assert_not_null(col, "%s", err);
 	cr_assert_str_eq(collector_name(col), "systemd");
 	cr_assert_not(collector_healthy(col)); /* not started */
@@ -115,7 +116,7 @@ Test(systemd_collector, config_accepted)
 
 	/* NULL strings take the defaults */
 	memset(&c, 0, sizeof(c));
-	col = systemd_collector_new(&c, err, sizeof(err));
+	col = systemd_collector_new(tenv(&c, SRC_SYSTEMD), err, sizeof(err));
 	cr_assert_not_null(col, "%s", err);
 	collector_destroy(col);
 	collector_destroy(NULL);
@@ -123,14 +124,14 @@ Test(systemd_collector, config_accepted)
 
 Test(systemd_collector, available, .init = mktmp, .fini = rmtmp)
 {
-	struct tapio_config c = base_cfg();
+	struct tcfg c = base_cfg();
 	char missing[300];
 
-	c.journal_dir = tmp;
-	cr_assert(systemd_collector_available(&c));
+	c.systemd.journal_dir = tmp;
+	cr_assert(systemd_collector_available(tenv(&c, SRC_SYSTEMD)));
 	snprintf(missing, sizeof(missing), "%s/nope", tmp);
-	c.journal_dir = missing;
-	cr_assert_not(systemd_collector_available(&c));
+	c.systemd.journal_dir = missing;
+	cr_assert_not(systemd_collector_available(tenv(&c, SRC_SYSTEMD)));
 }
 
 /* ---- against a real journal file ---- */
@@ -190,7 +191,7 @@ static void read_file(const char *path, char *buf, size_t size)
 Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = rmtmp,
      .timeout = 60)
 {
-	struct tapio_config c = base_cfg();
+	struct tcfg c = base_cfg();
 	char jdir[300], state[300], path[400], err[256];
 	enum { N = 120 };
 
@@ -206,10 +207,10 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
 	cr_assert_eq(mkdir(jdir, 0700), 0);
 	write_journal(path, 1, N);
 
-	c.journal_dir = jdir;
-	c.journal_since = "head";
-	c.state_dir = state;
-	struct collector *col = systemd_collector_new(&c, err, sizeof(err));
+	c.systemd.journal_dir = jdir;
+	c.systemd.journal_since = "head";
+	c.base.state_dir = state;
+	struct collector *col = systemd_collector_new(tenv(&c, SRC_SYSTEMD), err, sizeof(err));
 	cr_assert_not_null(col, "%s", err);
 	/* room for a few events only, dropping at once when full */
 	struct queue *q = queue_new(8192);
@@ -283,7 +284,7 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
 	collector_destroy(col);
 
 	/* a restart goes on with the entry after it: nothing lost, nothing twice */
-	col = systemd_collector_new(&c, err, sizeof(err));
+	col = systemd_collector_new(tenv(&c, SRC_SYSTEMD), err, sizeof(err));
 	cr_assert_not_null(col, "%s", err);
 	cr_assert_eq(collector_start(col, q), 0);
 	next = n + 1;
@@ -306,12 +307,12 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
 Test(systemd_collector, missing_dir_unhealthy_and_stops, .init = mktmp, .fini = rmtmp,
      .timeout = 20)
 {
-	struct tapio_config c = base_cfg();
+	struct tcfg c = base_cfg();
 	char missing[300], err[256], last[256];
 
 	snprintf(missing, sizeof(missing), "%s/nope", tmp);
-	c.journal_dir = missing;
-	struct collector *col = systemd_collector_new(&c, err, sizeof(err));
+	c.systemd.journal_dir = missing;
+	struct collector *col = systemd_collector_new(tenv(&c, SRC_SYSTEMD), err, sizeof(err));
 	cr_assert_not_null(col, "%s", err);
 	struct queue *q = queue_new(65536);
 	cr_assert_eq(collector_start(col, q), 0);

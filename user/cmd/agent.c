@@ -12,65 +12,21 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/collector.h"
-#include "collectors/cni/cni.h"
-#include "collectors/etcd/etcd.h"
-#include "collectors/k8s/k8s.h"
-#include "collectors/systemd/systemd.h"
+#include "collectors/table.h"
 #include "cmd/commands.h"
+#include "core/collector.h"
 #include "core/config.h"
 #include "core/event.h"
-#include "kernel/kernel.h"
-#include "util/log.h"
-#include "metrics/metrics.h"
-#include "enrich/podmeta.h"
 #include "core/queue.h"
-#include "sink/sink.h"
-#include "util/strbuf.h"
+#include "enrich/podmeta.h"
 #include "http/watch.h"
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_requested = 1;
-}
-
-/* ---- kernel metadata from the cgroup path and the pod cache ---- */
-
-static size_t put_kv(struct meta_kv *kv, size_t n, size_t max, const char *key, const char *val,
-		     char **scratch, size_t *left)
-{
-	size_t len = strlen(val);
-	if (n >= max || !len || len + 1 > *left)
-		return n;
-	memcpy(*scratch, val, len + 1);
-	kv[n].key = key;
-	kv[n].val = *scratch;
-	*scratch += len + 1;
-	*left -= len + 1;
-	return n + 1;
-}
-
-static size_t agent_cgroup_meta(void *ctx, uint64_t cgroup_id, struct meta_kv *kv, size_t max,
-				char *scratch, size_t scratch_len)
-{
-	struct podmeta_entry e;
-	if (podmeta_lookup(ctx, cgroup_id, &e))
-		return 0;
-	size_t n = 0;
-	n = put_kv(kv, n, max, "container_id", e.ids.container_id, &scratch, &scratch_len);
-	n = put_kv(kv, n, max, "pod_uid", e.ids.pod_uid, &scratch, &scratch_len);
-	n = put_kv(kv, n, max, "pod_name", e.pod_name, &scratch, &scratch_len);
-	n = put_kv(kv, n, max, "pod_namespace", e.pod_namespace, &scratch, &scratch_len);
-	return n;
-}
-
-static void agent_cgroup_removed(void *ctx, uint64_t cgroup_id)
-{
-	podmeta_forget(ctx, cgroup_id);
-}
+#include "metrics/metrics.h"
+#include "pipeline/pipeline.h"
+#include "sink/sink.h"
+#include "sink/sink_nats.h"
+#include "util/log.h"
+#include "util/strbuf.h"
+#include "util/strlist.h"
 
 /* ---- collectors ---- */
 
@@ -80,62 +36,47 @@ struct agent {
 	struct sink *sink;
 	struct registry *reg;
 	struct podmeta *pm;
+	struct collector_hooks hooks;
 	struct metrics_server *metrics;
-	/* per source: left in the queue when the sink stayed unavailable at shutdown */
-	uint64_t unsent[SRC__MAX];
+	struct pipeline_result res; /* unsent per source, after the run */
 };
 
-static const char *const all_collectors[] = {"kernel", "k8s", "systemd", "cni", "etcd"};
-
-static bool available(const struct tapio_config *cfg, const char *name)
+/* Every option group: the collectors' (table order), then the sinks'. */
+size_t agent_option_groups(const struct opt_group **g, size_t max)
 {
-	if (!strcmp(name, "kernel"))
-		return kernel_collector_available();
-	if (!strcmp(name, "k8s"))
-		return k8s_collector_available(cfg);
-	if (!strcmp(name, "systemd"))
-		return systemd_collector_available(cfg);
-	if (!strcmp(name, "cni"))
-		return cni_collector_available(cfg);
-	if (!strcmp(name, "etcd"))
-		return etcd_collector_available(cfg);
-	return false;
+	size_t n = collector_table_groups(g, max);
+	if (n < max)
+		g[n++] = &nats_options_group;
+	return n;
 }
 
-static struct collector *make_collector(struct agent *a, const char *name, char *err,
-					size_t errlen)
+static struct collector_env env_for(const struct agent *a, unsigned source)
 {
-	const struct tapio_config *cfg = &a->cfg;
-	if (!strcmp(name, "kernel")) {
-		struct kernel_opts o = {
-			.containers_only = cfg->containers_only,
-			.all_threads = cfg->all_threads,
-			.ringbuf_size = (uint32_t)cfg->ringbuf_size,
-			.cgroup_meta = agent_cgroup_meta,
-			.cgroup_removed = agent_cgroup_removed,
-			.meta_ctx = a->pm,
-		};
-		if (!a->pm) {
-			o.cgroup_meta = NULL;
-			o.cgroup_removed = NULL;
+	const struct collector_desc *d = &collector_table[source];
+	return (struct collector_env){
+		.cfg = &a->cfg,
+		.opts = d->options ? config_group(&a->cfg, d->options) : NULL,
+		.source = source,
+		.hooks = a->pm ? &a->hooks : NULL,
+	};
+}
+
+/* Every collector named in --collectors is a row of the table. */
+static int check_collectors(const struct tapio_config *cfg, char *err, size_t errlen)
+{
+	struct strlist l;
+	if (strlist_split(&l, cfg->collectors))
+		return -ENOMEM;
+	int rc = 0;
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		if (!collector_table_find(l.v[i])) {
+			snprintf(err, errlen, "collectors: unknown collector '%s' (%s)", l.v[i],
+				 collector_table_names());
+			rc = -EINVAL;
 		}
-		if (cfg->events[0] && kernel_parse_events(cfg->events, &o.type_mask, err, errlen)) {
-			errno = EINVAL;
-			return NULL;
-		}
-		return kernel_collector_new(&o, err, errlen);
 	}
-	if (!strcmp(name, "k8s"))
-		return k8s_collector_new(cfg, err, errlen);
-	if (!strcmp(name, "systemd"))
-		return systemd_collector_new(cfg, err, errlen);
-	if (!strcmp(name, "cni"))
-		return cni_collector_new(cfg, err, errlen);
-	if (!strcmp(name, "etcd"))
-		return etcd_collector_new(cfg, err, errlen);
-	snprintf(err, errlen, "unknown collector '%s'", name);
-	errno = EINVAL;
-	return NULL;
+	strlist_free(&l);
+	return rc;
 }
 
 /* Builds the registry. Explicitly named collectors must construct; in the
@@ -148,12 +89,14 @@ static int build_registry(struct agent *a)
 		return -ENOMEM;
 	bool explicit = want.n > 0;
 	int rc = 0;
-	for (size_t i = 0; i < sizeof(all_collectors) / sizeof(all_collectors[0]); i++) {
-		const char *name = all_collectors[i];
-		if (explicit ? !strlist_has(&want, name) : !available(&a->cfg, name))
+	for (unsigned i = 0; i < SRC__COUNT; i++) {
+		const struct collector_desc *d = &collector_table[i];
+		const char *name = d->name;
+		struct collector_env env = env_for(a, i);
+		if (explicit ? !strlist_has(&want, name) : !d->available(&env))
 			continue;
 		char err[512] = "";
-		struct collector *c = make_collector(a, name, err, sizeof(err));
+		struct collector *c = d->create(&env, err, sizeof(err));
 		if (!c) {
 			tlog(TLOG_ERR, name, "%s", err[0] ? err : strerror(errno));
 			if (explicit) {
@@ -174,95 +117,26 @@ static int build_registry(struct agent *a)
 	return rc;
 }
 
-/* ---- the consumer loop ---- */
+/* ---- the pipeline ---- */
 
-/* Writes one record; returns false when the sink asked to retry later. */
-static bool deliver(struct agent *a, const struct tapio_event *ev, unsigned src)
+static void stop_collectors(void *ctx)
 {
-	static bool reported;
-	int rc = sink_write(a->sink, ev);
-	if (rc == -EAGAIN) {
-		atomic_fetch_add(&a->sink->retries, 1);
-		return false;
-	}
-	if (!a->sink->self_counted) {
-		atomic_fetch_add(rc == 0 ? &a->sink->src_written[src] : &a->sink->src_failed[src], 1);
-		atomic_fetch_add(rc == 0 ? &a->sink->written : &a->sink->failed, 1);
-	}
-	if (rc == 0)
-		return true;
-	if (!reported) {
-		tlog(TLOG_ERR, "sink", "writing to %s: %s (failures are counted in the summary)",
-		     a->cfg.output, strerror(-rc));
-		reported = true;
-	}
-	return true;
-}
-
-/* Stops the collectors, then closes the queue. It runs on its own thread so
- * that the consumer keeps draining meanwhile: a producer that waits for space
- * must get it, or stopping it would take its whole wait bound. */
-static void *stop_producers(void *arg)
-{
-	struct agent *a = arg;
+	struct agent *a = ctx;
 	registry_stop_all(a->reg);
-	queue_close(a->q);
-	return NULL;
 }
 
-static void consume(struct agent *a)
+static void run_pipeline(struct agent *a)
 {
-	bool closing = false;
-	pthread_t stopper;
-	bool stopper_started = false;
-	uint64_t retry_deadline = 0;
-	for (;;) {
-		if (stop_requested && !closing) {
-			closing = true;
-			retry_deadline = mono_ns() + (uint64_t)a->cfg.nats_ack_wait_ms * 1000000ull;
-			if (pthread_create(&stopper, NULL, stop_producers, a) == 0)
-				stopper_started = true;
-			else
-				stop_producers(a);
-		}
-		size_t len;
-		unsigned src;
-		void *rec = queue_peek(a->q, &len, &src, 0);
-		if (!rec && errno == EAGAIN) {
-			/* Out of events: hand what is buffered on before sleeping. */
-			sink_poll(a->sink);
-			rec = queue_peek(a->q, &len, &src, closing ? 10 : 200);
-		}
-		if (!rec) {
-			if (errno == ESHUTDOWN)
-				break;
-			continue; /* timeout, or a producer is still finishing a record */
-		}
-		const struct tapio_event *ev = rec;
-		if (len < sizeof(*ev) || sizeof(*ev) + ev->meta_len + (size_t)ev->data_len > len ||
-		    src >= SRC__MAX) {
-			queue_release(a->q, rec); /* our producers never write such a record */
-			continue;
-		}
-		if (a->pm)
-			podmeta_observe(a->pm, ev);
-		bool keep = false;
-		while (!deliver(a, ev, src)) {
-			if (closing && mono_ns() > retry_deadline) {
-				a->unsent[src]++;
-				break;
-			}
-			if (stop_requested && !closing) {
-				keep = true; /* still at the head: retried after closing starts */
-				break;
-			}
-			usleep(100 * 1000);
-		}
-		if (!keep)
-			queue_release(a->q, rec);
-	}
-	if (stopper_started)
-		pthread_join(stopper, NULL);
+	const struct nats_options *no = config_group(&a->cfg, &nats_options_group);
+	struct pipeline_opts po = {
+		.q = a->q,
+		.sink = a->sink,
+		.output = a->cfg.output,
+		.idle_ms = 200,
+		.retry_ms = no ? no->ack_wait_ms : 5000,
+		.hooks = {.ctx = a, .stop_producers = stop_collectors},
+	};
+	pipeline_run(&po, &a->res);
 }
 
 /* ---- summary ---- */
@@ -300,12 +174,12 @@ static void counter_json(void *ctx, const char *name, const char *labels, uint64
 static void print_summary(struct agent *a, int flush_rc)
 {
 	uint64_t unsent = 0;
-	for (unsigned s = 0; s < SRC__MAX; s++)
-		unsent += a->unsent[s];
+	for (unsigned s = 0; s < SRC_MAX; s++)
+		unsent += a->res.unsent[s];
 	struct strbuf sb = STRBUF_INIT;
 	sb_puts(&sb, "{\"summary\":{");
 	bool first = true;
-	for (unsigned s = 0; s < SRC__MAX; s++) {
+	for (unsigned s = 0; s < SRC_MAX; s++) {
 		struct collector *c = registry_find(a->reg, source_name(s));
 		struct queue_src_stats qs;
 		queue_stats(a->q, s, &qs);
@@ -324,7 +198,7 @@ static void print_summary(struct agent *a, int flush_rc)
 			  source_name(s), atomic_load(&a->sink->src_written[s]),
 			  (c ? atomic_load(&c->n.dropped) : qs.dropped) + k.kernel_drops, qs.dropped,
 			  k.kernel_drops, atomic_load(&a->sink->src_failed[s]), qs.committed);
-		sb_printf(&sb, ",\"unsent\":%" PRIu64, a->unsent[s]);
+		sb_printf(&sb, ",\"unsent\":%" PRIu64, a->res.unsent[s]);
 		if (c)
 			sb_printf(&sb,
 				  ",\"produced\":%" PRIu64 ",\"refetched\":%" PRIu64
@@ -368,96 +242,122 @@ static void agent_free(struct agent *a)
 	config_free(&a->cfg);
 }
 
-int cmd_agent(int argc, char **argv)
+int agent_config_load(struct tapio_config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
+	const struct opt_group *groups[CONFIG_GROUPS_MAX];
+	size_t ng = agent_option_groups(groups, CONFIG_GROUPS_MAX);
+	int rc = config_load(cfg, groups, ng, argc, argv, err, errlen);
+	return rc ? rc : check_collectors(cfg, err, errlen);
+}
+
+/* Loads and checks the config. Returns 0, 1 (done: --help, --print-config)
+ * or 2 (a bad config, reported). */
+static int agent_config(struct agent *a, int argc, char **argv)
+{
+	const struct opt_group *groups[CONFIG_GROUPS_MAX];
+	size_t ng = agent_option_groups(groups, CONFIG_GROUPS_MAX);
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			config_usage(stdout);
-			return 0;
+			config_usage(groups, ng, stdout);
+			return 1;
 		}
 	}
-	static struct agent a;
-	memset(&a, 0, sizeof(a));
 	char err[512];
-	if (config_load(&a.cfg, argc, argv, err, sizeof(err))) {
+	if (agent_config_load(&a->cfg, argc, argv, err, sizeof(err))) {
 		fprintf(stderr, "tapio agent: %s\n", err);
-		config_free(&a.cfg);
 		return 2;
 	}
-	if (a.cfg.print_config) {
-		config_print(&a.cfg, stdout);
-		config_free(&a.cfg);
-		return 0;
+	if (a->cfg.print_config) {
+		config_print(&a->cfg, stdout);
+		return 1;
 	}
+	return 0;
+}
 
-	int ret = 1;
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
+/* The queue, the sink, the pod cache and the collectors. Returns 0 or the
+ * exit code (1, or 2 for a bad config). */
+static int agent_setup(struct agent *a)
+{
+	char err[512];
 	if (watch_global_init()) {
 		fprintf(stderr, "tapio agent: cannot initialise libcurl\n");
-		goto out;
+		return 1;
 	}
-	a.q = queue_new(a.cfg.queue_size);
-	if (!a.q) {
-		fprintf(stderr, "tapio agent: queue of %" PRIu64 " bytes: %s\n", a.cfg.queue_size,
+	a->q = queue_new(a->cfg.queue_size);
+	if (!a->q) {
+		fprintf(stderr, "tapio agent: queue of %" PRIu64 " bytes: %s\n", a->cfg.queue_size,
 			strerror(errno));
-		goto out;
+		return 1;
 	}
-	queue_set_wait(a.q, SRC_K8S, a.cfg.queue_wait_ms);
-	queue_set_wait(a.q, SRC_ETCD, a.cfg.queue_wait_ms);
-	queue_set_wait(a.q, SRC_SYSTEMD, a.cfg.queue_wait_ms);
-
-	a.sink = sink_open(a.cfg.output, SINK_JSON, &a.cfg, err, sizeof(err));
-	if (!a.sink) {
+	for (unsigned i = 0; i < SRC__COUNT; i++)
+		if (collector_table[i].resumable)
+			queue_set_wait(a->q, i, a->cfg.queue_wait_ms);
+	a->sink = sink_open(a->cfg.output, SINK_JSON, &a->cfg, err, sizeof(err));
+	if (!a->sink) {
 		fprintf(stderr, "tapio agent: %s\n", err);
-		ret = 2;
-		goto out;
+		return 2;
 	}
-	a.reg = registry_new();
-	if (!a.reg)
-		goto out;
-	a.pm = podmeta_new(NULL, 16384);
-	if (!a.pm)
+	a->reg = registry_new();
+	if (!a->reg)
+		return 1;
+	a->pm = podmeta_new(NULL, 16384);
+	if (a->pm)
+		podmeta_hooks(a->pm, &a->hooks);
+	else
 		tlog(TLOG_WARN, NULL, "pod metadata off: %s", strerror(errno));
-	int rc = build_registry(&a);
-	if (rc) {
-		ret = rc == -EINVAL ? 2 : 1;
-		goto out;
-	}
+	int rc = build_registry(a);
+	return rc ? (rc == -EINVAL ? 2 : 1) : 0;
+}
+
+/* Starts the collectors and the metrics endpoint. Returns 0 or 1. */
+static int agent_start(struct agent *a)
+{
+	char err[512];
 	const char *failed = NULL;
-	rc = registry_start_all(a.reg, a.q, &failed);
+	int rc = registry_start_all(a->reg, a->q, &failed);
 	if (rc) {
 		fprintf(stderr, "tapio agent: starting collector %s: %s\n", failed ? failed : "?",
 			strerror(-rc));
-		goto out;
+		return 1;
 	}
-	if (a.cfg.metrics_addr[0]) {
+	if (a->cfg.metrics_addr[0]) {
 		static struct metrics_view view;
 		view = (struct metrics_view){
-			.reg = a.reg, .q = a.q, .sink = a.sink, .version = TAPIO_VERSION};
-		a.metrics = metrics_start(a.cfg.metrics_addr, &view, err, sizeof(err));
-		if (!a.metrics)
+			.reg = a->reg, .q = a->q, .sink = a->sink, .version = TAPIO_VERSION};
+		a->metrics = metrics_start(a->cfg.metrics_addr, &view, err, sizeof(err));
+		if (!a->metrics)
 			tlog(TLOG_WARN, "metrics", "%s (events still flow)", err);
 	}
 	struct strbuf names = STRBUF_INIT;
-	for (size_t i = 0; i < registry_count(a.reg); i++)
-		sb_printf(&names, "%s%s", i ? "," : "", collector_name(registry_get(a.reg, i)));
+	for (size_t i = 0; i < registry_count(a->reg); i++)
+		sb_printf(&names, "%s%s", i ? "," : "", collector_name(registry_get(a->reg, i)));
 	tlog(TLOG_INFO, NULL, "agent running: collectors %s, output %s", names.buf ? names.buf : "",
-	     a.cfg.output);
+	     a->cfg.output);
 	sb_free(&names);
+	return 0;
+}
 
-	consume(&a);
-	metrics_stop(a.metrics);
-	a.metrics = NULL;
-	int flush_rc = sink_flush(a.sink);
-	sink_close(a.sink); /* what is still unconfirmed now counts as failed */
-	print_summary(&a, flush_rc);
-	ret = 0;
-out:
+int cmd_agent(int argc, char **argv)
+{
+	static struct agent a;
+	memset(&a, 0, sizeof(a));
+	int ret = agent_config(&a, argc, argv);
+	if (ret) {
+		config_free(&a.cfg);
+		return ret == 1 ? 0 : 2;
+	}
+	pipeline_install_signals();
+	ret = agent_setup(&a);
+	if (!ret)
+		ret = agent_start(&a);
+	if (!ret) {
+		run_pipeline(&a);
+		metrics_stop(a.metrics);
+		a.metrics = NULL;
+		int flush_rc = sink_flush(a.sink);
+		sink_close(a.sink); /* what is still unconfirmed now counts as failed */
+		print_summary(&a, flush_rc);
+	}
 	if (a.reg)
 		registry_stop_all(a.reg);
 	agent_free(&a);

@@ -24,7 +24,7 @@ static void types_text(uint64_t types, char *buf, size_t size)
 	buf[0] = '\0';
 	for (unsigned t = 1; t <= TYPE_KERNEL__LAST && n < size; t++)
 		if (types & (1ull << t))
-			n += snprintf(buf + n, size - n, "%s%s", n ? "," : "", type_name(t));
+			n += snprintf(buf + n, size - n, "%s%s", n ? "," : "", kernel_type_names[t]);
 }
 
 static void print_caps(void)

@@ -14,22 +14,18 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/collector.h"
 #include "cmd/commands.h"
+#include "collectors/table.h"
+#include "core/collector.h"
 #include "core/event.h"
+#include "core/queue.h"
 #include "kernel/kernel.h"
 #include "kernel/kernel_decode.h"
-#include "core/queue.h"
+#include "pipeline/pipeline.h"
 #include "sink/sink.h"
+#include "util/clock.h"
+#include "util/parse.h"
 #include "util/strbuf.h"
-
-static volatile sig_atomic_t trace_stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	trace_stop = 1;
-}
 
 static void usage(FILE *out)
 {
@@ -58,25 +54,20 @@ static void usage(FILE *out)
 		"Totals per type (events, drops) go to stderr at the end.\n");
 }
 
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+/* Decimal only, as the usage says: "010" is ten. */
+static int parse_dec(const char *s, uint64_t max, uint64_t *out)
 {
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-')
+	if (!s || !*s || s[strspn(s, "0123456789")])
 		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	while (s[0] == '0' && s[1])
+		s++;
+	return parse_u64(s, max, out);
 }
 
 struct totals {
-	uint64_t written[TYPE__MAX];
-	uint64_t kdrops[TYPE__MAX];
-	uint64_t qdrops[TYPE__MAX];
+	uint64_t written[KERNEL_NTYPES];
+	uint64_t kdrops[KERNEL_NTYPES];
+	uint64_t qdrops[KERNEL_NTYPES];
 	uint64_t failed;
 };
 
@@ -86,7 +77,7 @@ static void collect_counter(void *ctx, const char *name, const char *labels, uin
 	const char *q = strchr(labels, '"');
 	char tname[32];
 	size_t n;
-	int type;
+	unsigned src, type;
 
 	if (!q || !(labels = strchr(q + 1, '"')))
 		return;
@@ -95,8 +86,7 @@ static void collect_counter(void *ctx, const char *name, const char *labels, uin
 		return;
 	memcpy(tname, q + 1, n);
 	tname[n] = '\0';
-	type = type_parse(tname);
-	if (type <= 0 || type > TYPE_KERNEL__LAST)
+	if (type_parse(tname, &src, &type) || src != SRC_KERNEL || !type || type > TYPE_KERNEL__LAST)
 		return;
 	if (!strcmp(name, "kernel_drops"))
 		t->kdrops[type] = v;
@@ -120,10 +110,10 @@ static void print_totals(struct collector *c, struct totals *t, const char *disa
 		all_q += t->qdrops[i];
 		if (!t->written[i] && !t->kdrops[i] && !t->qdrops[i])
 			continue;
-		fprintf(stderr, "%-16s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n", type_name(i), t->written[i],
+		fprintf(stderr, "%-16s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n", kernel_type_names[i], t->written[i],
 			t->kdrops[i], t->qdrops[i]);
 		sb_printf(&sb, "%s\"%s\":{\"events\":%" PRIu64 ",\"dropped_kernel\":%" PRIu64 ",\"dropped_queue\":%" PRIu64 "}",
-			  first ? "" : ",", type_name(i), t->written[i], t->kdrops[i], t->qdrops[i]);
+			  first ? "" : ",", kernel_type_names[i], t->written[i], t->kdrops[i], t->qdrops[i]);
 		first = false;
 	}
 	fprintf(stderr, "%-16s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n", "total", all_w, all_k, all_q);
@@ -140,7 +130,82 @@ static void print_totals(struct collector *c, struct totals *t, const char *disa
 
 enum { OPT_CGROUP = 256, OPT_CONTAINERS, OPT_ALL_THREADS, OPT_RINGBUF };
 
-int cmd_trace(int argc, char **argv)
+struct trace {
+	struct kernel_opts ko;
+	enum sink_format fmt;
+	const char *comm;
+	uint64_t duration_s, count;
+	uint64_t deadline, seen;
+	struct totals t;
+	struct collector *c;
+};
+
+static int bad(const char *what, const char *val, const char *why)
+{
+	fprintf(stderr, "tapio trace: %s: '%s' is not %s\n", what, val, why);
+	return 2;
+}
+
+/* One option. Returns 0, or the exit code (2, or -1 for --help: exit 0). */
+static int trace_opt(struct trace *tr, int opt, const char *arg)
+{
+	char err[512];
+	uint64_t v;
+	switch (opt) {
+	case 'e':
+		if (kernel_parse_events(arg, &tr->ko.type_mask, err, sizeof(err))) {
+			fprintf(stderr, "tapio trace: %s\n", err);
+			return 2;
+		}
+		return 0;
+	case 'p':
+		if (parse_dec(arg, INT32_MAX, &v) || v == 0)
+			return bad("-p", arg, "a process id");
+		tr->ko.pid = (int32_t)v;
+		return 0;
+	case 'c':
+		if (!*arg || strlen(arg) > 15)
+			return bad("-c", arg, "a comm (1 to 15 bytes)");
+		tr->comm = arg;
+		return 0;
+	case OPT_CGROUP:
+		tr->ko.cgroup_path = arg;
+		return 0;
+	case OPT_CONTAINERS:
+		tr->ko.containers_only = true;
+		return 0;
+	case 'o':
+		if (strcmp(arg, "json") && strcmp(arg, "text"))
+			return bad("-o", arg, "text or json");
+		tr->fmt = strcmp(arg, "json") ? SINK_TEXT : SINK_JSON;
+		return 0;
+	case 'd':
+		if (parse_dec(arg, 100ull * 365 * 86400, &tr->duration_s) || !tr->duration_s)
+			return bad("-d", arg, "a number of seconds");
+		return 0;
+	case 'n':
+		if (parse_dec(arg, UINT64_MAX, &tr->count) || !tr->count)
+			return bad("-n", arg, "a positive count");
+		return 0;
+	case OPT_ALL_THREADS:
+		tr->ko.all_threads = true;
+		return 0;
+	case OPT_RINGBUF:
+		if (parse_dec(arg, 1u << 30, &v) || (v & (v - 1)) || v < 4096)
+			return bad("--ringbuf-size", arg, "a power of two of at least 4096");
+		tr->ko.ringbuf_size = (uint32_t)v;
+		return 0;
+	case 'h':
+		usage(stdout);
+		return -1;
+	default:
+		usage(stderr);
+		return 2;
+	}
+}
+
+/* Returns 0, or the exit code (2, or -1 for --help). */
+static int trace_args(struct trace *tr, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"events", required_argument, NULL, 'e'},
@@ -156,206 +221,143 @@ int cmd_trace(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct kernel_opts ko = {0};
-	enum sink_format fmt = SINK_TEXT;
-	const char *comm = NULL;
-	uint64_t duration_s = 0, count = 0, v;
-	struct collector *c = NULL;
-	struct queue *q = NULL;
-	struct sink *sink = NULL;
-	struct totals *t = NULL;
-	struct sigaction sa;
-	char err[512] = "";
-	uint64_t seen = 0, deadline = 0;
-	int opt, rc = 1;
-
+	int opt;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "e:p:c:o:d:n:h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'e':
-			if (kernel_parse_events(optarg, &ko.type_mask, err, sizeof(err))) {
-				fprintf(stderr, "tapio trace: %s\n", err);
-				return 2;
-			}
-			break;
-		case 'p':
-			if (parse_u64(optarg, INT32_MAX, &v) || v == 0) {
-				fprintf(stderr, "tapio trace: -p: '%s' is not a process id\n", optarg);
-				return 2;
-			}
-			ko.pid = (int32_t)v;
-			break;
-		case 'c':
-			if (!*optarg || strlen(optarg) > 15) {
-				fprintf(stderr, "tapio trace: -c: '%s' is not a comm (1 to 15 bytes)\n", optarg);
-				return 2;
-			}
-			comm = optarg;
-			break;
-		case OPT_CGROUP:
-			ko.cgroup_path = optarg;
-			break;
-		case OPT_CONTAINERS:
-			ko.containers_only = true;
-			break;
-		case 'o':
-			if (!strcmp(optarg, "json")) {
-				fmt = SINK_JSON;
-			} else if (!strcmp(optarg, "text")) {
-				fmt = SINK_TEXT;
-			} else {
-				fprintf(stderr, "tapio trace: -o: '%s' is not text or json\n", optarg);
-				return 2;
-			}
-			break;
-		case 'd':
-			if (parse_u64(optarg, 100ull * 365 * 86400, &duration_s) || !duration_s) {
-				fprintf(stderr, "tapio trace: -d: '%s' is not a number of seconds\n", optarg);
-				return 2;
-			}
-			break;
-		case 'n':
-			if (parse_u64(optarg, UINT64_MAX, &count) || !count) {
-				fprintf(stderr, "tapio trace: -n: '%s' is not a positive count\n", optarg);
-				return 2;
-			}
-			break;
-		case OPT_ALL_THREADS:
-			ko.all_threads = true;
-			break;
-		case OPT_RINGBUF:
-			if (parse_u64(optarg, 1u << 30, &v) || (v & (v - 1)) || v < 4096) {
-				fprintf(stderr, "tapio trace: --ringbuf-size: '%s' is not a power of two of at least 4096\n",
-					optarg);
-				return 2;
-			}
-			ko.ringbuf_size = (uint32_t)v;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
+		int rc = trace_opt(tr, opt, optarg);
+		if (rc)
+			return rc;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "tapio trace: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
+	return 0;
+}
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+/* "tracing process.exec,... (filters: ...) (open to attach: N ms)" */
+static void print_start(const struct trace *tr, struct collector *c)
+{
+	uint64_t m = kernel_collector_types(c);
+	struct strbuf names = STRBUF_INIT, filters = STRBUF_INIT;
+	for (unsigned i = 1; i <= TYPE_KERNEL__LAST; i++)
+		if (m & (1ull << i))
+			sb_printf(&names, "%s%s", names.len ? "," : "", kernel_type_names[i]);
+	if (tr->ko.pid)
+		sb_printf(&filters, "%spid %d", filters.len ? ", " : "", tr->ko.pid);
+	if (tr->ko.cgroup_path)
+		sb_printf(&filters, "%scgroup %s", filters.len ? ", " : "", tr->ko.cgroup_path);
+	if (tr->ko.containers_only)
+		sb_printf(&filters, "%scontainers only", filters.len ? ", " : "");
+	if (tr->comm)
+		sb_printf(&filters, "%scomm %s", filters.len ? ", " : "", tr->comm);
+	fprintf(stderr, "tapio trace: tracing %s%s%s%s (open to attach: %.1f ms)\n",
+		names.buf ? names.buf : "", filters.len ? " (filters: " : "",
+		filters.buf ? filters.buf : "", filters.len ? ")" : "",
+		kernel_collector_startup_us(c) / 1000.0);
+	sb_free(&names);
+	sb_free(&filters);
+}
 
-	c = kernel_collector_new(&ko, err, sizeof(err));
+/* ---- pipeline hooks ---- */
+
+static bool trace_want(void *ctx, const struct tapio_event *ev)
+{
+	const struct trace *tr = ctx;
+	uint32_t pid;
+	char name[16];
+	if (ev->source != SRC_KERNEL || !ev->type || ev->type > TYPE_KERNEL__LAST)
+		return false;
+	return !tr->comm || (kevent_pid_comm(event_data(ev), ev->data_len, &pid, name) == 0 &&
+			     !strcmp(name, tr->comm));
+}
+
+static bool trace_written(void *ctx, const struct tapio_event *ev, int rc)
+{
+	struct trace *tr = ctx;
+	if (rc) {
+		tr->t.failed++;
+		return rc != -EPIPE;
+	}
+	tr->t.written[ev->type]++;
+	return !tr->count || ++tr->seen < tr->count;
+}
+
+static bool trace_should_stop(void *ctx)
+{
+	const struct trace *tr = ctx;
+	return tr->deadline && mono_ns() >= tr->deadline;
+}
+
+static void trace_stop_producers(void *ctx)
+{
+	struct trace *tr = ctx;
+	collector_stop(tr->c);
+}
+
+static void trace_pipeline(struct trace *tr, struct queue *q, struct sink *sink)
+{
+	struct pipeline_result res;
+	struct pipeline_opts po = {
+		.q = q,
+		.sink = sink,
+		.output = "stdout",
+		.idle_ms = 100,
+		.hooks = {.ctx = tr,
+			  .want = trace_want,
+			  .written = trace_written,
+			  .should_stop = trace_should_stop,
+			  .stop_producers = trace_stop_producers},
+	};
+	if (tr->duration_s)
+		tr->deadline = mono_ns() + tr->duration_s * 1000000000ull;
+	pipeline_run(&po, &res);
+}
+
+int cmd_trace(int argc, char **argv)
+{
+	static struct trace tr;
+	memset(&tr, 0, sizeof(tr));
+	tr.fmt = SINK_TEXT;
+	tr.ko.source = SRC_KERNEL;
+	int rc = trace_args(&tr, argc, argv);
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	pipeline_install_signals();
+
+	char err[512] = "";
+	struct collector *c = tr.c = kernel_collector_new(&tr.ko, err, sizeof(err));
 	if (!c) {
 		fprintf(stderr, "tapio trace: %s\n", err);
 		return 1;
 	}
 	if (*kernel_collector_disabled(c))
-		fprintf(stderr, "tapio trace: turned off, cannot load on this kernel: %s (tapio probe explains)\n",
+		fprintf(stderr,
+			"tapio trace: turned off, cannot load on this kernel: %s (tapio probe explains)\n",
 			kernel_collector_disabled(c));
-	t = calloc(1, sizeof(*t));
-	q = queue_new(QUEUE_DEFAULT_SIZE);
-	sink = sink_stream_new(STDOUT_FILENO, false, fmt, true);
-	if (!t || !q || !sink) {
+	struct queue *q = queue_new(QUEUE_DEFAULT_SIZE);
+	struct sink *sink = sink_stream_new(STDOUT_FILENO, false, tr.fmt, true);
+	rc = 1;
+	if (!q || !sink) {
 		fprintf(stderr, "tapio trace: cannot set up: %s\n", strerror(errno));
 		goto out;
 	}
-	rc = collector_start(c, q);
-	if (rc) {
-		fprintf(stderr, "tapio trace: cannot start the kernel collector: %s\n", strerror(-rc));
-		rc = 1;
+	int err_start = collector_start(c, q);
+	if (err_start) {
+		fprintf(stderr, "tapio trace: cannot start the kernel collector: %s\n",
+			strerror(-err_start));
 		goto out;
 	}
-	{
-		uint64_t m = kernel_collector_types(c);
-		size_t used = 0;
-		char names[512] = "";
-
-		for (unsigned i = 1; i <= TYPE_KERNEL__LAST && used < sizeof(names); i++)
-			if (m & (1ull << i))
-				used += snprintf(names + used, sizeof(names) - used, "%s%s", used ? "," : "",
-						 type_name(i));
-		char filters[512] = "";
-		size_t fl = 0;
-
-		if (ko.pid)
-			fl += snprintf(filters + fl, sizeof(filters) - fl, "%spid %d", fl ? ", " : "", ko.pid);
-		if (ko.cgroup_path && fl < sizeof(filters))
-			fl += snprintf(filters + fl, sizeof(filters) - fl, "%scgroup %s", fl ? ", " : "", ko.cgroup_path);
-		if (ko.containers_only && fl < sizeof(filters))
-			fl += snprintf(filters + fl, sizeof(filters) - fl, "%scontainers only", fl ? ", " : "");
-		if (comm && fl < sizeof(filters))
-			snprintf(filters + fl, sizeof(filters) - fl, "%scomm %s", fl ? ", " : "", comm);
-		fprintf(stderr, "tapio trace: tracing %s%s%s%s (open to attach: %.1f ms)\n", names,
-			filters[0] ? " (filters: " : "", filters, filters[0] ? ")" : "",
-			kernel_collector_startup_us(c) / 1000.0);
-	}
-	if (duration_s)
-		deadline = mono_ns() + duration_s * 1000000000ull;
-
-	bool stopping = false, writing = true;
-
-	for (;;) {
-		size_t len;
-		unsigned src;
-		void *rec;
-
-		if (!stopping && (trace_stop || (deadline && mono_ns() >= deadline) || !writing)) {
-			/* Stop the producer; then drain what it left. */
-			collector_stop(c);
-			queue_close(q);
-			stopping = true;
-		}
-		rec = queue_peek(q, &len, &src, stopping ? 10 : 100);
-		if (!rec) {
-			if (errno == ESHUTDOWN)
-				break;
-			continue;
-		}
-		const struct tapio_event *ev = rec;
-
-		if (len >= sizeof(*ev) && sizeof(*ev) + ev->meta_len + (size_t)ev->data_len <= len && writing &&
-		    ev->type <= TYPE_KERNEL__LAST) {
-			uint32_t pid;
-			char name[16];
-			bool want = true;
-
-			if (comm)
-				want = kevent_pid_comm(event_data(ev), ev->data_len, &pid, name) == 0 &&
-				       !strcmp(name, comm);
-			if (want) {
-				int wrc = sink_write(sink, ev);
-
-				if (wrc == 0) {
-					t->written[ev->type]++;
-					if (count && ++seen >= count)
-						writing = false;
-				} else {
-					t->failed++;
-					if (wrc == -EPIPE)
-						writing = false;
-				}
-			}
-		}
-		queue_release(q, rec);
-	}
+	print_start(&tr, c);
+	trace_pipeline(&tr, q, sink);
 	sink_flush(sink);
-	print_totals(c, t, kernel_collector_disabled(c));
+	print_totals(c, &tr.t, kernel_collector_disabled(c));
 	rc = 0;
 out:
-	if (c) {
-		collector_stop(c);
-		collector_destroy(c);
-	}
+	collector_stop(c);
+	collector_destroy(c);
 	sink_destroy(sink);
 	queue_free(q);
-	free(t);
 	return rc;
 }

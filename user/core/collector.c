@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/collector.h"
+#include "util/clock.h"
 #include "util/log.h"
 
-void collector_init(struct collector *c, const struct collector_ops *ops)
+void collector_init(struct collector *c, const struct collector_ops *ops, unsigned source)
 {
 	memset(&c->n, 0, sizeof(c->n));
 	c->ops = ops;
+	c->source = source;
+	worker_init(&c->thread);
 	atomic_init(&c->healthy, false);
 	pthread_mutex_init(&c->err_lock, NULL);
 	c->last_error[0] = '\0';
@@ -53,6 +57,31 @@ void collector_error(struct collector *c, const char *fmt, ...)
 	memcpy(c->last_error, msg, sizeof(msg));
 	pthread_mutex_unlock(&c->err_lock);
 	tlog(TLOG_WARN, collector_name(c), "%s", msg);
+}
+
+void collector_report(struct collector *c, struct ratelimit *rl, const char *fmt, ...)
+{
+	uint64_t held = 0;
+	if (rl && !ratelimit_allow(rl, mono_ns(), &held))
+		return;
+	char msg[sizeof(c->last_error)];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (held && n >= 0 && (size_t)n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - (size_t)n, " (%" PRIu64 " similar held back)", held);
+	collector_error(c, "%s", msg);
+}
+
+int collector_spawn(struct collector *c, void *(*fn)(void *))
+{
+	return worker_start(&c->thread, fn, c);
+}
+
+void collector_join(struct collector *c)
+{
+	worker_stop(&c->thread);
 }
 
 void collector_last_error(struct collector *c, char *buf, size_t size)

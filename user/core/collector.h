@@ -19,15 +19,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/counters.h"
+#include "util/ratelimit.h"
+#include "util/worker.h"
+
 struct queue;
 struct collector;
-
-/* Callback for extra counters: name is a metric suffix ("drops"), labels is
- * Prometheus label text without braces (`type="process.exec"`) or "". */
-typedef void (*counter_fn)(void *ctx, const char *name, const char *labels, uint64_t value);
+struct meta_kv;
+struct opt_group;
+struct source_desc;
+struct tapio_config;
 
 struct collector_ops {
 	const char *name;
+	/* When unhealthy, the agent is not live (/healthz fails: restart it),
+	 * not just unready. */
+	bool liveness;
 	/* Spawns the collector's thread. Returns 0 or a negative errno; on error
 	 * nothing is left running. */
 	int (*start)(struct collector *c, struct queue *q);
@@ -57,12 +64,60 @@ struct collector {
 	const struct collector_ops *ops;
 	struct collector_counters n;
 	atomic_bool healthy;
+	unsigned source;      /* its source id, for the events it emits */
+	struct worker thread; /* the collector's main thread (collector_spawn) */
 	pthread_mutex_t err_lock;
 	char last_error[256];
 };
 
+/* Hooks that enrichment gives the collectors (all optional, ctx first). */
+struct collector_hooks {
+	void *ctx;
+	/* Kernel events: appends up to max meta pairs for a cgroup id (strings
+	 * in scratch); returns the count. Called on the collector's thread. */
+	size_t (*cgroup_meta)(void *ctx, uint64_t cgroup_id, struct meta_kv *kv, size_t max,
+			      char *scratch, size_t scratch_len);
+	/* A cgroup is gone (cgroup.rmdir). */
+	void (*cgroup_removed)(void *ctx, uint64_t cgroup_id);
+	/* A pod of this node was added, changed (deleted false) or deleted. */
+	void (*pod_update)(void *ctx, const char *uid, const char *ns, const char *name,
+			   bool deleted);
+};
+
+/* What a collector's constructor gets: the agent's options, its own option
+ * group's filled and validated struct, its source id and the hooks. */
+struct collector_env {
+	const struct tapio_config *cfg;
+	const void *opts;
+	unsigned source;
+	const struct collector_hooks *hooks; /* NULL = none */
+};
+
+/* One row of the collector table (collectors/table.c). */
+struct collector_desc {
+	const char *name;
+	const struct source_desc *source; /* its name, type names and decoders */
+	bool resumable;                 /* its source keeps the data: waits on a full queue */
+	const struct opt_group *options; /* NULL = none */
+	/* True when this node has the collector's source. */
+	bool (*available)(const struct collector_env *env);
+	/* Returns the collector, or NULL with errno and a one-line reason in err. */
+	struct collector *(*create)(const struct collector_env *env, char *err, size_t errlen);
+};
+
 /* Sets up the base part. */
-void collector_init(struct collector *c, const struct collector_ops *ops);
+void collector_init(struct collector *c, const struct collector_ops *ops, unsigned source);
+
+/* Starts fn(c) as the collector's thread (c->thread). Returns 0 or a negative
+ * errno. */
+int collector_spawn(struct collector *c, void *(*fn)(void *));
+/* Asks the thread to stop, wakes it and joins it. Safe to call twice. */
+void collector_join(struct collector *c);
+/* True once the collector's thread has been asked to stop. */
+static inline bool collector_stopping(struct collector *c)
+{
+	return worker_stopping(&c->thread);
+}
 
 static inline const char *collector_name(const struct collector *c)
 {
@@ -78,6 +133,11 @@ void collector_destroy(struct collector *c);
 /* Records the collector's last error and passes it to the log hook as
  * "<name>: <message>". Thread-safe. */
 void collector_error(struct collector *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* collector_error() at most once per rl's interval; the message that gets
+ * through says how many were held back. Call from one thread per rl. */
+void collector_report(struct collector *c, struct ratelimit *rl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* Copies the last error ("" when none). */
 void collector_last_error(struct collector *c, char *buf, size_t size);

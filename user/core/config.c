@@ -12,25 +12,15 @@
 #include <yaml.h>
 
 #include "core/config.h"
-#include "metrics/metrics.h"
+#include "util/parse.h"
 #include "util/strbuf.h"
 
-enum opt_type { OPT_STR, OPT_BOOL, OPT_UINT, OPT_SIZE, OPT_U64 };
+#define O(n, t, f, d, h) OPT_ENTRY(struct tapio_config, n, t, f, d, h)
 
-struct opt {
-	const char *name; /* flag name without "--"; file key with '_' or '-' */
-	enum opt_type type;
-	size_t off;
-	const char *def;
-	const char *help;
-};
-
-#define O(n, t, f, d, h) {n, t, offsetof(struct tapio_config, f), d, h}
-
-static const struct opt opts[] = {
+static const struct opt agent_opts[] = {
 	O("config", OPT_STR, config_file, "", "YAML (or JSON) config file"),
 	O("collectors", OPT_STR, collectors, "",
-	  "comma list of kernel,k8s,systemd,cni,etcd; empty = those whose source exists"),
+	  "comma list of collectors; empty = those whose source exists"),
 	O("output", OPT_STR, output, "stdout", "stdout | file:PATH | nats://HOST:PORT[,...]"),
 	O("queue-size", OPT_SIZE, queue_size, "16M", "event queue arena, a power of two (K/M/G)"),
 	O("queue-wait-ms", OPT_UINT, queue_wait_ms, "2000",
@@ -41,112 +31,88 @@ static const struct opt opts[] = {
 	O("node-name", OPT_STR, node_name, "", "this node's name (also NODE_NAME)"),
 	O("max-event-size", OPT_SIZE, max_event_size, "16M",
 	  "larger collector input is skipped and counted"),
-	O("events", OPT_STR, events, "", "kernel event types or prefixes, empty = all"),
-	O("ringbuf-size", OPT_SIZE, ringbuf_size, "8M", "BPF ring buffer size, a power of two"),
-	O("containers", OPT_BOOL, containers_only, "false", "kernel events from containers only"),
-	O("all-threads", OPT_BOOL, all_threads, "false", "process.exit for every thread"),
-	O("k8s-kubeconfig", OPT_STR, k8s_kubeconfig, "",
-	  "kubeconfig file (else KUBECONFIG, else in-cluster)"),
-	O("k8s-resources", OPT_STR, k8s_resources, "",
-	  "comma list of resources to watch, empty = the default set"),
-	O("k8s-insecure", OPT_BOOL, k8s_insecure, "false",
-	  "do not verify the API server's certificate"),
-	O("etcd-endpoints", OPT_STR, etcd_endpoints, "", "comma list of etcd URLs"),
-	O("etcd-prefix", OPT_STR, etcd_prefix, "/registry/", "key prefix to watch"),
-	O("etcd-cacert", OPT_STR, etcd_cacert, "", "CA bundle for etcd"),
-	O("etcd-cert", OPT_STR, etcd_cert, "", "client certificate for etcd"),
-	O("etcd-key", OPT_STR, etcd_key, "", "client key for etcd"),
-	O("journal-dir", OPT_STR, journal_dir, "", "journal directory, empty = the local journal"),
-	O("journal-units", OPT_STR, journal_units,
-	  "kubelet.service,containerd.service,crio.service,docker.service",
-	  "comma list of units to follow"),
-	O("journal-since", OPT_STR, journal_since, "now",
-	  "first start without a cursor: now | head | a journal cursor"),
-	O("cni-log-dirs", OPT_STR, cni_log_dirs, "/var/log/cni,/var/log/calico/cni",
-	  "comma list of CNI log directories"),
-	O("netns-dir", OPT_STR, netns_dir, "/var/run/netns", "network namespace directory"),
-	O("cni-state-dir", OPT_STR, cni_state_dir, "/var/lib/cni",
-	  "CNI state: results/ and networks/ below it"),
-	O("nats-subject-prefix", OPT_STR, nats_subject_prefix, "tapio.events",
-	  "subject prefix: <prefix>.<source>.<type>"),
-	O("nats-stream", OPT_STR, nats_stream, "TAPIO_EVENTS", "JetStream stream name"),
-	O("nats-retention", OPT_STR, nats_retention, "limits", "limits | interest | workqueue"),
-	O("nats-max-age", OPT_U64, nats_max_age_s, "0", "stream max age in seconds, 0 = unlimited"),
-	O("nats-max-inflight", OPT_UINT, nats_max_inflight, "4096", "unacked publishes at most"),
-	O("nats-ack-wait-ms", OPT_UINT, nats_ack_wait_ms, "5000",
-	  "on shutdown, how long to wait for acks"),
 	O("print-config", OPT_BOOL, print_config, "false", "print the effective config and exit"),
 };
-#define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
-static void *field(struct tapio_config *cfg, const struct opt *o)
+static int agent_check(const void *opts, char *err, size_t errlen);
+
+const struct opt_group agent_options = OPT_GROUP("agent", struct tapio_config, agent_opts, agent_check);
+
+/* One option of one group, and the struct it lives in. */
+struct slot {
+	size_t gi; /* 0 = the agent's own group */
+	const struct opt *o;
+};
+
+#define OPTS_PER_GROUP_MAX 32
+
+/* Where each option's value came from ("default", "flag --x", "env TAPIO_X",
+ * "config FILE"), for the messages of the checks. config_load runs once, in
+ * the main thread. */
+static char origins[CONFIG_GROUPS_MAX + 1][OPTS_PER_GROUP_MAX][200];
+
+static const struct opt_group *group_at(const struct tapio_config *cfg, size_t gi)
 {
-	return (char *)cfg + o->off;
+	return gi == 0 ? &agent_options : cfg->groups[gi - 1];
 }
 
-static const void *cfield(const struct tapio_config *cfg, const struct opt *o)
+static size_t group_count(const struct tapio_config *cfg)
 {
-	return (const char *)cfg + o->off;
+	return cfg->ngroups + 1;
 }
 
-/* Flag and file key spellings: "queue-size" matches queue-size and queue_size. */
-static const struct opt *find_opt(const char *name, size_t len)
+static void *group_base(struct tapio_config *cfg, size_t gi)
 {
-	for (size_t i = 0; i < NOPTS; i++) {
-		const char *n = opts[i].name;
-		if (strlen(n) != len)
-			continue;
-		size_t j = 0;
-		for (; j < len; j++) {
-			char a = name[j] == '_' ? '-' : name[j];
-			if (a != n[j])
-				break;
-		}
-		if (j == len)
-			return &opts[i];
+	return gi == 0 ? (void *)cfg : cfg->vals[gi - 1];
+}
+
+static const void *cgroup_base(const struct tapio_config *cfg, size_t gi)
+{
+	return gi == 0 ? (const void *)cfg : cfg->vals[gi - 1];
+}
+
+static void *field(struct tapio_config *cfg, struct slot sl)
+{
+	return (char *)group_base(cfg, sl.gi) + sl.o->off;
+}
+
+static const void *cfield(const struct tapio_config *cfg, struct slot sl)
+{
+	return (const char *)cgroup_base(cfg, sl.gi) + sl.o->off;
+}
+
+static char *origin(const struct tapio_config *cfg, struct slot sl)
+{
+	return origins[sl.gi][sl.o - group_at(cfg, sl.gi)->opts];
+}
+
+static bool name_is(const char *n, const char *name, size_t len)
+{
+	if (strlen(n) != len)
+		return false;
+	for (size_t j = 0; j < len; j++) {
+		char a = name[j] == '_' ? '-' : name[j];
+		if (a != n[j])
+			return false;
 	}
-	return NULL;
+	return true;
 }
 
-static int parse_u64(const char *s, uint64_t *out, bool size_suffix)
+/* Flag and file key spellings: "queue-size" matches queue-size and queue_size.
+ * Returns false when no group has it. */
+static bool find_opt(const struct tapio_config *cfg, const char *name, size_t len,
+		     struct slot *out)
 {
-	if (!*s)
-		return -EINVAL;
-	for (const char *p = s; *p; p++)
-		if (*p == '-')
-			return -EINVAL;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -EINVAL;
-	uint64_t mul = 1;
-	if (size_suffix && *end) {
-		switch (toupper((unsigned char)*end)) {
-		case 'K':
-			mul = 1ull << 10;
-			break;
-		case 'M':
-			mul = 1ull << 20;
-			break;
-		case 'G':
-			mul = 1ull << 30;
-			break;
-		default:
-			return -EINVAL;
+	for (size_t gi = 0; gi < group_count(cfg); gi++) {
+		const struct opt_group *g = group_at(cfg, gi);
+		for (size_t i = 0; i < g->nopts; i++) {
+			if (name_is(g->opts[i].name, name, len)) {
+				*out = (struct slot){gi, &g->opts[i]};
+				return true;
+			}
 		}
-		end++;
-		if (toupper((unsigned char)*end) == 'I')
-			end++;
-		if (toupper((unsigned char)*end) == 'B')
-			end++;
 	}
-	if (*end)
-		return -EINVAL;
-	if (v > UINT64_MAX / mul)
-		return -ERANGE;
-	*out = v * mul;
-	return 0;
+	return false;
 }
 
 static int parse_bool(const char *s, bool *out)
@@ -166,19 +132,15 @@ static int parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
-/* Where each option's value came from ("default", "flag --x", "env TAPIO_X",
- * "config FILE"), for the messages of validate(). config_load runs once, in
- * the main thread. */
-static char origins[NOPTS][320];
-
 /* Sets one option from text. `from` names where the value came from, for the
  * error message. */
-static int set_opt(struct tapio_config *cfg, const struct opt *o, const char *val,
-		   const char *from, char *err, size_t errlen)
+static int set_opt(struct tapio_config *cfg, struct slot sl, const char *val, const char *from,
+		   char *err, size_t errlen)
 {
+	const struct opt *o = sl.o;
 	uint64_t u;
 	int rc;
-	snprintf(origins[o - opts], sizeof(origins[0]), "%s", from);
+	snprintf(origin(cfg, sl), sizeof(origins[0][0]), "%s", from);
 	switch (o->type) {
 	case OPT_STR: {
 		char *dup = strdup(val);
@@ -186,13 +148,13 @@ static int set_opt(struct tapio_config *cfg, const struct opt *o, const char *va
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
-		char **slot = field(cfg, o);
-		free(*slot);
-		*slot = dup;
+		char **p = field(cfg, sl);
+		free(*p);
+		*p = dup;
 		return 0;
 	}
 	case OPT_BOOL:
-		if (parse_bool(val, field(cfg, o))) {
+		if (parse_bool(val, field(cfg, sl))) {
 			snprintf(err, errlen, "%s: %s: '%s' is not a boolean (true/false)", from,
 				 o->name, val);
 			return -EINVAL;
@@ -201,7 +163,7 @@ static int set_opt(struct tapio_config *cfg, const struct opt *o, const char *va
 	case OPT_UINT:
 	case OPT_SIZE:
 	case OPT_U64:
-		rc = parse_u64(val, &u, o->type == OPT_SIZE);
+		rc = o->type == OPT_SIZE ? parse_size(val, &u) : parse_u64(val, UINT64_MAX, &u);
 		if (rc || (o->type == OPT_UINT && u > UINT32_MAX)) {
 			snprintf(err, errlen, "%s: %s: '%s' is not a %s", from, o->name, val,
 				 o->type == OPT_SIZE ? "size (e.g. 65536, 64K, 16M)"
@@ -209,9 +171,9 @@ static int set_opt(struct tapio_config *cfg, const struct opt *o, const char *va
 			return -EINVAL;
 		}
 		if (o->type == OPT_UINT)
-			*(unsigned *)field(cfg, o) = (unsigned)u;
+			*(unsigned *)field(cfg, sl) = (unsigned)u;
 		else
-			*(uint64_t *)field(cfg, o) = u;
+			*(uint64_t *)field(cfg, sl) = u;
 		return 0;
 	}
 	return -EINVAL;
@@ -219,8 +181,149 @@ static int set_opt(struct tapio_config *cfg, const struct opt *o, const char *va
 
 /* ---- YAML file ---- */
 
-/* Reads a flat mapping; nested mappings join keys with '_' (etcd: {prefix: x}
- * is etcd_prefix), sequences of scalars become comma lists. */
+/* The reader of a flat mapping: nested mappings join keys with '_' (etcd:
+ * {prefix: x} is etcd_prefix), sequences of scalars become comma lists. */
+struct yaml_reader {
+	struct tapio_config *cfg;
+	const char *path;
+	char from[300];
+	char *err;
+	size_t errlen;
+	char prefix[8][256];
+	int depth;         /* mapping depth */
+	bool want_key[9];  /* per depth: next scalar is a key */
+	char key[256];
+	char list[4096];
+	size_t list_len;
+	bool in_list;
+};
+
+static int yerr(struct yaml_reader *r, const yaml_event_t *ev, const char *what)
+{
+	snprintf(r->err, r->errlen, "config %s: line %zu: %s", r->path, ev->start_mark.line + 1,
+		 what);
+	return -EINVAL;
+}
+
+static int set_key(struct yaml_reader *r, const char *val, const yaml_event_t *ev)
+{
+	struct slot sl;
+	if (!find_opt(r->cfg, r->key, strlen(r->key), &sl) || !strcmp(sl.o->name, "config")) {
+		if (ev)
+			snprintf(r->err, r->errlen, "config %s: line %zu: unknown key '%s'", r->path,
+				 ev->start_mark.line + 1, r->key);
+		else
+			snprintf(r->err, r->errlen, "config %s: unknown key '%s'", r->path, r->key);
+		return -EINVAL;
+	}
+	return set_opt(r->cfg, sl, val, r->from, r->err, r->errlen);
+}
+
+static int on_mapping_start(struct yaml_reader *r, const yaml_event_t *ev)
+{
+	if (r->in_list) {
+		snprintf(r->err, r->errlen, "config %s: line %zu: %s: a list may hold only plain values",
+			 r->path, ev->start_mark.line + 1, r->key);
+		return -EINVAL;
+	}
+	if (r->depth > 0) {
+		if (r->want_key[r->depth] || r->depth >= 7)
+			return yerr(r, ev, "unexpected mapping");
+		snprintf(r->prefix[r->depth], sizeof(r->prefix[0]), "%s", r->key);
+	}
+	r->depth++;
+	r->want_key[r->depth] = true;
+	return 0;
+}
+
+static int on_key(struct yaml_reader *r, const char *val, size_t vlen, const yaml_event_t *ev)
+{
+	struct strbuf kb = STRBUF_INIT;
+	for (int d = 1; d < r->depth; d++) {
+		sb_puts(&kb, r->prefix[d]);
+		sb_putc(&kb, '_');
+	}
+	sb_add(&kb, val, vlen);
+	if (kb.err || kb.len >= sizeof(r->key)) {
+		sb_free(&kb);
+		return yerr(r, ev, "key too long");
+	}
+	memcpy(r->key, kb.buf, kb.len + 1);
+	sb_free(&kb);
+	r->want_key[r->depth] = false;
+	return 0;
+}
+
+static int on_scalar(struct yaml_reader *r, const yaml_event_t *ev)
+{
+	const char *val = (const char *)ev->data.scalar.value;
+	size_t vlen = ev->data.scalar.length;
+	if (r->depth == 0) {
+		snprintf(r->err, r->errlen, "config %s: the top level must be a mapping of keys",
+			 r->path);
+		return -EINVAL;
+	}
+	if (r->in_list) {
+		if (r->list_len + vlen + 2 > sizeof(r->list)) {
+			snprintf(r->err, r->errlen, "config %s: %s: list too long", r->path, r->key);
+			return -EINVAL;
+		}
+		if (r->list_len)
+			r->list[r->list_len++] = ',';
+		memcpy(r->list + r->list_len, val, vlen);
+		r->list_len += vlen;
+		r->list[r->list_len] = '\0';
+		return 0;
+	}
+	if (r->want_key[r->depth])
+		return on_key(r, val, vlen, ev);
+	r->want_key[r->depth] = true;
+	struct slot sl;
+	if (!find_opt(r->cfg, r->key, strlen(r->key), &sl) || !strcmp(sl.o->name, "config"))
+		return set_key(r, val, ev); /* reports the unknown key */
+	if (memchr(val, '\0', vlen)) {
+		snprintf(r->err, r->errlen, "config %s: %s: value holds a NUL byte", r->path, r->key);
+		return -EINVAL;
+	}
+	/* null / ~ means "leave the default" */
+	if (ev->data.scalar.plain_implicit && (!strcmp(val, "~") || !strcmp(val, "null")))
+		return 0;
+	return set_key(r, val, ev);
+}
+
+static int on_event(struct yaml_reader *r, const yaml_event_t *ev, bool *done)
+{
+	switch (ev->type) {
+	case YAML_STREAM_END_EVENT:
+		*done = true;
+		return 0;
+	case YAML_MAPPING_START_EVENT:
+		return on_mapping_start(r, ev);
+	case YAML_MAPPING_END_EVENT:
+		r->depth--;
+		if (r->depth > 0)
+			r->want_key[r->depth] = true;
+		return 0;
+	case YAML_SEQUENCE_START_EVENT:
+		if (r->depth == 0 || r->want_key[r->depth] || r->in_list)
+			return yerr(r, ev, "unexpected list");
+		r->in_list = true;
+		r->list_len = 0;
+		r->list[0] = '\0';
+		return 0;
+	case YAML_SEQUENCE_END_EVENT:
+		r->in_list = false;
+		r->want_key[r->depth] = true;
+		return set_key(r, r->list, NULL);
+	case YAML_SCALAR_EVENT:
+		return on_scalar(r, ev);
+	case YAML_ALIAS_EVENT:
+		return yerr(r, ev, "aliases are not supported");
+	default:
+		return 0;
+	}
+}
+
 static int load_file(struct tapio_config *cfg, const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
@@ -229,153 +332,31 @@ static int load_file(struct tapio_config *cfg, const char *path, char *err, size
 		return -EINVAL;
 	}
 	yaml_parser_t p;
-	yaml_event_t ev;
 	if (!yaml_parser_initialize(&p)) {
 		fclose(f);
 		snprintf(err, errlen, "config %s: out of memory", path);
 		return -ENOMEM;
 	}
 	yaml_parser_set_input_file(&p, f);
-
-	char prefix[8][256];
-	int depth = 0;            /* mapping depth */
-	bool want_key[9] = {true}; /* per depth: next scalar is a key */
-	char key[256] = "";
-	char list[4096];
-	bool in_list = false;
+	static struct yaml_reader r; /* config_load runs once, in the main thread */
+	memset(&r, 0, sizeof(r));
+	r.cfg = cfg;
+	r.path = path;
+	r.err = err;
+	r.errlen = errlen;
+	r.want_key[0] = true;
+	snprintf(r.from, sizeof(r.from), "config %s", path);
 	int rc = 0;
 	bool done = false;
-	size_t list_len = 0;
-
 	while (!done && rc == 0) {
+		yaml_event_t ev;
 		if (!yaml_parser_parse(&p, &ev)) {
-			snprintf(err, errlen, "config %s: line %zu: %s", path,
-				 p.problem_mark.line + 1, p.problem ? p.problem : "YAML error");
+			snprintf(err, errlen, "config %s: line %zu: %s", path, p.problem_mark.line + 1,
+				 p.problem ? p.problem : "YAML error");
 			rc = -EINVAL;
 			break;
 		}
-		switch (ev.type) {
-		case YAML_STREAM_END_EVENT:
-			done = true;
-			break;
-		case YAML_MAPPING_START_EVENT:
-			if (in_list) {
-				snprintf(err, errlen, "config %s: line %zu: %s: a list may hold only plain values",
-					 path, ev.start_mark.line + 1, key);
-				rc = -EINVAL;
-				break;
-			}
-			if (depth > 0) {
-				if (want_key[depth] || depth >= 7) {
-					snprintf(err, errlen, "config %s: line %zu: unexpected mapping", path,
-						 ev.start_mark.line + 1);
-					rc = -EINVAL;
-					break;
-				}
-				snprintf(prefix[depth], sizeof(prefix[depth]), "%s", key);
-			}
-			depth++;
-			want_key[depth] = true;
-			break;
-		case YAML_MAPPING_END_EVENT:
-			depth--;
-			if (depth > 0)
-				want_key[depth] = true;
-			break;
-		case YAML_SEQUENCE_START_EVENT:
-			if (depth == 0 || want_key[depth] || in_list) {
-				snprintf(err, errlen, "config %s: line %zu: unexpected list", path,
-					 ev.start_mark.line + 1);
-				rc = -EINVAL;
-				break;
-			}
-			in_list = true;
-			list_len = 0;
-			list[0] = '\0';
-			break;
-		case YAML_SEQUENCE_END_EVENT: {
-			in_list = false;
-			want_key[depth] = true;
-			const struct opt *o = find_opt(key, strlen(key));
-			if (!o) {
-				snprintf(err, errlen, "config %s: unknown key '%s'", path, key);
-				rc = -EINVAL;
-				break;
-			}
-			char from[300];
-			snprintf(from, sizeof(from), "config %s", path);
-			rc = set_opt(cfg, o, list, from, err, errlen);
-			break;
-		}
-		case YAML_SCALAR_EVENT: {
-			const char *val = (const char *)ev.data.scalar.value;
-			size_t vlen = ev.data.scalar.length;
-			if (depth == 0) {
-				snprintf(err, errlen, "config %s: the top level must be a mapping of keys", path);
-				rc = -EINVAL;
-				break;
-			}
-			if (in_list) {
-				if (list_len + vlen + 2 > sizeof(list)) {
-					snprintf(err, errlen, "config %s: %s: list too long", path, key);
-					rc = -EINVAL;
-					break;
-				}
-				if (list_len)
-					list[list_len++] = ',';
-				memcpy(list + list_len, val, vlen);
-				list_len += vlen;
-				list[list_len] = '\0';
-				break;
-			}
-			if (want_key[depth]) {
-				struct strbuf kb = STRBUF_INIT;
-				for (int d = 1; d < depth; d++) {
-					sb_puts(&kb, prefix[d]);
-					sb_putc(&kb, '_');
-				}
-				sb_add(&kb, val, vlen);
-				if (kb.err || kb.len >= sizeof(key)) {
-					sb_free(&kb);
-					snprintf(err, errlen, "config %s: line %zu: key too long", path,
-						 ev.start_mark.line + 1);
-					rc = -EINVAL;
-					break;
-				}
-				memcpy(key, kb.buf, kb.len + 1);
-				sb_free(&kb);
-				want_key[depth] = false;
-				break;
-			}
-			want_key[depth] = true;
-			const struct opt *o = find_opt(key, strlen(key));
-			if (!o || !strcmp(o->name, "config")) {
-				snprintf(err, errlen, "config %s: line %zu: unknown key '%s'", path,
-					 ev.start_mark.line + 1, key);
-				rc = -EINVAL;
-				break;
-			}
-			if (memchr(val, '\0', vlen)) {
-				snprintf(err, errlen, "config %s: %s: value holds a NUL byte", path, key);
-				rc = -EINVAL;
-				break;
-			}
-			char from[300];
-			snprintf(from, sizeof(from), "config %s", path);
-			/* null / ~ means "leave the default" */
-			if (ev.data.scalar.plain_implicit && (!strcmp(val, "~") || !strcmp(val, "null")))
-				break;
-			rc = set_opt(cfg, o, val, from, err, errlen);
-			break;
-		}
-		case YAML_ALIAS_EVENT:
-			snprintf(err, errlen, "config %s: line %zu: aliases are not supported", path,
-				 ev.start_mark.line + 1);
-			rc = -EINVAL;
-			break;
-		default:
-			break;
-		}
+		rc = on_event(&r, &ev, &done);
 		yaml_event_delete(&ev);
 	}
 	yaml_parser_delete(&p);
@@ -396,24 +377,51 @@ static void env_name(const struct opt *o, char *buf, size_t len)
 static int load_env(struct tapio_config *cfg, char *err, size_t errlen)
 {
 	const char *nn = getenv("NODE_NAME");
-	if (nn && *nn) {
-		int rc = set_opt(cfg, find_opt("node-name", 9), nn, "env NODE_NAME", err, errlen);
+	struct slot sl;
+	if (nn && *nn && find_opt(cfg, "node-name", 9, &sl)) {
+		int rc = set_opt(cfg, sl, nn, "env NODE_NAME", err, errlen);
 		if (rc)
 			return rc;
 	}
-	for (size_t i = 0; i < NOPTS; i++) {
-		char name[64];
-		env_name(&opts[i], name, sizeof(name));
-		const char *v = getenv(name);
-		if (!v || !strcmp(opts[i].name, "config"))
-			continue;
-		char from[80];
-		snprintf(from, sizeof(from), "env %s", name);
-		int rc = set_opt(cfg, &opts[i], v, from, err, errlen);
-		if (rc)
-			return rc;
+	for (size_t gi = 0; gi < group_count(cfg); gi++) {
+		const struct opt_group *g = group_at(cfg, gi);
+		for (size_t i = 0; i < g->nopts; i++) {
+			char name[64];
+			env_name(&g->opts[i], name, sizeof(name));
+			const char *v = getenv(name);
+			if (!v || !strcmp(g->opts[i].name, "config"))
+				continue;
+			char from[80];
+			snprintf(from, sizeof(from), "env %s", name);
+			int rc = set_opt(cfg, (struct slot){gi, &g->opts[i]}, v, from, err, errlen);
+			if (rc)
+				return rc;
+		}
 	}
 	return 0;
+}
+
+/* Finds the option of flag argument a ("--name", "--name=v", "--no-name"). */
+static int flag_opt(const struct tapio_config *cfg, const char *a, struct slot *sl, bool *negated,
+		    const char **eq, char *err, size_t errlen)
+{
+	if (strncmp(a, "--", 2) || !a[2]) {
+		snprintf(err, errlen, "unexpected argument '%s' (flags are --name value)", a);
+		return -EINVAL;
+	}
+	const char *name = a + 2;
+	*eq = strchr(name, '=');
+	size_t nlen = *eq ? (size_t)(*eq - name) : strlen(name);
+	*negated = false;
+	if (find_opt(cfg, name, nlen, sl))
+		return 0;
+	if (nlen > 3 && !strncmp(name, "no-", 3) && find_opt(cfg, name + 3, nlen - 3, sl) &&
+	    sl->o->type == OPT_BOOL) {
+		*negated = true;
+		return 0;
+	}
+	snprintf(err, errlen, "unknown flag '--%.*s' (see tapio agent --help)", (int)nlen, name);
+	return -EINVAL;
 }
 
 /* Walks argv; with only_config, just finds --config. */
@@ -421,156 +429,152 @@ static int load_args(struct tapio_config *cfg, int argc, char **argv, bool only_
 		     const char **config_path, char *err, size_t errlen)
 {
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (strncmp(a, "--", 2) || !a[2]) {
-			snprintf(err, errlen, "unexpected argument '%s' (flags are --name value)", a);
-			return -EINVAL;
-		}
-		const char *name = a + 2;
-		const char *eq = strchr(name, '=');
-		size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-		bool negated = false;
-		const struct opt *o = find_opt(name, nlen);
-		if (!o && nlen > 3 && !strncmp(name, "no-", 3)) {
-			o = find_opt(name + 3, nlen - 3);
-			negated = o && o->type == OPT_BOOL;
-			if (!negated)
-				o = NULL;
-		}
-		if (!o) {
-			snprintf(err, errlen, "unknown flag '--%.*s' (see tapio agent --help)", (int)nlen,
-				 name);
-			return -EINVAL;
-		}
-		const char *val;
+		struct slot sl;
+		bool negated;
+		const char *eq, *val;
+		int rc = flag_opt(cfg, argv[i], &sl, &negated, &eq, err, errlen);
+		if (rc)
+			return rc;
 		if (eq) {
 			val = eq + 1;
-		} else if (o->type == OPT_BOOL) {
+		} else if (sl.o->type == OPT_BOOL) {
 			val = negated ? "false" : "true";
 		} else {
 			if (i + 1 >= argc) {
-				snprintf(err, errlen, "flag --%s needs a value", o->name);
+				snprintf(err, errlen, "flag --%s needs a value", sl.o->name);
 				return -EINVAL;
 			}
 			val = argv[++i];
 		}
-		if (!strcmp(o->name, "config")) {
+		if (!strcmp(sl.o->name, "config")) {
 			*config_path = val;
 			continue;
 		}
 		if (only_config)
 			continue;
 		char from[80];
-		snprintf(from, sizeof(from), "flag --%s", o->name);
-		int rc = set_opt(cfg, o, val, from, err, errlen);
+		snprintf(from, sizeof(from), "flag --%s", sl.o->name);
+		rc = set_opt(cfg, sl, val, from, err, errlen);
 		if (rc)
 			return rc;
 	}
 	return 0;
 }
 
+/* ---- checks ---- */
+
 /* Appends " (from <origin>)" for the key that err starts with. */
-static int invalid(char *err, size_t errlen)
+static int invalid(const struct tapio_config *cfg, char *err, size_t errlen)
 {
-	char key[64];
 	size_t n = strcspn(err, ":");
-	if (n < sizeof(key)) {
-		memcpy(key, err, n);
-		key[n] = '\0';
-		const struct opt *o = find_opt(key, n);
-		if (o) {
-			size_t len = strlen(err);
-			snprintf(err + len, errlen - len, " (from %s)", origins[o - opts]);
-		}
+	struct slot sl;
+	if (find_opt(cfg, err, n, &sl)) {
+		size_t len = strlen(err);
+		snprintf(err + len, errlen - len, " (from %s)", origins[sl.gi][sl.o - group_at(cfg, sl.gi)->opts]);
 	}
 	return -EINVAL;
 }
 
-static int validate(const struct tapio_config *cfg, char *err, size_t errlen)
+static int agent_check(const void *opts, char *err, size_t errlen)
 {
+	const struct tapio_config *cfg = opts;
 	uint64_t qs = cfg->queue_size;
 	if (qs < 4096 || qs > (1ull << 30) || (qs & (qs - 1))) {
 		snprintf(err, errlen, "queue-size: %" PRIu64 " must be a power of two from 4K to 1G", qs);
-		return invalid(err, errlen);
-	}
-	uint64_t rb = cfg->ringbuf_size;
-	if (rb < 4096 || rb > (1ull << 30) || (rb & (rb - 1))) {
-		snprintf(err, errlen, "ringbuf-size: %" PRIu64 " must be a power of two from 4K to 1G",
-			 rb);
-		return invalid(err, errlen);
+		return -EINVAL;
 	}
 	if (cfg->max_event_size < 1024 || cfg->max_event_size > (1ull << 30)) {
 		snprintf(err, errlen, "max-event-size: %" PRIu64 " must be from 1K to 1G",
 			 cfg->max_event_size);
-		return invalid(err, errlen);
+		return -EINVAL;
 	}
 	const char *o = cfg->output;
 	if (!(!strcmp(o, "stdout") || !strcmp(o, "-") || (!strncmp(o, "file:", 5) && o[5]) ||
 	      !strncmp(o, "nats://", 7))) {
 		snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT", o);
-		return invalid(err, errlen);
+		return -EINVAL;
 	}
 	if (*cfg->metrics_addr) {
 		char host[256];
 		unsigned port;
 		unsigned char buf[sizeof(struct in6_addr)];
-		if (metrics_split_addr(cfg->metrics_addr, host, sizeof(host), &port) ||
+		if (parse_hostport(cfg->metrics_addr, host, sizeof(host), &port) ||
 		    !(!host[0] || !strcmp(host, "localhost") || inet_pton(AF_INET, host, buf) == 1 ||
 		      inet_pton(AF_INET6, host, buf) == 1)) {
 			snprintf(err, errlen,
 				 "metrics-addr: '%s' is not IP:PORT, [IPv6]:PORT, localhost:PORT or :PORT",
 				 cfg->metrics_addr);
-			return invalid(err, errlen);
+			return -EINVAL;
 		}
 	}
-	static const char *const ret[] = {"limits", "interest", "workqueue"};
-	bool ok = false;
-	for (size_t i = 0; i < 3; i++)
-		ok |= !strcmp(cfg->nats_retention, ret[i]);
-	if (!ok) {
-		snprintf(err, errlen, "nats-retention: '%s' is not limits, interest or workqueue",
-			 cfg->nats_retention);
-		return invalid(err, errlen);
-	}
-	if (cfg->nats_max_inflight == 0) {
-		snprintf(err, errlen, "nats-max-inflight: must be at least 1");
-		return invalid(err, errlen);
-	}
-	struct strlist l;
-	if (strlist_split(&l, cfg->collectors))
-		return -ENOMEM;
-	static const char *const known[] = {"kernel", "k8s", "systemd", "cni", "etcd"};
-	for (size_t i = 0; i < l.n; i++) {
-		bool k = false;
-		for (size_t j = 0; j < 5; j++)
-			k |= !strcmp(l.v[i], known[j]);
-		if (!k) {
-			snprintf(err, errlen,
-				 "collectors: unknown collector '%s' (kernel, k8s, systemd, cni, etcd)",
-				 l.v[i]);
-			strlist_free(&l);
-			return invalid(err, errlen);
-		}
-	}
-	strlist_free(&l);
 	return 0;
 }
 
-int config_load(struct tapio_config *cfg, int argc, char **argv, char *err, size_t errlen)
+static int check_all(const struct tapio_config *cfg, char *err, size_t errlen)
+{
+	for (size_t gi = 0; gi < group_count(cfg); gi++) {
+		const struct opt_group *g = group_at(cfg, gi);
+		if (g->check && g->check(cgroup_base(cfg, gi), err, errlen))
+			return invalid(cfg, err, errlen);
+	}
+	return 0;
+}
+
+/* ---- load, print, usage, free ---- */
+
+static int set_groups(struct tapio_config *cfg, const struct opt_group *const *groups,
+		      size_t ngroups, char *err, size_t errlen)
+{
+	if (ngroups > CONFIG_GROUPS_MAX) {
+		snprintf(err, errlen, "too many option groups (%zu)", ngroups);
+		return -E2BIG;
+	}
+	for (size_t i = 0; i < ngroups; i++) {
+		if (groups[i]->nopts > OPTS_PER_GROUP_MAX) {
+			snprintf(err, errlen, "option group %s: too many options", groups[i]->name);
+			return -E2BIG;
+		}
+		cfg->groups[i] = groups[i];
+		cfg->vals[i] = calloc(1, groups[i]->size);
+		cfg->ngroups = i + 1;
+		if (!cfg->vals[i]) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int set_defaults(struct tapio_config *cfg, char *err, size_t errlen)
+{
+	for (size_t gi = 0; gi < group_count(cfg); gi++) {
+		const struct opt_group *g = group_at(cfg, gi);
+		for (size_t i = 0; i < g->nopts; i++) {
+			int rc = set_opt(cfg, (struct slot){gi, &g->opts[i]}, g->opts[i].def, "default",
+					 err, errlen);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+int config_load(struct tapio_config *cfg, const struct opt_group *const *groups, size_t ngroups,
+		int argc, char **argv, char *err, size_t errlen)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	err[0] = '\0';
-	for (size_t i = 0; i < NOPTS; i++) {
-		int rc = set_opt(cfg, &opts[i], opts[i].def, "default", err, errlen);
-		if (rc)
-			return rc;
-	}
+	int rc = set_groups(cfg, groups, ngroups, err, errlen);
+	if (!rc)
+		rc = set_defaults(cfg, err, errlen);
+	if (rc)
+		return rc;
 	const char *path = getenv("TAPIO_CONFIG");
-	int rc = load_args(cfg, argc, argv, true, &path, err, errlen);
+	rc = load_args(cfg, argc, argv, true, &path, err, errlen);
 	if (rc)
 		return rc;
 	if (path && *path) {
-		rc = set_opt(cfg, &opts[0], path, "config", err, errlen);
+		rc = set_opt(cfg, (struct slot){0, &agent_opts[0]}, path, "config", err, errlen);
 		if (!rc)
 			rc = load_file(cfg, path, err, errlen);
 		if (rc)
@@ -580,61 +584,72 @@ int config_load(struct tapio_config *cfg, int argc, char **argv, char *err, size
 	if (!rc)
 		rc = load_args(cfg, argc, argv, false, &path, err, errlen);
 	if (!rc)
-		rc = validate(cfg, err, errlen);
+		rc = check_all(cfg, err, errlen);
 	return rc;
+}
+
+const void *config_group(const struct tapio_config *cfg, const struct opt_group *g)
+{
+	for (size_t i = 0; i < cfg->ngroups; i++)
+		if (cfg->groups[i] == g)
+			return cfg->vals[i];
+	return NULL;
+}
+
+static void print_str(FILE *out, const char *key, const char *v)
+{
+	fputs(key, out);
+	fputs(": \"", out);
+	for (const char *p = v ? v : ""; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch == '"' || ch == '\\')
+			fprintf(out, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(out, "\\x%02x", ch); /* YAML double-quoted escape */
+		else
+			fputc(ch, out);
+	}
+	fputs("\"\n", out);
+}
+
+static void print_opt(const struct tapio_config *cfg, struct slot sl, FILE *out)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "%s", sl.o->name);
+	for (char *p = key; *p; p++)
+		if (*p == '-')
+			*p = '_';
+	switch (sl.o->type) {
+	case OPT_STR:
+		print_str(out, key, *(char *const *)cfield(cfg, sl));
+		break;
+	case OPT_BOOL:
+		fprintf(out, "%s: %s\n", key, *(const bool *)cfield(cfg, sl) ? "true" : "false");
+		break;
+	case OPT_UINT:
+		fprintf(out, "%s: %u\n", key, *(const unsigned *)cfield(cfg, sl));
+		break;
+	case OPT_SIZE:
+	case OPT_U64:
+		fprintf(out, "%s: %" PRIu64 "\n", key, *(const uint64_t *)cfield(cfg, sl));
+		break;
+	}
 }
 
 void config_print(const struct tapio_config *cfg, FILE *out)
 {
-	for (size_t i = 0; i < NOPTS; i++) {
-		const struct opt *o = &opts[i];
-		if (!strcmp(o->name, "print-config"))
-			continue;
-		char key[64];
-		snprintf(key, sizeof(key), "%s", o->name);
-		for (char *p = key; *p; p++)
-			if (*p == '-')
-				*p = '_';
-		switch (o->type) {
-		case OPT_STR: {
-			const char *v = *(char *const *)cfield(cfg, o);
-			fputs(key, out);
-			fputs(": \"", out);
-			for (const char *p = v ? v : ""; *p; p++) {
-				unsigned char ch = (unsigned char)*p;
-				if (ch == '"' || ch == '\\')
-					fprintf(out, "\\%c", ch);
-				else if (ch < 0x20 || ch == 0x7f)
-					fprintf(out, "\\x%02x", ch); /* YAML double-quoted escape */
-				else
-					fputc(ch, out);
-			}
-			fputs("\"\n", out);
-			break;
-		}
-		case OPT_BOOL:
-			fprintf(out, "%s: %s\n", key, *(const bool *)cfield(cfg, o) ? "true" : "false");
-			break;
-		case OPT_UINT:
-			fprintf(out, "%s: %u\n", key, *(const unsigned *)cfield(cfg, o));
-			break;
-		case OPT_SIZE:
-		case OPT_U64:
-			fprintf(out, "%s: %" PRIu64 "\n", key, *(const uint64_t *)cfield(cfg, o));
-			break;
-		}
+	for (size_t gi = 0; gi < group_count(cfg); gi++) {
+		const struct opt_group *g = group_at(cfg, gi);
+		for (size_t i = 0; i < g->nopts; i++)
+			if (strcmp(g->opts[i].name, "print-config"))
+				print_opt(cfg, (struct slot){gi, &g->opts[i]}, out);
 	}
 }
 
-void config_usage(FILE *out)
+static void usage_group(const struct opt_group *g, FILE *out)
 {
-	fprintf(out, "usage: tapio agent [--name value | --name=value ...]\n\n"
-		     "Every flag is also an environment variable (--queue-size: TAPIO_QUEUE_SIZE)\n"
-		     "and a key of the YAML config file (queue_size or queue-size). Precedence:\n"
-		     "flag, environment, file, default. Booleans take --name, --no-name or\n"
-		     "--name=true|false.\n\n");
-	for (size_t i = 0; i < NOPTS; i++) {
-		const struct opt *o = &opts[i];
+	for (size_t i = 0; i < g->nopts; i++) {
+		const struct opt *o = &g->opts[i];
 		char flag[64];
 		snprintf(flag, sizeof(flag), "--%s%s", o->name, o->type == OPT_BOOL ? "" : " V");
 		fprintf(out, "  %-26s %s", flag, o->help);
@@ -644,68 +659,37 @@ void config_usage(FILE *out)
 	}
 }
 
+void config_usage(const struct opt_group *const *groups, size_t ngroups, FILE *out)
+{
+	fprintf(out, "usage: tapio agent [--name value | --name=value ...]\n\n"
+		     "Every flag is also an environment variable (--queue-size: TAPIO_QUEUE_SIZE)\n"
+		     "and a key of the YAML config file (queue_size or queue-size). Precedence:\n"
+		     "flag, environment, file, default. Booleans take --name, --no-name or\n"
+		     "--name=true|false.\n\n");
+	usage_group(&agent_options, out);
+	for (size_t i = 0; i < ngroups; i++) {
+		fprintf(out, "\n %s:\n", groups[i]->name);
+		usage_group(groups[i], out);
+	}
+}
+
 void config_free(struct tapio_config *cfg)
 {
-	for (size_t i = 0; i < NOPTS; i++) {
-		if (opts[i].type != OPT_STR)
+	for (size_t gi = 0; gi < group_count(cfg); gi++) {
+		const struct opt_group *g = group_at(cfg, gi);
+		if (!group_base(cfg, gi))
 			continue;
-		char **slot = field(cfg, &opts[i]);
-		free(*slot);
-		*slot = NULL;
-	}
-}
-
-int strlist_split(struct strlist *l, const char *csv)
-{
-	l->v = NULL;
-	l->n = 0;
-	if (!csv)
-		return 0;
-	size_t cap = 1;
-	for (const char *p = csv; *p; p++)
-		cap += *p == ',';
-	l->v = calloc(cap, sizeof(char *));
-	if (!l->v)
-		return -ENOMEM;
-	const char *p = csv;
-	for (;;) {
-		const char *e = strchr(p, ',');
-		size_t n = e ? (size_t)(e - p) : strlen(p);
-		const char *s = p;
-		while (n && isspace((unsigned char)*s)) {
-			s++;
-			n--;
+		for (size_t i = 0; i < g->nopts; i++) {
+			if (g->opts[i].type != OPT_STR)
+				continue;
+			char **p = field(cfg, (struct slot){gi, &g->opts[i]});
+			free(*p);
+			*p = NULL;
 		}
-		while (n && isspace((unsigned char)s[n - 1]))
-			n--;
-		if (n) {
-			l->v[l->n] = strndup(s, n);
-			if (!l->v[l->n]) {
-				strlist_free(l);
-				return -ENOMEM;
-			}
-			l->n++;
-		}
-		if (!e)
-			break;
-		p = e + 1;
 	}
-	return 0;
-}
-
-bool strlist_has(const struct strlist *l, const char *s)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (!strcmp(l->v[i], s))
-			return true;
-	return false;
-}
-
-void strlist_free(struct strlist *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
+	for (size_t i = 0; i < cfg->ngroups; i++) {
+		free(cfg->vals[i]);
+		cfg->vals[i] = NULL;
+	}
+	cfg->ngroups = 0;
 }

@@ -10,79 +10,51 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/options.h"
+
+#define CONFIG_GROUPS_MAX 12
+
+/* The agent's own options. Every other module's options are a group of its
+ * own (core/options.h), loaded beside these. */
 struct tapio_config {
-	/* agent */
 	char *config_file;
-	char *collectors;   /* comma list; NULL or "" = every collector whose source exists */
-	char *output;       /* stdout | file:PATH | nats://HOST:PORT[,...] */
+	char *collectors;    /* comma list; NULL or "" = every collector whose source exists */
+	char *output;        /* stdout | file:PATH | nats://HOST:PORT[,...] */
 	uint64_t queue_size; /* bytes, power of two */
 	char *state_dir;
 	char *metrics_addr; /* HOST:PORT, "" = off */
 	char *node_name;
-	uint64_t max_event_size; /* k8s/etcd/systemd/cni: larger input is skipped */
+	uint64_t max_event_size; /* collector input larger than this is skipped */
 	unsigned queue_wait_ms;  /* resumable sources wait this long on a full queue */
 	bool print_config;
 
-	/* kernel */
-	char *events;        /* event type names/prefixes, "" = all */
-	uint64_t ringbuf_size;
-	bool containers_only;
-	bool all_threads;    /* process.exit for every thread */
-
-	/* k8s */
-	char *k8s_kubeconfig;
-	char *k8s_resources; /* comma list, "" = default set */
-	bool k8s_insecure;   /* skip TLS verification (explicit only) */
-
-	/* etcd */
-	char *etcd_endpoints;
-	char *etcd_prefix;
-	char *etcd_cacert;
-	char *etcd_cert;
-	char *etcd_key;
-
-	/* systemd */
-	char *journal_dir;   /* "" = the local journal */
-	char *journal_units; /* comma list */
-	char *journal_since; /* first start: "now" (default), "head", or a journal cursor */
-
-	/* cni */
-	char *cni_log_dirs;  /* comma list */
-	char *netns_dir;
-	char *cni_state_dir; /* /var/lib/cni: results/ and networks/ below it */
-
-	/* nats */
-	char *nats_subject_prefix; /* tapio.events */
-	char *nats_stream;         /* TAPIO_EVENTS */
-	char *nats_retention;      /* limits | interest | workqueue */
-	uint64_t nats_max_age_s;   /* 0 = unlimited */
-	unsigned nats_max_inflight;
-	unsigned nats_ack_wait_ms; /* on shutdown */
+	/* the other groups given to config_load(), and their filled structs */
+	const struct opt_group *groups[CONFIG_GROUPS_MAX];
+	void *vals[CONFIG_GROUPS_MAX];
+	size_t ngroups;
 };
 
+/* The agent's own group ("agent"), the first of every config. */
+extern const struct opt_group agent_options;
+
 /* Fills defaults, then the file (--config / TAPIO_CONFIG), then the
- * environment, then argv (argv[0] is the subcommand name and is skipped).
- * Returns 0, or -EINVAL after writing a one-line message that names the key or
- * flag and the reason into err. */
-int config_load(struct tapio_config *cfg, int argc, char **argv, char *err, size_t errlen);
+ * environment, then argv (argv[0] is the subcommand name and is skipped), for
+ * the agent's options and each of the ngroups groups; then runs each group's
+ * check. Returns 0, or -EINVAL after writing a one-line message that names the
+ * key or flag and the reason into err (-ENOMEM, -E2BIG: too many groups). */
+int config_load(struct tapio_config *cfg, const struct opt_group *const *groups, size_t ngroups,
+		int argc, char **argv, char *err, size_t errlen);
+
+/* The filled struct of group g, or NULL when g was not loaded. */
+const void *config_group(const struct tapio_config *cfg, const struct opt_group *g);
 
 /* Writes the effective config as YAML. */
 void config_print(const struct tapio_config *cfg, FILE *out);
 
-/* Writes the --help text for the agent flags. */
-void config_usage(FILE *out);
+/* Writes the --help text for the agent's flags and those of the groups. */
+void config_usage(const struct opt_group *const *groups, size_t ngroups, FILE *out);
 
+/* Frees every string and group struct. Accepts a zeroed config. */
 void config_free(struct tapio_config *cfg);
-
-/* A list parsed from "a, b,c": trimmed, empty items left out. */
-struct strlist {
-	char **v;
-	size_t n;
-};
-/* Returns 0 or -ENOMEM. csv NULL gives an empty list. */
-int strlist_split(struct strlist *l, const char *csv);
-/* True when s is in the list. */
-bool strlist_has(const struct strlist *l, const char *s);
-void strlist_free(struct strlist *l);
 
 #endif

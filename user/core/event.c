@@ -1,80 +1,61 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/event.h"
 #include "core/queue.h"
 
-static const char *const source_names[SRC__MAX] = {
-	[SRC_KERNEL] = "kernel", [SRC_K8S] = "k8s",   [SRC_SYSTEMD] = "systemd",
-	[SRC_CNI] = "cni",       [SRC_ETCD] = "etcd",
-};
+static const struct source_desc *sources[SRC_MAX];
 
-static const char *const type_names[TYPE__MAX] = {
-	[TYPE_PROCESS_EXEC] = "process.exec",
-	[TYPE_PROCESS_FORK] = "process.fork",
-	[TYPE_PROCESS_EXIT] = "process.exit",
-	[TYPE_TCP_CONNECT] = "tcp.connect",
-	[TYPE_TCP_ACCEPT] = "tcp.accept",
-	[TYPE_TCP_CLOSE] = "tcp.close",
-	[TYPE_TCP_RETRANSMIT] = "tcp.retransmit",
-	[TYPE_TCP_RESET] = "tcp.reset",
-	[TYPE_CGROUP_MKDIR] = "cgroup.mkdir",
-	[TYPE_CGROUP_RMDIR] = "cgroup.rmdir",
-	[TYPE_CGROUP_ATTACH] = "cgroup.attach",
-	[TYPE_OOM_KILL] = "oom.kill",
-	[TYPE_K8S_WATCH] = "k8s.watch",
-	[TYPE_SYSTEMD_JOURNAL] = "systemd.journal",
-	[TYPE_CNI_LOG] = "cni.log",
-	[TYPE_CNI_NETNS] = "cni.netns",
-	[TYPE_CNI_RESULT] = "cni.result",
-	[TYPE_CNI_IPAM] = "cni.ipam",
-	[TYPE_ETCD_WATCH] = "etcd.watch",
-	[TYPE_ETCD_COMPACTED] = "etcd.compacted",
-};
+int source_register(unsigned id, const struct source_desc *d)
+{
+	if (id >= SRC_MAX || !d || !d->name)
+		return -EINVAL;
+	if (sources[id] && sources[id] != d)
+		return -EEXIST;
+	sources[id] = d;
+	return 0;
+}
+
+const struct source_desc *source_get(unsigned source)
+{
+	return source < SRC_MAX ? sources[source] : NULL;
+}
 
 const char *source_name(unsigned source)
 {
-	return source < SRC__MAX ? source_names[source] : "unknown";
+	return source < SRC_MAX && sources[source] ? sources[source]->name : "unknown";
 }
 
 int source_parse(const char *name)
 {
-	for (unsigned i = 0; i < SRC__MAX; i++)
-		if (!strcmp(name, source_names[i]))
+	for (unsigned i = 0; i < SRC_MAX; i++)
+		if (sources[i] && !strcmp(name, sources[i]->name))
 			return (int)i;
 	return -EINVAL;
 }
 
-const char *type_name(unsigned type)
+const char *type_name(unsigned source, unsigned type)
 {
-	return type < TYPE__MAX && type_names[type] ? type_names[type] : "unknown";
+	const struct source_desc *d = source < SRC_MAX ? sources[source] : NULL;
+	if (!d || !type || type >= d->ntypes || !d->types[type])
+		return "unknown";
+	return d->types[type];
 }
 
-int type_parse(const char *name)
+int type_parse(const char *name, unsigned *source, unsigned *type)
 {
-	for (unsigned i = 1; i < TYPE__MAX; i++)
-		if (!strcmp(name, type_names[i]))
-			return (int)i;
-	return -EINVAL;
-}
-
-enum tapio_source type_source(unsigned type)
-{
-	if (type <= TYPE_KERNEL__LAST)
-		return SRC_KERNEL;
-	switch (type) {
-	case TYPE_K8S_WATCH:
-		return SRC_K8S;
-	case TYPE_SYSTEMD_JOURNAL:
-		return SRC_SYSTEMD;
-	case TYPE_ETCD_WATCH:
-	case TYPE_ETCD_COMPACTED:
-		return SRC_ETCD;
-	default:
-		return SRC_CNI;
+	for (unsigned s = 0; s < SRC_MAX; s++) {
+		const struct source_desc *d = sources[s];
+		for (unsigned t = 1; d && t < d->ntypes; t++) {
+			if (d->types[t] && !strcmp(name, d->types[t])) {
+				*source = s;
+				*type = t;
+				return 0;
+			}
+		}
 	}
+	return -EINVAL;
 }
 
 size_t event_meta_size(const struct meta_kv *kv, size_t nkv)
@@ -86,7 +67,7 @@ size_t event_meta_size(const struct meta_kv *kv, size_t nkv)
 	return n;
 }
 
-struct tapio_event *event_reserve(struct queue *q, enum tapio_source src, enum tapio_type type,
+struct tapio_event *event_reserve(struct queue *q, unsigned src, unsigned type,
 				  enum tapio_fmt fmt, uint64_t ts, const struct meta_kv *kv,
 				  size_t nkv, size_t data_len)
 {
@@ -130,7 +111,7 @@ void event_discard(struct queue *q, struct tapio_event *ev)
 	queue_discard(q, ev);
 }
 
-int event_emit(struct queue *q, enum tapio_source src, enum tapio_type type, enum tapio_fmt fmt,
+int event_emit(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt,
 	       uint64_t ts, const struct meta_kv *kv, size_t nkv, const void *data, size_t len)
 {
 	struct tapio_event *ev = event_reserve(q, src, type, fmt, ts, kv, nkv, len);
@@ -172,18 +153,4 @@ const char *event_meta_get(const struct tapio_event *ev, const char *key)
 		if (!strcmp(k, key))
 			return v;
 	return NULL;
-}
-
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }

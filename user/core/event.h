@@ -15,48 +15,32 @@
 #include <stdint.h>
 
 struct queue;
+struct strbuf;
 
-enum tapio_source {
-	SRC_KERNEL = 0,
-	SRC_K8S,
-	SRC_SYSTEMD,
-	SRC_CNI,
-	SRC_ETCD,
-	SRC__MAX,
+/* Sources and their types are not listed here: each source (a collector) is
+ * a row of the collector table (collectors/table.c), which registers its name
+ * and type names at start with source_register(). A source id is small
+ * (< SRC_MAX); a type id is that source's own (1..ntypes). */
+#define SRC_MAX 8
+
+struct source_desc {
+	const char *name;         /* "kernel", "k8s", ... */
+	const char *const *types; /* types[t] = "process.exec"; types[0] unused */
+	unsigned ntypes;          /* entries in types, including [0] */
+	/* For FMT_STRUCT data (optional): the source's own decoders. Each returns
+	 * 0, or -EINVAL with nothing appended (the sink then shows base64). */
+	int (*struct_json)(const void *data, size_t len, struct strbuf *out);
+	int (*struct_text)(const void *data, size_t len, struct strbuf *out);
+	int (*struct_pid_comm)(const void *data, size_t len, uint32_t *pid, char comm[16]);
 };
 
-/* Event types. The kernel ones (1..12) have the same values as the EVENT_*
- * constants in bpf/events.h; a _Static_assert in the kernel collector keeps
- * them equal. */
-enum tapio_type {
-	TYPE_NONE = 0,
-	TYPE_PROCESS_EXEC = 1,
-	TYPE_PROCESS_FORK,
-	TYPE_PROCESS_EXIT,
-	TYPE_TCP_CONNECT,
-	TYPE_TCP_ACCEPT,
-	TYPE_TCP_CLOSE,
-	TYPE_TCP_RETRANSMIT,
-	TYPE_TCP_RESET,
-	TYPE_CGROUP_MKDIR,
-	TYPE_CGROUP_RMDIR,
-	TYPE_CGROUP_ATTACH,
-	TYPE_OOM_KILL, /* 12 */
-	TYPE_KERNEL__LAST = TYPE_OOM_KILL,
-	TYPE_K8S_WATCH,
-	TYPE_SYSTEMD_JOURNAL,
-	TYPE_CNI_LOG,
-	TYPE_CNI_NETNS,
-	TYPE_CNI_RESULT,
-	TYPE_CNI_IPAM,
-	TYPE_ETCD_WATCH,
-	TYPE_ETCD_COMPACTED,
-	TYPE__MAX,
-};
+/* Registers source id's name and type names (d must outlive every event).
+ * Returns 0, -EINVAL (id >= SRC_MAX) or -EEXIST (id taken by another). */
+int source_register(unsigned id, const struct source_desc *d);
 
 /* How the data bytes are shown by sinks. */
 enum tapio_fmt {
-	FMT_KERNEL = 0, /* a struct from bpf/events.h, decoded by kernel_decode */
+	FMT_STRUCT = 0, /* a binary struct its source decodes (source_codec) */
 	FMT_JSON,       /* JSON text, embedded as JSON */
 	FMT_TEXT,       /* text, shown as a JSON string */
 	FMT_BINARY,     /* bytes, shown as base64 */
@@ -64,8 +48,8 @@ enum tapio_fmt {
 
 struct tapio_event {
 	uint64_t ts;       /* ns since the epoch */
-	uint16_t source;   /* enum tapio_source */
-	uint16_t type;     /* enum tapio_type */
+	uint16_t source;   /* a registered source id */
+	uint16_t type;     /* that source's type id */
 	uint8_t fmt;       /* enum tapio_fmt */
 	uint8_t flags;     /* reserved, 0 */
 	uint16_t reserved; /* 0 */
@@ -80,16 +64,17 @@ struct meta_kv {
 	const char *val; /* NULL values are left out */
 };
 
-/* "kernel", "k8s", ... or "unknown". */
+/* The registered description of a source, or NULL. */
+const struct source_desc *source_get(unsigned source);
+/* A registered source's name, or "unknown". */
 const char *source_name(unsigned source);
-/* Parses a source name; returns the enum value or -EINVAL. */
+/* Parses a source name; returns its id or -EINVAL. */
 int source_parse(const char *name);
 /* "process.exec", "k8s.watch", ... or "unknown". */
-const char *type_name(unsigned type);
-/* Parses a type name; returns the enum value or -EINVAL. */
-int type_parse(const char *name);
-/* The source a type belongs to. */
-enum tapio_source type_source(unsigned type);
+const char *type_name(unsigned source, unsigned type);
+/* Parses a type name ("k8s.watch"); returns 0 and sets *source and *type, or
+ * -EINVAL. */
+int type_parse(const char *name, unsigned *source, unsigned *type);
 
 /* Bytes that the meta pairs take ("key\0value\0" each, NULL values skipped). */
 size_t event_meta_size(const struct meta_kv *kv, size_t nkv);
@@ -99,14 +84,14 @@ size_t event_meta_size(const struct meta_kv *kv, size_t nkv);
  * at event_data() and then calls event_commit() or event_discard().
  * Returns NULL with errno set when the queue refused it (see queue_reserve:
  * the drop is already counted there). */
-struct tapio_event *event_reserve(struct queue *q, enum tapio_source src, enum tapio_type type,
+struct tapio_event *event_reserve(struct queue *q, unsigned src, unsigned type,
 				  enum tapio_fmt fmt, uint64_t ts, const struct meta_kv *kv,
 				  size_t nkv, size_t data_len);
 void event_commit(struct queue *q, struct tapio_event *ev);
 void event_discard(struct queue *q, struct tapio_event *ev);
 
 /* event_reserve + copy + commit. Returns 0 or a negative errno. */
-int event_emit(struct queue *q, enum tapio_source src, enum tapio_type type, enum tapio_fmt fmt,
+int event_emit(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt,
 	       uint64_t ts, const struct meta_kv *kv, size_t nkv, const void *data, size_t len);
 
 static inline char *event_meta(const struct tapio_event *ev)
@@ -125,10 +110,5 @@ int event_meta_next(const struct tapio_event *ev, size_t *pos, const char **key,
 
 /* The value of one meta key, or NULL. */
 const char *event_meta_get(const struct tapio_event *ev, const char *key);
-
-/* Wall clock, ns since the epoch. */
-uint64_t now_ns(void);
-/* CLOCK_MONOTONIC in ns. */
-uint64_t mono_ns(void);
 
 #endif

@@ -8,8 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/event.h"
 #include "core/state.h"
+#include "util/fileio.h"
+#include "util/clock.h"
 
 int state_mkdir(const char *dir)
 {
@@ -28,22 +29,6 @@ int state_mkdir(const char *dir)
 	}
 	if (mkdir(path, 0700) && errno != EEXIST)
 		return -errno;
-	return 0;
-}
-
-int fd_write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
 	return 0;
 }
 

@@ -12,10 +12,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Writes all len bytes, retrying on EINTR and short writes. Returns 0 or a
- * negative errno. */
-int fd_write_all(int fd, const void *buf, size_t len);
-
 /* Creates dir (and parents) with mode 0700 if missing. Returns 0 or -errno. */
 int state_mkdir(const char *dir);
 

@@ -28,6 +28,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "core/collector.h"
 #include "core/event.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
@@ -350,38 +351,6 @@ static size_t hash_str(const char *s)
 		(head)->next = (e);                                                                \
 	} while (0)
 
-/* Detects where cgroup2 is mounted. */
-int cgroup2_find_mount(char *buf, size_t len)
-{
-	static const char *const cands[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
-	for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++) {
-		struct statfs sf;
-		if (!statfs(cands[i], &sf) && sf.f_type == CGROUP2_SUPER_MAGIC) {
-			snprintf(buf, len, "%s", cands[i]);
-			return 0;
-		}
-	}
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return -ENOENT;
-	char line[4096];
-	int rc = -ENOENT;
-	while (rc && fgets(line, sizeof(line), f)) {
-		char *sep = strstr(line, " - ");
-		if (!sep || strncmp(sep + 3, "cgroup2 ", 8))
-			continue;
-		char *save = NULL, *tok = strtok_r(line, " ", &save);
-		for (int k = 0; tok && k < 4; k++)
-			tok = strtok_r(NULL, " ", &save);
-		if (tok && strlen(tok) < len) {
-			snprintf(buf, len, "%s", tok);
-			rc = 0;
-		}
-	}
-	fclose(f);
-	return rc;
-}
-
 struct podmeta *podmeta_new(const char *cgroup_root, size_t max_entries)
 {
 	if (max_entries == 0 || max_entries > (1u << 24)) {
@@ -691,35 +660,53 @@ out:
 	pthread_mutex_unlock(&pm->mu);
 }
 
-void podmeta_observe(struct podmeta *pm, const struct tapio_event *ev)
+static size_t put_kv(struct meta_kv *kv, size_t n, size_t max, const char *key, const char *val,
+		     char **scratch, size_t *left)
 {
-	if (!pm || !ev || ev->source != SRC_K8S || ev->type != TYPE_K8S_WATCH)
-		return;
-	const char *res = event_meta_get(ev, "resource");
-	const char *type = event_meta_get(ev, "type");
-	if (!res || strcmp(res, "pods") || !type)
-		return;
-	bool deleted = !strcmp(type, "DELETED");
-	if (!deleted && strcmp(type, "ADDED") && strcmp(type, "MODIFIED"))
-		return;
-	const char *uid = event_meta_get(ev, "uid");
-	const char *ns = event_meta_get(ev, "namespace");
-	const char *name = event_meta_get(ev, "name");
-	if (uid && name) {
-		podmeta_pod_update(pm, uid, ns, name, deleted);
-		return;
-	}
-	/* no uid in the meta: read the object's metadata */
-	if (ev->fmt != FMT_JSON)
-		return;
-	cJSON *obj = cJSON_ParseWithLength(event_data(ev), ev->data_len);
-	cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-	const char *u = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "uid"));
-	const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "name"));
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "namespace"));
-	if (u && n)
-		podmeta_pod_update(pm, u, s, n, deleted);
-	cJSON_Delete(obj);
+	size_t len = strlen(val);
+	if (n >= max || !len || len + 1 > *left)
+		return n;
+	memcpy(*scratch, val, len + 1);
+	kv[n].key = key;
+	kv[n].val = *scratch;
+	*scratch += len + 1;
+	*left -= len + 1;
+	return n + 1;
+}
+
+static size_t hook_cgroup_meta(void *ctx, uint64_t cgroup_id, struct meta_kv *kv, size_t max,
+			       char *scratch, size_t scratch_len)
+{
+	struct podmeta_entry e;
+	if (podmeta_lookup(ctx, cgroup_id, &e))
+		return 0;
+	size_t n = 0;
+	n = put_kv(kv, n, max, "container_id", e.ids.container_id, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "pod_uid", e.ids.pod_uid, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "pod_name", e.pod_name, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "pod_namespace", e.pod_namespace, &scratch, &scratch_len);
+	return n;
+}
+
+static void hook_cgroup_removed(void *ctx, uint64_t cgroup_id)
+{
+	podmeta_forget(ctx, cgroup_id);
+}
+
+static void hook_pod_update(void *ctx, const char *uid, const char *ns, const char *name,
+			    bool deleted)
+{
+	podmeta_pod_update(ctx, uid, ns, name, deleted);
+}
+
+void podmeta_hooks(struct podmeta *pm, struct collector_hooks *out)
+{
+	*out = (struct collector_hooks){
+		.ctx = pm,
+		.cgroup_meta = hook_cgroup_meta,
+		.cgroup_removed = hook_cgroup_removed,
+		.pod_update = hook_pod_update,
+	};
 }
 
 void podmeta_get_stats(struct podmeta *pm, struct podmeta_stats *out)

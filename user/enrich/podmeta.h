@@ -10,6 +10,8 @@
 #ifndef TAPIO_PODMETA_H
 #define TAPIO_PODMETA_H
 
+#include "util/cgroupfs.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -29,10 +31,6 @@ struct cgroup_ids {
  * -EINVAL for bad input. */
 int cgroup_path_parse(const char *path, size_t len, struct cgroup_ids *out);
 
-/* Where cgroup2 is mounted: /sys/fs/cgroup (pure cgroup2),
- * /sys/fs/cgroup/unified (hybrid), else the first cgroup2 mount in
- * /proc/self/mountinfo. Returns 0 with the path in buf, or -ENOENT. */
-int cgroup2_find_mount(char *buf, size_t len);
 
 struct podmeta;
 
@@ -77,12 +75,12 @@ void podmeta_forget(struct podmeta *pm, uint64_t cgroup_id);
 void podmeta_pod_update(struct podmeta *pm, const char *uid, const char *ns, const char *name,
 			bool deleted);
 
-/* Feeds one event from the pipeline: a k8s.watch event for a pod (meta
- * resource "pods", type ADDED/MODIFIED/DELETED, uid, namespace, name; without
- * a uid in the meta, the object's metadata is read) updates the pod cache;
- * others are ignored. cgroup.rmdir comes through podmeta_forget(), from the
- * kernel collector's hook. */
-void podmeta_observe(struct podmeta *pm, const struct tapio_event *ev);
+struct collector_hooks;
+
+/* Fills the collector hooks that feed and read this cache: cgroup_meta
+ * (container_id, pod_uid, pod_name, pod_namespace for a cgroup id),
+ * cgroup_removed (podmeta_forget) and pod_update (podmeta_pod_update). */
+void podmeta_hooks(struct podmeta *pm, struct collector_hooks *out);
 
 struct podmeta_stats {
 	uint64_t hits, misses, resolves, evictions, pods;

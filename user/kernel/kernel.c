@@ -8,6 +8,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/magic.h>
@@ -25,10 +26,11 @@
 
 #include "bpf/events.h"
 #include "core/collector.h"
+#include "core/options.h"
 #include "kernel/kernel_decode.h"
 #include "util/log.h"
 #include "tapio.skel.h"
-#include "enrich/podmeta.h"
+#include "util/cgroupfs.h"
 #include "util/strbuf.h"
 
 /* The kernel types are the same numbers on both sides of the ring buffer. */
@@ -515,10 +517,11 @@ static int on_sample(void *ctx, void *data, size_t size)
 	cgid = h->cgroup_id;
 	snprintf(kc->idbuf, sizeof(kc->idbuf), "%llu", (unsigned long long)cgid);
 	kc->kv[nkv++] = (struct meta_kv){"cgroup_id", kc->idbuf};
-	if (kc->o.cgroup_meta && cgid)
-		nkv += kc->o.cgroup_meta(kc->o.meta_ctx, cgid, kc->kv + nkv, META_MAX - nkv, kc->scratch,
+	const struct collector_hooks *hk = kc->o.hooks;
+	if (hk && hk->cgroup_meta && cgid)
+		nkv += hk->cgroup_meta(hk->ctx, cgid, kc->kv + nkv, META_MAX - nkv, kc->scratch,
 					 sizeof(kc->scratch));
-	ev = event_reserve(kc->q, SRC_KERNEL, type, FMT_KERNEL, (uint64_t)((int64_t)h->ts + kc->boot_to_epoch),
+	ev = event_reserve(kc->q, kc->o.source, type, FMT_STRUCT, (uint64_t)((int64_t)h->ts + kc->boot_to_epoch),
 			   kc->kv, nkv, used);
 	if (!ev) {
 		atomic_fetch_add_explicit(&kc->qdrops[type], 1, memory_order_relaxed);
@@ -529,11 +532,11 @@ static int on_sample(void *ctx, void *data, size_t size)
 		atomic_fetch_add_explicit(&kc->events[type], 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&kc->base.n.events, 1, memory_order_relaxed);
 	}
-	if (type == EVENT_CGROUP_RMDIR && kc->o.cgroup_removed) {
+	if (type == EVENT_CGROUP_RMDIR && hk && hk->cgroup_removed) {
 		const struct cgroup_event *ce = data;
 
 		if (ce->hierarchy_id == 0)
-			kc->o.cgroup_removed(kc->o.meta_ctx, ce->id);
+			hk->cgroup_removed(hk->ctx, ce->id);
 	}
 	return 0;
 }
@@ -629,7 +632,7 @@ static void k_counters(struct collector *c, counter_fn fn, void *ctx)
 		uint64_t sum = 0;
 		uint32_t key = t;
 
-		snprintf(labels, sizeof(labels), "type=\"%s\"", type_name(t));
+		snprintf(labels, sizeof(labels), "type=\"%s\"", kernel_type_names[t]);
 		if (vals && fd >= 0 && bpf_map_lookup_elem(fd, &key, vals) == 0)
 			for (int i = 0; i < kc->ncpu; i++)
 				sum += vals[i];
@@ -642,6 +645,7 @@ static void k_counters(struct collector *c, counter_fn fn, void *ctx)
 
 static const struct collector_ops kernel_ops = {
 	.name = "kernel",
+	.liveness = true,
 	.start = k_start,
 	.stop = k_stop,
 	.destroy = k_destroy,
@@ -670,7 +674,7 @@ struct collector *kernel_collector_new(const struct kernel_opts *o, char *err, s
 		errno = ENOMEM;
 		return NULL;
 	}
-	collector_init(&kc->base, &kernel_ops);
+	collector_init(&kc->base, &kernel_ops, o->source);
 	kc->o = *o;
 	cfg.types = (o->type_mask ? o->type_mask : KERNEL_TYPES_ALL) & KERNEL_TYPES_ALL;
 	cfg.tgid = o->pid > 0 ? (uint32_t)o->pid : 0;
@@ -793,7 +797,7 @@ int kernel_parse_events(const char *list, uint64_t *mask, char *err, size_t errl
 			got = KERNEL_TYPES_ALL;
 		} else {
 			for (unsigned t = 1; t < EVENT_MAX; t++) {
-				const char *name = type_name(t);
+				const char *name = kernel_type_names[t];
 
 				if (!strcmp(name, item) || (!strncmp(name, item, n) && name[n] == '.'))
 					got |= 1ull << t;
@@ -817,4 +821,58 @@ int kernel_parse_events(const char *list, uint64_t *mask, char *err, size_t errl
 	}
 	*mask = m;
 	return 0;
+}
+
+/* ---- the agent's options and the table's entry points ---- */
+
+#define KO(n, t, f, d, h) OPT_ENTRY(struct kernel_options, n, t, f, d, h)
+
+static const struct opt kernel_opt_table[] = {
+	KO("events", OPT_STR, events, "", "kernel event types or prefixes, empty = all"),
+	KO("ringbuf-size", OPT_SIZE, ringbuf_size, "8M", "BPF ring buffer size, a power of two"),
+	KO("containers", OPT_BOOL, containers_only, "false", "kernel events from containers only"),
+	KO("all-threads", OPT_BOOL, all_threads, "false", "process.exit for every thread"),
+};
+
+static int kernel_options_check(const void *p, char *err, size_t errlen)
+{
+	const struct kernel_options *o = p;
+	uint64_t rb = o->ringbuf_size, mask;
+	if (rb < 4096 || rb > (1ull << 30) || (rb & (rb - 1))) {
+		snprintf(err, errlen, "ringbuf-size: %" PRIu64 " must be a power of two from 4K to 1G",
+			 rb);
+		return -EINVAL;
+	}
+	char why[256];
+	if (o->events[0] && kernel_parse_events(o->events, &mask, why, sizeof(why))) {
+		snprintf(err, errlen, "events: %s", why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+const struct opt_group kernel_options_group =
+	OPT_GROUP("kernel", struct kernel_options, kernel_opt_table, kernel_options_check);
+
+struct collector *kernel_collector_create(const struct collector_env *env, char *err, size_t errlen)
+{
+	const struct kernel_options *ko = env->opts;
+	struct kernel_opts o = {
+		.containers_only = ko->containers_only,
+		.all_threads = ko->all_threads,
+		.ringbuf_size = (uint32_t)ko->ringbuf_size,
+		.source = env->source,
+		.hooks = env->hooks,
+	};
+	if (ko->events[0] && kernel_parse_events(ko->events, &o.type_mask, err, errlen)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return kernel_collector_new(&o, err, errlen);
+}
+
+bool kernel_collector_present(const struct collector_env *env)
+{
+	(void)env;
+	return kernel_collector_available();
 }

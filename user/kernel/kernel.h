@@ -2,7 +2,7 @@
 /* The `kernel` collector: loads the CO-RE BPF programs (the skeleton built
  * from bpf/, embedded in the binary), attaches them to their tracepoints and
  * moves each ring buffer record into the event queue with source SRC_KERNEL,
- * fmt FMT_KERNEL and the record (a struct from bpf/events.h) as data.
+ * fmt FMT_STRUCT and the record (a struct from bpf/events.h) as data.
  *
  * A program that cannot load on the running kernel is turned off and named
  * by kernel_collector_disabled(); the others run. */
@@ -14,8 +14,12 @@
 #include <stdint.h>
 
 #include "core/event.h"
+#include "kernel/kernel_types.h"
 
 struct collector;
+struct collector_env;
+struct collector_hooks;
+struct opt_group;
 
 #define KERNEL_DEFAULT_RINGBUF (8u << 20)
 
@@ -27,14 +31,27 @@ struct kernel_opts {
 				  * cgroup namespace other than the initial one */
 	bool all_threads;        /* process.fork/process.exit for every thread, not just processes */
 	uint32_t ringbuf_size;   /* bytes, power of two >= page size; 0 = KERNEL_DEFAULT_RINGBUF */
-	/* Optional, called from the collector thread for each event: appends up
-	 * to max meta pairs for the event's cgroup (the victim's for oom.kill),
-	 * strings in scratch. Returns the count. */
-	size_t (*cgroup_meta)(void *ctx, uint64_t cgroup_id, struct meta_kv *kv, size_t max, char *scratch,
-			      size_t scratch_len);
-	void (*cgroup_removed)(void *ctx, uint64_t cgroup_id); /* called on cgroup.rmdir (cgroup2) */
-	void *meta_ctx;
+	unsigned source;         /* the source id of its events */
+	/* Optional: cgroup_meta is called from the collector thread for each
+	 * event (the victim's cgroup for oom.kill), cgroup_removed on
+	 * cgroup.rmdir (cgroup2). */
+	const struct collector_hooks *hooks;
 };
+
+/* The kernel collector's options in the agent (--events, --ringbuf-size,
+ * --containers, --all-threads). */
+struct kernel_options {
+	char *events; /* event type names/prefixes, "" = all */
+	uint64_t ringbuf_size;
+	bool containers_only;
+	bool all_threads; /* process.exit for every thread */
+};
+extern const struct opt_group kernel_options_group;
+
+/* The table's constructor: kernel_collector_new() with the agent's options. */
+struct collector *kernel_collector_create(const struct collector_env *env, char *err, size_t errlen);
+/* The table's source check: kernel_collector_available(). */
+bool kernel_collector_present(const struct collector_env *env);
 
 /* Opens, configures, loads and attaches the programs. Returns the collector
  * (owned by the caller: collector_destroy()), or NULL with errno and a

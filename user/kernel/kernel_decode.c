@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 
 #include "bpf/events.h"
+#include "core/event.h"
+#include "kernel/kernel_types.h"
 #include "util/strbuf.h"
 
 size_t kevent_min_len(unsigned type)
@@ -456,3 +458,27 @@ int kevent_pid_comm(const void *data, size_t len, uint32_t *pid, char comm[16])
 	comm[15] = '\0';
 	return 0;
 }
+
+const char *const kernel_type_names[KERNEL_NTYPES] = {
+	[TYPE_PROCESS_EXEC] = "process.exec",
+	[TYPE_PROCESS_FORK] = "process.fork",
+	[TYPE_PROCESS_EXIT] = "process.exit",
+	[TYPE_TCP_CONNECT] = "tcp.connect",
+	[TYPE_TCP_ACCEPT] = "tcp.accept",
+	[TYPE_TCP_CLOSE] = "tcp.close",
+	[TYPE_TCP_RETRANSMIT] = "tcp.retransmit",
+	[TYPE_TCP_RESET] = "tcp.reset",
+	[TYPE_CGROUP_MKDIR] = "cgroup.mkdir",
+	[TYPE_CGROUP_RMDIR] = "cgroup.rmdir",
+	[TYPE_CGROUP_ATTACH] = "cgroup.attach",
+	[TYPE_OOM_KILL] = "oom.kill",
+};
+
+const struct source_desc kernel_source = {
+	.name = "kernel",
+	.types = kernel_type_names,
+	.ntypes = KERNEL_NTYPES,
+	.struct_json = kevent_json,
+	.struct_text = kevent_text,
+	.struct_pid_comm = kevent_pid_comm,
+};

@@ -35,4 +35,7 @@ size_t kevent_used_len(const void *data, size_t len);
 /* Minimum record size for a kernel event type (1..12), 0 for others. */
 size_t kevent_min_len(unsigned type);
 
+/* The kernel source: its name, type names and the decoders above. */
+extern const struct source_desc kernel_source;
+
 #endif

@@ -14,6 +14,7 @@
 #include "core/event.h"
 #include "util/log.h"
 #include "metrics/metrics.h"
+#include "util/parse.h"
 #include "core/queue.h"
 #include "sink/sink.h"
 #include "util/strbuf.h"
@@ -216,22 +217,26 @@ static const struct {
 static void render_queue(const struct metrics_view *v, struct strbuf *sb)
 {
 	static const char *const reasons[] = {"full", "timeout", "oversize", "closed"};
-	struct queue_src_stats st[SRC__MAX];
+	struct queue_src_stats st[SRC_MAX];
 
-	for (unsigned s = 0; s < SRC__MAX; s++)
+	for (unsigned s = 0; s < SRC_MAX; s++)
 		queue_stats(v->q, s, &st[s]);
 	family(sb, "tapio_events_total", "counter", "Events committed to the queue, per source.");
-	for (unsigned s = 0; s < SRC__MAX; s++)
-		sample1(sb, "tapio_events_total", "source", source_name(s), st[s].committed);
+	for (unsigned s = 0; s < SRC_MAX; s++)
+		if (source_get(s))
+			sample1(sb, "tapio_events_total", "source", source_name(s), st[s].committed);
 	family(sb, "tapio_event_bytes_total", "counter",
 	       "Payload bytes committed to the queue, per source.");
-	for (unsigned s = 0; s < SRC__MAX; s++)
-		sample1(sb, "tapio_event_bytes_total", "source", source_name(s), st[s].bytes);
+	for (unsigned s = 0; s < SRC_MAX; s++)
+		if (source_get(s))
+			sample1(sb, "tapio_event_bytes_total", "source", source_name(s), st[s].bytes);
 	family(sb, "tapio_queue_dropped_total", "counter",
 	       "Events the queue refused, per source and reason.");
-	for (unsigned s = 0; s < SRC__MAX; s++) {
+	for (unsigned s = 0; s < SRC_MAX; s++) {
 		const uint64_t n[] = {st[s].dropped_full, st[s].dropped_timeout,
 				      st[s].dropped_oversize, st[s].dropped_closed};
+		if (!source_get(s))
+			continue;
 
 		for (unsigned r = 0; r < 4; r++) {
 			sb_puts(sb, "tapio_queue_dropped_total{source=");
@@ -353,13 +358,19 @@ static void why_collector(struct strbuf *why, struct collector *c, const char *w
 
 bool metrics_healthz(const struct metrics_view *v, struct strbuf *why)
 {
-	struct collector *k = v->reg ? registry_find(v->reg, "kernel") : NULL;
+	size_t n = v->reg ? registry_count(v->reg) : 0;
+	bool ok = true;
 
-	if (k && !collector_healthy(k)) {
-		why_collector(why, k, "not attached");
-		return false;
+	/* Only a collector whose failure needs a restart (the kernel's programs
+	 * did not attach) fails liveness; the rest is readiness. */
+	for (size_t i = 0; i < n; i++) {
+		struct collector *c = registry_get(v->reg, i);
+		if (c->ops->liveness && !collector_healthy(c)) {
+			why_collector(why, c, "not attached");
+			ok = false;
+		}
 	}
-	return true;
+	return ok;
 }
 
 bool metrics_readyz(const struct metrics_view *v, struct strbuf *why)
@@ -472,40 +483,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	tlog(TLOG_WARN, "metrics", "%s", buf);
 }
 
-int metrics_split_addr(const char *addr, char *host, size_t hostlen, unsigned *port)
-{
-	const char *colon, *h = addr, *hend;
-	char *end;
-	unsigned long p;
-
-	if (!addr || !*addr)
-		return -EINVAL;
-	if (*addr == '[') {
-		hend = strchr(addr, ']');
-		if (!hend || hend[1] != ':')
-			return -EINVAL;
-		h = addr + 1;
-		colon = hend + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon || memchr(addr, ':', (size_t)(colon - addr)))
-			return -EINVAL; /* bare IPv6 needs brackets */
-		hend = colon;
-	}
-	if ((size_t)(hend - h) >= hostlen)
-		return -EINVAL;
-	memcpy(host, h, (size_t)(hend - h));
-	host[hend - h] = '\0';
-	if (!colon[1])
-		return -EINVAL;
-	errno = 0;
-	p = strtoul(colon + 1, &end, 10);
-	if (errno || *end || p > 65535 || colon[1] < '0' || colon[1] > '9')
-		return -EINVAL;
-	*port = (unsigned)p;
-	return 0;
-}
-
 static struct MHD_Daemon *start_on(struct metrics_server *m, unsigned flags,
 				   const struct sockaddr *sa)
 {
@@ -526,7 +503,7 @@ struct metrics_server *metrics_start(const char *addr, const struct metrics_view
 	const union MHD_DaemonInfo *info;
 	int e;
 
-	if (metrics_split_addr(addr, host, sizeof(host), &port)) {
+	if (parse_hostport(addr, host, sizeof(host), &port)) {
 		snprintf(err, errlen, "metrics_addr '%s': expected HOST:PORT, [IPV6]:PORT or :PORT",
 			 addr ? addr : "");
 		errno = EINVAL;

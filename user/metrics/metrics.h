@@ -57,8 +57,5 @@ unsigned metrics_port(const struct metrics_server *m);
 /* Stops the server and frees it. Accepts NULL. */
 void metrics_stop(struct metrics_server *m);
 
-/* Splits "host:port", "[v6]:port" or ":port" (host "" = every address).
- * Returns 0 or -EINVAL. */
-int metrics_split_addr(const char *addr, char *host, size_t hostlen, unsigned *port);
 
 #endif

@@ -7,7 +7,6 @@
 
 #include "core/event.h"
 #include "sink/format.h"
-#include "kernel/kernel_decode.h"
 #include "util/strbuf.h"
 
 /* Embeds JSON text as it is, except that raw line breaks (which valid JSON can
@@ -28,9 +27,10 @@ static int add_data(const struct tapio_event *ev, struct strbuf *out)
 	const char *d = event_data(ev);
 	size_t n = ev->data_len;
 	switch (ev->fmt) {
-	case FMT_KERNEL: {
+	case FMT_STRUCT: {
+		const struct source_desc *sd = source_get(ev->source);
 		size_t mark = out->len;
-		if (kevent_json(d, n, out) == 0)
+		if (sd && sd->struct_json && sd->struct_json(d, n, out) == 0)
 			return 0;
 		out->len = mark; /* undecodable: show the bytes */
 		sb_putc(out, '"');
@@ -66,7 +66,7 @@ int format_json(const struct tapio_event *ev, struct strbuf *out)
 	sb_puts(out, "\",\"source\":\"");
 	sb_puts(out, source_name(ev->source));
 	sb_puts(out, "\",\"type\":\"");
-	sb_puts(out, type_name(ev->type));
+	sb_puts(out, type_name(ev->source, ev->type));
 	sb_puts(out, "\",\"meta\":{");
 	size_t pos = 0;
 	const char *k, *v;
@@ -118,11 +118,13 @@ static void add_plain(struct strbuf *out, const char *s, size_t n, size_t max)
 int format_text(const struct tapio_event *ev, struct strbuf *out)
 {
 	add_clock(out, ev->ts);
-	sb_printf(out, " %-15s ", type_name(ev->type));
-	if (ev->fmt == FMT_KERNEL) {
+	sb_printf(out, " %-15s ", type_name(ev->source, ev->type));
+	const struct source_desc *sd = source_get(ev->source);
+	if (ev->fmt == FMT_STRUCT) {
 		uint32_t pid;
 		char comm[16];
-		if (kevent_pid_comm(event_data(ev), ev->data_len, &pid, comm) == 0) {
+		if (sd && sd->struct_pid_comm && sd->struct_text &&
+		    sd->struct_pid_comm(event_data(ev), ev->data_len, &pid, comm) == 0) {
 			comm[15] = '\0';
 			sb_printf(out, "%7u ", pid);
 			size_t cl = strlen(comm);
@@ -131,7 +133,7 @@ int format_text(const struct tapio_event *ev, struct strbuf *out)
 				sb_putc(out, ' ');
 			sb_putc(out, ' ');
 			size_t mark = out->len;
-			if (kevent_text(event_data(ev), ev->data_len, out)) {
+			if (sd->struct_text(event_data(ev), ev->data_len, out)) {
 				out->len = mark;
 				sb_puts(out, "(undecodable)");
 			}

@@ -8,10 +8,11 @@
 #include <unistd.h>
 
 #include "core/event.h"
+#include "core/config.h"
 #include "sink/format.h"
 #include "sink/sink.h"
 #include "sink/sink_nats.h"
-#include "core/state.h"
+#include "util/fileio.h"
 #include "util/strbuf.h"
 
 #define STREAM_BUF (64 * 1024)
@@ -165,7 +166,15 @@ struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapi
 		return s;
 	}
 	if (!strncmp(spec, "nats://", 7))
-		return sink_nats_new(spec, cfg, err, errlen);
+	{
+		const struct nats_options *no = cfg ? config_group(cfg, &nats_options_group) : NULL;
+		if (!no) {
+			snprintf(err, errlen, "output: %s: the NATS options were not loaded", spec);
+			errno = EINVAL;
+			return NULL;
+		}
+		return sink_nats_new(spec, no, cfg->node_name, err, errlen);
+	}
 	snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT", spec);
 	errno = EINVAL;
 	return NULL;

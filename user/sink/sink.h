@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/collector.h"
+#include "core/counters.h"
 
 struct tapio_event;
 struct sink;

@@ -17,6 +17,8 @@
 
 #include "core/event.h"
 #include "sink/format.h"
+#include "util/clock.h"
+#include "core/options.h"
 #include "util/log.h"
 #include "sink/sink_nats.h"
 #include "util/strbuf.h"
@@ -590,7 +592,7 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 	if (ns->line.len && ns->line.buf[ns->line.len - 1] == '\n')
 		ns->line.len--;
 	n = snprintf(ns->subject, sizeof(ns->subject), "%s.%s.%s", ns->prefix,
-		     source_name(ev->source), type_name(ev->type));
+		     source_name(ev->source), type_name(ev->source, ev->type));
 	if (n < 0 || (size_t)n >= sizeof(ns->subject))
 		return -ENAMETOOLONG;
 	snprintf(id, sizeof(id), "%s%" PRIu64, ns->id_prefix, ns->seq + 1);
@@ -794,42 +796,64 @@ static int parse_retention(const char *r, jsRetentionPolicy *out)
 	return 0;
 }
 
-struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char *err,
-			   size_t errlen)
+#define NO(n, t, f, d, h) OPT_ENTRY(struct nats_options, n, t, f, d, h)
+
+static const struct opt nats_opt_table[] = {
+	NO("nats-subject-prefix", OPT_STR, subject_prefix, "tapio.events",
+	   "subject prefix: <prefix>.<source>.<type>"),
+	NO("nats-stream", OPT_STR, stream, "TAPIO_EVENTS", "JetStream stream name"),
+	NO("nats-retention", OPT_STR, retention, "limits", "limits | interest | workqueue"),
+	NO("nats-max-age", OPT_U64, max_age_s, "0", "stream max age in seconds, 0 = unlimited"),
+	NO("nats-max-inflight", OPT_UINT, max_inflight, "4096", "unacked publishes at most"),
+	NO("nats-ack-wait-ms", OPT_UINT, ack_wait_ms, "5000", "on shutdown, how long to wait for acks"),
+};
+
+static int nats_options_check(const void *p, char *err, size_t errlen)
+{
+	const struct nats_options *o = p;
+	jsRetentionPolicy rp;
+	if (!subject_prefix_ok(o->subject_prefix)) {
+		errf(err, errlen,
+		     "nats-subject-prefix: '%s' is not a subject (dot-separated tokens, no spaces or "
+		     "wildcards)",
+		     o->subject_prefix);
+		return -EINVAL;
+	}
+	if (!stream_name_ok(o->stream)) {
+		errf(err, errlen,
+		     "nats-stream: '%s' is not a stream name (no spaces, '.', '*', '>', '/')",
+		     o->stream);
+		return -EINVAL;
+	}
+	if (parse_retention(o->retention, &rp)) {
+		errf(err, errlen, "nats-retention: '%s' is not limits, interest or workqueue",
+		     o->retention);
+		return -EINVAL;
+	}
+	if (o->max_inflight == 0) {
+		errf(err, errlen, "nats-max-inflight: must be at least 1");
+		return -EINVAL;
+	}
+	if (o->max_age_s > (uint64_t)INT64_MAX / 1000000000ull) {
+		errf(err, errlen, "nats-max-age: %" PRIu64 " is too large", o->max_age_s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+const struct opt_group nats_options_group =
+	OPT_GROUP("nats", struct nats_options, nats_opt_table, nats_options_check);
+
+struct sink *sink_nats_new(const char *url, const struct nats_options *o, const char *node,
+			   char *err, size_t errlen)
 {
 	struct nats_sink *ns;
-	const char *prefix = cfg->nats_subject_prefix && *cfg->nats_subject_prefix
-				 ? cfg->nats_subject_prefix
-				 : "tapio.events";
-	const char *stream =
-	    cfg->nats_stream && *cfg->nats_stream ? cfg->nats_stream : "TAPIO_EVENTS";
 	char host[128];
-	const char *node;
 	jsOptions jo;
 	natsStatus st;
 	int rc;
 
-	if (!subject_prefix_ok(prefix)) {
-		errf(err, errlen,
-		     "nats_subject_prefix '%s': not a subject (dot-separated tokens, no spaces or "
-		     "wildcards)",
-		     prefix);
-		errno = EINVAL;
-		return NULL;
-	}
-	if (!stream_name_ok(stream)) {
-		errf(err, errlen,
-		     "nats_stream '%s': not a stream name (no spaces, '.', '*', '>', '/')", stream);
-		errno = EINVAL;
-		return NULL;
-	}
-	if (cfg->nats_max_inflight == 0) {
-		errf(err, errlen, "nats_max_inflight: must be at least 1");
-		errno = EINVAL;
-		return NULL;
-	}
-	if (cfg->nats_max_age_s > (uint64_t)INT64_MAX / 1000000000ull) {
-		errf(err, errlen, "nats_max_age_s: %" PRIu64 " is too large", cfg->nats_max_age_s);
+	if (nats_options_check(o, err, errlen)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -843,28 +867,22 @@ struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char
 	ns->base.ops = &nats_ops;
 	pthread_mutex_init(&ns->lock, NULL);
 	pthread_cond_init(&ns->closed_cv, NULL);
-	if (parse_retention(cfg->nats_retention, &ns->retention)) {
-		errf(err, errlen, "nats_retention '%s': expected limits, interest or workqueue",
-		     cfg->nats_retention);
-		rc = -EINVAL;
-		goto fail;
-	}
+	parse_retention(o->retention, &ns->retention);
 	rc = sink_nats_parse_url(url, ns->servers, MAX_SERVERS, &ns->nservers, err, errlen);
 	if (rc)
 		goto fail;
-	ns->prefix = strdup(prefix);
-	ns->stream = strdup(stream);
-	ns->max_inflight = cfg->nats_max_inflight;
-	ns->ack_wait_ms = cfg->nats_ack_wait_ms;
-	ns->max_age_ns = (int64_t)(cfg->nats_max_age_s * 1000000000ull);
-	ns->retry_cap = (size_t)cfg->nats_max_inflight * 2;
+	ns->prefix = strdup(o->subject_prefix);
+	ns->stream = strdup(o->stream);
+	ns->max_inflight = o->max_inflight;
+	ns->ack_wait_ms = o->ack_wait_ms;
+	ns->max_age_ns = (int64_t)(o->max_age_s * 1000000000ull);
+	ns->retry_cap = (size_t)o->max_inflight * 2;
 	ns->retry = calloc(ns->retry_cap, sizeof(*ns->retry));
 	if (!ns->prefix || !ns->stream || !ns->retry) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	node = cfg->node_name && *cfg->node_name ? cfg->node_name : NULL;
-	if (!node) {
+	if (!node || !*node) {
 		if (gethostname(host, sizeof(host)) != 0)
 			snprintf(host, sizeof(host), "unknown");
 		host[sizeof(host) - 1] = '\0';
@@ -917,7 +935,7 @@ struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char
 	}
 	jsOptions_Init(&jo);
 	jo.Wait = API_WAIT_MS;
-	jo.PublishAsync.MaxPending = cfg->nats_max_inflight;
+	jo.PublishAsync.MaxPending = o->max_inflight;
 	jo.PublishAsync.AckHandler = on_ack;
 	jo.PublishAsync.AckHandlerClosure = ns;
 	jo.PublishAsync.StallWait = STALL_WAIT_MS;

@@ -48,21 +48,34 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/config.h"
 #include "sink/sink.h"
+
+struct opt_group;
+
+/* The sink's options (--nats-*). */
+struct nats_options {
+	char *subject_prefix;  /* tapio.events */
+	char *stream;          /* TAPIO_EVENTS */
+	char *retention;       /* limits | interest | workqueue */
+	uint64_t max_age_s;    /* 0 = unlimited */
+	unsigned max_inflight; /* unacked publishes at most */
+	unsigned ack_wait_ms;  /* on shutdown */
+};
+extern const struct opt_group nats_options_group;
 
 #define SINK_NATS_MAX_ATTEMPTS 10
 
 /* url: "nats://HOST:PORT[,nats://HOST2:PORT...]" (also "HOST:PORT,...";
  * IPv6 as [ADDR]:PORT). Connects, retrying in the background while the server
  * is down (creation does not fail because NATS is down: the queue buffers),
- * and creates or reuses the stream cfg->nats_stream with subjects
- * "<prefix>.>", cfg->nats_retention and cfg->nats_max_age_s once connected.
+ * and creates or reuses the stream o->stream with subjects "<prefix>.>",
+ * o->retention and o->max_age_s once connected. node (NULL or "" = none)
+ * goes into the message ids.
  * Returns the sink (free with sink_destroy), or NULL with errno EINVAL and a
  * one-line reason in err for a bad URL or config, ENOMEM, or EIO when libnats
- * cannot be set up. cfg is read during the call only. */
-struct sink *sink_nats_new(const char *url, const struct tapio_config *cfg, char *err,
-			   size_t errlen);
+ * cannot be set up. o is read during the call only. */
+struct sink *sink_nats_new(const char *url, const struct nats_options *o, const char *node,
+			   char *err, size_t errlen);
 
 /* Splits and checks a server list. On success fills out[0..*n) with
  * malloc'd "nats://HOST:PORT" strings (free each) and returns 0; returns

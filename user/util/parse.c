@@ -105,3 +105,38 @@ bool has_suffix(const char *s, const char *suffix)
 {
 	return has_suffixn(s, strlen(s), suffix);
 }
+
+int parse_hostport(const char *addr, char *host, size_t hostlen, unsigned *port)
+{
+	const char *colon, *h = addr, *hend;
+	uint64_t p;
+
+	if (!addr || !*addr)
+		return -EINVAL;
+	if (*addr == '[') {
+		hend = strchr(addr, ']');
+		if (!hend || hend[1] != ':')
+			return -EINVAL;
+		h = addr + 1;
+		colon = hend + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon || memchr(addr, ':', (size_t)(colon - addr)))
+			return -EINVAL; /* bare IPv6 needs brackets */
+		hend = colon;
+	}
+	if ((size_t)(hend - h) >= hostlen)
+		return -EINVAL;
+	p = 0;
+	const char *d = colon + 1;
+	if (!*d)
+		return -EINVAL;
+	for (; *d; d++) {
+		if (*d < '0' || *d > '9' || (p = p * 10 + (uint64_t)(*d - '0')) > 65535)
+			return -EINVAL;
+	}
+	memcpy(host, h, (size_t)(hend - h));
+	host[hend - h] = '\0';
+	*port = (unsigned)p;
+	return 0;
+}

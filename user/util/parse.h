@@ -26,4 +26,9 @@ bool parse_u64_field(const char **p, const char *end, int base, uint64_t *out);
 bool has_suffix(const char *s, const char *suffix);
 bool has_suffixn(const char *s, size_t n, const char *suffix);
 
+/* Splits "HOST:PORT", "[IPV6]:PORT" or ":PORT" (host "") into host (at most
+ * hostlen - 1 bytes) and port (0..65535). A bare IPv6 address needs brackets.
+ * Returns 0 or -EINVAL. */
+int parse_hostport(const char *addr, char *host, size_t hostlen, unsigned *port);
+
 #endif
