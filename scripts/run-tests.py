@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Runs every tapio test and prints one closing line: 'N passed, N failed'.
 
-Unit tests are Criterion binaries (build/tests/test_*), run twice: the plain
-build and the ASan+UBSan build. Integration tests are Python unittest files
-(tests/integration/test_*.py) that drive build/tapio and real servers; they
-need root. Under CI=true a skipped test counts as a failure.
+Unit and component tests are Criterion binaries (build/tests/test_*, from
+tests/unit/ and tests/component/), run twice: the plain build and the
+ASan+UBSan build. Script tests (tests/scripts/test_*.py) check the build
+scripts on trees they make; they always run. Integration tests are Python
+unittest files (tests/integration/test_*.py) that drive build/tapio and real
+servers; they need root. Under CI=true a skipped test counts as a failure.
 """
 import argparse
 import glob
@@ -73,6 +75,11 @@ def main():
             if b.endswith(".d") or not os.access(b, os.X_OK):
                 continue
             jobs.append((tag, os.path.basename(b), [b, "--jobs=1", "--verbose"], criterion_counts))
+    for f in sorted(glob.glob(os.path.join(ROOT, "tests", "scripts", "test_*.py"))):
+        rel = os.path.relpath(f, ROOT)
+        jobs.append(("script", os.path.basename(f),
+                     [sys.executable, "-m", "unittest", "-v", rel.replace("/", ".")[:-3]],
+                     unittest_counts))
     if not args.no_integration:
         for f in sorted(glob.glob(os.path.join(ROOT, "tests", "integration", "test_*.py"))):
             rel = os.path.relpath(f, ROOT)
