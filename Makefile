@@ -1,4 +1,5 @@
-# tapio: one entry point. Targets: deps, all (build/tapio), test, bench, vmtest, run.
+# tapio: one entry point. Targets: deps, all (build/tapio), test, check, bench,
+# vmtest, run, fuzz (mk/fuzz.mk).
 # `make V=1` shows the commands. Modules add rules in mk/*.mk.
 
 .DELETE_ON_ERROR:
@@ -57,7 +58,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all deps test unit integration bench vmtest run clean format
+.PHONY: all deps test unit integration bench vmtest run clean format check check-layers check-format
 all: $(BUILD)/tapio
 
 $(OBJ)/%.o: %.c
@@ -93,10 +94,27 @@ deps:
 
 unit: $(UNIT_BINS)
 
-# `make test`: install what is missing, build, then run every test: unit tests
-# (plain and under ASan+UBSan), the queue and pod-cache stress tests under
-# ThreadSanitizer, and the root integration tests.
+# `make check`: the include directions (scripts/check-layers.py holds the layer
+# table) and the format (.clang-format, clang-format 14). Both run and report;
+# it fails if either does.
+check:
+	$(Q)rc=0; \
+	$(MAKE) --no-print-directory check-layers || rc=1; \
+	$(MAKE) --no-print-directory check-format || rc=1; \
+	exit $$rc
+
+check-layers:
+	$(Q)$(PYTHON) scripts/check-layers.py
+
+check-format:
+	$(Q)scripts/check-format.sh
+
+# `make test`: install what is missing, run `make check`, build, then run every
+# test: unit and component tests (plain and under ASan+UBSan), the script
+# tests, the queue and pod-cache stress tests under ThreadSanitizer, and the
+# root integration tests.
 test: deps
+	$(Q)$(MAKE) --no-print-directory check
 	$(Q)$(MAKE) --no-print-directory all unit
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=1 unit
 	$(Q)$(MAKE) --no-print-directory tsan-queue tsan-podmeta
@@ -113,8 +131,9 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(BUILD)/tapio agent $(ARGS)
 
+# Rewrites every C file (user/, collectors/, bpf/, tests/, bench/) to .clang-format.
 format:
-	clang-format -i $(LIB_SRCS) user/main.c $(UNIT_SRCS) $(wildcard user/*/*.h collectors/*/*.h bpf/*.c bpf/*.h)
+	$(Q)scripts/check-format.sh --fix
 
 clean:
 	rm -rf $(BUILD)
