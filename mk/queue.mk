@@ -37,19 +37,3 @@ $(TSAN_PODMETA): user/enrich/podmeta.c user/core/event.c user/core/queue.c tests
 .PHONY: tsan-podmeta
 tsan-podmeta: $(TSAN_PODMETA)
 	$(Q)TSAN_OPTIONS=halt_on_error=1 $(TSAN_PODMETA)
-
-# libFuzzer on the cgroup path parser; FUZZ_SECONDS bounds the run.
-FUZZ_SECONDS ?= 30
-FUZZ_PODMETA := $(BUILD)/fuzz/fuzz_cgroup_path
-
-$(FUZZ_PODMETA): tests/fuzz/fuzz_cgroup_path.c user/enrich/podmeta.c user/core/event.c user/core/queue.c user/enrich/podmeta.h
-	$(call msg,FUZZ,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -Iuser -fsanitize=fuzzer,address,undefined \
-		tests/fuzz/fuzz_cgroup_path.c user/enrich/podmeta.c user/core/event.c user/core/queue.c -lcjson -lpthread -o $@
-
-.PHONY: fuzz-podmeta
-fuzz-podmeta: $(FUZZ_PODMETA)
-	$(Q)mkdir -p $(BUILD)/fuzz/corpus-cgroup-path
-	$(Q)$(FUZZ_PODMETA) -max_total_time=$(FUZZ_SECONDS) -max_len=4200 \
-		$(BUILD)/fuzz/corpus-cgroup-path tests/fuzz/corpus/cgroup_path
