@@ -52,13 +52,19 @@ LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(LIB_SRCS))
 LIB      := $(BUILD)/libtapio.a
 MAIN_OBJ := $(OBJ)/user/main.o
 
-UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
-UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+# Criterion tests, all linked to $(BUILD)/tests/test_*: tests/unit/ need
+# nothing but the code; tests/component/ start servers (nats-server, fixture
+# HTTP servers on loopback). Shared helpers are headers in tests/lib/.
+UNIT_SRCS      := $(sort $(wildcard tests/unit/test_*.c))
+COMPONENT_SRCS := $(sort $(wildcard tests/component/test_*.c))
+UNIT_BINS      := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+COMPONENT_BINS := $(patsubst tests/component/%.c,$(BUILD)/tests/%,$(COMPONENT_SRCS))
+TEST_OBJS      := $(patsubst %.c,$(OBJ)/%.o,$(UNIT_SRCS) $(COMPONENT_SRCS))
 
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all deps test unit integration bench vmtest run clean format check check-layers check-format
+.PHONY: all deps test unit component integration bench vmtest run clean format check check-layers check-format
 all: $(BUILD)/tapio
 
 $(OBJ)/%.o: %.c
@@ -76,7 +82,12 @@ $(BUILD)/tapio: $(MAIN_OBJ) $(LIB_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: $(OBJ)/tests/unit/%.o $(LIB)
+$(UNIT_BINS): $(BUILD)/tests/%: $(OBJ)/tests/unit/%.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcriterion -o $@
+
+$(COMPONENT_BINS): $(BUILD)/tests/%: $(OBJ)/tests/component/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcriterion -o $@
@@ -92,7 +103,10 @@ $(BUILD)/bench/%: $(OBJ)/bench/%.o $(LIB)
 deps:
 	$(Q)scripts/deps.sh
 
-unit: $(UNIT_BINS)
+# `make unit` builds every Criterion binary (tests/unit and tests/component);
+# `make component` only those that start servers.
+unit: $(UNIT_BINS) $(COMPONENT_BINS)
+component: $(COMPONENT_BINS)
 
 # `make check`: the include directions (scripts/check-layers.py holds the layer
 # table) and the format (.clang-format, clang-format 14). Both run and report;
@@ -138,4 +152,4 @@ format:
 clean:
 	rm -rf $(BUILD)
 
--include $(patsubst %.o,%.d,$(MAIN_OBJ) $(LIB_OBJS)) $(patsubst $(BUILD)/tests/%,$(OBJ)/tests/unit/%.d,$(UNIT_BINS))
+-include $(patsubst %.o,%.d,$(MAIN_OBJ) $(LIB_OBJS) $(TEST_OBJS))

@@ -6,10 +6,10 @@ TSAN_QUEUE := $(BUILD)/tsan/test_queue
 
 # Criterion does not start under TSan (Snaipe/Criterion#274), so the concurrent
 # tests also build as a plain program: tests/tsan/queue_tsan.c.
-$(TSAN_QUEUE): user/core/queue.c tests/tsan/queue_tsan.c tests/unit/queue_stress.h user/core/queue.h
+$(TSAN_QUEUE): user/core/queue.c tests/tsan/queue_tsan.c tests/lib/queue_stress.h user/core/queue.h
 	$(call msg,TSAN,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -fsanitize=thread \
+	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -I. -fsanitize=thread \
 		user/core/queue.c tests/tsan/queue_tsan.c -lpthread -o $@
 
 .PHONY: tsan-queue bench-queue-lock
@@ -28,10 +28,11 @@ bench-queue-lock: $(BUILD)/bench-lock/bench_queue
 # podmeta's concurrent use under TSan (event.c and queue.c come along for event_meta_get).
 TSAN_PODMETA := $(BUILD)/tsan/podmeta_tsan
 
-$(TSAN_PODMETA): user/enrich/podmeta.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c user/enrich/podmeta.h
+$(TSAN_PODMETA): user/enrich/podmeta.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c user/enrich/podmeta.h \
+		 tests/lib/tmpdir.h
 	$(call msg,TSAN,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -fsanitize=thread \
+	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -I. -fsanitize=thread \
 		user/enrich/podmeta.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c -lcjson -lpthread -o $@
 
 .PHONY: tsan-podmeta

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/event.h"
 #include "core/queue.h"
+#include "tests/lib/tmpdir.h"
 
 #define JOURNAL_REMOTE "/lib/systemd/systemd-journal-remote"
 
@@ -25,18 +26,14 @@ static char tmp[256];
 
 static void mktmp(void)
 {
-	snprintf(tmp, sizeof(tmp), "/tmp/tapio-sdunit-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmp));
+	cr_assert_not_null(tl_mkdtemp(tmp, sizeof(tmp), "sdunit"));
 }
 
 static void rmtmp(void)
 {
-	char cmd[300];
-
 	if (!tmp[0])
 		return;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(tl_rmtree(tmp), 0, "%s: %s", tmp, strerror(errno));
 }
 
 static struct tapio_config base_cfg(void)

@@ -13,7 +13,7 @@
 #include "core/queue.h"
 #include "sink/sink_nats.h"
 #include "util/strbuf.h"
-#include "nats_server.h"
+#include "tests/lib/nats_server.h"
 
 static void need_server(void)
 {
