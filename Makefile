@@ -1,4 +1,5 @@
-# tapio: one entry point. Targets: deps, all (build/tapio), test, bench, vmtest, run.
+# tapio: one entry point. Targets: deps, all (build/tapio), test, check, bench,
+# vmtest, run, fuzz (mk/fuzz.mk).
 # `make V=1` shows the commands. Modules add rules in mk/*.mk.
 
 .DELETE_ON_ERROR:
@@ -54,13 +55,19 @@ MAIN_OBJ := $(OBJ)/user/main.o
 # tests and benchmarks link it whole, not through the archive.
 TABLE_OBJ := $(OBJ)/collectors/table.o
 
-UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
-UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+# Criterion tests, all linked to $(BUILD)/tests/test_*: tests/unit/ need
+# nothing but the code; tests/component/ start servers (nats-server, fixture
+# HTTP servers on loopback). Shared helpers are headers in tests/lib/.
+UNIT_SRCS      := $(sort $(wildcard tests/unit/test_*.c))
+COMPONENT_SRCS := $(sort $(wildcard tests/component/test_*.c))
+UNIT_BINS      := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+COMPONENT_BINS := $(patsubst tests/component/%.c,$(BUILD)/tests/%,$(COMPONENT_SRCS))
+TEST_OBJS      := $(patsubst %.c,$(OBJ)/%.o,$(UNIT_SRCS) $(COMPONENT_SRCS))
 
 BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all deps test unit integration bench vmtest run clean format
+.PHONY: all deps test unit component integration bench vmtest run clean format check check-layers check-format
 all: $(BUILD)/tapio
 
 $(OBJ)/%.o: %.c
@@ -78,7 +85,12 @@ $(BUILD)/tapio: $(MAIN_OBJ) $(LIB_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: $(OBJ)/tests/unit/%.o $(TABLE_OBJ) $(LIB)
+$(UNIT_BINS): $(BUILD)/tests/%: $(OBJ)/tests/unit/%.o $(TABLE_OBJ) $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcriterion -o $@
+
+$(COMPONENT_BINS): $(BUILD)/tests/%: $(OBJ)/tests/component/%.o $(TABLE_OBJ) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcriterion -o $@
@@ -94,12 +106,32 @@ $(BUILD)/bench/%: $(OBJ)/bench/%.o $(TABLE_OBJ) $(LIB)
 deps:
 	$(Q)scripts/deps.sh
 
-unit: $(UNIT_BINS)
+# `make unit` builds every Criterion binary (tests/unit and tests/component);
+# `make component` only those that start servers.
+unit: $(UNIT_BINS) $(COMPONENT_BINS)
+component: $(COMPONENT_BINS)
 
-# `make test`: install what is missing, build, then run every test: unit tests
-# (plain and under ASan+UBSan), the queue and pod-cache stress tests under
-# ThreadSanitizer, and the root integration tests.
+# `make check`: the include directions (scripts/check-layers.py holds the layer
+# table) and the format (.clang-format, clang-format 14). Both run and report;
+# it fails if either does.
+check:
+	$(Q)rc=0; \
+	$(MAKE) --no-print-directory check-layers || rc=1; \
+	$(MAKE) --no-print-directory check-format || rc=1; \
+	exit $$rc
+
+check-layers:
+	$(Q)$(PYTHON) scripts/check-layers.py
+
+check-format:
+	$(Q)scripts/check-format.sh
+
+# `make test`: install what is missing, run `make check`, build, then run every
+# test: unit and component tests (plain and under ASan+UBSan), the script
+# tests, the queue and pod-cache stress tests under ThreadSanitizer, and the
+# root integration tests.
 test: deps
+	$(Q)$(MAKE) --no-print-directory check
 	$(Q)$(MAKE) --no-print-directory all unit
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/san SAN=1 unit
 	$(Q)$(MAKE) --no-print-directory tsan-queue tsan-podmeta
@@ -116,10 +148,11 @@ run: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(BUILD)/tapio agent $(ARGS)
 
+# Rewrites every C file (user/, collectors/, bpf/, tests/, bench/) to .clang-format.
 format:
-	clang-format -i $(LIB_SRCS) user/main.c $(UNIT_SRCS) $(wildcard user/*/*.h collectors/*/*.h bpf/*.c bpf/*.h)
+	$(Q)scripts/check-format.sh --fix
 
 clean:
 	rm -rf $(BUILD)
 
--include $(patsubst %.o,%.d,$(MAIN_OBJ) $(LIB_OBJS)) $(patsubst $(BUILD)/tests/%,$(OBJ)/tests/unit/%.d,$(UNIT_BINS))
+-include $(patsubst %.o,%.d,$(MAIN_OBJ) $(LIB_OBJS) $(TEST_OBJS))

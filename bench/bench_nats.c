@@ -14,7 +14,7 @@
 #include "core/queue.h"
 #include "sink/sink_nats.h"
 #include "util/strbuf.h"
-#include "tests/unit/nats_server.h"
+#include "tests/lib/nats_server.h"
 
 #define N_EVENTS 100000
 

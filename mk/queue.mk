@@ -6,10 +6,10 @@ TSAN_QUEUE := $(BUILD)/tsan/test_queue
 
 # Criterion does not start under TSan (Snaipe/Criterion#274), so the concurrent
 # tests also build as a plain program: tests/tsan/queue_tsan.c.
-$(TSAN_QUEUE): user/core/queue.c tests/tsan/queue_tsan.c tests/unit/queue_stress.h user/core/queue.h
+$(TSAN_QUEUE): user/core/queue.c tests/tsan/queue_tsan.c tests/lib/queue_stress.h user/core/queue.h
 	$(call msg,TSAN,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -fsanitize=thread \
+	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -I. -fsanitize=thread \
 		user/core/queue.c tests/tsan/queue_tsan.c -lpthread -o $@
 
 .PHONY: tsan-queue bench-queue-lock
@@ -28,28 +28,13 @@ bench-queue-lock: $(BUILD)/bench-lock/bench_queue
 # podmeta's concurrent use under TSan (event.c and queue.c come along for event_meta_get).
 TSAN_PODMETA := $(BUILD)/tsan/podmeta_tsan
 
-$(TSAN_PODMETA): user/enrich/podmeta.c user/util/cgroupfs.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c user/enrich/podmeta.h
+$(TSAN_PODMETA): user/enrich/podmeta.c user/util/cgroupfs.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c user/enrich/podmeta.h \
+		 tests/lib/tmpdir.h
 	$(call msg,TSAN,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -fsanitize=thread \
+	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -I. -fsanitize=thread \
 		user/enrich/podmeta.c user/util/cgroupfs.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c -lcjson -lpthread -o $@
 
 .PHONY: tsan-podmeta
 tsan-podmeta: $(TSAN_PODMETA)
 	$(Q)TSAN_OPTIONS=halt_on_error=1 $(TSAN_PODMETA)
-
-# libFuzzer on the cgroup path parser; FUZZ_SECONDS bounds the run.
-FUZZ_SECONDS ?= 30
-FUZZ_PODMETA := $(BUILD)/fuzz/fuzz_cgroup_path
-
-$(FUZZ_PODMETA): tests/fuzz/fuzz_cgroup_path.c user/enrich/podmeta.c user/util/cgroupfs.c user/core/event.c user/core/queue.c user/enrich/podmeta.h
-	$(call msg,FUZZ,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -Iuser -fsanitize=fuzzer,address,undefined \
-		tests/fuzz/fuzz_cgroup_path.c user/enrich/podmeta.c user/util/cgroupfs.c user/core/event.c user/core/queue.c -lcjson -lpthread -o $@
-
-.PHONY: fuzz-podmeta
-fuzz-podmeta: $(FUZZ_PODMETA)
-	$(Q)mkdir -p $(BUILD)/fuzz/corpus-cgroup-path
-	$(Q)$(FUZZ_PODMETA) -max_total_time=$(FUZZ_SECONDS) -max_len=4200 \
-		$(BUILD)/fuzz/corpus-cgroup-path tests/fuzz/corpus/cgroup_path

@@ -6,6 +6,8 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config
+	# checks (make check: layers, format)
+	clang-format
 	# collectors, config, sinks, metrics
 	libsystemd-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libnats-dev libmicrohttpd-dev
 	# tests

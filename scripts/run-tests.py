@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Runs every tapio test and prints one closing line: 'N passed, N failed'.
 
-Unit tests are Criterion binaries (build/tests/test_*), run twice: the plain
-build and the ASan+UBSan build. Integration tests are Python unittest files
-(tests/integration/test_*.py) that drive build/tapio and real servers; they
-need root. Under CI=true a skipped test counts as a failure.
+Unit and component tests are Criterion binaries (build/tests/test_*, from
+tests/unit/ and tests/component/), run twice: the plain build and the
+ASan+UBSan build. Script tests (tests/scripts/test_*.py) check the build
+scripts on trees they make; they always run. Integration tests are Python
+unittest files (tests/integration/test_*.py) that drive build/tapio and real
+servers; they need root. Under CI=true a skipped test counts as a failure.
 """
 import argparse
 import glob
@@ -66,13 +68,21 @@ def main():
     args = ap.parse_args()
 
     jobs = []
-    for build, tag in ((args.build, "unit"), (args.san_build, "unit-san")):
+    for build, suffix in ((args.build, ""), (args.san_build, "-san")):
         if not build:
             continue
         for b in sorted(glob.glob(os.path.join(ROOT, build, "tests", "test_*"))):
             if b.endswith(".d") or not os.access(b, os.X_OK):
                 continue
-            jobs.append((tag, os.path.basename(b), [b, "--jobs=1", "--verbose"], criterion_counts))
+            name = os.path.basename(b)
+            kind = "component" if os.path.exists(
+                os.path.join(ROOT, "tests", "component", name + ".c")) else "unit"
+            jobs.append((kind + suffix, name, [b, "--jobs=1", "--verbose"], criterion_counts))
+    for f in sorted(glob.glob(os.path.join(ROOT, "tests", "scripts", "test_*.py"))):
+        rel = os.path.relpath(f, ROOT)
+        jobs.append(("script", os.path.basename(f),
+                     [sys.executable, "-m", "unittest", "-v", rel.replace("/", ".")[:-3]],
+                     unittest_counts))
     if not args.no_integration:
         for f in sorted(glob.glob(os.path.join(ROOT, "tests", "integration", "test_*.py"))):
             rel = os.path.relpath(f, ROOT)
@@ -105,7 +115,7 @@ def main():
         tot_fail += f
         tot_skip += s
         status = "ok" if f == 0 else "FAIL"
-        print(f"{tag:12} {name:40} {status:4} {p} passed, {f} failed, {s} skipped ({secs:.1f}s)", flush=True)
+        print(f"{tag:13} {name:40} {status:4} {p} passed, {f} failed, {s} skipped ({secs:.1f}s)", flush=True)
         if f or s:
             # Show the whole output of a failing job, and the skip reasons.
             sys.stdout.write(out if f else "".join(l + "\n" for l in out.splitlines() if "skip" in l.lower()))

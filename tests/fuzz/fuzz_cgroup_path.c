@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer target for cgroup_path_parse() (`make fuzz-podmeta`): any bytes
+/* libFuzzer target for cgroup_path_parse() (`make fuzz-cgroup-path`): any bytes
  * give 0, -ENOENT or -EINVAL, NUL-terminated fields, and ids of the right
  * shape. */
 #include <errno.h>

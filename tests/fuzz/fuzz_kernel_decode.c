@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* libFuzzer target for the kernel event decoder: any bytes as a ring buffer
- * record. Built and run by `make fuzz-kernel-decode` (mk/kernel.mk). */
+ * record. Built and run by `make fuzz-kernel-decode` (mk/fuzz.mk). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>

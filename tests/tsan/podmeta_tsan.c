@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "enrich/podmeta.h"
+#include "tests/lib/tmpdir.h"
 
 #define UID "4f6d2a1e-9b3c-4d5e-8f70-a1b2c3d4e5f6"
 enum { N = 12, THREADS = 3, ROUNDS = 3000 };
@@ -42,8 +43,8 @@ static void *lookups(void *arg)
 
 int main(void)
 {
-	char tree[] = "/tmp/tapio-podmeta-tsan-XXXXXX";
-	if (!mkdtemp(tree)) {
+	char tree[64];
+	if (!tl_mkdtemp(tree, sizeof(tree), "podmeta-tsan")) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -76,9 +77,7 @@ int main(void)
 	struct podmeta_stats st;
 	podmeta_get_stats(pm, &st);
 	podmeta_free(pm);
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tree);
-	if (system(cmd))
+	if (tl_rmtree(tree))
 		fprintf(stderr, "podmeta_tsan: could not remove %s\n", tree);
 	if (errors || st.hits + st.misses != (uint64_t)THREADS * ROUNDS) {
 		fprintf(stderr, "podmeta_tsan: %d wrong lookups, %lu hits + %lu misses\n", errors,

@@ -15,7 +15,7 @@
 			exit(1);                                                                   \
 		}                                                                                  \
 	} while (0)
-#include "../unit/queue_stress.h"
+#include "tests/lib/queue_stress.h"
 
 struct closer {
 	struct queue *q;

@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/event.h"
 #include "core/queue.h"
+#include "tests/lib/tmpdir.h"
 
 struct dirs {
 	char root[64];
@@ -26,8 +27,7 @@ struct dirs {
 
 static void mkdirs(struct dirs *d)
 {
-	strcpy(d->root, "/tmp/tapio-cni-unit-XXXXXX");
-	cr_assert_not_null(mkdtemp(d->root));
+	cr_assert_not_null(tl_mkdtemp(d->root, sizeof(d->root), "cni-unit"));
 	snprintf(d->log, sizeof(d->log), "%s/log", d->root);
 	snprintf(d->netns, sizeof(d->netns), "%s/netns", d->root);
 	snprintf(d->cni, sizeof(d->cni), "%s/cni", d->root);
@@ -37,9 +37,7 @@ static void mkdirs(struct dirs *d)
 
 static void rmdirs(struct dirs *d)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d->root);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(tl_rmtree(d->root), 0, "%s: %s", d->root, strerror(errno));
 }
 
 /* The agent's options and the collector's, as a constructor gets them. */

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
-#include "test_options.h"
+#include "tests/lib/test_options.h"
 #include "util/strlist.h"
 
 static char path[64];

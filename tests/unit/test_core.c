@@ -10,12 +10,13 @@
 #include <unistd.h>
 
 #include "core/collector.h"
-#include "test_env.h"
+#include "tests/lib/test_env.h"
 #include "core/event.h"
 #include "sink/format.h"
 #include "core/queue.h"
 #include "core/state.h"
 #include "util/strbuf.h"
+#include "tests/lib/tmpdir.h"
 
 static char *json(const char *s, size_t n)
 {
@@ -205,14 +206,24 @@ Test(format, text_binary_and_bad_meta)
 
 static char tmpl[64];
 
+/* .init makes the directory, .fini removes it; the test asks for its name. */
+static void tmp_setup(void)
+{
+	cr_assert_not_null(tl_mkdtemp(tmpl, sizeof(tmpl), "core"));
+}
+
+static void tmp_teardown(void)
+{
+	if (tl_rmtree(tmpl) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpl);
+}
+
 static const char *mktmp(void)
 {
-	strcpy(tmpl, "/tmp/tapio-core-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmpl));
 	return tmpl;
 }
 
-Test(state, write_read_atomic)
+Test(state, write_read_atomic, .init = tmp_setup, .fini = tmp_teardown)
 {
 	const char *d = mktmp();
 	char sub[128];
@@ -230,7 +241,7 @@ Test(state, write_read_atomic)
 	cr_assert_neq(access(tmpname, F_OK), 0, "temporary file left behind");
 }
 
-Test(state, cursor_rate_and_flush)
+Test(state, cursor_rate_and_flush, .init = tmp_setup, .fini = tmp_teardown)
 {
 	const char *d = mktmp();
 	struct cursor c;

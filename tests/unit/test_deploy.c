@@ -7,11 +7,13 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <yaml.h>
 
 #include "core/config.h"
-#include "test_options.h"
+#include "tests/lib/files.h"
+#include "tests/lib/test_options.h"
 #include "util/strlist.h"
 
 #define MAXDOCS 8
@@ -133,22 +135,6 @@ static yaml_document_t *by_kind(struct docs *ds, const char *kind)
 	}
 	cr_assert_fail("no %s", kind);
 	return NULL;
-}
-
-static char *slurp(const char *file)
-{
-	FILE *f = fopen(file, "re");
-	char *buf;
-	long n;
-
-	cr_assert_not_null(f, "%s", file);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t)n + 1);
-	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	return buf;
 }
 
 Test(deploy, rbac_reads_exactly_what_the_k8s_collector_watches)
@@ -299,7 +285,8 @@ Test(deploy, configmap_is_the_example_config_and_the_agent_accepts_it)
 	struct tapio_config cfg;
 	char err[256];
 	char *argv[] = {"agent", "--config", "deploy/config/agent.yaml", NULL};
-	char *file = slurp("deploy/config/agent.yaml");
+	char *file = tl_read_file("deploy/config/agent.yaml", NULL);
+	cr_assert_not_null(file, "deploy/config/agent.yaml: %s", strerror(errno));
 
 	load("deploy/configmap.yaml", &ds);
 	yaml_document_t *d = by_kind(&ds, "ConfigMap");

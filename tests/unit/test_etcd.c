@@ -17,7 +17,7 @@
 #include "core/config.h"
 #include "core/state.h"
 #include "util/strbuf.h"
-#include "test_env.h"
+#include "tests/lib/test_env.h"
 
 /* Responses as etcd 3.4.23's gateway wrote them. */
 #define HDR                                                                                        \

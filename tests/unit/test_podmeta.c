@@ -18,6 +18,7 @@
 #include "core/event.h"
 #include "core/collector.h"
 #include "enrich/podmeta.h"
+#include "tests/lib/tmpdir.h"
 
 #define UID "4f6d2a1e-9b3c-4d5e-8f70-a1b2c3d4e5f6"
 #define UID_ "4f6d2a1e_9b3c_4d5e_8f70_a1b2c3d4e5f6"
@@ -245,15 +246,12 @@ static uint64_t mkdirs(const char *rel)
 
 static void tree_setup(void)
 {
-	snprintf(tree, sizeof(tree), "/tmp/tapio-podmeta-XXXXXX");
-	cr_assert_not_null(mkdtemp(tree));
+	cr_assert_not_null(tl_mkdtemp(tree, sizeof(tree), "podmeta"));
 }
 
 static void tree_teardown(void)
 {
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tree);
-	if (system(cmd) != 0)
+	if (tl_rmtree(tree) != 0)
 		fprintf(stderr, "could not remove %s\n", tree);
 }
 

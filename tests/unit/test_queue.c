@@ -13,7 +13,7 @@
 #include "core/queue.h"
 
 #define STRESS_CHECK(cond, ...) cr_assert(cond, __VA_ARGS__)
-#include "queue_stress.h"
+#include "tests/lib/queue_stress.h"
 
 static uint64_t ms_now(void)
 {

@@ -18,7 +18,8 @@
 #include "core/config.h"
 #include "core/event.h"
 #include "core/queue.h"
-#include "test_env.h"
+#include "tests/lib/tmpdir.h"
+#include "tests/lib/test_env.h"
 
 #define JOURNAL_REMOTE "/lib/systemd/systemd-journal-remote"
 
@@ -26,18 +27,14 @@ static char tmp[256];
 
 static void mktmp(void)
 {
-	snprintf(tmp, sizeof(tmp), "/tmp/tapio-sdunit-XXXXXX");
-	cr_assert_not_null(mkdtemp(tmp));
+	cr_assert_not_null(tl_mkdtemp(tmp, sizeof(tmp), "sdunit"));
 }
 
 static void rmtmp(void)
 {
-	char cmd[300];
-
 	if (!tmp[0])
 		return;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(tl_rmtree(tmp), 0, "%s: %s", tmp, strerror(errno));
 }
 
 static struct tcfg base_cfg(void)

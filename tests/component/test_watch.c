@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "http/watch.h"
+#include "tests/lib/loopback.h"
 
 /* True when the client's connection to 127.0.0.1:port is close-on-exec.
  * (curl's internal wake-up socketpair is curl's own business.) */
@@ -449,14 +450,8 @@ static void *srv_main(void *arg)
 
 static void srv_start(struct srv *s)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(s->lfd, 0);
-	cr_assert_eq(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(s->lfd, 4), 0);
-	cr_assert_eq(getsockname(s->lfd, (struct sockaddr *)&a, &al), 0);
-	s->port = ntohs(a.sin_port);
+	s->lfd = tl_listen_loopback(4, &s->port);
+	cr_assert_geq(s->lfd, 0, "listen on loopback: %s", strerror(errno));
 	cr_assert_eq(pthread_create(&s->t, NULL, srv_main, s), 0);
 }
 
@@ -620,15 +615,10 @@ Test(watch_run, idle_timeout)
 
 Test(watch_run, connection_refused_and_bad_url)
 {
-	/* a port that was free a moment ago */
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &al);
-	close(fd);
+	int port = tl_free_port();
+	cr_assert_gt(port, 0);
 	char url[64];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", port);
 	struct watch_req req = {.url = url, .framing = FRAME_LINES};
 	struct watch_result res;
 	cr_assert_eq(watch_run(&req, &res), -ECONNREFUSED, "%s", res.error);

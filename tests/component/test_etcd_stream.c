@@ -26,7 +26,9 @@
 #include "core/state.h"
 #include "util/clock.h"
 #include "util/strbuf.h"
-#include "test_env.h"
+#include "tests/lib/loopback.h"
+#include "tests/lib/tmpdir.h"
+#include "tests/lib/test_env.h"
 
 /* ---- the scripted etcd ---- */
 
@@ -224,14 +226,8 @@ static void *fake_main(void *arg)
 
 static void fake_start(struct fake *f)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(f->lfd, 0);
-	cr_assert_eq(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-	cr_assert_eq(listen(f->lfd, 8), 0);
-	cr_assert_eq(getsockname(f->lfd, (struct sockaddr *)&a, &al), 0);
-	f->port = ntohs(a.sin_port);
+	f->lfd = tl_listen_loopback(8, &f->port);
+	cr_assert_geq(f->lfd, 0, "listen on loopback: %s", strerror(errno));
 	cr_assert_eq(pthread_create(&f->t, NULL, fake_main, f), 0);
 }
 
@@ -288,8 +284,7 @@ static void run_start(struct run *r, struct fake *f, size_t queue_size, uint64_t
 		      const char *stored)
 {
 	memset(r, 0, sizeof(*r));
-	snprintf(r->dir, sizeof(r->dir), "/tmp/tapio-etcd-stream-XXXXXX");
-	cr_assert_not_null(mkdtemp(r->dir));
+	cr_assert_not_null(tl_mkdtemp(r->dir, sizeof(r->dir), "etcd-stream"));
 	if (stored)
 		cr_assert_eq(state_write(r->dir, "etcd.revision", stored, strlen(stored)), 0);
 	snprintf(r->endpoints, sizeof(r->endpoints), "http://127.0.0.1:%d", f->port);

@@ -19,6 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/lib/loopback.h"
+#include "tests/lib/tmpdir.h"
+
 #define NATS_SERVER_BIN "/usr/sbin/nats-server"
 
 struct nats_srv {
@@ -27,20 +30,6 @@ struct nats_srv {
 	char dir[128];
 	char url[64];
 };
-
-static inline int ns_free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(fd, (struct sockaddr *)&a, &l))
-		return -1;
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
 
 static inline int ns_port_open(int port)
 {
@@ -69,10 +58,9 @@ static inline int ns_start(struct nats_srv *s)
 	char port[16];
 
 	if (!s->dir[0]) {
-		snprintf(s->dir, sizeof(s->dir), "/tmp/tapio-nats-XXXXXX");
-		if (!mkdtemp(s->dir))
+		if (!tl_mkdtemp(s->dir, sizeof(s->dir), "nats"))
 			return -1;
-		s->port = ns_free_port();
+		s->port = tl_free_port();
 		snprintf(s->url, sizeof(s->url), "nats://127.0.0.1:%d", s->port);
 	}
 	snprintf(port, sizeof(port), "%d", s->port);
@@ -115,15 +103,12 @@ static inline void ns_kill(struct nats_srv *s, int sig)
 
 static inline void ns_stop(struct nats_srv *s)
 {
-	char cmd[200];
-
 	if (s->pid > 0) {
 		kill(s->pid, SIGCONT);
 		ns_kill(s, SIGKILL);
 	}
 	if (s->dir[0]) {
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
-		if (system(cmd) != 0)
+		if (tl_rmtree(s->dir) != 0)
 			fprintf(stderr, "could not remove %s\n", s->dir);
 		s->dir[0] = '\0';
 	}

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "test_env.h"
+#include "tests/lib/test_env.h"
 #include "core/collector.h"
 #include "core/event.h"
 #include "metrics/metrics.h"

@@ -14,8 +14,8 @@
 #include "core/queue.h"
 #include "sink/sink_nats.h"
 #include "util/strbuf.h"
-#include "nats_server.h"
-#include "test_env.h"
+#include "tests/lib/nats_server.h"
+#include "tests/lib/test_env.h"
 
 static void need_server(void)
 {

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Writes the seed records for fuzz_kernel_decode into tests/fuzz/corpus/kernel-decode/:
+one record of each kind in bpf/events.h, as the ring buffer holds them (full
+size) and as the queue holds them (the used part of exec args and cgroup
+paths). Little-endian, the layout pinned by the _Static_asserts in bpf/events.h.
+Run it again after an ABI change: scripts do not parse the header, so update
+the struct formats below with it."""
+import os
+import socket
+import struct
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "kernel-decode")
+
+EXEC, FORK, EXIT, CONNECT, ACCEPT, CLOSE, RETRANS, RESET, MKDIR, RMDIR, ATTACH, OOM = range(1, 13)
+NO_TASK = 0x1
+TCP_RESET_RECEIVED, TCP_OWNER_KNOWN, TCP_START_SEEN = 0x1, 0x2, 0x4
+CG = 0x2F7A  # a cgroup id
+POD_CG = ("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3f1c2d4e_9a8b_4c7d_8e6f_"
+          "5a4b3c2d1e0f.slice/cri-containerd-0123456789abcdef0123456789abcdef0123456789abcdef"
+          "0123456789abcdef.scope")
+
+
+def hdr(type_, pid=4242, tgid=4242, ppid=1, comm=b"nginx", flags=0, cgroup=CG, ts=91823371000):
+    return struct.pack("<QQ10I16s", ts, cgroup, type_, 1, pid, tgid, ppid, 0, 0,
+                       4026531836, 4026531841, flags, comm)
+
+
+def exec_event(filename, argv, trim):
+    args = b"".join(a + b"\0" for a in argv)[:1024]
+    rec = hdr(EXEC, comm=os.path.basename(filename)[:15]) + struct.pack(
+        "<3IBBH256s1024s", len(filename), len(args), len(argv), 0, 0, 0, filename, args)
+    return rec[:72 + 16 + 256 + len(args)] if trim else rec
+
+
+def tcp(type_, family, saddr, daddr, sport, dport, old, new, flags=TCP_OWNER_KNOWN, reason=0,
+        dur=0, sent=0, recv=0, hflags=0):
+    af = socket.AF_INET if family == 4 else socket.AF_INET6
+    s = socket.inet_pton(af, saddr).ljust(16, b"\0")
+    d = socket.inet_pton(af, daddr).ljust(16, b"\0")
+    return hdr(type_, flags=hflags) + struct.pack("<3Q3HBB2I16s16s", dur, sent, recv, af, sport,
+                                                  dport, old, new, flags, reason, s, d)
+
+
+def cgroup_event(type_, path, trim, task_pid=0, comm=b""):
+    p = path.encode()
+    rec = hdr(type_, comm=b"containerd-shim") + struct.pack(
+        "<Q4I16sII512s", CG + 1, 5, 0, task_pid, task_pid, comm, 1, len(p), p)
+    return rec[:72 + 48 + len(p)] if trim else rec
+
+
+SEEDS = {
+    "exec-full": exec_event(b"/usr/sbin/nginx", [b"nginx", b"-g", b"daemon off;"], False),
+    "exec-used": exec_event(b"/bin/sh", [b"sh", b"-c", b"echo hi > /tmp/x"], True),
+    "fork": hdr(FORK, comm=b"bash") + struct.pack("<4I", 100, 100, 101, 101),
+    "exit-signal": hdr(EXIT) + struct.pack("<QII", 5_000_000_000, 9 | 0x80, 0),
+    "exit-code": hdr(EXIT, comm=b"job") + struct.pack("<QII", 1234, 3 << 8, 0),
+    "tcp-connect-v4": tcp(CONNECT, 4, "10.244.1.7", "10.96.0.10", 41234, 53, 7, 2),
+    "tcp-accept-v6": tcp(ACCEPT, 6, "fd00::7", "fd00::1:2", 8080, 50312, 3, 1),
+    "tcp-close": tcp(CLOSE, 4, "10.244.1.7", "93.184.216.34", 41236, 443, 1, 7,
+                     flags=TCP_OWNER_KNOWN | TCP_START_SEEN, dur=2_500_000_000, sent=4096,
+                     recv=1 << 20),
+    "tcp-retransmit": tcp(RETRANS, 4, "10.244.1.7", "10.244.2.9", 5432, 60000, 1, 1),
+    "tcp-reset-sent-notask": tcp(RESET, 4, "10.244.1.7", "10.244.3.3", 9999, 40000, 0, 7,
+                                 flags=0, reason=2, hflags=NO_TASK),
+    "tcp-reset-received": tcp(RESET, 6, "::1", "::1", 6443, 51515, 1, 7,
+                              flags=TCP_OWNER_KNOWN | TCP_RESET_RECEIVED),
+    "cgroup-mkdir-full": cgroup_event(MKDIR, POD_CG, False),
+    "cgroup-rmdir-used": cgroup_event(RMDIR, POD_CG, True),
+    "cgroup-attach": cgroup_event(ATTACH, POD_CG, True, task_pid=4242, comm=b"nginx"),
+    "oom-kill": hdr(OOM, comm=b"stress") + struct.pack(
+        "<5Q4iII16s", 1048576, 524288, 1024, 0, CG + 2, 4242, 4300, 4300, 995, 0x1, 0, b"java"),
+}
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    for name, rec in SEEDS.items():
+        with open(os.path.join(OUT, name), "wb") as f:
+            f.write(rec)
+    sizes = {n: len(r) for n, r in SEEDS.items()}
+    assert sizes["fork"] == 88 and sizes["exit-code"] == 88 and sizes["tcp-close"] == 144
+    assert sizes["exec-full"] == 1368 and sizes["cgroup-mkdir-full"] == 632 and sizes["oom-kill"] == 152
+
+
+if __name__ == "__main__":
+    main()
