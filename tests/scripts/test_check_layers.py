@@ -22,7 +22,8 @@ class CheckLayers(unittest.TestCase):
                  '#include "core/event.h"\n#include "bpf/events.h"\n#include "tapio.skel.h"\n')
         self.put("user/http/watch.c", '#include "core/event.h"\n')
         self.put("user/enrich/podmeta.c", '#include "core/event.h"\n')
-        self.put("user/sink/sink.c", '#include "kernel/kernel.h"\n')
+        self.put("user/sink/sink.c", '#include "core/event.h"\n')
+        self.put("user/pipeline/pipeline.c", '#include "sink/sink.h"\n')
         self.put("user/metrics/metrics.c", '#include "sink/sink.h"\n')
         self.put("collectors/k8s/collector.c",
                  '#include "collectors/k8s/k8s.h"\n#include "collectors/table.h"\n'
@@ -70,6 +71,10 @@ class CheckLayers(unittest.TestCase):
     def test_sideways_include(self):
         self.put("user/kernel/kernel.c", '#include "enrich/podmeta.h"\n')
         self.assert_fails_with("user/kernel/kernel.c:1: kernel may not include enrich/podmeta.h")
+
+    def test_sink_may_not_include_kernel(self):
+        self.put("user/sink/format.c", '#include "kernel/kernel_decode.h"\n')
+        self.assert_fails_with("user/sink/format.c:1: sink may not include kernel/kernel_decode.h")
 
     def test_collector_may_not_include_cmd_or_sink(self):
         self.put("collectors/etcd/collector.c", '#include "sink/sink.h"\n')

@@ -132,6 +132,7 @@ static void run_pipeline(struct agent *a)
 		.q = a->q,
 		.sink = a->sink,
 		.output = a->cfg.output,
+		.report_failures = true,
 		.idle_ms = 200,
 		.retry_ms = no ? no->ack_wait_ms : 5000,
 		.hooks = {.ctx = a, .stop_producers = stop_collectors},

@@ -93,7 +93,7 @@ static bool deliver(struct run *r, const struct tapio_event *ev, unsigned src, i
 		atomic_fetch_add(*rc == 0 ? &s->src_written[src] : &s->src_failed[src], 1);
 		atomic_fetch_add(*rc == 0 ? &s->written : &s->failed, 1);
 	}
-	if (*rc && *rc != -EPIPE && !r->reported) {
+	if (*rc && r->o->report_failures && !r->reported) {
 		tlog(TLOG_ERR, "sink", "writing to %s: %s (failures are counted in the summary)",
 		     r->o->output ? r->o->output : "the output", strerror(-*rc));
 		r->reported = true;

@@ -34,6 +34,7 @@ struct pipeline_opts {
 	struct queue *q;
 	struct sink *sink;
 	const char *output;      /* for the message on a failed write */
+	bool report_failures;    /* log the first failed write (EPIPE too) */
 	unsigned idle_ms;        /* queue wait when idle (0 = 200 ms) */
 	unsigned retry_ms;       /* after a stop request, how long a write may be
 				    retried on -EAGAIN before it counts as unsent */
