@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* deploy/: every manifest parses with libyaml, and says what DESIGN.md and
+/* deploy/: every manifest parses with libyaml, and says what the design and
  * the agent need: the DaemonSet's capabilities, host mounts, probes and
  * NODE_NAME; RBAC on exactly the resources the k8s collector watches; a
  * ConfigMap whose config is deploy/config/agent.yaml, which the agent's own config

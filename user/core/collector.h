@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The collector interface (DESIGN.md "Collector interface") and the registry.
+/* The collector interface (docs/architecture.md "Adding a collector") and the registry.
  *
  * A collector embeds `struct collector` as its first member and gives an ops
  * table. start() spawns its thread, which writes events into the shared queue;

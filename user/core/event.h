@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The raw event: one record in the queue, as DESIGN.md "The raw event" says.
+/* The raw event: one record in the queue, as docs/architecture.md "Data flow" describes.
  *
  * Layout inside a queue record (8-byte aligned, no pointers):
  *   struct tapio_event | meta ("key\0value\0" pairs, meta_len bytes) | data

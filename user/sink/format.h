@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Event formatting for the sinks: JSON Lines (DESIGN.md "JSON Lines output")
+/* Event formatting for the sinks: JSON Lines (README.md "JSON Lines output", docs/architecture.md)
  * and the aligned text table of `tapio trace`. Pure functions on one event. */
 #ifndef TAPIO_FORMAT_H
 #define TAPIO_FORMAT_H
