@@ -26,7 +26,7 @@ FUZZ_FRAMER_SRCS        := user/http/watch.c
 FUZZ_K8S_SRCS           := collectors/k8s/k8s_parse.c collectors/k8s/kubeconfig.c \
                            collectors/k8s/seen.c $(FUZZ_STRBUF_SRCS)
 FUZZ_KERNEL_DECODE_SRCS := user/kernel/kernel_decode.c $(FUZZ_STRBUF_SRCS)
-FUZZ_CGROUP_PATH_SRCS   := user/enrich/podmeta.c user/util/cgroupfs.c user/core/event.c user/core/queue.c
+FUZZ_CGROUP_PATH_SRCS   := user/enrich/cgroup_path.c
 FUZZ_SYSTEMD_SRCS       := collectors/systemd/entry.c $(FUZZ_STRBUF_SRCS)
 
 FUZZ_TARGETS :=

@@ -28,12 +28,15 @@ bench-queue-lock: $(BUILD)/bench-lock/bench_queue
 # podmeta's concurrent use under TSan (event.c and queue.c come along for event_meta_get).
 TSAN_PODMETA := $(BUILD)/tsan/podmeta_tsan
 
-$(TSAN_PODMETA): user/enrich/podmeta.c user/util/cgroupfs.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c user/enrich/podmeta.h \
-		 tests/lib/tmpdir.h
+TSAN_PODMETA_SRCS := user/enrich/podmeta.c user/enrich/pods.c user/enrich/cgroup_resolve.c \
+		     user/enrich/cgroup_path.c user/util/cgroupfs.c user/core/event.c user/core/queue.c \
+		     tests/tsan/podmeta_tsan.c
+
+$(TSAN_PODMETA): $(TSAN_PODMETA_SRCS) $(wildcard user/enrich/*.h) tests/lib/tmpdir.h
 	$(call msg,TSAN,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -I. -fsanitize=thread \
-		user/enrich/podmeta.c user/util/cgroupfs.c user/core/event.c user/core/queue.c tests/tsan/podmeta_tsan.c -lcjson -lpthread -o $@
+		$(TSAN_PODMETA_SRCS) -lcjson -lpthread -o $@
 
 .PHONY: tsan-podmeta
 tsan-podmeta: $(TSAN_PODMETA)

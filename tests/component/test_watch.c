@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "http/watch.h"
+#include "util/backoff.h"
 #include "tests/lib/loopback.h"
 
 /* True when the client's connection to 127.0.0.1:port is close-on-exec.

@@ -10,6 +10,8 @@
 #ifndef TAPIO_PODMETA_H
 #define TAPIO_PODMETA_H
 
+#include "enrich/cgroup_path.h"
+#include "enrich/cgroup_resolve.h"
 #include "util/cgroupfs.h"
 
 #include <stdbool.h>
@@ -18,19 +20,8 @@
 
 struct tapio_event;
 
-struct cgroup_ids {
-	char container_id[72]; /* 64 hex digits usually; "" when not in the path */
-	char pod_uid[40];      /* 8-4-4-4-12, dashes restored; "" when not in the path */
-	char runtime[16];      /* "containerd", "cri-o", "docker" or "" */
-};
-
-/* Parses a cgroup path (v1 or v2; cgroupfs or systemd driver layouts;
- * containerd "cri-containerd-", CRI-O "crio-", docker "docker-" prefixes, and
- * the plain kubepods/<qos>/pod<uid>/<id> form). Returns 0 when at least a pod
- * uid or a container id was found, -ENOENT when the path shows neither, or
- * -EINVAL for bad input. */
-int cgroup_path_parse(const char *path, size_t len, struct cgroup_ids *out);
-
+/* struct cgroup_ids and cgroup_path_parse() are in enrich/cgroup_path.h,
+ * cgroup_find_by_id() in enrich/cgroup_resolve.h. */
 
 struct podmeta;
 
@@ -61,11 +52,6 @@ int podmeta_lookup(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_entry 
  * walk of the tree. Returns 0, -ENOENT (no such cgroup), -ENAMETOOLONG, or
  * another negative errno. Not cached. */
 int podmeta_cgroup_path(struct podmeta *pm, uint64_t cgroup_id, char *buf, size_t len);
-
-/* Walks the cgroup tree below root_fd (not closed) for the directory whose
- * inode number is id; writes its path relative to the root ("/" for the root
- * itself). Returns 0, -ENOENT, or a negative errno. */
-int cgroup_find_by_id(int root_fd, uint64_t id, char *buf, size_t len);
 
 /* Drops a cgroup from the cache (on cgroup.rmdir). */
 void podmeta_forget(struct podmeta *pm, uint64_t cgroup_id);

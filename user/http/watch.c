@@ -454,13 +454,165 @@ static void first_line(char *dst, size_t cap, const char *s, size_t n)
 	dst[j] = '\0';
 }
 
+/* The request headers: Accept, Content-Type, Authorization, no Expect. NULL
+ * when out of memory. */
+static struct curl_slist *request_headers(const struct watch_req *req)
+{
+	struct curl_slist *hdrs = NULL;
+	char hbuf[4096];
+
+	snprintf(hbuf, sizeof(hbuf), "Accept: %s", req->accept ? req->accept : "application/json");
+	hdrs = curl_slist_append(hdrs, hbuf);
+	if (req->body) {
+		snprintf(hbuf, sizeof(hbuf), "Content-Type: %s",
+			 req->content_type ? req->content_type : "application/json");
+		hdrs = curl_slist_append(hdrs, hbuf);
+	}
+	if (req->bearer_token && *req->bearer_token) {
+		size_t tl = strlen(req->bearer_token) + 32;
+		char *auth = malloc(tl);
+		if (auth) {
+			snprintf(auth, tl, "Authorization: Bearer %s", req->bearer_token);
+			hdrs = curl_slist_append(hdrs, auth);
+			explicit_bzero(auth, tl);
+			free(auth);
+		}
+	}
+	return curl_slist_append(hdrs, "Expect:");
+}
+
+/* The easy handle's options for req. 0, or setup_tls()'s error. */
+static int setup_request(struct xfer *x, struct curl_slist *hdrs, char *errbuf)
+{
+	const struct watch_req *req = x->req;
+	CURL *h = x->h;
+
+	curl_easy_setopt(h, CURLOPT_URL, req->url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_cloexec);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	if (req->idle_timeout_s > 0) {
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, req->idle_timeout_s);
+	}
+	if (req->method && strcmp(req->method, "GET") != 0) {
+		if (strcmp(req->method, "POST") == 0)
+			curl_easy_setopt(h, CURLOPT_POST, 1L);
+		else
+			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+	}
+	if (req->body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(req->body));
+	}
+	return setup_tls(h, req->tls);
+}
+
+/* One easy handle driven by a multi handle, so that *stop is seen within
+ * 100 ms even while the stream is idle. Returns the transfer's result. */
+static CURLcode transfer(struct xfer *x, CURLM *m, char *errbuf)
+{
+	const struct watch_req *req = x->req;
+	CURLcode cc = CURLE_OK;
+
+	curl_multi_add_handle(m, x->h);
+	for (;;) {
+		int running = 0;
+		CURLMcode mc = curl_multi_perform(m, &running);
+		if (mc != CURLM_OK) {
+			cc = CURLE_OUT_OF_MEMORY;
+			snprintf(errbuf, CURL_ERROR_SIZE, "%s", curl_multi_strerror(mc));
+			break;
+		}
+		if (!running) {
+			int left;
+			CURLMsg *msg;
+			cc = CURLE_GOT_NOTHING;
+			while ((msg = curl_multi_info_read(m, &left)))
+				if (msg->msg == CURLMSG_DONE)
+					cc = msg->data.result;
+			break;
+		}
+		if (req->stop && atomic_load_explicit(req->stop, memory_order_relaxed)) {
+			x->res->stopped = true;
+			cc = CURLE_ABORTED_BY_CALLBACK;
+			break;
+		}
+		mc = curl_multi_poll(m, NULL, 0, 100, NULL);
+		if (mc != CURLM_OK) {
+			cc = CURLE_OUT_OF_MEMORY;
+			snprintf(errbuf, CURL_ERROR_SIZE, "%s", curl_multi_strerror(mc));
+			break;
+		}
+	}
+	curl_multi_remove_handle(m, x->h);
+	return cc;
+}
+
+/* The result of a finished transfer: res filled, 0 or a negative errno. */
+static int transfer_result(struct xfer *x, CURLcode cc, const char *errbuf)
+{
+	struct watch_result *res = x->res;
+	int rc;
+
+	res->curl_code = (int)cc;
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &res->http_status);
+	if (x->status == 0) {
+		x->status = res->http_status;
+		x->ok_status = x->status >= 200 && x->status < 300;
+	}
+
+	if (res->stopped) {
+		rc = -ECANCELED;
+		snprintf(res->error, sizeof(res->error), "stopped");
+	} else if (res->cb_err) {
+		rc = res->cb_err;
+		snprintf(res->error, sizeof(res->error), "stream handler stopped the stream: %s",
+			 strerror(-rc));
+	} else if (x->err) {
+		rc = x->err;
+		snprintf(res->error, sizeof(res->error), "%s", strerror(-rc));
+	} else if (res->http_status != 0 && !x->ok_status) {
+		char line[160];
+		first_line(line, sizeof(line), res->err_body ? res->err_body : "",
+			   res->err_body_len);
+		rc = -EPROTO;
+		snprintf(res->error, sizeof(res->error), "HTTP %ld%s%s", res->http_status,
+			 *line ? ": " : "", line);
+	} else if (cc != CURLE_OK) {
+		rc = curl_errno(cc);
+		res->truncated = framer_partial(&x->f);
+		snprintf(res->error, sizeof(res->error), "%s",
+			 *errbuf ? errbuf : curl_easy_strerror(cc));
+	} else {
+		rc = framer_finish(&x->f, count_msg, x, &res->truncated);
+		if (rc)
+			snprintf(res->error, sizeof(res->error),
+				 "stream handler stopped the stream: %s", strerror(-rc));
+	}
+	res->oversize = x->f.oversize;
+	res->junk = x->f.junk;
+	return rc;
+}
+
 int watch_run(const struct watch_req *req, struct watch_result *res)
 {
 	struct xfer x = {.req = req, .res = res};
 	struct curl_slist *hdrs = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	CURLM *m = NULL;
-	CURLcode cc = CURLE_OK;
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -490,141 +642,19 @@ int watch_run(const struct watch_req *req, struct watch_result *res)
 		snprintf(res->error, sizeof(res->error), "curl init: out of memory");
 		goto cleanup;
 	}
-
-	char hbuf[4096];
-	snprintf(hbuf, sizeof(hbuf), "Accept: %s", req->accept ? req->accept : "application/json");
-	hdrs = curl_slist_append(hdrs, hbuf);
-	if (req->body) {
-		snprintf(hbuf, sizeof(hbuf), "Content-Type: %s",
-			 req->content_type ? req->content_type : "application/json");
-		hdrs = curl_slist_append(hdrs, hbuf);
-	}
-	if (req->bearer_token && *req->bearer_token) {
-		size_t tl = strlen(req->bearer_token) + 32;
-		char *auth = malloc(tl);
-		if (auth) {
-			snprintf(auth, tl, "Authorization: Bearer %s", req->bearer_token);
-			hdrs = curl_slist_append(hdrs, auth);
-			explicit_bzero(auth, tl);
-			free(auth);
-		}
-	}
-	hdrs = curl_slist_append(hdrs, "Expect:");
+	hdrs = request_headers(req);
 	if (!hdrs) {
 		rc = -ENOMEM;
 		snprintf(res->error, sizeof(res->error), "headers: out of memory");
 		goto cleanup;
 	}
-
-	CURL *h = x.h;
-	curl_easy_setopt(h, CURLOPT_URL, req->url);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_cloexec);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
-	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
-	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000L);
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	if (req->idle_timeout_s > 0) {
-		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, req->idle_timeout_s);
-	}
-	if (req->method && strcmp(req->method, "GET") != 0) {
-		if (strcmp(req->method, "POST") == 0)
-			curl_easy_setopt(h, CURLOPT_POST, 1L);
-		else
-			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
-	}
-	if (req->body) {
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(req->body));
-	}
-	rc = setup_tls(h, req->tls);
+	rc = setup_request(&x, hdrs, errbuf);
 	if (rc) {
 		snprintf(res->error, sizeof(res->error),
 			 "TLS options not supported by this libcurl");
 		goto cleanup;
 	}
-
-	/* One easy handle driven by a multi handle, so that *stop is seen within
-	 * 100 ms even while the stream is idle. */
-	curl_multi_add_handle(m, h);
-	for (;;) {
-		int running = 0;
-		CURLMcode mc = curl_multi_perform(m, &running);
-		if (mc != CURLM_OK) {
-			cc = CURLE_OUT_OF_MEMORY;
-			snprintf(errbuf, sizeof(errbuf), "%s", curl_multi_strerror(mc));
-			break;
-		}
-		if (!running) {
-			int left;
-			CURLMsg *msg;
-			cc = CURLE_GOT_NOTHING;
-			while ((msg = curl_multi_info_read(m, &left)))
-				if (msg->msg == CURLMSG_DONE)
-					cc = msg->data.result;
-			break;
-		}
-		if (req->stop && atomic_load_explicit(req->stop, memory_order_relaxed)) {
-			res->stopped = true;
-			cc = CURLE_ABORTED_BY_CALLBACK;
-			break;
-		}
-		mc = curl_multi_poll(m, NULL, 0, 100, NULL);
-		if (mc != CURLM_OK) {
-			cc = CURLE_OUT_OF_MEMORY;
-			snprintf(errbuf, sizeof(errbuf), "%s", curl_multi_strerror(mc));
-			break;
-		}
-	}
-	curl_multi_remove_handle(m, h);
-
-	res->curl_code = (int)cc;
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->http_status);
-	if (x.status == 0) {
-		x.status = res->http_status;
-		x.ok_status = x.status >= 200 && x.status < 300;
-	}
-
-	if (res->stopped) {
-		rc = -ECANCELED;
-		snprintf(res->error, sizeof(res->error), "stopped");
-	} else if (res->cb_err) {
-		rc = res->cb_err;
-		snprintf(res->error, sizeof(res->error), "stream handler stopped the stream: %s",
-			 strerror(-rc));
-	} else if (x.err) {
-		rc = x.err;
-		snprintf(res->error, sizeof(res->error), "%s", strerror(-rc));
-	} else if (res->http_status != 0 && !x.ok_status) {
-		char line[160];
-		first_line(line, sizeof(line), res->err_body ? res->err_body : "",
-			   res->err_body_len);
-		rc = -EPROTO;
-		snprintf(res->error, sizeof(res->error), "HTTP %ld%s%s", res->http_status,
-			 *line ? ": " : "", line);
-	} else if (cc != CURLE_OK) {
-		rc = curl_errno(cc);
-		res->truncated = framer_partial(&x.f);
-		snprintf(res->error, sizeof(res->error), "%s",
-			 *errbuf ? errbuf : curl_easy_strerror(cc));
-	} else {
-		rc = framer_finish(&x.f, count_msg, &x, &res->truncated);
-		if (rc)
-			snprintf(res->error, sizeof(res->error),
-				 "stream handler stopped the stream: %s", strerror(-rc));
-	}
-	res->oversize = x.f.oversize;
-	res->junk = x.f.junk;
+	rc = transfer_result(&x, transfer(&x, m, errbuf), errbuf);
 
 cleanup:
 	if (m)
@@ -645,37 +675,7 @@ void watch_result_free(struct watch_result *res)
 	res->err_body_len = 0;
 }
 
-/* ---- backoff ---- */
-
-static uint64_t rng_next(void)
-{
-	static _Thread_local uint64_t s;
-	if (s == 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		s = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&s;
-		s |= 1;
-	}
-	/* xorshift64* */
-	s ^= s >> 12;
-	s ^= s << 25;
-	s ^= s >> 27;
-	return s * 2685821657736338717ULL;
-}
-
-unsigned backoff_ms(unsigned attempt, unsigned base_ms, unsigned cap_ms)
-{
-	uint64_t d = base_ms;
-	for (unsigned i = 0; i < attempt && d < cap_ms; i++)
-		d *= 2;
-	if (d > cap_ms)
-		d = cap_ms;
-	/* A factor in [0.5, 1.0]: at least half the delay, so a flapping source
-	 * is never hammered, and spread so that agents do not retry in step. */
-	uint64_t half = d / 2;
-	uint64_t span = d - half;
-	return (unsigned)(half + (span ? rng_next() % (span + 1) : 0));
-}
+/* ---- sleeping ---- */
 
 bool sleep_or_stop(unsigned ms, atomic_bool *stop)
 {

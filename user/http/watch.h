@@ -12,13 +12,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Compatibility: backoff_ms() moved to util/backoff.h; the collectors that
+ * retry watches still get it from here. */
+#include "util/backoff.h"
+
 /* ---- framers ---- */
 
 enum framing {
-	FRAME_LINES,        /* newline-delimited messages (k8s watch); empty lines skipped */
+	FRAME_LINES,	    /* newline-delimited messages (k8s watch); empty lines skipped */
 	FRAME_JSON_OBJECTS, /* top-level JSON objects, found by brace depth outside
 			       strings (etcd watch); bytes between objects skipped */
-	FRAME_WHOLE,        /* the whole body is one message (LIST responses) */
+	FRAME_WHOLE,	    /* the whole body is one message (LIST responses) */
 };
 
 /* Called with one complete message (not NUL-terminated). Return 0 to go on,
@@ -27,14 +31,15 @@ typedef int (*frame_fn)(void *ctx, const char *msg, size_t len);
 
 struct framer {
 	enum framing mode;
-	size_t max;       /* a message longer than this is skipped and counted */
+	size_t max; /* a message longer than this is skipped and counted */
 	char *buf;
 	size_t len, cap;
-	int depth;        /* FRAME_JSON_OBJECTS state */
+	int depth; /* FRAME_JSON_OBJECTS state */
 	bool in_str, esc;
-	bool skipping;    /* inside an oversized message: drop bytes until its end */
+	bool skipping;	   /* inside an oversized message: drop bytes until its end */
 	uint64_t oversize; /* messages skipped for size */
-	uint64_t junk;     /* FRAME_JSON_OBJECTS: stray bytes outside objects that were not whitespace */
+	uint64_t
+	    junk; /* FRAME_JSON_OBJECTS: stray bytes outside objects that were not whitespace */
 };
 
 /* Returns 0 or -EINVAL. max 0 means 16 MiB. */
@@ -53,48 +58,48 @@ void framer_free(struct framer *f);
 /* ---- HTTP stream ---- */
 
 struct watch_tls {
-	const char *ca_file;     /* PEM file; NULL = system CAs */
-	const char *ca_pem;      /* or PEM in memory (kubeconfig *-data) */
-	const char *cert_file;   /* client certificate */
+	const char *ca_file;   /* PEM file; NULL = system CAs */
+	const char *ca_pem;    /* or PEM in memory (kubeconfig *-data) */
+	const char *cert_file; /* client certificate */
 	const char *cert_pem;
-	const char *key_file;    /* client key */
+	const char *key_file; /* client key */
 	const char *key_pem;
-	bool insecure;           /* no verification: only when asked for explicitly */
+	bool insecure; /* no verification: only when asked for explicitly */
 };
 
 struct watch_req {
 	const char *url;
-	const char *method;        /* "GET" (default) or "POST" */
-	const char *body;          /* POST body, NULL for none */
-	const char *content_type;  /* for the body */
-	const char *accept;        /* Accept header, NULL = application/json */
-	const char *bearer_token;  /* Authorization: Bearer ..., NULL = none */
+	const char *method;	  /* "GET" (default) or "POST" */
+	const char *body;	  /* POST body, NULL for none */
+	const char *content_type; /* for the body */
+	const char *accept;	  /* Accept header, NULL = application/json */
+	const char *bearer_token; /* Authorization: Bearer ..., NULL = none */
 	const struct watch_tls *tls;
 	enum framing framing;
-	size_t max_msg;            /* 0 = 16 MiB */
-	long connect_timeout_ms;   /* 0 = 10 s */
-	long idle_timeout_s;       /* abort when no byte arrives this long; 0 = none */
-	frame_fn on_msg;           /* called in the calling thread */
+	size_t max_msg;		 /* 0 = 16 MiB */
+	long connect_timeout_ms; /* 0 = 10 s */
+	long idle_timeout_s;	 /* abort when no byte arrives this long; 0 = none */
+	frame_fn on_msg;	 /* called in the calling thread */
 	/* Optional: told (with the bytes seen) each time a message is skipped
 	 * for size, when it happens; the count is also in watch_result. */
 	void (*on_oversize)(void *ctx, size_t len);
-	void *ctx;                 /* for on_msg and on_oversize */
-	atomic_bool *stop;         /* when set, the transfer is aborted promptly */
+	void *ctx;	   /* for on_msg and on_oversize */
+	atomic_bool *stop; /* when set, the transfer is aborted promptly */
 };
 
 struct watch_result {
-	long http_status;    /* 0 when no response */
-	int curl_code;       /* CURLcode, 0 = OK */
-	bool truncated;      /* the body ended inside a message */
-	bool stopped;        /* aborted because *stop was set */
-	int cb_err;          /* a callback's negative return, 0 otherwise */
-	uint64_t bytes;      /* body bytes received */
-	uint64_t messages;   /* messages delivered */
-	uint64_t oversize;   /* messages skipped for size */
-	uint64_t junk;       /* FRAME_JSON_OBJECTS: stray bytes skipped between objects */
-	char error[256];     /* human-readable reason when it failed */
-	char *err_body;      /* for a non-2xx status: up to 64 KiB of the body, malloc'd
-				(free with watch_result_free); messages are not delivered then */
+	long http_status;  /* 0 when no response */
+	int curl_code;	   /* CURLcode, 0 = OK */
+	bool truncated;	   /* the body ended inside a message */
+	bool stopped;	   /* aborted because *stop was set */
+	int cb_err;	   /* a callback's negative return, 0 otherwise */
+	uint64_t bytes;	   /* body bytes received */
+	uint64_t messages; /* messages delivered */
+	uint64_t oversize; /* messages skipped for size */
+	uint64_t junk;	   /* FRAME_JSON_OBJECTS: stray bytes skipped between objects */
+	char error[256];   /* human-readable reason when it failed */
+	char *err_body;	   /* for a non-2xx status: up to 64 KiB of the body, malloc'd
+			      (free with watch_result_free); messages are not delivered then */
 	size_t err_body_len;
 };
 
@@ -105,10 +110,6 @@ struct watch_result {
  * error. Thread-safe: each call uses its own curl handle. */
 int watch_run(const struct watch_req *req, struct watch_result *res);
 void watch_result_free(struct watch_result *res);
-
-/* Exponential backoff with full jitter: min(cap, base * 2^attempt) scaled by a
- * random factor in [0.5, 1.0]. Returns ms. */
-unsigned backoff_ms(unsigned attempt, unsigned base_ms, unsigned cap_ms);
 
 /* Sleeps up to ms, waking early when *stop is set. Returns true if stopped. */
 bool sleep_or_stop(unsigned ms, atomic_bool *stop);

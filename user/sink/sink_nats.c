@@ -22,227 +22,7 @@
 #include "util/log.h"
 #include "sink/sink_nats.h"
 #include "util/strbuf.h"
-
-#define MAX_SERVERS 16
-#define ATTEMPT_HDR "Tapio-Attempt"
-/* How long an async publish waits for its ack before it is taken back for a
- * republish, and how long JetStream API calls (stream lookup/creation) wait. */
-#define ACK_TIMEOUT_MS 5000
-#define API_WAIT_MS 2000
-/* A full in-flight window waits this long in js_PublishMsgAsync, then write()
- * answers -EAGAIN. */
-#define STALL_WAIT_MS 100
-/* Republishes per write() call, so the pipeline keeps moving. */
-#define REPUBLISH_BATCH 256
-
-struct nats_sink {
-	struct sink base; /* first */
-	natsOptions *opts;
-	natsConnection *nc;
-	jsCtx *js;
-	char *servers[MAX_SERVERS];
-	size_t nservers;
-	char *prefix;
-	char *stream;
-	jsRetentionPolicy retention;
-	int64_t max_age_ns;
-	unsigned max_inflight;
-	unsigned ack_wait_ms;
-	char id_prefix[160]; /* "<node>-<start ns>-" */
-	uint64_t seq;	     /* ids handed out (pipeline thread only) */
-
-	atomic_bool connected;
-	atomic_bool closing; /* destroy() has begun: no more warnings */
-	atomic_bool stream_ready;
-	uint64_t next_stream_try; /* mono ns; pipeline thread only */
-	uint64_t next_stream_log; /* mono ns; stream errors are logged every 10 s */
-
-	pthread_mutex_t lock;
-	pthread_cond_t closed_cv; /* signalled by on_closed */
-	bool closed;		  /* under lock */
-	bool settled;		  /* nats_close() ran (pipeline thread only) */
-	bool leak;		  /* the connection never closed: never free */
-	natsMsg **retry;	  /* messages waiting for a republish, FIFO */
-	size_t retry_cap, retry_head, retry_n;
-
-	struct strbuf line;
-	char subject[256];
-
-	_Atomic uint64_t inflight;
-	_Atomic uint64_t published, republished, acked, duplicates, failed, lost, unacked,
-	    reconnects;
-	_Atomic uint64_t too_big;	/* larger than the server's max_payload */
-	_Atomic uint64_t last_loss_log; /* mono ns, rate limit for loss messages */
-};
-
-static struct nats_sink *to_nats(struct sink *s)
-{
-	return (struct nats_sink *)s;
-}
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/* ---- configuration checks ---- */
-
-static int parse_one_server(const char *item, size_t len, char **out, char *err, size_t errlen)
-{
-	const char *p = item, *end = item + len, *host, *hend, *port;
-	char *url;
-	long pv = 0;
-
-	if (len >= 7 && !strncmp(p, "nats://", 7))
-		p += 7;
-	else if (memchr(p, ':', len) && strstr(p, "://") && strstr(p, "://") < end) {
-		errf(err, errlen, "nats: server '%.*s': only the nats:// scheme is supported",
-		     (int)len, item);
-		return -EINVAL;
-	}
-	if (p == end) {
-		errf(err, errlen, "nats: server '%.*s': empty host", (int)len, item);
-		return -EINVAL;
-	}
-	if (*p == '[') {
-		host = p;
-		hend = memchr(p, ']', (size_t)(end - p));
-		if (!hend || hend == p + 1) {
-			errf(err, errlen, "nats: server '%.*s': bad IPv6 address", (int)len, item);
-			return -EINVAL;
-		}
-		hend++;
-		if (hend == end || *hend != ':') {
-			errf(err, errlen, "nats: server '%.*s': missing :PORT", (int)len, item);
-			return -EINVAL;
-		}
-	} else {
-		host = p;
-		hend = memchr(p, ':', (size_t)(end - p));
-		if (!hend) {
-			errf(err, errlen, "nats: server '%.*s': missing :PORT", (int)len, item);
-			return -EINVAL;
-		}
-		if (hend == host) {
-			errf(err, errlen, "nats: server '%.*s': empty host", (int)len, item);
-			return -EINVAL;
-		}
-		for (const char *c = host; c < hend; c++) {
-			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-			      (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '_')) {
-				errf(err, errlen, "nats: server '%.*s': bad character in host",
-				     (int)len, item);
-				return -EINVAL;
-			}
-		}
-	}
-	port = hend + 1;
-	if (port == end) {
-		errf(err, errlen, "nats: server '%.*s': empty port", (int)len, item);
-		return -EINVAL;
-	}
-	for (const char *c = port; c < end; c++) {
-		if (*c < '0' || *c > '9' || pv > 65535) {
-			errf(err, errlen, "nats: server '%.*s': bad port", (int)len, item);
-			return -EINVAL;
-		}
-		pv = pv * 10 + (*c - '0');
-	}
-	if (pv < 1 || pv > 65535) {
-		errf(err, errlen, "nats: server '%.*s': port out of range", (int)len, item);
-		return -EINVAL;
-	}
-	if (asprintf(&url, "nats://%.*s:%ld", (int)(hend - host), host, pv) < 0)
-		return -ENOMEM;
-	*out = url;
-	return 0;
-}
-
-int sink_nats_parse_url(const char *url, char **out, size_t max, size_t *n, char *err,
-			size_t errlen)
-{
-	const char *p = url;
-	int rc;
-
-	*n = 0;
-	if (!url || !*url) {
-		errf(err, errlen, "nats: empty server list");
-		return -EINVAL;
-	}
-	for (;;) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-
-		while (len && (*p == ' ' || *p == '\t')) {
-			p++;
-			len--;
-		}
-		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
-		if (!len) {
-			errf(err, errlen, "nats: empty item in server list '%s'", url);
-			rc = -EINVAL;
-			goto fail;
-		}
-		if (*n == max) {
-			errf(err, errlen, "nats: more than %zu servers in '%s'", max, url);
-			rc = -EINVAL;
-			goto fail;
-		}
-		rc = parse_one_server(p, len, &out[*n], err, errlen);
-		if (rc)
-			goto fail;
-		(*n)++;
-		if (!comma)
-			return 0;
-		p = comma + 1;
-	}
-fail:
-	while (*n)
-		free(out[--(*n)]);
-	return rc;
-}
-
-/* A subject prefix: dot-separated non-empty tokens of printable characters
- * without wildcards. */
-static bool subject_prefix_ok(const char *s)
-{
-	bool tok = false;
-
-	if (!s || !*s)
-		return false;
-	for (; *s; s++) {
-		if (*s == '.') {
-			if (!tok)
-				return false;
-			tok = false;
-		} else if (*s <= ' ' || *s == '*' || *s == '>' || (unsigned char)*s >= 0x7f) {
-			return false;
-		} else {
-			tok = true;
-		}
-	}
-	return tok;
-}
-
-static bool stream_name_ok(const char *s)
-{
-	if (!s || !*s || strlen(s) > 64)
-		return false;
-	for (; *s; s++)
-		if (*s <= ' ' || *s == '.' || *s == '*' || *s == '>' || *s == '/' || *s == '\\' ||
-		    (unsigned char)*s >= 0x7f)
-			return false;
-	return true;
-}
+#include "sink/nats_internal.h"
 
 /* ---- retry list (under lock) ---- */
 
@@ -300,8 +80,8 @@ static void count_lost(struct nats_sink *ns, natsMsg *m, const char *why)
 		natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
 	if (now - last > 1000000000ull &&
 	    atomic_compare_exchange_strong(&ns->last_loss_log, &last, now))
-		tlog(TLOG_ERR, "nats", "event %s lost: %s (lost so far: %" PRIu64 ")", id ? id : "?",
-		     why, atomic_load(&ns->lost));
+		tlog(TLOG_ERR, "nats", "event %s lost: %s (lost so far: %" PRIu64 ")",
+		     id ? id : "?", why, atomic_load(&ns->lost));
 	natsMsg_Destroy(m);
 }
 
@@ -431,84 +211,6 @@ static void on_closed(natsConnection *nc, void *closure)
 
 /* ---- stream ---- */
 
-/* Reports a failed stream lookup or creation, at most every 10 s: the
- * server's own text ("subjects overlap with an existing stream") and the
- * JetStream error code. Events wait in the queue meanwhile. */
-static void stream_error(struct nats_sink *ns, const char *what, natsStatus st, jsErrCode jerr)
-{
-	const char *text = nats_GetLastError(NULL);
-	uint64_t now = mono_ns();
-
-	if (now < ns->next_stream_log)
-		return;
-	ns->next_stream_log = now + 10000000000ull;
-	tlog(TLOG_ERR, "nats",
-	     "stream %s: %s failed: %s (%s, JetStream error %d); events wait in the queue",
-	     ns->stream, what, text && *text ? text : natsStatus_GetText(st),
-	     natsStatus_GetText(st), (int)jerr);
-}
-
-/* Creates the stream or checks the existing one. Pipeline thread. 0 or -EAGAIN. */
-static int ensure_stream(struct nats_sink *ns)
-{
-	jsStreamInfo *si = NULL;
-	jsStreamConfig sc;
-	jsOptions o;
-	jsErrCode jerr = 0;
-	natsStatus st;
-	char subj[300];
-	const char *subjects[1] = {subj};
-	uint64_t now = mono_ns();
-
-	if (atomic_load(&ns->stream_ready))
-		return 0;
-	if (now < ns->next_stream_try)
-		return -EAGAIN;
-	ns->next_stream_try = now + 500000000ull;
-	snprintf(subj, sizeof(subj), "%s.>", ns->prefix);
-	jsOptions_Init(&o);
-	o.Wait = API_WAIT_MS;
-	st = js_GetStreamInfo(&si, ns->js, ns->stream, &o, &jerr);
-	if (st == NATS_OK) {
-		bool covered = false;
-
-		for (int i = 0; si->Config && i < si->Config->SubjectsLen; i++)
-			if (!strcmp(si->Config->Subjects[i], subj))
-				covered = true;
-		if (!covered)
-			tlog(TLOG_WARN, "nats",
-			     "stream %s exists without subject %s; publishing anyway", ns->stream,
-			     subj);
-		jsStreamInfo_Destroy(si);
-		atomic_store(&ns->stream_ready, true);
-		return 0;
-	}
-	if (jerr != JSStreamNotFoundErr && st != NATS_NOT_FOUND) {
-		stream_error(ns, "lookup", st, jerr);
-		return -EAGAIN;
-	}
-	jsStreamConfig_Init(&sc);
-	sc.Name = ns->stream;
-	sc.Subjects = subjects;
-	sc.SubjectsLen = 1;
-	sc.Retention = ns->retention;
-	sc.MaxAge = ns->max_age_ns;
-	sc.Storage = js_FileStorage;
-	sc.Duplicates = 120LL * 1000000000LL; /* dedup window for republished ids */
-	jerr = 0;
-	st = js_AddStream(&si, ns->js, &sc, &o, &jerr);
-	if (st != NATS_OK) {
-		stream_error(ns, "create", st, jerr);
-		return -EAGAIN;
-	}
-	jsStreamInfo_Destroy(si);
-	tlog(TLOG_INFO, "nats", "created stream %s for %s", ns->stream, subj);
-	atomic_store(&ns->stream_ready, true);
-	return 0;
-}
-
-/* ---- publishing ---- */
-
 static int publish(struct nats_sink *ns, natsMsg **m)
 {
 	jsPubOptions po;
@@ -576,7 +278,7 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 
 	if (!atomic_load(&ns->connected))
 		return -EAGAIN;
-	if (ensure_stream(ns))
+	if (nats_ensure_stream(ns))
 		return -EAGAIN;
 	/* Older messages first: the retry list is bounded by the in-flight
 	 * window, so it drains before new events take the window. */
@@ -630,7 +332,7 @@ static int nats_flush(struct sink *s)
 	uint64_t left;
 
 	for (;;) {
-		if (atomic_load(&ns->connected) && ensure_stream(ns) == 0)
+		if (atomic_load(&ns->connected) && nats_ensure_stream(ns) == 0)
 			republish(ns, REPUBLISH_BATCH);
 		pthread_mutex_lock(&ns->lock);
 		left_retry = ns->retry_n;
@@ -736,7 +438,7 @@ static int nats_poll(struct sink *s)
 {
 	struct nats_sink *ns = to_nats(s);
 
-	if (atomic_load(&ns->connected) && ensure_stream(ns) == 0)
+	if (atomic_load(&ns->connected) && nats_ensure_stream(ns) == 0)
 		republish(ns, REPUBLISH_BATCH);
 	return 0;
 }
@@ -783,94 +485,18 @@ uint64_t sink_nats_unacked(struct sink *s)
 	return s && s->ops == &nats_ops ? atomic_load(&to_nats(s)->unacked) : 0;
 }
 
-static int parse_retention(const char *r, jsRetentionPolicy *out)
+/* Options -> the sink's fields, the server list and the id prefix. 0, -EINVAL
+ * (err set) or -ENOMEM. */
+static int nats_init_fields(struct nats_sink *ns, const char *url, const struct nats_options *o,
+			    const char *node, char *err, size_t errlen)
 {
-	if (!r || !*r || !strcmp(r, "limits"))
-		*out = js_LimitsPolicy;
-	else if (!strcmp(r, "interest"))
-		*out = js_InterestPolicy;
-	else if (!strcmp(r, "workqueue"))
-		*out = js_WorkQueuePolicy;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-#define NO(n, t, f, d, h) OPT_ENTRY(struct nats_options, n, t, f, d, h)
-
-static const struct opt nats_opt_table[] = {
-	NO("nats-subject-prefix", OPT_STR, subject_prefix, "tapio.events",
-	   "subject prefix: <prefix>.<source>.<type>"),
-	NO("nats-stream", OPT_STR, stream, "TAPIO_EVENTS", "JetStream stream name"),
-	NO("nats-retention", OPT_STR, retention, "limits", "limits | interest | workqueue"),
-	NO("nats-max-age", OPT_U64, max_age_s, "0", "stream max age in seconds, 0 = unlimited"),
-	NO("nats-max-inflight", OPT_UINT, max_inflight, "4096", "unacked publishes at most"),
-	NO("nats-ack-wait-ms", OPT_UINT, ack_wait_ms, "5000", "on shutdown, how long to wait for acks"),
-};
-
-static int nats_options_check(const void *p, char *err, size_t errlen)
-{
-	const struct nats_options *o = p;
-	jsRetentionPolicy rp;
-	if (!subject_prefix_ok(o->subject_prefix)) {
-		errf(err, errlen,
-		     "nats-subject-prefix: '%s' is not a subject (dot-separated tokens, no spaces or "
-		     "wildcards)",
-		     o->subject_prefix);
-		return -EINVAL;
-	}
-	if (!stream_name_ok(o->stream)) {
-		errf(err, errlen,
-		     "nats-stream: '%s' is not a stream name (no spaces, '.', '*', '>', '/')",
-		     o->stream);
-		return -EINVAL;
-	}
-	if (parse_retention(o->retention, &rp)) {
-		errf(err, errlen, "nats-retention: '%s' is not limits, interest or workqueue",
-		     o->retention);
-		return -EINVAL;
-	}
-	if (o->max_inflight == 0) {
-		errf(err, errlen, "nats-max-inflight: must be at least 1");
-		return -EINVAL;
-	}
-	if (o->max_age_s > (uint64_t)INT64_MAX / 1000000000ull) {
-		errf(err, errlen, "nats-max-age: %" PRIu64 " is too large", o->max_age_s);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-const struct opt_group nats_options_group =
-	OPT_GROUP("nats", struct nats_options, nats_opt_table, nats_options_check);
-
-struct sink *sink_nats_new(const char *url, const struct nats_options *o, const char *node,
-			   char *err, size_t errlen)
-{
-	struct nats_sink *ns;
 	char host[128];
-	jsOptions jo;
-	natsStatus st;
 	int rc;
 
-	if (nats_options_check(o, err, errlen)) {
-		errno = EINVAL;
-		return NULL;
-	}
-
-	ns = calloc(1, sizeof(*ns));
-	if (!ns) {
-		errf(err, errlen, "nats: out of memory");
-		errno = ENOMEM;
-		return NULL;
-	}
-	ns->base.ops = &nats_ops;
-	pthread_mutex_init(&ns->lock, NULL);
-	pthread_cond_init(&ns->closed_cv, NULL);
-	parse_retention(o->retention, &ns->retention);
+	nats_parse_retention(o->retention, &ns->retention);
 	rc = sink_nats_parse_url(url, ns->servers, MAX_SERVERS, &ns->nservers, err, errlen);
 	if (rc)
-		goto fail;
+		return rc;
 	ns->prefix = strdup(o->subject_prefix);
 	ns->stream = strdup(o->stream);
 	ns->max_inflight = o->max_inflight;
@@ -878,10 +504,8 @@ struct sink *sink_nats_new(const char *url, const struct nats_options *o, const 
 	ns->max_age_ns = (int64_t)(o->max_age_s * 1000000000ull);
 	ns->retry_cap = (size_t)o->max_inflight * 2;
 	ns->retry = calloc(ns->retry_cap, sizeof(*ns->retry));
-	if (!ns->prefix || !ns->stream || !ns->retry) {
-		rc = -ENOMEM;
-		goto fail;
-	}
+	if (!ns->prefix || !ns->stream || !ns->retry)
+		return -ENOMEM;
 	if (!node || !*node) {
 		if (gethostname(host, sizeof(host)) != 0)
 			snprintf(host, sizeof(host), "unknown");
@@ -889,8 +513,14 @@ struct sink *sink_nats_new(const char *url, const struct nats_options *o, const 
 		node = host;
 	}
 	snprintf(ns->id_prefix, sizeof(ns->id_prefix), "%.120s-%" PRIu64 "-", node, now_ns());
+	return 0;
+}
 
-	st = natsOptions_Create(&ns->opts);
+/* The connection options: servers, reconnects, pings and the callbacks. */
+static natsStatus nats_set_options(struct nats_sink *ns)
+{
+	natsStatus st = natsOptions_Create(&ns->opts);
+
 	if (st == NATS_OK)
 		st =
 		    natsOptions_SetServers(ns->opts, (const char **)ns->servers, (int)ns->nservers);
@@ -918,20 +548,24 @@ struct sink *sink_nats_new(const char *url, const struct nats_options *o, const 
 		st = natsOptions_SetReconnectedCB(ns->opts, on_reconnected, ns);
 	if (st == NATS_OK)
 		st = natsOptions_SetClosedCB(ns->opts, on_closed, ns);
-	if (st != NATS_OK) {
-		errf(err, errlen, "nats: options: %s", natsStatus_GetText(st));
-		rc = -EIO;
-		goto fail;
-	}
-	st = natsConnection_Connect(&ns->nc, ns->opts);
+	return st;
+}
+
+/* Connects (or leaves libnats retrying in the background) and makes the
+ * JetStream context with the async-publish window. 0 or -EIO (err set). */
+static int nats_connect_js(struct nats_sink *ns, const char *url, const struct nats_options *o,
+			   char *err, size_t errlen)
+{
+	jsOptions jo;
+	natsStatus st = natsConnection_Connect(&ns->nc, ns->opts);
+
 	if (st == NATS_OK) {
 		atomic_store(&ns->connected, true);
 	} else if (st == NATS_NOT_YET_CONNECTED) {
 		tlog(TLOG_WARN, "nats", "%s is not reachable yet; retrying in the background", url);
 	} else {
-		errf(err, errlen, "nats: connect %s: %s", url, natsStatus_GetText(st));
-		rc = -EIO;
-		goto fail;
+		nats_errf(err, errlen, "nats: connect %s: %s", url, natsStatus_GetText(st));
+		return -EIO;
 	}
 	jsOptions_Init(&jo);
 	jo.Wait = API_WAIT_MS;
@@ -941,16 +575,51 @@ struct sink *sink_nats_new(const char *url, const struct nats_options *o, const 
 	jo.PublishAsync.StallWait = STALL_WAIT_MS;
 	st = natsConnection_JetStream(&ns->js, ns->nc, &jo);
 	if (st != NATS_OK) {
-		errf(err, errlen, "nats: JetStream context: %s", natsStatus_GetText(st));
+		nats_errf(err, errlen, "nats: JetStream context: %s", natsStatus_GetText(st));
+		return -EIO;
+	}
+	return 0;
+}
+
+struct sink *sink_nats_new(const char *url, const struct nats_options *o, const char *node,
+			   char *err, size_t errlen)
+{
+	struct nats_sink *ns;
+	natsStatus st;
+	int rc;
+
+	if (nats_options_check(o, err, errlen)) {
+		errno = EINVAL;
+		return NULL;
+	}
+
+	ns = calloc(1, sizeof(*ns));
+	if (!ns) {
+		nats_errf(err, errlen, "nats: out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	ns->base.ops = &nats_ops;
+	pthread_mutex_init(&ns->lock, NULL);
+	pthread_cond_init(&ns->closed_cv, NULL);
+	rc = nats_init_fields(ns, url, o, node, err, errlen);
+	if (rc)
+		goto fail;
+	st = nats_set_options(ns);
+	if (st != NATS_OK) {
+		nats_errf(err, errlen, "nats: options: %s", natsStatus_GetText(st));
 		rc = -EIO;
 		goto fail;
 	}
+	rc = nats_connect_js(ns, url, o, err, errlen);
+	if (rc)
+		goto fail;
 	if (atomic_load(&ns->connected))
-		ensure_stream(ns); /* best effort now; write() retries */
+		nats_ensure_stream(ns); /* best effort now; write() retries */
 	return &ns->base;
 fail:
 	if (rc == -ENOMEM)
-		errf(err, errlen, "nats: out of memory");
+		nats_errf(err, errlen, "nats: out of memory");
 	nats_destroy(&ns->base);
 	errno = -rc;
 	return NULL;
