@@ -20,7 +20,7 @@ FUZZ_CFLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -I. 
 
 # What each harness links: the code under test and its util/core helpers.
 FUZZ_STRBUF_SRCS        := user/util/strbuf.c
-FUZZ_CNI_SRCS           := collectors/cni/parse.c collectors/cni/tail.c $(FUZZ_STRBUF_SRCS)
+FUZZ_CNI_SRCS           := collectors/cni/parse.c collectors/cni/tail.c user/util/parse.c $(FUZZ_STRBUF_SRCS)
 FUZZ_ETCD_PARSE_SRCS    := collectors/etcd/parse.c $(FUZZ_STRBUF_SRCS)
 FUZZ_FRAMER_SRCS        := user/http/watch.c
 FUZZ_K8S_SRCS           := collectors/k8s/k8s_parse.c collectors/k8s/kubeconfig.c \

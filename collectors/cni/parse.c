@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "collectors/cni/parse.h"
+#include "util/parse.h"
 #include "util/strbuf.h"
 
 static bool is_ident(unsigned char c)
@@ -298,7 +299,8 @@ int cni_result_parse(const char *buf, size_t len, struct cni_meta *m)
 	cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
 	if (!root)
 		return -EINVAL;
-	while (end && end < buf + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+	while (end && end < buf + len &&
+	       (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
 		end++;
 	if (!end || end != buf + len || !cJSON_IsObject(root)) {
 		cJSON_Delete(root);
@@ -397,12 +399,6 @@ bool cni_ipam_name_ok(const char *name)
 {
 	unsigned char a[16];
 	return name && (inet_pton(AF_INET, name, a) == 1 || inet_pton(AF_INET6, name, a) == 1);
-}
-
-static bool has_suffix(const char *s, const char *suf)
-{
-	size_t n = strlen(s), k = strlen(suf);
-	return n >= k && !strcmp(s + n - k, suf);
 }
 
 bool cni_log_name_skip(const char *name)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "collectors/cni/tail.h"
+#include "util/parse.h"
 #include "util/strbuf.h"
 
 int tail_read(struct tail_file *f, char *buf, size_t cap, size_t line_max, uint64_t budget,
@@ -169,32 +170,6 @@ long tail_state_find(const struct tail_state *st, uint64_t dev, uint64_t ino)
 	return -1;
 }
 
-static bool parse_u64(const char **p, const char *end, int base, uint64_t *out)
-{
-	const char *s = *p;
-	if (s >= end || *s == ' ')
-		return false;
-	uint64_t v = 0;
-	const char *q = s;
-	for (; q < end && *q != ' '; q++) {
-		unsigned d;
-		if (*q >= '0' && *q <= '9')
-			d = (unsigned)(*q - '0');
-		else if (base == 16 && *q >= 'a' && *q <= 'f')
-			d = (unsigned)(*q - 'a' + 10);
-		else
-			return false;
-		if (v > (UINT64_MAX - d) / (unsigned)base)
-			return false;
-		v = v * (unsigned)base + d;
-	}
-	if (q >= end || q == s)
-		return false;
-	*out = v;
-	*p = q + 1;
-	return true;
-}
-
 int tail_state_parse(struct tail_state *st, const char *buf, size_t len, size_t *bad)
 {
 	size_t hl = strlen(STATE_HEADER);
@@ -209,11 +184,11 @@ int tail_state_parse(struct tail_state *st, const char *buf, size_t len, size_t 
 		uint64_t fl;
 		const char *q = p;
 		char path[4096];
-		if (parse_u64(&q, le, 10, &e.dev) && parse_u64(&q, le, 10, &e.ino) &&
-		    parse_u64(&q, le, 10, &e.off) && parse_u64(&q, le, 10, &fl) &&
-		    fl <= TAIL_FP_MAX && parse_u64(&q, le, 16, &e.fp) && q < le && *q == '/' &&
-		    (size_t)(le - q) < sizeof(path) && !memchr(q, '\0', (size_t)(le - q)) &&
-		    tail_state_find(st, e.dev, e.ino) < 0) {
+		if (parse_u64_field(&q, le, 10, &e.dev) && parse_u64_field(&q, le, 10, &e.ino) &&
+		    parse_u64_field(&q, le, 10, &e.off) && parse_u64_field(&q, le, 10, &fl) &&
+		    fl <= TAIL_FP_MAX && parse_u64_field(&q, le, 16, &e.fp) && q < le &&
+		    *q == '/' && (size_t)(le - q) < sizeof(path) &&
+		    !memchr(q, '\0', (size_t)(le - q)) && tail_state_find(st, e.dev, e.ino) < 0) {
 			memcpy(path, q, (size_t)(le - q));
 			path[le - q] = '\0';
 			e.fp_len = (uint32_t)fl;

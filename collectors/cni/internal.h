@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The CNI collector's private parts, shared by its files:
+ *   collector.c  ops, start/stop, the thread loop, emitting, the constructor
+ *   targets.c    watch targets, inotify watches, directory scans, event dispatch
+ *   logs.c       log-file tailing and cni.log events
+ *   dirs.c       netns, results cache and IPAM snapshots and their events
+ *   persist.c    the offsets and directory state files
+ * See collector.c for the overall design. */
+#ifndef TAPIO_CNI_INTERNAL_H
+#define TAPIO_CNI_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "collectors/cni/parse.h"
+#include "collectors/cni/tail.h"
+#include "core/collector.h"
+#include "core/event.h"
+#include "util/ratelimit.h"
+#include "util/strbuf.h"
+
+enum tkind { T_LOG, T_NETNS, T_RESULTS, T_NETWORKS, T_IPAM };
+
+enum scan_mode {
+	/* present at start: logs start at the end (first start) or the saved offset */
+	SCAN_INITIAL,
+	SCAN_NEW,    /* appeared while running: everything in it is new */
+	SCAN_RESCAN, /* after IN_Q_OVERFLOW: emit what changed */
+};
+
+struct snap_ent {
+	char *name;
+	uint64_t ino;
+	int64_t mtime_ns;
+	uint64_t size;
+	struct cni_meta *m; /* results and IPAM: what the ADD said */
+	bool seen;
+};
+
+struct target {
+	enum tkind kind;
+	char *path;
+	char *net;  /* T_IPAM: the network name */
+	int wd;	    /* watch on the directory, -1 while missing */
+	int anc_wd; /* watch on the nearest ancestor while missing, or -1 */
+	uint64_t dev, ino;
+	bool dynamic; /* T_IPAM: forgotten when its directory goes */
+	bool changed; /* the snapshot changed since the last save */
+	int last_err; /* last inotify_add_watch error, reported once */
+	bool removed;
+	struct snap_ent *snap;
+	size_t nsnap, capsnap;
+};
+
+struct cni_file {
+	struct tail_file t;
+	uint64_t dev, ino;
+	struct target *target; /* NULL while detached (renamed out of sight) */
+	char *name;
+	char *path;
+	uint64_t detached_ns;
+	uint32_t fp_len;
+	uint64_t fp;
+	bool seen;
+	bool more; /* stopped on the read budget */
+};
+
+struct cni_collector {
+	struct collector base;
+	char **log_dirs;
+	size_t nlog;
+	char *netns_dir;
+	char *cni_state_dir;
+	char *state_dir; /* NULL: offsets in memory only */
+	size_t max_event;
+	size_t line_max;
+
+	struct queue *q;
+	int ifd;
+
+	struct target **t;
+	size_t nt, capt;
+	struct cni_file **f;
+	size_t nf, capf;
+
+	struct tail_state saved;
+	bool had_state;
+	bool dirty;
+	/* directory snapshots of the last run not yet taken up by a target */
+	struct cni_dirstate_ent **ds;
+	size_t nds, capds;
+	bool had_dirstate;
+	bool ddirty;
+	uint64_t last_save_ns, last_retry_ns;
+
+	char *buf;
+	size_t bufcap;
+	struct strbuf sb; /* file contents, JSON data */
+	struct strbuf sb2;
+
+	struct cni_file *cur;	      /* the file being read (line callback) */
+	struct ratelimit oversize_rl; /* skipped long lines: once a second */
+	int last_state_err;
+	uint64_t last_state_log_ns;
+
+	_Atomic uint64_t overflows, truncations, rotations, state_errors, vanished;
+};
+
+static inline int64_t mtime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* collector.c: emitting and helpers */
+void cni_emit(struct cni_collector *c, unsigned type, enum tapio_fmt fmt, const struct cni_meta *m,
+	      const char *op, const char *ip, const char *file, const void *data, size_t len);
+/* data {"name":..,"path":..} for netns events and deletions. */
+void cni_emit_name_path(struct cni_collector *c, unsigned type, const struct cni_meta *m,
+			const char *op, const char *ip, const char *name, const char *path);
+/* "dir/name", malloc'd; NULL when out of memory. */
+char *cni_join(const char *dir, const char *name);
+/* Reads a whole regular file (at most max bytes) into c->sb. Returns 0,
+ * -EFBIG when it is larger, or a negative errno (-ENOENT when it is gone). */
+int cni_read_file(struct cni_collector *c, const char *path, size_t max, struct stat *st);
+
+/* logs.c */
+void cni_file_read(struct cni_collector *c, struct cni_file *f);
+void cni_file_free(struct cni_file *f);
+/* Reads what is left through the fd, then forgets the file. */
+void cni_file_finish(struct cni_collector *c, struct cni_file *f);
+struct cni_file *cni_file_by_name(struct cni_collector *c, struct target *t, const char *name);
+/* Finds or opens the file name in log target t and reads what is new. */
+void cni_log_touch(struct cni_collector *c, struct target *t, const char *name, enum scan_mode mode,
+		   bool check_inode);
+
+/* dirs.c */
+struct snap_ent *cni_snap_find(struct target *t, const char *name);
+void cni_snap_del(struct target *t, const char *name);
+void cni_snap_clear(struct target *t);
+/* Records name with its stat and (copied) meta. */
+void cni_snap_set(struct cni_collector *c, struct target *t, const char *name,
+		  const struct stat *st, const struct cni_meta *m);
+/* True when name is already recorded with this very file (same inode, mtime
+ * and size). */
+bool cni_snap_same(struct target *t, const char *name, const struct stat *st);
+void cni_result_add(struct cni_collector *c, struct target *t, const char *name, bool scanned);
+void cni_result_del(struct cni_collector *c, struct target *t, const char *name);
+void cni_ipam_add(struct cni_collector *c, struct target *t, const char *name, bool scanned);
+void cni_ipam_del(struct cni_collector *c, struct target *t, const char *name);
+void cni_netns_event(struct cni_collector *c, struct target *t, const char *name, bool add,
+		     const struct stat *st);
+/* SCAN_INITIAL: records a present entry (reading its metadata) without an event. */
+void cni_dir_record(struct cni_collector *c, struct target *t, const char *name,
+		    const struct stat *st);
+
+/* targets.c */
+struct target *cni_target_add(struct cni_collector *c, enum tkind kind, const char *path,
+			      const char *net);
+void cni_target_free(struct target *t);
+/* Removes a watch that no target uses any more. */
+void cni_release_wd(struct cni_collector *c, int wd);
+/* The kind letter of a directory target in the state file. */
+char cni_ds_kind(enum tkind k);
+/* Tries to watch t's directory; when missing, watches its nearest existing
+ * ancestor instead. */
+void cni_resolve_mode(struct cni_collector *c, struct target *t, enum scan_mode mode);
+void cni_resolve(struct cni_collector *c, struct target *t);
+void cni_scan(struct cni_collector *c, struct target *t, enum scan_mode mode);
+/* Reads and dispatches pending inotify events. Returns 0 or a negative errno. */
+int cni_read_events(struct cni_collector *c);
+
+/* persist.c */
+void cni_load_offsets(struct cni_collector *c);
+void cni_load_dirs(struct cni_collector *c);
+/* Saves the offsets and (when changed) the directory snapshots. */
+int cni_save_offsets(struct cni_collector *c);
+
+#endif

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: Apache-2.0
+/* The CNI collector's resume state in --state-dir: the log offsets
+ * (cni-offsets, see tail.h) and the directory snapshots (cni-dirs, see
+ * parse.h), so that a restart neither repeats nor misses events. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collectors/cni/internal.h"
+#include "core/state.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/vec.h"
+
+#define OFFSETS_NAME "cni-offsets"
+#define DIRS_NAME "cni-dirs"
+#define DIRS_FILE_MAX (16u << 20)
+
+static int save_dirs(struct cni_collector *c)
+{
+	bool changed = c->ddirty;
+	for (size_t i = 0; i < c->nt; i++)
+		changed = changed || c->t[i]->changed;
+	if (!c->state_dir || !changed)
+		return 0;
+	struct cni_dirstate_ent *e = malloc(sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	sb_reset(&c->sb2);
+	sb_puts(&c->sb2, CNI_DIRSTATE_HEADER);
+	for (size_t i = 0; i < c->nds; i++)
+		cni_dirstate_format(&c->sb2, c->ds[i]);
+	for (size_t i = 0; i < c->nt; i++) {
+		struct target *t = c->t[i];
+		if (t->wd < 0 || t->removed ||
+		    (t->kind != T_NETNS && t->kind != T_RESULTS && t->kind != T_IPAM))
+			continue;
+		for (size_t j = 0; j < t->nsnap; j++) {
+			struct snap_ent *s = &t->snap[j];
+			memset(e, 0, sizeof(*e));
+			e->kind = cni_ds_kind(t->kind);
+			e->ino = s->ino;
+			e->mtime_ns = s->mtime_ns;
+			e->size = s->size;
+			if (s->m)
+				e->m = *s->m;
+			if (snprintf(e->path, sizeof(e->path), "%s/%s", t->path, s->name) >=
+			    (int)sizeof(e->path))
+				continue;
+			cni_dirstate_format(&c->sb2,
+					    e); /* names with a tab or newline are not kept */
+		}
+	}
+	free(e);
+	int err =
+	    c->sb2.err ? c->sb2.err : state_write(c->state_dir, DIRS_NAME, c->sb2.buf, c->sb2.len);
+	if (!err) {
+		c->ddirty = false;
+		for (size_t i = 0; i < c->nt; i++)
+			c->t[i]->changed = false;
+	}
+	return err;
+}
+
+void cni_load_dirs(struct cni_collector *c)
+{
+	if (!c->state_dir)
+		return;
+	char *buf = malloc(DIRS_FILE_MAX);
+	struct cni_dirstate_ent *e = malloc(sizeof(*e));
+	ssize_t n = buf && e ? state_read(c->state_dir, DIRS_NAME, buf, DIRS_FILE_MAX) : -ENOMEM;
+	if (n == -ENOENT)
+		goto out;
+	c->had_dirstate = true;
+	if (n < 0 || (size_t)n < strlen(CNI_DIRSTATE_HEADER) ||
+	    memcmp(buf, CNI_DIRSTATE_HEADER, strlen(CNI_DIRSTATE_HEADER))) {
+		atomic_fetch_add(&c->base.n.parse_errors, 1);
+		collector_error(
+		    &c->base, "%s/%s: %s; directory changes while stopped are not reported",
+		    c->state_dir, DIRS_NAME, n < 0 ? strerror((int)-n) : "not a snapshot file");
+		c->had_dirstate = false;
+		goto out;
+	}
+	size_t bad = 0;
+	for (char *p = buf + strlen(CNI_DIRSTATE_HEADER), *end = buf + n; p < end;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (len && cni_dirstate_parse(p, len, e) == 0) {
+			if (VEC_RESERVE(c->ds, c->capds, c->nds + 1))
+				break;
+			struct cni_dirstate_ent *copy = malloc(sizeof(*copy));
+			if (!copy)
+				break;
+			*copy = *e;
+			c->ds[c->nds++] = copy;
+		} else if (len) {
+			bad++;
+		}
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	if (bad) {
+		atomic_fetch_add(&c->base.n.parse_errors, bad);
+		collector_error(&c->base, "%s/%s: %zu bad lines skipped", c->state_dir, DIRS_NAME,
+				bad);
+	}
+out:
+	free(buf);
+	free(e);
+}
+
+int cni_save_offsets(struct cni_collector *c)
+{
+	if (!c->state_dir)
+		return 0;
+	struct tail_state st = {0};
+	int err = 0;
+	for (size_t i = 0; i < c->saved.n && !err; i++)
+		err = tail_state_add(&st, &c->saved.v[i]); /* dirs that are missing now */
+	for (size_t i = 0; i < c->nf && !err; i++) {
+		struct cni_file *f = c->f[i];
+		if (!f->target || strchr(f->path, '\n'))
+			continue;
+		if (f->fp_len < TAIL_FP_MAX)
+			tail_fingerprint(f->t.fd, f->t.commit, &f->fp_len, &f->fp);
+		struct tail_saved e = {f->dev, f->ino, f->t.commit, f->fp_len, f->fp, f->path};
+		err = tail_state_add(&st, &e);
+	}
+	if (!err) {
+		sb_reset(&c->sb2);
+		tail_state_format(&st, &c->sb2);
+		err = c->sb2.err ? c->sb2.err
+				 : state_write(c->state_dir, OFFSETS_NAME, c->sb2.buf, c->sb2.len);
+	}
+	tail_state_free(&st);
+	if (!err)
+		err = save_dirs(c);
+	c->last_save_ns = mono_ns();
+	if (err) {
+		atomic_fetch_add(&c->state_errors, 1);
+		atomic_store(&c->base.healthy, false);
+		/* retried every second; reported when it changes, else once a minute */
+		if (err != c->last_state_err ||
+		    c->last_save_ns - c->last_state_log_ns >= 60000000000ull) {
+			c->last_state_log_ns = c->last_save_ns;
+			collector_error(&c->base, "%s: cannot save the resume state: %s",
+					c->state_dir, strerror(-err));
+		}
+		c->last_state_err = err;
+		return err;
+	}
+	if (c->last_state_err)
+		tlog(TLOG_INFO, "cni", "%s: resume state saved again", c->state_dir);
+	c->last_state_err = 0;
+	c->dirty = false;
+	atomic_store(&c->base.healthy, true);
+	return 0;
+}
+
+void cni_load_offsets(struct cni_collector *c)
+{
+	if (!c->state_dir)
+		return;
+	size_t cap = 1 << 20;
+	char *buf = malloc(cap);
+	if (!buf)
+		return;
+	ssize_t n = state_read(c->state_dir, OFFSETS_NAME, buf, cap);
+	if (n == -ENOENT) {
+		free(buf);
+		return;
+	}
+	if (n < 0) {
+		/* unreadable: like a first start, existing files start at their end */
+		c->had_state = n == -EFBIG;
+		atomic_fetch_add(&c->state_errors, 1);
+		collector_error(&c->base, "%s/%s: %s; log files are read from %s", c->state_dir,
+				OFFSETS_NAME, strerror((int)-n),
+				c->had_state ? "the start" : "their end");
+		free(buf);
+		return;
+	}
+	c->had_state = true; /* even a damaged file means this is not a first start */
+	size_t bad = 0;
+	int err = tail_state_parse(&c->saved, buf, (size_t)n, &bad);
+	free(buf);
+	if (err) {
+		atomic_fetch_add(&c->base.n.parse_errors, 1);
+		collector_error(&c->base,
+				"%s/%s: not an offsets file; log files are read from the start",
+				c->state_dir, OFFSETS_NAME);
+		tail_state_free(&c->saved);
+		return;
+	}
+	if (bad) {
+		atomic_fetch_add(&c->base.n.parse_errors, bad);
+		collector_error(&c->base, "%s/%s: %zu bad lines skipped", c->state_dir,
+				OFFSETS_NAME, bad);
+	}
+	/* Keep only entries of the configured log directories. */
+	for (size_t i = c->saved.n; i-- > 0;) {
+		const char *p = c->saved.v[i].path;
+		bool keep = false;
+		for (size_t j = 0; j < c->nlog && !keep; j++) {
+			size_t l = strlen(c->log_dirs[j]);
+			keep = !strncmp(p, c->log_dirs[j], l) && p[l] == '/' &&
+			       !strchr(p + l + 1, '/');
+		}
+		if (!keep)
+			tail_state_del(&c->saved, i);
+	}
+}
+
+/* ---- thread ---- */
