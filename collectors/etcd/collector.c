@@ -11,109 +11,38 @@
  * of a revision's events were already enqueued, so that a reconnect in the
  * middle of a revision does not repeat them. */
 #include <errno.h>
-#include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "core/collector.h"
-#include "collectors/etcd/etcd.h"
+#include "collectors/etcd/internal.h"
 #include "core/config.h"
-#include "core/options.h"
 #include "core/event.h"
-#include "util/clock.h"
+#include "core/options.h"
 #include "util/log.h"
-#include "core/state.h"
-#include "util/strbuf.h"
-#include "util/strlist.h"
-#include "http/watch.h"
-
-#define ETCD_BACKOFF_BASE_MS 800
-#define ETCD_BACKOFF_CAP_MS 30000
-#define ETCD_IDLE_TIMEOUT_S 900 /* etcd sends a progress notification every 10 min */
-#define ETCD_MIN_STREAM_NS (1000ull * 1000 * 1000)
-#define ETCD_CURSOR_FILE "etcd.revision"
-#define ETCD_DEFAULT_MAX_EVENT ((uint64_t)16 << 20)
-
-/* Messages that can repeat once per event. */
-enum rl_slot { RL_OVERSIZE, RL_MALFORMED, RL_TOO_BIG, RL__MAX };
-
-/* Why the message callback ended a stream. */
-enum stream_end {
-	END_NONE,
-	END_COMPACTED, /* reconnect at once from compact_revision */
-	END_QUEUE,     /* the queue refused an event: back off, fetch it again */
-	END_CLOSED,    /* the queue is closed: the agent is stopping */
-	END_ERROR,     /* an error response, a cancel, or a malformed response */
-};
-
-struct etcd_collector {
-	struct collector base;
-	struct queue *q;
-	pthread_t thread;
-	bool started;
-	atomic_bool stop;
-
-	struct strlist endpoints; /* base URLs without a trailing '/' */
-	bool *beta;		  /* per endpoint: use /v3beta (etcd 3.3) */
-	char *prefix;
-	size_t prefix_len;
-	char *cacert, *cert, *key;
-	struct watch_tls tls;
-	uint64_t max_event; /* decoded value bytes */
-	size_t max_msg;	    /* one watch response */
-	struct cursor cur;
-
-	/* thread state */
-	bool have_rev;
-	int64_t rev_done;
-	int64_t pend_rev;   /* a revision partly enqueued (0 = none) */
-	size_t pend_n;	    /* its events already enqueued */
-	int64_t stream_rev; /* the revision of the last event seen on this stream */
-	size_t stream_idx;  /* events of stream_rev seen on this stream */
-	int64_t requested;  /* start revision of the current stream (0 = now) */
-	bool created;
-	enum stream_end end;
-	char end_reason[512];
-	struct strbuf data;
-	int64_t skipped_after; /* a response was skipped for size after this revision (-1 = none) */
-	struct {
-		uint64_t last_ns;
-		uint64_t suppressed;
-	} rl[RL__MAX]; /* per-event messages: at most one a second each */
-};
-
-static inline struct etcd_collector *to_etcd(struct collector *c)
-{
-	return (struct etcd_collector *)c;
-}
+#include "util/parse.h"
 
 #define EO(n, t, f, d, h) OPT_ENTRY(struct etcd_options, n, t, f, d, h)
 
 static const struct opt etcd_opt_table[] = {
-	EO("etcd-endpoints", OPT_STR, endpoints, "", "comma list of etcd URLs"),
-	EO("etcd-prefix", OPT_STR, prefix, "/registry/", "key prefix to watch"),
-	EO("etcd-cacert", OPT_STR, cacert, "", "CA bundle for etcd"),
-	EO("etcd-cert", OPT_STR, cert, "", "client certificate for etcd"),
-	EO("etcd-key", OPT_STR, key, "", "client key for etcd"),
+    EO("etcd-endpoints", OPT_STR, endpoints, "", "comma list of etcd URLs"),
+    EO("etcd-prefix", OPT_STR, prefix, "/registry/", "key prefix to watch"),
+    EO("etcd-cacert", OPT_STR, cacert, "", "CA bundle for etcd"),
+    EO("etcd-cert", OPT_STR, cert, "", "client certificate for etcd"),
+    EO("etcd-key", OPT_STR, key, "", "client key for etcd"),
 };
 
-const struct opt_group etcd_options_group =
-	OPT_GROUP("etcd", struct etcd_options, etcd_opt_table, NULL);
-
 static const char *const etcd_type_names[ETCD_NTYPES] = {
-	[TYPE_ETCD_WATCH] = "etcd.watch",
-	[TYPE_ETCD_COMPACTED] = "etcd.compacted",
+    [TYPE_ETCD_WATCH] = "etcd.watch",
+    [TYPE_ETCD_COMPACTED] = "etcd.compacted",
 };
 
 const struct source_desc etcd_source = {
-	.name = "etcd",
-	.types = etcd_type_names,
-	.ntypes = ETCD_NTYPES,
+    .name = "etcd",
+    .types = etcd_type_names,
+    .ntypes = ETCD_NTYPES,
 };
 
 bool etcd_collector_available(const struct collector_env *env)
@@ -122,423 +51,21 @@ bool etcd_collector_available(const struct collector_env *env)
 	return o && o->endpoints && *o->endpoints;
 }
 
-/* collector_error() for messages that can come once per event: one a second
- * per kind; the count of those left out goes with the next one. */
-static void __attribute__((format(printf, 3, 4)))
-error_limited(struct etcd_collector *e, enum rl_slot slot, const char *fmt, ...)
-{
-	uint64_t now = mono_ns();
-	if (e->rl[slot].last_ns && now - e->rl[slot].last_ns < 1000000000ull) {
-		e->rl[slot].suppressed++;
-		return;
-	}
-	char msg[200];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (e->rl[slot].suppressed)
-		collector_error(&e->base, "%s (and %" PRIu64 " more like it)", msg,
-				e->rl[slot].suppressed);
-	else
-		collector_error(&e->base, "%s", msg);
-	e->rl[slot].last_ns = now;
-	e->rl[slot].suppressed = 0;
-}
-
-static void save_cursor(struct etcd_collector *e, bool flush)
-{
-	char v[32];
-	if (!e->have_rev)
-		return;
-	snprintf(v, sizeof(v), "%" PRId64, e->rev_done);
-	int rc = cursor_update(&e->cur, v);
-	if (rc == 0 && flush)
-		rc = cursor_flush(&e->cur);
-	if (rc) {
-		atomic_fetch_add(&e->base.n.errors, 1);
-		collector_error(&e->base, "writing %s/%s: %s", e->cur.dir, ETCD_CURSOR_FILE,
-				strerror(-rc));
-	}
-}
-
-/* Marks the revision in progress as complete. */
-static void finish_pending(struct etcd_collector *e)
-{
-	if (e->pend_rev > e->rev_done) {
-		e->rev_done = e->pend_rev;
-		e->have_rev = true;
-	}
-	e->pend_rev = 0;
-	e->pend_n = 0;
-}
-
-/* Builds and enqueues one event. Returns 0 when it is done with (enqueued, or
- * skipped for good and counted), or the queue's negative errno when it must
- * be fetched again. */
-static int emit_event(struct etcd_collector *e, const struct etcd_event *ev)
-{
-	struct collector *c = &e->base;
-
-	if (ev->kv.value_len > e->max_event ||
-	    (ev->has_prev && ev->prev.value_len > e->max_event)) {
-		atomic_fetch_add(&c->n.oversize, 1);
-		error_limited(e, RL_OVERSIZE,
-			      "skipped revision %" PRId64
-			      " of key %.*s: value of %zu bytes is over the %" PRIu64
-			      "-byte limit (max-event-size)",
-			      ev->kv.mod_rev, (int)(ev->key_len > 200 ? 200 : ev->key_len), ev->key,
-			      ev->kv.value_len > ev->prev.value_len ? ev->kv.value_len
-								    : ev->prev.value_len,
-			      e->max_event);
-		return 0;
-	}
-	sb_reset(&e->data);
-	etcd_event_json(&e->data, ev);
-	if (e->data.err) {
-		atomic_fetch_add(&c->n.errors, 1);
-		collector_error(c, "out of memory encoding revision %" PRId64, ev->kv.mod_rev);
-		return -ENOMEM;
-	}
-	char rtype[256], rev[32];
-	etcd_resource_type(ev->key, ev->key_len, rtype, sizeof(rtype));
-	snprintf(rev, sizeof(rev), "%" PRId64, ev->kv.mod_rev);
-	struct meta_kv kv[] = {
-	    {"operation", ev->op == ETCD_DELETE ? "DELETE" : "PUT"},
-	    {"key", ev->key}, /* a key with a NUL byte is cut there; data.key is whole */
-	    {"resource_type", rtype[0] ? rtype : NULL},
-	    {"revision", rev},
-	};
-	int rc = event_emit(e->q, e->base.source, TYPE_ETCD_WATCH, FMT_JSON, now_ns(), kv, 4, e->data.buf,
-			    e->data.len);
-	collector_count_emit_resumable(c, rc);
-	if (rc == -E2BIG) {
-		/* Larger than the queue can ever hold: fetching it again will not help. */
-		error_limited(e, RL_TOO_BIG,
-			      "skipped revision %" PRId64
-			      ": event of %zu bytes does not fit the queue",
-			      ev->kv.mod_rev, e->data.len);
-		return 0;
-	}
-	return rc;
-}
-
-/* After a response was skipped for size, names the revisions it may have
- * held once the stream shows where it went on. */
-static void report_skipped(struct etcd_collector *e, int64_t next)
-{
-	if (e->skipped_after < 0)
-		return;
-	if (next > e->skipped_after + 1)
-		collector_error(&e->base,
-				"events of revisions %" PRId64 "..%" PRId64
-				" under the prefix may be missing: "
-				"their watch response was over the size limit",
-				e->skipped_after + 1, next - 1);
-	e->skipped_after = -1;
-}
-
-static void handle_events(struct etcd_collector *e, const struct etcd_watch_resp *r)
-{
-	struct collector *c = &e->base;
-
-	if (r->nev)
-		report_skipped(e, r->ev[0].kv.mod_rev);
-
-	if (r->bad_events) {
-		atomic_fetch_add(&c->n.parse_errors, r->bad_events);
-		error_limited(e, RL_MALFORMED,
-			      "skipped %zu malformed event(s) in a watch response: %s",
-			      r->bad_events, r->bad_reason);
-	}
-	for (size_t i = 0; i < r->nev; i++) {
-		const struct etcd_event *ev = &r->ev[i];
-		int64_t m = ev->kv.mod_rev;
-		if (m != e->stream_rev) {
-			e->stream_rev = m;
-			e->stream_idx = 0;
-		}
-		size_t idx = e->stream_idx++;
-		if (e->have_rev && m <= e->rev_done)
-			continue; /* already handled */
-		if (m < e->pend_rev)
-			continue; /* out of order: already past it */
-		if (m == e->pend_rev && idx < e->pend_n)
-			continue; /* enqueued before a reconnect */
-		if (m > e->pend_rev) {
-			finish_pending(e);
-			e->pend_rev = m;
-			e->pend_n = 0;
-		}
-		int rc = emit_event(e, ev);
-		if (rc) {
-			e->end = rc == -ESHUTDOWN ? END_CLOSED : END_QUEUE;
-			snprintf(e->end_reason, sizeof(e->end_reason),
-				 "the queue refused revision %" PRId64 " (%s); fetching it again",
-				 m, strerror(-rc));
-			return;
-		}
-		e->pend_n++;
-	}
-	/* A whole response holds whole revisions; fragments do not. */
-	if (!r->fragment)
-		finish_pending(e);
-	save_cursor(e, false);
-}
-
-static void handle_compacted(struct etcd_collector *e, const struct etcd_watch_resp *r)
-{
-	struct collector *c = &e->base;
-	int64_t from = e->have_rev ? e->rev_done + 1 : e->requested;
-	int64_t to = r->compact_rev - 1;
-
-	if (from <= 0)
-		from = 1;
-	if (from <= to) {
-		struct strbuf sb = STRBUF_INIT;
-		char rev[32];
-		sb_printf(&sb,
-			  "{\"requested_revision\":%" PRId64 ",\"compact_revision\":%" PRId64
-			  ",\"lost_from\":%" PRId64 ",\"lost_to\":%" PRId64 "}",
-			  e->requested, r->compact_rev, from, to);
-		snprintf(rev, sizeof(rev), "%" PRId64, r->compact_rev);
-		struct meta_kv kv[] = {{"operation", "COMPACTED"}, {"revision", rev}};
-		int rc = sb.err ? sb.err
-				: event_emit(e->q, e->base.source, TYPE_ETCD_COMPACTED, FMT_JSON,
-					     now_ns(), kv, 2, sb.buf, sb.len);
-		sb_free(&sb);
-		collector_count_emit_resumable(c, rc);
-		if (rc) {
-			e->end = rc == -ESHUTDOWN ? END_CLOSED : END_QUEUE;
-			snprintf(e->end_reason, sizeof(e->end_reason),
-				 "the queue refused the compaction event (%s)", strerror(-rc));
-			return;
-		}
-		collector_error(c,
-				"revisions %" PRId64 "..%" PRId64
-				" were compacted before they were read; continuing from %" PRId64,
-				from, to, r->compact_rev);
-	}
-	if (!e->have_rev || to > e->rev_done)
-		e->rev_done = to;
-	e->have_rev = true;
-	e->pend_rev = 0;
-	e->pend_n = 0;
-	save_cursor(e, true);
-	e->end = END_COMPACTED;
-	snprintf(e->end_reason, sizeof(e->end_reason), "compacted at %" PRId64, r->compact_rev);
-}
-
-static int on_msg(void *ctx, const char *msg, size_t len)
-{
-	struct etcd_collector *e = ctx;
-	struct collector *c = &e->base;
-	struct etcd_watch_resp r;
-	char err[200];
-
-	int rc = etcd_watch_parse(msg, len, &r, err, sizeof(err));
-	if (rc) {
-		atomic_fetch_add(&c->n.parse_errors, 1);
-		/* It may have held events: fetch them again from the cursor. */
-		e->end = END_ERROR;
-		snprintf(e->end_reason, sizeof(e->end_reason), "malformed watch response: %s", err);
-		return -EBADMSG;
-	}
-	switch (r.kind) {
-	case ETCD_RESP_CREATED:
-		e->created = true;
-		atomic_store(&c->healthy, true);
-		if (!e->have_rev) {
-			/* Watching from now: everything up to here is not wanted. */
-			e->rev_done = r.header_rev;
-			e->have_rev = true;
-			save_cursor(e, true);
-		} else if (r.header_rev < e->rev_done) {
-			collector_error(c,
-					"the endpoint is at revision %" PRId64
-					", behind the stored revision %" PRId64
-					" (a lagging member, or a restored cluster)",
-					r.header_rev, e->rev_done);
-		}
-		break;
-	case ETCD_RESP_EVENTS:
-		handle_events(e, &r);
-		break;
-	case ETCD_RESP_PROGRESS:
-		report_skipped(e, r.header_rev + 1);
-		if (r.header_rev > 0 && (!e->have_rev || r.header_rev > e->rev_done)) {
-			e->rev_done = r.header_rev;
-			e->have_rev = true;
-			e->pend_rev = 0;
-			e->pend_n = 0;
-			save_cursor(e, false);
-		}
-		break;
-	case ETCD_RESP_COMPACTED:
-		handle_compacted(e, &r);
-		break;
-	case ETCD_RESP_CANCELED:
-		e->end = END_ERROR;
-		snprintf(e->end_reason, sizeof(e->end_reason), "watch canceled: %s",
-			 r.cancel_reason[0] ? r.cancel_reason : "(no reason given)");
-		break;
-	case ETCD_RESP_ERROR:
-		e->end = END_ERROR;
-		snprintf(e->end_reason, sizeof(e->end_reason), "error %" PRId64 ": %s",
-			 r.error_code, r.error_msg);
-		break;
-	}
-	etcd_watch_resp_free(&r);
-	return e->end == END_NONE ? 0 : -ECONNABORTED;
-}
-
-static void on_oversize(void *ctx, size_t len)
-{
-	struct etcd_collector *e = ctx;
-	atomic_fetch_add(&e->base.n.oversize, 1);
-	collector_error(&e->base, "skipped a watch response over %zu bytes (see max-event-size)",
-			len);
-	if (e->skipped_after < 0)
-		e->skipped_after = e->pend_rev > e->rev_done ? e->pend_rev : e->rev_done;
-}
-
-static void *etcd_thread(void *arg)
-{
-	struct etcd_collector *e = arg;
-	struct collector *c = &e->base;
-	struct strbuf body = STRBUF_INIT;
-	size_t idx = 0, tried = 0;
-	unsigned attempt = 0;
-	bool first = true;
-
-	while (!atomic_load(&e->stop)) {
-		char url[2048];
-		const char *base = e->endpoints.v[idx];
-		snprintf(url, sizeof(url), "%s%s", base,
-			 e->beta[idx] ? "/v3beta/watch" : "/v3/watch");
-
-		e->requested = e->have_rev ? e->rev_done + 1 : 0;
-		sb_reset(&body);
-		etcd_watch_body(&body, e->prefix, e->prefix_len, e->requested);
-		e->created = false;
-		e->end = END_NONE;
-		e->end_reason[0] = '\0';
-		e->stream_rev = 0;
-		e->stream_idx = 0;
-		e->skipped_after = -1;
-		if (!first)
-			atomic_fetch_add(&c->n.reconnects, 1);
-		first = false;
-
-		struct watch_req req = {
-		    .url = url,
-		    .method = "POST",
-		    .body = body.buf,
-		    .content_type = "application/json",
-		    .tls = &e->tls,
-		    .framing = FRAME_JSON_OBJECTS,
-		    .max_msg = e->max_msg,
-		    .connect_timeout_ms = 5000,
-		    .idle_timeout_s = ETCD_IDLE_TIMEOUT_S,
-		    .on_msg = on_msg,
-		    .on_oversize = on_oversize,
-		    .ctx = e,
-		    .stop = &e->stop,
-		};
-		struct watch_result res;
-		uint64_t t0 = mono_ns();
-		int rc = body.err ? body.err : watch_run(&req, &res);
-		bool lived = mono_ns() - t0 >= ETCD_MIN_STREAM_NS;
-		atomic_store(&c->healthy, false);
-		save_cursor(e, true);
-		if (body.err) {
-			collector_error(c, "out of memory");
-			sleep_or_stop(ETCD_BACKOFF_CAP_MS, &e->stop);
-			continue;
-		}
-		if (res.junk) {
-			atomic_fetch_add(&c->n.parse_errors, 1);
-			collector_error(
-			    c, "%s: skipped %" PRIu64 " stray bytes between watch responses", base,
-			    res.junk);
-		}
-		bool http404 = rc == -EPROTO && res.http_status == 404;
-		watch_result_free(&res);
-
-		if (res.stopped || atomic_load(&e->stop))
-			break;
-		if (e->end == END_CLOSED)
-			break; /* the agent is shutting the queue: nothing more can go in */
-		if (e->end == END_COMPACTED)
-			continue;
-		if (http404 && !e->beta[idx]) {
-			e->beta[idx] = true; /* etcd 3.3 serves the gateway at /v3beta */
-			continue;
-		}
-		if (e->created && lived && e->end == END_NONE) {
-			/* A stream that worked and ended (etcd restarted, a proxy
-			 * closed it): reconnect at once, starting with the same endpoint. */
-			collector_error(
-			    c, "%s: watch stream ended (%s); resuming from revision %" PRId64, base,
-			    rc ? res.error : "closed by the server", e->rev_done + 1);
-			attempt = 0;
-			tried = 0;
-			continue;
-		}
-		if (e->end == END_QUEUE) {
-			collector_error(c, "%s", e->end_reason);
-		} else {
-			atomic_fetch_add(&c->n.errors, 1);
-			collector_error(c, "%s: %s", base,
-					e->end_reason[0] ? e->end_reason
-					: rc		 ? res.error
-							 : "the watch stream closed at once");
-		}
-		if (e->created)
-			attempt = 0, tried = 0;
-		/* The next endpoint at once; a full round of failures backs off. */
-		idx = (idx + 1) % e->endpoints.n;
-		if (++tried >= e->endpoints.n || e->end == END_QUEUE) {
-			tried = 0;
-			if (sleep_or_stop(
-				backoff_ms(attempt, ETCD_BACKOFF_BASE_MS, ETCD_BACKOFF_CAP_MS),
-				&e->stop))
-				break;
-			if (attempt < 16)
-				attempt++;
-		}
-	}
-	atomic_store(&c->healthy, false);
-	save_cursor(e, true);
-	sb_free(&body);
-	return NULL;
-}
-
 static int etcd_start(struct collector *c, struct queue *q)
 {
 	struct etcd_collector *e = to_etcd(c);
-	if (e->started)
+	if (c->thread.started)
 		return -EALREADY;
 	int rc = watch_global_init();
 	if (rc)
 		return rc;
 	e->q = q;
-	atomic_store(&e->stop, false);
-	rc = pthread_create(&e->thread, NULL, etcd_thread, e);
-	if (rc)
-		return -rc;
-	e->started = true;
-	return 0;
+	return collector_spawn(c, etcd_thread);
 }
 
 static void etcd_stop(struct collector *c)
 {
-	struct etcd_collector *e = to_etcd(c);
-	if (!e->started)
-		return;
-	atomic_store(&e->stop, true);
-	pthread_join(e->thread, NULL);
-	e->started = false;
+	collector_join(c);
 }
 
 static void etcd_destroy(struct collector *c)
@@ -578,12 +105,144 @@ static int check_file(const char *flag, const char *path, char *err, size_t errl
 	return 0;
 }
 
+static int check_endpoints(const char *csv, char *err, size_t errlen)
+{
+	struct strlist l;
+	if (strlist_split(&l, csv)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int rc = 0;
+	if (l.n == 0) {
+		snprintf(err, errlen,
+			 "etcd-endpoints: no endpoint given (e.g. https://127.0.0.1:2379)");
+		rc = -EINVAL;
+	}
+	for (size_t i = 0; i < l.n && !rc; i++) {
+		const char *u = l.v[i];
+		if (strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
+			snprintf(err, errlen,
+				 "etcd-endpoints: '%s' is not an http:// or https:// URL", u);
+			rc = -EINVAL;
+		} else if (strlen(u) > 1024) {
+			snprintf(err, errlen,
+				 "etcd-endpoints: an endpoint is longer than 1024 bytes");
+			rc = -EINVAL;
+		}
+	}
+	strlist_free(&l);
+	return rc;
+}
+
+static bool opt_set(const char *s)
+{
+	return s && *s;
+}
+
+/* The option group's check: endpoints, prefix and the client key pair. */
+static int etcd_check(const void *opts, char *err, size_t errlen)
+{
+	const struct etcd_options *o = opts;
+	int rc = check_endpoints(o->endpoints, err, errlen);
+	if (rc)
+		return rc;
+	if (o->prefix && strlen(o->prefix) > 4000) {
+		snprintf(err, errlen, "etcd-prefix: longer than 4000 bytes");
+		return -EINVAL;
+	}
+	if (opt_set(o->cert) != opt_set(o->key)) {
+		snprintf(err, errlen, "etcd-cert and etcd-key: give both or neither");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+const struct opt_group etcd_options_group =
+    OPT_GROUP("etcd", struct etcd_options, etcd_opt_table, etcd_check);
+
+/* Copies the options (etcd_check has passed). Returns 0 or -ENOMEM. */
+static int copy_options(struct etcd_collector *e, const struct etcd_options *o)
+{
+	if (strlist_split(&e->endpoints, o->endpoints))
+		return -ENOMEM;
+	for (size_t i = 0; i < e->endpoints.n; i++) {
+		char *u = e->endpoints.v[i];
+		size_t l = strlen(u);
+		while (l > 0 && u[l - 1] == '/')
+			u[--l] = '\0';
+	}
+	e->beta = calloc(e->endpoints.n, sizeof(*e->beta));
+	const char *prefix = o->prefix ? o->prefix : "/registry/";
+	e->prefix_len = strlen(prefix);
+	e->prefix = strdup(prefix);
+	e->cacert = dup_opt(o->cacert);
+	e->cert = dup_opt(o->cert);
+	e->key = dup_opt(o->key);
+	if (!e->beta || !e->prefix || (opt_set(o->cacert) && !e->cacert) ||
+	    (opt_set(o->cert) && !e->cert) || (opt_set(o->key) && !e->key))
+		return -ENOMEM;
+	e->tls.ca_file = e->cacert;
+	e->tls.cert_file = e->cert;
+	e->tls.key_file = e->key;
+	return 0;
+}
+
+/* Parses the stored revision: decimal digits, then optional newlines or
+ * spaces. Returns false for anything else. */
+static bool parse_revision(const char *val, int64_t *out)
+{
+	char buf[64];
+	size_t n = strlen(val);
+	while (n > 0 && (val[n - 1] == '\n' || val[n - 1] == ' '))
+		n--;
+	if (n == 0 || n >= sizeof(buf) || val[0] < '0' || val[0] > '9' ||
+	    (n > 1 && (val[1] == 'x' || val[1] == 'X')))
+		return false;
+	memcpy(buf, val, n);
+	buf[n] = '\0';
+	uint64_t v;
+	if (parse_u64(buf, INT64_MAX, &v))
+		return false;
+	*out = (int64_t)v;
+	return true;
+}
+
+/* Creates the state directory and loads the stored revision. */
+static int load_cursor(struct etcd_collector *e, const char *dir, char *err, size_t errlen)
+{
+	int rc;
+	if (dir && *dir) {
+		rc = state_mkdir(dir);
+		if (rc) {
+			snprintf(err, errlen, "state-dir: %s: %s", dir, strerror(-rc));
+			return rc;
+		}
+	}
+	rc = cursor_load(&e->cur);
+	if (rc < 0) {
+		snprintf(err, errlen, "state-dir: reading %s/%s: %s", dir, ETCD_CURSOR_FILE,
+			 strerror(-rc));
+		return rc;
+	}
+	if (rc > 0) {
+		if (!parse_revision(e->cur.val, &e->rev_done)) {
+			/* Starting from "now" would lose events silently: refuse. */
+			snprintf(err, errlen,
+				 "state-dir: %s/%s holds '%.40s', not a revision; fix or remove it",
+				 dir, ETCD_CURSOR_FILE, e->cur.val);
+			return -EINVAL;
+		}
+		e->have_rev = true;
+	}
+	return 0;
+}
+
 struct collector *etcd_collector_new(const struct collector_env *env, char *err, size_t errlen)
 {
 	const struct tapio_config *cfg = env->cfg;
 	const struct etcd_options *o = env->opts;
 	struct etcd_collector *e = calloc(1, sizeof(*e));
-	int rc = -ENOMEM;
+	int rc;
 
 	if (!e) {
 		snprintf(err, errlen, "out of memory");
@@ -592,67 +251,19 @@ struct collector *etcd_collector_new(const struct collector_env *env, char *err,
 	}
 	collector_init(&e->base, &etcd_ops, env->source);
 	cursor_init(&e->cur, cfg->state_dir, ETCD_CURSOR_FILE, CURSOR_DEFAULT_INTERVAL_MS);
+	for (size_t i = 0; i < RL__MAX; i++)
+		e->rl[i].interval_ns = 1000000000ull;
 
-	if (strlist_split(&e->endpoints, o->endpoints))
-		goto fail_nomem;
-	if (e->endpoints.n == 0) {
-		snprintf(err, errlen,
-			 "etcd-endpoints: no endpoint given (e.g. https://127.0.0.1:2379)");
-		rc = -EINVAL;
+	if ((rc = etcd_check(o, err, errlen)))
 		goto fail;
-	}
-	for (size_t i = 0; i < e->endpoints.n; i++) {
-		char *u = e->endpoints.v[i];
-		if (strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
-			snprintf(err, errlen,
-				 "etcd-endpoints: '%s' is not an http:// or https:// URL", u);
-			rc = -EINVAL;
-			goto fail;
-		}
-		if (strlen(u) > 1024) {
-			snprintf(err, errlen,
-				 "etcd-endpoints: an endpoint is longer than 1024 bytes");
-			rc = -EINVAL;
-			goto fail;
-		}
-		size_t l = strlen(u);
-		while (l > 0 && u[l - 1] == '/')
-			u[--l] = '\0';
-	}
-	e->beta = calloc(e->endpoints.n, sizeof(*e->beta));
-	if (!e->beta)
-		goto fail_nomem;
-
-	const char *prefix = o->prefix ? o->prefix : "/registry/";
-	e->prefix_len = strlen(prefix);
-	if (e->prefix_len > 4000) {
-		snprintf(err, errlen, "etcd-prefix: longer than 4000 bytes");
-		rc = -EINVAL;
-		goto fail;
-	}
-	e->prefix = strdup(prefix);
-	if (!e->prefix)
-		goto fail_nomem;
-
-	e->cacert = dup_opt(o->cacert);
-	e->cert = dup_opt(o->cert);
-	e->key = dup_opt(o->key);
-	if ((o->cacert && *o->cacert && !e->cacert) ||
-	    (o->cert && *o->cert && !e->cert) ||
-	    (o->key && *o->key && !e->key))
-		goto fail_nomem;
-	if (!e->cert != !e->key) {
-		snprintf(err, errlen, "etcd-cert and etcd-key: give both or neither");
-		rc = -EINVAL;
+	if ((rc = copy_options(e, o))) {
+		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	if ((rc = check_file("etcd-cacert", e->cacert, err, errlen)) ||
 	    (rc = check_file("etcd-cert", e->cert, err, errlen)) ||
 	    (rc = check_file("etcd-key", e->key, err, errlen)))
 		goto fail;
-	e->tls.ca_file = e->cacert;
-	e->tls.cert_file = e->cert;
-	e->tls.key_file = e->key;
 
 	e->max_event = cfg->max_event_size ? cfg->max_event_size : ETCD_DEFAULT_MAX_EVENT;
 	/* One response carries an event's value and its previous value, base64
@@ -660,41 +271,10 @@ struct collector *etcd_collector_new(const struct collector_env *env, char *err,
 	uint64_t mm = e->max_event / 3 * 8 + (1u << 20);
 	e->max_msg = mm > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)mm;
 
-	if (cfg->state_dir && *cfg->state_dir) {
-		rc = state_mkdir(cfg->state_dir);
-		if (rc) {
-			snprintf(err, errlen, "state-dir: %s: %s", cfg->state_dir, strerror(-rc));
-			goto fail;
-		}
-	}
-	rc = cursor_load(&e->cur);
-	if (rc < 0) {
-		snprintf(err, errlen, "state-dir: reading %s/%s: %s", cfg->state_dir,
-			 ETCD_CURSOR_FILE, strerror(-rc));
+	if ((rc = load_cursor(e, cfg->state_dir, err, errlen)))
 		goto fail;
-	}
-	if (rc > 0) {
-		char *end;
-		errno = 0;
-		long long v = strtoll(e->cur.val, &end, 10);
-		while (*end == '\n' || *end == ' ')
-			end++;
-		if (errno || *end || v < 0 || end == e->cur.val) {
-			/* Starting from "now" would lose events silently: refuse. */
-			snprintf(err, errlen,
-				 "state-dir: %s/%s holds '%.40s', not a revision; fix or remove it",
-				 cfg->state_dir, ETCD_CURSOR_FILE, e->cur.val);
-			rc = -EINVAL;
-			goto fail;
-		}
-		e->rev_done = v;
-		e->have_rev = true;
-	}
 	return &e->base;
 
-fail_nomem:
-	snprintf(err, errlen, "out of memory");
-	rc = -ENOMEM;
 fail:
 	pthread_mutex_destroy(&e->base.err_lock);
 	etcd_destroy(&e->base);

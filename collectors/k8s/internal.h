@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The k8s collector's private parts, shared by its files: collector.c (ops,
+ * the per-resource threads, construction), auth.c (kubeconfig, in-cluster,
+ * tokens), list.c (LIST and relist) and stream.c (WATCH, requests and event
+ * emission). */
+#ifndef TAPIO_K8S_INTERNAL_H
+#define TAPIO_K8S_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/collector.h"
+#include "core/state.h"
+#include "collectors/k8s/k8s.h"
+#include "collectors/k8s/k8s_parse.h"
+#include "collectors/k8s/seen.h"
+#include "http/watch.h"
+
+struct strbuf;
+
+#define K8S_BACKOFF_BASE_MS 800
+#define K8S_BACKOFF_CAP_MS 30000
+#define K8S_LIST_LIMIT 500
+#define K8S_LIST_MAX_BODY (64u << 20)
+#define K8S_TOKEN_MAX (64u << 10)
+#define K8S_TOKEN_REREAD_NS (60ull * 1000000000ull)
+#define K8S_GARBAGE_LINES 8 /* malformed lines in a row that mean "reconnect" */
+#define K8S_SEEN_SAVE_NS (10ull * 1000000000ull)
+#define K8S_DEFAULT_RESOURCES                                                                      \
+	"pods,services,nodes,events,deployments,replicasets,configmaps,secrets"
+
+#define ACCEPT_JSON "application/json"
+#define ACCEPT_META "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+#define ACCEPT_META_LIST                                                                           \
+	"application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+
+struct res_def {
+	const char *name, *path, *kind, *api_version;
+	bool meta_only;	  /* fetched as PartialObjectMetadata */
+	bool node_scoped; /* filtered by spec.nodeName when a node name is set */
+};
+
+struct k8s;
+
+struct k8s_res {
+	struct k8s *k;
+	const struct res_def *def;
+	pthread_t thr;
+	bool started;
+	atomic_bool healthy;
+	struct cursor cur;
+	char rv[64];
+	struct seen_map seen;
+	uint32_t gen;
+	uint64_t seen_saved_ns;
+	char seen_file[128];
+	/* state of the request in progress */
+	unsigned bad_streak;
+	bool got_msg;
+	int list_err;
+	char list_rv[64];
+	char *list_cont;
+	/* counters */
+	_Atomic uint64_t relists, duplicates, stripped, tombstones;
+	uint64_t parse_logged;
+};
+
+struct k8s {
+	struct collector base;
+	struct queue *q;
+	const struct collector_hooks *hooks; /* pod_update for the pod cache */
+	atomic_bool stop;
+	char *server;
+	char *source; /* "kubeconfig FILE (context C)" or "in-cluster" */
+	struct watch_tls tls;
+	char *ca_file, *ca_pem, *cert_file, *cert_pem, *key_file, *key_pem;
+	pthread_mutex_t tok_lock;
+	char *token;
+	char *token_file;
+	uint64_t token_ns;
+	char *node_sel; /* URL-encoded "spec.nodeName=NODE", or NULL */
+	char *state_dir;
+	size_t max_msg;
+	struct k8s_res *res;
+	size_t nres;
+};
+
+static inline bool k8s_stopped(struct k8s *k)
+{
+	return atomic_load(&k->stop);
+}
+
+/* ---- auth.c ---- */
+
+/* Reads a whole small file. Returns a malloc'd NUL-terminated copy or NULL
+ * with errno (EFBIG when over max). */
+char *k8s_read_file(const char *path, size_t max, size_t *lenp);
+/* A token file's content; NULL with errno on error (EINVAL: a control byte). */
+char *k8s_read_token(const char *path);
+/* The current bearer token (malloc'd copy; NULL when none). Re-reads the
+ * token file when force is set or a minute has passed. */
+char *k8s_token_get(struct k8s *k, bool force);
+/* Wipes and frees a token copy; accepts NULL. */
+void k8s_token_free(char *t);
+/* A 401: re-reads the token. Returns true when it changed (retry at once). */
+bool k8s_on_unauthorized(struct k8s_res *r, const char *what);
+/* The kubeconfig path to use, or NULL for in-cluster / none. malloc'd. */
+char *k8s_kubeconfig_path(const struct k8s_options *o, bool *explicit_);
+/* Fills server, credentials and source from the kubeconfig, the in-cluster
+ * serviceaccount, or fails with ENOENT when there is neither; then checks
+ * that the files are readable and that no token goes over plain http. */
+int k8s_setup_auth(struct k8s *k, const struct k8s_options *o, char *err, size_t errlen);
+
+/* ---- stream.c ---- */
+
+/* Percent-encodes everything but RFC 3986 unreserved characters. */
+void k8s_url_escape(struct strbuf *sb, const char *s);
+void k8s_build_url(struct k8s_res *r, struct strbuf *sb, bool watch, unsigned limit,
+		   unsigned timeout);
+int k8s_run(struct k8s_res *r, const char *url, bool watch, unsigned timeout, frame_fn fn,
+	    char *token, struct watch_result *res);
+void k8s_log_parse_error(struct k8s_res *r, const char *what, const char *why);
+/* Emits one object. Returns 0 when it was passed on (or refused for good and
+ * counted, e.g. too big for the queue), 1 when it was skipped as malformed,
+ * -EAGAIN when the queue stayed full (the caller resumes from its cursor),
+ * -ECANCELED when the queue is closed, -ENOMEM. */
+int k8s_emit(struct k8s_res *r, const char *type, const char *obj, size_t len,
+	     const struct k8s_objmeta *m, const char *origin);
+void k8s_set_rv(struct k8s_res *r, const char *rv);
+void k8s_save_seen(struct k8s_res *r, bool force);
+void k8s_remember(struct k8s_res *r, const struct k8s_objmeta *m, bool deleted);
+
+enum k8s_outcome { OUT_AGAIN, OUT_RELIST, OUT_FAIL, OUT_STOP };
+
+/* One WATCH from r->rv to its end. *http gets the HTTP status. */
+enum k8s_outcome k8s_do_watch(struct k8s_res *r, long *http);
+
+/* ---- list.c ---- */
+
+/* One complete paged LIST. Returns 0 (r->rv set to the list's version),
+ * -ECANCELED when stopping, -EAGAIN (queue full), or another negative errno
+ * after reporting it. *http gets the status of a failed request. */
+int k8s_do_list(struct k8s_res *r, long *http);
+
+#endif
