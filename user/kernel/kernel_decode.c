@@ -358,6 +358,25 @@ static void text_ends(struct strbuf *out, const struct tcp_event *e)
 		sb_printf(out, "%s:%u -> %s:%u", a, e->sport, b, e->dport);
 }
 
+/* The filename, then argv[1..]. */
+static void text_exec(struct strbuf *out, const struct exec_event *e)
+{
+	size_t i = 0, n = e->args_len;
+
+	text_bytes(out, e->filename, strnlen(e->filename, sizeof(e->filename)));
+	/* argv[0] is usually the filename again: show argv[1..]. */
+	i = strnlen(e->args, n) + 1;
+	while (i < n) {
+		size_t l = strnlen(e->args + i, n - i);
+
+		sb_putc(out, ' ');
+		text_bytes(out, e->args + i, l);
+		i += l + 1;
+	}
+	if (e->args_truncated)
+		sb_puts(out, " ...");
+}
+
 int kevent_text(const void *data, size_t len, struct strbuf *out)
 {
 	union record r;
@@ -366,23 +385,9 @@ int kevent_text(const void *data, size_t len, struct strbuf *out)
 	if (!type)
 		return -EINVAL;
 	switch (type) {
-	case EVENT_PROCESS_EXEC: {
-		size_t i = 0, n = r.exec.args_len;
-
-		text_bytes(out, r.exec.filename, strnlen(r.exec.filename, sizeof(r.exec.filename)));
-		/* argv[0] is usually the filename again: show argv[1..]. */
-		i = strnlen(r.exec.args, n) + 1;
-		while (i < n) {
-			size_t l = strnlen(r.exec.args + i, n - i);
-
-			sb_putc(out, ' ');
-			text_bytes(out, r.exec.args + i, l);
-			i += l + 1;
-		}
-		if (r.exec.args_truncated)
-			sb_puts(out, " ...");
+	case EVENT_PROCESS_EXEC:
+		text_exec(out, &r.exec);
 		break;
-	}
 	case EVENT_PROCESS_FORK:
 		sb_printf(out, "child=%u", r.fork.child_tgid);
 		if (r.fork.child_pid != r.fork.child_tgid)
