@@ -53,6 +53,82 @@ static void put_value(struct strbuf *sb, const char *v, size_t len)
 	}
 }
 
+/* Indexes the well-formed fields by name into refs (sorted by name, then
+ * entry order) and sets first[i] to the start of entry i's group when i is
+ * the group's first member, else SIZE_MAX. Returns the count of malformed
+ * fields. */
+static size_t group_fields(const struct journal_field *f, size_t n, struct name_ref *refs,
+			   size_t *first, size_t *nrefs)
+{
+	size_t nbad = 0;
+
+	*nrefs = 0;
+	for (size_t i = 0; i < n; i++) {
+		long nl = field_name_len(&f[i]);
+
+		first[i] = SIZE_MAX;
+		if (nl < 0) {
+			nbad++;
+			continue;
+		}
+		refs[(*nrefs)++] =
+		    (struct name_ref){.name = f[i].data, .len = (size_t)nl, .idx = i};
+	}
+	qsort(refs, *nrefs, sizeof(*refs), name_ref_cmp);
+	/* refs is sorted by (name, idx): a group's first member has the lowest idx */
+	for (size_t g = 0; g < *nrefs;) {
+		size_t e = g + 1;
+
+		while (e < *nrefs && refs[e].len == refs[g].len &&
+		       !memcmp(refs[e].name, refs[g].name, refs[g].len))
+			e++;
+		first[refs[g].idx] = g;
+		g = e;
+	}
+	return nbad;
+}
+
+/* Appends the group of fields that starts at refs[g] as "name":value, or
+ * "name":[values] when the name repeats. Returns 0, -E2BIG when the object
+ * (started at start) would pass max_len, or sb's error. */
+static int put_group(struct strbuf *sb, const struct journal_field *f, const struct name_ref *refs,
+		     size_t g, size_t nrefs, size_t start, size_t max_len, bool comma)
+{
+	size_t e, raw;
+
+	for (e = g + 1; e < nrefs && refs[e].len == refs[g].len &&
+			!memcmp(refs[e].name, refs[g].name, refs[g].len);
+	     e++)
+		;
+	/* the JSON of a value is never shorter than its raw bytes: stop
+	 * before building a huge field that cannot fit */
+	raw = refs[g].len;
+	for (size_t k = g; k < e; k++)
+		raw += f[refs[k].idx].len - refs[k].len - 1;
+	if (max_len && sb->len - start + raw > max_len)
+		return -E2BIG;
+	if (comma)
+		sb_putc(sb, ',');
+	sb_json_str(sb, refs[g].name, refs[g].len);
+	sb_putc(sb, ':');
+	if (e - g > 1)
+		sb_putc(sb, '[');
+	for (size_t k = g; k < e; k++) {
+		const char *v = (const char *)f[refs[k].idx].data + refs[k].len + 1;
+
+		if (k > g)
+			sb_putc(sb, ',');
+		put_value(sb, v, f[refs[k].idx].len - refs[k].len - 1);
+	}
+	if (e - g > 1)
+		sb_putc(sb, ']');
+	if (sb->err)
+		return sb->err;
+	if (max_len && sb->len - start + 1 > max_len)
+		return -E2BIG;
+	return 0;
+}
+
 int journal_entry_json(struct strbuf *sb, const struct journal_field *f, size_t n, size_t max_len,
 		       size_t *bad)
 {
@@ -60,6 +136,7 @@ int journal_entry_json(struct strbuf *sb, const struct journal_field *f, size_t 
 	size_t stack_first[64],
 	    *first = stack_first; /* entry idx -> start of its group in refs, or SIZE_MAX */
 	size_t start = sb->len, nrefs = 0, nbad = 0;
+	bool comma = false;
 	int ret = 0;
 
 	if (n > 64) {
@@ -70,73 +147,16 @@ int journal_entry_json(struct strbuf *sb, const struct journal_field *f, size_t 
 			goto out;
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		long nl = field_name_len(&f[i]);
-
-		first[i] = SIZE_MAX;
-		if (nl < 0) {
-			nbad++;
-			continue;
-		}
-		refs[nrefs++] = (struct name_ref){.name = f[i].data, .len = (size_t)nl, .idx = i};
-	}
-	qsort(refs, nrefs, sizeof(*refs), name_ref_cmp);
-	/* refs is sorted by (name, idx): a group's first member has the lowest idx */
-	for (size_t g = 0; g < nrefs;) {
-		size_t e = g + 1;
-
-		while (e < nrefs && refs[e].len == refs[g].len &&
-		       !memcmp(refs[e].name, refs[g].name, refs[g].len))
-			e++;
-		first[refs[g].idx] = g;
-		g = e;
-	}
-
+	nbad = group_fields(f, n, refs, first, &nrefs);
 	sb_putc(sb, '{');
-	bool comma = false;
-	for (size_t i = 0; i < n; i++) {
-		size_t g = first[i], e, raw;
-
-		if (g == SIZE_MAX)
+	for (size_t i = 0; i < n && !ret; i++) {
+		if (first[i] == SIZE_MAX)
 			continue;
-		for (e = g + 1; e < nrefs && refs[e].len == refs[g].len &&
-				!memcmp(refs[e].name, refs[g].name, refs[g].len);
-		     e++)
-			;
-		/* the JSON of a value is never shorter than its raw bytes: stop
-		 * before building a huge field that cannot fit */
-		raw = refs[g].len;
-		for (size_t k = g; k < e; k++)
-			raw += f[refs[k].idx].len - refs[k].len - 1;
-		if (max_len && sb->len - start + raw > max_len) {
-			ret = -E2BIG;
-			goto out;
-		}
-		if (comma)
-			sb_putc(sb, ',');
+		ret = put_group(sb, f, refs, first[i], nrefs, start, max_len, comma);
 		comma = true;
-		sb_json_str(sb, refs[g].name, refs[g].len);
-		sb_putc(sb, ':');
-		if (e - g > 1)
-			sb_putc(sb, '[');
-		for (size_t k = g; k < e; k++) {
-			const char *v = (const char *)f[refs[k].idx].data + refs[k].len + 1;
-
-			if (k > g)
-				sb_putc(sb, ',');
-			put_value(sb, v, f[refs[k].idx].len - refs[k].len - 1);
-		}
-		if (e - g > 1)
-			sb_putc(sb, ']');
-		if (sb->err) {
-			ret = sb->err;
-			goto out;
-		}
-		if (max_len && sb->len - start + 1 > max_len) {
-			ret = -E2BIG;
-			goto out;
-		}
 	}
+	if (ret)
+		goto out;
 	sb_putc(sb, '}');
 	if (sb->err)
 		ret = sb->err;

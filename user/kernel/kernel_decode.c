@@ -58,14 +58,17 @@ static unsigned check(const void *data, size_t len)
 	if (h.type == EVENT_PROCESS_EXEC) {
 		uint32_t args_len;
 
-		memcpy(&args_len, (const char *)data + offsetof(struct exec_event, args_len), sizeof(args_len));
+		memcpy(&args_len, (const char *)data + offsetof(struct exec_event, args_len),
+		       sizeof(args_len));
 		if (args_len > TAPIO_ARGS_MAX || len < offsetof(struct exec_event, args) + args_len)
 			return 0;
 	} else if (h.type >= EVENT_CGROUP_MKDIR && h.type <= EVENT_CGROUP_ATTACH) {
 		uint32_t path_len;
 
-		memcpy(&path_len, (const char *)data + offsetof(struct cgroup_event, path_len), sizeof(path_len));
-		if (path_len >= TAPIO_CGROUP_PATH_MAX || len < offsetof(struct cgroup_event, path) + path_len)
+		memcpy(&path_len, (const char *)data + offsetof(struct cgroup_event, path_len),
+		       sizeof(path_len));
+		if (path_len >= TAPIO_CGROUP_PATH_MAX ||
+		    len < offsetof(struct cgroup_event, path) + path_len)
 			return 0;
 	}
 	return h.type;
@@ -123,9 +126,9 @@ static size_t comm_len(const char *c, size_t max)
 static const char *tcp_state_name(unsigned s)
 {
 	static const char *const names[] = {
-		[1] = "ESTABLISHED", [2] = "SYN_SENT",  [3] = "SYN_RECV",    [4] = "FIN_WAIT1",
-		[5] = "FIN_WAIT2",   [6] = "TIME_WAIT", [7] = "CLOSE",       [8] = "CLOSE_WAIT",
-		[9] = "LAST_ACK",    [10] = "LISTEN",   [11] = "CLOSING",    [12] = "NEW_SYN_RECV",
+	    [1] = "ESTABLISHED", [2] = "SYN_SENT",  [3] = "SYN_RECV", [4] = "FIN_WAIT1",
+	    [5] = "FIN_WAIT2",	 [6] = "TIME_WAIT", [7] = "CLOSE",    [8] = "CLOSE_WAIT",
+	    [9] = "LAST_ACK",	 [10] = "LISTEN",   [11] = "CLOSING", [12] = "NEW_SYN_RECV",
 	};
 
 	if (s < sizeof(names) / sizeof(names[0]) && names[s])
@@ -219,7 +222,10 @@ static void json_tcp(struct strbuf *out, unsigned type, const struct tcp_event *
 {
 	char a[INET6_ADDRSTRLEN];
 
-	json_str(out, "family", e->family == AF_INET6 ? "ipv6" : e->family == AF_INET ? "ipv4" : "unknown",
+	json_str(out, "family",
+		 e->family == AF_INET6	? "ipv6"
+		 : e->family == AF_INET ? "ipv4"
+					: "unknown",
 		 e->family == AF_INET6 || e->family == AF_INET ? 4 : 7);
 	addr_str(e->family, e->saddr, a, sizeof(a));
 	json_str(out, "saddr", a, strlen(a));
@@ -296,13 +302,15 @@ int kevent_json(const void *data, size_t len, struct strbuf *out)
 		if (type == EVENT_CGROUP_ATTACH) {
 			json_u64(out, "task_pid", r.cg.task_pid);
 			json_u64(out, "task_tgid", r.cg.task_tgid);
-			json_str(out, "task_comm", r.cg.task_comm, comm_len(r.cg.task_comm, sizeof(r.cg.task_comm)));
+			json_str(out, "task_comm", r.cg.task_comm,
+				 comm_len(r.cg.task_comm, sizeof(r.cg.task_comm)));
 			json_bool(out, "threadgroup", r.cg.threadgroup);
 		}
 		break;
 	case EVENT_OOM_KILL:
 		json_u64(out, "victim_pid", r.oom.victim_pid);
-		json_str(out, "victim_comm", r.oom.hdr.comm, comm_len(r.oom.hdr.comm, sizeof(r.oom.hdr.comm)));
+		json_str(out, "victim_comm", r.oom.hdr.comm,
+			 comm_len(r.oom.hdr.comm, sizeof(r.oom.hdr.comm)));
 		json_bool(out, "victim_task_known", r.oom.flags & OOM_F_VICTIM_TASK);
 		json_u64(out, "total_vm", r.oom.total_vm);
 		json_u64(out, "anon_rss", r.oom.anon_rss);
@@ -358,6 +366,25 @@ static void text_ends(struct strbuf *out, const struct tcp_event *e)
 		sb_printf(out, "%s:%u -> %s:%u", a, e->sport, b, e->dport);
 }
 
+/* The filename, then argv[1..]. */
+static void text_exec(struct strbuf *out, const struct exec_event *e)
+{
+	size_t i = 0, n = e->args_len;
+
+	text_bytes(out, e->filename, strnlen(e->filename, sizeof(e->filename)));
+	/* argv[0] is usually the filename again: show argv[1..]. */
+	i = strnlen(e->args, n) + 1;
+	while (i < n) {
+		size_t l = strnlen(e->args + i, n - i);
+
+		sb_putc(out, ' ');
+		text_bytes(out, e->args + i, l);
+		i += l + 1;
+	}
+	if (e->args_truncated)
+		sb_puts(out, " ...");
+}
+
 int kevent_text(const void *data, size_t len, struct strbuf *out)
 {
 	union record r;
@@ -366,23 +393,9 @@ int kevent_text(const void *data, size_t len, struct strbuf *out)
 	if (!type)
 		return -EINVAL;
 	switch (type) {
-	case EVENT_PROCESS_EXEC: {
-		size_t i = 0, n = r.exec.args_len;
-
-		text_bytes(out, r.exec.filename, strnlen(r.exec.filename, sizeof(r.exec.filename)));
-		/* argv[0] is usually the filename again: show argv[1..]. */
-		i = strnlen(r.exec.args, n) + 1;
-		while (i < n) {
-			size_t l = strnlen(r.exec.args + i, n - i);
-
-			sb_putc(out, ' ');
-			text_bytes(out, r.exec.args + i, l);
-			i += l + 1;
-		}
-		if (r.exec.args_truncated)
-			sb_puts(out, " ...");
+	case EVENT_PROCESS_EXEC:
+		text_exec(out, &r.exec);
 		break;
-	}
 	case EVENT_PROCESS_FORK:
 		sb_printf(out, "child=%u", r.fork.child_tgid);
 		if (r.fork.child_pid != r.fork.child_tgid)
@@ -424,22 +437,26 @@ int kevent_text(const void *data, size_t len, struct strbuf *out)
 	case EVENT_CGROUP_RMDIR:
 	case EVENT_CGROUP_ATTACH:
 		text_bytes(out, r.cg.path, strnlen(r.cg.path, r.cg.path_len));
-		sb_printf(out, " id=%llu level=%u hierarchy=%u", (unsigned long long)r.cg.id, r.cg.level,
-			  r.cg.hierarchy_id);
+		sb_printf(out, " id=%llu level=%u hierarchy=%u", (unsigned long long)r.cg.id,
+			  r.cg.level, r.cg.hierarchy_id);
 		if (type == EVENT_CGROUP_ATTACH) {
 			sb_printf(out, " task=%u(", r.cg.task_pid);
-			text_bytes(out, r.cg.task_comm, comm_len(r.cg.task_comm, sizeof(r.cg.task_comm)));
+			text_bytes(out, r.cg.task_comm,
+				   comm_len(r.cg.task_comm, sizeof(r.cg.task_comm)));
 			sb_putc(out, ')');
 		}
 		break;
 	case EVENT_OOM_KILL:
 		sb_printf(out, "victim=%u(", r.oom.victim_pid);
 		text_bytes(out, r.oom.hdr.comm, comm_len(r.oom.hdr.comm, sizeof(r.oom.hdr.comm)));
-		sb_printf(out, ") total_vm=%llukB anon=%llukB file=%llukB shmem=%llukB adj=%d trigger=%u(",
-			  (unsigned long long)r.oom.total_vm, (unsigned long long)r.oom.anon_rss,
-			  (unsigned long long)r.oom.file_rss, (unsigned long long)r.oom.shmem_rss,
-			  r.oom.oom_score_adj, r.oom.trigger_tgid);
-		text_bytes(out, r.oom.trigger_comm, comm_len(r.oom.trigger_comm, sizeof(r.oom.trigger_comm)));
+		sb_printf(
+		    out,
+		    ") total_vm=%llukB anon=%llukB file=%llukB shmem=%llukB adj=%d trigger=%u(",
+		    (unsigned long long)r.oom.total_vm, (unsigned long long)r.oom.anon_rss,
+		    (unsigned long long)r.oom.file_rss, (unsigned long long)r.oom.shmem_rss,
+		    r.oom.oom_score_adj, r.oom.trigger_tgid);
+		text_bytes(out, r.oom.trigger_comm,
+			   comm_len(r.oom.trigger_comm, sizeof(r.oom.trigger_comm)));
 		sb_putc(out, ')');
 		break;
 	}
@@ -460,25 +477,19 @@ int kevent_pid_comm(const void *data, size_t len, uint32_t *pid, char comm[16])
 }
 
 const char *const kernel_type_names[KERNEL_NTYPES] = {
-	[TYPE_PROCESS_EXEC] = "process.exec",
-	[TYPE_PROCESS_FORK] = "process.fork",
-	[TYPE_PROCESS_EXIT] = "process.exit",
-	[TYPE_TCP_CONNECT] = "tcp.connect",
-	[TYPE_TCP_ACCEPT] = "tcp.accept",
-	[TYPE_TCP_CLOSE] = "tcp.close",
-	[TYPE_TCP_RETRANSMIT] = "tcp.retransmit",
-	[TYPE_TCP_RESET] = "tcp.reset",
-	[TYPE_CGROUP_MKDIR] = "cgroup.mkdir",
-	[TYPE_CGROUP_RMDIR] = "cgroup.rmdir",
-	[TYPE_CGROUP_ATTACH] = "cgroup.attach",
-	[TYPE_OOM_KILL] = "oom.kill",
+    [TYPE_PROCESS_EXEC] = "process.exec",     [TYPE_PROCESS_FORK] = "process.fork",
+    [TYPE_PROCESS_EXIT] = "process.exit",     [TYPE_TCP_CONNECT] = "tcp.connect",
+    [TYPE_TCP_ACCEPT] = "tcp.accept",	      [TYPE_TCP_CLOSE] = "tcp.close",
+    [TYPE_TCP_RETRANSMIT] = "tcp.retransmit", [TYPE_TCP_RESET] = "tcp.reset",
+    [TYPE_CGROUP_MKDIR] = "cgroup.mkdir",     [TYPE_CGROUP_RMDIR] = "cgroup.rmdir",
+    [TYPE_CGROUP_ATTACH] = "cgroup.attach",   [TYPE_OOM_KILL] = "oom.kill",
 };
 
 const struct source_desc kernel_source = {
-	.name = "kernel",
-	.types = kernel_type_names,
-	.ntypes = KERNEL_NTYPES,
-	.struct_json = kevent_json,
-	.struct_text = kevent_text,
-	.struct_pid_comm = kevent_pid_comm,
+    .name = "kernel",
+    .types = kernel_type_names,
+    .ntypes = KERNEL_NTYPES,
+    .struct_json = kevent_json,
+    .struct_text = kevent_text,
+    .struct_pid_comm = kevent_pid_comm,
 };

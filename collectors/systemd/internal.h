@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The systemd collector's parts (private to collectors/systemd/):
+ * collector.c (options, ops, constructor), filecheck.c (the journal files
+ * check) and reader.c (the sd-journal follow loop, entry -> event). */
+#ifndef TAPIO_COLLECTORS_SYSTEMD_INTERNAL_H
+#define TAPIO_COLLECTORS_SYSTEMD_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <systemd/sd-journal.h>
+
+#include "collectors/systemd/entry.h"
+#include "core/collector.h"
+#include "core/state.h"
+#include "util/ratelimit.h"
+#include "util/strbuf.h"
+#include "util/strlist.h"
+
+#define SYSTEMD_DEFAULT_UNITS "kubelet.service,containerd.service,crio.service,docker.service"
+#define SYSTEMD_CURSOR_FILE "systemd.cursor"
+#define POLL_MS 500  /* upper bound of one wait: the stop flag is checked this often */
+#define BATCH 512    /* entries read before the stop flag is checked again */
+#define RETRY_MS 100 /* pause before retrying an event the queue refused */
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define RECHECK_NS (2ull * 1000000000ull) /* journal files re-checked at least this often */
+#define ERR_INTERVAL_NS (5ull * 1000000000ull)
+
+/* A journal file seen by the file check. */
+struct seen_file {
+	char *path; /* where the last scan found it */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	bool bad;     /* failed the open check, or found corrupt by the walk */
+	bool walked;  /* every entry walked (see verify_next_file) */
+	bool present; /* found by the current scan */
+};
+
+struct systemd_collector {
+	struct collector base; /* base.thread: the reader thread and its wake fd */
+
+	/* config (owned copies) */
+	char *dir;   /* "" = the local journal */
+	char *since; /* now | head | a cursor */
+	struct strlist units;
+	size_t max_event_size;
+	bool os_root; /* dir is an OS tree (holds var/log/journal) */
+
+	struct queue *q;
+
+	/* thread-only state */
+	sd_journal *j;
+	struct cursor cur;
+	struct strbuf arena; /* field bytes of the current entry */
+	size_t *offs;	     /* field offsets into arena */
+	size_t *lens;
+	struct journal_field *fields;
+	size_t offs_cap, lens_cap, fields_cap;
+	struct strbuf json;
+	struct seen_file *files;
+	size_t nfiles, files_cap;
+	uint64_t last_check_ns;
+	struct ratelimit rl_read, rl_entry, rl_emit;
+
+	/* extra counters */
+	_Atomic uint64_t emit_retries;	/* queue refusals that were retried */
+	_Atomic uint64_t invalidations; /* SD_JOURNAL_INVALIDATE seen */
+	_Atomic uint64_t bad_files;	/* journal files that failed the check */
+};
+
+static inline struct systemd_collector *to_sd(struct collector *c)
+{
+	return (struct systemd_collector *)c;
+}
+
+static inline void count(_Atomic uint64_t *v)
+{
+	atomic_fetch_add_explicit(v, 1, memory_order_relaxed);
+}
+
+static inline bool stopping(struct systemd_collector *s)
+{
+	return collector_stopping(&s->base);
+}
+
+/* Reports through collector_report(): rl NULL reports always, else at most
+ * once per ERR_INTERVAL_NS per kind. */
+#define report(s, rl, ...) collector_report(&(s)->base, (rl), __VA_ARGS__)
+
+/* ---- collector.c ---- */
+
+/* A journal cursor: ';'-separated key=value pairs with keys s, i, b, m, t, x. */
+bool cursor_syntax_ok(const char *c);
+
+/* ---- filecheck.c ---- */
+
+/* A journal file's name: *.journal or *.journal~. */
+bool journal_file_name(const char *name);
+/* Scans the journal directories: opens each new, replaced or shrunk file
+ * alone, and forgets deleted ones. */
+void check_files(struct systemd_collector *s);
+/* Walks one file that has not been walked yet. Returns true when a file was
+ * walked. */
+bool verify_next_file(struct systemd_collector *s);
+/* Frees the file list. */
+void files_free(struct systemd_collector *s);
+
+/* ---- reader.c ---- */
+
+/* Waits up to ms on the thread's wake fd. Returns true when stopping. */
+bool sleep_ms(struct systemd_collector *s, int ms);
+/* The collector's thread (collector_spawn): arg is the collector. */
+void *systemd_thread(void *arg);
+void journal_close(struct systemd_collector *s);
+
+#endif

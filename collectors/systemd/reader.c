@@ -1,0 +1,511 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The systemd collector's reader: the thread that owns the sd_journal handle.
+ *
+ * It opens the journal, positions it (stored cursor, else --journal-since),
+ * drains the entries that match the unit filter into the queue, then waits on
+ * sd_journal_get_fd() and the thread's wake fd, with a short poll timeout.
+ * sd_journal_process() reports appends and SD_JOURNAL_INVALIDATE (rotation,
+ * files added or removed); after either, reading just continues after the
+ * current entry. */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-id128.h>
+#include <systemd/sd-journal.h>
+
+#include "collectors/systemd/internal.h"
+#include "collectors/systemd/systemd.h"
+#include "core/event.h"
+#include "http/watch.h"
+#include "util/clock.h"
+#include "util/vec.h"
+
+bool sleep_ms(struct systemd_collector *s, int ms)
+{
+	struct pollfd p = {.fd = worker_wake_fd(&s->base.thread), .events = POLLIN};
+
+	if (stopping(s))
+		return true;
+	(void)poll(&p, 1, ms);
+	return stopping(s);
+}
+
+void journal_close(struct systemd_collector *s)
+{
+	sd_journal_close(s->j);
+	s->j = NULL;
+}
+
+static int add_unit_matches(struct systemd_collector *s)
+{
+	char m[300];
+	int r;
+
+	if (s->units.n == 0)
+		return 0;
+	/* _SYSTEMD_UNIT=a OR _SYSTEMD_UNIT=b ... (same field: OR) */
+	for (size_t i = 0; i < s->units.n; i++) {
+		snprintf(m, sizeof(m), "_SYSTEMD_UNIT=%s", s->units.v[i]);
+		r = sd_journal_add_match(s->j, m, 0);
+		if (r < 0)
+			return r;
+	}
+	/* OR (UNIT=a OR UNIT=b ...) AND _PID=1: what systemd itself logs about
+	 * the unit (started, failed, restarting), as journalctl -u shows it */
+	r = sd_journal_add_disjunction(s->j);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < s->units.n; i++) {
+		snprintf(m, sizeof(m), "UNIT=%s", s->units.v[i]);
+		r = sd_journal_add_match(s->j, m, 0);
+		if (r < 0)
+			return r;
+	}
+	return sd_journal_add_match(s->j, "_PID=1", 0);
+}
+
+/* Opens the journal (s->j) with the unit matches. Returns 0, or a negative
+ * errno with *what naming the call that failed. */
+static int journal_open_handle(struct systemd_collector *s, const char **what)
+{
+	int r;
+
+	if (!*s->dir) {
+		/* No SD_JOURNAL_LOCAL_ONLY: inside a container /etc/machine-id is
+		 * not the host's, and LOCAL_ONLY would only read
+		 * /var/log/journal/<container machine-id>/, which does not exist. */
+		*what = "sd_journal_open";
+		r = sd_journal_open(&s->j, 0);
+	} else {
+		*what = "sd_journal_open_directory";
+		r = sd_journal_open_directory(&s->j, s->dir, s->os_root ? SD_JOURNAL_OS_ROOT : 0);
+	}
+	if (r < 0)
+		return r;
+	/* get the inotify fd at once so that no change after the open is missed */
+	*what = "sd_journal_get_fd";
+	r = sd_journal_get_fd(s->j);
+	if (r < 0)
+		return r;
+	/* Compressed fields are cut at the threshold: one byte over the event
+	 * limit is enough to see that the entry is too big. */
+	*what = "sd_journal_set_data_threshold";
+	r = sd_journal_set_data_threshold(s->j, s->max_event_size ? s->max_event_size + 1 : 0);
+	if (r < 0)
+		return r;
+	*what = "sd_journal_add_match";
+	return add_unit_matches(s);
+}
+
+/* --journal-since=now: the last entry counts as read and becomes the cursor.
+ * Returns 1 when positioned, 0 for an empty journal (everything that arrives
+ * is new), or a negative errno with *what set. */
+static int journal_seek_now(struct systemd_collector *s, const char **what)
+{
+	char *c = NULL;
+	int r;
+
+	*what = "sd_journal_seek_tail";
+	r = sd_journal_seek_tail(s->j);
+	if (r < 0)
+		return r;
+	*what = "sd_journal_previous";
+	r = sd_journal_previous(s->j);
+	if (r <= 0)
+		return r;
+	*what = "sd_journal_get_cursor";
+	r = sd_journal_get_cursor(s->j, &c);
+	if (r < 0)
+		return r;
+	cursor_update(&s->cur, c);
+	cursor_flush(&s->cur);
+	free(c);
+	return 1;
+}
+
+/* Positions the opened journal: the stored cursor, else --journal-since.
+ * Returns 0 or a negative errno with *what set. */
+static int journal_seek(struct systemd_collector *s, char *skip, size_t skiplen, const char **what)
+{
+	char pos[CURSOR_MAX];
+	int r;
+
+	cursor_get(&s->cur, pos, sizeof(pos));
+	if (!pos[0] && strcmp(s->since, "now") && strcmp(s->since, "head"))
+		snprintf(pos, sizeof(pos), "%s", s->since);
+	if (pos[0]) {
+		r = sd_journal_seek_cursor(s->j, pos);
+		if (r >= 0) {
+			snprintf(skip, skiplen, "%s", pos);
+			return 0;
+		}
+		count(&s->base.n.errors);
+		report(s, NULL, "sd_journal_seek_cursor(%s): %s; starting at --journal-since=%s",
+		       pos, strerror(-r), s->since);
+	}
+	if (!strcmp(s->since, "now")) {
+		r = journal_seek_now(s, what);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+	*what = "sd_journal_seek_head";
+	r = sd_journal_seek_head(s->j);
+	return r < 0 ? r : 0;
+}
+
+/* Opens the journal and positions it. *skip gets the cursor whose entry the
+ * first sd_journal_next() may land on and that was already emitted ("" when
+ * none). Returns 0 or a negative errno (reported). */
+static int journal_open(struct systemd_collector *s, char *skip, size_t skiplen)
+{
+	const char *what = "sd_journal_open";
+	int r;
+
+	skip[0] = '\0';
+	r = journal_open_handle(s, &what);
+	if (r >= 0)
+		r = journal_seek(s, skip, skiplen, &what);
+	if (r >= 0)
+		return 0;
+	count(&s->base.n.errors);
+	report(s, &s->rl_read, "%s(%s): %s", what, *s->dir ? s->dir : "local journal",
+	       strerror(-r));
+	journal_close(s);
+	return r;
+}
+
+/* Appends one field, prefix followed by len bytes of d, to the field arena. */
+static void arena_field(struct systemd_collector *s, size_t *n, const char *prefix, const void *d,
+			size_t len)
+{
+	if (VEC_RESERVE(s->offs, s->offs_cap, *n + 1) ||
+	    VEC_RESERVE(s->lens, s->lens_cap, *n + 1) ||
+	    VEC_RESERVE(s->fields, s->fields_cap, *n + 1)) {
+		s->arena.err = -ENOMEM;
+		return;
+	}
+	s->offs[*n] = s->arena.len;
+	sb_puts(&s->arena, prefix);
+	sb_add(&s->arena, d, len);
+	s->lens[*n] = s->arena.len - s->offs[*n];
+	(*n)++;
+}
+
+enum step { STEP_NEXT, STEP_RETRY_LATER, STEP_STOP };
+
+/* What a phase of handle_entry() did with the entry. */
+enum phase { PHASE_OK, PHASE_SKIP, PHASE_NOMEM };
+
+/* Reads the current entry's fields into the arena, address fields first (as
+ * journalctl -o export shows them), and points s->fields at them; *n gets the
+ * count, *rt the realtime stamp. PHASE_SKIP when unreadable (counted and
+ * reported). */
+static enum phase entry_fields(struct systemd_collector *s, const char *cur, size_t *n,
+			       uint64_t *rt)
+{
+	char num[64];
+	uint64_t mono = 0;
+	sd_id128_t boot;
+	const void *d;
+	size_t len;
+	bool have_boot = false;
+	int r;
+
+	r = sd_journal_get_realtime_usec(s->j, rt);
+	if (r >= 0)
+		r = sd_journal_get_monotonic_usec(s->j, &mono, &boot);
+	if (r < 0) {
+		count(&s->base.n.parse_errors);
+		report(s, &s->rl_entry, "entry %s: timestamps unreadable, skipped: %s", cur,
+		       strerror(-r));
+		return PHASE_SKIP;
+	}
+	sb_reset(&s->arena);
+	arena_field(s, n, "__CURSOR=", cur, strlen(cur));
+	len = (size_t)snprintf(num, sizeof(num), "%" PRIu64, *rt);
+	arena_field(s, n, "__REALTIME_TIMESTAMP=", num, len);
+	len = (size_t)snprintf(num, sizeof(num), "%" PRIu64, mono);
+	arena_field(s, n, "__MONOTONIC_TIMESTAMP=", num, len);
+	sd_journal_restart_data(s->j);
+	while ((r = sd_journal_enumerate_data(s->j, &d, &len)) > 0) {
+		if (len > 9 && !memcmp(d, "_BOOT_ID=", 9))
+			have_boot = true;
+		arena_field(s, n, "", d, len);
+	}
+	if (r < 0) {
+		count(&s->base.n.parse_errors);
+		report(s, &s->rl_entry, "entry %s: sd_journal_enumerate_data: %s; entry skipped",
+		       cur, strerror(-r));
+		return PHASE_SKIP;
+	}
+	if (!have_boot) {
+		char b[SD_ID128_STRING_MAX];
+
+		sd_id128_to_string(boot, b);
+		arena_field(s, n, "_BOOT_ID=", b, strlen(b));
+	}
+	if (s->arena.err)
+		return PHASE_NOMEM;
+	for (size_t i = 0; i < *n; i++)
+		s->fields[i] =
+		    (struct journal_field){.data = s->arena.buf + s->offs[i], .len = s->lens[i]};
+	return PHASE_OK;
+}
+
+/* Builds the event body in s->json from the n fields. */
+static enum phase entry_json(struct systemd_collector *s, const char *cur, size_t n)
+{
+	size_t bad = 0;
+	int r;
+
+	sb_reset(&s->json);
+	r = journal_entry_json(&s->json, s->fields, n, s->max_event_size, &bad);
+	if (bad) {
+		count(&s->base.n.parse_errors);
+		report(s, &s->rl_entry, "entry %s: %zu malformed fields skipped", cur, bad);
+	}
+	if (r == -E2BIG) {
+		count(&s->base.n.oversize);
+		report(s, &s->rl_entry, "entry %s: larger than max_event_size (%zu bytes), skipped",
+		       cur, s->max_event_size);
+		return PHASE_SKIP;
+	}
+	return r < 0 ? PHASE_NOMEM : PHASE_OK;
+}
+
+/* Offers the event to the queue until it is taken, can never fit, or the
+ * collector stops. Returns STEP_NEXT or STEP_STOP. */
+static int entry_emit(struct systemd_collector *s, char *cur, size_t n, uint64_t rt)
+{
+	char unit[256] = "", host[256] = "", prio[32] = "";
+	int r;
+
+	/* meta: the watched unit (_SYSTEMD_UNIT, or UNIT for systemd's own
+	 * messages about it), hostname, priority, cursor */
+	r = journal_field_get(s->fields, n, "_SYSTEMD_UNIT", unit, sizeof(unit));
+	if (s->units.n && (r < 0 || !strlist_has(&s->units, unit)))
+		journal_field_get(s->fields, n, "UNIT", unit, sizeof(unit));
+	journal_field_get(s->fields, n, "_HOSTNAME", host, sizeof(host));
+	journal_field_get(s->fields, n, "PRIORITY", prio, sizeof(prio));
+	struct meta_kv kv[] = {
+	    {"unit", unit[0] ? unit : NULL},
+	    {"hostname", host[0] ? host : NULL},
+	    {"priority", prio[0] ? prio : NULL},
+	    {"cursor", cur},
+	};
+
+	for (;;) {
+		r = event_emit(s->q, s->base.source, TYPE_SYSTEMD_JOURNAL, FMT_JSON, rt * 1000ull,
+			       kv, sizeof(kv) / sizeof(kv[0]), s->json.buf, s->json.len);
+		if (r == 0) {
+			collector_count_emit(&s->base, 0);
+			return STEP_NEXT;
+		}
+		if (r == -E2BIG || r == -EINVAL) {
+			/* can never fit in the queue: skip it */
+			count(&s->base.n.oversize);
+			report(s, &s->rl_emit,
+			       "entry %s: %zu bytes do not fit in the queue, skipped", cur,
+			       s->json.len);
+			return STEP_NEXT;
+		}
+		if (r == -ESHUTDOWN || stopping(s)) {
+			/* not enqueued and the cursor stays before it: read again
+			 * after the next start */
+			count(&s->base.n.refetched);
+			return STEP_STOP;
+		}
+		/* full queue (the wait bound passed): the journal still holds the
+		 * entry, so wait and offer it again */
+		count(&s->emit_retries);
+		count(&s->base.n.refetched);
+		report(s, &s->rl_emit, "queue full, retrying entry %s", cur);
+		if (sleep_ms(s, RETRY_MS))
+			return STEP_STOP;
+	}
+}
+
+/* Reads the current entry and emits it. Returns STEP_NEXT when the entry is
+ * done with (emitted, or skipped and counted), STEP_STOP when stopping before
+ * it was emitted, STEP_RETRY_LATER when out of memory, or a negative errno
+ * from sd-journal. */
+static int handle_entry(struct systemd_collector *s)
+{
+	char *cur = NULL;
+	uint64_t rt = 0;
+	size_t n = 0;
+	enum phase p;
+	int r;
+
+	r = sd_journal_get_cursor(s->j, &cur);
+	if (r < 0)
+		return r;
+	p = entry_fields(s, cur, &n, &rt);
+	if (p == PHASE_OK)
+		p = entry_json(s, cur, n);
+	if (p == PHASE_NOMEM) {
+		/* out of memory: try the entry again later */
+		free(cur);
+		count(&s->base.n.errors);
+		report(s, &s->rl_entry, "out of memory building an entry");
+		return STEP_RETRY_LATER;
+	}
+	if (p == PHASE_OK && entry_emit(s, cur, n, rt) == STEP_STOP) {
+		free(cur);
+		return STEP_STOP;
+	}
+	r = cursor_update(&s->cur, cur);
+	if (r < 0) {
+		count(&s->base.n.errors);
+		report(s, &s->rl_emit, "saving the cursor in %s: %s", s->cur.dir, strerror(-r));
+	}
+	free(cur);
+	return STEP_NEXT;
+}
+
+/* Drains matching entries. Returns 0 when caught up, 1 when a batch was read
+ * and there may be more, STEP_STOP-style 2 when stopping, or -errno. */
+static int drain(struct systemd_collector *s, char *skip)
+{
+	for (int i = 0; i < BATCH; i++) {
+		int r;
+
+		if (stopping(s))
+			return 2;
+		r = sd_journal_next(s->j);
+		if (r < 0) {
+			count(&s->base.n.errors);
+			report(s, &s->rl_read, "sd_journal_next: %s", strerror(-r));
+			return r;
+		}
+		if (r == 0)
+			return 0;
+		if (skip[0]) {
+			/* the first entry after a seek to a stored cursor is that
+			 * entry itself when it still exists: already emitted */
+			bool same = sd_journal_test_cursor(s->j, skip) > 0;
+
+			skip[0] = '\0';
+			if (same)
+				continue;
+		}
+		r = handle_entry(s);
+		if (r == STEP_STOP)
+			return 2;
+		if (r == STEP_RETRY_LATER) {
+			sd_journal_previous(s->j);
+			return sleep_ms(s, RETRY_MS) ? 2 : 1;
+		}
+		if (r < 0) {
+			count(&s->base.n.errors);
+			report(s, &s->rl_read, "reading an entry: %s", strerror(-r));
+			return r;
+		}
+	}
+	return 1;
+}
+
+static int wait_journal(struct systemd_collector *s)
+{
+	struct pollfd p[2] = {
+	    {.fd = sd_journal_get_fd(s->j), .events = (short)sd_journal_get_events(s->j)},
+	    {.fd = worker_wake_fd(&s->base.thread), .events = POLLIN},
+	};
+	uint64_t t = (uint64_t)-1;
+	int timeout = POLL_MS, r;
+
+	if (p[0].fd < 0)
+		return p[0].fd;
+	if (p[0].events <= 0)
+		p[0].events = POLLIN;
+	if (sd_journal_get_timeout(s->j, &t) >= 0 && t != (uint64_t)-1) {
+		uint64_t now = mono_ns() / 1000;
+		uint64_t ms = t > now ? (t - now + 999) / 1000 : 0;
+
+		if (ms < (uint64_t)timeout)
+			timeout = (int)ms;
+	}
+	r = poll(p, 2, timeout);
+	if (r < 0 && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
+/* Reads the open journal until it fails or the collector stops. */
+static void follow(struct systemd_collector *s, char *skip)
+{
+	for (;;) {
+		int r = drain(s, skip);
+
+		if (r == 2 && !stopping(s)) {
+			/* the queue is closed: nothing more can be sent */
+			while (!sleep_ms(s, POLL_MS))
+				;
+		}
+		if (r == 2 || r < 0)
+			return;
+		if (r == 1)
+			continue;
+		/* caught up: spend the idle time walking one journal file */
+		if (verify_next_file(s))
+			continue;
+		r = wait_journal(s);
+		if (r < 0) {
+			count(&s->base.n.errors);
+			report(s, &s->rl_read, "poll on the journal fd: %s", strerror(-r));
+			return;
+		}
+		if (stopping(s))
+			return;
+		r = sd_journal_process(s->j);
+		if (r < 0) {
+			count(&s->base.n.errors);
+			report(s, &s->rl_read, "sd_journal_process: %s", strerror(-r));
+			return;
+		}
+		if (r == SD_JOURNAL_INVALIDATE) {
+			/* files were added, removed or rotated: the position is
+			 * kept, so reading goes on; check the new files */
+			count(&s->invalidations);
+			check_files(s);
+		} else if (mono_ns() - s->last_check_ns > RECHECK_NS) {
+			check_files(s);
+		}
+	}
+}
+
+void *systemd_thread(void *arg)
+{
+	struct systemd_collector *s = arg;
+	char skip[CURSOR_MAX];
+	unsigned attempt = 0;
+	int r;
+
+	while (!stopping(s)) {
+		check_files(s);
+		if (journal_open(s, skip, sizeof(skip)) == 0) {
+			atomic_store(&s->base.healthy, true);
+			attempt = 0;
+			follow(s, skip);
+			journal_close(s);
+			if (stopping(s))
+				break;
+			count(&s->base.n.reconnects);
+		}
+		atomic_store(&s->base.healthy, false);
+		if (sleep_ms(s, (int)backoff_ms(attempt++, BACKOFF_MIN_MS, BACKOFF_MAX_MS)))
+			break;
+	}
+	r = cursor_flush(&s->cur);
+	if (r < 0) {
+		count(&s->base.n.errors);
+		report(s, NULL, "saving the cursor in %s: %s", s->cur.dir, strerror(-r));
+	}
+	atomic_store(&s->base.healthy, false);
+	return NULL;
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The kernel collector's parts (private to user/kernel/), split as Falco's
+ * libpman is:
+ * - probe.c: the program table, the BTF checks and `tapio probe`;
+ * - loader.c: open, configure and load the skeleton with a per-program
+ *   fallback (libbpf's messages name the program that failed), attach;
+ * - ringbuf.c: the thread that polls the ring buffer into the queue;
+ * - collector.c: the ops, counters, constructors, options and -e lists. */
+#ifndef TAPIO_KERNEL_INTERNAL_H
+#define TAPIO_KERNEL_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "bpf/events.h"
+#include "core/collector.h"
+#include "kernel/kernel.h"
+#include "tapio.skel.h"
+
+#define T(x) (1ull << (x))
+#define KERNEL_TYPES_ALL (((1ull << EVENT_MAX) - 1) & ~1ull)
+#define TCP_TYPES                                                                                  \
+	(T(TYPE_TCP_CONNECT) | T(TYPE_TCP_ACCEPT) | T(TYPE_TCP_CLOSE) | T(TYPE_TCP_RETRANSMIT) |   \
+	 T(TYPE_TCP_RESET))
+
+/* The programs, in the order of kernel_progs[]. */
+enum {
+	P_EXEC,
+	P_FORK,
+	P_EXIT,
+	P_SOCK,
+	P_RETRANS,
+	P_SEND_RST,
+	P_RECV_RST,
+	P_MKDIR,
+	P_RMDIR,
+	P_ATTACH,
+	P_OOM,
+	P_OOM_SIGNAL,
+	P_SEED,
+	P__N
+};
+
+#define META_MAX 16
+
+struct kcollector {
+	struct collector base; /* first; base.thread is the ring buffer thread */
+	struct kernel_opts o;
+	char cgroup_path[4096];
+	uint64_t cgroup_id;
+	struct tapio *skel;
+	struct bpf_link *links[P__N];
+	struct ring_buffer *rb;
+	struct queue *q;
+	int64_t boot_to_epoch; /* add to CLOCK_BOOTTIME ns for epoch ns */
+	uint64_t startup_us;
+	int ncpu;
+	_Atomic uint64_t events[EVENT_MAX];
+	_Atomic uint64_t qdrops[EVENT_MAX];
+	char disabled[512];
+	uint64_t types; /* produced by a running program */
+	/* collector thread only */
+	struct meta_kv kv[META_MAX];
+	char idbuf[24];
+	char scratch[2048];
+};
+
+/* What to load. */
+struct load_cfg {
+	uint64_t types; /* kernel types wanted */
+	uint32_t tgid;
+	uint64_t cgroup_id;
+	bool containers_only;
+	bool all_threads;
+	uint32_t ringbuf_size;
+};
+
+struct load_result {
+	struct tapio *skel;
+	uint64_t off;	     /* programs not loaded: not wanted or failed */
+	uint64_t failed;     /* programs that failed */
+	char why[P__N][128]; /* for failed ones */
+};
+
+/* ---- probe.c ---- */
+
+/* What each program produces, the tracepoint and BTF type it needs. */
+extern const struct kernel_prog_info kernel_progs[P__N];
+/* BTF and privileges; sets up libbpf's messages. Returns 0 or a negative
+ * errno with err set. */
+int kernel_check_env(char *err, size_t errlen);
+/* Fills r->off and r->failed (with r->why) before any load: programs that
+ * are not wanted, and those whose target this kernel lacks. */
+void kernel_plan(const struct load_cfg *cfg, struct load_result *r);
+
+/* ---- loader.c ---- */
+
+/* Sends libbpf's messages to tlog. */
+void kernel_libbpf_setup(void);
+/* kernel_plan(), then loads the wanted programs; one that fails is turned
+ * off and the load is tried again without it. Returns 0 (r->skel loaded;
+ * r->failed says which were turned off) or a negative errno with err set. */
+int kernel_load(const struct load_cfg *cfg, struct load_result *r, char *err, size_t errlen);
+/* Attaches the loaded programs, runs the socket seeding and sets kc->links,
+ * kc->disabled and kc->types. */
+void kernel_attach(struct kcollector *kc, const struct load_result *r, uint64_t types);
+
+/* ---- ringbuf.c ---- */
+
+/* Opens kc->rb on the events map. Returns 0 or a negative errno. */
+int kernel_ringbuf_open(struct kcollector *kc);
+/* The collector's thread (collector_spawn): polls the ring buffer until
+ * stopped, then consumes what is left. */
+void *kernel_poll_thread(void *arg);
+int64_t kernel_clock_ns(clockid_t c);
+
+#endif

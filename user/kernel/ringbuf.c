@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The kernel collector's ring buffer thread: polls the BPF ring buffer and
+ * copies each record once into the queue, with the cgroup's meta from the
+ * enrichment hook. */
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "kernel/internal.h"
+#include "kernel/kernel_decode.h"
+
+static int on_sample(void *ctx, void *data, size_t size)
+{
+	struct kcollector *kc = ctx;
+	const struct event_header *h = data;
+	struct tapio_event *ev;
+	size_t used, nkv = 0;
+	uint64_t cgid;
+	unsigned type;
+
+	used = kevent_used_len(data, size);
+	if (!used) {
+		atomic_fetch_add_explicit(&kc->base.n.parse_errors, 1, memory_order_relaxed);
+		return 0;
+	}
+	type = h->type;
+	cgid = h->cgroup_id;
+	snprintf(kc->idbuf, sizeof(kc->idbuf), "%llu", (unsigned long long)cgid);
+	kc->kv[nkv++] = (struct meta_kv){"cgroup_id", kc->idbuf};
+	const struct collector_hooks *hk = kc->o.hooks;
+	if (hk && hk->cgroup_meta && cgid)
+		nkv += hk->cgroup_meta(hk->ctx, cgid, kc->kv + nkv, META_MAX - nkv, kc->scratch,
+				       sizeof(kc->scratch));
+	ev = event_reserve(kc->q, kc->o.source, type, FMT_STRUCT,
+			   (uint64_t)((int64_t)h->ts + kc->boot_to_epoch), kc->kv, nkv, used);
+	if (!ev) {
+		atomic_fetch_add_explicit(&kc->qdrops[type], 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&kc->base.n.dropped, 1, memory_order_relaxed);
+	} else {
+		memcpy(event_data(ev), data, used);
+		event_commit(kc->q, ev);
+		atomic_fetch_add_explicit(&kc->events[type], 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&kc->base.n.events, 1, memory_order_relaxed);
+	}
+	if (type == EVENT_CGROUP_RMDIR && hk && hk->cgroup_removed) {
+		const struct cgroup_event *ce = data;
+
+		if (ce->hierarchy_id == 0)
+			hk->cgroup_removed(hk->ctx, ce->id);
+	}
+	return 0;
+}
+
+void *kernel_poll_thread(void *arg)
+{
+	struct kcollector *kc = arg;
+
+	while (!collector_stopping(&kc->base)) {
+		int n = ring_buffer__poll(kc->rb, 100);
+
+		if (n < 0 && n != -EINTR) {
+			collector_error(&kc->base, "ring buffer poll: %s", strerror(-n));
+			atomic_store(&kc->base.healthy, false);
+			atomic_fetch_add_explicit(&kc->base.n.errors, 1, memory_order_relaxed);
+			struct timespec ts = {0, 100 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	/* What the programs wrote before they were stopped. */
+	ring_buffer__consume(kc->rb);
+	return NULL;
+}
+
+int kernel_ringbuf_open(struct kcollector *kc)
+{
+	kc->rb = ring_buffer__new(bpf_map__fd(kc->skel->maps.events), on_sample, kc, NULL);
+	return kc->rb ? 0 : -errno;
+}
+
+int64_t kernel_clock_ns(clockid_t c)
+{
+	struct timespec ts;
+
+	clock_gettime(c, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
