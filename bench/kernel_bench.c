@@ -41,8 +41,8 @@ static void bench_decode(const char *what, const void *rec, size_t len,
 		bytes += sb.len;
 	}
 	dt = now_s() - t0;
-	printf("%-24s %8.0f ns/record  %6.2f M records/s  %zu bytes out\n", what, dt / n * 1e9, n / dt / 1e6,
-	       bytes / n);
+	printf("%-24s %8.0f ns/record  %6.2f M records/s  %zu bytes out\n", what, dt / n * 1e9,
+	       n / dt / 1e6, bytes / n);
 	sb_free(&sb);
 }
 
@@ -60,7 +60,8 @@ static void bench_startup(void)
 	char err[512];
 
 	if (geteuid() != 0 || !kernel_collector_available()) {
-		printf("kernel start-up           skipped (needs root and /sys/kernel/btf/vmlinux)\n");
+		printf(
+		    "kernel start-up           skipped (needs root and /sys/kernel/btf/vmlinux)\n");
 		return;
 	}
 	for (int i = 0; i < N; i++) {
@@ -75,14 +76,16 @@ static void bench_startup(void)
 		collector_destroy(c);
 	}
 	qsort(us, N, sizeof(us[0]), cmp_u64);
-	printf("kernel start-up (open to attach, every program, %d runs): min %.1f ms  median %.1f ms  max %.1f ms\n",
+	printf("kernel start-up (open to attach, every program, %d runs): min %.1f ms  median %.1f "
+	       "ms  max %.1f ms\n",
 	       N, us[0] / 1000.0, us[N / 2] / 1000.0, us[N - 1] / 1000.0);
 }
 
 int main(void)
 {
 	static struct exec_event ex;
-	static const char args[] = "/usr/bin/python3\0-c\0import sys; print(sys.argv)\0--flag=value\0";
+	static const char args[] =
+	    "/usr/bin/python3\0-c\0import sys; print(sys.argv)\0--flag=value\0";
 	struct tcp_event tcp;
 
 	memset(&ex, 0, sizeof(ex));

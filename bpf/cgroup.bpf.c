@@ -9,7 +9,8 @@
 #include "fill.bpf.h"
 #include "submit.bpf.h"
 
-static __always_inline struct cgroup_event *cgroup_reserve(__u32 type, struct cgroup *cg, const char *path)
+static __always_inline struct cgroup_event *cgroup_reserve(__u32 type, struct cgroup *cg,
+							   const char *path)
 {
 	struct task_struct *t = current_task();
 	struct cgroup_event *e;
@@ -58,8 +59,8 @@ int BPF_PROG(tapio_cgroup_rmdir, struct cgroup *cgrp, const char *path)
  *                    struct task_struct *task, bool threadgroup):
  * after the task has moved; runs in the task that wrote cgroup.procs. */
 SEC("tp_btf/cgroup_attach_task")
-int BPF_PROG(tapio_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct task_struct *task,
-	     bool threadgroup)
+int BPF_PROG(tapio_cgroup_attach, struct cgroup *dst_cgrp, const char *path,
+	     struct task_struct *task, bool threadgroup)
 {
 	struct cgroup_event *e = cgroup_reserve(EVENT_CGROUP_ATTACH, dst_cgrp, path);
 

@@ -40,22 +40,23 @@ enum event_type {
 };
 
 /* event_header.flags */
-#define HDR_F_NO_TASK 0x1u /* no task is known for the event (e.g. an RST sent
-			    * for a packet to a closed port, or a socket that
-			    * existed before tapio started): the task fields are 0 */
+#define HDR_F_NO_TASK                                                                              \
+	0x1u /* no task is known for the event (e.g. an RST sent                                   \
+	      * for a packet to a closed port, or a socket that                                    \
+	      * existed before tapio started): the task fields are 0 */
 
 /* The common part. The task it describes is the one the event is about:
  * the current task for process and cgroup events, the socket's owner (the
  * task that connected, or the one that listened, for accepted sockets) for
  * tcp events, and the victim for oom.kill. */
 struct event_header {
-	__u64 ts;        /* CLOCK_BOOTTIME ns */
+	__u64 ts;	 /* CLOCK_BOOTTIME ns */
 	__u64 cgroup_id; /* cgroup v2 id (inode of the cgroup2 directory) */
-	__u32 type;      /* enum event_type */
-	__u32 cpu;       /* CPU the program ran on */
-	__u32 pid;       /* thread id */
-	__u32 tgid;      /* process id */
-	__u32 ppid;      /* parent's tgid */
+	__u32 type;	 /* enum event_type */
+	__u32 cpu;	 /* CPU the program ran on */
+	__u32 pid;	 /* thread id */
+	__u32 tgid;	 /* process id */
+	__u32 ppid;	 /* parent's tgid */
 	__u32 uid;
 	__u32 gid;
 	__u32 pidns; /* pid namespace inode */
@@ -67,10 +68,10 @@ struct event_header {
 /* process.exec: the header is the task after the exec (new comm). */
 struct exec_event {
 	struct event_header hdr;
-	__u32 filename_len;    /* bytes in filename, without the NUL */
-	__u32 args_len;        /* bytes of args used */
-	__u32 argc;            /* argv entries the program was given */
-	__u8 args_truncated;   /* argv was longer than TAPIO_ARGS_MAX */
+	__u32 filename_len;  /* bytes in filename, without the NUL */
+	__u32 args_len;	     /* bytes of args used */
+	__u32 argc;	     /* argv entries the program was given */
+	__u8 args_truncated; /* argv was longer than TAPIO_ARGS_MAX */
 	__u8 filename_truncated;
 	__u16 pad;
 	char filename[TAPIO_FILENAME_MAX];
@@ -91,14 +92,15 @@ struct fork_event {
 struct exit_event {
 	struct event_header hdr;
 	__u64 duration_ns; /* since the task started (start_boottime) */
-	__u32 status;      /* raw exit status: code << 8 | signal | 0x80 core */
+	__u32 status;	   /* raw exit status: code << 8 | signal | 0x80 core */
 	__u32 pad;
 };
 
 /* tcp_event.flags */
 #define TCP_F_RESET_RECEIVED 0x1u /* tcp.reset: 1 = received, 0 = sent */
-#define TCP_F_OWNER_KNOWN 0x2u    /* the header is the socket's owner */
-#define TCP_F_START_SEEN 0x4u     /* tcp.close: duration_ns is known (the socket was seen from its start) */
+#define TCP_F_OWNER_KNOWN 0x2u	  /* the header is the socket's owner */
+#define TCP_F_START_SEEN                                                                           \
+	0x4u /* tcp.close: duration_ns is known (the socket was seen from its start) */
 
 /* tcp.connect, tcp.accept, tcp.close, tcp.retransmit, tcp.reset.
  * saddr/sport are the local end, daddr/dport the remote end. IPv4 addresses
@@ -108,7 +110,7 @@ struct tcp_event {
 	__u64 duration_ns;    /* tcp.close: since the first state change seen */
 	__u64 bytes_sent;     /* tcp.close: tcp_sock.bytes_acked */
 	__u64 bytes_received; /* tcp.close: tcp_sock.bytes_received */
-	__u16 family;         /* AF_INET (2) or AF_INET6 (10) */
+	__u16 family;	      /* AF_INET (2) or AF_INET6 (10) */
 	__u16 sport;
 	__u16 dport;
 	__u8 oldstate; /* TCP state numbers (TCP_ESTABLISHED = 1 ...) */
@@ -123,14 +125,14 @@ struct tcp_event {
  * (the one that made, removed, or wrote cgroup.procs). */
 struct cgroup_event {
 	struct event_header hdr;
-	__u64 id;           /* the cgroup's id (its kernfs inode) */
-	__u32 level;        /* depth below the hierarchy root */
+	__u64 id;	    /* the cgroup's id (its kernfs inode) */
+	__u32 level;	    /* depth below the hierarchy root */
 	__u32 hierarchy_id; /* 0 = cgroup2 */
-	__u32 task_pid;     /* cgroup.attach: the moved task */
+	__u32 task_pid;	    /* cgroup.attach: the moved task */
 	__u32 task_tgid;
 	char task_comm[TAPIO_COMM_LEN];
-	__u32 threadgroup; /* cgroup.attach: the whole process moved */
-	__u32 path_len;    /* bytes in path, without the NUL */
+	__u32 threadgroup;		  /* cgroup.attach: the whole process moved */
+	__u32 path_len;			  /* bytes in path, without the NUL */
 	char path[TAPIO_CGROUP_PATH_MAX]; /* relative to the hierarchy root */
 };
 
@@ -141,9 +143,9 @@ struct cgroup_event {
  * trigger_* fields are the task whose allocation ran into the limit. */
 struct oom_event {
 	struct event_header hdr;
-	__u64 total_vm;  /* kB, as the kernel's mark_victim tracepoint */
-	__u64 anon_rss;  /* kB */
-	__u64 file_rss;  /* kB */
+	__u64 total_vm;	 /* kB, as the kernel's mark_victim tracepoint */
+	__u64 anon_rss;	 /* kB */
+	__u64 file_rss;	 /* kB */
 	__u64 shmem_rss; /* kB */
 	__u64 trigger_cgroup_id;
 	__u32 victim_pid;
@@ -158,12 +160,13 @@ struct oom_event {
 #define TAPIO_EVENT_MAX_SIZE sizeof(struct exec_event)
 
 _Static_assert(sizeof(struct event_header) == 72, "event_header layout");
-_Static_assert(sizeof(struct exec_event) == 72 + 16 + TAPIO_FILENAME_MAX + TAPIO_ARGS_MAX, "exec_event layout");
+_Static_assert(sizeof(struct exec_event) == 72 + 16 + TAPIO_FILENAME_MAX + TAPIO_ARGS_MAX,
+	       "exec_event layout");
 _Static_assert(sizeof(struct fork_event) == 88, "fork_event layout");
 _Static_assert(sizeof(struct exit_event) == 88, "exit_event layout");
 _Static_assert(sizeof(struct tcp_event) == 144, "tcp_event layout");
-_Static_assert(sizeof(struct cgroup_event) == 72 + 48 + TAPIO_CGROUP_PATH_MAX, "cgroup_event layout");
+_Static_assert(sizeof(struct cgroup_event) == 72 + 48 + TAPIO_CGROUP_PATH_MAX,
+	       "cgroup_event layout");
 _Static_assert(sizeof(struct oom_event) == 152, "oom_event layout");
-
 
 #endif

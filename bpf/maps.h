@@ -52,7 +52,7 @@ struct sock_info {
 	__u16 family;
 	__u16 sport;
 	__u16 dport;
-	__u8 saved;         /* the ends below are set */
+	__u8 saved;	    /* the ends below are set */
 	__u8 start_unknown; /* seeded at start-up: the socket is older than tapio */
 	__u8 saddr[16];
 	__u8 daddr[16];

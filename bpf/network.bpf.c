@@ -30,8 +30,8 @@
 #define TCP_CLOSE 7
 #define TCP_LISTEN 10
 
-#define TCP_CONN_MASK                                                              \
-	((1ull << EVENT_TCP_CONNECT) | (1ull << EVENT_TCP_ACCEPT) | (1ull << EVENT_TCP_CLOSE) | \
+#define TCP_CONN_MASK                                                                              \
+	((1ull << EVENT_TCP_CONNECT) | (1ull << EVENT_TCP_ACCEPT) | (1ull << EVENT_TCP_CLOSE) |    \
 	 (1ull << EVENT_TCP_RETRANSMIT) | (1ull << EVENT_TCP_RESET))
 
 static __always_inline __u32 sk_netns(const struct sock *sk)
@@ -39,8 +39,8 @@ static __always_inline __u32 sk_netns(const struct sock *sk)
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
-static __always_inline void read_ends(const struct sock *sk, __u16 *family, __u16 *sport, __u16 *dport,
-				      __u8 *saddr, __u8 *daddr)
+static __always_inline void read_ends(const struct sock *sk, __u16 *family, __u16 *sport,
+				      __u16 *dport, __u8 *saddr, __u8 *daddr)
 {
 	*family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	*sport = BPF_CORE_READ(sk, __sk_common.skc_num);
@@ -158,7 +158,8 @@ static __always_inline void own_socket(const struct sock *sk, struct task_struct
 }
 
 SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstate, const int newstate)
+int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstate,
+	     const int newstate)
 {
 	struct sock_info *info, fresh = {};
 	struct tcp_event *e;
@@ -172,7 +173,8 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 
 	if (newstate == TCP_LISTEN) {
 		/* listen(): runs in the listening task. */
-		struct listen_key lk = { .netns = sk_netns(sk), .port = BPF_CORE_READ(sk, __sk_common.skc_num) };
+		struct listen_key lk = {.netns = sk_netns(sk),
+					.port = BPF_CORE_READ(sk, __sk_common.skc_num)};
 		struct task_struct *t = current_task();
 		struct event_header owner = {};
 
@@ -184,16 +186,16 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 	}
 	if (oldstate == TCP_LISTEN) {
 		if (newstate == TCP_CLOSE) {
-			struct listen_key lk = { .netns = sk_netns(sk),
-						 .port = BPF_CORE_READ(sk, __sk_common.skc_num) };
+			struct listen_key lk = {.netns = sk_netns(sk),
+						.port = BPF_CORE_READ(sk, __sk_common.skc_num)};
 
 			bpf_map_delete_elem(&listeners, &lk);
 			return 0;
 		}
 		if (newstate == TCP_SYN_RECV) {
 			/* A child socket of a listener, cloned in softirq. */
-			struct listen_key lk = { .netns = sk_netns(sk),
-						 .port = BPF_CORE_READ(sk, __sk_common.skc_num) };
+			struct listen_key lk = {.netns = sk_netns(sk),
+						.port = BPF_CORE_READ(sk, __sk_common.skc_num)};
 			struct event_header *owner = bpf_map_lookup_elem(&listeners, &lk);
 
 			if (owner)
@@ -226,7 +228,8 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 		else
 			return 0;
 		if (info) {
-			read_ends(sk, &info->family, &info->sport, &info->dport, info->saddr, info->daddr);
+			read_ends(sk, &info->family, &info->sport, &info->dport, info->saddr,
+				  info->daddr);
 			info->saved = 1;
 		}
 		e = tcp_reserve(type, sk, info);
@@ -270,7 +273,8 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 	return 0;
 }
 
-/* tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb[, int err on recent kernels]) */
+/* tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb[, int err on recent kernels])
+ */
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb)
 {
@@ -384,7 +388,8 @@ int tapio_seed_sockets(struct bpf_iter__task_file *ctx)
 		return 0;
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (state == TCP_LISTEN) {
-		struct listen_key lk = { .netns = sk_netns(sk), .port = BPF_CORE_READ(sk, __sk_common.skc_num) };
+		struct listen_key lk = {.netns = sk_netns(sk),
+					.port = BPF_CORE_READ(sk, __sk_common.skc_num)};
 
 		fill_header(&info.owner, 0, task);
 		bpf_map_update_elem(&listeners, &lk, &info.owner, BPF_NOEXIST);

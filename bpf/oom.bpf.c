@@ -10,8 +10,8 @@
  * task_struct *task, uid_t uid), with total_vm, the RSS breakdown and
  * oom_score_adj in its record; stable updates carried that back to older
  * series (Debian 12's 6.1.0-56 has it, and so does 6.18). The record's
- * total_vm field tells which one this kernel has. With the old one, the victim's task comes from the SIGKILL
- * that __oom_kill_process() sends just before mark_oom_victim(), seen on
+ * total_vm field tells which one this kernel has. With the old one, the victim's task comes from
+ * the SIGKILL that __oom_kill_process() sends just before mark_oom_victim(), seen on
  * signal/signal_generate in the same task.
  */
 #include "vmlinux.h"

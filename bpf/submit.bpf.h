@@ -20,14 +20,14 @@ static __always_inline void count_drop(__u32 type)
 
 /* Returns a record of size bytes whose first zero bytes are zeroed, or NULL
  * (drop counted). Both sizes must be constants. */
-#define reserve_event_z(type, size, zero)                                          \
-	({                                                                         \
-		void *__e = bpf_ringbuf_reserve(&events, (size), 0);               \
-		if (!__e)                                                          \
-			count_drop(type);                                          \
-		else                                                               \
-			__builtin_memset(__e, 0, (zero));                          \
-		__e;                                                               \
+#define reserve_event_z(type, size, zero)                                                          \
+	({                                                                                         \
+		void *__e = bpf_ringbuf_reserve(&events, (size), 0);                               \
+		if (!__e)                                                                          \
+			count_drop(type);                                                          \
+		else                                                                               \
+			__builtin_memset(__e, 0, (zero));                                          \
+		__e;                                                                               \
 	})
 
 /* Returns a zeroed record of size bytes, or NULL (drop counted). */

@@ -13,16 +13,16 @@
 #include "kernel/kernel_decode.h"
 
 const struct collector_desc collector_table[SRC__COUNT] = {
-	[SRC_KERNEL] = {"kernel", &kernel_source, false, &kernel_options_group,
-			kernel_collector_present, kernel_collector_create},
-	[SRC_K8S] = {"k8s", &k8s_source, true, &k8s_options_group, k8s_collector_available,
-		     k8s_collector_new},
-	[SRC_SYSTEMD] = {"systemd", &systemd_source, true, &systemd_options_group,
-			 systemd_collector_available, systemd_collector_new},
-	[SRC_CNI] = {"cni", &cni_source, false, &cni_options_group, cni_collector_available,
-		     cni_collector_new},
-	[SRC_ETCD] = {"etcd", &etcd_source, true, &etcd_options_group, etcd_collector_available,
-		      etcd_collector_new},
+    [SRC_KERNEL] = {"kernel", &kernel_source, false, &kernel_options_group,
+		    kernel_collector_present, kernel_collector_create},
+    [SRC_K8S] = {"k8s", &k8s_source, true, &k8s_options_group, k8s_collector_available,
+		 k8s_collector_new},
+    [SRC_SYSTEMD] = {"systemd", &systemd_source, true, &systemd_options_group,
+		     systemd_collector_available, systemd_collector_new},
+    [SRC_CNI] = {"cni", &cni_source, false, &cni_options_group, cni_collector_available,
+		 cni_collector_new},
+    [SRC_ETCD] = {"etcd", &etcd_source, true, &etcd_options_group, etcd_collector_available,
+		  etcd_collector_new},
 };
 
 _Static_assert(SRC__COUNT <= SRC_MAX, "more collectors than source ids");
@@ -61,8 +61,8 @@ const char *collector_table_names(void)
 	if (!names[0]) {
 		size_t len = 0;
 		for (size_t i = 0; i < SRC__COUNT; i++)
-			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "",
-						collector_table[i].name);
+			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+						i ? ", " : "", collector_table[i].name);
 	}
 	return names;
 }

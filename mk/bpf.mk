@@ -33,7 +33,7 @@ $(BPF_SKEL): $(BPF_LINKED)
 	$(Q)$(BPFTOOL) gen skeleton $< name tapio > $@.tmp
 	$(Q)mv $@.tmp $@
 
-# User objects include the skeleton (kernel.c, probe.c): build it first. -MMD
+# User objects include the skeleton (user/kernel/internal.h): build it first. -MMD
 # then records it as a dependency of the objects that include it.
 $(LIB_OBJS) $(MAIN_OBJ): | $(BPF_SKEL)
 

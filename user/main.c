@@ -7,13 +7,14 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: tapio <command> [options]\n"
-		     "\n"
-		     "commands:\n"
-		     "  trace    trace kernel events on this node (tapio trace --help)\n"
-		     "  agent    run the node agent: all collectors to one sink (tapio agent --help)\n"
-		     "  probe    report what this kernel supports and which programs would load\n"
-		     "  version  print the version\n");
+	fprintf(out,
+		"usage: tapio <command> [options]\n"
+		"\n"
+		"commands:\n"
+		"  trace    trace kernel events on this node (tapio trace --help)\n"
+		"  agent    run the node agent: all collectors to one sink (tapio agent --help)\n"
+		"  probe    report what this kernel supports and which programs would load\n"
+		"  version  print the version\n");
 }
 
 int main(int argc, char **argv)

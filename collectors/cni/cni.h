@@ -20,7 +20,7 @@ enum cni_type { TYPE_CNI_LOG = 1, TYPE_CNI_NETNS, TYPE_CNI_RESULT, TYPE_CNI_IPAM
 
 /* The collector's options. */
 struct cni_options {
-	char *log_dirs;  /* --cni-log-dirs: comma list */
+	char *log_dirs;	 /* --cni-log-dirs: comma list */
 	char *netns_dir; /* --netns-dir */
 	char *state_dir; /* --cni-state-dir: results/ and networks/ below it */
 };

@@ -22,7 +22,7 @@ enum etcd_type { TYPE_ETCD_WATCH = 1, TYPE_ETCD_COMPACTED, ETCD_NTYPES };
 /* The collector's options (--etcd-*). */
 struct etcd_options {
 	char *endpoints; /* comma list of etcd URLs */
-	char *prefix;    /* key prefix to watch */
+	char *prefix;	 /* key prefix to watch */
 	char *cacert;
 	char *cert;
 	char *key;
@@ -53,13 +53,13 @@ struct etcd_kv {
 	/* base64 of the stored bytes as etcd sent it (validated), "" when empty */
 	const char *value_b64;
 	size_t value_b64_len;
-	size_t value_len;      /* decoded length */
+	size_t value_len; /* decoded length */
 	int64_t create_rev, mod_rev, version, lease;
 };
 
 struct etcd_event {
 	enum etcd_op op;
-	char *key;      /* decoded key bytes (malloc'd, NUL-terminated; may hold NULs) */
+	char *key; /* decoded key bytes (malloc'd, NUL-terminated; may hold NULs) */
 	size_t key_len;
 	struct etcd_kv kv;
 	bool has_prev;
@@ -74,12 +74,12 @@ struct etcd_watch_resp {
 	bool fragment;
 	char cancel_reason[256];
 	char error_msg[256];
-	int64_t error_code;   /* the gateway's http_code or grpc code */
+	int64_t error_code; /* the gateway's http_code or grpc code */
 	struct etcd_event *ev;
 	size_t nev;
 	size_t bad_events;    /* events skipped as malformed */
 	char bad_reason[160]; /* why the first of them was */
-	void *json;           /* the parsed tree: value_b64 points into it */
+	void *json;	      /* the parsed tree: value_b64 points into it */
 };
 
 /* Parses one watch response (one JSON object from the stream; not

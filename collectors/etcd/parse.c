@@ -13,7 +13,6 @@
 #include "collectors/etcd/etcd.h"
 #include "util/strbuf.h"
 
-
 /* An int64 field. proto3 leaves zero values out, so a missing field is 0. The
  * gateway writes int64 as a decimal string; a JSON number is accepted when it
  * is an exact integer. Returns 0 or -EINVAL (wrong type or not an integer). */
@@ -216,8 +215,8 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)msg[i];
 		if (ch < 0x20 && ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
-			err_printf(err, errlen, "watch response holds control byte 0x%02x at byte %zu",
-				ch, i);
+			err_printf(err, errlen,
+				   "watch response holds control byte 0x%02x at byte %zu", ch, i);
 			return -EBADMSG;
 		}
 	}
@@ -225,7 +224,7 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 	if (!root) {
 		size_t at = end && end >= msg && end <= msg + len ? (size_t)(end - msg) : 0;
 		err_printf(err, errlen, "watch response is not valid JSON (at byte %zu of %zu)", at,
-			len);
+			   len);
 		return -EBADMSG;
 	}
 	r->json = root;
@@ -234,7 +233,7 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 		end++;
 	if (end != msg + len) {
 		err_printf(err, errlen, "watch response has %zu bytes after its JSON value",
-			(size_t)(msg + len - end));
+			   (size_t)(msg + len - end));
 		goto bad;
 	}
 	if (!cJSON_IsObject(root)) {

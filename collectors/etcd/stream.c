@@ -10,6 +10,7 @@
 
 #include "collectors/etcd/internal.h"
 #include "core/event.h"
+#include "util/backoff.h"
 #include "util/clock.h"
 
 static void save_cursor(struct etcd_collector *e, bool flush)

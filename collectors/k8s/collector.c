@@ -20,6 +20,7 @@
 #include "core/config.h"
 #include "core/event.h"
 #include "core/options.h"
+#include "util/backoff.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/strlist.h"

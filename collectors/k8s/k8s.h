@@ -18,7 +18,7 @@ enum k8s_type { TYPE_K8S_WATCH = 1, K8S_NTYPES };
 struct k8s_options {
 	char *kubeconfig; /* kubeconfig file (else KUBECONFIG, else in-cluster) */
 	char *resources;  /* comma list, "" = the default set */
-	bool insecure;    /* skip TLS verification (explicit only) */
+	bool insecure;	  /* skip TLS verification (explicit only) */
 };
 extern const struct opt_group k8s_options_group;
 extern const struct source_desc k8s_source;

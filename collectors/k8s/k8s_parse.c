@@ -15,7 +15,6 @@
 
 #define LAST_APPLIED "kubectl.kubernetes.io/last-applied-configuration"
 
-
 const char *k8s_ev_name(enum k8s_ev t)
 {
 	switch (t) {
@@ -354,7 +353,7 @@ int k8s_parse_list(const char *body, size_t len, k8s_item_fn fn, void *ctx,
 		err_printf(err, errlen, "out of memory");
 	} else if (rc) {
 		err_printf(err, errlen, "list body: %s",
-		       lc.why ? lc.why : "not a valid JSON List object");
+			   lc.why ? lc.why : "not a valid JSON List object");
 	} else if (skip_ws(p, end) != end) {
 		err_printf(err, errlen, "list body: bytes after the JSON object");
 		rc = -EBADMSG;

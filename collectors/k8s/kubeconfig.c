@@ -12,7 +12,6 @@
 
 #include "util/strbuf.h"
 
-
 /* A scalar's value as a C string (libyaml NUL-terminates scalars), or NULL
  * when the node is not a scalar. */
 static const char *scalar(yaml_node_t *n)
@@ -109,7 +108,8 @@ static int get_b64(yaml_document_t *doc, yaml_node_t *map, const char *key, char
 	}
 	if (memchr(dec, '\0', (size_t)n)) {
 		free(dec);
-		err_printf(err, errlen, "kubeconfig: %s.%s does not decode to PEM text", where, key);
+		err_printf(err, errlen, "kubeconfig: %s.%s does not decode to PEM text", where,
+			   key);
 		return -EINVAL;
 	}
 	dec[n] = '\0';
@@ -201,7 +201,8 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 		return -EINVAL;
 	}
 	if (!cl || cl->type != YAML_MAPPING_NODE) {
-		err_printf(err, errlen, "kubeconfig: cluster '%s' has no cluster mapping", kc->cluster);
+		err_printf(err, errlen, "kubeconfig: cluster '%s' has no cluster mapping",
+			   kc->cluster);
 		return -EINVAL;
 	}
 	if ((rc = get_str(doc, cl, "server", &kc->server, "cluster", err, errlen)) ||
@@ -218,15 +219,16 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 	}
 	if (strncmp(kc->server, "https://", 8) && strncmp(kc->server, "http://", 7)) {
 		err_printf(err, errlen,
-		       "kubeconfig: cluster '%s' server '%.100s' is not an http(s) URL",
-		       kc->cluster, kc->server);
+			   "kubeconfig: cluster '%s' server '%.100s' is not an http(s) URL",
+			   kc->cluster, kc->server);
 		return -EINVAL;
 	}
 	for (const char *p = kc->server; *p; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-			err_printf(err, errlen,
-			       "kubeconfig: cluster '%s' server has a space or control character",
-			       kc->cluster);
+			err_printf(
+			    err, errlen,
+			    "kubeconfig: cluster '%s' server has a space or control character",
+			    kc->cluster);
 			return -EINVAL;
 		}
 	size_t sl = strlen(kc->server);
@@ -250,11 +252,12 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 	static const char *unsupported[] = {"exec", "auth-provider", "username", "password"};
 	for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
 		if (map_get(doc, us, unsupported[i])) {
-			err_printf(err, errlen,
-			       "kubeconfig: user '%s' uses '%s', which tapio does not support (use "
-			       "a token, "
-			       "tokenFile or a client certificate)",
-			       kc->user, unsupported[i]);
+			err_printf(
+			    err, errlen,
+			    "kubeconfig: user '%s' uses '%s', which tapio does not support (use "
+			    "a token, "
+			    "tokenFile or a client certificate)",
+			    kc->user, unsupported[i]);
 			return -ENOTSUP;
 		}
 	if ((rc = get_str(doc, us, "token", &kc->token, "user", err, errlen)) ||
@@ -269,15 +272,15 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 		for (const char *p = kc->token; *p; p++)
 			if ((unsigned char)*p < ' ' || *p == 0x7f) {
 				err_printf(err, errlen,
-				       "kubeconfig: user '%s' token has a control character",
-				       kc->user);
+					   "kubeconfig: user '%s' token has a control character",
+					   kc->user);
 				return -EINVAL;
 			}
 	bool has_cert = kc->cert_file || kc->cert_pem, has_key = kc->key_file || kc->key_pem;
 	if (has_cert != has_key) {
 		err_printf(err, errlen, "kubeconfig: user '%s' has a client %s without a client %s",
-		       kc->user, has_cert ? "certificate" : "key",
-		       has_cert ? "key" : "certificate");
+			   kc->user, has_cert ? "certificate" : "key",
+			   has_cert ? "key" : "certificate");
 		return -EINVAL;
 	}
 	return 0;
@@ -291,7 +294,7 @@ int kubeconfig_parse(const char *yaml, size_t len, const char *context, struct k
 		err[0] = '\0';
 	if (len > KUBECONFIG_MAX) {
 		err_printf(err, errlen, "kubeconfig: %zu bytes is over the %u byte limit", len,
-		       KUBECONFIG_MAX);
+			   KUBECONFIG_MAX);
 		return -E2BIG;
 	}
 	if (!yaml)
@@ -303,8 +306,8 @@ int kubeconfig_parse(const char *yaml, size_t len, const char *context, struct k
 	yaml_parser_set_input_string(&parser, (const unsigned char *)(yaml ? yaml : ""), len);
 	if (!yaml_parser_load(&parser, &doc)) {
 		err_printf(err, errlen, "kubeconfig: bad YAML at line %zu column %zu: %s",
-		       parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-		       parser.problem ? parser.problem : "parse error");
+			   parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+			   parser.problem ? parser.problem : "parse error");
 		yaml_parser_delete(&parser);
 		return -EINVAL;
 	}

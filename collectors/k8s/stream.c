@@ -7,6 +7,7 @@
 
 #include "collectors/k8s/internal.h"
 #include "core/event.h"
+#include "util/backoff.h"
 #include "util/clock.h"
 #include "util/strbuf.h"
 

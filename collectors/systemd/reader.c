@@ -22,6 +22,7 @@
 #include "collectors/systemd/systemd.h"
 #include "core/event.h"
 #include "http/watch.h"
+#include "util/backoff.h"
 #include "util/clock.h"
 #include "util/vec.h"
 

@@ -160,7 +160,8 @@ static size_t check_msgs(struct ns_msg *m, size_t n, size_t published)
 		cr_assert_not_null(sp, "no seq meta in %s", m[i].data);
 		ev = (unsigned)strtoul(sp + 7, NULL, 10);
 		snprintf(want_subj, sizeof(want_subj), "tapio.events.%s.%s",
-			 source_name(types[ev % 4].src), type_name(types[ev % 4].src, types[ev % 4].type));
+			 source_name(types[ev % 4].src),
+			 type_name(types[ev % 4].src, types[ev % 4].type));
 		cr_assert_str_eq(m[i].subject, want_subj);
 		snprintf(want_meta, sizeof(want_meta), "\"data\":\"payload %u\"", ev);
 		cr_assert_not_null(strstr(m[i].data, want_meta), "%s lacks %s", m[i].data,
@@ -243,14 +244,16 @@ Test(nats_config, bad_config_names_the_key)
 		else
 			cfg.nats.retention = (char *)cases[i].val;
 		errno = 0;
-		cr_assert_null(sink_nats_new("nats://127.0.0.1:1", &cfg.nats, cfg.base.node_name, err, sizeof(err)));
+		cr_assert_null(sink_nats_new("nats://127.0.0.1:1", &cfg.nats, cfg.base.node_name,
+					     err, sizeof(err)));
 		cr_assert_eq(errno, EINVAL);
 		cr_assert_not_null(strstr(err, cases[i].key), "'%s' does not name %s", err,
 				   cases[i].key);
 	}
 	test_cfg(&cfg, "S");
 	cfg.nats.max_inflight = 0;
-	cr_assert_null(sink_nats_new("nats://127.0.0.1:1", &cfg.nats, cfg.base.node_name, err, sizeof(err)));
+	cr_assert_null(
+	    sink_nats_new("nats://127.0.0.1:1", &cfg.nats, cfg.base.node_name, err, sizeof(err)));
 	cr_assert_not_null(strstr(err, "nats-max-inflight"));
 	test_cfg(&cfg, "S");
 	cr_assert_null(sink_nats_new("127.0.0.1", &cfg.nats, cfg.base.node_name, err, sizeof(err)));

@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 0: {
 		struct k8s_watch_event ev;
 		int rc = k8s_parse_watch_line(in, n, &ev, err, sizeof(err));
-		if (rc == 0 && ev.type != K8S_EV_ERROR && (ev.obj < in || ev.obj + ev.obj_len > in + n))
+		if (rc == 0 && ev.type != K8S_EV_ERROR &&
+		    (ev.obj < in || ev.obj + ev.obj_len > in + n))
 			abort();
 		if (rc != 0 && rc != -EBADMSG && rc != -ENOMEM)
 			abort();

@@ -31,8 +31,10 @@ struct tcfg {
 /* The env for source src, pointing into c (call it after c stops moving). */
 static inline const struct collector_env *tenv(struct tcfg *c, unsigned src)
 {
-	const void *opts[SRC__COUNT] = {[SRC_KERNEL] = &c->kernel, [SRC_K8S] = &c->k8s,
-					[SRC_SYSTEMD] = &c->systemd, [SRC_CNI] = &c->cni,
+	const void *opts[SRC__COUNT] = {[SRC_KERNEL] = &c->kernel,
+					[SRC_K8S] = &c->k8s,
+					[SRC_SYSTEMD] = &c->systemd,
+					[SRC_CNI] = &c->cni,
 					[SRC_ETCD] = &c->etcd};
 	c->env = (struct collector_env){.cfg = &c->base, .opts = opts[src], .source = src};
 	if (c->hooks.pod_update || c->hooks.cgroup_meta || c->hooks.cgroup_removed)

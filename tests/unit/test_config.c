@@ -108,11 +108,11 @@ Test(config, bad_input_names_key, .init = clean_env)
 	cr_assert_eq(load(&c, err, 2, "--output", "ftp://x"), -EINVAL);
 	cr_assert(strstr(err, "output"), "%s", err);
 	config_free(&c);
-	const char *bad_addr[] = {"nohost", "::1:9090", "a b:9090", "1.2.3.4.5:9090", "[::1]9090:1",
-				  ":+80", "127.0.0.1:65536", "127.0.0.1:"};
+	const char *bad_addr[] = {"nohost",	 "::1:9090", "a b:9090",	"1.2.3.4.5:9090",
+				  "[::1]9090:1", ":+80",     "127.0.0.1:65536", "127.0.0.1:"};
 	for (size_t i = 0; i < sizeof(bad_addr) / sizeof(bad_addr[0]); i++) {
-		cr_assert_eq(load(&c, err, 2, "--metrics-addr", bad_addr[i]), -EINVAL, "accepted %s",
-			     bad_addr[i]);
+		cr_assert_eq(load(&c, err, 2, "--metrics-addr", bad_addr[i]), -EINVAL,
+			     "accepted %s", bad_addr[i]);
 		cr_assert(strstr(err, "metrics-addr"), "%s", err);
 		config_free(&c);
 	}
@@ -126,12 +126,12 @@ Test(config, bad_input_names_key, .init = clean_env)
 	config_free(&c);
 
 	const char *bad[] = {
-		"queue_size: [1\n",        /* YAML syntax */
-		"no_such_key: 1\n",        /* unknown key */
-		"- a\n- b\n",              /* not a mapping */
-		"queue_size: 12x\n",       /* bad value */
-		"a: &x 1\nb: *x\n",        /* alias */
-		"collectors: [[a]]\n",     /* nested list */
+	    "queue_size: [1\n",	   /* YAML syntax */
+	    "no_such_key: 1\n",	   /* unknown key */
+	    "- a\n- b\n",	   /* not a mapping */
+	    "queue_size: 12x\n",   /* bad value */
+	    "a: &x 1\nb: *x\n",	   /* alias */
+	    "collectors: [[a]]\n", /* nested list */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *f = write_file(bad[i]);

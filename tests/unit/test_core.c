@@ -56,8 +56,8 @@ Test(strbuf, json_utf8_kept_invalid_replaced)
 
 Test(strbuf, base64_roundtrip_and_bad_input)
 {
-	const char *cases[][2] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
-				  {"foobar", "Zm9vYmFy"}};
+	const char *cases[][2] = {
+	    {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foobar", "Zm9vYmFy"}};
 	for (size_t i = 0; i < 5; i++) {
 		struct strbuf sb = STRBUF_INIT;
 		sb_base64(&sb, cases[i][0], strlen(cases[i][0]));
@@ -107,7 +107,8 @@ Test(event, names_roundtrip)
 		cr_assert_eq(source_parse(source_name(s)), (int)s);
 		for (unsigned t = 1; t < d->ntypes; t++) {
 			unsigned ps, pt;
-			cr_assert_str_neq(type_name(s, t), "unknown", "type %u/%u has no name", s, t);
+			cr_assert_str_neq(type_name(s, t), "unknown", "type %u/%u has no name", s,
+					  t);
 			cr_assert_eq(type_parse(type_name(s, t), &ps, &pt), 0);
 			cr_assert_eq(ps, s);
 			cr_assert_eq(pt, t);
@@ -134,10 +135,11 @@ Test(event, emit_meta_and_format_json)
 {
 	struct queue *q = queue_new(1 << 16);
 	cr_assert_not_null(q);
-	struct meta_kv kv[] = {{"operation", "PUT"}, {"skipped", NULL}, {"key", "/registry/pods/a\"b"}};
+	struct meta_kv kv[] = {
+	    {"operation", "PUT"}, {"skipped", NULL}, {"key", "/registry/pods/a\"b"}};
 	const char *data = "{\"a\":\n1}";
-	cr_assert_eq(event_emit(q, SRC_ETCD, TYPE_ETCD_WATCH, FMT_JSON, 1795738200123456789ull, kv, 3,
-				data, strlen(data)),
+	cr_assert_eq(event_emit(q, SRC_ETCD, TYPE_ETCD_WATCH, FMT_JSON, 1795738200123456789ull, kv,
+				3, data, strlen(data)),
 		     0);
 	size_t len;
 	unsigned src;
@@ -301,9 +303,9 @@ static void fake_destroy(struct collector *c)
 }
 
 static const struct collector_ops fake_ops[3] = {
-	{.name = "a", .start = fake_start, .stop = fake_stop, .destroy = fake_destroy},
-	{.name = "b", .start = fake_start, .stop = fake_stop, .destroy = fake_destroy},
-	{.name = "c", .start = fake_start, .stop = fake_stop, .destroy = fake_destroy},
+    {.name = "a", .start = fake_start, .stop = fake_stop, .destroy = fake_destroy},
+    {.name = "b", .start = fake_start, .stop = fake_stop, .destroy = fake_destroy},
+    {.name = "c", .start = fake_start, .stop = fake_stop, .destroy = fake_destroy},
 };
 
 static struct fake *mkfake(int i, bool fail)

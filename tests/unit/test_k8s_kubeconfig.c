@@ -119,9 +119,10 @@ Test(kubeconfig, anonymous_and_json)
 	kubeconfig_free(&kc);
 
 	/* "user:" with nothing under it is null: anonymous too. */
-	const char *y2 = "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
-			 "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
-			 "users:\n- name: u\n  user:\n";
+	const char *y2 =
+	    "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
+	    "clusters: [{name: k, cluster: {server: 'https://x'}}]\n"
+	    "users:\n- name: u\n  user:\n";
 	cr_assert_eq(parse(y2, NULL, &kc, err), 0, "%s", err);
 	cr_assert_str_eq(kc.user, "u");
 	cr_assert_null(kc.token);

@@ -133,7 +133,8 @@ Test(kernel_decode, exec_args_and_escaping)
 	static struct exec_event e;
 	/* argv: a quote, a control byte, an escape sequence, invalid UTF-8, and
 	 * valid UTF-8 */
-	static const char args[] = "/bin/x\0say \"hi\"\0bell\x07\0\x1b[31mred\0bad\xff\xfe\0caf\xc3\xa9";
+	static const char args[] =
+	    "/bin/x\0say \"hi\"\0bell\x07\0\x1b[31mred\0bad\xff\xfe\0caf\xc3\xa9";
 	size_t len;
 
 	header(&e.hdr, EVENT_PROCESS_EXEC);
@@ -161,7 +162,8 @@ Test(kernel_decode, exec_args_and_escaping)
 
 	/* Text: argv[1..], odd bytes as \xNN, valid UTF-8 kept, backslash escaped. */
 	char *t = text(&e, len);
-	cr_assert_str_eq(t, "/bin/x\\x0anewline say \"hi\" bell\\x07 \\x1b[31mred bad\\xff\\xfe caf\xc3\xa9");
+	cr_assert_str_eq(
+	    t, "/bin/x\\x0anewline say \"hi\" bell\\x07 \\x1b[31mred bad\\xff\\xfe caf\xc3\xa9");
 	free(t);
 
 	uint32_t pid;
@@ -319,7 +321,8 @@ Test(kernel_decode, tcp_ipv6_close)
 	cJSON_Delete(j);
 
 	char *t = text(&e, sizeof(e));
-	cr_assert_str_eq(t, "[2001:db8::1]:443 -> [::ffff:10.0.0.1]:51000 tx=1002 rx=501 dur=2.000ms");
+	cr_assert_str_eq(t,
+			 "[2001:db8::1]:443 -> [::ffff:10.0.0.1]:51000 tx=1002 rx=501 dur=2.000ms");
 	free(t);
 }
 
@@ -343,7 +346,8 @@ Test(kernel_decode, tcp_ipv4_connect_and_reset)
 	cr_assert_str_eq(jstr(j, "saddr"), "127.0.0.1");
 	cr_assert_str_eq(jstr(j, "daddr"), "192.168.1.20");
 	cr_assert_str_eq(jstr(j, "oldstate"), "SYN_SENT");
-	cr_assert_null(cJSON_GetObjectItemCaseSensitive(j, "bytes_sent"), "only tcp.close has bytes");
+	cr_assert_null(cJSON_GetObjectItemCaseSensitive(j, "bytes_sent"),
+		       "only tcp.close has bytes");
 	cJSON_Delete(j);
 	t = text(&e, sizeof(e));
 	cr_assert_str_eq(t, "127.0.0.1:40000 -> 192.168.1.20:80");
@@ -415,7 +419,8 @@ Test(kernel_decode, cgroup_path_and_attach)
 	cJSON_Delete(j);
 
 	char *t = text(&e, len);
-	cr_assert_str_eq(t, "/kubepods/pod\\x01\\xff/\"x\" id=9876 level=2 hierarchy=0 task=300(sleep)");
+	cr_assert_str_eq(
+	    t, "/kubepods/pod\\x01\\xff/\"x\" id=9876 level=2 hierarchy=0 task=300(sleep)");
 	free(t);
 
 	/* path_len past the record, or past the bound */
@@ -461,7 +466,8 @@ Test(kernel_decode, oom_kill)
 	cJSON_Delete(j);
 
 	char *t = text(&e, sizeof(e));
-	cr_assert_str_eq(t, "victim=555(hog) total_vm=100000kB anon=48000kB file=1200kB shmem=4kB adj=-998 trigger=777(alloc)");
+	cr_assert_str_eq(t, "victim=555(hog) total_vm=100000kB anon=48000kB file=1200kB shmem=4kB "
+			    "adj=-998 trigger=777(alloc)");
 	free(t);
 }
 
@@ -499,7 +505,8 @@ Test(kernel_decode, every_short_record_is_refused)
 		memset(&r, 0, sizeof(r));
 		header((struct event_header *)&r, type);
 		for (size_t len = 0; len < min; len++) {
-			cr_assert_eq(kevent_json(&r, len, &sb), -EINVAL, "type %u len %zu", type, len);
+			cr_assert_eq(kevent_json(&r, len, &sb), -EINVAL, "type %u len %zu", type,
+				     len);
 			cr_assert_eq(kevent_text(&r, len, &sb), -EINVAL);
 			cr_assert_eq(kevent_pid_comm(&r, len, &pid, comm), -EINVAL);
 			cr_assert_eq(kevent_used_len(&r, len), 0);
@@ -560,7 +567,8 @@ Test(kernel_decode, random_records)
 			uint32_t type = 1 + (uint32_t)rand_r(&seed) % (EVENT_MAX - 1);
 
 			memcpy(p + offsetof(struct event_header, type), &type, 4);
-			if (type == EVENT_PROCESS_EXEC && len >= offsetof(struct exec_event, args)) {
+			if (type == EVENT_PROCESS_EXEC &&
+			    len >= offsetof(struct exec_event, args)) {
 				uint32_t al = (uint32_t)rand_r(&seed) % (TAPIO_ARGS_MAX + 1);
 				memcpy(p + offsetof(struct exec_event, args_len), &al, 4);
 			}
@@ -593,11 +601,13 @@ Test(kernel_events, parse_event_lists)
 	char err[256];
 
 	cr_assert_eq(kernel_parse_events("process,tcp.close,oom", &m, err, sizeof(err)), 0);
-	cr_assert_eq(m, (1ull << TYPE_PROCESS_EXEC) | (1ull << TYPE_PROCESS_FORK) | (1ull << TYPE_PROCESS_EXIT) |
-				(1ull << TYPE_TCP_CLOSE) | (1ull << TYPE_OOM_KILL));
+	cr_assert_eq(m, (1ull << TYPE_PROCESS_EXEC) | (1ull << TYPE_PROCESS_FORK) |
+			    (1ull << TYPE_PROCESS_EXIT) | (1ull << TYPE_TCP_CLOSE) |
+			    (1ull << TYPE_OOM_KILL));
 	cr_assert_eq(kernel_parse_events(" tcp , cgroup.attach ", &m, err, sizeof(err)), 0);
-	cr_assert_eq(m, (1ull << TYPE_TCP_CONNECT) | (1ull << TYPE_TCP_ACCEPT) | (1ull << TYPE_TCP_CLOSE) |
-				(1ull << TYPE_TCP_RETRANSMIT) | (1ull << TYPE_TCP_RESET) | (1ull << TYPE_CGROUP_ATTACH));
+	cr_assert_eq(m, (1ull << TYPE_TCP_CONNECT) | (1ull << TYPE_TCP_ACCEPT) |
+			    (1ull << TYPE_TCP_CLOSE) | (1ull << TYPE_TCP_RETRANSMIT) |
+			    (1ull << TYPE_TCP_RESET) | (1ull << TYPE_CGROUP_ATTACH));
 	cr_assert_eq(kernel_parse_events("all", &m, err, sizeof(err)), 0);
 	cr_assert_eq(m, ((1ull << 13) - 1) & ~1ull);
 
@@ -605,8 +615,10 @@ Test(kernel_events, parse_event_lists)
 	cr_assert_eq(kernel_parse_events("process,bogus", &m, err, sizeof(err)), -EINVAL);
 	cr_assert(strstr(err, "'bogus'"), "%s", err);
 	cr_assert_eq(m, 7, "mask untouched on error");
-	cr_assert_eq(kernel_parse_events("proc", &m, err, sizeof(err)), -EINVAL, "prefixes end at a dot");
-	cr_assert_eq(kernel_parse_events("k8s.watch", &m, err, sizeof(err)), -EINVAL, "not a kernel type");
+	cr_assert_eq(kernel_parse_events("proc", &m, err, sizeof(err)), -EINVAL,
+		     "prefixes end at a dot");
+	cr_assert_eq(kernel_parse_events("k8s.watch", &m, err, sizeof(err)), -EINVAL,
+		     "not a kernel type");
 	cr_assert_eq(kernel_parse_events("process,", &m, err, sizeof(err)), -EINVAL);
 	cr_assert_eq(kernel_parse_events(",", &m, err, sizeof(err)), -EINVAL);
 	cr_assert_eq(kernel_parse_events("", &m, err, sizeof(err)), -EINVAL);

@@ -195,7 +195,8 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
 	if (access(JOURNAL_REMOTE, X_OK) != 0) {
 		const char *ci = getenv("CI");
 		if (ci && (!strcmp(ci, "true") || !strcmp(ci, "1")))
-			cr_assert_fail("systemd-journal-remote is not installed (CI=true: a skip is a failure)");
+			cr_assert_fail("systemd-journal-remote is not installed (CI=true: a skip "
+				       "is a failure)");
 		cr_skip_test("systemd-journal-remote is not installed (make deps installs it)");
 	}
 	snprintf(jdir, sizeof(jdir), "%s/journal", tmp);

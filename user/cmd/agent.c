@@ -54,10 +54,10 @@ static struct collector_env env_for(const struct agent *a, unsigned source)
 {
 	const struct collector_desc *d = &collector_table[source];
 	return (struct collector_env){
-		.cfg = &a->cfg,
-		.opts = d->options ? config_group(&a->cfg, d->options) : NULL,
-		.source = source,
-		.hooks = a->pm ? &a->hooks : NULL,
+	    .cfg = &a->cfg,
+	    .opts = d->options ? config_group(&a->cfg, d->options) : NULL,
+	    .source = source,
+	    .hooks = a->pm ? &a->hooks : NULL,
 	};
 }
 
@@ -111,7 +111,8 @@ static int build_registry(struct agent *a)
 	}
 	strlist_free(&want);
 	if (!rc && registry_count(a->reg) == 0) {
-		tlog(TLOG_ERR, NULL, "no collector to run: none named, and no source found on this node");
+		tlog(TLOG_ERR, NULL,
+		     "no collector to run: none named, and no source found on this node");
 		rc = -ENOENT;
 	}
 	return rc;
@@ -129,13 +130,13 @@ static void run_pipeline(struct agent *a)
 {
 	const struct nats_options *no = config_group(&a->cfg, &nats_options_group);
 	struct pipeline_opts po = {
-		.q = a->q,
-		.sink = a->sink,
-		.output = a->cfg.output,
-		.report_failures = true,
-		.idle_ms = 200,
-		.retry_ms = no ? no->ack_wait_ms : 5000,
-		.hooks = {.ctx = a, .stop_producers = stop_collectors},
+	    .q = a->q,
+	    .sink = a->sink,
+	    .output = a->cfg.output,
+	    .report_failures = true,
+	    .idle_ms = 200,
+	    .retry_ms = no ? no->ack_wait_ms : 5000,
+	    .hooks = {.ctx = a, .stop_producers = stop_collectors},
 	};
 	pipeline_run(&po, &a->res);
 }
@@ -197,18 +198,19 @@ static void print_summary(struct agent *a, int flush_rc)
 			  ",\"queue_refused\":%" PRIu64 ",\"dropped_kernel\":%" PRIu64
 			  ",\"failed\":%" PRIu64 ",\"committed\":%" PRIu64,
 			  source_name(s), atomic_load(&a->sink->src_written[s]),
-			  (c ? atomic_load(&c->n.dropped) : qs.dropped) + k.kernel_drops, qs.dropped,
-			  k.kernel_drops, atomic_load(&a->sink->src_failed[s]), qs.committed);
+			  (c ? atomic_load(&c->n.dropped) : qs.dropped) + k.kernel_drops,
+			  qs.dropped, k.kernel_drops, atomic_load(&a->sink->src_failed[s]),
+			  qs.committed);
 		sb_printf(&sb, ",\"unsent\":%" PRIu64, a->res.unsent[s]);
 		if (c)
 			sb_printf(&sb,
 				  ",\"produced\":%" PRIu64 ",\"refetched\":%" PRIu64
-			  ",\"parse_errors\":%" PRIu64 ",\"oversize\":%" PRIu64
+				  ",\"parse_errors\":%" PRIu64 ",\"oversize\":%" PRIu64
 				  ",\"reconnects\":%" PRIu64 ",\"errors\":%" PRIu64,
 				  atomic_load(&c->n.events) + atomic_load(&c->n.dropped),
-				  atomic_load(&c->n.refetched),
-				  atomic_load(&c->n.parse_errors), atomic_load(&c->n.oversize),
-				  atomic_load(&c->n.reconnects), atomic_load(&c->n.errors));
+				  atomic_load(&c->n.refetched), atomic_load(&c->n.parse_errors),
+				  atomic_load(&c->n.oversize), atomic_load(&c->n.reconnects),
+				  atomic_load(&c->n.errors));
 		sb_putc(&sb, '}');
 	}
 	if (!first)
@@ -216,8 +218,9 @@ static void print_summary(struct agent *a, int flush_rc)
 	sb_printf(&sb,
 		  "\"sink\":{\"output\":\"%s\",\"written\":%" PRIu64 ",\"acked\":%" PRIu64
 		  ",\"failed\":%" PRIu64 ",\"unsent\":%" PRIu64 ",\"flush_error\":%d",
-		  strncmp(a->cfg.output, "file:", 5) ? (strncmp(a->cfg.output, "nats", 4) ? "stdout" : "nats")
-						      : "file",
+		  strncmp(a->cfg.output, "file:", 5)
+		      ? (strncmp(a->cfg.output, "nats", 4) ? "stdout" : "nats")
+		      : "file",
 		  atomic_load(&a->sink->written), atomic_load(&a->sink->acked),
 		  atomic_load(&a->sink->failed), unsent, flush_rc);
 	/* The sink's own counters (NATS: lost, unacked_pending, ...). */
@@ -324,7 +327,7 @@ static int agent_start(struct agent *a)
 	if (a->cfg.metrics_addr[0]) {
 		static struct metrics_view view;
 		view = (struct metrics_view){
-			.reg = a->reg, .q = a->q, .sink = a->sink, .version = TAPIO_VERSION};
+		    .reg = a->reg, .q = a->q, .sink = a->sink, .version = TAPIO_VERSION};
 		a->metrics = metrics_start(a->cfg.metrics_addr, &view, err, sizeof(err));
 		if (!a->metrics)
 			tlog(TLOG_WARN, "metrics", "%s (events still flow)", err);

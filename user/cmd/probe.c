@@ -24,7 +24,8 @@ static void types_text(uint64_t types, char *buf, size_t size)
 	buf[0] = '\0';
 	for (unsigned t = 1; t <= TYPE_KERNEL__LAST && n < size; t++)
 		if (types & (1ull << t))
-			n += snprintf(buf + n, size - n, "%s%s", n ? "," : "", kernel_type_names[t]);
+			n +=
+			    snprintf(buf + n, size - n, "%s%s", n ? "," : "", kernel_type_names[t]);
 }
 
 static void print_caps(void)
@@ -33,10 +34,10 @@ static void print_caps(void)
 		int cap;
 		const char *name;
 	} caps[] = {
-		{CAP_BPF, "CAP_BPF"},
-		{CAP_PERFMON, "CAP_PERFMON"},
-		{CAP_SYS_ADMIN, "CAP_SYS_ADMIN"},
-		{CAP_SYS_RESOURCE, "CAP_SYS_RESOURCE"},
+	    {CAP_BPF, "CAP_BPF"},
+	    {CAP_PERFMON, "CAP_PERFMON"},
+	    {CAP_SYS_ADMIN, "CAP_SYS_ADMIN"},
+	    {CAP_SYS_RESOURCE, "CAP_SYS_RESOURCE"},
 	};
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
 	struct __user_cap_data_struct data[2] = {0};
@@ -79,14 +80,18 @@ int cmd_probe(int argc, char **argv)
 		printf("btf: yes (/sys/kernel/btf/vmlinux, %lld bytes)\n", (long long)st.st_size);
 		btf = btf__load_vmlinux_btf();
 	} else {
-		printf("btf: no (/sys/kernel/btf/vmlinux: %s); the kernel needs CONFIG_DEBUG_INFO_BTF=y\n",
+		printf("btf: no (/sys/kernel/btf/vmlinux: %s); the kernel needs "
+		       "CONFIG_DEBUG_INFO_BTF=y\n",
 		       strerror(errno));
 	}
 	print_caps();
 	rc = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
-	printf("ringbuf: %s\n", rc == 1 ? "yes" : rc == 0 ? "no (needs 5.8+)" : "unknown (probe failed: not privileged?)");
+	printf("ringbuf: %s\n", rc == 1	  ? "yes"
+				: rc == 0 ? "no (needs 5.8+)"
+					  : "unknown (probe failed: not privileged?)");
 	if (btf) {
-		int id = btf__find_by_name_kind(btf, "trace_event_raw_mark_victim", BTF_KIND_STRUCT);
+		int id =
+		    btf__find_by_name_kind(btf, "trace_event_raw_mark_victim", BTF_KIND_STRUCT);
 		bool newer = false;
 
 		if (id >= 0) {
@@ -96,9 +101,12 @@ int cmd_probe(int argc, char **argv)
 			for (unsigned i = 0; i < btf_vlen(t); i++, m++)
 				newer |= !strcmp(btf__name_by_offset(btf, m->name_off), "total_vm");
 		}
-		printf("mark_victim: %s\n", id < 0 ? "missing" :
-			newer ? "task form: the victim task, RSS and oom_score_adj from the tracepoint's task" :
-				"pid form (older kernels): the victim task found through its SIGKILL (signal_generate)");
+		printf("mark_victim: %s\n", id < 0 ? "missing"
+					    : newer
+						? "task form: the victim task, RSS and "
+						  "oom_score_adj from the tracepoint's task"
+						: "pid form (older kernels): the victim task found "
+						  "through its SIGKILL (signal_generate)");
 	}
 	printf("tracepoints:\n");
 	for (size_t i = 0; i < n; i++) {
@@ -106,8 +114,12 @@ int cmd_probe(int argc, char **argv)
 
 		if (btf)
 			have = btf__find_by_name_kind(btf, progs[i].btf_type,
-						      progs[i].btf_struct ? BTF_KIND_STRUCT : BTF_KIND_TYPEDEF) >= 0;
-		printf("  %-22s %s\n", progs[i].tracepoint, !btf ? "unknown (no BTF)" : have ? "present" : "missing");
+						      progs[i].btf_struct ? BTF_KIND_STRUCT
+									  : BTF_KIND_TYPEDEF) >= 0;
+		printf("  %-22s %s\n", progs[i].tracepoint,
+		       !btf   ? "unknown (no BTF)"
+		       : have ? "present"
+			      : "missing");
 	}
 	btf__free(btf);
 
@@ -122,7 +134,8 @@ int cmd_probe(int argc, char **argv)
 		any |= ok[i];
 	/* A tp_btf program that loads is the proof: each one is attached by
 	 * BTF id, with no tracefs. */
-	printf("tp_btf: %s\n", any ? "yes (the programs below load as tp_btf)" : "no program loads");
+	printf("tp_btf: %s\n",
+	       any ? "yes (the programs below load as tp_btf)" : "no program loads");
 	printf("programs:\n");
 	for (size_t i = 0; i < n; i++) {
 		bool needed = strcmp(why[i], "not needed on this kernel") != 0;
@@ -131,12 +144,17 @@ int cmd_probe(int argc, char **argv)
 		if (!types[0])
 			snprintf(types, sizeof(types), "-"); /* seeds owners of older sockets */
 		printf("  %-26s %-22s %-8s %s%s%s\n", progs[i].prog, progs[i].tracepoint,
-		       ok[i] ? "loads" : needed ? "FAILS" : "unused", types, why[i][0] ? ": " : "", why[i]);
+		       ok[i]	? "loads"
+		       : needed ? "FAILS"
+				: "unused",
+		       types, why[i][0] ? ": " : "", why[i]);
 		if (!ok[i] && needed)
 			failed++;
 	}
 	if (failed)
-		printf("result: %d program(s) cannot load; `tapio trace` runs without them and names them\n", failed);
+		printf("result: %d program(s) cannot load; `tapio trace` runs without them and "
+		       "names them\n",
+		       failed);
 	else
 		printf("result: every program loads\n");
 	return failed ? 1 : 0;

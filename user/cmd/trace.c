@@ -29,29 +29,32 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: tapio trace [-e|--events LIST] [-p|--pid PID] [-c|--comm NAME] [--cgroup PATH]\n"
-		"                   [--containers] [-o|--output text|json] [-d|--duration SEC] [-n|--count N]\n"
-		"                   [--all-threads] [--ringbuf-size BYTES]\n"
-		"\n"
-		"Traces kernel events on this node (needs root and a kernel with BTF).\n"
-		"\n"
-		"  -e, --events LIST    types or prefixes, comma-separated (default: all):\n"
-		"                       process.exec process.fork process.exit tcp.connect tcp.accept\n"
-		"                       tcp.close tcp.retransmit tcp.reset cgroup.mkdir cgroup.rmdir\n"
-		"                       cgroup.attach oom.kill; prefixes: process tcp cgroup oom\n"
-		"  -p, --pid PID        only this process (tgid), filtered in the kernel\n"
-		"  -c, --comm NAME      only tasks whose comm is NAME (filtered here)\n"
-		"      --cgroup PATH    only tasks in this cgroup2 subtree (absolute, or below the\n"
-		"                       cgroup2 mount), filtered in the kernel\n"
-		"      --containers     only tasks in a container (own pid or cgroup namespace)\n"
-		"  -o, --output FMT     text (default) or json (JSON Lines)\n"
-		"  -d, --duration SEC   stop after SEC seconds\n"
-		"  -n, --count N        stop after N events\n"
-		"      --all-threads    process.fork/exit for every thread, not just processes\n"
-		"      --ringbuf-size B BPF ring buffer bytes (power of two, default 8 MiB)\n"
-		"\n"
-		"Totals per type (events, drops) go to stderr at the end.\n");
+	fprintf(
+	    out,
+	    "usage: tapio trace [-e|--events LIST] [-p|--pid PID] [-c|--comm NAME] [--cgroup "
+	    "PATH]\n"
+	    "                   [--containers] [-o|--output text|json] [-d|--duration SEC] "
+	    "[-n|--count N]\n"
+	    "                   [--all-threads] [--ringbuf-size BYTES]\n"
+	    "\n"
+	    "Traces kernel events on this node (needs root and a kernel with BTF).\n"
+	    "\n"
+	    "  -e, --events LIST    types or prefixes, comma-separated (default: all):\n"
+	    "                       process.exec process.fork process.exit tcp.connect tcp.accept\n"
+	    "                       tcp.close tcp.retransmit tcp.reset cgroup.mkdir cgroup.rmdir\n"
+	    "                       cgroup.attach oom.kill; prefixes: process tcp cgroup oom\n"
+	    "  -p, --pid PID        only this process (tgid), filtered in the kernel\n"
+	    "  -c, --comm NAME      only tasks whose comm is NAME (filtered here)\n"
+	    "      --cgroup PATH    only tasks in this cgroup2 subtree (absolute, or below the\n"
+	    "                       cgroup2 mount), filtered in the kernel\n"
+	    "      --containers     only tasks in a container (own pid or cgroup namespace)\n"
+	    "  -o, --output FMT     text (default) or json (JSON Lines)\n"
+	    "  -d, --duration SEC   stop after SEC seconds\n"
+	    "  -n, --count N        stop after N events\n"
+	    "      --all-threads    process.fork/exit for every thread, not just processes\n"
+	    "      --ringbuf-size B BPF ring buffer bytes (power of two, default 8 MiB)\n"
+	    "\n"
+	    "Totals per type (events, drops) go to stderr at the end.\n");
 }
 
 /* Decimal only, as the usage says: "010" is ten. */
@@ -86,7 +89,8 @@ static void collect_counter(void *ctx, const char *name, const char *labels, uin
 		return;
 	memcpy(tname, q + 1, n);
 	tname[n] = '\0';
-	if (type_parse(tname, &src, &type) || src != SRC_KERNEL || !type || type > TYPE_KERNEL__LAST)
+	if (type_parse(tname, &src, &type) || src != SRC_KERNEL || !type ||
+	    type > TYPE_KERNEL__LAST)
 		return;
 	if (!strcmp(name, "kernel_drops"))
 		t->kdrops[type] = v;
@@ -110,16 +114,21 @@ static void print_totals(struct collector *c, struct totals *t, const char *disa
 		all_q += t->qdrops[i];
 		if (!t->written[i] && !t->kdrops[i] && !t->qdrops[i])
 			continue;
-		fprintf(stderr, "%-16s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n", kernel_type_names[i], t->written[i],
-			t->kdrops[i], t->qdrops[i]);
-		sb_printf(&sb, "%s\"%s\":{\"events\":%" PRIu64 ",\"dropped_kernel\":%" PRIu64 ",\"dropped_queue\":%" PRIu64 "}",
-			  first ? "" : ",", kernel_type_names[i], t->written[i], t->kdrops[i], t->qdrops[i]);
+		fprintf(stderr, "%-16s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n",
+			kernel_type_names[i], t->written[i], t->kdrops[i], t->qdrops[i]);
+		sb_printf(&sb,
+			  "%s\"%s\":{\"events\":%" PRIu64 ",\"dropped_kernel\":%" PRIu64
+			  ",\"dropped_queue\":%" PRIu64 "}",
+			  first ? "" : ",", kernel_type_names[i], t->written[i], t->kdrops[i],
+			  t->qdrops[i]);
 		first = false;
 	}
-	fprintf(stderr, "%-16s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n", "total", all_w, all_k, all_q);
+	fprintf(stderr, "%-16s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n", "total", all_w, all_k,
+		all_q);
 	sb_printf(&sb,
-		  "},\"events\":%" PRIu64 ",\"dropped_kernel\":%" PRIu64 ",\"dropped_queue\":%" PRIu64
-		  ",\"failed\":%" PRIu64 ",\"parse_errors\":%" PRIu64 ",\"disabled\":",
+		  "},\"events\":%" PRIu64 ",\"dropped_kernel\":%" PRIu64
+		  ",\"dropped_queue\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"parse_errors\":%" PRIu64
+		  ",\"disabled\":",
 		  all_w, all_k, all_q, t->failed, atomic_load(&c->n.parse_errors));
 	sb_json_cstr(&sb, disabled);
 	sb_puts(&sb, "}}\n");
@@ -208,18 +217,18 @@ static int trace_opt(struct trace *tr, int opt, const char *arg)
 static int trace_args(struct trace *tr, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"events", required_argument, NULL, 'e'},
-		{"pid", required_argument, NULL, 'p'},
-		{"comm", required_argument, NULL, 'c'},
-		{"cgroup", required_argument, NULL, OPT_CGROUP},
-		{"containers", no_argument, NULL, OPT_CONTAINERS},
-		{"output", required_argument, NULL, 'o'},
-		{"duration", required_argument, NULL, 'd'},
-		{"count", required_argument, NULL, 'n'},
-		{"all-threads", no_argument, NULL, OPT_ALL_THREADS},
-		{"ringbuf-size", required_argument, NULL, OPT_RINGBUF},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"events", required_argument, NULL, 'e'},
+	    {"pid", required_argument, NULL, 'p'},
+	    {"comm", required_argument, NULL, 'c'},
+	    {"cgroup", required_argument, NULL, OPT_CGROUP},
+	    {"containers", no_argument, NULL, OPT_CONTAINERS},
+	    {"output", required_argument, NULL, 'o'},
+	    {"duration", required_argument, NULL, 'd'},
+	    {"count", required_argument, NULL, 'n'},
+	    {"all-threads", no_argument, NULL, OPT_ALL_THREADS},
+	    {"ringbuf-size", required_argument, NULL, OPT_RINGBUF},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int opt;
 	optind = 1;
@@ -300,15 +309,15 @@ static void trace_pipeline(struct trace *tr, struct queue *q, struct sink *sink)
 {
 	struct pipeline_result res;
 	struct pipeline_opts po = {
-		.q = q,
-		.sink = sink,
-		.output = "stdout",
-		.idle_ms = 100,
-		.hooks = {.ctx = tr,
-			  .want = trace_want,
-			  .written = trace_written,
-			  .should_stop = trace_should_stop,
-			  .stop_producers = trace_stop_producers},
+	    .q = q,
+	    .sink = sink,
+	    .output = "stdout",
+	    .idle_ms = 100,
+	    .hooks = {.ctx = tr,
+		      .want = trace_want,
+		      .written = trace_written,
+		      .should_stop = trace_should_stop,
+		      .stop_producers = trace_stop_producers},
 	};
 	if (tr->duration_s)
 		tr->deadline = mono_ns() + tr->duration_s * 1000000000ull;
@@ -334,7 +343,8 @@ int cmd_trace(int argc, char **argv)
 	}
 	if (*kernel_collector_disabled(c))
 		fprintf(stderr,
-			"tapio trace: turned off, cannot load on this kernel: %s (tapio probe explains)\n",
+			"tapio trace: turned off, cannot load on this kernel: %s (tapio probe "
+			"explains)\n",
 			kernel_collector_disabled(c));
 	struct queue *q = queue_new(QUEUE_DEFAULT_SIZE);
 	struct sink *sink = sink_stream_new(STDOUT_FILENO, false, tr.fmt, true);

@@ -70,7 +70,8 @@ void collector_report(struct collector *c, struct ratelimit *rl, const char *fmt
 	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (held && n >= 0 && (size_t)n < sizeof(msg))
-		snprintf(msg + n, sizeof(msg) - (size_t)n, " (%" PRIu64 " similar held back)", held);
+		snprintf(msg + n, sizeof(msg) - (size_t)n, " (%" PRIu64 " similar held back)",
+			 held);
 	collector_error(c, "%s", msg);
 }
 

@@ -97,8 +97,8 @@ struct collector_env {
 struct collector_desc {
 	const char *name;
 	const struct source_desc *source; /* its name, type names and decoders */
-	bool resumable;                 /* its source keeps the data: waits on a full queue */
-	const struct opt_group *options; /* NULL = none */
+	bool resumable;			  /* its source keeps the data: waits on a full queue */
+	const struct opt_group *options;  /* NULL = none */
 	/* True when this node has the collector's source. */
 	bool (*available)(const struct collector_env *env);
 	/* Returns the collector, or NULL with errno and a one-line reason in err. */
@@ -132,12 +132,13 @@ void collector_destroy(struct collector *c);
 
 /* Records the collector's last error and passes it to the log hook as
  * "<name>: <message>". Thread-safe. */
-void collector_error(struct collector *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void collector_error(struct collector *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* collector_error() at most once per rl's interval; the message that gets
  * through says how many were held back. Call from one thread per rl. */
 void collector_report(struct collector *c, struct ratelimit *rl, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Copies the last error ("" when none). */
 void collector_last_error(struct collector *c, char *buf, size_t size);

@@ -18,25 +18,26 @@
 #define O(n, t, f, d, h) OPT_ENTRY(struct tapio_config, n, t, f, d, h)
 
 static const struct opt agent_opts[] = {
-	O("config", OPT_STR, config_file, "", "YAML (or JSON) config file"),
-	O("collectors", OPT_STR, collectors, "",
-	  "comma list of collectors; empty = those whose source exists"),
-	O("output", OPT_STR, output, "stdout", "stdout | file:PATH | nats://HOST:PORT[,...]"),
-	O("queue-size", OPT_SIZE, queue_size, "16M", "event queue arena, a power of two (K/M/G)"),
-	O("queue-wait-ms", OPT_UINT, queue_wait_ms, "2000",
-	  "how long resumable sources (k8s, etcd, systemd) wait on a full queue"),
-	O("state-dir", OPT_STR, state_dir, "/var/lib/tapio", "where resume cursors are kept"),
-	O("metrics-addr", OPT_STR, metrics_addr, "127.0.0.1:9090",
-	  "HOST:PORT for /metrics, /healthz, /readyz; empty = off"),
-	O("node-name", OPT_STR, node_name, "", "this node's name (also NODE_NAME)"),
-	O("max-event-size", OPT_SIZE, max_event_size, "16M",
-	  "larger collector input is skipped and counted"),
-	O("print-config", OPT_BOOL, print_config, "false", "print the effective config and exit"),
+    O("config", OPT_STR, config_file, "", "YAML (or JSON) config file"),
+    O("collectors", OPT_STR, collectors, "",
+      "comma list of collectors; empty = those whose source exists"),
+    O("output", OPT_STR, output, "stdout", "stdout | file:PATH | nats://HOST:PORT[,...]"),
+    O("queue-size", OPT_SIZE, queue_size, "16M", "event queue arena, a power of two (K/M/G)"),
+    O("queue-wait-ms", OPT_UINT, queue_wait_ms, "2000",
+      "how long resumable sources (k8s, etcd, systemd) wait on a full queue"),
+    O("state-dir", OPT_STR, state_dir, "/var/lib/tapio", "where resume cursors are kept"),
+    O("metrics-addr", OPT_STR, metrics_addr, "127.0.0.1:9090",
+      "HOST:PORT for /metrics, /healthz, /readyz; empty = off"),
+    O("node-name", OPT_STR, node_name, "", "this node's name (also NODE_NAME)"),
+    O("max-event-size", OPT_SIZE, max_event_size, "16M",
+      "larger collector input is skipped and counted"),
+    O("print-config", OPT_BOOL, print_config, "false", "print the effective config and exit"),
 };
 
 static int agent_check(const void *opts, char *err, size_t errlen);
 
-const struct opt_group agent_options = OPT_GROUP("agent", struct tapio_config, agent_opts, agent_check);
+const struct opt_group agent_options =
+    OPT_GROUP("agent", struct tapio_config, agent_opts, agent_check);
 
 /* One option of one group, and the struct it lives in. */
 struct slot {
@@ -100,8 +101,7 @@ static bool name_is(const char *n, const char *name, size_t len)
 
 /* Flag and file key spellings: "queue-size" matches queue-size and queue_size.
  * Returns false when no group has it. */
-static bool find_opt(const struct tapio_config *cfg, const char *name, size_t len,
-		     struct slot *out)
+static bool find_opt(const struct tapio_config *cfg, const char *name, size_t len, struct slot *out)
 {
 	for (size_t gi = 0; gi < group_count(cfg); gi++) {
 		const struct opt_group *g = group_at(cfg, gi);
@@ -190,8 +190,8 @@ struct yaml_reader {
 	char *err;
 	size_t errlen;
 	char prefix[8][256];
-	int depth;         /* mapping depth */
-	bool want_key[9];  /* per depth: next scalar is a key */
+	int depth;	  /* mapping depth */
+	bool want_key[9]; /* per depth: next scalar is a key */
 	char key[256];
 	char list[4096];
 	size_t list_len;
@@ -210,8 +210,8 @@ static int set_key(struct yaml_reader *r, const char *val, const yaml_event_t *e
 	struct slot sl;
 	if (!find_opt(r->cfg, r->key, strlen(r->key), &sl) || !strcmp(sl.o->name, "config")) {
 		if (ev)
-			snprintf(r->err, r->errlen, "config %s: line %zu: unknown key '%s'", r->path,
-				 ev->start_mark.line + 1, r->key);
+			snprintf(r->err, r->errlen, "config %s: line %zu: unknown key '%s'",
+				 r->path, ev->start_mark.line + 1, r->key);
 		else
 			snprintf(r->err, r->errlen, "config %s: unknown key '%s'", r->path, r->key);
 		return -EINVAL;
@@ -222,8 +222,9 @@ static int set_key(struct yaml_reader *r, const char *val, const yaml_event_t *e
 static int on_mapping_start(struct yaml_reader *r, const yaml_event_t *ev)
 {
 	if (r->in_list) {
-		snprintf(r->err, r->errlen, "config %s: line %zu: %s: a list may hold only plain values",
-			 r->path, ev->start_mark.line + 1, r->key);
+		snprintf(r->err, r->errlen,
+			 "config %s: line %zu: %s: a list may hold only plain values", r->path,
+			 ev->start_mark.line + 1, r->key);
 		return -EINVAL;
 	}
 	if (r->depth > 0) {
@@ -265,7 +266,8 @@ static int on_scalar(struct yaml_reader *r, const yaml_event_t *ev)
 	}
 	if (r->in_list) {
 		if (r->list_len + vlen + 2 > sizeof(r->list)) {
-			snprintf(r->err, r->errlen, "config %s: %s: list too long", r->path, r->key);
+			snprintf(r->err, r->errlen, "config %s: %s: list too long", r->path,
+				 r->key);
 			return -EINVAL;
 		}
 		if (r->list_len)
@@ -282,7 +284,8 @@ static int on_scalar(struct yaml_reader *r, const yaml_event_t *ev)
 	if (!find_opt(r->cfg, r->key, strlen(r->key), &sl) || !strcmp(sl.o->name, "config"))
 		return set_key(r, val, ev); /* reports the unknown key */
 	if (memchr(val, '\0', vlen)) {
-		snprintf(r->err, r->errlen, "config %s: %s: value holds a NUL byte", r->path, r->key);
+		snprintf(r->err, r->errlen, "config %s: %s: value holds a NUL byte", r->path,
+			 r->key);
 		return -EINVAL;
 	}
 	/* null / ~ means "leave the default" */
@@ -351,8 +354,8 @@ static int load_file(struct tapio_config *cfg, const char *path, char *err, size
 	while (!done && rc == 0) {
 		yaml_event_t ev;
 		if (!yaml_parser_parse(&p, &ev)) {
-			snprintf(err, errlen, "config %s: line %zu: %s", path, p.problem_mark.line + 1,
-				 p.problem ? p.problem : "YAML error");
+			snprintf(err, errlen, "config %s: line %zu: %s", path,
+				 p.problem_mark.line + 1, p.problem ? p.problem : "YAML error");
 			rc = -EINVAL;
 			break;
 		}
@@ -470,7 +473,8 @@ static int invalid(const struct tapio_config *cfg, char *err, size_t errlen)
 	struct slot sl;
 	if (find_opt(cfg, err, n, &sl)) {
 		size_t len = strlen(err);
-		snprintf(err + len, errlen - len, " (from %s)", origins[sl.gi][sl.o - group_at(cfg, sl.gi)->opts]);
+		snprintf(err + len, errlen - len, " (from %s)",
+			 origins[sl.gi][sl.o - group_at(cfg, sl.gi)->opts]);
 	}
 	return -EINVAL;
 }
@@ -480,7 +484,8 @@ static int agent_check(const void *opts, char *err, size_t errlen)
 	const struct tapio_config *cfg = opts;
 	uint64_t qs = cfg->queue_size;
 	if (qs < 4096 || qs > (1ull << 30) || (qs & (qs - 1))) {
-		snprintf(err, errlen, "queue-size: %" PRIu64 " must be a power of two from 4K to 1G", qs);
+		snprintf(err, errlen,
+			 "queue-size: %" PRIu64 " must be a power of two from 4K to 1G", qs);
 		return -EINVAL;
 	}
 	if (cfg->max_event_size < 1024 || cfg->max_event_size > (1ull << 30)) {
@@ -491,7 +496,8 @@ static int agent_check(const void *opts, char *err, size_t errlen)
 	const char *o = cfg->output;
 	if (!(!strcmp(o, "stdout") || !strcmp(o, "-") || (!strncmp(o, "file:", 5) && o[5]) ||
 	      !strncmp(o, "nats://", 7))) {
-		snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT", o);
+		snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT",
+			 o);
 		return -EINVAL;
 	}
 	if (*cfg->metrics_addr) {
@@ -499,10 +505,11 @@ static int agent_check(const void *opts, char *err, size_t errlen)
 		unsigned port;
 		unsigned char buf[sizeof(struct in6_addr)];
 		if (parse_hostport(cfg->metrics_addr, host, sizeof(host), &port) ||
-		    !(!host[0] || !strcmp(host, "localhost") || inet_pton(AF_INET, host, buf) == 1 ||
-		      inet_pton(AF_INET6, host, buf) == 1)) {
+		    !(!host[0] || !strcmp(host, "localhost") ||
+		      inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)) {
 			snprintf(err, errlen,
-				 "metrics-addr: '%s' is not IP:PORT, [IPv6]:PORT, localhost:PORT or :PORT",
+				 "metrics-addr: '%s' is not IP:PORT, [IPv6]:PORT, localhost:PORT "
+				 "or :PORT",
 				 cfg->metrics_addr);
 			return -EINVAL;
 		}
@@ -550,8 +557,8 @@ static int set_defaults(struct tapio_config *cfg, char *err, size_t errlen)
 	for (size_t gi = 0; gi < group_count(cfg); gi++) {
 		const struct opt_group *g = group_at(cfg, gi);
 		for (size_t i = 0; i < g->nopts; i++) {
-			int rc = set_opt(cfg, (struct slot){gi, &g->opts[i]}, g->opts[i].def, "default",
-					 err, errlen);
+			int rc = set_opt(cfg, (struct slot){gi, &g->opts[i]}, g->opts[i].def,
+					 "default", err, errlen);
 			if (rc)
 				return rc;
 		}

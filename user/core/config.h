@@ -19,13 +19,13 @@
 struct tapio_config {
 	char *config_file;
 	char *collectors;    /* comma list; NULL or "" = every collector whose source exists */
-	char *output;        /* stdout | file:PATH | nats://HOST:PORT[,...] */
+	char *output;	     /* stdout | file:PATH | nats://HOST:PORT[,...] */
 	uint64_t queue_size; /* bytes, power of two */
 	char *state_dir;
 	char *metrics_addr; /* HOST:PORT, "" = off */
 	char *node_name;
 	uint64_t max_event_size; /* collector input larger than this is skipped */
-	unsigned queue_wait_ms;  /* resumable sources wait this long on a full queue */
+	unsigned queue_wait_ms;	 /* resumable sources wait this long on a full queue */
 	bool print_config;
 
 	/* the other groups given to config_load(), and their filled structs */

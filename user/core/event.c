@@ -67,9 +67,9 @@ size_t event_meta_size(const struct meta_kv *kv, size_t nkv)
 	return n;
 }
 
-struct tapio_event *event_reserve(struct queue *q, unsigned src, unsigned type,
-				  enum tapio_fmt fmt, uint64_t ts, const struct meta_kv *kv,
-				  size_t nkv, size_t data_len)
+struct tapio_event *event_reserve(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt,
+				  uint64_t ts, const struct meta_kv *kv, size_t nkv,
+				  size_t data_len)
 {
 	size_t meta_len = event_meta_size(kv, nkv);
 	if (meta_len > UINT32_MAX || data_len > UINT32_MAX) {
@@ -111,8 +111,8 @@ void event_discard(struct queue *q, struct tapio_event *ev)
 	queue_discard(q, ev);
 }
 
-int event_emit(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt,
-	       uint64_t ts, const struct meta_kv *kv, size_t nkv, const void *data, size_t len)
+int event_emit(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt, uint64_t ts,
+	       const struct meta_kv *kv, size_t nkv, const void *data, size_t len)
 {
 	struct tapio_event *ev = event_reserve(q, src, type, fmt, ts, kv, nkv, len);
 	if (!ev)

@@ -24,9 +24,9 @@ struct strbuf;
 #define SRC_MAX 8
 
 struct source_desc {
-	const char *name;         /* "kernel", "k8s", ... */
+	const char *name;	  /* "kernel", "k8s", ... */
 	const char *const *types; /* types[t] = "process.exec"; types[0] unused */
-	unsigned ntypes;          /* entries in types, including [0] */
+	unsigned ntypes;	  /* entries in types, including [0] */
 	/* For FMT_STRUCT data (optional): the source's own decoders. Each returns
 	 * 0, or -EINVAL with nothing appended (the sink then shows base64). */
 	int (*struct_json)(const void *data, size_t len, struct strbuf *out);
@@ -41,21 +41,21 @@ int source_register(unsigned id, const struct source_desc *d);
 /* How the data bytes are shown by sinks. */
 enum tapio_fmt {
 	FMT_STRUCT = 0, /* a binary struct its source decodes (source_codec) */
-	FMT_JSON,       /* JSON text, embedded as JSON */
-	FMT_TEXT,       /* text, shown as a JSON string */
-	FMT_BINARY,     /* bytes, shown as base64 */
+	FMT_JSON,	/* JSON text, embedded as JSON */
+	FMT_TEXT,	/* text, shown as a JSON string */
+	FMT_BINARY,	/* bytes, shown as base64 */
 };
 
 struct tapio_event {
-	uint64_t ts;       /* ns since the epoch */
+	uint64_t ts;	   /* ns since the epoch */
 	uint16_t source;   /* a registered source id */
-	uint16_t type;     /* that source's type id */
-	uint8_t fmt;       /* enum tapio_fmt */
-	uint8_t flags;     /* reserved, 0 */
+	uint16_t type;	   /* that source's type id */
+	uint8_t fmt;	   /* enum tapio_fmt */
+	uint8_t flags;	   /* reserved, 0 */
 	uint16_t reserved; /* 0 */
 	uint32_t meta_len; /* bytes of "key\0value\0" pairs */
 	uint32_t data_len; /* bytes of data after the meta */
-	uint32_t pad;      /* 0 */
+	uint32_t pad;	   /* 0 */
 };
 _Static_assert(sizeof(struct tapio_event) == 32, "tapio_event layout");
 
@@ -84,15 +84,15 @@ size_t event_meta_size(const struct meta_kv *kv, size_t nkv);
  * at event_data() and then calls event_commit() or event_discard().
  * Returns NULL with errno set when the queue refused it (see queue_reserve:
  * the drop is already counted there). */
-struct tapio_event *event_reserve(struct queue *q, unsigned src, unsigned type,
-				  enum tapio_fmt fmt, uint64_t ts, const struct meta_kv *kv,
-				  size_t nkv, size_t data_len);
+struct tapio_event *event_reserve(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt,
+				  uint64_t ts, const struct meta_kv *kv, size_t nkv,
+				  size_t data_len);
 void event_commit(struct queue *q, struct tapio_event *ev);
 void event_discard(struct queue *q, struct tapio_event *ev);
 
 /* event_reserve + copy + commit. Returns 0 or a negative errno. */
-int event_emit(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt,
-	       uint64_t ts, const struct meta_kv *kv, size_t nkv, const void *data, size_t len);
+int event_emit(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt, uint64_t ts,
+	       const struct meta_kv *kv, size_t nkv, const void *data, size_t len);
 
 static inline char *event_meta(const struct tapio_event *ev)
 {

@@ -22,7 +22,7 @@ enum opt_type {
 struct opt {
 	const char *name; /* flag name without "--"; file key with '_' or '-' */
 	enum opt_type type;
-	size_t off;      /* in the group's struct */
+	size_t off;	 /* in the group's struct */
 	const char *def; /* default, as text */
 	const char *help;
 };
@@ -39,9 +39,13 @@ struct opt_group {
 };
 
 #define OPT_ENTRY(type_, name_, kind_, field_, def_, help_)                                        \
-	{ (name_), (kind_), offsetof(type_, field_), (def_), (help_) }
+	{                                                                                          \
+		(name_), (kind_), offsetof(type_, field_), (def_), (help_)                         \
+	}
 
 #define OPT_GROUP(name_, type_, table_, check_)                                                    \
-	{ (name_), (table_), sizeof(table_) / sizeof((table_)[0]), sizeof(type_), (check_) }
+	{                                                                                          \
+		(name_), (table_), sizeof(table_) / sizeof((table_)[0]), sizeof(type_), (check_)   \
+	}
 
 #endif

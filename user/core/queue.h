@@ -73,7 +73,7 @@ struct queue_src_stats {
 	uint64_t reserved;  /* successful reserves */
 	uint64_t committed; /* records committed */
 	uint64_t discarded; /* records discarded by the producer */
-	uint64_t bytes;     /* payload bytes committed */
+	uint64_t bytes;	    /* payload bytes committed */
 	uint64_t dropped;   /* sum of the reasons below */
 	uint64_t dropped_full;
 	uint64_t dropped_timeout;

@@ -12,10 +12,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Compatibility: backoff_ms() moved to util/backoff.h; the collectors that
- * retry watches still get it from here. */
-#include "util/backoff.h"
-
 /* ---- framers ---- */
 
 enum framing {

@@ -24,14 +24,14 @@ struct opt_group;
 #define KERNEL_DEFAULT_RINGBUF (8u << 20)
 
 struct kernel_opts {
-	uint64_t type_mask;      /* bit (1ull << TYPE_x) per kernel type wanted; 0 = all */
-	int32_t pid;             /* tgid filter, 0 = none (in the kernel) */
+	uint64_t type_mask;	 /* bit (1ull << TYPE_x) per kernel type wanted; 0 = all */
+	int32_t pid;		 /* tgid filter, 0 = none (in the kernel) */
 	const char *cgroup_path; /* cgroup2 subtree filter, NULL = none (in the kernel) */
-	bool containers_only;    /* in the kernel: only tasks in a pid namespace or a
+	bool containers_only;	 /* in the kernel: only tasks in a pid namespace or a
 				  * cgroup namespace other than the initial one */
-	bool all_threads;        /* process.fork/process.exit for every thread, not just processes */
-	uint32_t ringbuf_size;   /* bytes, power of two >= page size; 0 = KERNEL_DEFAULT_RINGBUF */
-	unsigned source;         /* the source id of its events */
+	bool all_threads;      /* process.fork/process.exit for every thread, not just processes */
+	uint32_t ringbuf_size; /* bytes, power of two >= page size; 0 = KERNEL_DEFAULT_RINGBUF */
+	unsigned source;       /* the source id of its events */
 	/* Optional: cgroup_meta is called from the collector thread for each
 	 * event (the victim's cgroup for oom.kill), cgroup_removed on
 	 * cgroup.rmdir (cgroup2). */
@@ -49,7 +49,8 @@ struct kernel_options {
 extern const struct opt_group kernel_options_group;
 
 /* The table's constructor: kernel_collector_new() with the agent's options. */
-struct collector *kernel_collector_create(const struct collector_env *env, char *err, size_t errlen);
+struct collector *kernel_collector_create(const struct collector_env *env, char *err,
+					  size_t errlen);
 /* The table's source check: kernel_collector_available(). */
 bool kernel_collector_present(const struct collector_env *env);
 
@@ -85,9 +86,9 @@ bool kernel_collector_available(void);
 struct kernel_prog_info {
 	const char *prog;
 	const char *tracepoint; /* or "iter/task_file" for the start-up seeding */
-	uint64_t types;         /* what it produces: 1ull << TYPE_x */
-	const char *btf_type;   /* the kernel BTF type that shows support */
-	bool btf_struct;        /* btf_type is a struct (else a typedef) */
+	uint64_t types;		/* what it produces: 1ull << TYPE_x */
+	const char *btf_type;	/* the kernel BTF type that shows support */
+	bool btf_struct;	/* btf_type is a struct (else a typedef) */
 };
 
 /* The program table (n entries). */

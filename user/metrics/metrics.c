@@ -224,12 +224,14 @@ static void render_queue(const struct metrics_view *v, struct strbuf *sb)
 	family(sb, "tapio_events_total", "counter", "Events committed to the queue, per source.");
 	for (unsigned s = 0; s < SRC_MAX; s++)
 		if (source_get(s))
-			sample1(sb, "tapio_events_total", "source", source_name(s), st[s].committed);
+			sample1(sb, "tapio_events_total", "source", source_name(s),
+				st[s].committed);
 	family(sb, "tapio_event_bytes_total", "counter",
 	       "Payload bytes committed to the queue, per source.");
 	for (unsigned s = 0; s < SRC_MAX; s++)
 		if (source_get(s))
-			sample1(sb, "tapio_event_bytes_total", "source", source_name(s), st[s].bytes);
+			sample1(sb, "tapio_event_bytes_total", "source", source_name(s),
+				st[s].bytes);
 	family(sb, "tapio_queue_dropped_total", "counter",
 	       "Events the queue refused, per source and reason.");
 	for (unsigned s = 0; s < SRC_MAX; s++) {

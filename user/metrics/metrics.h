@@ -57,5 +57,4 @@ unsigned metrics_port(const struct metrics_server *m);
 /* Stops the server and frees it. Accepts NULL. */
 void metrics_stop(struct metrics_server *m);
 
-
 #endif

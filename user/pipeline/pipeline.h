@@ -33,17 +33,17 @@ struct pipeline_hooks {
 struct pipeline_opts {
 	struct queue *q;
 	struct sink *sink;
-	const char *output;      /* for the message on a failed write */
-	bool report_failures;    /* log the first failed write (EPIPE too) */
-	unsigned idle_ms;        /* queue wait when idle (0 = 200 ms) */
-	unsigned retry_ms;       /* after a stop request, how long a write may be
-				    retried on -EAGAIN before it counts as unsent */
+	const char *output;   /* for the message on a failed write */
+	bool report_failures; /* log the first failed write (EPIPE too) */
+	unsigned idle_ms;     /* queue wait when idle (0 = 200 ms) */
+	unsigned retry_ms;    /* after a stop request, how long a write may be
+				 retried on -EAGAIN before it counts as unsent */
 	struct pipeline_hooks hooks;
 };
 
 struct pipeline_result {
 	uint64_t unsent[SRC_MAX]; /* left when the sink stayed unavailable at the stop */
-	uint64_t skipped;         /* records that failed the check (never written by ours) */
+	uint64_t skipped;	  /* records that failed the check (never written by ours) */
 };
 
 /* SIGINT and SIGTERM request a stop; SIGPIPE is ignored. */

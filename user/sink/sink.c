@@ -107,10 +107,10 @@ static void stream_destroy(struct sink *s)
 }
 
 static const struct sink_ops stream_ops = {
-	.name = "stream",
-	.write = stream_write,
-	.flush = stream_flush,
-	.destroy = stream_destroy,
+    .name = "stream",
+    .write = stream_write,
+    .flush = stream_flush,
+    .destroy = stream_destroy,
 };
 
 struct sink *sink_stream_new(int fd, bool own_fd, enum sink_format fmt, bool flush_each)
@@ -165,8 +165,7 @@ struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapi
 		}
 		return s;
 	}
-	if (!strncmp(spec, "nats://", 7))
-	{
+	if (!strncmp(spec, "nats://", 7)) {
 		const struct nats_options *no = cfg ? config_group(cfg, &nats_options_group) : NULL;
 		if (!no) {
 			snprintf(err, errlen, "output: %s: the NATS options were not loaded", spec);

@@ -45,10 +45,10 @@ struct sink_ops {
 
 struct sink {
 	const struct sink_ops *ops;
-	_Atomic uint64_t written;   /* events handed on (published, for NATS) */
-	_Atomic uint64_t acked;     /* confirmed by the destination (NATS acks) */
-	_Atomic uint64_t failed;    /* events that could not be written */
-	_Atomic uint64_t retries;   /* -EAGAIN answers */
+	_Atomic uint64_t written; /* events handed on (published, for NATS) */
+	_Atomic uint64_t acked;	  /* confirmed by the destination (NATS acks) */
+	_Atomic uint64_t failed;  /* events that could not be written */
+	_Atomic uint64_t retries; /* -EAGAIN answers */
 	/* Per source. A sink that buffers counts these itself (self_counted):
 	 * an event is written once its buffer reached the destination, and
 	 * failed when that write failed. Otherwise the pipeline counts each

@@ -55,7 +55,7 @@ struct opt_group;
 /* The sink's options (--nats-*). */
 struct nats_options {
 	char *subject_prefix;  /* tapio.events */
-	char *stream;          /* TAPIO_EVENTS */
+	char *stream;	       /* TAPIO_EVENTS */
 	char *retention;       /* limits | interest | workqueue */
 	uint64_t max_age_s;    /* 0 = unlimited */
 	unsigned max_inflight; /* unacked publishes at most */

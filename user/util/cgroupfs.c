@@ -37,4 +37,3 @@ int cgroup2_find_mount(char *buf, size_t len)
 	fclose(f);
 	return rc;
 }
-

@@ -16,7 +16,7 @@ int fd_write_all(int fd, const void *buf, size_t len);
 /* Flags for file_read_all(). */
 enum {
 	FILE_NOFOLLOW = 1 << 0, /* refuse a symlink as the last component (-ELOOP) */
-	FILE_REGULAR = 1 << 1,  /* refuse anything but a regular file (-EINVAL) */
+	FILE_REGULAR = 1 << 1,	/* refuse anything but a regular file (-EINVAL) */
 };
 
 /* Replaces the contents of out with the whole file at path relative to dirfd

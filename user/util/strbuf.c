@@ -207,7 +207,8 @@ void sb_json_str(struct strbuf *sb, const char *s, size_t n)
 
 void sb_base64(struct strbuf *sb, const void *data, size_t n)
 {
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tbl[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const unsigned char *p = data;
 	if (sb_grow(sb, (n + 2) / 3 * 4))
 		return;

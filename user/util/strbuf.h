@@ -16,7 +16,10 @@ struct strbuf {
 	int err; /* 0 or -ENOMEM */
 };
 
-#define STRBUF_INIT {0}
+#define STRBUF_INIT                                                                                \
+	{                                                                                          \
+		0                                                                                  \
+	}
 
 void sb_free(struct strbuf *sb);
 static inline void sb_reset(struct strbuf *sb)
@@ -53,7 +56,8 @@ long base64_decode(const char *in, size_t n, void *out, size_t cap);
 
 /* Writes a one-line error message into err (errlen bytes; nothing when err
  * is NULL or errlen 0): the err/errlen convention of constructors. */
-void err_printf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void err_printf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* True when the n bytes are valid UTF-8 with no NUL. */
 int utf8_valid(const char *s, size_t n);
