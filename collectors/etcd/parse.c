@@ -199,17 +199,11 @@ void etcd_watch_resp_free(struct etcd_watch_resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, char *err,
-		     size_t errlen)
+/* Parses msg as one JSON object with nothing but whitespace around it.
+ * Returns the root (owned by the caller) or NULL with err set. */
+static cJSON *parse_object(const char *msg, size_t len, char *err, size_t errlen)
 {
 	const char *end = NULL;
-	int rc = -EBADMSG;
-
-	memset(r, 0, sizeof(*r));
-	if (!msg || len == 0) {
-		err_printf(err, errlen, "empty watch response");
-		return -EBADMSG;
-	}
 	/* cJSON skips every byte up to 0x20 as whitespace; JSON allows only four,
 	 * and no raw control byte inside strings. */
 	for (size_t i = 0; i < len; i++) {
@@ -217,7 +211,7 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 		if (ch < 0x20 && ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
 			err_printf(err, errlen,
 				   "watch response holds control byte 0x%02x at byte %zu", ch, i);
-			return -EBADMSG;
+			return NULL;
 		}
 	}
 	cJSON *root = cJSON_ParseWithLengthOpts(msg, len, &end, 0);
@@ -225,98 +219,137 @@ int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, cha
 		size_t at = end && end >= msg && end <= msg + len ? (size_t)(end - msg) : 0;
 		err_printf(err, errlen, "watch response is not valid JSON (at byte %zu of %zu)", at,
 			   len);
-		return -EBADMSG;
+		return NULL;
 	}
-	r->json = root;
 	while (end && end < msg + len &&
 	       (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
 		end++;
 	if (end != msg + len) {
 		err_printf(err, errlen, "watch response has %zu bytes after its JSON value",
 			   (size_t)(msg + len - end));
-		goto bad;
-	}
-	if (!cJSON_IsObject(root)) {
+	} else if (!cJSON_IsObject(root)) {
 		err_printf(err, errlen, "watch response is not a JSON object");
-		goto bad;
+	} else {
+		return root;
 	}
+	cJSON_Delete(root);
+	return NULL;
+}
 
+/* {"error": {...}} from the gateway. Returns 1 when there is none, 0 when
+ * r holds it, -EBADMSG when it is malformed. */
+static int parse_error(const cJSON *root, struct etcd_watch_resp *r, char *err, size_t errlen)
+{
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
-	if (e && !cJSON_IsNull(e)) {
-		const char *m = "";
-		if (!cJSON_IsObject(e) || get_str(e, "message", &m)) {
-			err_printf(err, errlen, "watch response has a malformed \"error\"");
-			goto bad;
-		}
-		if (get_i64(e, "http_code", &r->error_code) || !r->error_code)
-			get_i64(e, "code", &r->error_code);
-		snprintf(r->error_msg, sizeof(r->error_msg), "%s", *m ? m : "(no message)");
-		r->kind = ETCD_RESP_ERROR;
-		return 0;
+	const char *m = "";
+	if (!e || cJSON_IsNull(e))
+		return 1;
+	if (!cJSON_IsObject(e) || get_str(e, "message", &m)) {
+		err_printf(err, errlen, "watch response has a malformed \"error\"");
+		return -EBADMSG;
 	}
+	if (get_i64(e, "http_code", &r->error_code) || !r->error_code)
+		get_i64(e, "code", &r->error_code);
+	snprintf(r->error_msg, sizeof(r->error_msg), "%s", *m ? m : "(no message)");
+	r->kind = ETCD_RESP_ERROR;
+	return 0;
+}
 
-	const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "result");
-	if (!cJSON_IsObject(res)) {
-		err_printf(err, errlen, "watch response has no \"result\" object");
-		goto bad;
-	}
+/* The result's header and scalar fields. Returns 0 or -EBADMSG. */
+static int parse_result_fields(const cJSON *res, struct etcd_watch_resp *r, bool *created,
+			       bool *canceled, char *err, size_t errlen)
+{
 	const cJSON *hdr = cJSON_GetObjectItemCaseSensitive(res, "header");
+	const char *reason;
 	if (hdr && !cJSON_IsNull(hdr)) {
 		if (!cJSON_IsObject(hdr) || get_i64(hdr, "revision", &r->header_rev)) {
 			err_printf(err, errlen, "watch response has a malformed header");
-			goto bad;
+			return -EBADMSG;
 		}
 	}
-	bool created, canceled;
-	const char *reason;
-	if (get_i64(res, "watch_id", &r->watch_id) || get_bool(res, "created", &created) ||
-	    get_bool(res, "canceled", &canceled) || get_bool(res, "fragment", &r->fragment) ||
+	if (get_i64(res, "watch_id", &r->watch_id) || get_bool(res, "created", created) ||
+	    get_bool(res, "canceled", canceled) || get_bool(res, "fragment", &r->fragment) ||
 	    get_i64(res, "compact_revision", &r->compact_rev) ||
 	    get_str(res, "cancel_reason", &reason)) {
 		err_printf(err, errlen, "watch response has a field of the wrong type");
-		goto bad;
+		return -EBADMSG;
 	}
 	if (r->header_rev < 0 || r->compact_rev < 0) {
 		err_printf(err, errlen, "watch response has a negative revision");
-		goto bad;
+		return -EBADMSG;
 	}
 	snprintf(r->cancel_reason, sizeof(r->cancel_reason), "%s", reason);
+	return 0;
+}
 
+/* The result's events: bad ones are counted and skipped. Returns 0,
+ * -EBADMSG or -ENOMEM. */
+static int parse_events(const cJSON *res, struct etcd_watch_resp *r, char *err, size_t errlen)
+{
 	const cJSON *evs = cJSON_GetObjectItemCaseSensitive(res, "events");
-	if (evs && !cJSON_IsNull(evs)) {
-		if (!cJSON_IsArray(evs)) {
-			err_printf(err, errlen, "watch response \"events\" is not an array");
-			goto bad;
-		}
-		int n = cJSON_GetArraySize(evs);
-		if (n > 0) {
-			r->ev = calloc((size_t)n, sizeof(*r->ev));
-			if (!r->ev) {
-				rc = -ENOMEM;
-				err_printf(err, errlen, "out of memory");
-				goto bad;
-			}
-		}
-		const cJSON *it;
-		cJSON_ArrayForEach(it, evs)
-		{
-			const char *why = "";
-			int erc = parse_event(it, &r->ev[r->nev], &why);
-			if (erc == -ENOMEM) {
-				rc = -ENOMEM;
-				err_printf(err, errlen, "out of memory");
-				goto bad;
-			}
-			if (erc) {
-				if (!r->bad_events)
-					snprintf(r->bad_reason, sizeof(r->bad_reason), "%s", why);
-				r->bad_events++;
-				continue;
-			}
-			r->nev++;
-		}
+	if (!evs || cJSON_IsNull(evs))
+		return 0;
+	if (!cJSON_IsArray(evs)) {
+		err_printf(err, errlen, "watch response \"events\" is not an array");
+		return -EBADMSG;
 	}
+	int n = cJSON_GetArraySize(evs);
+	if (n > 0 && !(r->ev = calloc((size_t)n, sizeof(*r->ev)))) {
+		err_printf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	const cJSON *it;
+	cJSON_ArrayForEach(it, evs)
+	{
+		const char *why = "";
+		int erc = parse_event(it, &r->ev[r->nev], &why);
+		if (erc == -ENOMEM) {
+			err_printf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		if (erc) {
+			if (!r->bad_events)
+				snprintf(r->bad_reason, sizeof(r->bad_reason), "%s", why);
+			r->bad_events++;
+			continue;
+		}
+		r->nev++;
+	}
+	return 0;
+}
 
+int etcd_watch_parse(const char *msg, size_t len, struct etcd_watch_resp *r, char *err,
+		     size_t errlen)
+{
+	int rc;
+	bool created, canceled;
+
+	memset(r, 0, sizeof(*r));
+	if (!msg || len == 0) {
+		err_printf(err, errlen, "empty watch response");
+		return -EBADMSG;
+	}
+	cJSON *root = parse_object(msg, len, err, errlen);
+	if (!root)
+		return -EBADMSG;
+	r->json = root;
+	rc = parse_error(root, r, err, errlen);
+	if (rc <= 0) {
+		if (rc == 0)
+			return 0;
+		goto bad;
+	}
+	const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "result");
+	if (!cJSON_IsObject(res)) {
+		err_printf(err, errlen, "watch response has no \"result\" object");
+		rc = -EBADMSG;
+		goto bad;
+	}
+	rc = parse_result_fields(res, r, &created, &canceled, err, errlen);
+	if (!rc)
+		rc = parse_events(res, r, err, errlen);
+	if (rc)
+		goto bad;
 	if (r->compact_rev > 0)
 		r->kind = ETCD_RESP_COMPACTED;
 	else if (canceled)

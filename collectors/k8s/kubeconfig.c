@@ -148,20 +148,13 @@ void kubeconfig_free(struct kubeconfig *kc)
 	memset(kc, 0, sizeof(*kc));
 }
 
-static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfig *kc, char *err,
-		     size_t errlen)
+/* The context: current-context (or the one asked for) -> cluster and user
+ * names. */
+static int parse_context(yaml_document_t *doc, yaml_node_t *root, const char *context,
+			 struct kubeconfig *kc, char *err, size_t errlen)
 {
 	int rc;
-	yaml_node_t *root = yaml_document_get_root_node(doc);
-	if (!root) {
-		err_printf(err, errlen, "kubeconfig: the file is empty");
-		return -EINVAL;
-	}
-	if (root->type != YAML_MAPPING_NODE) {
-		err_printf(err, errlen, "kubeconfig: the top level is not a mapping");
-		return -EINVAL;
-	}
-
+	bool found;
 	const char *ctx = context && *context ? context : NULL;
 	if (!ctx) {
 		yaml_node_t *cc = map_get(doc, root, "current-context");
@@ -176,7 +169,6 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 	if (!(kc->context = strdup(ctx)))
 		return -ENOMEM;
 
-	bool found;
 	yaml_node_t *cx = named_entry(doc, map_get(doc, root, "contexts"), ctx, "context", &found);
 	if (!found) {
 		err_printf(err, errlen, "kubeconfig: context '%s' is not in contexts", ctx);
@@ -194,6 +186,15 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 		return -EINVAL;
 	}
 
+	return 0;
+}
+
+/* The cluster: server URL, CA, insecure-skip-tls-verify. */
+static int parse_cluster(yaml_document_t *doc, yaml_node_t *root, struct kubeconfig *kc, char *err,
+			 size_t errlen)
+{
+	int rc;
+	bool found;
 	yaml_node_t *cl =
 	    named_entry(doc, map_get(doc, root, "clusters"), kc->cluster, "cluster", &found);
 	if (!found) {
@@ -235,6 +236,15 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 	while (sl > 0 && kc->server[sl - 1] == '/')
 		kc->server[--sl] = '\0';
 
+	return 0;
+}
+
+/* The user: token, token file or client certificate; no exec plugins. */
+static int parse_user(yaml_document_t *doc, yaml_node_t *root, struct kubeconfig *kc, char *err,
+		      size_t errlen)
+{
+	int rc;
+	bool found;
 	if (!kc->user)
 		return 0;
 	yaml_node_t *us = named_entry(doc, map_get(doc, root, "users"), kc->user, "user", &found);
@@ -284,6 +294,26 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfig *kc, char *err,
+		     size_t errlen)
+{
+	int rc;
+	yaml_node_t *root = yaml_document_get_root_node(doc);
+	if (!root) {
+		err_printf(err, errlen, "kubeconfig: the file is empty");
+		return -EINVAL;
+	}
+	if (root->type != YAML_MAPPING_NODE) {
+		err_printf(err, errlen, "kubeconfig: the top level is not a mapping");
+		return -EINVAL;
+	}
+
+	if ((rc = parse_context(doc, root, context, kc, err, errlen)) ||
+	    (rc = parse_cluster(doc, root, kc, err, errlen)))
+		return rc;
+	return parse_user(doc, root, kc, err, errlen);
 }
 
 int kubeconfig_parse(const char *yaml, size_t len, const char *context, struct kubeconfig *out,

@@ -55,25 +55,33 @@ static void print_caps(void)
 	printf("  (loading needs CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON)\n");
 }
 
-int cmd_probe(int argc, char **argv)
+/* Which mark_victim tracepoint this kernel has. */
+static void print_mark_victim(struct btf *btf)
 {
-	size_t n;
-	const struct kernel_prog_info *progs = kernel_programs(&n);
-	bool ok[64] = {0};
-	char why[64][128];
-	char err[512] = "", types[256];
+	int id = btf__find_by_name_kind(btf, "trace_event_raw_mark_victim", BTF_KIND_STRUCT);
+	bool newer = false;
+
+	if (id >= 0) {
+		const struct btf_type *t = btf__type_by_id(btf, id);
+		const struct btf_member *m = btf_members(t);
+
+		for (unsigned i = 0; i < btf_vlen(t); i++, m++)
+			newer |= !strcmp(btf__name_by_offset(btf, m->name_off), "total_vm");
+	}
+	printf("mark_victim: %s\n", id < 0  ? "missing"
+				    : newer ? "task form: the victim task, RSS and "
+					      "oom_score_adj from the tracepoint's task"
+					    : "pid form (older kernels): the victim task found "
+					      "through its SIGKILL (signal_generate)");
+}
+
+/* Kernel, BTF, capabilities, ring buffer, mark_victim, tracepoints. */
+static void print_kernel(const struct kernel_prog_info *progs, size_t n)
+{
 	struct utsname u;
 	struct stat st;
 	struct btf *btf = NULL;
-	int rc, failed = 0;
 
-	(void)argv;
-	if (argc > 1) {
-		fprintf(stderr, "usage: tapio probe\n");
-		return 2;
-	}
-	if (n > 64)
-		n = 64;
 	if (uname(&u) == 0)
 		printf("kernel: %s %s %s\n", u.sysname, u.release, u.machine);
 	if (stat("/sys/kernel/btf/vmlinux", &st) == 0) {
@@ -85,29 +93,12 @@ int cmd_probe(int argc, char **argv)
 		       strerror(errno));
 	}
 	print_caps();
-	rc = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
+	int rc = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
 	printf("ringbuf: %s\n", rc == 1	  ? "yes"
 				: rc == 0 ? "no (needs 5.8+)"
 					  : "unknown (probe failed: not privileged?)");
-	if (btf) {
-		int id =
-		    btf__find_by_name_kind(btf, "trace_event_raw_mark_victim", BTF_KIND_STRUCT);
-		bool newer = false;
-
-		if (id >= 0) {
-			const struct btf_type *t = btf__type_by_id(btf, id);
-			const struct btf_member *m = btf_members(t);
-
-			for (unsigned i = 0; i < btf_vlen(t); i++, m++)
-				newer |= !strcmp(btf__name_by_offset(btf, m->name_off), "total_vm");
-		}
-		printf("mark_victim: %s\n", id < 0 ? "missing"
-					    : newer
-						? "task form: the victim task, RSS and "
-						  "oom_score_adj from the tracepoint's task"
-						: "pid form (older kernels): the victim task found "
-						  "through its SIGKILL (signal_generate)");
-	}
+	if (btf)
+		print_mark_victim(btf);
 	printf("tracepoints:\n");
 	for (size_t i = 0; i < n; i++) {
 		bool have = true;
@@ -122,13 +113,15 @@ int cmd_probe(int argc, char **argv)
 			      : "missing");
 	}
 	btf__free(btf);
+}
 
-	rc = kernel_probe_programs(ok, why, err, sizeof(err));
-	if (rc) {
-		printf("programs: cannot check: %s\n", err);
-		return 1;
-	}
+/* Which programs load. Returns the number that fail but are needed. */
+static int print_programs(const struct kernel_prog_info *progs, size_t n, const bool *ok,
+			  char (*why)[128])
+{
+	char types[256];
 	bool any = false;
+	int failed = 0;
 
 	for (size_t i = 0; i < n; i++)
 		any |= ok[i];
@@ -151,6 +144,30 @@ int cmd_probe(int argc, char **argv)
 		if (!ok[i] && needed)
 			failed++;
 	}
+	return failed;
+}
+
+int cmd_probe(int argc, char **argv)
+{
+	size_t n;
+	const struct kernel_prog_info *progs = kernel_programs(&n);
+	bool ok[64] = {0};
+	char why[64][128];
+	char err[512] = "";
+
+	(void)argv;
+	if (argc > 1) {
+		fprintf(stderr, "usage: tapio probe\n");
+		return 2;
+	}
+	if (n > 64)
+		n = 64;
+	print_kernel(progs, n);
+	if (kernel_probe_programs(ok, why, err, sizeof(err))) {
+		printf("programs: cannot check: %s\n", err);
+		return 1;
+	}
+	int failed = print_programs(progs, n, ok, why);
 	if (failed)
 		printf("result: %d program(s) cannot load; `tapio trace` runs without them and "
 		       "names them\n",
