@@ -105,7 +105,7 @@ static int check_file(const char *flag, const char *path, char *err, size_t errl
 	return 0;
 }
 
-static int check_endpoints(const char *csv, char *err, size_t errlen)
+static int check_endpoints(const char *csv, bool required, char *err, size_t errlen)
 {
 	struct strlist l;
 	if (strlist_split(&l, csv)) {
@@ -113,7 +113,7 @@ static int check_endpoints(const char *csv, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	int rc = 0;
-	if (l.n == 0) {
+	if (l.n == 0 && required) {
 		snprintf(err, errlen,
 			 "etcd-endpoints: no endpoint given (e.g. https://127.0.0.1:2379)");
 		rc = -EINVAL;
@@ -139,11 +139,13 @@ static bool opt_set(const char *s)
 	return s && *s;
 }
 
-/* The option group's check: endpoints, prefix and the client key pair. */
+/* The option group's check: endpoints, prefix and the client key pair. No
+ * endpoint is fine here (the collector is then not available); the
+ * constructor requires one. */
 static int etcd_check(const void *opts, char *err, size_t errlen)
 {
 	const struct etcd_options *o = opts;
-	int rc = check_endpoints(o->endpoints, err, errlen);
+	int rc = check_endpoints(o->endpoints, false, err, errlen);
 	if (rc)
 		return rc;
 	if (o->prefix && strlen(o->prefix) > 4000) {
@@ -254,7 +256,8 @@ struct collector *etcd_collector_new(const struct collector_env *env, char *err,
 	for (size_t i = 0; i < RL__MAX; i++)
 		e->rl[i].interval_ns = 1000000000ull;
 
-	if ((rc = etcd_check(o, err, errlen)))
+	if ((rc = check_endpoints(o->endpoints, true, err, errlen)) ||
+	    (rc = etcd_check(o, err, errlen)))
 		goto fail;
 	if ((rc = copy_options(e, o))) {
 		snprintf(err, errlen, "out of memory");
