@@ -19,7 +19,7 @@ FUZZ_CFLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -I. 
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
 # What each harness links: the code under test and its util/core helpers.
-FUZZ_STRBUF_SRCS        := user/util/strbuf.c
+FUZZ_STRBUF_SRCS        := user/util/strbuf.c user/util/textstate.c
 FUZZ_CNI_SRCS           := collectors/cni/parse.c collectors/cni/tail.c user/util/parse.c $(FUZZ_STRBUF_SRCS)
 FUZZ_ETCD_PARSE_SRCS    := collectors/etcd/parse.c $(FUZZ_STRBUF_SRCS)
 FUZZ_FRAMER_SRCS        := user/http/watch.c

@@ -73,7 +73,8 @@ bool cni_result_name_skip(const char *name);
  *   kind ino mtime_ns size container_id pod namespace netns network plugin ifname path
  * kind is 'n' (netns), 'r' (result) or 'i' (IPAM); meta fields may be empty;
  * path is absolute and last. */
-#define CNI_DIRSTATE_HEADER "tapio-cni-dirs 1\n"
+#define CNI_DIRSTATE_KIND "cni-dirs"
+#define CNI_DIRSTATE_VERSION 1
 struct cni_dirstate_ent {
 	char kind;
 	unsigned long long ino;

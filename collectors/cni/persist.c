@@ -11,6 +11,7 @@
 #include "core/state.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/textstate.h"
 #include "util/vec.h"
 
 #define OFFSETS_NAME "cni-offsets"
@@ -28,7 +29,7 @@ static int save_dirs(struct cni_collector *c)
 	if (!e)
 		return -ENOMEM;
 	sb_reset(&c->sb2);
-	sb_puts(&c->sb2, CNI_DIRSTATE_HEADER);
+	textstate_header(&c->sb2, CNI_DIRSTATE_KIND, CNI_DIRSTATE_VERSION);
 	for (size_t i = 0; i < c->nds; i++)
 		cni_dirstate_format(&c->sb2, c->ds[i]);
 	for (size_t i = 0; i < c->nt; i++) {
@@ -73,8 +74,10 @@ void cni_load_dirs(struct cni_collector *c)
 	if (n == -ENOENT)
 		goto out;
 	c->had_dirstate = true;
-	if (n < 0 || (size_t)n < strlen(CNI_DIRSTATE_HEADER) ||
-	    memcmp(buf, CNI_DIRSTATE_HEADER, strlen(CNI_DIRSTATE_HEADER))) {
+	long hl =
+	    n < 0 ? -EINVAL
+		  : textstate_body(buf, (size_t)n, CNI_DIRSTATE_KIND, CNI_DIRSTATE_VERSION, NULL);
+	if (n < 0 || hl < 0) {
 		atomic_fetch_add(&c->base.n.parse_errors, 1);
 		collector_error(
 		    &c->base, "%s/%s: %s; directory changes while stopped are not reported",
@@ -83,7 +86,7 @@ void cni_load_dirs(struct cni_collector *c)
 		goto out;
 	}
 	size_t bad = 0;
-	for (char *p = buf + strlen(CNI_DIRSTATE_HEADER), *end = buf + n; p < end;) {
+	for (char *p = buf + hl, *end = buf + n; p < end;) {
 		char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		if (len && cni_dirstate_parse(p, len, e) == 0) {

@@ -11,6 +11,7 @@
 #include "collectors/cni/tail.h"
 #include "util/parse.h"
 #include "util/strbuf.h"
+#include "util/textstate.h"
 
 int tail_read(struct tail_file *f, char *buf, size_t cap, size_t line_max, uint64_t budget,
 	      const struct tail_cb *cb, void *ctx)
@@ -131,7 +132,8 @@ int tail_fingerprint(int fd, uint64_t limit, uint32_t *fp_len, uint64_t *fp)
 	return 0;
 }
 
-#define STATE_HEADER "tapio-cni-offsets 1\n"
+#define STATE_KIND "cni-offsets"
+#define STATE_VERSION 1
 
 int tail_state_add(struct tail_state *st, const struct tail_saved *e)
 {
@@ -172,10 +174,10 @@ long tail_state_find(const struct tail_state *st, uint64_t dev, uint64_t ino)
 
 int tail_state_parse(struct tail_state *st, const char *buf, size_t len, size_t *bad)
 {
-	size_t hl = strlen(STATE_HEADER);
 	*bad = 0;
-	if (len < hl || memcmp(buf, STATE_HEADER, hl))
-		return -EINVAL;
+	long hl = textstate_body(buf, len, STATE_KIND, STATE_VERSION, NULL);
+	if (hl < 0)
+		return (int)hl;
 	const char *p = buf + hl, *end = buf + len;
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -210,7 +212,7 @@ int tail_state_parse(struct tail_state *st, const char *buf, size_t len, size_t 
 
 void tail_state_format(const struct tail_state *st, struct strbuf *sb)
 {
-	sb_puts(sb, STATE_HEADER);
+	textstate_header(sb, STATE_KIND, STATE_VERSION);
 	for (size_t i = 0; i < st->n; i++) {
 		const struct tail_saved *e = &st->v[i];
 		sb_printf(sb, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu32 " %016" PRIx64 " %s\n",

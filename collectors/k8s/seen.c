@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include "util/strbuf.h"
+#include "util/textstate.h"
 
-#define SEEN_HEADER "tapio-k8s-seen 1\n"
+#define SEEN_KIND "k8s-seen"
+#define SEEN_VERSION 1
 
 static uint64_t hash(const char *s)
 {
@@ -188,7 +190,7 @@ static bool plain(const char *s)
 
 int seen_serialize(struct seen_map *m, struct strbuf *sb)
 {
-	sb_puts(sb, SEEN_HEADER);
+	textstate_header(sb, SEEN_KIND, SEEN_VERSION);
 	for (size_t i = 0; m->b && i < m->nb; i++)
 		for (struct seen_entry *e = m->b[i]; e; e = e->next) {
 			if (!plain(e->uid) || !plain(e->rv) || !plain(e->ns) || !plain(e->name))
@@ -204,9 +206,9 @@ int seen_serialize(struct seen_map *m, struct strbuf *sb)
 
 int seen_parse(struct seen_map *m, const char *buf, size_t len, uint64_t *bad)
 {
-	size_t hl = strlen(SEEN_HEADER);
-	if (len < hl || memcmp(buf, SEEN_HEADER, hl))
-		return -EINVAL;
+	long hl = textstate_body(buf, len, SEEN_KIND, SEEN_VERSION, NULL);
+	if (hl < 0)
+		return (int)hl;
 	const char *p = buf + hl, *end = buf + len;
 	char line[1024];
 	while (p < end) {

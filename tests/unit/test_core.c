@@ -16,6 +16,7 @@
 #include "core/queue.h"
 #include "core/state.h"
 #include "util/strbuf.h"
+#include "util/textstate.h"
 #include "tests/lib/tmpdir.h"
 
 static char *json(const char *s, size_t n)
@@ -342,4 +343,33 @@ Test(registry, start_rollback_and_health)
 	collector_last_error(&b->base, buf, sizeof(buf));
 	cr_assert_str_eq(buf, "source x down");
 	registry_free(r);
+}
+
+Test(textstate, header_roundtrip_and_bad_headers)
+{
+	struct strbuf sb = STRBUF_INIT;
+	unsigned v = 0;
+	textstate_header(&sb, "cni-offsets", 3);
+	sb_puts(&sb, "body\n");
+	cr_assert_str_eq(sb.buf, "tapio-cni-offsets 3\nbody\n");
+	cr_assert_eq(textstate_body(sb.buf, sb.len, "cni-offsets", 3, &v), 20);
+	cr_assert_eq(v, 3);
+	cr_assert_eq(textstate_body(sb.buf, sb.len, "cni-offsets", 2, &v), -EPROTO);
+	cr_assert_eq(textstate_body(sb.buf, sb.len, "cni-dirs", 3, &v), -EINVAL);
+	cr_assert_eq(textstate_body(sb.buf, sb.len, "cni", 3, &v), -EINVAL);
+	static const char *const bad[] = {
+	    "",
+	    "tapio-cni-offsets",
+	    "tapio-cni-offsets \n",
+	    "tapio-cni-offsets 0\n",
+	    "tapio-cni-offsets 1",
+	    "tapio-cni-offsets x\n",
+	    "tapio-cni-offsets 1 \n",
+	    "tapio-cni-offsets 99999999999\n",
+	    "TAPIO-cni-offsets 1\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(textstate_body(bad[i], strlen(bad[i]), "cni-offsets", 9, NULL),
+			     -EINVAL, "'%s' was taken", bad[i]);
+	sb_free(&sb);
 }
