@@ -34,6 +34,7 @@ def vmtest(*args, out, timeout=180, env=None):
     full_env.update({"VMTEST_OUT": out, "VMTEST_KERNEL_CACHE": KCACHE,
                      "VMTEST_RUNNER": "qemu", "VMTEST_SMP": "1", "VMTEST_MEM": "256"})
     full_env.pop("VMTEST_GUEST", None)
+    full_env.pop("VMTEST_ARCH", None)  # make exports it; the tests say --arch where they mean it
     if env:
         full_env.update(env)
     t0 = time.time()
@@ -169,8 +170,8 @@ class VmtestScript(unittest.TestCase):
             return
         cls.missing = None
         # Fetch (or reuse) the current Debian 12 cloud kernel.
-        p = subprocess.run([SCRIPT, "--fetch-only", "--runner", "qemu", "debian-cloud"], cwd=ROOT,
-                           env=dict(os.environ, VMTEST_KERNEL_CACHE=KCACHE),
+        p = subprocess.run([SCRIPT, "--fetch-only", "--runner", "qemu", "--arch", "x86_64", "debian-cloud"],
+                           cwd=ROOT, env=dict(os.environ, VMTEST_KERNEL_CACHE=KCACHE),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
         if p.returncode != 0:
             cls.missing = "cannot fetch the Debian cloud kernel: " + p.stderr.decode(errors="replace")
