@@ -19,18 +19,23 @@ BPF_ARCH := arm64
 else
 $(error unsupported ARCH '$(ARCH)': add it to the Makefile and commit vmlinux/$(ARCH)/vmlinux.h)
 endif
+# A cross build gets its own default build directory (build/arm64): objects
+# of two machines must not meet.
 ifneq ($(ARCH),$(HOST_ARCH))
 CROSS_COMPILE ?= $(ARCH)-linux-gnu-
+BUILD ?= build/$(BPF_ARCH)
 endif
 # make's built-in CC (cc) is replaced only when nobody chose one.
 ifeq ($(origin CC),default)
 CC := $(CROSS_COMPILE)gcc
 endif
-# scripts/deps.sh installs for this ARCH, scripts/vmtest.sh boots its kernels.
+# scripts/deps.sh installs for this ARCH, scripts/vmtest.sh boots its kernels
+# with $(BUILD)/tapio.
 export DEPS_ARCH := $(ARCH)
 export VMTEST_ARCH := $(ARCH)
 
 BUILD   ?= build
+export BUILD
 OBJ     := $(BUILD)/obj
 CLANG   ?= clang
 BPFTOOL ?= bpftool
