@@ -35,7 +35,7 @@ if [ "${1:-}" = --arch ]; then
 	kernel=${3:-debian13-cloud}
 	case $arch in x86_64 | aarch64) ;; *) die "arch '$arch': use x86_64 or aarch64" ;; esac
 	out=${GEN_VMLINUX_OUT:-$root/build/gen-vmlinux}
-	rm -rf "$out/boot"
+	rm -rf "${out:?}/boot"
 	mkdir -p "$out/boot"
 	# The kernel cache is the one `make vmtest` uses.
 	VMTEST_OUT=$out/boot VMTEST_KERNEL_CACHE=${VMTEST_KERNEL_CACHE:-$root/build/vmtest/kernels} \
@@ -49,8 +49,9 @@ if [ "${1:-}" = --arch ]; then
 		base64 -d >"$btf.tmp" || die "the BTF in $log is not valid base64"
 	want=$(tr -d '\r' <"$log" | sed -n 's/^BTF-SHA256: //p' | sed -n 1p)
 	got=$(sha256sum <"$btf.tmp" | cut -d' ' -f1)
-	[ -n "$want" ] && [ "$want" = "$got" ] ||
+	if [ -z "$want" ] || [ "$want" != "$got" ]; then
 		die "the BTF read from $log has SHA-256 $got, the guest said '${want:-nothing}'"
+	fi
 	mv "$btf.tmp" "$btf"
 	from="$(tr -d '\r' <"$log" | sed -n 's/^BTF-KERNEL: //p' | sed -n 1p) ($kernel)"
 else

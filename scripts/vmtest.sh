@@ -109,7 +109,7 @@ aarch64 | arm64)
 	# pauth-impdef: the pointer authentication of -cpu max, but with
 	# qemu's cheap hash instead of QARMA, which is slow under TCG.
 	ARCH=aarch64 DEB_ARCH=arm64 QEMU_DEFAULT=qemu-system-aarch64 QEMU_PKG=qemu-system-arm
-	MACHINE=(-M virt,gic-version=max) CONSOLE=ttyAMA0 TCG_CPU=max,pauth-impdef=on ELF_MACHINE=183
+	MACHINE=(-M "virt,gic-version=max") CONSOLE=ttyAMA0 TCG_CPU=max,pauth-impdef=on ELF_MACHINE=183
 	TRIPLET=aarch64-linux-gnu DEFAULT_KERNELS=(debian-cloud)
 	;;
 *) die "arch '$ARCH': use x86_64 or aarch64" ;;
@@ -166,6 +166,7 @@ apt_update() {
 # This machine's Debian release (bookworm on Debian 12).
 this_suite() {
 	local c
+	# shellcheck source=/dev/null
 	c=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
 	echo "${c:-bookworm}"
 }
@@ -353,7 +354,8 @@ elf_machine() {
 # binaries; readelf (binutils) reads any ELF.
 is_static() {
 	if command -v readelf >/dev/null 2>&1; then
-		! readelf -lW "$1" 2>/dev/null | grep -q 'Requesting program interpreter'
+		if readelf -lW "$1" 2>/dev/null | grep -q 'Requesting program interpreter'; then return 1; fi
+		return 0
 	else
 		# "not a dynamic executable", or "statically linked" for a static PIE.
 		{ ldd "$1" 2>&1 || true; } | grep -E 'not a dynamic executable|statically linked' >/dev/null
