@@ -6,7 +6,13 @@
 .SECONDARY:
 .DEFAULT_GOAL := all
 
-ARCH ?= $(shell uname -m)
+# ARCH: the machine tapio is built for (uname -m names). Another ARCH than
+# this machine's cross-compiles the userspace with Debian's cross toolchain
+# (gcc-$(ARCH)-linux-gnu) against the multiarch libraries (libbpf-dev:arm64
+# ...), which `make deps ARCH=...` installs; the BPF side and the skeleton are
+# built by the host's clang and bpftool for any ARCH.
+HOST_ARCH := $(shell uname -m)
+ARCH ?= $(HOST_ARCH)
 ifeq ($(ARCH),x86_64)
 BPF_ARCH := x86
 else ifeq ($(ARCH),aarch64)
@@ -14,10 +20,24 @@ BPF_ARCH := arm64
 else
 $(error unsupported ARCH '$(ARCH)': add it to the Makefile and commit vmlinux/$(ARCH)/vmlinux.h)
 endif
+# A cross build gets its own default build directory (build/arm64): objects
+# of two machines must not meet.
+ifneq ($(ARCH),$(HOST_ARCH))
+CROSS_COMPILE ?= $(ARCH)-linux-gnu-
+BUILD ?= build/$(BPF_ARCH)
+endif
+# make's built-in CC (cc) is replaced only when nobody chose one.
+ifeq ($(origin CC),default)
+CC := $(CROSS_COMPILE)gcc
+endif
+# scripts/deps.sh installs for this ARCH, scripts/vmtest.sh boots its kernels
+# with $(BUILD)/tapio.
+export DEPS_ARCH := $(ARCH)
+export VMTEST_ARCH := $(ARCH)
 
 BUILD   ?= build
+export BUILD
 OBJ     := $(BUILD)/obj
-CC      ?= cc
 CLANG   ?= clang
 BPFTOOL ?= bpftool
 PYTHON  ?= python3

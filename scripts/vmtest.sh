@@ -3,13 +3,18 @@
 #
 #   scripts/vmtest.sh [options] [KERNEL...]
 #
-# A KERNEL is a path to a kernel image (bzImage, vmlinuz), a Debian package
-# name (linux-image-6.1.0-56-cloud-amd64), or an alias naming the current
-# Debian kernel of a flavour: debian-cloud, debian-amd64, debian-rt for this
-# machine's release, debian11-cloud, debian13-amd64, ... for Debian 11 to 13
-# (debian11:linux-image-5.10.0-32-cloud-amd64 names a package of one).
-# Packages are fetched with `apt-get download` and cached under
-# build/vmtest/kernels. Default: debian-cloud debian-amd64.
+# A KERNEL is a path to a kernel image (bzImage, vmlinuz, arm64 Image), a
+# Debian package name (linux-image-6.1.0-56-cloud-amd64), or an alias naming
+# the current Debian kernel of a flavour: debian-cloud, debian-amd64,
+# debian-rt for this machine's release, debian11-cloud, debian13-amd64, ...
+# for Debian 11 to 13 (debian11:linux-image-5.10.0-32-cloud-amd64 names a
+# package of one). Packages are fetched with `apt-get download` and cached
+# under build/vmtest/kernels. Default: debian-cloud debian-amd64 (x86_64),
+# debian-cloud (aarch64).
+#
+# --arch aarch64 (VMTEST_ARCH; `make vmtest ARCH=aarch64` sets it) boots arm64
+# kernels under qemu-system-aarch64 (machine virt) with an arm64 busybox and
+# the arm64 tapio's libraries; on an x86-64 machine that is TCG.
 #
 # With virtme-ng (`vng`) on PATH each kernel runs as `vng --run KERNEL --exec
 # CMD`; otherwise qemu-system-x86_64 boots it (KVM when it works, else TCG) with
@@ -36,9 +41,10 @@ RUNNER=${VMTEST_RUNNER:-auto}
 JOBS=${VMTEST_JOBS:-1}
 VMTEST_ALLOW_OFF=${VMTEST_ALLOW_OFF:-}
 APPEND=${VMTEST_APPEND:-}
-QEMU=${QEMU:-qemu-system-x86_64}
-BUSYBOX=${BUSYBOX:-/bin/busybox}
-DEFAULT_KERNELS=(debian-cloud debian-amd64)
+QEMU=${QEMU:-}
+BUSYBOX=${BUSYBOX:-}
+HOST_ARCH=$(uname -m)
+ARCH=${VMTEST_ARCH:-$HOST_ARCH}
 
 usage() {
 	cat <<EOF
@@ -48,9 +54,11 @@ KERNEL: a kernel image path, a Debian package linux-image-*, or an alias:
 debian-cloud, debian-amd64, debian-rt (this machine's Debian release), or
 debianNN-cloud, debianNN-amd64, debianNN-rt with NN 11, 12 or 13, or
 debianNN:linux-image-... for a package of that release.
-Default: ${DEFAULT_KERNELS[*]}.
+FLAVOUR amd64 is arm64 for --arch aarch64.
+Default: debian-cloud debian-amd64 (x86_64), debian-cloud (aarch64).
 
 options (and the environment variable that sets the same):
+  --arch x86_64|aarch64  the kernels' and tapio's machine (VMTEST_ARCH, $ARCH)
   -t, --timeout SEC   per-kernel time limit, boot to power-off (VMTEST_TIMEOUT, $TIMEOUT)
   -j, --jobs N        kernels booted at once (VMTEST_JOBS, $JOBS)
   --accel auto|kvm|tcg                         (VMTEST_ACCEL, $ACCEL)
@@ -73,6 +81,7 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	-t | --timeout) TIMEOUT=$2; shift 2 ;;
 	-j | --jobs) JOBS=$2; shift 2 ;;
+	--arch) ARCH=$2; shift 2 ;;
 	--accel) ACCEL=$2; shift 2 ;;
 	--runner) RUNNER=$2; shift 2 ;;
 	--guest) GUEST=$2; shift 2 ;;
@@ -88,13 +97,35 @@ while [ $# -gt 0 ]; do
 	*) KERNELS+=("$1"); shift ;;
 	esac
 done
+# Per machine: Debian's name for it, the qemu and its machine, the console,
+# the ELF e_machine of its binaries, the multiarch library directory.
+case $ARCH in
+x86_64 | amd64)
+	ARCH=x86_64 DEB_ARCH=amd64 QEMU_DEFAULT=qemu-system-x86_64 QEMU_PKG=qemu-system-x86
+	MACHINE=() CONSOLE=ttyS0 TCG_CPU=max ELF_MACHINE=62 TRIPLET=x86_64-linux-gnu
+	DEFAULT_KERNELS=(debian-cloud debian-amd64)
+	;;
+aarch64 | arm64)
+	# pauth-impdef: the pointer authentication of -cpu max, but with
+	# qemu's cheap hash instead of QARMA, which is slow under TCG.
+	ARCH=aarch64 DEB_ARCH=arm64 QEMU_DEFAULT=qemu-system-aarch64 QEMU_PKG=qemu-system-arm
+	MACHINE=(-M "virt,gic-version=max") CONSOLE=ttyAMA0 TCG_CPU=max,pauth-impdef=on ELF_MACHINE=183
+	TRIPLET=aarch64-linux-gnu DEFAULT_KERNELS=(debian-cloud)
+	;;
+*) die "arch '$ARCH': use x86_64 or aarch64" ;;
+esac
+FOREIGN=0
+[ "$ARCH" = "$HOST_ARCH" ] || FOREIGN=1
+QEMU=${QEMU:-$QEMU_DEFAULT}
 [ ${#KERNELS[@]} -gt 0 ] || KERNELS=("${DEFAULT_KERNELS[@]}")
 case $TIMEOUT in '' | *[!0-9]*) die "timeout '$TIMEOUT' is not a number of seconds" ;; esac
 case $JOBS in '' | *[!0-9]* | 0) die "jobs '$JOBS' is not a positive number" ;; esac
 case $ACCEL in auto | kvm | tcg) ;; *) die "accel '$ACCEL': use auto, kvm or tcg" ;; esac
 case $RUNNER in auto | qemu | vng) ;; *) die "runner '$RUNNER': use auto, qemu or vng" ;; esac
+# virtme-ng runs this machine's root filesystem in the guest: same arch only.
+[ "$FOREIGN" = 0 ] || [ "$RUNNER" != vng ] || die "runner vng cannot boot $ARCH kernels on $HOST_ARCH; use --runner qemu"
 if [ "$RUNNER" = auto ]; then
-	if command -v vng >/dev/null 2>&1; then RUNNER=vng; else RUNNER=qemu; fi
+	if [ "$FOREIGN" = 0 ] && command -v vng >/dev/null 2>&1; then RUNNER=vng; else RUNNER=qemu; fi
 fi
 mkdir -p "$OUT" "$KCACHE"
 
@@ -132,11 +163,22 @@ apt_update() {
 	apt-get "${APT[@]}" -q update >&2 || true
 }
 
+# This machine's Debian release (bookworm on Debian 12).
+this_suite() {
+	local c
+	# shellcheck source=/dev/null
+	c=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+	echo "${c:-bookworm}"
+}
+
 # use_suite SUITE: private apt lists under $KCACHE/.apt/SUITE, refreshed
 # weekly, so that a kernel of another Debian release can be fetched without
-# touching this machine's apt configuration.
+# touching this machine's apt configuration. For another machine's packages
+# (--arch aarch64 on x86-64) the lists are that architecture's only, in
+# $KCACHE/.apt/SUITE-ARCH: this machine's dpkg need not know the architecture.
 use_suite() {
 	local suite=$1 dir=$KCACHE/.apt/$1 mirror
+	[ "$FOREIGN" = 0 ] || dir=$dir-$DEB_ARCH
 	mirror=$(debian_mirror | sed -n 1p)
 	[ -n "$mirror" ] || die "cannot find this machine's Debian mirror in /etc/apt; set VMTEST_DEBIAN_MIRROR"
 	mkdir -p "$dir/sources" "$dir/lists/partial" "$dir/cache/archives/partial"
@@ -147,6 +189,9 @@ use_suite() {
 		>"$dir/sources/debian.sources"
 	APT=(-o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$dir/sources"
 		-o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache")
+	if [ "$FOREIGN" = 1 ]; then
+		APT+=(-o "APT::Architecture=$DEB_ARCH" -o "APT::Architectures=$DEB_ARCH")
+	fi
 	APT_SUITE=$suite
 	if [ -z "$(find "$dir/lists" -maxdepth 1 -name '*_Packages*' -mtime -7 2>/dev/null)" ]; then
 		apt_update
@@ -157,11 +202,12 @@ use_suite() {
 # linux-image-cloud-amd64 -> linux-image-6.1.0-56-cloud-amd64.
 meta_target() {
 	apt-cache "${APT[@]}" depends "$1" 2>/dev/null |
-		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ && !n++ { print $2 }'
+		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ && !n++ { sub(/:.*/, "", $2); print $2 }'
 }
 
 # alias_package FLAVOUR: the current package of that flavour (cloud-amd64,
-# amd64, rt-amd64). Offline, the newest cached package of that flavour.
+# amd64, rt-amd64, cloud-arm64, ...). Offline, the newest cached package of
+# that flavour.
 alias_package() {
 	local meta=linux-image-$1 pkg
 	pkg=$(meta_target "$meta")
@@ -210,25 +256,49 @@ fetch_package() {
 	rm -rf "$tmp"
 }
 
+# check_image SPEC FILE: a kernel image for another machine than --arch is a
+# usage error (an x86 bzImage has "HdrS" at 0x202, an arm64 Image "ARMd" at
+# 0x38). Other formats (compressed, ELF) are left to qemu.
+check_image() {
+	local what
+	what=$(od -An -c -j 514 -N 4 "$2" 2>/dev/null | tr -d ' ')
+	[ "$what" != HdrS ] || what=x86_64
+	if [ "$what" != x86_64 ]; then
+		what=$(od -An -c -j 56 -N 4 "$2" 2>/dev/null | tr -d ' ')
+		[ "$what" = ARMd ] && what=aarch64
+	fi
+	case $what in
+	x86_64 | aarch64) [ "$what" = "$ARCH" ] || die "kernel '$1' is an $what image, not $ARCH (--arch)" ;;
+	esac
+}
+
 # resolve SPEC: sets KIMG (image path), KNAME (a name for logs) and KVNG (the
 # image path to give vng: inside the package tree, so that vng finds modules).
 #   debian-FLAVOUR      this machine's Debian release (apt as configured)
 #   debianNN-FLAVOUR    Debian 11, 12 or 13 (private apt lists)
 #   linux-image-*       a package of this machine's release
 #   debianNN:linux-image-*  a package of Debian 11, 12 or 13
-# FLAVOUR: cloud, amd64 or rt.
+# FLAVOUR: cloud, rt, or the generic one, amd64 or arm64 (as --arch).
+# Packages of another machine than this one come from private apt lists of
+# that architecture (use_suite), also for this machine's release.
 resolve() {
 	local spec=$1 pkg='' rel flavour suite
 	APT=() APT_SUITE=
 	case $spec in
-	debian-cloud | debian-amd64 | debian-rt | debian[0-9][0-9]-cloud | debian[0-9][0-9]-amd64 | debian[0-9][0-9]-rt)
+	debian-cloud | debian-amd64 | debian-arm64 | debian-rt | debian[0-9][0-9]-cloud | \
+		debian[0-9][0-9]-amd64 | debian[0-9][0-9]-arm64 | debian[0-9][0-9]-rt)
 		rel=${spec%%-*}
 		rel=${rel#debian}
 		flavour=${spec#*-}
-		[ "$flavour" = amd64 ] || flavour=$flavour-amd64
+		case $flavour in
+		amd64 | arm64) [ "$flavour" = "$DEB_ARCH" ] || die "kernel '$spec' is not for $ARCH (use debian${rel}-$DEB_ARCH)" ;;
+		*) flavour=$flavour-$DEB_ARCH ;;
+		esac
 		if [ -n "$rel" ]; then
 			suite=$(suite_of "$rel") || die "kernel '$spec': Debian $rel is not one of 11, 12, 13"
 			use_suite "$suite"
+		elif [ "$FOREIGN" = 1 ]; then
+			use_suite "$(this_suite)"
 		fi
 		pkg=$(alias_package "$flavour")
 		;;
@@ -240,16 +310,22 @@ resolve() {
 		pkg=${spec#*:}
 		;;
 	linux-image-*)
-		[ -f "$spec" ] || pkg=$spec ;;
+		if [ ! -f "$spec" ]; then
+			pkg=$spec
+			[ "$FOREIGN" = 0 ] || use_suite "$(this_suite)"
+		fi
+		;;
 	esac
 	if [ -z "$pkg" ]; then
 		[ -f "$spec" ] || die "kernel '$spec': no such file, package or alias"
 		KIMG=$(cd "$(dirname "$spec")" && pwd)/$(basename "$spec")
+		check_image "$spec" "$KIMG"
 		KNAME=$(basename "$spec")
 		KVNG=$KIMG
 		return 0
 	fi
 	fetch_package "$pkg"
+	check_image "$spec" "$KCACHE/$pkg/vmlinuz"
 	KIMG=$KCACHE/$pkg/vmlinuz
 	KNAME=${pkg#linux-image-}
 	KVNG=$KIMG
@@ -265,6 +341,83 @@ stage_file() {
 	local src=$1 dst=$2${3:-$1}
 	mkdir -p "$(dirname "$dst")"
 	cp -L "$src" "$dst"
+}
+
+# elf_machine FILE: the ELF e_machine (62 x86-64, 183 aarch64), empty if FILE
+# is not a little-endian ELF file.
+elf_machine() {
+	[ "$(od -An -c -N 4 "$1" 2>/dev/null | tr -d ' ')" = '177ELF' ] || return 0
+	od -An -t u2 -j 18 -N 2 "$1" | tr -d ' '
+}
+
+# is_static FILE: no program interpreter. ldd only knows this machine's
+# binaries; readelf (binutils) reads any ELF.
+is_static() {
+	if command -v readelf >/dev/null 2>&1; then
+		if readelf -lW "$1" 2>/dev/null | grep -q 'Requesting program interpreter'; then return 1; fi
+		return 0
+	else
+		# "not a dynamic executable", or "statically linked" for a static PIE.
+		{ ldd "$1" 2>&1 || true; } | grep -E 'not a dynamic executable|statically linked' >/dev/null
+	fi
+}
+
+# The busybox for the guest: this machine's /bin/busybox (busybox-static) for
+# its own arch, else Debian's busybox-static of that arch, fetched once into
+# $KCACHE/busybox-static-ARCH/.
+guest_busybox() {
+	if [ -n "$BUSYBOX" ]; then return 0; fi
+	if [ "$FOREIGN" = 0 ]; then BUSYBOX=/bin/busybox; return 0; fi
+	local dir=$KCACHE/busybox-static-$DEB_ARCH tmp deb
+	BUSYBOX=$dir/busybox
+	[ -s "$BUSYBOX" ] && return 0
+	APT=() APT_SUITE=
+	use_suite "$(this_suite)"
+	tmp=$(mktemp -d "$KCACHE/.fetch.XXXXXX")
+	info "fetching busybox-static ($DEB_ARCH)"
+	if ! (cd "$tmp" && apt-get "${APT[@]}" download -q -o APT::Sandbox::User=root busybox-static >&2); then
+		apt_update
+		(cd "$tmp" && apt-get "${APT[@]}" download -q -o APT::Sandbox::User=root busybox-static >&2) ||
+			{ rm -rf "$tmp"; die "apt-get download busybox-static ($DEB_ARCH) failed"; }
+	fi
+	deb=$(find "$tmp" -maxdepth 1 -name '*.deb' | sed -n 1p)
+	mkdir -p "$tmp/root" "$dir"
+	dpkg-deb -x "$deb" "$tmp/root"
+	cp "$tmp/root/bin/busybox" "$BUSYBOX.tmp" && mv "$BUSYBOX.tmp" "$BUSYBOX"
+	rm -rf "$tmp"
+}
+
+# foreign_libs FILE: the shared objects that FILE, a binary of another
+# machine, needs (readelf's NEEDED, recursively) as "PATH-ON-HOST PATH-IN-GUEST"
+# lines, found in the multiarch directories of its libraries (libbpf-dev:arm64
+# and the others install them there) or the cross toolchain's; and its
+# program interpreter. ldd cannot run such a binary.
+foreign_libs() {
+	local todo=("$1") seen=' ' f lib d found interp
+	interp=$(readelf -lW "$1" | sed -n 's/.*Requesting program interpreter: \(.*\)]$/\1/p')
+	if [ -n "$interp" ]; then
+		found=
+		for d in "$interp" "/usr/$TRIPLET/lib/$(basename "$interp")"; do
+			if [ -e "$d" ]; then found=$d; break; fi
+		done
+		[ -n "$found" ] || die "$1 needs $interp: install libc6:$DEB_ARCH (make deps ARCH=$ARCH)"
+		echo "$found $interp"
+	fi
+	while [ ${#todo[@]} -gt 0 ]; do
+		f=${todo[0]}
+		todo=("${todo[@]:1}")
+		for lib in $(readelf -dW "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
+			case $seen in *" $lib "*) continue ;; esac
+			seen="$seen$lib "
+			found=
+			for d in "/lib/$TRIPLET" "/usr/lib/$TRIPLET" "/usr/$TRIPLET/lib"; do
+				if [ -e "$d/$lib" ]; then found=$d/$lib; break; fi
+			done
+			[ -n "$found" ] || die "$1 needs $lib, not found in /lib/$TRIPLET, /usr/lib/$TRIPLET or /usr/$TRIPLET/lib (make deps ARCH=$ARCH)"
+			echo "$found /lib/$TRIPLET/$lib"
+			todo+=("$found")
+		done
+	done
 }
 
 # Prints NAME='VALUE' for VMTEST_ALLOW_OFF and each VMTEST_GUEST_* variable,
@@ -285,22 +438,37 @@ build_initramfs() {
 	rm -rf "$st"
 	mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,root}
 	[ -x "$BUSYBOX" ] || die "$BUSYBOX not found: install busybox-static (make deps)"
-	# A static binary: ldd says "not a dynamic executable" (or "statically
-	# linked" for a static PIE).
-	{ ldd "$BUSYBOX" 2>&1 || true; } | grep -E 'not a dynamic executable|statically linked' >/dev/null ||
-		die "$BUSYBOX is not statically linked: install busybox-static"
+	[ "$(elf_machine "$BUSYBOX")" = "$ELF_MACHINE" ] || die "$BUSYBOX is not an $ARCH binary"
+	is_static "$BUSYBOX" || die "$BUSYBOX is not statically linked: install busybox-static"
 	cp "$BUSYBOX" "$st/bin/busybox"
 	cp "$GUEST" "$st/vmtest-guest.sh"
 	if [ "$TAPIO" != none ]; then
 		[ -x "$TAPIO" ] || die "$TAPIO not found: run 'make' first"
+		local m lib dst
+		m=$(elf_machine "$TAPIO")
+		[ -z "$m" ] || [ "$m" = "$ELF_MACHINE" ] ||
+			die "$TAPIO is not an $ARCH binary (ELF machine $m); build one with 'make ARCH=$ARCH BUILD=...' and give it with --tapio"
 		cp "$TAPIO" "$st/bin/tapio"
-		local lib
-		# ldd prints "name => /path (addr)" and the loader as "/path (addr)".
-		while read -r lib; do
-			stage_file "$lib" "$st"
-		done < <({ ldd "$TAPIO" 2>/dev/null || true; } | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
-		# glibc loads libgcc_s at run time to unwind a thread that exits.
-		lib=$(ldconfig -p 2>/dev/null | awk '$1 == "libgcc_s.so.1" && $NF ~ /^\// && !n++ { print $NF }')
+		if [ "$FOREIGN" = 0 ]; then
+			# ldd prints "name => /path (addr)" and the loader as "/path (addr)".
+			while read -r lib; do
+				stage_file "$lib" "$st"
+			done < <({ ldd "$TAPIO" 2>/dev/null || true; } | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+			# glibc loads libgcc_s at run time to unwind a thread that exits.
+			lib=$(ldconfig -p 2>/dev/null | awk '$1 == "libgcc_s.so.1" && $NF ~ /^\// && !n++ { print $NF }')
+		else
+			command -v readelf >/dev/null 2>&1 || die "readelf not found: install binutils"
+			local libs
+			libs=$(foreign_libs "$TAPIO") || exit 2
+			while read -r lib dst; do
+				stage_file "$lib" "$st" "$dst"
+			done <<<"$libs"
+			lib=
+			for dst in "/lib/$TRIPLET" "/usr/lib/$TRIPLET" "/usr/$TRIPLET/lib"; do
+				if [ -e "$dst/libgcc_s.so.1" ]; then lib=$dst/libgcc_s.so.1; break; fi
+			done
+			[ -z "$lib" ] || { stage_file "$lib" "$st" "/lib/$TRIPLET/libgcc_s.so.1"; lib=; }
+		fi
 		if [ -n "$lib" ] && [ -f "$lib" ]; then stage_file "$lib" "$st"; fi
 	fi
 	{
@@ -342,7 +510,7 @@ KVM_OK=
 kvm_works() {
 	if [ -n "$KVM_OK" ]; then [ "$KVM_OK" = 1 ]; return; fi
 	KVM_OK=0
-	[ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+	[ "$FOREIGN" = 0 ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
 	local st=$OUT/kvmprobe log=$OUT/kvmprobe.log
 	rm -rf "$st" && mkdir -p "$st/bin"
 	cp "$BUSYBOX" "$st/bin/busybox"
@@ -350,8 +518,8 @@ kvm_works() {
 	chmod 755 "$st/init"
 	(cd "$st" && find . | cpio -o -H newc -R 0:0 --quiet) >"$OUT/kvmprobe.cpio"
 	# In a subshell, so that bash's report of a crashed qemu goes to the file.
-	(timeout -k 2 20 "$QEMU" -accel kvm -cpu host -m 256 -smp 1 -nographic -no-reboot \
-		-kernel "$1" -initrd "$OUT/kvmprobe.cpio" -append "console=ttyS0 panic=-1 quiet" \
+	(timeout -k 2 20 "$QEMU" "${MACHINE[@]}" -accel kvm -cpu host -m 256 -smp 1 -nographic -no-reboot \
+		-kernel "$1" -initrd "$OUT/kvmprobe.cpio" -append "console=$CONSOLE panic=-1 quiet" \
 		-serial "file:$log" -monitor none </dev/null; exit $?) >"$OUT/kvmprobe.err" 2>&1 || true
 	if grep -q VMTEST-KVM-OK "$log" 2>/dev/null; then KVM_OK=1; fi
 	[ "$KVM_OK" = 1 ]
@@ -367,7 +535,7 @@ pick_accel() {
 		ACCEL_ARGS=(-accel kvm -cpu host)
 		VNG_ACCEL=()
 	else
-		ACCEL_ARGS=(-accel tcg -cpu max)
+		ACCEL_ARGS=(-accel tcg -cpu "$TCG_CPU")
 		VNG_ACCEL=(--disable-kvm)
 	fi
 	ACCEL_USED=$accel
@@ -391,10 +559,10 @@ run_kernel() {
 			wait $!) >"$log" 2>&1 || rc=$?
 		rm -f "$OUT/$name.pid"
 	else
-		(timeout -k 5 "$TIMEOUT" "$QEMU" "${ACCEL_ARGS[@]}" -m "$MEM" -smp "$SMP" \
+		(timeout -k 5 "$TIMEOUT" "$QEMU" "${MACHINE[@]}" "${ACCEL_ARGS[@]}" -m "$MEM" -smp "$SMP" \
 			-nographic -no-reboot -nodefaults -serial "file:$log" -monitor none \
 			-kernel "$img" -initrd "$OUT/initramfs.cpio" \
-			-append "console=ttyS0 panic=-1 oops=panic rdinit=/init $APPEND" \
+			-append "console=$CONSOLE panic=-1 oops=panic rdinit=/init $APPEND" \
 			</dev/null &
 			echo $! >"$OUT/$name.pid"
 			wait $!) >"$OUT/$name.qemu.err" 2>&1 || rc=$?
@@ -439,7 +607,7 @@ show_table() {
 
 [ -f "$GUEST" ] || die "guest script $GUEST not found"
 command -v "$QEMU" >/dev/null || [ "$RUNNER" = vng ] ||
-	die "$QEMU not found: install qemu-system-x86 (make deps)"
+	die "$QEMU not found: install $QEMU_PKG (make deps)"
 
 NAMES=() IMGS=() VIMGS=()
 for spec in "${KERNELS[@]}"; do
@@ -455,6 +623,7 @@ for spec in "${KERNELS[@]}"; do
 done
 [ "$FETCH_ONLY" = 0 ] || exit 0
 
+guest_busybox
 if [ "$RUNNER" = vng ]; then
 	[ -x "$TAPIO" ] || die "$TAPIO not found: run 'make' first"
 	case $TAPIO in /*) ;; *) TAPIO=$(pwd)/$TAPIO ;; esac
@@ -462,7 +631,7 @@ else
 	build_initramfs
 fi
 pick_accel "${IMGS[0]}"
-info "runner $RUNNER, accel $ACCEL_USED, ${SMP} cpu, ${MEM} MiB, timeout ${TIMEOUT}s, ${#NAMES[@]} kernel(s)"
+info "$ARCH, runner $RUNNER, accel $ACCEL_USED, ${SMP} cpu, ${MEM} MiB, timeout ${TIMEOUT}s, ${#NAMES[@]} kernel(s)"
 
 # On SIGINT/SIGTERM stop the guests: `timeout` passes the signal to qemu.
 stop_guests() {

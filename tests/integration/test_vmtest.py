@@ -9,7 +9,8 @@ tapio probe's output, tapio trace's JSON lines and stderr from Debian's
 6.1 cloud kernel), changed to show a missing event, a turned-off program and
 a failed trace.
 
-The kernel cache is build/vmtest/kernels, shared with `make vmtest`.
+The kernel cache is build/vmtest/kernels (or VMTEST_KERNEL_CACHE), shared
+with `make vmtest`.
 """
 import os
 import re
@@ -22,7 +23,7 @@ from tapiotest import ROOT, skip_or_fail, tmpdir
 
 SCRIPT = os.path.join(ROOT, "scripts", "vmtest.sh")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "vmtest")
-KCACHE = os.path.join(ROOT, "build", "vmtest", "kernels")
+KCACHE = os.environ.get("VMTEST_KERNEL_CACHE") or os.path.join(ROOT, "build", "vmtest", "kernels")
 # A dynamically linked program from coreutils stands in for tapio: the guest
 # runs it, which only works if its libraries and loader were staged.
 STAND_IN = shutil.which("ls") or "/bin/ls"
@@ -33,6 +34,7 @@ def vmtest(*args, out, timeout=180, env=None):
     full_env.update({"VMTEST_OUT": out, "VMTEST_KERNEL_CACHE": KCACHE,
                      "VMTEST_RUNNER": "qemu", "VMTEST_SMP": "1", "VMTEST_MEM": "256"})
     full_env.pop("VMTEST_GUEST", None)
+    full_env.pop("VMTEST_ARCH", None)  # make exports it; the tests say --arch where they mean it
     if env:
         full_env.update(env)
     t0 = time.time()
@@ -168,8 +170,8 @@ class VmtestScript(unittest.TestCase):
             return
         cls.missing = None
         # Fetch (or reuse) the current Debian 12 cloud kernel.
-        p = subprocess.run([SCRIPT, "--fetch-only", "--runner", "qemu", "debian-cloud"], cwd=ROOT,
-                           env=dict(os.environ, VMTEST_KERNEL_CACHE=KCACHE),
+        p = subprocess.run([SCRIPT, "--fetch-only", "--runner", "qemu", "--arch", "x86_64", "debian-cloud"],
+                           cwd=ROOT, env=dict(os.environ, VMTEST_KERNEL_CACHE=KCACHE),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
         if p.returncode != 0:
             cls.missing = "cannot fetch the Debian cloud kernel: " + p.stderr.decode(errors="replace")
@@ -315,6 +317,34 @@ class VmtestScript(unittest.TestCase):
         self.assertEqual(status, "PASS")
         self.assertIn("process.exec PASS 1 event(s)", stdout)
 
+    def test_jobs_boot_kernels_at_once(self):
+        # Two guests that never report, two at a time: both are stopped by the
+        # 20 s timeout, so the run takes about 20 s, not 40 s as one by one.
+        # TCG: no KVM probe boot (up to 20 s where /dev/kvm does not work).
+        rc, stdout, stderr, secs = vmtest("-j", "2", "-t", "20", "--accel", "tcg",
+                                          "--guest", self.guest("guest-hang.sh"),
+                                          "--tapio", STAND_IN, self.kernel, self.kernel, out=self.out)
+        self.assertEqual(rc, 1, stdout + stderr)
+        for name in ("vmlinuz", "vmlinuz-2"):
+            status, vm_secs, detail = self.summary(stdout, name)
+            self.assertEqual(status, "FAIL")
+            self.assertTrue(detail.endswith("timed out after 20s"), detail)
+            self.assertGreaterEqual(vm_secs, 20)
+        self.assertIn("2 kernel(s), 2 failed", stdout)
+        self.assertLess(secs, 38, "the two guests did not run at once")
+
+    def test_bad_jobs_and_arch_are_usage_errors(self):
+        for args, msg in ((["-j", "0"], "jobs '0' is not a positive number"),
+                          (["--arch", "sparc64"], "arch 'sparc64': use x86_64 or aarch64"),
+                          (["--arch", "aarch64", "debian-amd64"], "kernel 'debian-amd64' is not for aarch64"),
+                          (["--arch", "aarch64", self.kernel],
+                           f"kernel '{self.kernel}' is an x86_64 image, not aarch64"),
+                          (["--arch", "aarch64", "--runner", "vng", self.kernel],
+                           "runner vng cannot boot aarch64 kernels")):
+            rc, _, stderr, _ = vmtest(*args, out=self.out)
+            self.assertEqual(rc, 2, (args, stderr))
+            self.assertIn(msg, stderr, args)
+
     def test_unknown_kernel_is_a_usage_error(self):
         missing = os.path.join(self.out, "no-such-bzImage")
         rc, stdout, stderr, _ = vmtest(missing, out=self.out)
@@ -323,6 +353,66 @@ class VmtestScript(unittest.TestCase):
         rc, _, stderr, _ = vmtest("--accel", "warp", self.kernel, out=self.out)
         self.assertEqual(rc, 2)
         self.assertIn("accel 'warp'", stderr)
+
+
+class Aarch64Vmtest(unittest.TestCase):
+    """--arch aarch64 on this machine: Debian's arm64 cloud kernel under
+    qemu-system-aarch64 (TCG on x86-64) with Debian's arm64 busybox, both
+    fetched by the script. The arm64 tapio itself runs in
+    `make vmtest ARCH=aarch64`, which .ci/run does."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.missing = None
+        for cmd in ("qemu-system-aarch64", "cpio", "apt-get", "dpkg-deb", "readelf"):
+            if shutil.which(cmd) is None:
+                cls.missing = f"{cmd} is not installed (make deps installs it)"
+                return
+        p = subprocess.run([SCRIPT, "--fetch-only", "--arch", "aarch64", "debian-cloud"], cwd=ROOT,
+                           env=dict(os.environ, VMTEST_KERNEL_CACHE=KCACHE),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+        if p.returncode != 0:
+            cls.missing = "cannot fetch the Debian arm64 cloud kernel: " + p.stderr.decode(errors="replace")
+            return
+        cls.kernel = p.stdout.decode().strip().splitlines()[-1]
+        with open(os.path.join(os.path.dirname(cls.kernel), "package")) as f:
+            cls.package = f.read().strip()
+
+    def setUp(self):
+        if self.missing:
+            skip_or_fail(self, self.missing)
+        self.out = tmpdir(self, "tapio-vmtest-a64-")
+
+    def test_the_alias_is_the_arm64_cloud_kernel_from_arm64_lists(self):
+        self.assertRegex(self.package, r"^linux-image-6\.1\.0-\d+-cloud-arm64$")
+        with open(self.kernel, "rb") as f:
+            head = f.read(64)
+        self.assertEqual(head[0x38:0x3c], b"ARM\x64", "not an arm64 Image")
+        lists = os.listdir(os.path.join(KCACHE, ".apt", "bookworm-arm64", "lists"))
+        self.assertTrue(any("_binary-arm64_Packages" in n for n in lists), lists)
+        self.assertFalse(any("_binary-amd64_Packages" in n for n in lists), lists)
+
+    def test_an_arm64_guest_boots_with_an_arm64_busybox(self):
+        rc, stdout, stderr, _ = vmtest("--arch", "aarch64", "--tapio", "none", "--guest",
+                                       os.path.join(FIXTURES, "guest-arch.sh"), self.kernel, out=self.out,
+                                       timeout=240, env={"VMTEST_GUEST_ARCH": "aarch64"})
+        with open(os.path.join(self.out, "vmlinuz.log"), errors="replace") as f:
+            text = f.read().replace("\r", "")
+        self.assertEqual(rc, 0, stdout + stderr + text)
+        self.assertIn("aarch64, runner qemu, accel tcg", stderr)
+        self.assertIn("guest-kernel: " + self.package[len("linux-image-"):] + "\n", text)
+        self.assertIn("guest-arch: aarch64\n", text)
+        self.assertIn("guest-arch PASS", stdout)
+        busybox = os.path.join(KCACHE, "busybox-static-arm64", "busybox")
+        with open(busybox, "rb") as f:
+            elf = f.read(20)
+        self.assertEqual(elf[:4], b"\x7fELF")
+        self.assertEqual(int.from_bytes(elf[18:20], "little"), 183)  # EM_AARCH64
+
+    def test_a_binary_of_another_machine_is_refused(self):
+        rc, _, stderr, _ = vmtest("--arch", "aarch64", "--tapio", STAND_IN, self.kernel, out=self.out)
+        self.assertEqual(rc, 2, stderr)
+        self.assertIn(f"{STAND_IN} is not an aarch64 binary (ELF machine 62)", stderr)
 
 
 if __name__ == "__main__":
