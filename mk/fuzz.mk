@@ -20,13 +20,13 @@ FUZZ_CFLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iuser -I. 
 
 # What each harness links: the code under test and its util/core helpers.
 FUZZ_STRBUF_SRCS        := user/util/strbuf.c user/util/textstate.c
-FUZZ_CNI_SRCS           := collectors/cni/parse.c collectors/cni/tail.c user/util/parse.c $(FUZZ_STRBUF_SRCS)
+FUZZ_CNI_SRCS           := collectors/cni/parse.c collectors/cni/tail.c user/util/parse.c user/util/vec.c $(FUZZ_STRBUF_SRCS)
 FUZZ_ETCD_PARSE_SRCS    := collectors/etcd/parse.c $(FUZZ_STRBUF_SRCS)
 FUZZ_FRAMER_SRCS        := user/http/watch.c
 FUZZ_K8S_SRCS           := collectors/k8s/k8s_parse.c collectors/k8s/kubeconfig.c \
                            collectors/k8s/seen.c $(FUZZ_STRBUF_SRCS)
 FUZZ_KERNEL_DECODE_SRCS := user/kernel/kernel_decode.c $(FUZZ_STRBUF_SRCS)
-FUZZ_CGROUP_PATH_SRCS   := user/enrich/cgroup_path.c
+FUZZ_CGROUP_PATH_SRCS   := user/enrich/cgroup_path.c user/util/parse.c
 FUZZ_SYSTEMD_SRCS       := collectors/systemd/entry.c $(FUZZ_STRBUF_SRCS)
 
 FUZZ_TARGETS :=

@@ -12,6 +12,7 @@
 #include "util/parse.h"
 #include "util/strbuf.h"
 #include "util/textstate.h"
+#include "util/vec.h"
 
 int tail_read(struct tail_file *f, char *buf, size_t cap, size_t line_max, uint64_t budget,
 	      const struct tail_cb *cb, void *ctx)
@@ -139,14 +140,8 @@ int tail_state_add(struct tail_state *st, const struct tail_saved *e)
 {
 	if (!e->path || !*e->path || strchr(e->path, '\n'))
 		return -EINVAL;
-	if (st->n == st->cap) {
-		size_t nc = st->cap ? st->cap * 2 : 16;
-		struct tail_saved *nv = realloc(st->v, nc * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		st->v = nv;
-		st->cap = nc;
-	}
+	if (VEC_RESERVE(st->v, st->cap, st->n + 1))
+		return -ENOMEM;
 	char *p = strdup(e->path);
 	if (!p)
 		return -ENOMEM;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include "util/parse.h"
 
 static bool is_lhex(char c)
 {
@@ -25,12 +26,6 @@ static bool has_prefix(const char *s, size_t n, const char *p)
 {
 	size_t pl = strlen(p);
 	return n >= pl && !memcmp(s, p, pl);
-}
-
-static bool has_suffix(const char *s, size_t n, const char *p)
-{
-	size_t pl = strlen(p);
-	return n >= pl && !memcmp(s + n - pl, p, pl);
 }
 
 static bool contains(const char *s, size_t n, const char *p)
@@ -96,7 +91,7 @@ static const struct {
 static void parse_pod(const char *c, size_t n, bool kube, struct cgroup_ids *out)
 {
 	char uid[40];
-	if (has_suffix(c, n, ".slice") && contains(c, n, "kubepods")) {
+	if (has_suffixn(c, n, ".slice") && contains(c, n, "kubepods")) {
 		size_t sn = n - strlen(".slice");
 		/* the last "-pod" starts the uid */
 		for (size_t i = sn; i >= 4; i--) {
@@ -139,7 +134,7 @@ static void parse_component(const char *c, size_t n, bool *kube, bool prev_docke
 		*kube = true;
 	parse_pod(c, n, *kube, out);
 
-	size_t sn = has_suffix(c, n, ".scope") ? n - strlen(".scope") : n;
+	size_t sn = has_suffixn(c, n, ".scope") ? n - strlen(".scope") : n;
 	for (size_t i = 0; i < sizeof(runtimes) / sizeof(runtimes[0]); i++) {
 		if (has_prefix(c, sn, runtimes[i].prefix)) {
 			size_t pl = strlen(runtimes[i].prefix);

@@ -15,6 +15,7 @@
 #include "util/log.h"
 #include "metrics/metrics.h"
 #include "util/parse.h"
+#include "util/vec.h"
 #include "core/queue.h"
 #include "sink/sink.h"
 #include "util/strbuf.h"
@@ -123,16 +124,9 @@ static void dyn_add(void *ctx, const char *name, const char *labels, uint64_t va
 		return;
 	if (labels && strchr(labels, '\n'))
 		labels = ""; /* would break the exposition */
-	if (d->n == d->cap) {
-		size_t cap = d->cap ? d->cap * 2 : 32;
-		struct dyn_sample *v = realloc(d->v, cap * sizeof(*v));
-
-		if (!v) {
-			d->err = -ENOMEM;
-			return;
-		}
-		d->v = v;
-		d->cap = cap;
+	if (VEC_RESERVE(d->v, d->cap, d->n + 1)) {
+		d->err = -ENOMEM;
+		return;
 	}
 	bool gauge = is_gauge_name(name);
 
