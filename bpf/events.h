@@ -75,6 +75,9 @@ struct event_header {
 	char comm[TAPIO_COMM_LEN];
 };
 
+/* exec_event.flags */
+#define EXEC_F_ARGS_UNREAD 0x1u /* argv could not be read from the new stack */
+
 /* process.exec: the header is the task after the exec (new comm). */
 struct exec_event {
 	struct event_header hdr;
@@ -84,6 +87,10 @@ struct exec_event {
 	__u8 args_truncated; /* argv was longer than TAPIO_ARGS_MAX */
 	__u8 filename_truncated;
 	__u16 pad;
+	__u32 euid; /* effective ids after the exec (a setuid binary's owner) */
+	__u32 egid;
+	__u32 flags; /* EXEC_F_* */
+	__u32 pad2;
 	char filename[TAPIO_FILENAME_MAX];
 	char args[TAPIO_ARGS_MAX]; /* argv strings, each NUL-terminated; the last
 				    * one may be cut when args_truncated */
@@ -98,10 +105,11 @@ struct fork_event {
 	__u32 child_tgid;
 };
 
-/* process.exit: the header is the exiting task. */
+/* process.exit: the end of a process (its last thread; every thread with
+ * cfg_all_threads). The header is that exiting thread. */
 struct exit_event {
 	struct event_header hdr;
-	__u64 duration_ns; /* since the task started (start_boottime) */
+	__u64 duration_ns; /* since the process started (the leader's start_boottime) */
 	__u32 status;	   /* raw exit status: code << 8 | signal | 0x80 core */
 	__u32 pad;
 };
@@ -179,7 +187,7 @@ struct oom_event {
 #define TAPIO_EVENT_MAX_SIZE sizeof(struct exec_event)
 
 _Static_assert(sizeof(struct event_header) == 72, "event_header layout");
-_Static_assert(sizeof(struct exec_event) == 72 + 16 + TAPIO_FILENAME_MAX + TAPIO_ARGS_MAX,
+_Static_assert(sizeof(struct exec_event) == 72 + 32 + TAPIO_FILENAME_MAX + TAPIO_ARGS_MAX,
 	       "exec_event layout");
 _Static_assert(sizeof(struct fork_event) == 88, "fork_event layout");
 _Static_assert(sizeof(struct exit_event) == 88, "exit_event layout");

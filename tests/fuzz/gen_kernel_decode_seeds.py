@@ -28,8 +28,9 @@ def hdr(type_, pid=4242, tgid=4242, ppid=1, comm=b"nginx", flags=0, cgroup=CG, t
 def exec_event(filename, argv, trim):
     args = b"".join(a + b"\0" for a in argv)[:1024]
     rec = hdr(EXEC, comm=os.path.basename(filename)[:15]) + struct.pack(
-        "<3IBBH256s1024s", len(filename), len(args), len(argv), 0, 0, 0, filename, args)
-    return rec[:72 + 16 + 256 + len(args)] if trim else rec
+        "<3IBBH4I256s1024s", len(filename), len(args), len(argv), 0, 0, 0, 0, 0, 0, 0, filename,
+        args)
+    return rec[:72 + 32 + 256 + len(args)] if trim else rec
 
 
 def tcp(type_, family, saddr, daddr, sport, dport, old, new, flags=TCP_OWNER_KNOWN, reason=0,
@@ -85,7 +86,7 @@ def main():
             f.write(rec)
     sizes = {n: len(r) for n, r in SEEDS.items()}
     assert sizes["fork"] == 88 and sizes["exit-code"] == 88 and sizes["tcp-close"] == 184
-    assert sizes["exec-full"] == 1368 and sizes["cgroup-mkdir-full"] == 632 and sizes["oom-kill"] == 152
+    assert sizes["exec-full"] == 1384 and sizes["cgroup-mkdir-full"] == 632 and sizes["oom-kill"] == 152
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ fields that `tapio trace -o json` reports.
 Needs root (skips unprivileged; fails under CI=true).
 """
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tapiotest import Tapio, free_port, need_root, skip_or_fail  # noqa: E402
+from tapiotest import Tapio, free_port, need_root, skip_or_fail, tmpdir  # noqa: E402
 import kernel_fixture as kf  # noqa: E402
 
 
@@ -35,6 +36,7 @@ LISTENER = ("import socket,sys\n"
 
 def start_listener(tc, host, port):
     p = subprocess.Popen([sys.executable, "-c", LISTENER, host, str(port)], stdout=subprocess.PIPE)
+    tc.addCleanup(p.stdout.close)
     tc.addCleanup(p.wait)
     tc.addCleanup(p.kill)
     if p.stdout.readline().strip() != b"ready":
@@ -93,6 +95,8 @@ class Listeners(unittest.TestCase):
         with trace("-e", "tcp.accept,tcp.listen") as t:
             p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE)
+            self.addCleanup(p.stdout.close)
+            self.addCleanup(p.stdin.close)
             self.addCleanup(p.wait)
             self.addCleanup(p.kill)
             line = p.stdout.readline().decode()
@@ -192,6 +196,109 @@ class FailedConnects(unittest.TestCase):
         self.assertEqual(d["error"], "ETIMEDOUT")
         self.assertGreaterEqual(d["total_retrans"], 1)
         self.assertFalse([e for e in t.events if e["type"] == "tcp.connect"])
+
+
+LEADER_LEAVES_FIRST = r"""
+import ctypes, os, threading, time
+libc = ctypes.CDLL(None)
+def late():
+    time.sleep(0.3)
+    os._exit(5)
+threading.Thread(target=late).start()
+libc.pthread_exit(None)
+"""
+
+EXEC_FROM_THREAD = r"""
+import os, threading, time
+def run():
+    os.execv("/bin/sh", ["sh", "-c", "exit 3"])
+threading.Thread(target=run).start()
+time.sleep(5)
+"""
+
+
+class Processes(unittest.TestCase):
+    def setUp(self):
+        need_root(self)
+
+    def exits_of(self, t, pid):
+        return [e for e in t.events if e["type"] == "process.exit" and data(e)["pid"] == pid]
+
+    def test_leader_that_leaves_first_gives_one_exit_with_the_real_code(self):
+        with trace("-e", "process.exit") as t:
+            p = subprocess.Popen([sys.executable, "-c", LEADER_LEAVES_FIRST])
+            self.assertEqual(p.wait(10), 5)
+            ev = t.wait_for(lambda e: data(e)["pid"] == p.pid, 10)
+            time.sleep(0.3)
+            t.stop()
+        self.assertIsNotNone(ev, t.events)
+        exits = self.exits_of(t, p.pid)
+        self.assertEqual(len(exits), 1, exits)
+        d = data(exits[0])
+        self.assertEqual(d["exit_code"], 5)
+        self.assertNotEqual(d["tid"], p.pid, "the last thread is not the leader")
+        self.assertGreater(d["duration_ns"], 250_000_000, "from the process's start")
+
+    def test_exec_from_a_thread_gives_no_exit_until_the_end(self):
+        with trace("-e", "process.exit,process.exec") as t:
+            p = subprocess.Popen([sys.executable, "-c", EXEC_FROM_THREAD])
+            self.assertEqual(p.wait(10), 3)
+            ev = t.wait_for(lambda e: e["type"] == "process.exit" and data(e)["pid"] == p.pid, 10)
+            time.sleep(0.3)
+            t.stop()
+        self.assertIsNotNone(ev, t.events)
+        exits = self.exits_of(t, p.pid)
+        self.assertEqual([data(e)["exit_code"] for e in exits], [3], exits)
+        execs = [e for e in t.events if e["type"] == "process.exec" and data(e)["pid"] == p.pid
+                 and data(e)["filename"] == "/bin/sh"]
+        self.assertEqual(len(execs), 1, t.events)
+
+    def test_setuid_exec_has_euid_and_egid(self):
+        d = tmpdir(self)
+        binary = os.path.join(d, "suid-true")
+        shutil.copy("/bin/true", binary)
+        os.chown(binary, 65534, 65534)
+        os.chmod(binary, 0o6755)
+        os.chmod(d, 0o755)
+        with trace("-e", "process.exec") as t:
+            subprocess.run([binary, "tapio-suid-marker"], check=True)
+            ev = t.wait_for(lambda e: data(e)["filename"] == binary, 10)
+            t.stop()
+        self.assertIsNotNone(ev, t.events)
+        x = data(ev)
+        if x["euid"] == 0:
+            self.fail("the setuid bit had no effect (nosuid mount?): %r" % x)
+        self.assertEqual((x["uid"], x["gid"]), (os.getuid(), os.getgid()))
+        self.assertEqual((x["euid"], x["egid"]), (65534, 65534))
+        self.assertFalse(x["args_unread"])
+        self.assertEqual(x["args"], [binary, "tapio-suid-marker"])
+
+    def test_filename_of_exactly_255_bytes_is_not_truncated(self):
+        d = tmpdir(self)
+        names = {}
+        for n in (255, 256, 300):
+            parent = os.path.join(d, str(n))
+            while n - len(parent) - 1 > 200:
+                parent = os.path.join(parent, "y" * 100)
+            os.makedirs(parent)
+            link = os.path.join(parent, "x" * (n - len(parent) - 1))
+            self.assertEqual(len(link), n)
+            os.symlink("/bin/true", link)
+            names[n] = link
+        with trace("-e", "process.exec") as t:
+            for n in (255, 256, 300):
+                subprocess.run([names[n]], check=True)
+            evs = {}
+            for n in (255, 256, 300):
+                prefix = names[n][:255]
+                evs[n] = t.wait_for(lambda e, p=prefix: data(e)["filename"].startswith(p)
+                                    and e not in evs.values(), 10)
+            t.stop()
+        self.assertEqual(data(evs[255])["filename"], names[255])
+        self.assertFalse(data(evs[255])["filename_truncated"])
+        for n in (256, 300):
+            self.assertEqual(data(evs[n])["filename"], names[n][:255])
+            self.assertTrue(data(evs[n])["filename_truncated"], n)
 
 
 if __name__ == "__main__":

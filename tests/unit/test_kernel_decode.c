@@ -142,9 +142,14 @@ Test(kernel_decode, exec_args_and_escaping)
 	strcpy(e.filename, "/bin/x\nnewline");
 	e.filename_len = strlen(e.filename);
 	e.argc = 6;
+	e.euid = 65534;
+	e.egid = 65533;
 	len = exec_set_args(&e, args, sizeof(args)); /* with the final NUL */
 
 	cJSON *j = decode(&e, len);
+	cr_assert_eq(jnum(j, "euid"), 65534);
+	cr_assert_eq(jnum(j, "egid"), 65533);
+	cr_assert_not(jbool(j, "args_unread"));
 	cr_assert_str_eq(jstr(j, "comm"), "a\"b\x01\xef\xbf\xbd"); /* invalid byte -> U+FFFD */
 	cr_assert_str_eq(jstr(j, "filename"), "/bin/x\nnewline");
 	cr_assert_eq(jnum(j, "argc"), 6);

@@ -323,6 +323,9 @@ int kevent_json(const void *data, size_t len, struct strbuf *out)
 		json_u64(out, "argc", r.exec.argc);
 		json_args(out, r.exec.args, r.exec.args_len);
 		json_bool(out, "args_truncated", r.exec.args_truncated);
+		json_bool(out, "args_unread", r.exec.flags & EXEC_F_ARGS_UNREAD);
+		json_u64(out, "euid", r.exec.euid);
+		json_u64(out, "egid", r.exec.egid);
 		break;
 	}
 	case EVENT_PROCESS_FORK:
