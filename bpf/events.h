@@ -22,7 +22,7 @@
 #define TAPIO_ARGS_MAX 1024    /* exec argv bytes (NUL-separated); more is truncated */
 #define TAPIO_CGROUP_PATH_MAX 512
 
-/* Event types. Equal to enum tapio_type 1..12 in user/core/event.h. */
+/* Event types. Equal to enum kernel_type in user/kernel/kernel_types.h. */
 enum event_type {
 	EVENT_PROCESS_EXEC = 1,
 	EVENT_PROCESS_FORK = 2,
@@ -36,7 +36,17 @@ enum event_type {
 	EVENT_CGROUP_RMDIR = 10,
 	EVENT_CGROUP_ATTACH = 11,
 	EVENT_OOM_KILL = 12,
-	EVENT_MAX = 13, /* size of per-type arrays (index 0 unused) */
+	EVENT_TCP_LISTEN = 13,
+	EVENT_MAX = 14, /* size of per-type arrays (index 0 unused) */
+};
+
+/* Index of the per-CPU map_errors counters: map updates that failed (a
+ * full map), per map; userspace reports them as kernel_map_errors. */
+enum map_error {
+	MAP_ERR_SOCKS = 0,
+	MAP_ERR_LISTENERS = 1,
+	MAP_ERR_CLOSED_SOCKS = 2,
+	MAP_ERR__N = 3,
 };
 
 /* event_header.flags */
@@ -65,6 +75,9 @@ struct event_header {
 	char comm[TAPIO_COMM_LEN];
 };
 
+/* exec_event.flags */
+#define EXEC_F_ARGS_UNREAD 0x1u /* argv could not be read from the new stack */
+
 /* process.exec: the header is the task after the exec (new comm). */
 struct exec_event {
 	struct event_header hdr;
@@ -74,6 +87,10 @@ struct exec_event {
 	__u8 args_truncated; /* argv was longer than TAPIO_ARGS_MAX */
 	__u8 filename_truncated;
 	__u16 pad;
+	__u32 euid; /* effective ids after the exec (a setuid binary's owner) */
+	__u32 egid;
+	__u32 flags; /* EXEC_F_* */
+	__u32 pad2;
 	char filename[TAPIO_FILENAME_MAX];
 	char args[TAPIO_ARGS_MAX]; /* argv strings, each NUL-terminated; the last
 				    * one may be cut when args_truncated */
@@ -88,10 +105,11 @@ struct fork_event {
 	__u32 child_tgid;
 };
 
-/* process.exit: the header is the exiting task. */
+/* process.exit: the end of a process (its last thread; every thread with
+ * cfg_all_threads). The header is that exiting thread. */
 struct exit_event {
 	struct event_header hdr;
-	__u64 duration_ns; /* since the task started (start_boottime) */
+	__u64 duration_ns; /* since the process started (the leader's start_boottime) */
 	__u32 status;	   /* raw exit status: code << 8 | signal | 0x80 core */
 	__u32 pad;
 };
@@ -102,14 +120,16 @@ struct exit_event {
 #define TCP_F_START_SEEN                                                                           \
 	0x4u /* tcp.close: duration_ns is known (the socket was seen from its start) */
 
-/* tcp.connect, tcp.accept, tcp.close, tcp.retransmit, tcp.reset.
+/* tcp.connect, tcp.accept, tcp.close, tcp.retransmit, tcp.reset, tcp.listen.
  * saddr/sport are the local end, daddr/dport the remote end. IPv4 addresses
- * take the first 4 bytes of saddr/daddr. Ports in host byte order. */
+ * take the first 4 bytes of saddr/daddr; an IPv4 peer of a dual-stack socket
+ * (::ffff:a.b.c.d on both ends) is reported as AF_INET. Ports in host byte
+ * order. */
 struct tcp_event {
 	struct event_header hdr;
 	__u64 duration_ns;    /* tcp.close: since the first state change seen */
-	__u64 bytes_sent;     /* tcp.close: tcp_sock.bytes_acked */
-	__u64 bytes_received; /* tcp.close: tcp_sock.bytes_received */
+	__u64 bytes_sent;     /* tcp.close: payload bytes the peer acknowledged */
+	__u64 bytes_received; /* tcp.close: payload bytes received */
 	__u16 family;	      /* AF_INET (2) or AF_INET6 (10) */
 	__u16 sport;
 	__u16 dport;
@@ -119,6 +139,13 @@ struct tcp_event {
 	__u32 reason;  /* tcp.reset sent: enum sk_rst_reason where the kernel has it */
 	__u8 saddr[16];
 	__u8 daddr[16];
+	__u64 bytes_acked;	  /* tcp.close: tcp_sock.bytes_acked (SYN and FIN count one) */
+	__u64 raw_bytes_received; /* tcp.close: tcp_sock.bytes_received (a FIN counts one) */
+	__u64 handshake_ns;  /* tcp.connect: SYN_SENT -> ESTABLISHED; tcp.accept: SYN_RECV -> */
+	__u32 srtt_us;	     /* tcp.close: smoothed RTT (tcp_sock.srtt_us >> 3) */
+	__u32 total_retrans; /* tcp.close: tcp_sock.total_retrans */
+	__s32 error;	     /* tcp.close: sk_err (ECONNREFUSED, ETIMEDOUT ...), 0 if none */
+	__u32 pad2;
 };
 
 /* cgroup.mkdir, cgroup.rmdir, cgroup.attach: the header is the current task
@@ -160,11 +187,11 @@ struct oom_event {
 #define TAPIO_EVENT_MAX_SIZE sizeof(struct exec_event)
 
 _Static_assert(sizeof(struct event_header) == 72, "event_header layout");
-_Static_assert(sizeof(struct exec_event) == 72 + 16 + TAPIO_FILENAME_MAX + TAPIO_ARGS_MAX,
+_Static_assert(sizeof(struct exec_event) == 72 + 32 + TAPIO_FILENAME_MAX + TAPIO_ARGS_MAX,
 	       "exec_event layout");
 _Static_assert(sizeof(struct fork_event) == 88, "fork_event layout");
 _Static_assert(sizeof(struct exit_event) == 88, "exit_event layout");
-_Static_assert(sizeof(struct tcp_event) == 144, "tcp_event layout");
+_Static_assert(sizeof(struct tcp_event) == 184, "tcp_event layout");
 _Static_assert(sizeof(struct cgroup_event) == 72 + 48 + TAPIO_CGROUP_PATH_MAX,
 	       "cgroup_event layout");
 _Static_assert(sizeof(struct oom_event) == 152, "oom_event layout");

@@ -56,6 +56,12 @@ struct sock_info {
 	__u8 start_unknown; /* seeded at start-up: the socket is older than tapio */
 	__u8 saddr[16];
 	__u8 daddr[16];
+	/* tcp_sock.bytes_acked and bytes_received at ESTABLISHED (the SYN the
+	 * connecting side counts), taken off the payload at CLOSE. */
+	__u32 acked_base;
+	__u32 received_base;
+	__u8 fin_sent; /* went to FIN_WAIT1 or LAST_ACK: a FIN was queued */
+	__u8 pad[7];
 };
 
 /* Live sockets. Not preallocated: a preallocated map this size takes about
@@ -80,20 +86,51 @@ struct {
 } closed_socks SEC(".maps") __weak;
 
 /* Listening sockets' owners, so that an accepted connection (created in
- * softirq, with no process context) is attributed to the listener. Keyed
- * by network namespace and local port: with SO_REUSEPORT the last listener
- * seen wins. */
+ * softirq, with no process context) is attributed to the listener. Keyed by
+ * network namespace, local port, family and local address (an IPv4-mapped
+ * address is keyed as IPv4; a wildcard listener has a zero address). The
+ * value names the listening socket, so that only that socket's close removes
+ * the entry; a listener that took the key from another (SO_REUSEPORT, or a
+ * listen() that the kernel's port check then refuses: the socket enters
+ * LISTEN before that check) keeps the one it displaced in listen_shadow, and
+ * puts it back when it closes. With SO_REUSEPORT the last listener seen
+ * names the accepts. Not LRU: live listeners are never evicted; a full map
+ * is counted in map_errors. */
 struct listen_key {
 	__u32 netns;
-	__u32 port;
+	__u16 port;
+	__u16 family;
+	__u8 addr[16];
+};
+
+struct listen_info {
+	__u64 sk; /* struct sock * of the listener */
+	struct event_header owner;
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct listen_key);
-	__type(value, struct event_header);
+	__type(value, struct listen_info);
 } listeners SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct listen_info);
+} listen_shadow SEC(".maps") __weak;
+
+/* Map updates that failed (a full map), per map (enum map_error in events.h). */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAP_ERR__N);
+	__type(key, __u32);
+	__type(value, __u64);
+} map_errors SEC(".maps") __weak;
 
 /* Kernels before the mark_victim change (see oom.bpf.c) give only the
  * victim's pid; the SIGKILL that the OOM killer sends just before it names

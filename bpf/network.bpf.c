@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
-/* tcp.connect, tcp.accept, tcp.close (inet_sock_set_state), tcp.retransmit
- * (tcp_retransmit_skb), tcp.reset (tcp_send_reset, tcp_receive_reset).
+/* tcp.connect, tcp.accept, tcp.close, tcp.listen (inet_sock_set_state),
+ * tcp.retransmit (tcp_retransmit_skb), tcp.reset (tcp_send_reset,
+ * tcp_receive_reset).
  *
  * Most TCP state changes run in softirq, where the current task is whoever
  * happened to be on the CPU. So the header of a tcp event describes the
  * socket's owner instead, remembered in the socks map: the task that called
  * connect() (seen at CLOSE -> SYN_SENT, which runs in that task), or for an
  * accepted socket the task that listened (seen at CLOSE -> LISTEN, kept in
- * the listeners map by netns and port). A socket that was not seen from its
+ * the listeners map by netns, port and local address). A socket that was not seen from its
  * start gets HDR_F_NO_TASK, and is left out when a task filter is set.
  */
 #include "vmlinux.h"
@@ -27,31 +28,126 @@
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
+#define TCP_FIN_WAIT1 4
 #define TCP_CLOSE 7
+#define TCP_LAST_ACK 9
 #define TCP_LISTEN 10
+
+/* enum sock_flags: set by tcp_fin() when the peer's FIN arrived. */
+#define SOCK_DONE 1
 
 #define TCP_CONN_MASK                                                                              \
 	((1ull << EVENT_TCP_CONNECT) | (1ull << EVENT_TCP_ACCEPT) | (1ull << EVENT_TCP_CLOSE) |    \
-	 (1ull << EVENT_TCP_RETRANSMIT) | (1ull << EVENT_TCP_RESET))
+	 (1ull << EVENT_TCP_RETRANSMIT) | (1ull << EVENT_TCP_RESET) | (1ull << EVENT_TCP_LISTEN))
+
+static __always_inline void count_map_error(__u32 which)
+{
+	__u64 *n = bpf_map_lookup_elem(&map_errors, &which);
+
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
+/* bpf_map_update_elem, counting a failure (a full map) in map_errors. */
+static __always_inline void map_put(void *map, const void *key, const void *val, __u64 flags,
+				    __u32 which)
+{
+	long err = bpf_map_update_elem(map, key, val, flags);
+
+	if (err && err != -17 /* EEXIST: NOEXIST and an entry is there */)
+		count_map_error(which);
+}
 
 static __always_inline __u32 sk_netns(const struct sock *sk)
 {
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
+static __always_inline bool v4_mapped(const __u8 *a)
+{
+	for (int i = 0; i < 10; i++)
+		if (a[i])
+			return false;
+	return a[10] == 0xff && a[11] == 0xff;
+}
+
+static __always_inline bool addr_zero(const __u8 *a)
+{
+	for (int i = 0; i < 16; i++)
+		if (a[i])
+			return false;
+	return true;
+}
+
+/* ::ffff:a.b.c.d -> a.b.c.d in the first 4 bytes, the rest zeroed. */
+static __always_inline void unmap_v4(__u8 *a)
+{
+	__builtin_memcpy(a, a + 12, 4);
+	__builtin_memset(a + 4, 0, 12);
+}
+
+/* The local port: inet_num, or inet_sport where inet_num is already 0 (a
+ * failed connect: the kernel releases the port before the CLOSE). */
+static __always_inline __u16 local_port(const struct sock *sk)
+{
+	__u16 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+
+	if (!port)
+		port = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	return port;
+}
+
 static __always_inline void read_ends(const struct sock *sk, __u16 *family, __u16 *sport,
 				      __u16 *dport, __u8 *saddr, __u8 *daddr)
 {
 	*family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	*sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	*sport = local_port(sk);
 	*dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (*family == AF_INET6) {
 		bpf_core_read(saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(daddr, 16, &sk->__sk_common.skc_v6_daddr);
+		/* An IPv4 peer of a dual-stack socket: report it as IPv4. */
+		if (v4_mapped(saddr) && (v4_mapped(daddr) || addr_zero(daddr))) {
+			*family = AF_INET;
+			unmap_v4(saddr);
+			if (!addr_zero(daddr))
+				unmap_v4(daddr);
+		}
 	} else {
 		bpf_core_read(saddr, 4, &sk->__sk_common.skc_rcv_saddr);
 		bpf_core_read(daddr, 4, &sk->__sk_common.skc_daddr);
 	}
+}
+
+/* The listeners key of a socket's local end. */
+static __always_inline void listen_key_of(const struct sock *sk, struct listen_key *lk)
+{
+	__u16 sport, dport;
+	__u8 daddr[16] = {};
+
+	lk->netns = sk_netns(sk);
+	read_ends(sk, &lk->family, &sport, &dport, lk->addr, daddr);
+	lk->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+}
+
+/* The listener a child socket came from: its exact local address first,
+ * then the IPv4 and IPv6 wildcards. */
+static __always_inline struct listen_info *listener_of(const struct sock *child)
+{
+	struct listen_key lk = {};
+	struct listen_info *li;
+
+	listen_key_of(child, &lk);
+	li = bpf_map_lookup_elem(&listeners, &lk);
+	if (li)
+		return li;
+	__builtin_memset(lk.addr, 0, sizeof(lk.addr));
+	lk.family = AF_INET;
+	li = bpf_map_lookup_elem(&listeners, &lk);
+	if (li)
+		return li;
+	lk.family = AF_INET6;
+	return bpf_map_lookup_elem(&listeners, &lk);
 }
 
 static __always_inline void read_sk_addrs(struct tcp_event *e, const struct sock *sk)
@@ -153,8 +249,110 @@ static __always_inline void own_socket(const struct sock *sk, struct task_struct
 	}
 	info.start_ns = bpf_ktime_get_boot_ns();
 	fill_header(&info.owner, 0, t);
-	bpf_map_update_elem(&socks, &key, &info, BPF_ANY);
+	map_put(&socks, &key, &info, BPF_ANY, MAP_ERR_SOCKS);
 	bpf_map_delete_elem(&closed_socks, &key);
+}
+
+/* listen(): runs in the listening task. */
+static __noinline void on_listen(const struct sock *sk)
+{
+	struct listen_info li = {}, *old;
+	struct task_struct *t = current_task();
+	struct listen_key lk = {};
+	struct tcp_event *e;
+	__u64 key = (__u64)sk;
+	bool refused = false;
+
+	if (!task_wanted(t))
+		return;
+	listen_key_of(sk, &lk);
+	li.sk = key;
+	fill_header(&li.owner, 0, t);
+	old = bpf_map_lookup_elem(&listeners, &lk);
+	if (old && old->sk != key) {
+		const struct sock *psk = (const struct sock *)old->sk;
+
+		/* Another socket listens on this very address and port: unless
+		 * both set SO_REUSEPORT, the kernel's port check will refuse
+		 * this listen() (EADDRINUSE) right after this tracepoint. */
+		refused = BPF_CORE_READ(psk, __sk_common.skc_state) == TCP_LISTEN &&
+			  BPF_CORE_READ(psk, __sk_common.skc_num) == lk.port &&
+			  !(BPF_CORE_READ_BITFIELD_PROBED(&sk->__sk_common, skc_reuseport) &&
+			    BPF_CORE_READ_BITFIELD_PROBED(&psk->__sk_common, skc_reuseport));
+		map_put(&listen_shadow, &key, old, BPF_ANY, MAP_ERR_LISTENERS);
+	}
+	map_put(&listeners, &lk, &li, BPF_ANY, MAP_ERR_LISTENERS);
+	if (refused)
+		return;
+
+	if (!type_wanted(EVENT_TCP_LISTEN))
+		return;
+	e = reserve_event(EVENT_TCP_LISTEN, sizeof(*e));
+	if (!e)
+		return;
+	e->hdr = li.owner;
+	e->hdr.type = EVENT_TCP_LISTEN;
+	read_sk_addrs(e, sk);
+	e->flags |= TCP_F_OWNER_KNOWN;
+	e->oldstate = TCP_CLOSE;
+	e->state = TCP_LISTEN;
+	submit_event(e);
+}
+
+/* A listener's LISTEN -> CLOSE (close(), or a listen() the port check
+ * refused): its entry goes, and the listener it displaced comes back if
+ * that one still listens on the same port. */
+static __noinline void on_unlisten(const struct sock *sk)
+{
+	struct listen_info *cur, *prev;
+	struct listen_key lk = {};
+	__u64 key = (__u64)sk;
+
+	listen_key_of(sk, &lk);
+	cur = bpf_map_lookup_elem(&listeners, &lk);
+	prev = bpf_map_lookup_elem(&listen_shadow, &key);
+	if (cur && cur->sk == key) {
+		const struct sock *psk = prev ? (const struct sock *)prev->sk : NULL;
+
+		if (psk && BPF_CORE_READ(psk, __sk_common.skc_state) == TCP_LISTEN &&
+		    BPF_CORE_READ(psk, __sk_common.skc_num) == lk.port) {
+			map_put(&listeners, &lk, prev, BPF_ANY, MAP_ERR_LISTENERS);
+		} else {
+			bpf_map_delete_elem(&listeners, &lk);
+		}
+	}
+	if (prev)
+		bpf_map_delete_elem(&listen_shadow, &key);
+}
+
+/* Payload bytes from the kernel's counters, which count sequence space:
+ * less the handshake counted at ESTABLISHED (the connecting side's SYN),
+ * our FIN once acknowledged, and the peer's FIN once received. */
+static __noinline void close_bytes(struct tcp_event *e, const struct sock *sk,
+				   const struct sock_info *info)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
+	__u64 rcvd = BPF_CORE_READ(tp, bytes_received);
+	__u64 sent = acked, got = rcvd;
+	unsigned long skflags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+
+	e->bytes_acked = acked;
+	e->raw_bytes_received = rcvd;
+	if (info) {
+		sent -= sent >= info->acked_base ? info->acked_base : sent;
+		got -= got >= info->received_base ? info->received_base : got;
+		if (info->fin_sent && sent &&
+		    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
+			sent--;
+	}
+	if ((skflags & (1ul << SOCK_DONE)) && got)
+		got--;
+	e->bytes_sent = sent;
+	e->bytes_received = got;
+	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+	e->total_retrans = BPF_CORE_READ(tp, total_retrans);
+	e->error = BPF_CORE_READ(sk, sk_err);
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -172,34 +370,20 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 		return 0;
 
 	if (newstate == TCP_LISTEN) {
-		/* listen(): runs in the listening task. */
-		struct listen_key lk = {.netns = sk_netns(sk),
-					.port = BPF_CORE_READ(sk, __sk_common.skc_num)};
-		struct task_struct *t = current_task();
-		struct event_header owner = {};
-
-		if (!task_wanted(t))
-			return 0;
-		fill_header(&owner, 0, t);
-		bpf_map_update_elem(&listeners, &lk, &owner, BPF_ANY);
+		on_listen(sk);
 		return 0;
 	}
 	if (oldstate == TCP_LISTEN) {
 		if (newstate == TCP_CLOSE) {
-			struct listen_key lk = {.netns = sk_netns(sk),
-						.port = BPF_CORE_READ(sk, __sk_common.skc_num)};
-
-			bpf_map_delete_elem(&listeners, &lk);
+			on_unlisten(sk);
 			return 0;
 		}
 		if (newstate == TCP_SYN_RECV) {
 			/* A child socket of a listener, cloned in softirq. */
-			struct listen_key lk = {.netns = sk_netns(sk),
-						.port = BPF_CORE_READ(sk, __sk_common.skc_num)};
-			struct event_header *owner = bpf_map_lookup_elem(&listeners, &lk);
+			struct listen_info *li = listener_of(sk);
 
-			if (owner)
-				fresh.owner = *owner;
+			if (li)
+				fresh.owner = li->owner;
 			else if (no_task_filter())
 				fresh.owner.flags = HDR_F_NO_TASK;
 			else {
@@ -208,7 +392,7 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 				return 0;
 			}
 			fresh.start_ns = bpf_ktime_get_boot_ns();
-			bpf_map_update_elem(&socks, &key, &fresh, BPF_ANY);
+			map_put(&socks, &key, &fresh, BPF_ANY, MAP_ERR_SOCKS);
 			bpf_map_delete_elem(&closed_socks, &key);
 			return 0;
 		}
@@ -221,6 +405,9 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 
 	info = bpf_map_lookup_elem(&socks, &key);
 	if (newstate == TCP_ESTABLISHED) {
+		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+		__u64 now = bpf_ktime_get_boot_ns();
+
 		if (oldstate == TCP_SYN_SENT)
 			type = EVENT_TCP_CONNECT;
 		else if (oldstate == TCP_SYN_RECV)
@@ -231,15 +418,24 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 			read_ends(sk, &info->family, &info->sport, &info->dport, info->saddr,
 				  info->daddr);
 			info->saved = 1;
+			info->acked_base = BPF_CORE_READ(tp, bytes_acked);
+			info->received_base = BPF_CORE_READ(tp, bytes_received);
 		}
 		e = tcp_reserve(type, sk, info);
 		if (!e)
 			return 0;
 		if (info && !(info->owner.flags & HDR_F_NO_TASK))
 			e->flags |= TCP_F_OWNER_KNOWN;
+		if (info && !info->start_unknown && now > info->start_ns)
+			e->handshake_ns = now - info->start_ns;
 		e->oldstate = oldstate;
 		e->state = newstate;
 		submit_event(e);
+		return 0;
+	}
+	if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
+		if (info)
+			info->fin_sent = 1;
 		return 0;
 	}
 	if (newstate != TCP_CLOSE)
@@ -247,8 +443,6 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 
 	e = tcp_reserve(EVENT_TCP_CLOSE, sk, info);
 	if (e) {
-		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-
 		if (info) {
 			if (!info->start_unknown) {
 				e->duration_ns = e->hdr.ts - info->start_ns;
@@ -257,8 +451,7 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 			if (!(info->owner.flags & HDR_F_NO_TASK))
 				e->flags |= TCP_F_OWNER_KNOWN;
 		}
-		e->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
-		e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+		close_bytes(e, sk, info);
 		e->oldstate = oldstate;
 		e->state = newstate;
 		submit_event(e);
@@ -267,7 +460,7 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 	 * closed_socks); a new socket at the same address clears it at
 	 * SYN_SENT or SYN_RECV. */
 	if (info) {
-		bpf_map_update_elem(&closed_socks, &key, info, BPF_ANY);
+		map_put(&closed_socks, &key, info, BPF_ANY, MAP_ERR_CLOSED_SOCKS);
 		bpf_map_delete_elem(&socks, &key);
 	}
 	return 0;
@@ -283,6 +476,12 @@ int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *
 	struct tcp_event *e;
 
 	if (!type_wanted(EVENT_TCP_RETRANSMIT))
+		return 0;
+	/* Since the tracepoint gained err ("tcp: add the ability to trace
+	 * failed retransmits"; 6.18 has it) it also fires for attempts that
+	 * sent nothing (-EBUSY, -ENOMEM ...): those are not retransmits. */
+	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb, err) &&
+	    (int)ctx[2] != 0)
 		return 0;
 	info = sock_lookup(key);
 	e = tcp_reserve(EVENT_TCP_RETRANSMIT, sk, info);
@@ -324,7 +523,9 @@ int BPF_PROG(tapio_tcp_send_reset, const struct sock *sk, const struct sk_buff *
 	}
 	if (info && !(info->owner.flags & HDR_F_NO_TASK))
 		e->flags |= TCP_F_OWNER_KNOWN;
-	if (bpf_core_type_exists(enum sk_rst_reason))
+	/* Gated on the tracepoint's own field, not on the enum: a kernel can
+	 * carry the enum without the tracepoint argument. */
+	if (bpf_core_field_exists(struct trace_event_raw_tcp_send_reset, reason))
 		e->reason = (__u32)ctx[2];
 	submit_event(e);
 	return 0;
@@ -379,7 +580,8 @@ int tapio_seed_sockets(struct bpf_iter__task_file *ctx)
 		return 0;
 	sock = BPF_CORE_READ(file, private_data);
 	sk = BPF_CORE_READ(sock, sk);
-	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP ||
+	    BPF_CORE_READ(sk, sk_type) != 1 /* SOCK_STREAM */)
 		return 0;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (family != AF_INET && family != AF_INET6)
@@ -388,11 +590,12 @@ int tapio_seed_sockets(struct bpf_iter__task_file *ctx)
 		return 0;
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (state == TCP_LISTEN) {
-		struct listen_key lk = {.netns = sk_netns(sk),
-					.port = BPF_CORE_READ(sk, __sk_common.skc_num)};
+		struct listen_info li = {.sk = (__u64)sk};
+		struct listen_key lk = {};
 
-		fill_header(&info.owner, 0, task);
-		bpf_map_update_elem(&listeners, &lk, &info.owner, BPF_NOEXIST);
+		listen_key_of(sk, &lk);
+		fill_header(&li.owner, 0, task);
+		map_put(&listeners, &lk, &li, BPF_NOEXIST, MAP_ERR_LISTENERS);
 		return 0;
 	}
 	if (state == TCP_CLOSE)
@@ -402,6 +605,6 @@ int tapio_seed_sockets(struct bpf_iter__task_file *ctx)
 	info.start_unknown = 1;
 	read_ends(sk, &info.family, &info.sport, &info.dport, info.saddr, info.daddr);
 	info.saved = 1;
-	bpf_map_update_elem(&socks, &key, &info, BPF_NOEXIST);
+	map_put(&socks, &key, &info, BPF_NOEXIST, MAP_ERR_SOCKS);
 	return 0;
 }

@@ -34,11 +34,20 @@ int BPF_PROG(tapio_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	n = bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
 	if (n > 0) {
 		e->filename_len = n - 1;
-		e->filename_truncated = n == sizeof(e->filename);
+		/* A full buffer is a cut name only if the name goes on: one of
+		 * exactly TAPIO_FILENAME_MAX - 1 bytes fits. */
+		if (n == sizeof(e->filename)) {
+			char next = 0;
+
+			bpf_probe_read_kernel(&next, 1, filename + sizeof(e->filename) - 1);
+			e->filename_truncated = next != 0;
+		}
 	} else {
 		e->filename[0] = '\0';
 	}
 	e->argc = BPF_CORE_READ(bprm, argc);
+	e->euid = BPF_CORE_READ(t, cred, euid.val);
+	e->egid = BPF_CORE_READ(t, cred, egid.val);
 
 	arg_start = BPF_CORE_READ(t, mm, arg_start);
 	arg_end = BPF_CORE_READ(t, mm, arg_end);
@@ -53,6 +62,8 @@ int BPF_PROG(tapio_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 		len = TAPIO_ARGS_MAX;
 	if (len && bpf_probe_read_user(e->args, len, (const void *)arg_start) == 0)
 		e->args_len = len;
+	else if (len)
+		e->flags |= EXEC_F_ARGS_UNREAD;
 	submit_event(e);
 	return 0;
 }
@@ -87,21 +98,28 @@ int BPF_PROG(tapio_fork, struct task_struct *parent, struct task_struct *child)
 }
 
 /* sched_process_exit(struct task_struct *p[, bool group_dead on recent kernels]):
- * runs in the exiting task, after exit_code is set (do_exit). Only the
- * thread-group leader reports unless cfg_all_threads. */
+ * runs in the exiting task, after exit_code is set (do_exit). A process
+ * ends when its last thread exits, whichever thread that is (the leader may
+ * have left first with pthread_exit(); the threads an exec from a non-leader
+ * thread kills do not end the process): only that one reports, unless
+ * cfg_all_threads. The tracepoint says so itself where it has group_dead
+ * (6.16+; 6.18 has it); before, do_exit() has already decremented
+ * signal->live, which is 0 in the last thread. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(tapio_exit, struct task_struct *p)
 {
 	struct task_struct *t = current_task();
 	struct exit_event *e;
-	__u32 pid, tgid;
+	bool group_dead;
 	__u64 start;
 
 	if (!type_wanted(EVENT_PROCESS_EXIT))
 		return 0;
-	pid = BPF_CORE_READ(t, pid);
-	tgid = BPF_CORE_READ(t, tgid);
-	if (!cfg_all_threads && pid != tgid)
+	if (bpf_core_field_exists(struct trace_event_raw_sched_process_exit, group_dead))
+		group_dead = (bool)ctx[1];
+	else
+		group_dead = BPF_CORE_READ(t, signal, live.counter) == 0;
+	if (!cfg_all_threads && !group_dead)
 		return 0;
 	if (!task_wanted(t))
 		return 0;
@@ -110,8 +128,8 @@ int BPF_PROG(tapio_exit, struct task_struct *p)
 		return 0;
 	fill_header(&e->hdr, EVENT_PROCESS_EXIT, t);
 	/* start_boottime: since 5.5 ("time: Rename tsk->real_start_time to
-	 * ->start_boottime"). */
-	start = BPF_CORE_READ(t, start_boottime);
+	 * ->start_boottime"). The process's start is its leader's. */
+	start = BPF_CORE_READ(t, group_leader, start_boottime);
 	e->duration_ns = e->hdr.ts > start ? e->hdr.ts - start : 0;
 	e->status = BPF_CORE_READ(t, exit_code);
 	submit_event(e);

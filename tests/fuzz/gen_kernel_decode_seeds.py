@@ -11,7 +11,7 @@ import struct
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "kernel-decode")
 
-EXEC, FORK, EXIT, CONNECT, ACCEPT, CLOSE, RETRANS, RESET, MKDIR, RMDIR, ATTACH, OOM = range(1, 13)
+EXEC, FORK, EXIT, CONNECT, ACCEPT, CLOSE, RETRANS, RESET, MKDIR, RMDIR, ATTACH, OOM, LISTEN = range(1, 14)
 NO_TASK = 0x1
 TCP_RESET_RECEIVED, TCP_OWNER_KNOWN, TCP_START_SEEN = 0x1, 0x2, 0x4
 CG = 0x2F7A  # a cgroup id
@@ -28,17 +28,20 @@ def hdr(type_, pid=4242, tgid=4242, ppid=1, comm=b"nginx", flags=0, cgroup=CG, t
 def exec_event(filename, argv, trim):
     args = b"".join(a + b"\0" for a in argv)[:1024]
     rec = hdr(EXEC, comm=os.path.basename(filename)[:15]) + struct.pack(
-        "<3IBBH256s1024s", len(filename), len(args), len(argv), 0, 0, 0, filename, args)
-    return rec[:72 + 16 + 256 + len(args)] if trim else rec
+        "<3IBBH4I256s1024s", len(filename), len(args), len(argv), 0, 0, 0, 0, 0, 0, 0, filename,
+        args)
+    return rec[:72 + 32 + 256 + len(args)] if trim else rec
 
 
 def tcp(type_, family, saddr, daddr, sport, dport, old, new, flags=TCP_OWNER_KNOWN, reason=0,
-        dur=0, sent=0, recv=0, hflags=0):
+        dur=0, sent=0, recv=0, hflags=0, acked=0, raw_recv=0, handshake=0, srtt=0, retrans=0,
+        err=0):
     af = socket.AF_INET if family == 4 else socket.AF_INET6
     s = socket.inet_pton(af, saddr).ljust(16, b"\0")
     d = socket.inet_pton(af, daddr).ljust(16, b"\0")
-    return hdr(type_, flags=hflags) + struct.pack("<3Q3HBB2I16s16s", dur, sent, recv, af, sport,
-                                                  dport, old, new, flags, reason, s, d)
+    return hdr(type_, flags=hflags) + struct.pack(
+        "<3Q3HBB2I16s16s3Q2IiI", dur, sent, recv, af, sport, dport, old, new, flags, reason, s, d,
+        acked, raw_recv, handshake, srtt, retrans, err, 0)
 
 
 def cgroup_event(type_, path, trim, task_pid=0, comm=b""):
@@ -58,7 +61,11 @@ SEEDS = {
     "tcp-accept-v6": tcp(ACCEPT, 6, "fd00::7", "fd00::1:2", 8080, 50312, 3, 1),
     "tcp-close": tcp(CLOSE, 4, "10.244.1.7", "93.184.216.34", 41236, 443, 1, 7,
                      flags=TCP_OWNER_KNOWN | TCP_START_SEEN, dur=2_500_000_000, sent=4096,
-                     recv=1 << 20),
+                     recv=1 << 20, acked=4098, raw_recv=(1 << 20) + 1, srtt=850, retrans=2),
+    "tcp-close-refused": tcp(CLOSE, 4, "10.244.1.7", "10.96.0.1", 41240, 443, 2, 7, err=111),
+    "tcp-connect-handshake": tcp(CONNECT, 6, "fd00::7", "fd00::1:2", 41250, 443, 2, 1,
+                                 handshake=1_200_000),
+    "tcp-listen": tcp(LISTEN, 6, "::", "::", 8080, 0, 7, 10),
     "tcp-retransmit": tcp(RETRANS, 4, "10.244.1.7", "10.244.2.9", 5432, 60000, 1, 1),
     "tcp-reset-sent-notask": tcp(RESET, 4, "10.244.1.7", "10.244.3.3", 9999, 40000, 0, 7,
                                  flags=0, reason=2, hflags=NO_TASK),
@@ -78,8 +85,8 @@ def main():
         with open(os.path.join(OUT, name), "wb") as f:
             f.write(rec)
     sizes = {n: len(r) for n, r in SEEDS.items()}
-    assert sizes["fork"] == 88 and sizes["exit-code"] == 88 and sizes["tcp-close"] == 144
-    assert sizes["exec-full"] == 1368 and sizes["cgroup-mkdir-full"] == 632 and sizes["oom-kill"] == 152
+    assert sizes["fork"] == 88 and sizes["exit-code"] == 88 and sizes["tcp-close"] == 184
+    assert sizes["exec-full"] == 1384 and sizes["cgroup-mkdir-full"] == 632 and sizes["oom-kill"] == 152
 
 
 if __name__ == "__main__":

@@ -268,14 +268,27 @@ class Tcp(unittest.TestCase):
         self.assertEqual(data(connect)["state"], "ESTABLISHED")
         self.assertEqual(data(accept)["oldstate"], "SYN_RECV")
         self.assertEqual(data(close_c)["state"], "CLOSE")
-        # The kernel's own counters (tcp_info's tcpi_bytes_acked and
-        # tcpi_bytes_received) count sequence space: the peer's FIN is one
-        # byte received; our acked FIN is one byte sent, and so is the SYN
-        # on the connecting side (the listener's SYN-ACK is not counted).
-        self.assertEqual(data(close_c)["bytes_sent"], 1000 + 2)
-        self.assertEqual(data(close_c)["bytes_received"], 500 + 1)
-        self.assertEqual(data(close_s)["bytes_sent"], 500 + 1)
-        self.assertEqual(data(close_s)["bytes_received"], 1000 + 1)
+        # Payload bytes, exactly; the kernel's own counters (tcp_info's
+        # tcpi_bytes_acked and tcpi_bytes_received) count sequence space:
+        # the peer's FIN is one byte received; our acked FIN is one byte
+        # sent, and so is the SYN on the connecting side.
+        self.assertEqual(data(close_c)["bytes_sent"], 1000)
+        self.assertEqual(data(close_c)["bytes_received"], 500)
+        self.assertEqual(data(close_s)["bytes_sent"], 500)
+        self.assertEqual(data(close_s)["bytes_received"], 1000)
+        self.assertEqual(data(close_c)["tcpi_bytes_acked"], 1000 + 2)
+        self.assertEqual(data(close_c)["tcpi_bytes_received"], 500 + 1)
+        self.assertEqual(data(close_s)["tcpi_bytes_acked"], 500 + 1)
+        self.assertEqual(data(close_s)["tcpi_bytes_received"], 1000 + 1)
+        for c in (close_c, close_s):
+            self.assertEqual(data(c)["errno"], 0)
+            self.assertNotIn("error", data(c))
+            self.assertGreater(data(c)["srtt_us"], 0)
+            self.assertLess(data(c)["srtt_us"], 100_000)
+            self.assertEqual(data(c)["total_retrans"], 0)
+        for h in (connect, accept):
+            self.assertGreater(data(h)["handshake_ns"], 0)
+            self.assertLess(data(h)["handshake_ns"], 1_000_000_000)
         for c in (close_c, close_s):
             self.assertTrue(data(c)["start_seen"])
             self.assertGreater(data(c)["duration_ns"], 100_000_000)

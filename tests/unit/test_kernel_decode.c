@@ -142,9 +142,14 @@ Test(kernel_decode, exec_args_and_escaping)
 	strcpy(e.filename, "/bin/x\nnewline");
 	e.filename_len = strlen(e.filename);
 	e.argc = 6;
+	e.euid = 65534;
+	e.egid = 65533;
 	len = exec_set_args(&e, args, sizeof(args)); /* with the final NUL */
 
 	cJSON *j = decode(&e, len);
+	cr_assert_eq(jnum(j, "euid"), 65534);
+	cr_assert_eq(jnum(j, "egid"), 65533);
+	cr_assert_not(jbool(j, "args_unread"));
 	cr_assert_str_eq(jstr(j, "comm"), "a\"b\x01\xef\xbf\xbd"); /* invalid byte -> U+FFFD */
 	cr_assert_str_eq(jstr(j, "filename"), "/bin/x\nnewline");
 	cr_assert_eq(jnum(j, "argc"), 6);
@@ -303,8 +308,13 @@ Test(kernel_decode, tcp_ipv6_close)
 
 	tcp_event_v6(&e, EVENT_TCP_CLOSE);
 	e.duration_ns = 2000000;
-	e.bytes_sent = 1002;
-	e.bytes_received = 501;
+	e.bytes_sent = 1000;
+	e.bytes_received = 500;
+	e.bytes_acked = 1002;
+	e.raw_bytes_received = 501;
+	e.srtt_us = 123;
+	e.total_retrans = 4;
+	e.error = ETIMEDOUT;
 	cJSON *j = decode(&e, sizeof(e));
 	cr_assert_str_eq(jstr(j, "family"), "ipv6");
 	cr_assert_str_eq(jstr(j, "saddr"), "2001:db8::1");
@@ -316,13 +326,19 @@ Test(kernel_decode, tcp_ipv6_close)
 	cr_assert(jbool(j, "owner_known"));
 	cr_assert(jbool(j, "start_seen"));
 	cr_assert_eq(jnum(j, "duration_ns"), 2000000);
-	cr_assert_eq(jnum(j, "bytes_sent"), 1002);
-	cr_assert_eq(jnum(j, "bytes_received"), 501);
+	cr_assert_eq(jnum(j, "bytes_sent"), 1000);
+	cr_assert_eq(jnum(j, "bytes_received"), 500);
+	cr_assert_eq(jnum(j, "tcpi_bytes_acked"), 1002);
+	cr_assert_eq(jnum(j, "tcpi_bytes_received"), 501);
+	cr_assert_eq(jnum(j, "srtt_us"), 123);
+	cr_assert_eq(jnum(j, "total_retrans"), 4);
+	cr_assert_eq(jnum(j, "errno"), ETIMEDOUT);
+	cr_assert_str_eq(jstr(j, "error"), "ETIMEDOUT");
 	cJSON_Delete(j);
 
 	char *t = text(&e, sizeof(e));
-	cr_assert_str_eq(t,
-			 "[2001:db8::1]:443 -> [::ffff:10.0.0.1]:51000 tx=1002 rx=501 dur=2.000ms");
+	cr_assert_str_eq(t, "[2001:db8::1]:443 -> [::ffff:10.0.0.1]:51000 tx=1000 rx=500 "
+			    "dur=2.000ms error=ETIMEDOUT");
 	free(t);
 }
 
@@ -348,10 +364,28 @@ Test(kernel_decode, tcp_ipv4_connect_and_reset)
 	cr_assert_str_eq(jstr(j, "oldstate"), "SYN_SENT");
 	cr_assert_null(cJSON_GetObjectItemCaseSensitive(j, "bytes_sent"),
 		       "only tcp.close has bytes");
+	cr_assert_null(cJSON_GetObjectItemCaseSensitive(j, "errno"), "only tcp.close has errno");
+	cr_assert_eq(jnum(j, "handshake_ns"), 0);
 	cJSON_Delete(j);
+	e.handshake_ns = 1500000;
 	t = text(&e, sizeof(e));
-	cr_assert_str_eq(t, "127.0.0.1:40000 -> 192.168.1.20:80");
+	cr_assert_str_eq(t, "127.0.0.1:40000 -> 192.168.1.20:80 handshake=1.500ms");
 	free(t);
+	j = decode(&e, sizeof(e));
+	cr_assert_eq(jnum(j, "handshake_ns"), 1500000);
+	cJSON_Delete(j);
+
+	e.hdr.type = EVENT_TCP_LISTEN;
+	e.oldstate = 7;
+	e.state = 10;
+	j = decode(&e, sizeof(e));
+	cr_assert_str_eq(jstr(j, "state"), "LISTEN");
+	cr_assert_null(cJSON_GetObjectItemCaseSensitive(j, "handshake_ns"));
+	cJSON_Delete(j);
+	e.hdr.type = EVENT_TCP_CONNECT;
+	e.oldstate = 2;
+	e.state = 1;
+	e.handshake_ns = 0;
 
 	e.hdr.type = EVENT_TCP_RESET;
 	e.hdr.flags = HDR_F_NO_TASK;
@@ -607,9 +641,10 @@ Test(kernel_events, parse_event_lists)
 	cr_assert_eq(kernel_parse_events(" tcp , cgroup.attach ", &m, err, sizeof(err)), 0);
 	cr_assert_eq(m, (1ull << TYPE_TCP_CONNECT) | (1ull << TYPE_TCP_ACCEPT) |
 			    (1ull << TYPE_TCP_CLOSE) | (1ull << TYPE_TCP_RETRANSMIT) |
-			    (1ull << TYPE_TCP_RESET) | (1ull << TYPE_CGROUP_ATTACH));
+			    (1ull << TYPE_TCP_RESET) | (1ull << TYPE_TCP_LISTEN) |
+			    (1ull << TYPE_CGROUP_ATTACH));
 	cr_assert_eq(kernel_parse_events("all", &m, err, sizeof(err)), 0);
-	cr_assert_eq(m, ((1ull << 13) - 1) & ~1ull);
+	cr_assert_eq(m, ((1ull << 14) - 1) & ~1ull);
 
 	m = 7;
 	cr_assert_eq(kernel_parse_events("process,bogus", &m, err, sizeof(err)), -EINVAL);

@@ -152,6 +152,23 @@ static void k_counters(struct collector *c, counter_fn fn, void *ctx)
 		fn(ctx, "kernel_queue_drops", labels, atomic_load(&kc->qdrops[t]));
 		fn(ctx, "kernel_events", labels, atomic_load(&kc->events[t]));
 	}
+	/* Map updates that failed in the kernel (a full map), per map. */
+	static const char *const map_names[MAP_ERR__N] = {
+	    [MAP_ERR_SOCKS] = "socks",
+	    [MAP_ERR_LISTENERS] = "listeners",
+	    [MAP_ERR_CLOSED_SOCKS] = "closed_socks",
+	};
+	fd = bpf_map__fd(kc->skel->maps.map_errors);
+	for (unsigned m = 0; m < MAP_ERR__N; m++) {
+		uint64_t sum = 0;
+		uint32_t key = m;
+
+		snprintf(labels, sizeof(labels), "map=\"%s\"", map_names[m]);
+		if (vals && fd >= 0 && bpf_map_lookup_elem(fd, &key, vals) == 0)
+			for (int i = 0; i < kc->ncpu; i++)
+				sum += vals[i];
+		fn(ctx, "kernel_map_errors", labels, sum);
+	}
 	free(vals);
 }
 
@@ -314,7 +331,8 @@ int kernel_parse_events(const char *list, uint64_t *mask, char *err, size_t errl
 			    err, errlen,
 			    "-e: unknown event type '%s' (types: process.exec, process.fork, "
 			    "process.exit, tcp.connect, tcp.accept, tcp.close, tcp.retransmit, "
-			    "tcp.reset, cgroup.mkdir, cgroup.rmdir, cgroup.attach, oom.kill, or a "
+			    "tcp.reset, tcp.listen, cgroup.mkdir, cgroup.rmdir, cgroup.attach, "
+			    "oom.kill, or a "
 			    "prefix such as tcp)",
 			    item);
 			return -EINVAL;

@@ -24,7 +24,7 @@
 #define KERNEL_TYPES_ALL (((1ull << EVENT_MAX) - 1) & ~1ull)
 #define TCP_TYPES                                                                                  \
 	(T(TYPE_TCP_CONNECT) | T(TYPE_TCP_ACCEPT) | T(TYPE_TCP_CLOSE) | T(TYPE_TCP_RETRANSMIT) |   \
-	 T(TYPE_TCP_RESET))
+	 T(TYPE_TCP_RESET) | T(TYPE_TCP_LISTEN))
 
 /* The programs, in the order of kernel_progs[]. */
 enum {

@@ -29,6 +29,7 @@ size_t kevent_min_len(unsigned type)
 	case EVENT_TCP_CLOSE:
 	case EVENT_TCP_RETRANSMIT:
 	case EVENT_TCP_RESET:
+	case EVENT_TCP_LISTEN:
 		return sizeof(struct tcp_event);
 	case EVENT_CGROUP_MKDIR:
 	case EVENT_CGROUP_RMDIR:
@@ -136,6 +137,45 @@ static const char *tcp_state_name(unsigned s)
 	return "UNKNOWN";
 }
 
+/* The symbolic name of a socket error (sk_err), or NULL. */
+static const char *errno_name(int e)
+{
+	switch (e) {
+	case ECONNREFUSED:
+		return "ECONNREFUSED";
+	case ETIMEDOUT:
+		return "ETIMEDOUT";
+	case ECONNRESET:
+		return "ECONNRESET";
+	case ECONNABORTED:
+		return "ECONNABORTED";
+	case EHOSTUNREACH:
+		return "EHOSTUNREACH";
+	case ENETUNREACH:
+		return "ENETUNREACH";
+	case EHOSTDOWN:
+		return "EHOSTDOWN";
+	case ENETDOWN:
+		return "ENETDOWN";
+	case EPIPE:
+		return "EPIPE";
+	case EPROTO:
+		return "EPROTO";
+	case EACCES:
+		return "EACCES";
+	case EPERM:
+		return "EPERM";
+	case EMSGSIZE:
+		return "EMSGSIZE";
+	case ENOBUFS:
+		return "ENOBUFS";
+	case ENOMEM:
+		return "ENOMEM";
+	default:
+		return NULL;
+	}
+}
+
 /* Address text for a tcp event end; "?" for an unknown family. */
 static void addr_str(unsigned family, const uint8_t addr[16], char *buf, size_t size)
 {
@@ -238,11 +278,24 @@ static void json_tcp(struct strbuf *out, unsigned type, const struct tcp_event *
 	json_key(out, "state");
 	sb_json_cstr(out, tcp_state_name(e->state));
 	json_bool(out, "owner_known", e->flags & TCP_F_OWNER_KNOWN);
+	if (type == EVENT_TCP_CONNECT || type == EVENT_TCP_ACCEPT)
+		json_u64(out, "handshake_ns", e->handshake_ns);
 	if (type == EVENT_TCP_CLOSE) {
+		const char *en = errno_name(e->error);
+
 		json_u64(out, "duration_ns", e->duration_ns);
 		json_bool(out, "start_seen", e->flags & TCP_F_START_SEEN);
 		json_u64(out, "bytes_sent", e->bytes_sent);
 		json_u64(out, "bytes_received", e->bytes_received);
+		json_u64(out, "tcpi_bytes_acked", e->bytes_acked);
+		json_u64(out, "tcpi_bytes_received", e->raw_bytes_received);
+		json_u64(out, "srtt_us", e->srtt_us);
+		json_u64(out, "total_retrans", e->total_retrans);
+		json_i64(out, "errno", e->error);
+		if (en)
+			json_str(out, "error", en, strlen(en));
+		else if (e->error)
+			json_str(out, "error", "unknown", 7);
 	}
 	if (type == EVENT_TCP_RESET) {
 		json_key(out, "direction");
@@ -270,6 +323,9 @@ int kevent_json(const void *data, size_t len, struct strbuf *out)
 		json_u64(out, "argc", r.exec.argc);
 		json_args(out, r.exec.args, r.exec.args_len);
 		json_bool(out, "args_truncated", r.exec.args_truncated);
+		json_bool(out, "args_unread", r.exec.flags & EXEC_F_ARGS_UNREAD);
+		json_u64(out, "euid", r.exec.euid);
+		json_u64(out, "egid", r.exec.egid);
 		break;
 	}
 	case EVENT_PROCESS_FORK:
@@ -290,6 +346,7 @@ int kevent_json(const void *data, size_t len, struct strbuf *out)
 	case EVENT_TCP_CLOSE:
 	case EVENT_TCP_RETRANSMIT:
 	case EVENT_TCP_RESET:
+	case EVENT_TCP_LISTEN:
 		json_tcp(out, type, &r.tcp);
 		break;
 	case EVENT_CGROUP_MKDIR:
@@ -413,6 +470,11 @@ int kevent_text(const void *data, size_t len, struct strbuf *out)
 	case EVENT_TCP_CONNECT:
 	case EVENT_TCP_ACCEPT:
 		text_ends(out, &r.tcp);
+		sb_puts(out, " handshake=");
+		text_duration(out, r.tcp.handshake_ns);
+		break;
+	case EVENT_TCP_LISTEN:
+		text_ends(out, &r.tcp);
 		break;
 	case EVENT_TCP_CLOSE:
 		text_ends(out, &r.tcp);
@@ -421,6 +483,11 @@ int kevent_text(const void *data, size_t len, struct strbuf *out)
 		if (r.tcp.flags & TCP_F_START_SEEN) {
 			sb_puts(out, " dur=");
 			text_duration(out, r.tcp.duration_ns);
+		}
+		if (r.tcp.error) {
+			const char *en = errno_name(r.tcp.error);
+
+			sb_printf(out, " error=%s", en ? en : "unknown");
 		}
 		break;
 	case EVENT_TCP_RETRANSMIT:
@@ -483,6 +550,7 @@ const char *const kernel_type_names[KERNEL_NTYPES] = {
     [TYPE_TCP_RETRANSMIT] = "tcp.retransmit", [TYPE_TCP_RESET] = "tcp.reset",
     [TYPE_CGROUP_MKDIR] = "cgroup.mkdir",     [TYPE_CGROUP_RMDIR] = "cgroup.rmdir",
     [TYPE_CGROUP_ATTACH] = "cgroup.attach",   [TYPE_OOM_KILL] = "oom.kill",
+    [TYPE_TCP_LISTEN] = "tcp.listen",
 };
 
 const struct source_desc kernel_source = {

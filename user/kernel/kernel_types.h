@@ -18,7 +18,8 @@ enum kernel_type {
 	TYPE_CGROUP_RMDIR,
 	TYPE_CGROUP_ATTACH,
 	TYPE_OOM_KILL, /* 12 */
-	TYPE_KERNEL__LAST = TYPE_OOM_KILL,
+	TYPE_TCP_LISTEN,
+	TYPE_KERNEL__LAST = TYPE_TCP_LISTEN,
 	KERNEL_NTYPES, /* entries of kernel_type_names, [0] included */
 };
 

@@ -27,6 +27,7 @@ _Static_assert((int)EVENT_CGROUP_MKDIR == (int)TYPE_CGROUP_MKDIR, "cgroup.mkdir"
 _Static_assert((int)EVENT_CGROUP_RMDIR == (int)TYPE_CGROUP_RMDIR, "cgroup.rmdir");
 _Static_assert((int)EVENT_CGROUP_ATTACH == (int)TYPE_CGROUP_ATTACH, "cgroup.attach");
 _Static_assert((int)EVENT_OOM_KILL == (int)TYPE_OOM_KILL, "oom.kill");
+_Static_assert((int)EVENT_TCP_LISTEN == (int)TYPE_TCP_LISTEN, "tcp.listen");
 _Static_assert((int)EVENT_MAX == (int)TYPE_KERNEL__LAST + 1, "kernel type count");
 
 /* .types: what each program produces. inet_sock_set_state also tracks the
@@ -40,7 +41,7 @@ const struct kernel_prog_info kernel_progs[P__N] = {
     [P_EXIT] = {"tapio_exit", "sched_process_exit", T(TYPE_PROCESS_EXIT),
 		"btf_trace_sched_process_exit", false},
     [P_SOCK] = {"tapio_inet_sock_set_state", "inet_sock_set_state",
-		T(TYPE_TCP_CONNECT) | T(TYPE_TCP_ACCEPT) | T(TYPE_TCP_CLOSE),
+		T(TYPE_TCP_CONNECT) | T(TYPE_TCP_ACCEPT) | T(TYPE_TCP_CLOSE) | T(TYPE_TCP_LISTEN),
 		"btf_trace_inet_sock_set_state", false},
     [P_RETRANS] = {"tapio_tcp_retransmit", "tcp_retransmit_skb", T(TYPE_TCP_RETRANSMIT),
 		   "btf_trace_tcp_retransmit_skb", false},

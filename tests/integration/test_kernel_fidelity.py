@@ -1,0 +1,305 @@
+"""Kernel tracer fidelity: cases where an event could name the wrong task,
+port or reason. Each test makes the real case on this kernel and checks the
+fields that `tapio trace -o json` reports.
+
+Needs root (skips unprivileged; fails under CI=true).
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tapiotest import Tapio, free_port, need_root, skip_or_fail, tmpdir  # noqa: E402
+import kernel_fixture as kf  # noqa: E402
+
+
+def trace(*args):
+    t = Tapio("trace", "-o", "json", *args)
+    kf.wait_attached(t)
+    return t
+
+
+def data(ev):
+    return ev["data"]
+
+
+LISTENER = ("import socket,sys\n"
+            "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(8); print('ready', flush=True)\n"
+            "while True:\n"
+            "    c,_=s.accept(); c.close()\n")
+
+
+def start_listener(tc, host, port):
+    p = subprocess.Popen([sys.executable, "-c", LISTENER, host, str(port)], stdout=subprocess.PIPE)
+    tc.addCleanup(p.stdout.close)
+    tc.addCleanup(p.wait)
+    tc.addCleanup(p.kill)
+    if p.stdout.readline().strip() != b"ready":
+        tc.fail("listener on %s:%d did not start" % (host, port))
+    return p
+
+
+class Listeners(unittest.TestCase):
+    def setUp(self):
+        need_root(self)
+
+    def test_two_listeners_on_one_port_at_two_addresses(self):
+        port = free_port()
+        with trace("-e", "tcp.accept,tcp.listen") as t:
+            a = start_listener(self, "127.0.0.2", port)
+            b = start_listener(self, "127.0.0.3", port)
+            ca = socket.create_connection(("127.0.0.2", port))
+            cb = socket.create_connection(("127.0.0.3", port))
+            pa, pb = ca.getsockname()[1], cb.getsockname()[1]
+            acc_a = t.wait_for(lambda e: e["type"] == "tcp.accept" and data(e)["dport"] == pa, 10)
+            acc_b = t.wait_for(lambda e: e["type"] == "tcp.accept" and data(e)["dport"] == pb, 10)
+            lis = [e for e in t.events if e["type"] == "tcp.listen" and data(e)["sport"] == port]
+            t.stop()
+            ca.close()
+            cb.close()
+        for ev, proc, host in ((acc_a, a, "127.0.0.2"), (acc_b, b, "127.0.0.3")):
+            self.assertIsNotNone(ev, t.events)
+            d = data(ev)
+            self.assertEqual(d["saddr"], host)
+            self.assertEqual(d["sport"], port)
+            self.assertTrue(d["task_known"], d)
+            self.assertTrue(d["owner_known"], d)
+            self.assertEqual(d["pid"], proc.pid, d)
+        # tcp.listen names each listener and its address.
+        got = sorted((data(e)["saddr"], data(e)["pid"]) for e in lis)
+        self.assertEqual(got, sorted([("127.0.0.2", a.pid), ("127.0.0.3", b.pid)]))
+        for e in lis:
+            self.assertEqual(data(e)["state"], "LISTEN")
+            self.assertEqual(data(e)["family"], "ipv4")
+
+    def test_a_failed_listen_after_both_bound(self):
+        """Two sockets bound with SO_REUSEADDR; the first listens, the
+        second's listen() fails in the kernel's port check (EADDRINUSE)
+        after the socket entered LISTEN: the first keeps its accepts."""
+        port = free_port()
+        code = ("import socket,sys\n"
+                "a=socket.socket(); a.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                "b=socket.socket(); b.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                "a.bind(('127.0.0.1', %d)); b.bind(('127.0.0.1', %d)); a.listen(4)\n"
+                "try:\n"
+                "    b.listen(4); print('listened', flush=True)\n"
+                "except OSError as e:\n"
+                "    print('refused', e.errno, flush=True)\n"
+                "b.close()\n"
+                "c,_=a.accept(); sys.stdin.read()\n" % (port, port))
+        with trace("-e", "tcp.accept,tcp.listen") as t:
+            p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE)
+            self.addCleanup(p.stdout.close)
+            self.addCleanup(p.stdin.close)
+            self.addCleanup(p.wait)
+            self.addCleanup(p.kill)
+            line = p.stdout.readline().decode()
+            self.assertTrue(line.startswith("refused 98"), line)
+            c = socket.create_connection(("127.0.0.1", port))
+            cport = c.getsockname()[1]
+            acc = t.wait_for(lambda e: e["type"] == "tcp.accept" and data(e)["dport"] == cport, 10)
+            time.sleep(0.2)
+            lis = [e for e in t.events if e["type"] == "tcp.listen" and data(e)["sport"] == port]
+            t.stop()
+            c.close()
+        self.assertIsNotNone(acc, t.events)
+        self.assertTrue(data(acc)["task_known"], data(acc))
+        self.assertEqual(data(acc)["pid"], p.pid)
+        self.assertEqual(len(lis), 1, lis)
+
+    def test_dual_stack_listener_reports_ipv4_clients_as_ipv4(self):
+        if not kf.ipv6_loopback():
+            skip_or_fail(self, "no IPv6 loopback (::1) on this host")
+        port = free_port()
+        with trace("-e", "tcp.accept,tcp.connect,tcp.close,tcp.listen", "-p", os.getpid()) as t:
+            srv = socket.socket(socket.AF_INET6)
+            srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            srv.bind(("::", port))
+            srv.listen(1)
+            c = socket.create_connection(("127.0.0.1", port))
+            conn, _ = srv.accept()
+            cport = c.getsockname()[1]
+            conn.sendall(b"x" * 10)
+            c.recv(10)
+            conn.close()
+            c.close()
+            srv.close()
+            acc = t.wait_for(lambda e: e["type"] == "tcp.accept" and data(e)["dport"] == cport, 10)
+            close_s = t.wait_for(lambda e: e["type"] == "tcp.close" and data(e)["dport"] == cport, 10)
+            lis = t.wait_for(lambda e: e["type"] == "tcp.listen" and data(e)["sport"] == port, 10)
+            t.stop()
+        for ev in (acc, close_s):
+            self.assertIsNotNone(ev, t.events)
+            d = data(ev)
+            self.assertEqual(d["family"], "ipv4", d)
+            self.assertEqual(d["saddr"], "127.0.0.1")
+            self.assertEqual(d["daddr"], "127.0.0.1")
+            self.assertEqual(d["pid"], os.getpid())
+            self.assertTrue(d["owner_known"])
+        self.assertEqual(data(close_s)["bytes_sent"], 10)
+        self.assertIsNotNone(lis, t.events)
+        self.assertEqual(data(lis)["family"], "ipv6")
+        self.assertEqual(data(lis)["saddr"], "::")
+
+
+class FailedConnects(unittest.TestCase):
+    def setUp(self):
+        need_root(self)
+
+    def test_refused_connect_has_its_port_and_ECONNREFUSED(self):
+        closed = free_port()
+        with trace("-e", "tcp.close", "-p", os.getpid()) as t:
+            c = socket.socket()
+            with self.assertRaises(ConnectionRefusedError):
+                c.connect(("127.0.0.1", closed))
+            cport = c.getsockname()[1]
+            c.close()
+            ev = t.wait_for(lambda e: data(e)["dport"] == closed, 10)
+            t.stop()
+        self.assertIsNotNone(ev, t.events)
+        d = data(ev)
+        self.assertNotEqual(cport, 0)
+        self.assertEqual(d["sport"], cport)
+        self.assertEqual(d["oldstate"], "SYN_SENT")
+        self.assertEqual(d["error"], "ECONNREFUSED")
+        self.assertEqual(d["errno"], 111)
+        self.assertEqual(d["pid"], os.getpid())
+        self.assertEqual(d["bytes_sent"], 0)
+        self.assertEqual(d["bytes_received"], 0)
+
+    def test_timed_out_connect_says_ETIMEDOUT(self):
+        net = kf.VethNetns(self)
+        port = 19000 + os.getpid() % 1000
+        net.blackhole_return_path()
+        with trace("-e", "tcp.close,tcp.connect", "-p", os.getpid()) as t:
+            c = socket.socket()
+            # One SYN retry: the connect gives up after about 3 s.
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
+            with self.assertRaises(OSError):
+                c.connect((net.ns_ip, port))
+            cport = c.getsockname()[1]
+            c.close()
+            ev = t.wait_for(lambda e: e["type"] == "tcp.close" and data(e)["dport"] == port, 10)
+            t.stop()
+        self.assertIsNotNone(ev, t.events)
+        d = data(ev)
+        self.assertEqual(d["sport"], cport)
+        self.assertEqual(d["saddr"], net.host_ip)
+        self.assertEqual(d["daddr"], net.ns_ip)
+        self.assertEqual(d["oldstate"], "SYN_SENT")
+        self.assertEqual(d["error"], "ETIMEDOUT")
+        self.assertGreaterEqual(d["total_retrans"], 1)
+        self.assertFalse([e for e in t.events if e["type"] == "tcp.connect"])
+
+
+LEADER_LEAVES_FIRST = r"""
+import ctypes, os, threading, time
+libc = ctypes.CDLL(None)
+def late():
+    time.sleep(0.3)
+    os._exit(5)
+threading.Thread(target=late).start()
+libc.pthread_exit(None)
+"""
+
+EXEC_FROM_THREAD = r"""
+import os, threading, time
+def run():
+    os.execv("/bin/sh", ["sh", "-c", "exit 3"])
+threading.Thread(target=run).start()
+time.sleep(5)
+"""
+
+
+class Processes(unittest.TestCase):
+    def setUp(self):
+        need_root(self)
+
+    def exits_of(self, t, pid):
+        return [e for e in t.events if e["type"] == "process.exit" and data(e)["pid"] == pid]
+
+    def test_leader_that_leaves_first_gives_one_exit_with_the_real_code(self):
+        with trace("-e", "process.exit") as t:
+            p = subprocess.Popen([sys.executable, "-c", LEADER_LEAVES_FIRST])
+            self.assertEqual(p.wait(10), 5)
+            ev = t.wait_for(lambda e: data(e)["pid"] == p.pid, 10)
+            time.sleep(0.3)
+            t.stop()
+        self.assertIsNotNone(ev, t.events)
+        exits = self.exits_of(t, p.pid)
+        self.assertEqual(len(exits), 1, exits)
+        d = data(exits[0])
+        self.assertEqual(d["exit_code"], 5)
+        self.assertNotEqual(d["tid"], p.pid, "the last thread is not the leader")
+        self.assertGreater(d["duration_ns"], 250_000_000, "from the process's start")
+
+    def test_exec_from_a_thread_gives_no_exit_until_the_end(self):
+        with trace("-e", "process.exit,process.exec") as t:
+            p = subprocess.Popen([sys.executable, "-c", EXEC_FROM_THREAD])
+            self.assertEqual(p.wait(10), 3)
+            ev = t.wait_for(lambda e: e["type"] == "process.exit" and data(e)["pid"] == p.pid, 10)
+            time.sleep(0.3)
+            t.stop()
+        self.assertIsNotNone(ev, t.events)
+        exits = self.exits_of(t, p.pid)
+        self.assertEqual([data(e)["exit_code"] for e in exits], [3], exits)
+        execs = [e for e in t.events if e["type"] == "process.exec" and data(e)["pid"] == p.pid
+                 and data(e)["filename"] == "/bin/sh"]
+        self.assertEqual(len(execs), 1, t.events)
+
+    def test_setuid_exec_has_euid_and_egid(self):
+        d = tmpdir(self)
+        binary = os.path.join(d, "suid-true")
+        shutil.copy("/bin/true", binary)
+        os.chown(binary, 65534, 65534)
+        os.chmod(binary, 0o6755)
+        os.chmod(d, 0o755)
+        with trace("-e", "process.exec") as t:
+            subprocess.run([binary, "tapio-suid-marker"], check=True)
+            ev = t.wait_for(lambda e: data(e)["filename"] == binary, 10)
+            t.stop()
+        self.assertIsNotNone(ev, t.events)
+        x = data(ev)
+        if x["euid"] == 0:
+            self.fail("the setuid bit had no effect (nosuid mount?): %r" % x)
+        self.assertEqual((x["uid"], x["gid"]), (os.getuid(), os.getgid()))
+        self.assertEqual((x["euid"], x["egid"]), (65534, 65534))
+        self.assertFalse(x["args_unread"])
+        self.assertEqual(x["args"], [binary, "tapio-suid-marker"])
+
+    def test_filename_of_exactly_255_bytes_is_not_truncated(self):
+        d = tmpdir(self)
+        names = {}
+        for n in (255, 256, 300):
+            parent = os.path.join(d, str(n))
+            while n - len(parent) - 1 > 200:
+                parent = os.path.join(parent, "y" * 100)
+            os.makedirs(parent)
+            link = os.path.join(parent, "x" * (n - len(parent) - 1))
+            self.assertEqual(len(link), n)
+            os.symlink("/bin/true", link)
+            names[n] = link
+        with trace("-e", "process.exec") as t:
+            for n in (255, 256, 300):
+                subprocess.run([names[n]], check=True)
+            evs = {}
+            for n in (255, 256, 300):
+                prefix = names[n][:255]
+                evs[n] = t.wait_for(lambda e, p=prefix: data(e)["filename"].startswith(p)
+                                    and e not in evs.values(), 10)
+            t.stop()
+        self.assertEqual(data(evs[255])["filename"], names[255])
+        self.assertFalse(data(evs[255])["filename_truncated"])
+        for n in (256, 300):
+            self.assertEqual(data(evs[n])["filename"], names[n][:255])
+            self.assertTrue(data(evs[n])["filename_truncated"], n)
+
+
+if __name__ == "__main__":
+    unittest.main()
