@@ -3,14 +3,18 @@
  * one of the endpoints, emits one event per key change, and keeps the last
  * revision it has fully handed to the queue in the state directory.
  *
- * The cursor (rev_done) means: every event with mod_revision <= rev_done has
- * been accepted by the queue (or skipped for good: malformed or oversized,
- * each counted). A watch always restarts at rev_done + 1, so an event the
- * queue refused is fetched again rather than lost. etcd can put several
+ * rev_done means: every event with mod_revision <= rev_done has been
+ * accepted by the queue (or skipped for good: malformed or oversized, each
+ * counted). A watch always restarts at rev_done + 1, so an event the queue
+ * refused is fetched again rather than lost. The stored cursor is behind it:
+ * each event is tracked (core/ack.h) and the file holds the highest revision
+ * whose events the sink has all acknowledged, so a crash re-reads, never
+ * skips; the event ids (etcd-<cluster>-<revision>-<key hash>) stay the same. etcd can put several
  * events in one revision (a transaction); pend_rev/pend_n remember how many
  * of a revision's events were already enqueued, so that a reconnect in the
  * middle of a revision does not repeat them. */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +64,7 @@ static int etcd_start(struct collector *c, struct queue *q)
 	if (rc)
 		return rc;
 	e->q = q;
+	ack_register(c->source, &e->ack);
 	return collector_spawn(c, etcd_thread);
 }
 
@@ -71,6 +76,11 @@ static void etcd_stop(struct collector *c)
 static void etcd_destroy(struct collector *c)
 {
 	struct etcd_collector *e = to_etcd(c);
+	if (e->ack_ok) {
+		ack_unregister(c->source, &e->ack);
+		cursor_flush(&e->cur); /* what the sink acknowledged after the thread ended */
+		ack_destroy(&e->ack);
+	}
 	strlist_free(&e->endpoints);
 	free(e->beta);
 	free(e->prefix);
@@ -189,6 +199,46 @@ static int copy_options(struct etcd_collector *e, const struct etcd_options *o)
 	return 0;
 }
 
+uint64_t etcd_fnv1a(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+void etcd_set_scope(struct etcd_collector *e, uint64_t cluster_id)
+{
+	if (!cluster_id || cluster_id == e->id_scope)
+		return;
+	e->id_scope = cluster_id;
+	snprintf(e->id_scope_s, sizeof(e->id_scope_s), "%016" PRIx64, cluster_id);
+}
+
+/* Until etcd names its cluster: the endpoint list (a cluster's members). */
+static void scope_from_endpoints(struct etcd_collector *e)
+{
+	uint64_t h = 0;
+	for (size_t i = 0; i < e->endpoints.n; i++)
+		h ^= etcd_fnv1a(e->endpoints.v[i], strlen(e->endpoints.v[i])); /* any order */
+	snprintf(e->id_scope_s, sizeof(e->id_scope_s), "e%015" PRIx64, h >> 4);
+}
+
+/* The tracker's commit: the sink has every event up to revision safe. */
+static void commit_rev(void *ctx, uint64_t safe)
+{
+	struct etcd_collector *e = ctx;
+	char v[32];
+	snprintf(v, sizeof(v), "%" PRIu64, safe);
+	int rc = cursor_update(&e->cur, v);
+	if (rc) {
+		atomic_fetch_add(&e->base.n.errors, 1);
+		collector_report(&e->base, &e->rl[RL_CURSOR], "writing %s/%s: %s", e->cur.dir,
+				 ETCD_CURSOR_FILE, strerror(-rc));
+	}
+}
+
 /* Parses the stored revision: decimal digits, then optional newlines or
  * spaces. Returns false for anything else. */
 static bool parse_revision(const char *val, int64_t *out)
@@ -220,22 +270,31 @@ static int load_cursor(struct etcd_collector *e, const char *dir, char *err, siz
 			return rc;
 		}
 	}
-	rc = cursor_load(&e->cur);
-	if (rc < 0) {
+	rc = cursor_load_checked(&e->cur);
+	if (rc < 0 && rc != -EBADMSG) {
 		snprintf(err, errlen, "state-dir: reading %s/%s: %s", dir, ETCD_CURSOR_FILE,
 			 strerror(-rc));
 		return rc;
 	}
-	if (rc > 0) {
-		if (!parse_revision(e->cur.val, &e->rev_done)) {
-			/* Starting from "now" would lose events silently: refuse. */
-			snprintf(err, errlen,
-				 "state-dir: %s/%s holds '%.40s', not a revision; fix or remove it",
-				 dir, ETCD_CURSOR_FILE, e->cur.val);
-			return -EINVAL;
-		}
+	if (rc == 0)
+		return 0; /* none stored: a first start, from now */
+	if (rc > 0 && parse_revision(e->cur.val, &e->rev_done)) {
 		e->have_rev = true;
+		return 0;
 	}
+	/* Unknown: starting from "now" would lose what was written while the
+	 * agent was down. Start from the oldest revision etcd keeps: a compacted
+	 * history gives the compaction record naming the gap. */
+	collector_error(&e->base,
+			"state-dir: %s/%s %s%.40s%s; the revision is unknown: reading from the "
+			"oldest revision etcd keeps",
+			dir, ETCD_CURSOR_FILE, rc == -EBADMSG ? "is empty or cut short" : "holds '",
+			rc == -EBADMSG ? "" : e->cur.val,
+			rc == -EBADMSG ? "" : "', not a revision");
+	atomic_fetch_add(&e->base.n.errors, 1);
+	e->rev_done = 0;
+	e->have_rev = true;
+	e->cur.val[0] = '\0';
 	return 0;
 }
 
@@ -253,6 +312,14 @@ struct collector *etcd_collector_new(const struct collector_env *env, char *err,
 	}
 	collector_init(&e->base, &etcd_ops, env->source);
 	cursor_init(&e->cur, cfg->state_dir, ETCD_CURSOR_FILE, CURSOR_DEFAULT_INTERVAL_MS);
+	if (ack_init(&e->ack, 0, commit_rev, e)) {
+		cursor_destroy(&e->cur);
+		free(e);
+		snprintf(err, errlen, "out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	e->ack_ok = true;
 	for (size_t i = 0; i < RL__MAX; i++)
 		e->rl[i].interval_ns = 1000000000ull;
 
@@ -263,6 +330,7 @@ struct collector *etcd_collector_new(const struct collector_env *env, char *err,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	scope_from_endpoints(e);
 	if ((rc = check_file("etcd-cacert", e->cacert, err, errlen)) ||
 	    (rc = check_file("etcd-cert", e->cert, err, errlen)) ||
 	    (rc = check_file("etcd-key", e->key, err, errlen)))

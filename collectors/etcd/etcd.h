@@ -69,6 +69,7 @@ struct etcd_event {
 struct etcd_watch_resp {
 	enum etcd_resp_kind kind;
 	int64_t header_rev;
+	uint64_t cluster_id; /* the header's cluster_id (0 when absent) */
 	int64_t compact_rev;
 	int64_t watch_id;
 	bool fragment;

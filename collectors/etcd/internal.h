@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "collectors/etcd/etcd.h"
+#include "core/ack.h"
 #include "core/collector.h"
 #include "core/state.h"
 #include "http/watch.h"
@@ -24,7 +25,7 @@
 #define ETCD_DEFAULT_MAX_EVENT ((uint64_t)16 << 20)
 
 /* Messages that can repeat once per event. */
-enum rl_slot { RL_OVERSIZE, RL_MALFORMED, RL_TOO_BIG, RL__MAX };
+enum rl_slot { RL_OVERSIZE, RL_MALFORMED, RL_TOO_BIG, RL_CURSOR, RL__MAX };
 
 /* Why the message callback ended a stream. */
 enum stream_end {
@@ -48,6 +49,12 @@ struct etcd_collector {
 	uint64_t max_event; /* decoded value bytes */
 	size_t max_msg;	    /* one watch response */
 	struct cursor cur;
+	/* The cursor moves on the sink's acknowledgement: events are tracked by
+	 * revision, rev_done is handed on as "through" (core/ack.h). */
+	struct ack_tracker ack;
+	bool ack_ok;	     /* ack initialised */
+	uint64_t id_scope;   /* the cluster id, else a hash of the endpoint list */
+	char id_scope_s[24]; /* its hex, for event ids */
 
 	/* thread state */
 	bool have_rev;
@@ -69,6 +76,12 @@ static inline struct etcd_collector *to_etcd(struct collector *c)
 {
 	return (struct etcd_collector *)c;
 }
+
+/* 64-bit FNV-1a, for the key part of an event id. */
+uint64_t etcd_fnv1a(const void *p, size_t n);
+
+/* Sets the id scope (cluster id; 0 = keep the endpoint hash). */
+void etcd_set_scope(struct etcd_collector *e, uint64_t cluster_id);
 
 /* The collector's thread (collector_spawn): watches until asked to stop. */
 void *etcd_thread(void *arg);

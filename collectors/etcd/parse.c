@@ -255,6 +255,22 @@ static int parse_error(const cJSON *root, struct etcd_watch_resp *r, char *err, 
 	return 0;
 }
 
+/* An optional unsigned 64-bit field (the gateway writes uint64 as a string);
+ * 0 when it is absent or not a number. */
+static uint64_t get_u64_opt(const cJSON *obj, const char *name)
+{
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (cJSON_IsString(it) && it->valuestring[0] >= '0' && it->valuestring[0] <= '9') {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(it->valuestring, &end, 10);
+		return errno || *end ? 0 : (uint64_t)v;
+	}
+	if (cJSON_IsNumber(it) && it->valuedouble >= 0 && it->valuedouble < 9007199254740992.0)
+		return (uint64_t)it->valuedouble;
+	return 0;
+}
+
 /* The result's header and scalar fields. Returns 0 or -EBADMSG. */
 static int parse_result_fields(const cJSON *res, struct etcd_watch_resp *r, bool *created,
 			       bool *canceled, char *err, size_t errlen)
@@ -266,6 +282,7 @@ static int parse_result_fields(const cJSON *res, struct etcd_watch_resp *r, bool
 			err_printf(err, errlen, "watch response has a malformed header");
 			return -EBADMSG;
 		}
+		r->cluster_id = get_u64_opt(hdr, "cluster_id");
 	}
 	if (get_i64(res, "watch_id", &r->watch_id) || get_bool(res, "created", created) ||
 	    get_bool(res, "canceled", canceled) || get_bool(res, "fragment", &r->fragment) ||

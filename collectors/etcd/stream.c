@@ -13,15 +13,14 @@
 #include "util/backoff.h"
 #include "util/clock.h"
 
+/* Hands rev_done on to the tracker, which moves the cursor as far as the
+ * sink has acknowledged (collector.c: commit_rev); flush writes it now. */
 static void save_cursor(struct etcd_collector *e, bool flush)
 {
-	char v[32];
 	if (!e->have_rev)
 		return;
-	snprintf(v, sizeof(v), "%" PRId64, e->rev_done);
-	int rc = cursor_update(&e->cur, v);
-	if (rc == 0 && flush)
-		rc = cursor_flush(&e->cur);
+	ack_through(&e->ack, (uint64_t)e->rev_done);
+	int rc = flush ? cursor_flush(&e->cur) : 0;
 	if (rc) {
 		atomic_fetch_add(&e->base.n.errors, 1);
 		collector_error(&e->base, "writing %s/%s: %s", e->cur.dir, ETCD_CURSOR_FILE,
@@ -67,17 +66,26 @@ static int emit_event(struct etcd_collector *e, const struct etcd_event *ev)
 		collector_error(c, "out of memory encoding revision %" PRId64, ev->kv.mod_rev);
 		return -ENOMEM;
 	}
-	char rtype[256], rev[32];
+	char rtype[256], rev[32], id[96];
 	etcd_resource_type(ev->key, ev->key_len, rtype, sizeof(rtype));
 	snprintf(rev, sizeof(rev), "%" PRId64, ev->kv.mod_rev);
+	/* Stable per source event: a re-read event gets the same id (a key is
+	 * changed at most once per revision). */
+	snprintf(id, sizeof(id), "etcd-%s-%" PRId64 "-%016" PRIx64, e->id_scope_s, ev->kv.mod_rev,
+		 etcd_fnv1a(ev->key, ev->key_len));
 	struct meta_kv kv[] = {
 	    {"operation", ev->op == ETCD_DELETE ? "DELETE" : "PUT"},
 	    {"key", ev->key}, /* a key with a NUL byte is cut there; data.key is whole */
 	    {"resource_type", rtype[0] ? rtype : NULL},
 	    {"revision", rev},
+	    {"id", id},
 	};
-	int rc = event_emit(e->q, e->base.source, TYPE_ETCD_WATCH, FMT_JSON, now_ns(), kv, 4,
-			    e->data.buf, e->data.len);
+	uint32_t token = ack_track(&e->ack, (uint64_t)ev->kv.mod_rev);
+	int rc = token ? event_emit_ack(e->q, e->base.source, TYPE_ETCD_WATCH, FMT_JSON, now_ns(),
+					kv, 5, e->data.buf, e->data.len, token)
+		       : -ENOSPC; /* too many unacknowledged: wait like a full queue */
+	if (rc && token)
+		ack_untrack(&e->ack, token);
 	collector_count_emit_resumable(c, rc);
 	if (rc == -E2BIG) {
 		/* Larger than the queue can ever hold: fetching it again will not help. */
@@ -163,16 +171,25 @@ static void handle_compacted(struct etcd_collector *e, const struct etcd_watch_r
 		from = 1;
 	if (from <= to) {
 		struct strbuf sb = STRBUF_INIT;
-		char rev[32];
+		char rev[32], id[80];
 		sb_printf(&sb,
 			  "{\"requested_revision\":%" PRId64 ",\"compact_revision\":%" PRId64
 			  ",\"lost_from\":%" PRId64 ",\"lost_to\":%" PRId64 "}",
 			  e->requested, r->compact_rev, from, to);
 		snprintf(rev, sizeof(rev), "%" PRId64, r->compact_rev);
-		struct meta_kv kv[] = {{"operation", "COMPACTED"}, {"revision", rev}};
+		snprintf(id, sizeof(id), "etcd-%s-compacted-%" PRId64 "-%" PRId64, e->id_scope_s,
+			 from, r->compact_rev);
+		struct meta_kv kv[] = {{"operation", "COMPACTED"}, {"revision", rev}, {"id", id}};
+		/* Tracked at `from`: the cursor stays before the gap until the
+		 * sink has the record that names it. */
+		uint32_t token = sb.err ? 0 : ack_track(&e->ack, (uint64_t)from);
 		int rc = sb.err ? sb.err
-				: event_emit(e->q, e->base.source, TYPE_ETCD_COMPACTED, FMT_JSON,
-					     now_ns(), kv, 2, sb.buf, sb.len);
+			 : !token
+			     ? -ENOSPC
+			     : event_emit_ack(e->q, e->base.source, TYPE_ETCD_COMPACTED, FMT_JSON,
+					      now_ns(), kv, 3, sb.buf, sb.len, token);
+		if (rc && token)
+			ack_untrack(&e->ack, token);
 		sb_free(&sb);
 		collector_count_emit_resumable(c, rc);
 		if (rc) {
@@ -211,6 +228,7 @@ static int on_msg(void *ctx, const char *msg, size_t len)
 		snprintf(e->end_reason, sizeof(e->end_reason), "malformed watch response: %s", err);
 		return -EBADMSG;
 	}
+	etcd_set_scope(e, r.cluster_id);
 	switch (r.kind) {
 	case ETCD_RESP_CREATED:
 		e->created = true;

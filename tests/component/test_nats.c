@@ -38,7 +38,7 @@ static void test_cfg(struct tcfg *cfg, const char *stream)
 
 struct counters {
 	uint64_t published, republished, acked, duplicates, failed, lost, unacked, reconnects,
-	    too_big, inflight;
+	    too_big, inflight, stable_ids;
 };
 
 static void count_cb(void *ctx, const char *name, const char *labels, uint64_t v)
@@ -66,6 +66,8 @@ static void count_cb(void *ctx, const char *name, const char *labels, uint64_t v
 		c->reconnects = v;
 	else if (!strcmp(name, "too_big"))
 		c->too_big = v;
+	else if (!strcmp(name, "stable_ids"))
+		c->stable_ids = v;
 	else
 		cr_assert_fail("unexpected counter %s", name);
 }

@@ -14,6 +14,7 @@
 
 #include "core/collector.h"
 #include "collectors/etcd/etcd.h"
+#include "collectors/etcd/internal.h"
 #include "core/config.h"
 #include "core/state.h"
 #include "util/strbuf.h"
@@ -510,11 +511,24 @@ Test(etcd_config, errors_and_cursor)
 	collector_destroy(col);
 	collector_destroy(NULL);
 
-	/* a stored revision that is not a number stops the collector with a clear error */
-	cr_assert_eq(state_write(dir, "etcd.revision", "garbage", 7), 0);
-	new_fails(&c, "etcd.revision holds 'garbage'");
-	cr_assert_eq(state_write(dir, "etcd.revision", "-5", 2), 0);
-	new_fails(&c, "not a revision");
+	/* a stored revision that is not a number, empty or cut short is reported
+	 * by name and read as unknown (from the oldest revision), never "now" */
+	const char *bad[] = {"garbage\n", "-5\n", "", "41"};
+	const char *why[] = {"holds 'garbage'", "holds '-5'", "empty or cut short",
+			     "empty or cut short"};
+	for (size_t i = 0; i < 4; i++) {
+		cr_assert_eq(state_write(dir, "etcd.revision", bad[i], strlen(bad[i])), 0);
+		col = etcd_collector_new(tenv(&c, SRC_ETCD), err, sizeof(err));
+		cr_assert_not_null(col, "%s", err);
+		char last[256];
+		collector_last_error(col, last, sizeof(last));
+		cr_assert(strstr(last, "etcd.revision") && strstr(last, why[i]) &&
+			      strstr(last, "unknown"),
+			  "%s", last);
+		cr_assert_eq(to_etcd(col)->rev_done, 0);
+		cr_assert(to_etcd(col)->have_rev);
+		collector_destroy(col);
+	}
 
 	char path[128];
 	snprintf(path, sizeof(path), "%s/etcd.revision", dir);

@@ -87,7 +87,7 @@ struct tapio_event *event_reserve(struct queue *q, unsigned src, unsigned type, 
 	ev->reserved = 0;
 	ev->meta_len = (uint32_t)meta_len;
 	ev->data_len = (uint32_t)data_len;
-	ev->pad = 0;
+	ev->ack = 0;
 	char *m = event_meta(ev);
 	for (size_t i = 0; i < nkv; i++) {
 		if (!kv[i].key || !kv[i].val)
@@ -114,9 +114,16 @@ void event_discard(struct queue *q, struct tapio_event *ev)
 int event_emit(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt, uint64_t ts,
 	       const struct meta_kv *kv, size_t nkv, const void *data, size_t len)
 {
+	return event_emit_ack(q, src, type, fmt, ts, kv, nkv, data, len, 0);
+}
+
+int event_emit_ack(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt, uint64_t ts,
+		   const struct meta_kv *kv, size_t nkv, const void *data, size_t len, uint32_t ack)
+{
 	struct tapio_event *ev = event_reserve(q, src, type, fmt, ts, kv, nkv, len);
 	if (!ev)
 		return -errno;
+	ev->ack = ack;
 	if (len)
 		memcpy(event_data(ev), data, len);
 	event_commit(q, ev);

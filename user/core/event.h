@@ -55,7 +55,7 @@ struct tapio_event {
 	uint16_t reserved; /* 0 */
 	uint32_t meta_len; /* bytes of "key\0value\0" pairs */
 	uint32_t data_len; /* bytes of data after the meta */
-	uint32_t pad;	   /* 0 */
+	uint32_t ack;	   /* the source's position token (core/ack.h), 0 = none */
 };
 _Static_assert(sizeof(struct tapio_event) == 32, "tapio_event layout");
 
@@ -93,6 +93,12 @@ void event_discard(struct queue *q, struct tapio_event *ev);
 /* event_reserve + copy + commit. Returns 0 or a negative errno. */
 int event_emit(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt, uint64_t ts,
 	       const struct meta_kv *kv, size_t nkv, const void *data, size_t len);
+
+/* event_emit for an event whose acknowledgement its source waits for: ack is
+ * the position token from ack_track() (core/ack.h), carried in ev->ack. */
+int event_emit_ack(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt, uint64_t ts,
+		   const struct meta_kv *kv, size_t nkv, const void *data, size_t len,
+		   uint32_t ack);
 
 static inline char *event_meta(const struct tapio_event *ev)
 {

@@ -142,6 +142,29 @@ int cursor_load(struct cursor *c)
 	return ret;
 }
 
+int cursor_load_checked(struct cursor *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->val[0] = '\0';
+	c->dirty = false;
+	int ret = 0;
+	if (c->dir[0]) {
+		ssize_t n = state_read(c->dir, c->name, c->val, sizeof(c->val));
+		if (n == -ENOENT)
+			ret = 0;
+		else if (n < 0)
+			ret = (int)n;
+		else if (n == 0 || c->val[n - 1] != '\n')
+			ret = -EBADMSG; /* every cursor_flush writes "value\n" */
+		else
+			c->val[ret = (int)n - 1] = '\0';
+		if (ret <= 0)
+			c->val[0] = '\0';
+	}
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
 static int cursor_write_locked(struct cursor *c)
 {
 	if (!c->dir[0]) {

@@ -45,6 +45,11 @@ void cursor_destroy(struct cursor *c);
 /* Loads the stored value into c->val. Returns its length, 0 when there is no
  * stored cursor, or a negative errno (the value is then ""). */
 int cursor_load(struct cursor *c);
+/* cursor_load for a cursor that must not lie: a stored file that is empty
+ * or lacks its final newline (cut short: a crash between create and write,
+ * a full disk) gives -EBADMSG, the value is then "". Returns the length, 0
+ * when there is no stored cursor, or a negative errno. */
+int cursor_load_checked(struct cursor *c);
 /* Sets the value; writes it when interval_ms has passed since the last write.
  * Returns 0 or the negative errno of a failed write (the value is kept and
  * retried on the next update). -ENAMETOOLONG when val does not fit. */

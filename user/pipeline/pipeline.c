@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/ack.h"
 #include "core/queue.h"
 #include "sink/sink.h"
 #include "util/clock.h"
@@ -92,6 +93,9 @@ static bool deliver(struct run *r, const struct tapio_event *ev, unsigned src, i
 	if (!s->self_counted) {
 		atomic_fetch_add(*rc == 0 ? &s->src_written[src] : &s->src_failed[src], 1);
 		atomic_fetch_add(*rc == 0 ? &s->written : &s->failed, 1);
+		/* Such a sink has the event once write() returns. */
+		if (*rc == 0 || sink_failed_for_good(*rc))
+			ack_settle_src(src, ev->ack);
 	}
 	if (*rc && r->o->report_failures && !r->reported) {
 		tlog(TLOG_ERR, "sink", "writing to %s: %s (failures are counted in the summary)",
@@ -161,6 +165,8 @@ int pipeline_run(const struct pipeline_opts *o, struct pipeline_result *res)
 			res->skipped++; /* our producers never write such a record */
 		else if (r.taking && (!h->want || h->want(h->ctx, ev)))
 			release = deliver_retrying(&r, ev, src);
+		else
+			ack_settle_src(src, ev->ack); /* not wanted: done with */
 		if (release)
 			queue_release(o->q, rec);
 	}

@@ -16,6 +16,8 @@
 
 #define MAX_SERVERS 16
 #define ATTEMPT_HDR "Tapio-Attempt"
+/* "<source id>/<ack token>": which source to tell when the PubAck comes. */
+#define ACK_HDR "Tapio-Ack"
 /* How long an async publish waits for its ack before it is taken back for a
  * republish, and how long JetStream API calls (stream lookup/creation) wait. */
 #define ACK_TIMEOUT_MS 5000
@@ -62,8 +64,10 @@ struct nats_sink {
 	_Atomic uint64_t inflight;
 	_Atomic uint64_t published, republished, acked, duplicates, failed, lost, unacked,
 	    reconnects;
-	_Atomic uint64_t too_big;	/* larger than the server's max_payload */
-	_Atomic uint64_t last_loss_log; /* mono ns, rate limit for loss messages */
+	_Atomic uint64_t too_big;		    /* larger than the server's max_payload */
+	_Atomic uint64_t outstanding[SINK_SOURCES]; /* published, neither acked nor lost */
+	_Atomic uint64_t stable_ids;		    /* messages with the source's own id */
+	_Atomic uint64_t last_loss_log;		    /* mono ns, rate limit for loss messages */
 };
 
 static inline struct nats_sink *to_nats(struct sink *s)

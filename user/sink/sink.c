@@ -5,15 +5,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/ack.h"
 #include "core/event.h"
 #include "core/config.h"
 #include "sink/format.h"
 #include "sink/sink.h"
 #include "sink/sink_nats.h"
 #include "util/fileio.h"
+#include "util/log.h"
 #include "util/strbuf.h"
+#include "util/vec.h"
 
 #define STREAM_BUF (64 * 1024)
 
@@ -27,7 +31,24 @@ struct stream_sink {
 	int err; /* sticky write error */
 	struct strbuf out;
 	uint64_t pending[SINK_SOURCES]; /* events in `out`, per source */
+	bool sync;			/* fdatasync before an event counts as safe */
+	struct pending_ack {
+		uint16_t src;
+		uint32_t token;
+	} * acks; /* tokens of the events in `out` */
+	size_t nacks, acks_cap;
 };
+
+/* The events in `out` reached the file (ok): their sources may move on.
+ * When the write failed they are not settled: their sources read them
+ * again after a restart. */
+static void settle_acks(struct stream_sink *ss, bool ok)
+{
+	if (ok)
+		for (size_t i = 0; i < ss->nacks; i++)
+			ack_settle_src(ss->acks[i].src, ss->acks[i].token);
+	ss->nacks = 0;
+}
 
 static unsigned src_of(const struct tapio_event *ev)
 {
@@ -62,9 +83,14 @@ static int stream_flush(struct sink *s)
 	if (ss->err)
 		return ss->err;
 	if (ss->out.len) {
+		/* Whole records in one write: a line is only torn when the
+		 * process dies inside the write (the next open ends it). */
 		int err = fd_write_all(ss->fd, ss->out.buf, ss->out.len);
+		if (!err && ss->sync && fdatasync(ss->fd) && errno != EINVAL && errno != EROFS)
+			err = -errno;
 		sb_reset(&ss->out);
 		settle_pending(ss, err == 0);
+		settle_acks(ss, err == 0);
 		if (err) {
 			ss->err = err;
 			return err;
@@ -88,9 +114,21 @@ static int stream_write(struct sink *s, const struct tapio_event *ev)
 		ss->out.len = mark;
 		if (ss->out.buf)
 			ss->out.buf[mark] = '\0';
+		ack_settle_src(ev->source, ev->ack); /* it can never be written */
 		return fail_one(ss, ev, err);
 	}
 	ss->pending[src_of(ev)]++;
+	if (ev->ack) {
+		if (VEC_RESERVE(ss->acks, ss->acks_cap, ss->nacks + 1) == 0) {
+			ss->acks[ss->nacks++] = (struct pending_ack){ev->source, ev->ack};
+		} else {
+			/* No room to remember it: write it now, then settle it. */
+			err = stream_flush(s);
+			if (!err)
+				ack_settle_src(ev->source, ev->ack);
+			return err;
+		}
+	}
 	if (ss->flush_each || ss->out.len >= STREAM_BUF)
 		return stream_flush(s);
 	return 0;
@@ -103,7 +141,24 @@ static void stream_destroy(struct sink *s)
 	if (ss->own_fd)
 		close(ss->fd);
 	sb_free(&ss->out);
+	free(ss->acks);
 	free(ss);
+}
+
+/* A file that a killed writer left with a torn last line: end that line, so
+ * that what is appended now starts a line of its own. 0 or -errno. */
+static int end_torn_line(int fd, const char *path)
+{
+	struct stat st;
+	char last;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size == 0)
+		return 0;
+	ssize_t r = pread(fd, &last, 1, st.st_size - 1);
+	if (r != 1 || last == '\n')
+		return r < 0 ? -errno : 0;
+	tlog(TLOG_WARN, "sink",
+	     "%s ends inside a line (a write was cut short); ending it before appending", path);
+	return fd_write_all(fd, "\n", 1);
 }
 
 static const struct sink_ops stream_ops = {
@@ -112,6 +167,12 @@ static const struct sink_ops stream_ops = {
     .flush = stream_flush,
     .destroy = stream_destroy,
 };
+
+void sink_stream_set_sync(struct sink *s, bool sync)
+{
+	if (s && s->ops == &stream_ops)
+		((struct stream_sink *)s)->sync = sync;
+}
 
 struct sink *sink_stream_new(int fd, bool own_fd, enum sink_format fmt, bool flush_each)
 {
@@ -149,7 +210,13 @@ struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapi
 			errno = EINVAL;
 			return NULL;
 		}
-		int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+		int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+		int trc = fd >= 0 ? end_torn_line(fd, path) : 0;
+		if (trc) {
+			close(fd);
+			fd = -1;
+			errno = -trc;
+		}
 		if (fd < 0) {
 			int e = errno;
 			snprintf(err, errlen, "output: cannot open %s: %s", path, strerror(e));

@@ -6,12 +6,23 @@
  *   0        written (or handed to an asynchronous publisher): release it
  *   -EAGAIN  not now (the destination is down): keep the record in the queue
  *            and retry after a pause; the queue buffers meanwhile
- *   other    failed for good (EPIPE, ENOSPC, ...): counted in `failed`, the
- *            record is released, and the pipeline reports the error once
+ *   other    failed (EPIPE, ENOSPC, ...): counted in `failed`, the record is
+ *            released, and the pipeline reports the error once
+ *
+ * Acknowledgement (core/ack.h): a sink settles an event's token
+ * (ack_settle_src(ev->source, ev->ack)) once the event is safe: written to
+ * the file descriptor (after the fsync, with one), PubAck'd by JetStream. An
+ * event that can never be delivered by any attempt (sink_failed_for_good:
+ * too big, unencodable) is settled too, so its source's cursor can move on
+ * (it is counted as failed). An event lost to a destination that is down or
+ * failing is never settled: its source reads it again after a restart.
+ * The pipeline settles for sinks that are not self_counted when write()
+ * returns.
  */
 #ifndef TAPIO_SINK_H
 #define TAPIO_SINK_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -66,6 +77,10 @@ enum sink_format { SINK_JSON, SINK_TEXT };
  * pipes). Returns NULL with errno. */
 struct sink *sink_stream_new(int fd, bool own_fd, enum sink_format fmt, bool flush_each);
 
+/* With sync, a stream sink fdatasyncs after each write before its events
+ * count as safe (acknowledged to their sources). */
+void sink_stream_set_sync(struct sink *s, bool sync);
+
 struct tapio_config;
 
 /* Opens "stdout" (or "" / "-"), "file:PATH" (appended) or "nats://..." (see
@@ -74,6 +89,13 @@ struct tapio_config;
  * reason in err. */
 struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapio_config *cfg,
 		       char *err, size_t errlen);
+
+/* True for a write() answer that no retry or restart can change (the
+ * event is too big or cannot be encoded). */
+static inline bool sink_failed_for_good(int rc)
+{
+	return rc == -EMSGSIZE || rc == -E2BIG || rc == -EINVAL || rc == -ENAMETOOLONG;
+}
 
 int sink_write(struct sink *s, const struct tapio_event *ev);
 int sink_flush(struct sink *s);

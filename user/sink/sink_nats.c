@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/ack.h"
 #include "core/event.h"
 #include "sink/format.h"
 #include "util/clock.h"
@@ -67,8 +68,41 @@ static unsigned msg_attempts(natsMsg *m)
 	return (unsigned)strtoul(v, NULL, 10);
 }
 
-/* Counts a message as lost for good and frees it. */
-static void count_lost(struct nats_sink *ns, natsMsg *m, const char *why)
+/* The source and ack token a message carries (ACK_HDR); false without. */
+static bool msg_ack(natsMsg *m, unsigned *src, uint32_t *token)
+{
+	const char *v = NULL;
+	char *end;
+
+	if (!m || natsMsgHeader_Get(m, ACK_HDR, &v) != NATS_OK || !v)
+		return false;
+	unsigned long s = strtoul(v, &end, 10);
+	if (*end != '/' || s >= SINK_SOURCES)
+		return false;
+	*src = (unsigned)s;
+	*token = (uint32_t)strtoul(end + 1, NULL, 10);
+	return true;
+}
+
+/* The message's fate is known: delivered (PubAck) or lost. Counts it for
+ * its source; settles its token when it is delivered or can never be
+ * (settle): a message lost to an outage is not settled, so its source reads
+ * it again after a restart. */
+static void msg_settled(struct nats_sink *ns, natsMsg *m, bool delivered, bool settle)
+{
+	unsigned src;
+	uint32_t token;
+
+	if (!msg_ack(m, &src, &token))
+		return;
+	atomic_fetch_sub(&ns->outstanding[src], 1);
+	atomic_fetch_add(delivered ? &ns->base.src_written[src] : &ns->base.src_failed[src], 1);
+	if (delivered || settle)
+		ack_settle_src(src, token);
+}
+
+/* Counts a message as lost and frees it (settle: see msg_settled). */
+static void count_lost_as(struct nats_sink *ns, natsMsg *m, const char *why, bool settle)
 {
 	const char *id = NULL;
 	uint64_t now = mono_ns(), last = atomic_load(&ns->last_loss_log);
@@ -76,6 +110,7 @@ static void count_lost(struct nats_sink *ns, natsMsg *m, const char *why)
 	atomic_fetch_add(&ns->lost, 1);
 	atomic_fetch_add(&ns->failed, 1);
 	atomic_fetch_add(&ns->base.failed, 1);
+	msg_settled(ns, m, false, settle);
 	if (m)
 		natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
 	if (now - last > 1000000000ull &&
@@ -83,6 +118,11 @@ static void count_lost(struct nats_sink *ns, natsMsg *m, const char *why)
 		tlog(TLOG_ERR, "nats", "event %s lost: %s (lost so far: %" PRIu64 ")",
 		     id ? id : "?", why, atomic_load(&ns->lost));
 	natsMsg_Destroy(m);
+}
+
+static void count_lost(struct nats_sink *ns, natsMsg *m, const char *why)
+{
+	count_lost_as(ns, m, why, false);
 }
 
 /* ---- libnats callbacks ---- */
@@ -138,6 +178,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 		atomic_fetch_add(&ns->base.acked, 1);
 		if (pa->Duplicate)
 			atomic_fetch_add(&ns->duplicates, 1);
+		msg_settled(ns, msg, true, true);
 		natsMsg_Destroy(msg);
 		return;
 	}
@@ -151,7 +192,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 		snprintf(why, sizeof(why), "refused by the server: %s (%d)",
 			 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err),
 			 (int)pae->ErrCode);
-		count_lost(ns, msg, why);
+		count_lost_as(ns, msg, why, true); /* it would be refused again */
 		return;
 	}
 	if (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr)
@@ -269,11 +310,25 @@ static int republish(struct nats_sink *ns, size_t batch)
 	return more ? -EAGAIN : 0;
 }
 
+/* write() failed at once: counts it for its source (the sink counts itself);
+ * an event that can never be sent is settled (see sink.h). */
+static int write_failed(struct nats_sink *ns, const struct tapio_event *ev, int rc)
+{
+	unsigned src = ev->source < SINK_SOURCES ? ev->source : SINK_SOURCES - 1;
+
+	atomic_fetch_add(&ns->base.src_failed[src], 1);
+	atomic_fetch_add(&ns->base.failed, 1);
+	if (sink_failed_for_good(rc))
+		ack_settle_src(ev->source, ev->ack);
+	return rc;
+}
+
 static int nats_write(struct sink *s, const struct tapio_event *ev)
 {
 	struct nats_sink *ns = to_nats(s);
 	natsMsg *m = NULL;
-	char id[200];
+	char id[200], ackv[32];
+	unsigned src = ev->source < SINK_SOURCES ? ev->source : SINK_SOURCES - 1;
 	int rc, n;
 
 	if (!atomic_load(&ns->connected))
@@ -287,36 +342,51 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 
 	sb_reset(&ns->line);
 	rc = format_json(ev, &ns->line);
+	if (!rc && ns->line.err)
+		rc = ns->line.err;
 	if (rc)
-		return rc;
-	if (ns->line.err)
-		return ns->line.err;
+		return write_failed(ns, ev, rc);
 	if (ns->line.len && ns->line.buf[ns->line.len - 1] == '\n')
 		ns->line.len--;
 	n = snprintf(ns->subject, sizeof(ns->subject), "%s.%s.%s", ns->prefix,
 		     source_name(ev->source), type_name(ev->source, ev->type));
 	if (n < 0 || (size_t)n >= sizeof(ns->subject))
-		return -ENAMETOOLONG;
-	snprintf(id, sizeof(id), "%s%" PRIu64, ns->id_prefix, ns->seq + 1);
+		return write_failed(ns, ev, -ENAMETOOLONG);
+	/* The source's own id when it has one (stable across re-reads, so
+	 * JetStream stores a re-read event once); else one unique to this run. */
+	const char *sid = event_meta_get(ev, "id");
+	if (sid && *sid && strlen(sid) < sizeof(id))
+		snprintf(id, sizeof(id), "%s", sid);
+	else
+		snprintf(id, sizeof(id), "%s%" PRIu64, ns->id_prefix, ns->seq + 1);
+	snprintf(ackv, sizeof(ackv), "%u/%" PRIu32, src, ev->ack);
 	if (natsMsg_Create(&m, ns->subject, NULL, ns->line.buf, (int)ns->line.len) != NATS_OK)
-		return -ENOMEM;
-	if (natsMsgHeader_Set(m, "Nats-Msg-Id", id) != NATS_OK) {
+		return -EAGAIN;
+	if (natsMsgHeader_Set(m, "Nats-Msg-Id", id) != NATS_OK ||
+	    natsMsgHeader_Set(m, ACK_HDR, ackv) != NATS_OK) {
 		natsMsg_Destroy(m);
-		return -ENOMEM;
+		return -EAGAIN;
 	}
+	atomic_fetch_add(&ns->outstanding[src], 1);
 	rc = publish(ns, &m);
 	natsMsg_Destroy(m); /* no-op when libnats took it */
 	if (rc == 0) {
 		ns->seq++;
 		atomic_fetch_add(&ns->published, 1);
-	} else if (rc == -EMSGSIZE) {
+		atomic_fetch_add(&ns->base.written, 1);
+		if (sid && *sid)
+			atomic_fetch_add(&ns->stable_ids, 1);
+		return 0;
+	}
+	atomic_fetch_sub(&ns->outstanding[src], 1);
+	if (rc == -EMSGSIZE) {
 		/* Failed for good: the pipeline counts it; say why. */
 		atomic_fetch_add(&ns->too_big, 1);
 		tlog(TLOG_WARN, "nats",
 		     "%s event of %zu bytes is larger than the server's max_payload; not sent",
 		     ns->subject, ns->line.len);
 	}
-	return rc;
+	return rc == -EAGAIN ? rc : write_failed(ns, ev, rc);
 }
 
 /* Waits up to ack_wait_ms for every outstanding ack, republishing what
@@ -382,6 +452,7 @@ static void nats_counters(struct sink *s, counter_fn fn, void *ctx)
 	fn(ctx, "inflight", "", atomic_load(&ns->inflight));
 	fn(ctx, "reconnects", "", atomic_load(&ns->reconnects));
 	fn(ctx, "too_big", "", atomic_load(&ns->too_big));
+	fn(ctx, "stable_ids", "", atomic_load(&ns->stable_ids));
 }
 
 /* Ends delivery: closes the connection (waiting for libnats' last callback),
@@ -421,6 +492,8 @@ static int nats_close(struct sink *s)
 	/* What never got its ack is lost now: count it, say it once. */
 	uint64_t left = atomic_load(&ns->inflight) + ns->retry_n;
 
+	for (unsigned i = 0; i < SINK_SOURCES; i++)
+		atomic_fetch_add(&ns->base.src_failed[i], atomic_exchange(&ns->outstanding[i], 0));
 	if (ns->nc && left) {
 		atomic_fetch_add(&ns->lost, left);
 		atomic_fetch_add(&ns->failed, left);
@@ -600,6 +673,7 @@ struct sink *sink_nats_new(const char *url, const struct nats_options *o, const 
 		return NULL;
 	}
 	ns->base.ops = &nats_ops;
+	ns->base.self_counted = true;
 	pthread_mutex_init(&ns->lock, NULL);
 	pthread_cond_init(&ns->closed_cv, NULL);
 	rc = nats_init_fields(ns, url, o, node, err, errlen);
