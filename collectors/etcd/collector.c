@@ -230,8 +230,8 @@ static int load_cursor(struct etcd_collector *e, const char *dir, char *err, siz
 		if (!parse_revision(e->cur.val, &e->rev_done)) {
 			/* Starting from "now" would lose events silently: refuse. */
 			snprintf(err, errlen,
-				 "state-dir: %s/%s holds '%.40s', not a revision; fix or remove it",
-				 dir, ETCD_CURSOR_FILE, e->cur.val);
+				 "state-dir: %s/%s does not hold a revision; fix or remove it", dir,
+				 ETCD_CURSOR_FILE);
 			return -EINVAL;
 		}
 		e->have_rev = true;

@@ -512,9 +512,26 @@ Test(etcd_config, errors_and_cursor)
 
 	/* a stored revision that is not a number stops the collector with a clear error */
 	cr_assert_eq(state_write(dir, "etcd.revision", "garbage", 7), 0);
-	new_fails(&c, "etcd.revision holds 'garbage'");
+	new_fails(&c, "etcd.revision does not hold a revision");
 	cr_assert_eq(state_write(dir, "etcd.revision", "-5", 2), 0);
-	new_fails(&c, "not a revision");
+	new_fails(&c, "not hold a revision");
+	/* the message names the file, never its content (it may be a secret) */
+	{
+		char err[256] = "";
+		cr_assert_eq(state_write(dir, "etcd.revision", "s3cr3t-token", 12), 0);
+		cr_assert_null(etcd_collector_new(tenv(&c, SRC_ETCD), err, sizeof(err)));
+		cr_assert_null(strstr(err, "s3cr3t"), "%s", err);
+	}
+	/* a symlink planted as the cursor is refused, not read */
+	{
+		char err[256] = "", link[128];
+		snprintf(link, sizeof(link), "%s/etcd.revision", dir);
+		unlink(link);
+		cr_assert_eq(symlink("/etc/hostname", link), 0);
+		cr_assert_null(etcd_collector_new(tenv(&c, SRC_ETCD), err, sizeof(err)));
+		cr_assert(strstr(err, "etcd.revision"), "%s", err);
+		unlink(link);
+	}
 
 	char path[128];
 	snprintf(path, sizeof(path), "%s/etcd.revision", dir);
