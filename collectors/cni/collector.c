@@ -103,6 +103,26 @@ void cni_emit_name_path(struct cni_collector *c, unsigned type, const struct cni
 
 /* ---- helpers ---- */
 
+void cni_refuse_symlink(struct cni_collector *c, const char *path)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	h |= 1; /* 0 marks a free slot */
+	size_t n = sizeof(c->refused_names) / sizeof(c->refused_names[0]);
+	for (size_t i = 0; i < n; i++) {
+		size_t k = (h + i) % n;
+		if (c->refused_names[k] == h)
+			return; /* named already */
+		if (c->refused_names[k] == 0) {
+			c->refused_names[k] = h;
+			break;
+		}
+	}
+	atomic_fetch_add(&c->symlinks_refused, 1);
+	collector_error(&c->base, "%s: a symlink, not followed", path);
+}
+
 char *cni_join(const char *dir, const char *name)
 {
 	char *p;
@@ -281,6 +301,7 @@ static void cni_counters(struct collector *base, counter_fn fn, void *ctx)
 	fn(ctx, "rotations", "", atomic_load(&c->rotations));
 	fn(ctx, "state_write_errors", "", atomic_load(&c->state_errors));
 	fn(ctx, "vanished_files", "", atomic_load(&c->vanished));
+	fn(ctx, "symlinks_refused", "", atomic_load(&c->symlinks_refused));
 }
 
 static const struct collector_ops cni_ops = {

@@ -107,6 +107,8 @@ struct cni_collector {
 	uint64_t last_state_log_ns;
 
 	_Atomic uint64_t overflows, truncations, rotations, state_errors, vanished;
+	_Atomic uint64_t symlinks_refused;
+	uint64_t refused_names[256]; /* hashes of the refused paths already named */
 };
 
 static inline int64_t mtime_ns(const struct stat *st)
@@ -120,6 +122,9 @@ void cni_emit(struct cni_collector *c, unsigned type, enum tapio_fmt fmt, const 
 /* data {"name":..,"path":..} for netns events and deletions. */
 void cni_emit_name_path(struct cni_collector *c, unsigned type, const struct cni_meta *m,
 			const char *op, const char *ip, const char *name, const char *path);
+/* A symlink where a followed directory or file should be: never followed (at
+ * start or later). Counted and named once per path. */
+void cni_refuse_symlink(struct cni_collector *c, const char *path);
 /* "dir/name", malloc'd; NULL when out of memory. */
 char *cni_join(const char *dir, const char *name);
 /* Reads a whole regular file (at most max bytes) into c->sb. Returns 0,

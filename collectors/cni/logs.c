@@ -168,9 +168,13 @@ static void file_start_offset(struct cni_collector *c, struct cni_file *f, uint6
 static struct cni_file *log_open(struct cni_collector *c, struct target *t, const char *name,
 				 const char *path, enum scan_mode mode)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
 	struct stat fst;
-	if (fd < 0 || fstat(fd, &fst)) {
+	if (fd < 0 && errno == ELOOP) {
+		cni_refuse_symlink(c, path); /* swapped in since the lstat */
+		return NULL;
+	}
+	if (fd < 0 || fstat(fd, &fst) || !S_ISREG(fst.st_mode)) {
 		if (fd >= 0)
 			close(fd);
 		if (errno != ENOENT) {
@@ -231,8 +235,11 @@ void cni_log_touch(struct cni_collector *c, struct target *t, const char *name, 
 		return;
 	}
 	struct stat st;
-	if (stat(path, &st) || !S_ISREG(st.st_mode)) {
-		/* gone again, or not a regular file */
+	int lrc = lstat(path, &st);
+	if (lrc == 0 && S_ISLNK(st.st_mode))
+		cni_refuse_symlink(c, path);
+	if (lrc || !S_ISREG(st.st_mode)) {
+		/* gone again, a symlink, or not a regular file */
 		if (f)
 			cni_file_finish(c, f);
 		free(path);

@@ -7,6 +7,7 @@
  * for. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -144,7 +145,7 @@ static void target_found(struct cni_collector *c, struct target *t, int wd, enum
 {
 	t->last_err = 0;
 	struct stat st;
-	if (stat(t->path, &st) == 0) {
+	if (lstat(t->path, &st) == 0) {
 		t->dev = (uint64_t)st.st_dev;
 		t->ino = (uint64_t)st.st_ino;
 	}
@@ -168,11 +169,16 @@ void cni_resolve_mode(struct cni_collector *c, struct target *t, enum scan_mode 
 	if (t->wd >= 0 || t->removed)
 		return;
 	for (int tries = 0; tries < 64; tries++) {
-		int wd = inotify_add_watch(c->ifd, t->path, dir_mask(t->kind));
+		int wd = inotify_add_watch(c->ifd, t->path, dir_mask(t->kind) | IN_DONT_FOLLOW);
 		if (wd >= 0) {
 			target_found(c, t, wd, mode);
 			return;
 		}
+		int werr = errno;
+		struct stat lst;
+		if (werr == ENOTDIR && lstat(t->path, &lst) == 0 && S_ISLNK(lst.st_mode))
+			cni_refuse_symlink(c, t->path); /* then waited for like a missing one */
+		errno = werr;
 		if (errno != ENOENT && errno != ENOTDIR) {
 			/* ENOSPC (fs.inotify.max_user_watches), EACCES: retried each second */
 			if (errno != t->last_err) {
@@ -218,8 +224,8 @@ void cni_resolve_mode(struct cni_collector *c, struct target *t, enum scan_mode 
 		snprintf(child, sizeof(child), "%.*s%s%.*s", (int)pl, p, pl == 1 ? "" : "/",
 			 (int)(end ? (size_t)(end - rest) : strlen(rest)), rest);
 		struct stat st;
-		if (stat(child, &st) || !S_ISDIR(st.st_mode))
-			return;
+		if (lstat(child, &st) || !S_ISDIR(st.st_mode))
+			return; /* missing, or a symlink: not followed */
 	}
 }
 
@@ -390,8 +396,17 @@ static void scan_done_dir(struct cni_collector *c, struct target *t)
  * new or changed and, for a rescan, what went away. */
 void cni_scan(struct cni_collector *c, struct target *t, enum scan_mode mode)
 {
-	DIR *d = opendir(t->path);
+	/* The directory itself is not followed through a symlink either. */
+	int dfd = open(t->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
+		struct stat lst;
+		if (dfd >= 0)
+			close(dfd);
+		if (lstat(t->path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+			cni_refuse_symlink(c, t->path);
+			return;
+		}
 		if (errno != ENOENT) {
 			atomic_fetch_add(&c->base.n.errors, 1);
 			collector_error(&c->base, "%s: opendir: %s", t->path, strerror(errno));
@@ -405,8 +420,15 @@ void cni_scan(struct cni_collector *c, struct target *t, enum scan_mode mode)
 		if (!strcmp(name, ".") || !strcmp(name, ".."))
 			continue;
 		struct stat st;
-		if (fstatat(dirfd(d), name, &st, 0))
+		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
+		if (S_ISLNK(st.st_mode)) {
+			char *p = cni_join(t->path, name);
+			if (p)
+				cni_refuse_symlink(c, p);
+			free(p);
+			continue;
+		}
 		scan_entry(c, t, name, &st, mode);
 	}
 	closedir(d);
@@ -428,7 +450,7 @@ static void recheck(struct cni_collector *c, struct target *t)
 		return;
 	}
 	struct stat st;
-	if (stat(t->path, &st) || (uint64_t)st.st_dev != t->dev || (uint64_t)st.st_ino != t->ino) {
+	if (lstat(t->path, &st) || (uint64_t)st.st_dev != t->dev || (uint64_t)st.st_ino != t->ino) {
 		target_lost(c, t);
 		cni_resolve(c, t);
 		return;

@@ -285,12 +285,12 @@ static int load_cursor(struct etcd_collector *e, const char *dir, char *err, siz
 	/* Unknown: starting from "now" would lose what was written while the
 	 * agent was down. Start from the oldest revision etcd keeps: a compacted
 	 * history gives the compaction record naming the gap. */
+	/* The message names the file, never its content (it may be a secret). */
 	collector_error(&e->base,
-			"state-dir: %s/%s %s%.40s%s; the revision is unknown: reading from the "
+			"state-dir: %s/%s %s; the revision is unknown: reading from the "
 			"oldest revision etcd keeps",
-			dir, ETCD_CURSOR_FILE, rc == -EBADMSG ? "is empty or cut short" : "holds '",
-			rc == -EBADMSG ? "" : e->cur.val,
-			rc == -EBADMSG ? "" : "', not a revision");
+			dir, ETCD_CURSOR_FILE,
+			rc == -EBADMSG ? "is empty or cut short" : "does not hold a revision");
 	atomic_fetch_add(&e->base.n.errors, 1);
 	e->rev_done = 0;
 	e->have_rev = true;

@@ -20,6 +20,8 @@
 #include "core/config.h"
 #include "core/event.h"
 #include "core/options.h"
+#include "core/state.h"
+#include "util/fileio.h"
 #include "util/backoff.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -46,14 +48,26 @@ static void load_state(struct k8s_res *r)
 		cursor_get(&r->cur, r->rv, sizeof(r->rv));
 	if (!k->state_dir || !*k->state_dir)
 		return;
-	size_t len = 0;
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/%s", k->state_dir, r->seen_file);
-	char *s = k8s_read_file(path, 512u << 20, &len);
-	if (!s)
+	/* relative to the state directory's fd, no symlink followed */
+	int dfd = state_dir_open(k->state_dir, NULL, 0);
+	if (dfd < 0)
 		return;
+	struct strbuf sb = STRBUF_INIT;
+	int rc =
+	    file_read_all(dfd, r->seen_file, 512u << 20, FILE_NOFOLLOW | FILE_REGULAR, &sb, NULL);
+	close(dfd);
+	if (rc) {
+		if (rc != -ENOENT)
+			collector_error(&k->base, "%s: %s: %s", r->def->name, path, strerror(-rc));
+		sb_free(&sb);
+		return;
+	}
+	char *s = sb.buf;
+	size_t len = sb.len;
 	uint64_t bad = 0;
-	int rc = seen_parse(&r->seen, s, len, &bad);
+	rc = s ? seen_parse(&r->seen, s, len, &bad) : 0;
 	if (rc == -EINVAL || bad)
 		collector_error(&k->base, "%s: %s: %s; %llu bad lines skipped", r->def->name, path,
 				rc == -EINVAL ? "not a tapio-k8s-seen file" : "loaded",

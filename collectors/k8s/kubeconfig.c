@@ -316,6 +316,42 @@ static int parse_doc(yaml_document_t *doc, const char *context, struct kubeconfi
 	return parse_user(doc, root, kc, err, errlen);
 }
 
+/* A first pass over the events that stops at the first mapping or sequence
+ * deeper than KUBECONFIG_MAX_DEPTH. libyaml's scanner keeps a stack per open
+ * level and walks it for every token, so a deep document costs depth x size;
+ * stopping at a small depth keeps the whole parse linear in the size. */
+static int check_depth(const char *yaml, size_t len, char *err, size_t errlen)
+{
+	yaml_parser_t p;
+	if (!yaml_parser_initialize(&p))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&p, (const unsigned char *)yaml, len);
+	int depth = 0, rc = 0;
+	for (;;) {
+		yaml_event_t ev;
+		if (!yaml_parser_parse(&p, &ev))
+			break; /* the load reports the syntax error with its position */
+		yaml_event_type_t t = ev.type;
+		size_t line = ev.start_mark.line + 1;
+		yaml_event_delete(&ev);
+		if (t == YAML_MAPPING_START_EVENT || t == YAML_SEQUENCE_START_EVENT) {
+			if (++depth > KUBECONFIG_MAX_DEPTH) {
+				err_printf(err, errlen,
+					   "kubeconfig: line %zu: nested deeper than %d levels",
+					   line, KUBECONFIG_MAX_DEPTH);
+				rc = -EINVAL;
+				break;
+			}
+		} else if (t == YAML_MAPPING_END_EVENT || t == YAML_SEQUENCE_END_EVENT) {
+			depth--;
+		} else if (t == YAML_STREAM_END_EVENT) {
+			break;
+		}
+	}
+	yaml_parser_delete(&p);
+	return rc;
+}
+
 int kubeconfig_parse(const char *yaml, size_t len, const char *context, struct kubeconfig *out,
 		     char *err, size_t errlen)
 {
@@ -329,6 +365,9 @@ int kubeconfig_parse(const char *yaml, size_t len, const char *context, struct k
 	}
 	if (!yaml)
 		len = 0;
+	int drc = check_depth(yaml ? yaml : "", len, err, errlen);
+	if (drc)
+		return drc;
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	if (!yaml_parser_initialize(&parser))

@@ -29,6 +29,9 @@ struct kubeconfig {
 
 /* Largest kubeconfig accepted, in bytes. */
 #define KUBECONFIG_MAX (4u << 20)
+/* Mappings and sequences nested deeper than this are refused (a kubeconfig
+ * needs about 6 levels). */
+#define KUBECONFIG_MAX_DEPTH 32
 
 /* Parses len bytes of kubeconfig YAML. context NULL or "" uses the file's
  * current-context. Returns 0, or a negative errno after writing a one-line

@@ -117,11 +117,16 @@ static void check_file(struct systemd_collector *s, const char *path)
 	bool fresh;
 	int r;
 
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+	if (lstat(path, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
 		return;
 	f = seen_file_at(s, path, &st, &fresh);
 	if (!f || !fresh)
 		return;
+	if (S_ISLNK(st.st_mode)) {
+		/* counted and named once (f->bad); never opened here */
+		file_bad(s, f, "a symlink, not followed");
+		return;
+	}
 	f->size = st.st_size;
 	r = sd_journal_open_files(&one, paths, 0);
 	if (r < 0)
@@ -133,7 +138,7 @@ static void check_file(struct systemd_collector *s, const char *path)
 static int header_u64(const char *path, off_t off, uint64_t *v)
 {
 	unsigned char b[8];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	ssize_t n;
 
 	if (fd < 0)
@@ -198,11 +203,16 @@ bool verify_next_file(struct systemd_collector *s)
 
 static void check_dir(struct systemd_collector *s, const char *dir, bool root)
 {
-	DIR *d = opendir(dir);
+	/* a symlinked machine-id directory is not followed either */
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	struct dirent *de;
 
-	if (!d)
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
 		return;
+	}
 	while ((de = readdir(d))) {
 		char p[PATH_MAX];
 		sd_id128_t id;

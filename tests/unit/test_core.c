@@ -271,6 +271,65 @@ Test(state, cursor_rate_and_flush, .init = tmp_setup, .fini = tmp_teardown)
 	cursor_destroy(&c2);
 }
 
+/* A neighbour who could write the state directory planted symlinks: no
+ * write goes through them, no read follows them. */
+Test(state, planted_symlinks_are_not_followed, .init = tmp_setup, .fini = tmp_teardown)
+{
+	const char *d = mktmp();
+	char victim[160], link[160], buf[64];
+	snprintf(victim, sizeof(victim), "%s.victim", d);
+	FILE *f = fopen(victim, "w");
+	cr_assert_not_null(f);
+	fputs("secret-content", f);
+	fclose(f);
+	chmod(victim, 0600);
+	snprintf(link, sizeof(link), "%s/.offsets.tmp", d);
+	cr_assert_eq(symlink(victim, link), 0);
+	cr_assert_eq(state_write(d, "offsets", "new", 3), 0);
+	f = fopen(victim, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	cr_assert_str_eq(buf, "secret-content", "the symlink's target was overwritten");
+	cr_assert_eq(state_read(d, "offsets", buf, sizeof(buf)), 3);
+	snprintf(link, sizeof(link), "%s/etcd.revision", d);
+	cr_assert_eq(symlink(victim, link), 0);
+	cr_assert_eq(state_read(d, "etcd.revision", buf, sizeof(buf)), -ELOOP);
+	snprintf(link, sizeof(link), "%s/fifo", d);
+	cr_assert_eq(mkfifo(link, 0600), 0);
+	cr_assert_eq(state_read(d, "fifo", buf, sizeof(buf)), -EINVAL);
+	unlink(victim);
+}
+
+Test(state, directory_owner_and_mode_are_checked, .init = tmp_setup, .fini = tmp_teardown)
+{
+	const char *d = mktmp();
+	char sub[128], why[160];
+	snprintf(sub, sizeof(sub), "%s/s", d);
+	int fd = state_dir_open(sub, why, sizeof(why));
+	cr_assert_geq(fd, 0, "%s", why);
+	close(fd);
+	struct stat st;
+	cr_assert_eq(stat(sub, &st), 0);
+	cr_assert_eq(st.st_mode & 07777, 0700);
+	cr_assert_eq(chmod(sub, 0777), 0);
+	cr_assert_eq(state_dir_open(sub, why, sizeof(why)), -EPERM);
+	cr_assert(strstr(why, "writable by group or others"), "%s", why);
+	cr_assert_eq(state_write(sub, "x", "1", 1), -EPERM);
+	cr_assert_eq(chmod(sub, 0700), 0);
+	if (geteuid() == 0) {
+		cr_assert_eq(chown(sub, 65534, 65534), 0);
+		cr_assert_eq(state_dir_open(sub, why, sizeof(why)), -EPERM);
+		cr_assert(strstr(why, "owned by uid 65534"), "%s", why);
+		cr_assert_eq(chown(sub, 0, 0), 0);
+	}
+	char link[160];
+	snprintf(link, sizeof(link), "%s/l", d);
+	cr_assert_eq(symlink(sub, link), 0);
+	cr_assert_lt(state_dir_open(link, why, sizeof(why)), 0);
+	cr_assert(strstr(why, "symlink"), "%s", why);
+}
+
 /* A collector that records its calls; `fail` makes start fail. */
 struct fake {
 	struct collector base;

@@ -137,12 +137,64 @@ static yaml_document_t *by_kind(struct docs *ds, const char *kind)
 	return NULL;
 }
 
+static bool doc_has(const char *file, const char *needle)
+{
+	size_t len;
+	char *t = tl_read_file(file, &len);
+	cr_assert_not_null(t, "%s", file);
+	bool has = strstr(t, needle) != NULL;
+	free(t);
+	return has;
+}
+
+/* The Pod Security Standards level the DaemonSet's pod needs: "privileged"
+ * when it does anything `baseline` refuses (host namespaces, hostPath
+ * volumes, privileged, capabilities beyond baseline's set, seccomp
+ * Unconfined), "baseline" otherwise (it runs as root, so never "restricted"). */
+static const char *needed_pod_security_level(void)
+{
+	static const char *const baseline_caps[] = {
+	    "AUDIT_WRITE", "CHOWN",  "DAC_OVERRIDE",	 "FOWNER",  "FSETID",
+	    "KILL",	   "MKNOD",  "NET_BIND_SERVICE", "SETFCAP", "SETGID",
+	    "SETPCAP",	   "SETUID", "SYS_CHROOT"};
+	struct docs ds;
+	load("deploy/daemonset.yaml", &ds);
+	yaml_document_t *d = by_kind(&ds, "DaemonSet");
+	yaml_node_t *pod = path(d, yaml_document_get_root_node(d), "spec.template.spec");
+	bool priv = false;
+	static const char *const host_ns[] = {"hostPID", "hostNetwork", "hostIPC"};
+	for (size_t i = 0; i < 3; i++) {
+		const char *v = spath(d, pod, host_ns[i]);
+		priv |= v && !strcmp(v, "true");
+	}
+	yaml_node_t *vols = get(d, pod, "volumes");
+	for (size_t i = 0; i < seq_len(vols); i++)
+		priv |= get(d, seq_at(d, vols, i), "hostPath") != NULL;
+	yaml_node_t *cs = get(d, pod, "containers");
+	for (size_t i = 0; i < seq_len(cs); i++) {
+		yaml_node_t *sc = get(d, seq_at(d, cs, i), "securityContext");
+		const char *p = spath(d, sc, "privileged"),
+			   *sp = spath(d, sc, "seccompProfile.type");
+		priv |= (p && !strcmp(p, "true")) || (sp && !strcmp(sp, "Unconfined"));
+		yaml_node_t *add = path(d, sc, "capabilities.add");
+		for (size_t j = 0; j < seq_len(add); j++) {
+			bool ok = false;
+			for (size_t k = 0; k < sizeof(baseline_caps) / sizeof(baseline_caps[0]);
+			     k++)
+				ok |= !strcmp(scalar(seq_at(d, add, j)), baseline_caps[k]);
+			priv |= !ok;
+		}
+	}
+	unload(&ds);
+	return priv ? "privileged" : "baseline";
+}
+
 Test(deploy, rbac_reads_exactly_what_the_k8s_collector_watches)
 {
 	struct docs ds;
-	static const char *const core[] = {"pods",   "services",   "nodes",
-					   "events", "configmaps", "secrets"};
+	static const char *const core[] = {"pods", "services", "nodes", "events"};
 	static const char *const apps[] = {"deployments", "replicasets"};
+	static const char *const meta_only[] = {"configmaps", "secrets"};
 	size_t seen = 0;
 
 	load("deploy/rbac.yaml", &ds);
@@ -159,22 +211,33 @@ Test(deploy, rbac_reads_exactly_what_the_k8s_collector_watches)
 		yaml_node_t *r = seq_at(cr, rules, i), *groups = get(cr, r, "apiGroups"),
 			    *res = get(cr, r, "resources"), *verbs = get(cr, r, "verbs");
 
-		cr_assert_eq(seq_len(verbs), 3, "rule %zu: verbs must be exactly get, list, watch",
-			     i);
-		cr_assert(seq_has(cr, verbs, "get") && seq_has(cr, verbs, "list") &&
-			  seq_has(cr, verbs, "watch"));
+		/* the collector never reads a single object: no get, anywhere */
+		cr_assert_eq(seq_len(verbs), 2, "rule %zu: verbs must be exactly list, watch", i);
+		cr_assert(seq_has(cr, verbs, "list") && seq_has(cr, verbs, "watch"));
+		cr_assert(!seq_has(cr, verbs, "get"), "rule %zu grants get", i);
 		cr_assert_eq(seq_len(groups), 1);
 		const char *g = scalar(seq_at(cr, groups, 0));
-		const char *const *want = !strcmp(g, "") ? core : apps;
-		size_t nwant = !strcmp(g, "") ? 6 : 2;
-
 		cr_assert(!strcmp(g, "") || !strcmp(g, "apps"), "unexpected API group '%s'", g);
-		cr_assert_eq(seq_len(res), nwant, "group '%s'", g);
+		/* Secrets and ConfigMaps (metadata only) stand in a rule of their own. */
+		bool meta = seq_has(cr, res, "secrets") || seq_has(cr, res, "configmaps");
+		const char *const *want = strcmp(g, "") ? apps : meta ? meta_only : core;
+		size_t nwant = strcmp(g, "") ? 2 : meta ? 2 : 4;
+		cr_assert_eq(seq_len(res), nwant, "group '%s': %s", g,
+			     meta ? "secrets and configmaps share a rule with nothing else" : "");
 		for (size_t j = 0; j < nwant; j++)
 			cr_assert(seq_has(cr, res, want[j]), "group '%s' lacks %s", g, want[j]);
 		seen += nwant;
 	}
 	cr_assert_eq(seen, 8);
+
+	/* The namespace's Pod Security level is the narrowest that admits the
+	 * DaemonSet: privileged only because baseline refuses what it needs. */
+	yaml_document_t *ns = by_kind(&ds, "Namespace");
+	const char *level =
+	    scalar(get(ns, path(ns, yaml_document_get_root_node(ns), "metadata.labels"),
+		       "pod-security.kubernetes.io/enforce"));
+	cr_assert_not_null(level);
+	cr_assert_str_eq(level, needed_pod_security_level());
 
 	yaml_node_t *root = yaml_document_get_root_node(crb);
 	cr_assert_str_eq(spath(crb, root, "roleRef.kind"), "ClusterRole");
@@ -193,7 +256,6 @@ Test(deploy, daemonset)
 		const char *host, *mount;
 	} mounts[] = {
 	    {"/sys/kernel/btf", "/sys/kernel/btf"},
-	    {"/sys/kernel/tracing", "/sys/kernel/tracing"},
 	    {"/sys/fs/cgroup", "/sys/fs/cgroup"},
 	    {"/proc", "/host/proc"},
 	    {"/var/log/journal", "/var/log/journal"},
@@ -212,7 +274,9 @@ Test(deploy, daemonset)
 		    *pod = path(d, root, "spec.template.spec");
 
 	cr_assert_str_eq(spath(d, root, "apiVersion"), "apps/v1");
-	cr_assert_str_eq(spath(d, pod, "hostPID"), "true");
+	/* nothing needs the host's pid namespace */
+	cr_assert(!spath(d, pod, "hostPID") || !strcmp(spath(d, pod, "hostPID"), "false"));
+	cr_assert(!spath(d, pod, "hostNetwork") || !strcmp(spath(d, pod, "hostNetwork"), "false"));
 	cr_assert_str_eq(spath(d, pod, "serviceAccountName"), "tapio");
 	cr_assert_gt(seq_len(get(d, pod, "tolerations")), 0);
 	cr_assert_str_eq(spath(d, seq_at(d, get(d, pod, "tolerations"), 0), "operator"), "Exists");
@@ -228,6 +292,19 @@ Test(deploy, daemonset)
 	cr_assert(seq_has(d, drop, "ALL"));
 	cr_assert_null(get(d, sc, "privileged"),
 		       "privileged is the documented alternative, not the default");
+	/* RuntimeDefault seccomp; Unconfined is only the documented fallback */
+	cr_assert_str_eq(spath(d, sc, "seccompProfile.type"), "RuntimeDefault");
+	cr_assert_null(path(d, pod, "securityContext.seccompProfile"));
+	cr_assert(doc_has("deploy/README.md", "Unconfined"), "the fallback is not documented");
+	cr_assert(doc_has("deploy/README.md", "Pod Security"), "the level is not documented");
+
+	/* the metrics endpoint listens on the pod IP, not on every address */
+	yaml_node_t *ma = find(d, get(d, c, "env"), "name", "TAPIO_METRICS_ADDR");
+	cr_assert_not_null(ma);
+	cr_assert_str_eq(spath(d, ma, "value"), "$(POD_IP):9090");
+	yaml_node_t *pip = find(d, get(d, c, "env"), "name", "POD_IP");
+	cr_assert_not_null(pip);
+	cr_assert_str_eq(spath(d, pip, "valueFrom.fieldRef.fieldPath"), "status.podIP");
 
 	/* NODE_NAME from the downward API. */
 	yaml_node_t *env = find(d, get(d, c, "env"), "name", "NODE_NAME");
@@ -250,6 +327,11 @@ Test(deploy, daemonset)
 
 	/* Each host path is a volume mounted where the agent looks. */
 	yaml_node_t *vols = get(d, pod, "volumes"), *vms = get(d, c, "volumeMounts");
+	/* no tracefs: only `tapio probe` looks at it */
+	cr_assert_null(find(d, vols, "hostPath.path", "/sys/kernel/tracing"));
+	cr_assert_null(find(d, vols, "hostPath.path", "/sys/kernel/debug"));
+	cr_assert_eq(seq_len(vols), sizeof(mounts) / sizeof(mounts[0]) + 2,
+		     "a host path that the test does not know of (config and tmp aside)");
 	for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++) {
 		yaml_node_t *v = find(d, vols, "hostPath.path", mounts[i].host);
 
@@ -302,7 +384,7 @@ Test(deploy, configmap_is_the_example_config_and_the_agent_accepts_it)
 	memset(&cfg, 0, sizeof(cfg));
 	cr_assert_eq(test_config_load(&cfg, 3, argv, err, sizeof(err)), 0, "%s", err);
 	cr_assert_str_eq(cfg.collectors, "");
-	cr_assert_str_eq(cfg.metrics_addr, "0.0.0.0:9090");
+	cr_assert_str_eq(cfg.metrics_addr, "127.0.0.1:9090");
 	cr_assert_str_eq(cfg.state_dir, "/var/lib/tapio");
 	cr_assert(!strncmp(cfg.output, "nats://", 7));
 	cr_assert_str_eq(NATS_OPTS(&cfg)->stream, "TAPIO_EVENTS");

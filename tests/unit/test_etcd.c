@@ -514,8 +514,8 @@ Test(etcd_config, errors_and_cursor)
 	/* a stored revision that is not a number, empty or cut short is reported
 	 * by name and read as unknown (from the oldest revision), never "now" */
 	const char *bad[] = {"garbage\n", "-5\n", "", "41"};
-	const char *why[] = {"holds 'garbage'", "holds '-5'", "empty or cut short",
-			     "empty or cut short"};
+	const char *why[] = {"does not hold a revision", "does not hold a revision",
+			     "empty or cut short", "empty or cut short"};
 	for (size_t i = 0; i < 4; i++) {
 		cr_assert_eq(state_write(dir, "etcd.revision", bad[i], strlen(bad[i])), 0);
 		col = etcd_collector_new(tenv(&c, SRC_ETCD), err, sizeof(err));
@@ -528,6 +528,27 @@ Test(etcd_config, errors_and_cursor)
 		cr_assert_eq(to_etcd(col)->rev_done, 0);
 		cr_assert(to_etcd(col)->have_rev);
 		collector_destroy(col);
+	}
+	/* the message names the file, never its content (it may be a secret) */
+	{
+		char last[256];
+		cr_assert_eq(state_write(dir, "etcd.revision", "s3cr3t-token\n", 13), 0);
+		col = etcd_collector_new(tenv(&c, SRC_ETCD), err, sizeof(err));
+		cr_assert_not_null(col, "%s", err);
+		collector_last_error(col, last, sizeof(last));
+		cr_assert(strstr(last, "etcd.revision"), "%s", last);
+		cr_assert_null(strstr(last, "s3cr3t"), "%s", last);
+		collector_destroy(col);
+	}
+	/* a symlink planted as the cursor is refused, not read */
+	{
+		char link[128];
+		snprintf(link, sizeof(link), "%s/etcd.revision", dir);
+		unlink(link);
+		cr_assert_eq(symlink("/etc/hostname", link), 0);
+		cr_assert_null(etcd_collector_new(tenv(&c, SRC_ETCD), err, sizeof(err)));
+		cr_assert(strstr(err, "etcd.revision"), "%s", err);
+		unlink(link);
 	}
 
 	char path[128];

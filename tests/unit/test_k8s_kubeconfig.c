@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "collectors/k8s/kubeconfig.h"
 
@@ -259,4 +260,43 @@ Test(kubeconfig, hostile)
 	cr_assert_eq(parse("current-context: {a: b}\n", NULL, &kc, err), -EINVAL);
 	/* Non-UTF-8 bytes. */
 	cr_assert_eq(parse("current-context: \xff\xfe\n", NULL, &kc, err), -EINVAL);
+}
+
+static double secs_since(const struct timespec *a)
+{
+	struct timespec b;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* 200 KB nested 100,000 deep (block and flow forms): refused, naming the
+ * limit, in well under a second (it took 23 s before the depth check). */
+Test(kubeconfig, deep_nesting_refused_fast)
+{
+	struct kubeconfig kc;
+	char err[256];
+	static char deep[200001];
+	memset(deep, '[', 100000);
+	memset(deep + 100000, ']', 100000);
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	cr_assert_eq(kubeconfig_parse(deep, 200000, NULL, &kc, err, sizeof(err)), -EINVAL);
+	double s = secs_since(&t);
+	cr_assert_lt(s, 1.0, "flow nesting took %.2f s", s);
+	cr_assert(strstr(err, "nested deeper than 32 levels"), "%s", err);
+	/* "- - - - ..." is a sequence in a sequence in ... */
+	for (size_t i = 0; i < 100000; i++) {
+		deep[2 * i] = '-';
+		deep[2 * i + 1] = ' ';
+	}
+	deep[199999] = 'x';
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	cr_assert_eq(kubeconfig_parse(deep, 200000, NULL, &kc, err, sizeof(err)), -EINVAL);
+	s = secs_since(&t);
+	cr_assert_lt(s, 1.0, "block nesting took %.2f s", s);
+	cr_assert(strstr(err, "nested deeper"), "%s", err);
+	/* the good file still parses: its depth is well within the limit */
+	cr_assert_eq(kubeconfig_parse(good, strlen(good), NULL, &kc, err, sizeof(err)), 0, "%s",
+		     err);
+	kubeconfig_free(&kc);
 }

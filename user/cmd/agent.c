@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/event.h"
 #include "core/queue.h"
+#include "core/state.h"
 #include "enrich/podmeta.h"
 #include "http/watch.h"
 #include "metrics/metrics.h"
@@ -300,6 +301,14 @@ static int agent_setup(struct agent *a)
 	if (!a->sink) {
 		fprintf(stderr, "tapio agent: %s\n", err);
 		return 2;
+	}
+	if (a->cfg.state_dir && *a->cfg.state_dir) {
+		int fd = state_dir_open(a->cfg.state_dir, err, sizeof(err));
+		if (fd < 0) {
+			fprintf(stderr, "tapio agent: state-dir %s: %s\n", a->cfg.state_dir, err);
+			return 2;
+		}
+		close(fd);
 	}
 	a->reg = registry_new();
 	if (!a->reg)

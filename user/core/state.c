@@ -11,24 +11,80 @@
 #include "core/state.h"
 #include "util/fileio.h"
 #include "util/clock.h"
+#include "util/strbuf.h"
 
-int state_mkdir(const char *dir)
+/* Creates the missing parents of dir (0700 each). */
+static int mkdir_parents(char *path)
 {
-	char path[PATH_MAX];
-	size_t n = strlen(dir);
-	if (n == 0 || n >= sizeof(path))
-		return -EINVAL;
-	memcpy(path, dir, n + 1);
 	for (char *p = path + 1; *p; p++) {
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(path, 0700) && errno != EEXIST)
-			return -errno;
+		int rc = mkdir(path, 0700) && errno != EEXIST ? -errno : 0;
 		*p = '/';
+		if (rc)
+			return rc;
 	}
-	if (mkdir(path, 0700) && errno != EEXIST)
-		return -errno;
+	return 0;
+}
+
+int state_dir_open(const char *dir, char *why, size_t whylen)
+{
+	char path[PATH_MAX];
+	size_t n = dir ? strlen(dir) : 0;
+	if (why && whylen)
+		why[0] = '\0';
+	if (n == 0 || n >= sizeof(path)) {
+		err_printf(why, whylen, "not a usable path");
+		return -EINVAL;
+	}
+	memcpy(path, dir, n + 1);
+	int rc = mkdir_parents(path);
+	if (rc) {
+		err_printf(why, whylen, "cannot create its parents: %s", strerror(-rc));
+		return rc;
+	}
+	if (mkdir(path, 0700) && errno != EEXIST) {
+		rc = -errno;
+		err_printf(why, whylen, "cannot create it: %s", strerror(-rc));
+		return rc;
+	}
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		err_printf(why, whylen, "%s",
+			   rc == -ELOOP || rc == -ENOTDIR ? "not a directory (a symlink is refused)"
+							  : strerror(-rc));
+		return rc;
+	}
+	struct stat st;
+	if (fstat(fd, &st)) {
+		rc = -errno;
+		close(fd);
+		err_printf(why, whylen, "%s", strerror(-rc));
+		return rc;
+	}
+	if (st.st_uid != geteuid()) {
+		close(fd);
+		err_printf(why, whylen, "owned by uid %u, not by this agent's uid %u",
+			   (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & 022) {
+		close(fd);
+		err_printf(why, whylen, "writable by group or others (mode %04o); chmod 700 it",
+			   (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return fd;
+}
+
+int state_mkdir(const char *dir)
+{
+	int fd = state_dir_open(dir, NULL, 0);
+	if (fd < 0)
+		return fd;
+	close(fd);
 	return 0;
 }
 
@@ -36,48 +92,69 @@ int state_write(const char *dir, const char *name, const void *buf, size_t len)
 {
 	if (!dir || !*dir || !name || !*name || strchr(name, '/'))
 		return -EINVAL;
-	char tmp[PATH_MAX], dst[PATH_MAX];
-	if (snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= (int)sizeof(dst) ||
-	    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp))
+	char tmp[NAME_MAX + 1];
+	if (snprintf(tmp, sizeof(tmp), ".%s.tmp", name) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == ENOENT) {
-		int err = state_mkdir(dir);
-		if (err)
-			return err;
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int dfd = state_dir_open(dir, NULL, 0);
+	if (dfd < 0)
+		return dfd;
+	const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+	int fd = openat(dfd, tmp, flags, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		/* Left by a crash, or planted: remove the entry itself (never what a
+		 * symlink points at) and create it anew. */
+		if (unlinkat(dfd, tmp, 0) == 0 || errno == ENOENT)
+			fd = openat(dfd, tmp, flags, 0600);
+		else
+			errno = EEXIST;
 	}
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		int err = -errno;
+		close(dfd);
+		return err;
+	}
 	int err = fd_write_all(fd, buf, len);
 	if (!err && fsync(fd))
 		err = -errno;
 	if (close(fd) && !err)
 		err = -errno;
-	if (!err && rename(tmp, dst))
+	if (!err && renameat(dfd, tmp, dfd, name))
 		err = -errno;
-	if (err) {
-		unlink(tmp);
-		return err;
-	}
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
+	if (err)
+		unlinkat(dfd, tmp, 0);
+	else
 		fsync(dfd);
-		close(dfd);
+	close(dfd);
+	return err;
+}
+
+int state_open(const char *dir, const char *name)
+{
+	if (!dir || !*dir || !name || !*name || strchr(name, '/'))
+		return -EINVAL;
+	int dfd = state_dir_open(dir, NULL, 0);
+	if (dfd < 0)
+		return dfd;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int err = fd < 0 ? -errno : 0;
+	close(dfd);
+	if (fd < 0)
+		return err;
+	struct stat st;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL; /* a FIFO, a device: not a state file */
 	}
-	return 0;
+	return fd;
 }
 
 ssize_t state_read(const char *dir, const char *name, char *buf, size_t cap)
 {
-	if (!dir || !*dir || !name || strchr(name, '/') || cap == 0)
+	if (cap == 0)
 		return -EINVAL;
-	char path[PATH_MAX];
-	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = state_open(dir, name);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	size_t len = 0;
 	for (;;) {
 		if (len == cap - 1) {

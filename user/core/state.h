@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Resume state: small files in the state directory (--state-dir), one per
- * cursor. Writes are atomic (temporary file, fsync, rename, fsync of the
+ * cursor. Writes are atomic (temporary file, fsync, renameat, fsync of the
  * directory). A `struct cursor` keeps the latest value in memory and writes it
  * at a bounded rate; cursor_flush() writes what is pending (call it on stop). */
 #ifndef TAPIO_STATE_H
@@ -12,16 +12,32 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Creates dir (and parents) with mode 0700 if missing. Returns 0 or -errno. */
+/* The state directory is the agent's own: created with mode 0700 (and its
+ * missing parents), and refused when it is a symlink, is owned by another uid
+ * or is writable by group or others, since whoever can write there could
+ * plant symlinks. Every state file is opened relative to the directory's fd
+ * with O_NOFOLLOW; a temporary file is created with O_EXCL and renamed into
+ * place with renameat. Callers' messages name files, never their content. */
+
+/* Creates or checks dir as above. Returns an O_DIRECTORY fd or -errno
+ * (-EPERM for a wrong owner or mode); why (whylen bytes, may be NULL) gets
+ * the reason in words. */
+int state_dir_open(const char *dir, char *why, size_t whylen);
+
+/* state_dir_open without the fd. Returns 0 or -errno. */
 int state_mkdir(const char *dir);
 
 /* Atomically replaces dir/name with len bytes. name may not contain '/'.
  * Returns 0 or a negative errno. */
 int state_write(const char *dir, const char *name, const void *buf, size_t len);
 
+/* Opens dir/name for reading: -ELOOP for a symlink, -EINVAL for anything
+ * but a regular file. Returns the fd or a negative errno. */
+int state_open(const char *dir, const char *name);
+
 /* Reads dir/name into buf (at most cap - 1 bytes, NUL-terminated).
  * Returns the length, -ENOENT when there is none, -EFBIG when it does not fit,
- * or another negative errno. */
+ * -ELOOP for a symlink, or another negative errno. */
 ssize_t state_read(const char *dir, const char *name, char *buf, size_t cap);
 
 #define CURSOR_MAX 4096

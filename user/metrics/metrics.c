@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <unistd.h>
 
 #include "core/collector.h"
 #include "core/event.h"
@@ -18,6 +23,7 @@
 #include "util/vec.h"
 #include "core/queue.h"
 #include "sink/sink.h"
+#include "util/clock.h"
 #include "util/strbuf.h"
 
 static bool sink_is_connected(struct sink *s)
@@ -390,13 +396,174 @@ bool metrics_readyz(const struct metrics_view *v, struct strbuf *why)
 	return ok;
 }
 
-/* ---- HTTP ---- */
+/* ---- HTTP ----
+ *
+ * A front end owns the listening socket. It accepts every connection into a
+ * table of its own (FRONT_SLOTS, the oldest evicted when full) and waits,
+ * with MSG_PEEK and SO_RCVLOWAT so that nothing is consumed and nothing
+ * spins, until the client has sent its whole request head, for at most
+ * HEAD_TIMEOUT_MS. /healthz and /readyz are answered right there; anything
+ * else is handed to libmicrohttpd (MHD_add_connection), whose pool thus only
+ * ever holds clients that sent a request (MHD_CONN_LIMIT, MHD_PER_IP_LIMIT
+ * per client address, MHD_TIMEOUT_S idle). So idle or slow clients, however
+ * many, cannot keep the liveness probe out. */
+
+#define FRONT_SLOTS 1024
+#define HEAD_MAX 4096
+#define HEAD_TIMEOUT_MS 5000
+#define MHD_CONN_LIMIT 512u
+#define MHD_PER_IP_LIMIT 16u
+#define MHD_TIMEOUT_S 5u
+
+struct pending {
+	int fd;
+	uint64_t since_ms; /* accepted at (monotonic) */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+};
 
 struct metrics_server {
 	struct MHD_Daemon *d;
 	struct metrics_view v;
 	unsigned port;
+	int lfd;
+	int wake[2]; /* a pipe: metrics_stop writes to it */
+	pthread_t thread;
+	struct pending *pend;
+	size_t npend;
+	struct pollfd *pfd;
 };
+
+static uint64_t now_ms(void)
+{
+	return mono_ns() / 1000000ull;
+}
+
+static void pend_close(struct metrics_server *m, size_t i)
+{
+	close(m->pend[i].fd);
+	m->pend[i] = m->pend[--m->npend];
+}
+
+static void front_accept(struct metrics_server *m)
+{
+	for (;;) {
+		struct pending p = {.addrlen = sizeof(p.addr)};
+		p.fd = accept4(m->lfd, (struct sockaddr *)&p.addr, &p.addrlen,
+			       SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (p.fd < 0)
+			return; /* EAGAIN, or an error of that one connection */
+		if (m->npend == FRONT_SLOTS) {
+			size_t old = 0;
+			for (size_t i = 1; i < m->npend; i++)
+				if (m->pend[i].since_ms < m->pend[old].since_ms)
+					old = i;
+			pend_close(m, old);
+		}
+		p.since_ms = now_ms();
+		m->pend[m->npend++] = p;
+	}
+}
+
+/* Answers a probe from the front end: the reply fits in the socket buffer. */
+static void front_probe(struct metrics_server *m, int fd, bool health, bool head, size_t len)
+{
+	char drain[HEAD_MAX];
+	struct strbuf body = STRBUF_INIT, out = STRBUF_INIT;
+	(void)!recv(fd, drain, len, 0); /* the request head, peeked before */
+	bool ok = health ? metrics_healthz(&m->v, &body) : metrics_readyz(&m->v, &body);
+	if (ok)
+		sb_puts(&body, "ok\n");
+	sb_printf(&out,
+		  "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+		  "Cache-Control: no-store\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+		  ok ? "200 OK" : "503 Service Unavailable", body.len);
+	if (!head)
+		sb_add(&out, body.buf ? body.buf : "", body.len);
+	if (!out.err)
+		(void)!send(fd, out.buf, out.len, MSG_NOSIGNAL);
+	shutdown(fd, SHUT_WR);
+	sb_free(&body);
+	sb_free(&out);
+}
+
+/* Looks at what pending connection i sent so far. Returns true when it is
+ * done with (answered, handed over or closed). */
+static bool front_peek(struct metrics_server *m, size_t i)
+{
+	char buf[HEAD_MAX + 1];
+	struct pending *p = &m->pend[i];
+	ssize_t r = recv(p->fd, buf, HEAD_MAX, MSG_PEEK);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return false;
+	if (r <= 0)
+		return true; /* closed by the client, or an error */
+	buf[r] = '\0';
+	char *end = strstr(buf, "\r\n\r\n");
+	if (!end) {
+		if (r == HEAD_MAX)
+			return true;  /* a request head over 4 KiB: not ours */
+		int low = (int)r + 1; /* wake when more has come */
+		setsockopt(p->fd, SOL_SOCKET, SO_RCVLOWAT, &low, sizeof(low));
+		return false;
+	}
+	size_t hlen = (size_t)(end - buf) + 4;
+	bool get = !strncmp(buf, "GET ", 4), head = !strncmp(buf, "HEAD ", 5);
+	const char *path = buf + (get ? 4 : 5);
+	bool health = !strncmp(path, "/healthz ", 9), ready = !strncmp(path, "/readyz ", 8);
+	if ((get || head) && (health || ready)) {
+		front_probe(m, p->fd, health, head, hlen);
+		return true;
+	}
+	int one = 1;
+	setsockopt(p->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+	/* libmicrohttpd reads the request itself (nothing was consumed); it
+	 * closes the socket when it refuses it (pool or per-address limit). */
+	MHD_add_connection(m->d, p->fd, (struct sockaddr *)&p->addr, p->addrlen);
+	p->fd = -1;
+	return true;
+}
+
+static void *front_main(void *arg)
+{
+	struct metrics_server *m = arg;
+	for (;;) {
+		uint64_t now = now_ms();
+		int timeout = 1000;
+		m->pfd[0] = (struct pollfd){.fd = m->wake[0], .events = POLLIN};
+		m->pfd[1] = (struct pollfd){.fd = m->lfd, .events = POLLIN};
+		for (size_t i = 0; i < m->npend; i++) {
+			m->pfd[2 + i] = (struct pollfd){.fd = m->pend[i].fd, .events = POLLIN};
+			uint64_t left = m->pend[i].since_ms + HEAD_TIMEOUT_MS;
+			left = left > now ? left - now : 0;
+			if ((int)left < timeout)
+				timeout = (int)left;
+		}
+		size_t n = m->npend;
+		int rc = poll(m->pfd, 2 + n, timeout);
+		if (rc < 0 && errno != EINTR)
+			break;
+		if (m->pfd[0].revents)
+			break;
+		now = now_ms();
+		/* from the end: pend_close moves the last entry into i */
+		for (size_t i = n; i-- > 0;) {
+			bool done = false;
+			if (m->pfd[2 + i].revents)
+				done = front_peek(m, i);
+			if (!done && now - m->pend[i].since_ms >= HEAD_TIMEOUT_MS)
+				done = true; /* no whole request head in time */
+			if (done) {
+				if (m->pend[i].fd >= 0)
+					close(m->pend[i].fd);
+				m->pend[i] = m->pend[--m->npend];
+			}
+		}
+		if (m->pfd[1].revents)
+			front_accept(m);
+	}
+	return NULL;
+}
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const char *ctype,
 			     const char *body, size_t len)
@@ -479,13 +646,33 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	tlog(TLOG_WARN, "metrics", "%s", buf);
 }
 
-static struct MHD_Daemon *start_on(struct metrics_server *m, unsigned flags,
-				   const struct sockaddr *sa)
+/* The listening socket for sa and libmicrohttpd behind it. 0 or -errno. */
+static int start_on(struct metrics_server *m, const struct sockaddr *sa, socklen_t salen, bool dual)
 {
-	return MHD_start_daemon(flags | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0,
-				NULL, NULL, handle, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-				MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1, zero = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (sa->sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &zero : &one, sizeof(one));
+	if (bind(fd, sa, salen) || listen(fd, 1024)) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	m->d = MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET | MHD_USE_INTERNAL_POLLING_THREAD |
+				    MHD_USE_ITC | MHD_USE_ERROR_LOG,
+				0, NULL, NULL, handle, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				MHD_OPTION_CONNECTION_LIMIT, MHD_CONN_LIMIT,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, MHD_PER_IP_LIMIT,
+				MHD_OPTION_CONNECTION_TIMEOUT, MHD_TIMEOUT_S, MHD_OPTION_END);
+	if (!m->d) {
+		close(fd);
+		return -ENOMEM;
+	}
+	m->lfd = fd;
+	return 0;
 }
 
 struct metrics_server *metrics_start(const char *addr, const struct metrics_view *v, char *err,
@@ -496,8 +683,7 @@ struct metrics_server *metrics_start(const char *addr, const struct metrics_view
 	unsigned port;
 	struct sockaddr_in a4 = {.sin_family = AF_INET};
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
-	const union MHD_DaemonInfo *info;
-	int e;
+	int rc;
 
 	if (parse_hostport(addr, host, sizeof(host), &port)) {
 		snprintf(err, errlen, "metrics_addr '%s': expected HOST:PORT, [IPV6]:PORT or :PORT",
@@ -506,25 +692,34 @@ struct metrics_server *metrics_start(const char *addr, const struct metrics_view
 		return NULL;
 	}
 	m = calloc(1, sizeof(*m));
-	if (!m) {
+	if (m) {
+		m->pend = calloc(FRONT_SLOTS, sizeof(*m->pend));
+		m->pfd = calloc(FRONT_SLOTS + 2, sizeof(*m->pfd));
+	}
+	if (!m || !m->pend || !m->pfd) {
+		if (m) {
+			free(m->pend);
+			free(m->pfd);
+		}
+		free(m);
 		snprintf(err, errlen, "metrics: out of memory");
 		errno = ENOMEM;
 		return NULL;
 	}
+	m->lfd = -1;
 	m->v = *v;
 	a4.sin_port = a6.sin6_port = htons((uint16_t)port);
-	errno = 0;
 	if (!host[0]) {
 		a6.sin6_addr = in6addr_any;
-		m->d = start_on(m, MHD_USE_DUAL_STACK, (struct sockaddr *)&a6);
-		if (!m->d) {
+		rc = start_on(m, (struct sockaddr *)&a6, sizeof(a6), true);
+		if (rc) {
 			a4.sin_addr.s_addr = htonl(INADDR_ANY);
-			m->d = start_on(m, 0, (struct sockaddr *)&a4);
+			rc = start_on(m, (struct sockaddr *)&a4, sizeof(a4), false);
 		}
 	} else if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
-		m->d = start_on(m, 0, (struct sockaddr *)&a4);
+		rc = start_on(m, (struct sockaddr *)&a4, sizeof(a4), false);
 	} else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
-		m->d = start_on(m, MHD_USE_IPv6, (struct sockaddr *)&a6);
+		rc = start_on(m, (struct sockaddr *)&a6, sizeof(a6), false);
 	} else {
 		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
 		int gai = getaddrinfo(host, NULL, &hints, &res);
@@ -532,6 +727,8 @@ struct metrics_server *metrics_start(const char *addr, const struct metrics_view
 		if (gai || !res) {
 			snprintf(err, errlen, "metrics_addr '%s': cannot resolve '%s': %s", addr,
 				 host, gai_strerror(gai));
+			free(m->pend);
+			free(m->pfd);
 			free(m);
 			errno = EINVAL;
 			return NULL;
@@ -539,23 +736,38 @@ struct metrics_server *metrics_start(const char *addr, const struct metrics_view
 		if (res->ai_family == AF_INET6) {
 			memcpy(&a6, res->ai_addr, sizeof(a6));
 			a6.sin6_port = htons((uint16_t)port);
-			m->d = start_on(m, MHD_USE_IPv6, (struct sockaddr *)&a6);
+			rc = start_on(m, (struct sockaddr *)&a6, sizeof(a6), false);
 		} else {
 			memcpy(&a4, res->ai_addr, sizeof(a4));
 			a4.sin_port = htons((uint16_t)port);
-			m->d = start_on(m, 0, (struct sockaddr *)&a4);
+			rc = start_on(m, (struct sockaddr *)&a4, sizeof(a4), false);
 		}
 		freeaddrinfo(res);
 	}
-	if (!m->d) {
-		e = errno ? errno : EADDRNOTAVAIL;
-		snprintf(err, errlen, "metrics_addr '%s': cannot listen: %s", addr, strerror(e));
+	if (!rc && pipe2(m->wake, O_CLOEXEC | O_NONBLOCK))
+		rc = -errno;
+	if (!rc && (rc = -pthread_create(&m->thread, NULL, front_main, m))) {
+		close(m->wake[0]);
+		close(m->wake[1]);
+	}
+	if (rc) {
+		if (m->d)
+			MHD_stop_daemon(m->d);
+		if (m->lfd >= 0)
+			close(m->lfd);
+		snprintf(err, errlen, "metrics_addr '%s': cannot listen: %s", addr, strerror(-rc));
+		free(m->pend);
+		free(m->pfd);
 		free(m);
-		errno = e;
+		errno = -rc;
 		return NULL;
 	}
-	info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
-	m->port = info ? info->port : port;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	m->port = port;
+	if (!getsockname(m->lfd, (struct sockaddr *)&ss, &sl))
+		m->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							 : ((struct sockaddr_in *)&ss)->sin_port);
 	return m;
 }
 
@@ -568,6 +780,15 @@ void metrics_stop(struct metrics_server *m)
 {
 	if (!m)
 		return;
+	(void)!write(m->wake[1], "x", 1);
+	pthread_join(m->thread, NULL);
+	for (size_t i = 0; i < m->npend; i++)
+		close(m->pend[i].fd);
+	close(m->wake[0]);
+	close(m->wake[1]);
+	close(m->lfd);
 	MHD_stop_daemon(m->d);
+	free(m->pend);
+	free(m->pfd);
 	free(m);
 }

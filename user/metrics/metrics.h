@@ -10,6 +10,14 @@
  *             else 503 listing what is not
  *
  * The server only reads counters; the view's objects must outlive it.
+ *
+ * Hostile clients: a front end accepts every connection (up to 1024 waiting,
+ * the oldest dropped when full) and waits at most 5 s for a whole request
+ * head without consuming it. /healthz and /readyz are answered there, so no
+ * number of idle or slowloris clients keeps a probe out; other requests go
+ * to libmicrohttpd, which holds at most 512 connections, 16 per client
+ * address, idle for at most 5 s. The DaemonSet binds to the pod IP
+ * (deploy/README.md, "The metrics port"); the flag's default is loopback.
  */
 #ifndef TAPIO_METRICS_H
 #define TAPIO_METRICS_H

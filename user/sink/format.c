@@ -7,20 +7,8 @@
 
 #include "core/event.h"
 #include "sink/format.h"
+#include "sink/json_embed.h"
 #include "util/strbuf.h"
-
-/* Embeds JSON text as it is, except that raw line breaks (which valid JSON can
- * only have as whitespace between tokens) become spaces: one event, one line. */
-static void add_json_oneline(struct strbuf *sb, const char *p, size_t n)
-{
-	if (sb_grow(sb, n))
-		return;
-	char *o = sb->buf + sb->len;
-	for (size_t i = 0; i < n; i++)
-		o[i] = (p[i] == '\n' || p[i] == '\r') ? ' ' : p[i];
-	sb->len += n;
-	sb->buf[sb->len] = '\0';
-}
 
 static int add_data(const struct tapio_event *ev, struct strbuf *out)
 {
@@ -43,7 +31,7 @@ static int add_data(const struct tapio_event *ev, struct strbuf *out)
 			sb_puts(out, "null");
 			return 0;
 		}
-		add_json_oneline(out, d, n);
+		json_embed(out, d, n);
 		return 0;
 	case FMT_TEXT:
 		sb_json_str(out, d, n);
