@@ -215,6 +215,8 @@ static long lease_request(struct k8s_lease *l, const char *method, const char *u
 	} else if (http == 0 || !(http == 404 || http == 409)) {
 		snprintf(err, errlen, "%s %s: %s", method, url, res.error);
 	}
+	if (err[0])
+		atomic_fetch_add(&k->base.n.errors, 1);
 	watch_result_free(&res);
 	free(b.p);
 	return http;

@@ -213,6 +213,21 @@ class Handler(BaseHTTPRequestHandler):
 
     LEASES = "/apis/coordination.k8s.io/v1/namespaces/"
 
+    def _client_cn(self):
+        """The verified client certificate's CN (recorded), or None."""
+        fx = self.server.fixture
+        if not fx.client_certs:
+            return None
+        client_cn = None
+        peer = self.connection.getpeercert() or {}
+        for rdn in peer.get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    client_cn = v
+        with fx.lock:
+            fx.client_cns.append(client_cn)
+        return client_cn
+
     def _authorized(self):
         """Checks the bearer token; answers 401 or 503 (partitioned) itself."""
         fx = self.server.fixture
@@ -242,7 +257,7 @@ class Handler(BaseHTTPRequestHandler):
             fx.requests.append({"path": u.path, "query": {}, "accept": self.headers.get("Accept", ""),
                                 "time": time.monotonic(), "method": method,
                                 "auth": self.headers.get("Authorization", ""), "watch": False})
-        if not self._authorized():
+        if self._client_cn() is None and not self._authorized():
             return
         if len(rest) < 2 or rest[1] != "leases" or len(rest) > 3:
             self._send_json(404, status(404, "NotFound", "the server could not find the requested resource"))
@@ -323,16 +338,7 @@ class Handler(BaseHTTPRequestHandler):
                                 "time": time.monotonic(),
                                 "auth": self.headers.get("Authorization", ""),
                                 "watch": q.get("watch") in ("1", "true")})
-        auth = self.headers.get("Authorization", "")
-        client_cn = None
-        if fx.client_certs:
-            peer = self.connection.getpeercert() or {}
-            for rdn in peer.get("subject", ()):
-                for k, v in rdn:
-                    if k == "commonName":
-                        client_cn = v
-            with fx.lock:
-                fx.client_cns.append(client_cn)
+        client_cn = self._client_cn()
         if client_cn is None and not self._authorized():
             return
         if res is None:
