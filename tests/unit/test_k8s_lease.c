@@ -40,7 +40,11 @@ Test(k8s_lease, parse_rejects)
 {
 	struct k8s_lease_rec r;
 	char why[96];
-	const char *bad[] = {"", "nope", "[]", "{\"spec\":{}}", "{\"metadata\":{}}",
+	const char *bad[] = {"",
+			     "nope",
+			     "[]",
+			     "{\"spec\":{}}",
+			     "{\"metadata\":{}}",
 			     "{\"metadata\":{\"resourceVersion\":7}}"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(k8s_lease_parse(bad[i], strlen(bad[i]), &r, why, sizeof(why)),

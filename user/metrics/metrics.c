@@ -90,9 +90,8 @@ static bool is_gauge_name(const char *name)
 	size_t n = strlen(name);
 
 	return !strcmp(name, "up") || !strcmp(name, "inflight") || !strcmp(name, "k8s_leader") ||
-	       ends_with(name, n, "_up") ||
-	       ends_with(name, n, "_healthy") || ends_with(name, n, "_inflight") ||
-	       ends_with(name, n, "_pending");
+	       ends_with(name, n, "_up") || ends_with(name, n, "_healthy") ||
+	       ends_with(name, n, "_inflight") || ends_with(name, n, "_pending");
 }
 
 struct dyn {
