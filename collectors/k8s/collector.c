@@ -83,9 +83,14 @@ static void *res_main(void *arg)
 	bool need_list, first = true;
 
 	load_state(r);
+	if (r->cluster && k->use_lease) {
+		/* The cluster role's cursor is the lease's, not this node's. */
+		snprintf(r->rv, sizeof(r->rv), "%s", r->lease_rv);
+		(void)cursor_update(&r->cur, r->rv);
+	}
 	need_list = r->rv[0] == '\0';
 
-	while (!k8s_stopped(k)) {
+	while (!k8s_res_stopped(r)) {
 		long http = 0;
 		if (need_list) {
 			int rc = k8s_do_list(r, &http);
@@ -101,7 +106,7 @@ static void *res_main(void *arg)
 				atomic_store(&r->healthy, false);
 				if (sleep_or_stop(backoff_ms(attempt++, K8S_BACKOFF_BASE_MS,
 							     K8S_BACKOFF_CAP_MS),
-						  &k->stop))
+						  &r->stop))
 					break;
 				continue;
 			}
@@ -123,7 +128,7 @@ static void *res_main(void *arg)
 			if (!r->got_msg && http == 410 &&
 			    sleep_or_stop(
 				backoff_ms(attempt++, K8S_BACKOFF_BASE_MS, K8S_BACKOFF_CAP_MS),
-				&k->stop))
+				&r->stop))
 				break;
 			continue;
 		}
@@ -131,12 +136,36 @@ static void *res_main(void *arg)
 			continue;
 		atomic_store(&r->healthy, false);
 		if (sleep_or_stop(backoff_ms(attempt++, K8S_BACKOFF_BASE_MS, K8S_BACKOFF_CAP_MS),
-				  &k->stop))
+				  &r->stop))
 			break;
 	}
 	cursor_flush(&r->cur);
 	k8s_save_seen(r, true);
 	return NULL;
+}
+
+int k8s_res_start(struct k8s_res *r)
+{
+	if (r->started)
+		return 0;
+	atomic_store(&r->stop, atomic_load(&r->k->stop));
+	atomic_store(&r->healthy, false);
+	int rc = -pthread_create(&r->thr, NULL, res_main, r);
+	if (rc)
+		collector_error(&r->k->base, "%s: cannot start a thread: %s", r->def->name,
+				strerror(-rc));
+	r->started = rc == 0;
+	return rc;
+}
+
+void k8s_res_stop(struct k8s_res *r)
+{
+	atomic_store(&r->stop, true);
+	if (r->started) {
+		pthread_join(r->thr, NULL);
+		r->started = false;
+	}
+	atomic_store(&r->healthy, false);
 }
 
 /* ---- collector ops ---- */
@@ -159,36 +188,34 @@ static int k8s_start(struct collector *c, struct queue *q)
 			return rc;
 		}
 	}
-	for (size_t i = 0; i < k->nres; i++) {
-		struct k8s_res *r = &k->res[i];
-		rc = -pthread_create(&r->thr, NULL, res_main, r);
-		if (rc) {
-			k8s_stop(c);
-			return rc;
-		}
-		r->started = true;
-	}
-	return 0;
+	rc = k8s_role_start(k);
+	if (rc)
+		k8s_stop(c);
+	return rc;
 }
 
 static void k8s_stop(struct collector *c)
 {
 	struct k8s *k = (struct k8s *)c;
 	atomic_store(&k->stop, true);
-	for (size_t i = 0; i < k->nres; i++)
-		if (k->res[i].started) {
-			pthread_join(k->res[i].thr, NULL);
-			k->res[i].started = false;
-		}
+	k8s_role_stop(k);
 }
 
+/* Healthy when every resource this agent runs now is; a follower's cluster
+ * resources are not its to run. */
 static bool k8s_healthy(struct collector *c)
 {
 	struct k8s *k = (struct k8s *)c;
-	for (size_t i = 0; i < k->nres; i++)
-		if (!atomic_load(&k->res[i].healthy))
+	size_t n = 0;
+	for (size_t i = 0; i < k->nres; i++) {
+		struct k8s_res *r = &k->res[i];
+		if (r->cluster && k->use_lease && !atomic_load(&k->lease.leader))
+			continue;
+		n++;
+		if (!atomic_load(&r->healthy))
 			return false;
-	return k->nres > 0;
+	}
+	return n > 0 || k->use_lease;
 }
 
 static void k8s_counters(struct collector *c, counter_fn fn, void *ctx)
@@ -204,6 +231,7 @@ static void k8s_counters(struct collector *c, counter_fn fn, void *ctx)
 		fn(ctx, "vanished_deleted", labels, atomic_load(&r->tombstones));
 		fn(ctx, "up", labels, atomic_load(&r->healthy));
 	}
+	k8s_role_counters(k, fn, ctx);
 }
 
 static void k8s_destroy(struct collector *c)
@@ -227,6 +255,8 @@ static void k8s_destroy(struct collector *c)
 	k8s_token_free(k->key_pem);
 	free(k->node_sel);
 	free(k->state_dir);
+	k8s_lease_free(&k->lease);
+	pthread_mutex_destroy(&k->role_lock);
 	pthread_mutex_destroy(&k->tok_lock);
 	free(k);
 }
@@ -248,6 +278,15 @@ static const struct opt k8s_opt_table[] = {
     KO("k8s-resources", OPT_STR, resources, "",
        "comma list of resources to watch, empty = the default set"),
     KO("k8s-insecure", OPT_BOOL, insecure, "false", "do not verify the API server's certificate"),
+    KO("k8s-role", OPT_STR, role, "auto",
+       "node (this node's pods), cluster (the cluster-wide resources, under the lease) or auto "
+       "(node, and cluster while holding the lease)"),
+    KO("k8s-lease-name", OPT_STR, lease_name, "tapio-cluster", "the Lease of the cluster role"),
+    KO("k8s-lease-namespace", OPT_STR, lease_ns, "",
+       "the Lease's namespace (else POD_NAMESPACE, else the serviceaccount's, else default)"),
+    KO("k8s-lease-renew", OPT_UINT, lease_renew_s, "10", "seconds between renews of the lease"),
+    KO("k8s-lease-duration", OPT_UINT, lease_duration_s, "15",
+       "seconds the lease holds without a renew"),
 };
 
 static const char *const k8s_type_names[K8S_NTYPES] = {[TYPE_K8S_WATCH] = "k8s.watch"};
@@ -306,6 +345,20 @@ static int k8s_check(const void *opts, char *err, size_t errlen)
 		err_printf(err, errlen, "--k8s-resources names no resource");
 		rc = -EINVAL;
 	}
+	const struct k8s_options *o = opts;
+	enum k8s_role role;
+	if (!rc && o && k8s_role_parse(o->role, &role)) {
+		err_printf(err, errlen, "--k8s-role: '%.32s' is not node, cluster or auto",
+			   o->role);
+		rc = -EINVAL;
+	}
+	if (!rc && o && o->lease_renew_s && o->lease_duration_s &&
+	    o->lease_renew_s >= o->lease_duration_s) {
+		err_printf(err, errlen,
+			   "--k8s-lease-renew: %u s is not shorter than the %u s duration",
+			   o->lease_renew_s, o->lease_duration_s);
+		rc = -EINVAL;
+	}
 	strlist_free(&l);
 	return rc;
 }
@@ -326,11 +379,13 @@ static int add_resources(struct k8s *k, const struct k8s_options *o)
 		bool dup = false;
 		for (size_t i = 0; i < k->nres; i++)
 			dup |= k->res[i].def == d;
-		if (!d || dup)
+		if (!d || dup || !k8s_role_runs(k, d))
 			continue;
 		struct k8s_res *r = &k->res[k->nres++];
 		r->k = k;
 		r->def = d;
+		r->cluster = k8s_role_is_cluster(k, d);
+		atomic_init(&r->stop, false);
 		atomic_init(&r->healthy, false);
 		char cname[64];
 		snprintf(cname, sizeof(cname), "k8s-%s.rv", d->name);
@@ -377,6 +432,7 @@ struct collector *k8s_collector_new(const struct collector_env *env, char *err, 
 	collector_init(&k->base, &k8s_ops, env->source);
 	k->hooks = env->hooks;
 	pthread_mutex_init(&k->tok_lock, NULL);
+	pthread_mutex_init(&k->role_lock, NULL);
 	atomic_init(&k->stop, false);
 	k->max_msg = cfg->max_event_size ? cfg->max_event_size : (16u << 20);
 	if (cfg->state_dir && *cfg->state_dir && !(k->state_dir = strdup(cfg->state_dir))) {
@@ -384,8 +440,11 @@ struct collector *k8s_collector_new(const struct collector_env *env, char *err, 
 		goto fail;
 	}
 	if ((rc = k8s_setup_auth(k, o, err, errlen)) ||
-	    (rc = set_node_selector(k, cfg->node_name)) || (rc = k8s_check(o, err, errlen)) ||
-	    (rc = add_resources(k, o)))
+	    (rc = set_node_selector(k, cfg->node_name)) || (rc = k8s_check(o, err, errlen)))
+		goto fail;
+	if (k8s_role_parse(o ? o->role : NULL, &k->role) == 0 && (rc = add_resources(k, o)) == 0)
+		rc = k8s_role_setup(k, o, cfg->node_name, err, errlen);
+	if (rc)
 		goto fail;
 	return &k->base;
 

@@ -16,6 +16,7 @@
 #include "core/state.h"
 #include "collectors/k8s/k8s.h"
 #include "collectors/k8s/k8s_parse.h"
+#include "collectors/k8s/lease.h"
 #include "collectors/k8s/seen.h"
 #include "http/watch.h"
 
@@ -50,6 +51,9 @@ struct k8s_res {
 	const struct res_def *def;
 	pthread_t thr;
 	bool started;
+	bool cluster;	   /* in the cluster role (role.c) */
+	atomic_bool stop;  /* this thread's stop: the collector's, or a lost lease */
+	char lease_rv[64]; /* the cursor the lease handed over, "" for none */
 	atomic_bool healthy;
 	struct cursor cur;
 	char rv[64];
@@ -86,11 +90,22 @@ struct k8s {
 	size_t max_msg;
 	struct k8s_res *res;
 	size_t nres;
+	/* role.c */
+	enum k8s_role role;
+	bool use_lease; /* cluster-role resources run under the lease */
+	struct k8s_lease lease;
+	pthread_mutex_t role_lock; /* cluster role start/stop */
+	bool cluster_running;
 };
 
 static inline bool k8s_stopped(struct k8s *k)
 {
 	return atomic_load(&k->stop);
+}
+
+static inline bool k8s_res_stopped(struct k8s_res *r)
+{
+	return atomic_load(&r->stop);
 }
 
 /* ---- auth.c ---- */
@@ -144,5 +159,38 @@ enum k8s_outcome k8s_do_watch(struct k8s_res *r, long *http);
  * -ECANCELED when stopping, -EAGAIN (queue full), or another negative errno
  * after reporting it. *http gets the status of a failed request. */
 int k8s_do_list(struct k8s_res *r, long *http);
+
+/* ---- collector.c ---- */
+
+/* Starts and stops one resource's thread (stop: sets its stop and joins). */
+int k8s_res_start(struct k8s_res *r);
+void k8s_res_stop(struct k8s_res *r);
+
+/* ---- role.c ---- */
+
+/* "node", "cluster" or "auto". Returns 0 or -EINVAL. */
+int k8s_role_parse(const char *s, enum k8s_role *out);
+/* Whether a resource belongs to the cluster role: everything but the
+ * node-scoped ones when a node name is set. */
+bool k8s_role_is_cluster(const struct k8s *k, const struct res_def *d);
+/* Whether role runs the resource at all. */
+bool k8s_role_runs(const struct k8s *k, const struct res_def *d);
+/* The lease's name, namespace, holder identity and URLs, from the options and
+ * the environment (POD_NAMESPACE, POD_NAME, the serviceaccount namespace). */
+int k8s_role_setup(struct k8s *k, const struct k8s_options *o, const char *node, char *err,
+		   size_t errlen);
+/* Starts the node role's threads and the election (or the cluster role when
+ * there is no lease); stops all of it, releasing the lease. */
+int k8s_role_start(struct k8s *k);
+void k8s_role_stop(struct k8s *k);
+/* Called by the election: the cluster role starts from the lease's cursors,
+ * and stops (joined: no event of it is emitted after the return). */
+void k8s_role_cluster_start(struct k8s *k, const struct k8s_lease_rec *rec);
+void k8s_role_cluster_stop(struct k8s *k);
+/* The cluster role's current cursors, into rec (kept as they are for
+ * resources with none yet). */
+void k8s_role_cursors(struct k8s *k, struct k8s_lease_rec *rec);
+/* k8s_leader, k8s_lease_acquired/lost/renew_failures. */
+void k8s_role_counters(struct k8s *k, counter_fn fn, void *ctx);
 
 #endif

@@ -14,11 +14,19 @@ struct source_desc;
 
 enum k8s_type { TYPE_K8S_WATCH = 1, K8S_NTYPES };
 
+/* node: this node's pods only; cluster: the cluster-wide resources, under
+ * the lease; auto: node always, cluster while this agent holds the lease. */
+enum k8s_role { K8S_ROLE_AUTO, K8S_ROLE_NODE, K8S_ROLE_CLUSTER };
+
 /* The collector's options (--k8s-*). */
 struct k8s_options {
 	char *kubeconfig; /* kubeconfig file (else KUBECONFIG, else in-cluster) */
 	char *resources;  /* comma list, "" = the default set */
 	bool insecure;	  /* skip TLS verification (explicit only) */
+	char *role;	  /* --k8s-role node|cluster|auto */
+	char *lease_name; /* the Lease of the cluster role */
+	char *lease_ns;	  /* "" = POD_NAMESPACE, else the serviceaccount's, else default */
+	unsigned lease_renew_s, lease_duration_s;
 };
 extern const struct opt_group k8s_options_group;
 extern const struct source_desc k8s_source;

@@ -161,9 +161,9 @@ int k8s_do_list(struct k8s_res *r, long *http)
 		watch_result_free(&res);
 		if (rc)
 			break;
-	} while (r->list_cont && !k8s_stopped(k));
+	} while (r->list_cont && !k8s_res_stopped(r));
 	sb_free(&url);
-	if (rc == 0 && k8s_stopped(k))
+	if (rc == 0 && k8s_res_stopped(r))
 		rc = -ECANCELED;
 	if (rc == 0)
 		rc = emit_vanished(r);

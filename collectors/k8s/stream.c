@@ -181,7 +181,7 @@ int k8s_run(struct k8s_res *r, const char *url, bool watch, unsigned timeout, fr
 	    .idle_timeout_s = watch ? (long)timeout + 60 : 60,
 	    .on_msg = fn,
 	    .ctx = r,
-	    .stop = &k->stop,
+	    .stop = &r->stop,
 	};
 	return watch_run(&req, res);
 }

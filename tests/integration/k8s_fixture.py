@@ -14,6 +14,11 @@ It speaks the parts of the real protocol the collector uses:
   when the resourceVersion is older than the compaction point, or HTTP 410 on
   request; timeoutSeconds honoured.
 - fieldSelector=spec.nodeName=X for pods.
+- coordination.k8s.io/v1 Leases (GET, POST, PUT) with the real conflict
+  semantics: 409 AlreadyExists on a create of an existing name, 409 Conflict
+  on an update with a stale metadata.resourceVersion, 404 NotFound. Every
+  write is logged in `lease_log`. A token in `partitioned` gets 503 on every
+  new request (its open watch streams go on, as behind a broken link).
 - Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1
   answered with metadata only (unless ignore_partial is set, to test that the
   client strips data itself).
@@ -206,8 +211,122 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
+    LEASES = "/apis/coordination.k8s.io/v1/namespaces/"
+
+    def _client_cn(self):
+        """The verified client certificate's CN (recorded), or None."""
+        fx = self.server.fixture
+        if not fx.client_certs:
+            return None
+        client_cn = None
+        peer = self.connection.getpeercert() or {}
+        for rdn in peer.get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    client_cn = v
+        with fx.lock:
+            fx.client_cns.append(client_cn)
+        return client_cn
+
+    def _authorized(self):
+        """Checks the bearer token; answers 401 or 503 (partitioned) itself."""
+        fx = self.server.fixture
+        auth = self.headers.get("Authorization", "")
+        tok = auth[7:] if auth.startswith("Bearer ") else None
+        if tok is not None and tok in fx.partitioned:
+            with fx.lock:
+                fx.partition_refused += 1
+            self._send_json(503, status(503, "ServiceUnavailable", "partitioned"))
+            return False
+        if tok is None or tok not in fx.tokens:
+            with fx.lock:
+                fx.unauthorized += 1
+            self._send_json(401, status(401, "Unauthorized", "Unauthorized"))
+            return False
+        return True
+
+    def _lease(self, method):
+        fx = self.server.fixture
+        u = urllib.parse.urlsplit(self.path)
+        rest = u.path[len(self.LEASES):].split("/")
+        body = None
+        if method in ("POST", "PUT"):
+            n = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(n)
+        with fx.lock:
+            fx.requests.append({"path": u.path, "query": {}, "accept": self.headers.get("Accept", ""),
+                                "time": time.monotonic(), "method": method,
+                                "auth": self.headers.get("Authorization", ""), "watch": False})
+        if self._client_cn() is None and not self._authorized():
+            return
+        if len(rest) < 2 or rest[1] != "leases" or len(rest) > 3:
+            self._send_json(404, status(404, "NotFound", "the server could not find the requested resource"))
+            return
+        ns, name = rest[0], (rest[2] if len(rest) == 3 else None)
+        if method in ("POST", "PUT"):
+            try:
+                body = json.loads(raw)
+                md = body["metadata"]
+            except (ValueError, KeyError, TypeError):
+                self._send_json(400, status(400, "BadRequest", "not a Lease"))
+                return
+        with fx.lock:
+            if method == "GET":
+                obj = fx.leases.get((ns, name))
+                if obj is None:
+                    self._send_json(404, status(404, "NotFound", 'leases "%s" not found' % name))
+                else:
+                    self._send_json(200, obj)
+                return
+            if method == "POST":
+                name = md.get("name")
+                if name is None or name == "" or name != md.get("name"):
+                    self._send_json(400, status(400, "BadRequest", "no name"))
+                    return
+                if (ns, name) in fx.leases:
+                    fx.lease_conflicts += 1
+                    self._send_json(409, status(409, "AlreadyExists", 'leases "%s" already exists' % name))
+                    return
+                code = 201
+            else:
+                cur = fx.leases.get((ns, name))
+                if cur is None:
+                    self._send_json(404, status(404, "NotFound", 'leases "%s" not found' % name))
+                    return
+                if md.get("resourceVersion") != cur["metadata"]["resourceVersion"]:
+                    fx.lease_conflicts += 1
+                    self._send_json(409, status(
+                        409, "Conflict", 'Operation cannot be fulfilled on leases "%s": the object has '
+                        'been modified; please apply your changes to the latest version and try again' % name))
+                    return
+                code = 200
+            fx.lease_rv += 1
+            obj = {"kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+                   "metadata": {"name": name, "namespace": ns, "resourceVersion": str(fx.lease_rv),
+                                "uid": fx.leases.get((ns, name), {}).get("metadata", {}).get(
+                                    "uid", str(uuid.uuid4()))},
+                   "spec": body.get("spec") or {}}
+            if md.get("annotations"):
+                obj["metadata"]["annotations"] = dict(md["annotations"])
+            fx.leases[(ns, name)] = obj
+            fx.lease_log.append((time.monotonic(), method, ns, name, obj["spec"].get("holderIdentity", ""),
+                                 copy.deepcopy(obj)))
+        self._send_json(code, obj)
+
+    def do_POST(self):
+        if self.path.startswith(self.LEASES):
+            return self._lease("POST")
+        self._send_json(405, status(405, "MethodNotAllowed", "not here"))
+
+    def do_PUT(self):
+        if self.path.startswith(self.LEASES):
+            return self._lease("PUT")
+        self._send_json(405, status(405, "MethodNotAllowed", "not here"))
+
     def do_GET(self):
         fx = self.server.fixture
+        if self.path.startswith(self.LEASES):
+            return self._lease("GET")
         u = urllib.parse.urlsplit(self.path)
         q = {k: v[-1] for k, v in urllib.parse.parse_qs(u.query, keep_blank_values=True).items()}
         res = None
@@ -219,20 +338,8 @@ class Handler(BaseHTTPRequestHandler):
                                 "time": time.monotonic(),
                                 "auth": self.headers.get("Authorization", ""),
                                 "watch": q.get("watch") in ("1", "true")})
-        auth = self.headers.get("Authorization", "")
-        client_cn = None
-        if fx.client_certs:
-            peer = self.connection.getpeercert() or {}
-            for rdn in peer.get("subject", ()):
-                for k, v in rdn:
-                    if k == "commonName":
-                        client_cn = v
-            with fx.lock:
-                fx.client_cns.append(client_cn)
-        if client_cn is None and (not auth.startswith("Bearer ") or auth[7:] not in fx.tokens):
-            with fx.lock:
-                fx.unauthorized += 1
-            self._send_json(401, status(401, "Unauthorized", "Unauthorized"))
+        client_cn = self._client_cn()
+        if client_cn is None and not self._authorized():
             return
         if res is None:
             self._send_json(404, status(404, "NotFound", "the server could not find the requested resource"))
@@ -445,6 +552,12 @@ class Fixture:
         self.max_watch_seconds = 3600
         self.close_gen = 0
         self.stopping = False
+        self.leases = {}  # (namespace, name) -> Lease
+        self.lease_rv = 0
+        self.lease_log = []  # (monotonic time, method, namespace, name, holder, object) per write
+        self.lease_conflicts = 0
+        self.partitioned = set()  # tokens whose new requests get 503
+        self.partition_refused = 0
         self.certdir = certdir
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

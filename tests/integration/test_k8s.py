@@ -391,7 +391,9 @@ class K8sTest(unittest.TestCase):
         p = fx.store.create("services", "api")
         for inline in (True, False):
             kc = fx.kubeconfig(os.path.join(d, "kc-%s" % inline), inline=inline, client_cert=crt, client_key=key)
-            t = self.agent("--k8s-resources", "services", kubeconfig=kc)
+            # A lease of its own: the second run starts afresh, not from the first's cursors.
+            t = self.agent("--k8s-resources", "services", "--k8s-lease-name", "run-%s" % str(inline).lower(),
+                           kubeconfig=kc)
             self.wait_version(t, "services", p["metadata"]["uid"], p["metadata"]["resourceVersion"], "ADDED")
             self.assertEqual(t.stop(), 0)
             self.assertTrue(fx.client_cns and all(cn == "tapio-agent" for cn in fx.client_cns), fx.client_cns)

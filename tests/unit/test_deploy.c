@@ -16,7 +16,7 @@
 #include "tests/lib/test_options.h"
 #include "util/strlist.h"
 
-#define MAXDOCS 8
+#define MAXDOCS 16
 
 struct docs {
 	yaml_document_t d[MAXDOCS];
@@ -189,23 +189,27 @@ static const char *needed_pod_security_level(void)
 	return priv ? "privileged" : "baseline";
 }
 
-Test(deploy, rbac_reads_exactly_what_the_k8s_collector_watches)
+/* The document of kind `kind` named `name`, or NULL. */
+static yaml_document_t *by_kind_name(struct docs *ds, const char *kind, const char *name)
 {
-	struct docs ds;
-	static const char *const core[] = {"pods", "services", "nodes", "events"};
-	static const char *const apps[] = {"deployments", "replicasets"};
-	static const char *const meta_only[] = {"configmaps", "secrets"};
+	for (size_t i = 0; i < ds->n; i++) {
+		yaml_node_t *root = yaml_document_get_root_node(&ds->d[i]);
+		const char *k = spath(&ds->d[i], root, "kind"),
+			   *n = spath(&ds->d[i], root, "metadata.name");
+
+		if (k && n && !strcmp(k, kind) && !strcmp(n, name))
+			return &ds->d[i];
+	}
+	return NULL;
+}
+
+/* Checks that a ClusterRole reads exactly `want` (get/list/watch), core and
+ * apps groups; returns how many resources it names. */
+static size_t check_read_rules(yaml_document_t *cr, const char *const *want, size_t nwant)
+{
+	yaml_node_t *rules = path(cr, yaml_document_get_root_node(cr), "rules");
 	size_t seen = 0;
 
-	load("deploy/rbac.yaml", &ds);
-	cr_assert_eq(ds.n, 4);
-	yaml_document_t *sa = by_kind(&ds, "ServiceAccount"), *cr = by_kind(&ds, "ClusterRole"),
-			*crb = by_kind(&ds, "ClusterRoleBinding");
-	by_kind(&ds, "Namespace");
-	cr_assert_str_eq(spath(sa, yaml_document_get_root_node(sa), "metadata.name"), "tapio");
-	cr_assert_str_eq(spath(sa, yaml_document_get_root_node(sa), "metadata.namespace"), "tapio");
-
-	yaml_node_t *rules = path(cr, yaml_document_get_root_node(cr), "rules");
 	cr_assert_gt(seq_len(rules), 0);
 	for (size_t i = 0; i < seq_len(rules); i++) {
 		yaml_node_t *r = seq_at(cr, rules, i), *groups = get(cr, r, "apiGroups"),
@@ -218,16 +222,58 @@ Test(deploy, rbac_reads_exactly_what_the_k8s_collector_watches)
 		cr_assert_eq(seq_len(groups), 1);
 		const char *g = scalar(seq_at(cr, groups, 0));
 		cr_assert(!strcmp(g, "") || !strcmp(g, "apps"), "unexpected API group '%s'", g);
+		for (size_t j = 0; j < seq_len(res); j++) {
+			const char *name = scalar(seq_at(cr, res, j));
+			bool ok = false;
+			for (size_t k = 0; k < nwant; k++)
+				ok |= !strcmp(name, want[k]);
+			cr_assert(ok, "group '%s': %s is not this role's", g, name);
+			bool apps = !strcmp(name, "deployments") || !strcmp(name, "replicasets");
+			cr_assert_eq(apps, !strcmp(g, "apps"), "%s in group '%s'", name, g);
+		}
+		seen += seq_len(res);
 		/* Secrets and ConfigMaps (metadata only) stand in a rule of their own. */
-		bool meta = seq_has(cr, res, "secrets") || seq_has(cr, res, "configmaps");
-		const char *const *want = strcmp(g, "") ? apps : meta ? meta_only : core;
-		size_t nwant = strcmp(g, "") ? 2 : meta ? 2 : 4;
-		cr_assert_eq(seq_len(res), nwant, "group '%s': %s", g,
-			     meta ? "secrets and configmaps share a rule with nothing else" : "");
-		for (size_t j = 0; j < nwant; j++)
-			cr_assert(seq_has(cr, res, want[j]), "group '%s' lacks %s", g, want[j]);
-		seen += nwant;
+		if (seq_has(cr, res, "secrets") || seq_has(cr, res, "configmaps"))
+			cr_assert_eq(seq_len(res),
+				     (size_t)seq_has(cr, res, "secrets") +
+					 (size_t)seq_has(cr, res, "configmaps"),
+				     "secrets and configmaps share a rule with nothing else");
 	}
+	cr_assert_eq(seen, nwant);
+	return seen;
+}
+
+static void check_binding(yaml_document_t *b, const char *kind, const char *role, const char *sa)
+{
+	yaml_node_t *root = yaml_document_get_root_node(b);
+	cr_assert_str_eq(spath(b, root, "roleRef.kind"), kind);
+	cr_assert_str_eq(spath(b, root, "roleRef.name"), role);
+	yaml_node_t *subj = path(b, root, "subjects");
+	cr_assert_eq(seq_len(subj), 1);
+	cr_assert_str_eq(spath(b, seq_at(b, subj, 0), "kind"), "ServiceAccount");
+	cr_assert_str_eq(spath(b, seq_at(b, subj, 0), "name"), sa);
+	cr_assert_str_eq(spath(b, seq_at(b, subj, 0), "namespace"), "tapio");
+}
+
+Test(deploy, rbac_reads_exactly_what_the_k8s_collector_watches)
+{
+	struct docs ds;
+	static const char *const node[] = {"pods"};
+	static const char *const cluster[] = {"services", "nodes",	 "events",     "configmaps",
+					      "secrets",  "deployments", "replicasets"};
+
+	load("deploy/rbac.yaml", &ds);
+	cr_assert_eq(ds.n, 8);
+	yaml_document_t *sa = by_kind(&ds, "ServiceAccount");
+	by_kind(&ds, "Namespace");
+	cr_assert_str_eq(spath(sa, yaml_document_get_root_node(sa), "metadata.name"), "tapio");
+	cr_assert_str_eq(spath(sa, yaml_document_get_root_node(sa), "metadata.namespace"), "tapio");
+
+	/* The node role needs pods only; the cluster role the rest. */
+	yaml_document_t *crn = by_kind_name(&ds, "ClusterRole", "tapio-node"),
+			*crc = by_kind_name(&ds, "ClusterRole", "tapio-cluster");
+	cr_assert(crn && crc);
+	size_t seen = check_read_rules(crn, node, 1) + check_read_rules(crc, cluster, 7);
 	cr_assert_eq(seen, 8);
 
 	/* The namespace's Pod Security level is the narrowest that admits the
@@ -239,13 +285,88 @@ Test(deploy, rbac_reads_exactly_what_the_k8s_collector_watches)
 	cr_assert_not_null(level);
 	cr_assert_str_eq(level, needed_pod_security_level());
 
-	yaml_node_t *root = yaml_document_get_root_node(crb);
-	cr_assert_str_eq(spath(crb, root, "roleRef.kind"), "ClusterRole");
-	cr_assert_str_eq(spath(crb, root, "roleRef.name"), "tapio");
-	yaml_node_t *subj = find(crb, path(crb, root, "subjects"), "kind", "ServiceAccount");
-	cr_assert_not_null(subj);
-	cr_assert_str_eq(spath(crb, subj, "name"), "tapio");
-	cr_assert_str_eq(spath(crb, subj, "namespace"), "tapio");
+	/* --k8s-role auto: the DaemonSet's ServiceAccount is bound to both. */
+	yaml_document_t *b = by_kind_name(&ds, "ClusterRoleBinding", "tapio-node");
+	cr_assert_not_null(b);
+	check_binding(b, "ClusterRole", "tapio-node", "tapio");
+	b = by_kind_name(&ds, "ClusterRoleBinding", "tapio-cluster");
+	cr_assert_not_null(b);
+	check_binding(b, "ClusterRole", "tapio-cluster", "tapio");
+	unload(&ds);
+}
+
+/* The Lease: get and update on the one named Lease, create in the agent's
+ * namespace (RBAC cannot name an object being created), nothing else. */
+Test(deploy, rbac_lease_is_one_named_lease_in_the_namespace)
+{
+	struct docs ds;
+
+	load("deploy/rbac.yaml", &ds);
+	yaml_document_t *role = by_kind_name(&ds, "Role", "tapio-lease");
+	cr_assert_not_null(role);
+	yaml_node_t *root = yaml_document_get_root_node(role);
+	cr_assert_str_eq(spath(role, root, "metadata.namespace"), "tapio");
+	yaml_node_t *rules = path(role, root, "rules");
+	cr_assert_eq(seq_len(rules), 2);
+	bool named = false, create = false;
+	for (size_t i = 0; i < seq_len(rules); i++) {
+		yaml_node_t *r = seq_at(role, rules, i), *verbs = get(role, r, "verbs"),
+			    *names = get(role, r, "resourceNames");
+
+		cr_assert_eq(seq_len(get(role, r, "apiGroups")), 1);
+		cr_assert_str_eq(scalar(seq_at(role, get(role, r, "apiGroups"), 0)),
+				 "coordination.k8s.io");
+		cr_assert_eq(seq_len(get(role, r, "resources")), 1);
+		cr_assert_str_eq(scalar(seq_at(role, get(role, r, "resources"), 0)), "leases");
+		if (names) {
+			cr_assert_eq(seq_len(names), 1);
+			cr_assert_str_eq(scalar(seq_at(role, names, 0)), "tapio-cluster");
+			cr_assert_eq(seq_len(verbs), 2);
+			cr_assert(seq_has(role, verbs, "get") && seq_has(role, verbs, "update"));
+			named = true;
+		} else {
+			cr_assert_eq(seq_len(verbs), 1);
+			cr_assert_str_eq(scalar(seq_at(role, verbs, 0)), "create");
+			create = true;
+		}
+	}
+	cr_assert(named && create);
+	yaml_document_t *b = by_kind_name(&ds, "RoleBinding", "tapio-lease");
+	cr_assert_not_null(b);
+	cr_assert_str_eq(spath(b, yaml_document_get_root_node(b), "metadata.namespace"), "tapio");
+	check_binding(b, "Role", "tapio-lease", "tapio");
+	unload(&ds);
+}
+
+/* The optional fixed cluster-role instance: one replica, --k8s-role cluster,
+ * its own ServiceAccount bound to the cluster role and the lease only. */
+Test(deploy, cluster_deployment)
+{
+	struct docs ds;
+
+	load("deploy/cluster-deployment.yaml", &ds);
+	yaml_document_t *d = by_kind(&ds, "Deployment");
+	yaml_node_t *root = yaml_document_get_root_node(d);
+	cr_assert_str_eq(spath(d, root, "metadata.namespace"), "tapio");
+	cr_assert_str_eq(spath(d, root, "spec.replicas"), "1");
+	yaml_node_t *spec = path(d, root, "spec.template.spec");
+	cr_assert_str_eq(spath(d, spec, "serviceAccountName"), "tapio-cluster");
+	yaml_node_t *c = seq_at(d, get(d, spec, "containers"), 0);
+	yaml_node_t *args = get(d, c, "args");
+	bool role = false;
+	for (size_t i = 0; i + 1 < seq_len(args); i++)
+		role |= !strcmp(scalar(seq_at(d, args, i)), "--k8s-role") &&
+			!strcmp(scalar(seq_at(d, args, i + 1)), "cluster");
+	cr_assert(role, "the Deployment runs --k8s-role cluster");
+	yaml_node_t *env = get(d, c, "env");
+	cr_assert_str_eq(spath(d, find(d, env, "name", "POD_NAME"), "valueFrom.fieldRef.fieldPath"),
+			 "metadata.name");
+	cr_assert_str_eq(
+	    spath(d, find(d, env, "name", "POD_NAMESPACE"), "valueFrom.fieldRef.fieldPath"),
+	    "metadata.namespace");
+	check_binding(by_kind(&ds, "ClusterRoleBinding"), "ClusterRole", "tapio-cluster",
+		      "tapio-cluster");
+	check_binding(by_kind(&ds, "RoleBinding"), "Role", "tapio-lease", "tapio-cluster");
 	unload(&ds);
 }
 
@@ -310,6 +431,17 @@ Test(deploy, daemonset)
 	yaml_node_t *env = find(d, get(d, c, "env"), "name", "NODE_NAME");
 	cr_assert_not_null(env);
 	cr_assert_str_eq(spath(d, env, "valueFrom.fieldRef.fieldPath"), "spec.nodeName");
+	/* The lease holder identity and namespace; the role is auto (the default). */
+	yaml_node_t *envs = get(d, c, "env");
+	cr_assert_str_eq(
+	    spath(d, find(d, envs, "name", "POD_NAME"), "valueFrom.fieldRef.fieldPath"),
+	    "metadata.name");
+	cr_assert_str_eq(
+	    spath(d, find(d, envs, "name", "POD_NAMESPACE"), "valueFrom.fieldRef.fieldPath"),
+	    "metadata.namespace");
+	for (size_t i = 0; i < seq_len(get(d, c, "args")); i++)
+		cr_assert_str_neq(scalar(seq_at(d, get(d, c, "args"), i)), "--k8s-role",
+				  "the DaemonSet runs the default role, auto");
 
 	/* Probes on the metrics port. */
 	cr_assert_str_eq(spath(d, c, "livenessProbe.httpGet.path"), "/healthz");

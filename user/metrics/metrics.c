@@ -89,14 +89,15 @@ static bool ends_with(const char *s, size_t n, const char *suffix)
 
 /* Most extra counters are counters. A state or a level is a gauge and gets no
  * _total suffix: "up" (a k8s watch that runs), "*_up", "*_healthy",
- * "inflight"/"*_inflight" and "*_pending" (the NATS sink's window). */
+ * "inflight"/"*_inflight", "*_pending" (the NATS sink's window) and
+ * "k8s_leader" (1 while this agent holds the cluster role's lease). */
 static bool is_gauge_name(const char *name)
 {
 	size_t n = strlen(name);
 
-	return !strcmp(name, "up") || !strcmp(name, "inflight") || ends_with(name, n, "_up") ||
-	       ends_with(name, n, "_healthy") || ends_with(name, n, "_inflight") ||
-	       ends_with(name, n, "_pending");
+	return !strcmp(name, "up") || !strcmp(name, "inflight") || !strcmp(name, "k8s_leader") ||
+	       ends_with(name, n, "_up") || ends_with(name, n, "_healthy") ||
+	       ends_with(name, n, "_inflight") || ends_with(name, n, "_pending");
 }
 
 struct dyn {
