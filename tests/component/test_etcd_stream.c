@@ -29,6 +29,7 @@
 #include "tests/lib/loopback.h"
 #include "tests/lib/tmpdir.h"
 #include "tests/lib/test_env.h"
+#include "core/ack.h"
 
 /* ---- the scripted etcd ---- */
 
@@ -266,6 +267,7 @@ static void drain(struct queue *q, struct got *g, size_t want, int timeout_ms)
 		g->rev[g->n] = strtoll(rev, NULL, 10);
 		snprintf(g->key[g->n], sizeof(g->key[g->n]), "%s", key);
 		g->n++;
+		ack_settle_src(src, ev->ack); /* as a sink does once the event is safe */
 		queue_release(q, ev);
 	}
 }
@@ -304,10 +306,10 @@ static void run_start(struct run *r, struct fake *f, size_t queue_size, uint64_t
 static int64_t run_stop(struct run *r)
 {
 	collector_stop(r->c);
+	collector_destroy(r->c); /* writes what is acknowledged */
 	char buf[64] = "";
 	ssize_t n = state_read(r->dir, "etcd.revision", buf, sizeof(buf));
 	cr_assert_gt(n, 0);
-	collector_destroy(r->c);
 	queue_free(r->q);
 	char path[128];
 	snprintf(path, sizeof(path), "%s/etcd.revision", r->dir);
@@ -366,7 +368,7 @@ Test(etcd_stream, full_queue_loses_nothing_and_repeats_nothing, .timeout = 60)
 	fake_start(&f);
 	/* Resuming from revision 1 replays the whole history into a 4 KiB queue
 	 * that holds about a dozen events; nobody reads it until it refuses. */
-	run_start(&r, &f, 4096, 0, "1");
+	run_start(&r, &f, 4096, 0, "1\n");
 	wait_refused(&r);
 	drain(r.q, &g, f.nev, 30000);
 	collector_stop(r.c); /* the counters are final once the thread has ended */
@@ -395,7 +397,7 @@ Test(etcd_stream, fragments_inside_a_revision_with_a_full_queue, .timeout = 60)
 	f.mode = FAKE_FRAGMENTS;
 	fill(&f, 30);
 	fake_start(&f);
-	run_start(&r, &f, 4096, 0, "1");
+	run_start(&r, &f, 4096, 0, "1\n");
 	wait_refused(&r);
 	drain(r.q, &g, f.nev, 30000);
 	collector_stop(r.c); /* the counters are final once the thread has ended */
@@ -435,7 +437,7 @@ Test(etcd_stream, garbage_is_counted_and_the_stream_is_fetched_again, .timeout =
 	f.mode = FAKE_GARBAGE;
 	fill(&f, 8);
 	fake_start(&f);
-	run_start(&r, &f, 1 << 16, 0, "1");
+	run_start(&r, &f, 1 << 16, 0, "1\n");
 	drain(r.q, &g, f.nev, 10000);
 	collector_stop(r.c);
 	uint64_t parse_errors = atomic_load(&r.c->n.parse_errors);
@@ -461,7 +463,7 @@ Test(etcd_stream, oversized_values_are_skipped_and_counted, .timeout = 30)
 	fake_add(&f, 4, "/registry/a/huge", 1000000); /* over the response limit too */
 	fake_add(&f, 5, "/registry/a/after", 10);
 	fake_start(&f);
-	run_start(&r, &f, 1 << 16, 1024, "1");
+	run_start(&r, &f, 1 << 16, 1024, "1\n");
 	drain(r.q, &g, 2, 10000);
 	usleep(200000);
 	drain(r.q, &g, 3, 100);
@@ -487,7 +489,7 @@ Test(etcd_stream, an_oversized_batch_is_counted_and_named, .timeout = 30)
 	fake_add(&f, 4, "/registry/a/small2", 10);
 	fake_add(&f, 5, "/registry/a/after", 10);
 	fake_start(&f);
-	run_start(&r, &f, 1 << 16, 1024, "1");
+	run_start(&r, &f, 1 << 16, 1024, "1\n");
 	char last[256] = "";
 	drain(r.q, &g, 1, 10000);
 	usleep(200000);
