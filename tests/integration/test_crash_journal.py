@@ -10,6 +10,8 @@ silently from "now"."""
 import json
 import os
 import random
+import shutil
+import subprocess
 import threading
 import time
 import unittest
@@ -179,6 +181,57 @@ class JournalCrashTest(unittest.TestCase):
         self.assertIn("empty or cut short", err)
         with open(self.curfile) as f:
             self.assertTrue(f.read().endswith("\n"))
+
+    def test_file_sync_policy(self):
+        """--file-sync: none never fdatasyncs the output, batch does once per
+        write of the buffer, always once per event (counted with strace on
+        the agent, all events in the file each time)."""
+        if not shutil.which("strace"):
+            skip_or_fail(self, "strace is not installed (make deps installs it)")
+        n = 40
+        F.write_journal(self.live, F.unit_entry("kubelet.service", "before", 1))
+        syncs = {}
+        for k, policy in enumerate(("none", "batch", "always")):
+            out = os.path.join(self.dir, "events-%s.jsonl" % policy)
+            trace = os.path.join(self.dir, "strace-%s" % policy)
+            state = os.path.join(self.dir, "state-" + policy)
+            first = 100 * (k + 1)
+            want = set(range(first, first + n))
+            t = Tapio("agent", "--collectors", "systemd", "--journal-dir", self.jdir,
+                      "--journal-units", "kubelet.service", "--journal-since", "now",
+                      "--state-dir", state, "--output", "file:" + out,
+                      "--file-sync", policy, "--metrics-addr", "", env=clean_env())
+            self.agents.append(t)
+            deadline = time.time() + 15
+            while not os.path.exists(os.path.join(state, "systemd.cursor")):
+                self.assertLess(time.time(), deadline, "\n".join(t.stderr_lines))
+                time.sleep(0.05)
+            # follow the running agent (every thread), then write the entries
+            st = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=fdatasync",
+                                   "-o", trace, "-p", str(t.proc.pid)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
+            F.write_journal(self.live, b"".join(
+                F.unit_entry("kubelet.service", "crash %d" % j, j) for j in sorted(want)))
+            deadline = time.time() + 20
+            got = set()
+            while time.time() < deadline:
+                with open(out, "rb") as f:
+                    got = {message_no(json.loads(l)) for l in f.read().split(b"\n") if l}
+                if got >= want:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(t.stop(), 0)
+            self.agents.remove(t)
+            st.wait(10)
+            self.assertGreaterEqual(got, want, policy)
+            with open(trace) as f:
+                syncs[policy] = sum(1 for l in f if "fdatasync(" in l)
+        print(f"\nfile-sync: fdatasync calls for {n} events: {syncs}", flush=True)
+        self.assertEqual(syncs["none"], 0)
+        self.assertGreaterEqual(syncs["batch"], 1)
+        self.assertLess(syncs["batch"], n)
+        self.assertGreaterEqual(syncs["always"], n)
 
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ class SystemdJournalTest(unittest.TestCase):
             self.assertIn(m["unit"], DEFAULT_UNITS)
         kubelet, containerd, garbled, pid1, docker, crio = evs
         self.assertEqual(kubelet["meta"], {"unit": "kubelet.service", "hostname": "node-a", "priority": "6",
-                                           "cursor": cursors[0]})
+                                           "cursor": cursors[0], "id": cursors[0]})
         self.assertEqual({k: v for k, v in kubelet["data"].items() if not k.startswith("__")}, {
             "_BOOT_ID": F.BOOT_ID, "_HOSTNAME": "node-a", "_SYSTEMD_UNIT": "kubelet.service", "_PID": "4242",
             "_COMM": "kubelet", "SYSLOG_IDENTIFIER": "kubelet", "PRIORITY": "6", "_TRANSPORT": "stdout",
