@@ -155,7 +155,7 @@ class SystemdJournalTest(unittest.TestCase):
         self.assertEqual(docker["data"]["TAG"], ["a", "b"])
         self.assertEqual(docker["meta"]["unit"], "docker.service")
         self.assertEqual(crio["meta"], {"unit": "crio.service", "hostname": "node-b", "priority": "7",
-                                        "cursor": cursors[7]})
+                                        "cursor": cursors[7], "id": cursors[7]})
         for ev in evs:
             self.assertNotIn(ev["data"].get("_SYSTEMD_UNIT"), ("sshd.service", "cron.service"))
         self.assertEqual(t.stop(), 0)
