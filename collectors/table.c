@@ -19,7 +19,7 @@ const struct collector_desc collector_table[SRC__COUNT] = {
 		 k8s_collector_new},
     [SRC_SYSTEMD] = {"systemd", &systemd_source, true, &systemd_options_group,
 		     systemd_collector_available, systemd_collector_new},
-    [SRC_CNI] = {"cni", &cni_source, false, &cni_options_group, cni_collector_available,
+    [SRC_CNI] = {"cni", &cni_source, true, &cni_options_group, cni_collector_available,
 		 cni_collector_new},
     [SRC_ETCD] = {"etcd", &etcd_source, true, &etcd_options_group, etcd_collector_available,
 		  etcd_collector_new},

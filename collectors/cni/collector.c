@@ -15,6 +15,7 @@
  * This file: emitting, the thread loop, the ops and the constructor. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -36,11 +37,13 @@
 #include "util/log.h"
 #include "util/strbuf.h"
 #include "util/strlist.h"
+#include "util/vec.h"
 
 #define DEFAULT_LOG_DIRS "/var/log/cni,/var/log/calico/cni"
 #define DEFAULT_NETNS_DIR "/var/run/netns"
 #define DEFAULT_CNI_STATE_DIR "/var/lib/cni"
 #define POLL_MS 200
+#define RETRY_MS 100 /* pause before offering a refused line again */
 #define SAVE_INTERVAL_NS 1000000000ull
 #define RETRY_INTERVAL_NS 1000000000ull
 #define DETACHED_GRACE_NS 2000000000ull
@@ -83,6 +86,94 @@ void cni_emit(struct cni_collector *c, unsigned type, enum tapio_fmt fmt, const 
 	size_t n = meta_kv(m, op, ip, file, kv);
 	int rc = event_emit(c->q, c->base.source, type, fmt, now_ns(), kv, n, data, len);
 	collector_count_emit(&c->base, rc);
+}
+
+/* Under alock. */
+static struct cni_pos *acked_find(struct cni_collector *c, uint64_t dev, uint64_t ino)
+{
+	for (size_t i = 0; i < c->nacked; i++)
+		if (c->acked[i].dev == dev && c->acked[i].ino == ino)
+			return &c->acked[i];
+	return NULL;
+}
+
+/* Under alock. */
+static void acked_put(struct cni_collector *c, uint64_t dev, uint64_t ino, uint64_t off)
+{
+	struct cni_pos *p = acked_find(c, dev, ino);
+	if (!p) {
+		if (VEC_RESERVE(c->acked, c->capacked, c->nacked + 1))
+			return; /* the file keeps an older offset: read again, not lost */
+		p = &c->acked[c->nacked++];
+		p->dev = dev;
+		p->ino = ino;
+	}
+	p->off = off;
+}
+
+void cni_acked_set(struct cni_collector *c, uint64_t dev, uint64_t ino, uint64_t off)
+{
+	pthread_mutex_lock(&c->alock);
+	acked_put(c, dev, ino, off);
+	pthread_mutex_unlock(&c->alock);
+}
+
+bool cni_acked_get(struct cni_collector *c, uint64_t dev, uint64_t ino, uint64_t *off)
+{
+	pthread_mutex_lock(&c->alock);
+	struct cni_pos *p = acked_find(c, dev, ino);
+	if (p)
+		*off = p->off;
+	pthread_mutex_unlock(&c->alock);
+	return p != NULL;
+}
+
+/* The tracker's commit (under its lock, from a sink thread): the sink has
+ * every line up to sequence safe. The ring slots walked are intact: at most
+ * CNI_ACK_SLOTS lines are unsettled, and the ring holds twice as many. */
+static void commit_lines(void *ctx, uint64_t safe)
+{
+	struct cni_collector *c = ctx;
+	pthread_mutex_lock(&c->alock);
+	for (uint64_t s = c->walked + 1; s <= safe; s++) {
+		const struct cni_pos *p = &c->ring[s % CNI_RING];
+		acked_put(c, p->dev, p->ino, p->off);
+	}
+	if (safe > c->walked)
+		c->walked = safe;
+	pthread_mutex_unlock(&c->alock);
+}
+
+int cni_emit_line(struct cni_collector *c, struct cni_file *f, const struct cni_meta *m,
+		  const char *line, size_t len, uint64_t off)
+{
+	struct meta_kv kv[13];
+	char id[80];
+	size_t n = meta_kv(m, NULL, NULL, f->path, kv);
+	snprintf(id, sizeof(id), "cni-%" PRIu64 "-%" PRIu64 "-%" PRIu64, f->dev, f->ino, off);
+	kv[n++] = (struct meta_kv){"id", id};
+	uint64_t seq = c->seq + 1;
+	c->ring[seq % CNI_RING] = (struct cni_pos){f->dev, f->ino, off + len + 1};
+	uint32_t token = ack_track(&c->ack, seq);
+	int rc = token ? event_emit_ack(c->q, c->base.source, TYPE_CNI_LOG, FMT_TEXT, now_ns(), kv,
+					n, line, len, token)
+		       : -ENOSPC; /* too many unacknowledged: wait like a full queue */
+	if (rc && token)
+		ack_untrack(&c->ack, token);
+	collector_count_emit_resumable(&c->base, rc);
+	if (rc == 0 || rc == -E2BIG || rc == -EINVAL) {
+		if (rc) {
+			/* can never fit: done with (counted as dropped) */
+			token = ack_track(&c->ack, seq);
+			if (token)
+				ack_settle(&c->ack, token);
+		}
+		c->seq = seq;
+		ack_through(&c->ack, seq);
+		return 0;
+	}
+	c->refused = true;
+	return rc;
 }
 
 void cni_emit_name_path(struct cni_collector *c, unsigned type, const struct cni_meta *m,
@@ -168,6 +259,11 @@ static bool state_dirty(struct cni_collector *c)
 {
 	if (c->dirty || c->ddirty)
 		return true;
+	pthread_mutex_lock(&c->alock);
+	bool acked = c->walked != c->saved_walked; /* the sink acknowledged lines */
+	pthread_mutex_unlock(&c->alock);
+	if (acked)
+		return true;
 	for (size_t i = 0; i < c->nt; i++)
 		if (c->t[i]->changed)
 			return true;
@@ -200,7 +296,9 @@ static void wait_events(struct cni_collector *c)
 	    {.fd = c->ifd, .events = POLLIN},
 	    {.fd = worker_wake_fd(&c->base.thread), .events = POLLIN},
 	};
-	int r = poll(p, 2, more ? 0 : POLL_MS);
+	/* a refused line (full queue): offer it again after a pause */
+	int r = poll(p, 2, c->refused ? RETRY_MS : more ? 0 : POLL_MS);
+	c->refused = false;
 	if (r < 0 && errno != EINTR) {
 		atomic_fetch_add(&c->base.n.errors, 1);
 		collector_error(&c->base, "poll: %s", strerror(errno));
@@ -243,6 +341,7 @@ static int cni_start(struct collector *base, struct queue *q)
 	if (base->thread.started)
 		return -EALREADY;
 	c->q = q;
+	ack_register(base->source, &c->ack);
 	c->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (c->ifd < 0) {
 		int err = -errno;
@@ -269,6 +368,17 @@ static void cni_stop(struct collector *base)
 static void cni_destroy(struct collector *base)
 {
 	struct cni_collector *c = cc(base);
+	if (c->ack_ok) {
+		ack_unregister(base->source, &c->ack);
+		/* what the sink acknowledged after the thread ended */
+		c->closing = true;
+		if (base->thread.started && c->nf)
+			cni_save_offsets(c);
+		ack_destroy(&c->ack);
+	}
+	free(c->ring);
+	free(c->acked);
+	pthread_mutex_destroy(&c->alock);
 	for (size_t i = 0; i < c->nf; i++)
 		cni_file_free(c->f[i]);
 	free(c->f);
@@ -466,6 +576,17 @@ struct collector *cni_collector_new(const struct collector_env *env, char *err, 
 	}
 	collector_init(&c->base, &cni_ops, env ? env->source : 0);
 	c->ifd = -1;
+	pthread_mutex_init(&c->alock, NULL);
+	c->ring = calloc(CNI_RING, sizeof(*c->ring));
+	if (!c->ring || ack_init(&c->ack, CNI_ACK_SLOTS, commit_lines, c)) {
+		free(c->ring);
+		pthread_mutex_destroy(&c->alock);
+		free(c);
+		snprintf(err, errlen, "cni: out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	c->ack_ok = true;
 	c->oversize_rl.interval_ns = OVERSIZE_REPORT_NS;
 	int rc = parse_log_dirs(c, o->log_dirs ? o->log_dirs : DEFAULT_LOG_DIRS, err, errlen);
 	if (!rc)

@@ -9,6 +9,7 @@
 #ifndef TAPIO_CNI_INTERNAL_H
 #define TAPIO_CNI_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 
 #include "collectors/cni/parse.h"
 #include "collectors/cni/tail.h"
+#include "core/ack.h"
 #include "core/collector.h"
 #include "core/event.h"
 #include "util/ratelimit.h"
@@ -68,6 +70,18 @@ struct cni_file {
 	bool more; /* stopped on the read budget */
 };
 
+/* Acknowledgement of log lines: every line emitted gets the next sequence
+ * number, and ring[seq % CNI_RING] keeps its file and the offset after it.
+ * The tracker's commit (a sink thread) walks the sequences up to its safe
+ * point into `acked`: per file, the offset up to which the sink has every
+ * line. The offsets file holds those, not what was read. */
+#define CNI_ACK_SLOTS 4096u
+#define CNI_RING (2u * CNI_ACK_SLOTS)
+
+struct cni_pos {
+	uint64_t dev, ino, off;
+};
+
 struct cni_collector {
 	struct collector base;
 	char **log_dirs;
@@ -106,6 +120,18 @@ struct cni_collector {
 	int last_state_err;
 	uint64_t last_state_log_ns;
 
+	struct ack_tracker ack;
+	bool ack_ok;
+	struct cni_pos *ring;
+	uint64_t seq;	       /* the last sequence handed out (thread) */
+	uint64_t walked;       /* the last sequence walked into acked (under alock) */
+	uint64_t saved_walked; /* walked at the last save of the offsets (under alock) */
+	bool refused;	       /* a line was refused: retry after a pause */
+	bool closing;	       /* destroy's last save: the base's lock is gone */
+	pthread_mutex_t alock;
+	struct cni_pos *acked; /* per file: offset up to which the sink has every line */
+	size_t nacked, capacked;
+
 	_Atomic uint64_t overflows, truncations, rotations, state_errors, vanished;
 	_Atomic uint64_t symlinks_refused;
 	uint64_t refused_names[256]; /* hashes of the refused paths already named */
@@ -130,6 +156,15 @@ char *cni_join(const char *dir, const char *name);
 /* Reads a whole regular file (at most max bytes) into c->sb. Returns 0,
  * -EFBIG when it is larger, or a negative errno (-ENOENT when it is gone). */
 int cni_read_file(struct cni_collector *c, const char *path, size_t max, struct stat *st);
+
+/* Emits one log line of file f starting at off (resumable: tracked until
+ * the sink has it, id cni-<dev>-<ino>-<off>). Returns 0 when done with,
+ * nonzero when refused (full queue, stopping): it is read again later. */
+int cni_emit_line(struct cni_collector *c, struct cni_file *f, const struct cni_meta *m,
+		  const char *line, size_t len, uint64_t off);
+/* The acknowledged offset of a file (set: sets it, e.g. where reading starts). */
+void cni_acked_set(struct cni_collector *c, uint64_t dev, uint64_t ino, uint64_t off);
+bool cni_acked_get(struct cni_collector *c, uint64_t dev, uint64_t ino, uint64_t *off);
 
 /* logs.c */
 void cni_file_read(struct cni_collector *c, struct cni_file *f);

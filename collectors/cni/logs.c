@@ -19,12 +19,12 @@
 
 /* ---- log files ---- */
 
-static void on_line(void *ctx, const char *line, size_t len)
+static int on_line(void *ctx, const char *line, size_t len, uint64_t off)
 {
 	struct cni_collector *c = ctx;
 	struct cni_meta m;
 	cni_line_meta(line, len, &m);
-	cni_emit(c, TYPE_CNI_LOG, FMT_TEXT, &m, NULL, NULL, c->cur->path, line, len);
+	return cni_emit_line(c, c->cur, &m, line, len, off);
 }
 
 static void on_oversize(void *ctx, uint64_t start)
@@ -44,6 +44,7 @@ static void on_truncated(void *ctx, uint64_t old_off, uint64_t size)
 	     "%s: truncated from %" PRIu64 " to %" PRIu64 " bytes, reading from the start",
 	     c->cur->path, old_off, size);
 	c->cur->fp_len = 0;
+	cni_acked_set(c, c->cur->dev, c->cur->ino, 0);
 }
 
 static const struct tail_cb tail_cbs = {on_line, on_oversize, on_truncated};
@@ -54,7 +55,7 @@ void cni_file_read(struct cni_collector *c, struct cni_file *f)
 	c->cur = f;
 	int rc = tail_read(&f->t, c->buf, c->bufcap, c->line_max, READ_BUDGET, &tail_cbs, c);
 	c->cur = NULL;
-	f->more = rc == 1;
+	f->more = rc == 1 || rc == 2; /* 2: a line refused, offered again after a pause */
 	if (rc < 0) {
 		atomic_fetch_add(&c->base.n.errors, 1);
 		collector_error(&c->base, "%s: read: %s", f->path, strerror(-rc));
@@ -196,6 +197,7 @@ static struct cni_file *log_open(struct cni_collector *c, struct target *t, cons
 	f->ino = (uint64_t)fst.st_ino;
 	c->f[c->nf++] = f;
 	file_start_offset(c, f, (uint64_t)fst.st_size, mode);
+	cni_acked_set(c, f->dev, f->ino, f->t.commit);
 	c->dirty = true;
 	return f;
 }

@@ -120,15 +120,21 @@ int cni_save_offsets(struct cni_collector *c)
 		return 0;
 	struct tail_state st = {0};
 	int err = 0;
+	pthread_mutex_lock(&c->alock);
+	uint64_t walked = c->walked;
+	pthread_mutex_unlock(&c->alock);
 	for (size_t i = 0; i < c->saved.n && !err; i++)
 		err = tail_state_add(&st, &c->saved.v[i]); /* dirs that are missing now */
 	for (size_t i = 0; i < c->nf && !err; i++) {
 		struct cni_file *f = c->f[i];
 		if (!f->target || strchr(f->path, '\n'))
 			continue;
-		if (f->fp_len < TAIL_FP_MAX)
-			tail_fingerprint(f->t.fd, f->t.commit, &f->fp_len, &f->fp);
-		struct tail_saved e = {f->dev, f->ino, f->t.commit, f->fp_len, f->fp, f->path};
+		/* the offset up to which the sink has every line, not what was read */
+		uint64_t off = f->t.commit;
+		cni_acked_get(c, f->dev, f->ino, &off);
+		if (f->fp_len < TAIL_FP_MAX || off < f->fp_len)
+			tail_fingerprint(f->t.fd, off, &f->fp_len, &f->fp);
+		struct tail_saved e = {f->dev, f->ino, off, f->fp_len, f->fp, f->path};
 		err = tail_state_add(&st, &e);
 	}
 	if (!err) {
@@ -148,8 +154,12 @@ int cni_save_offsets(struct cni_collector *c)
 		if (err != c->last_state_err ||
 		    c->last_save_ns - c->last_state_log_ns >= 60000000000ull) {
 			c->last_state_log_ns = c->last_save_ns;
-			collector_error(&c->base, "%s: cannot save the resume state: %s",
-					c->state_dir, strerror(-err));
+			if (c->closing)
+				tlog(TLOG_WARN, "cni", "%s: cannot save the resume state: %s",
+				     c->state_dir, strerror(-err));
+			else
+				collector_error(&c->base, "%s: cannot save the resume state: %s",
+						c->state_dir, strerror(-err));
 		}
 		c->last_state_err = err;
 		return err;
@@ -158,6 +168,9 @@ int cni_save_offsets(struct cni_collector *c)
 		tlog(TLOG_INFO, "cni", "%s: resume state saved again", c->state_dir);
 	c->last_state_err = 0;
 	c->dirty = false;
+	pthread_mutex_lock(&c->alock);
+	c->saved_walked = walked;
+	pthread_mutex_unlock(&c->alock);
 	atomic_store(&c->base.healthy, true);
 	return 0;
 }

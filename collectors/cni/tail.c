@@ -74,11 +74,13 @@ int tail_read(struct tail_file *f, char *buf, size_t cap, size_t line_max, uint6
 				break;
 			}
 			size_t len = (size_t)(nl - p);
+			uint64_t at = base + (uint64_t)(p - buf);
 			if (len > line_max) {
 				if (cb->oversize)
-					cb->oversize(ctx, base + (uint64_t)(p - buf));
-			} else if (cb->line) {
-				cb->line(ctx, p, len);
+					cb->oversize(ctx, at);
+			} else if (cb->line && cb->line(ctx, p, len, at)) {
+				f->off = f->commit = at;
+				return 2;
 			}
 			p = nl + 1;
 			f->off = f->commit = base + (uint64_t)(p - buf);

@@ -26,7 +26,9 @@ struct tail_file {
 };
 
 struct tail_cb {
-	void (*line)(void *ctx, const char *line, size_t len);
+	/* A complete line starting at offset off. Returns 0 to go on, or
+	 * nonzero to stop before it (it is read again by the next call). */
+	int (*line)(void *ctx, const char *line, size_t len, uint64_t off);
 	/* An overlong line starting at offset `start` is being skipped. */
 	void (*oversize)(void *ctx, uint64_t start);
 	/* The file shrank below the read offset: reading restarts at 0. */
@@ -35,7 +37,8 @@ struct tail_cb {
 
 /* Reads what is new in f. buf is scratch space of cap bytes; cap must be more
  * than line_max. Stops after `budget` bytes (0 = no limit). Returns 1 when it
- * stopped on the budget with more to read, 0 at the end of the file, or a
+ * stopped on the budget with more to read, 2 when the line callback refused a
+ * line (off and commit are then its start), 0 at the end of the file, or a
  * negative errno from fstat/pread (f is unchanged by a failed read). */
 int tail_read(struct tail_file *f, char *buf, size_t cap, size_t line_max, uint64_t budget,
 	      const struct tail_cb *cb, void *ctx);

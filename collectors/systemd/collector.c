@@ -3,10 +3,12 @@
  * options, ops and constructor. The reader thread is in reader.c, the journal
  * files check in filecheck.c.
  *
- * The cursor of the last entry handed to the queue is kept in the state
- * directory. An entry whose event the queue refuses is retried, and the cursor
- * does not move past it; when the agent stops during such a retry the entry is
- * read again after the restart.
+ * The cursor kept in the state directory is that of the last entry whose
+ * event the sink has acknowledged, with every entry before it (core/ack.h):
+ * a crash reads again what the sink may not have, never skips. An entry whose
+ * event the queue refuses is retried; when the agent stops during such a
+ * retry the entry is read again after the restart. The event id is the
+ * entry's cursor, so a re-read entry is stored once by JetStream.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -24,6 +26,7 @@
 #include "core/config.h"
 #include "core/options.h"
 #include "core/event.h"
+#include "util/log.h"
 
 /* ---- config ---- */
 
@@ -204,10 +207,16 @@ bool systemd_collector_available(const struct collector_env *env)
 
 /* ---- collector ops ---- */
 
-/* Loads the stored cursor; a missing or malformed one is reported and the
- * thread starts at --journal-since. */
+/* Loads the stored cursor. A missing one (first start) means
+ * --journal-since. One that cannot be trusted (empty or cut short: a crash
+ * between create and write, a full disk; or malformed) is reported by name
+ * and the position is unknown: reading starts at --journal-since when that
+ * names a place (head or a cursor), else at the head of the journal, never
+ * silently "now"; what is read again is an entry the sink may already have,
+ * with the same event id. */
 static void load_cursor(struct systemd_collector *s)
 {
+	const char *why = NULL;
 	int r;
 
 	if (s->cur.dir[0]) {
@@ -218,18 +227,63 @@ static void load_cursor(struct systemd_collector *s)
 			report(s, NULL, "state directory %s: %s", s->cur.dir, strerror(-r));
 		}
 	}
-	r = cursor_load(&s->cur);
-	if (r < 0) {
+	r = cursor_load_checked(&s->cur);
+	if (r == -EBADMSG) {
+		count(&s->base.n.errors);
+		why = "is empty or cut short";
+	} else if (r < 0) {
 		count(&s->base.n.errors);
 		report(s, NULL, "reading the cursor from %s/%s: %s; starting at --journal-since=%s",
 		       s->cur.dir, SYSTEMD_CURSOR_FILE, strerror(-r), s->since);
 	} else if (r > 0 && !cursor_syntax_ok(s->cur.val)) {
 		count(&s->base.n.parse_errors);
-		report(s, NULL,
-		       "stored cursor in %s/%s is malformed; starting at --journal-since=%s",
-		       s->cur.dir, SYSTEMD_CURSOR_FILE, s->since);
+		why = "is not a journal cursor";
 		s->cur.val[0] = '\0';
 	}
+	if (why) {
+		if (!strcmp(s->since, "now")) {
+			char *h = strdup("head");
+			if (h) {
+				free(s->since);
+				s->since = h;
+			}
+		}
+		report(s, NULL,
+		       "stored cursor %s/%s %s; the position is unknown: reading from "
+		       "--journal-since=%s (entries read again keep their event ids)",
+		       s->cur.dir, SYSTEMD_CURSOR_FILE, why, s->since);
+	}
+}
+
+/* The tracker's commit (under its lock, from a sink thread): the sink has
+ * every entry up to sequence safe; its cursor becomes the stored one. */
+static void commit_seq(void *ctx, uint64_t safe)
+{
+	struct systemd_collector *s = ctx;
+	const char *c = s->ring[safe % RING_SLOTS];
+	int r;
+
+	if (!c)
+		return;
+	r = cursor_update(&s->cur, c);
+	if (r < 0) {
+		count(&s->base.n.errors);
+		report(s, &s->rl_emit, "saving the cursor in %s: %s", s->cur.dir, strerror(-r));
+	}
+}
+
+void journal_event_id(const char *c, char *out, size_t outlen)
+{
+	size_t n = strlen(c);
+
+	if (n <= ID_MAX) {
+		snprintf(out, outlen, "%s", c);
+		return;
+	}
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)c[i]) * 0x100000001b3ull;
+	snprintf(out, outlen, "journal-%016llx", (unsigned long long)h);
 }
 
 static int systemd_start(struct collector *c, struct queue *q)
@@ -240,6 +294,7 @@ static int systemd_start(struct collector *c, struct queue *q)
 		return -EALREADY;
 	s->q = q;
 	load_cursor(s);
+	ack_register(c->source, &s->ack);
 	return collector_spawn(c, systemd_thread);
 }
 
@@ -254,6 +309,19 @@ static void systemd_destroy(struct collector *c)
 	struct systemd_collector *s = to_sd(c);
 
 	journal_close(s);
+	if (s->ack_ok) {
+		ack_unregister(c->source, &s->ack);
+		/* what the sink acknowledged after the thread ended */
+		int r = cursor_flush(&s->cur);
+		if (r < 0)
+			tlog(TLOG_WARN, "systemd", "saving the cursor in %s: %s", s->cur.dir,
+			     strerror(-r));
+		ack_destroy(&s->ack);
+	}
+	if (s->ring)
+		for (size_t i = 0; i < RING_SLOTS; i++)
+			free(s->ring[i]);
+	free(s->ring);
 	free(s->dir);
 	free(s->since);
 	strlist_free(&s->units);
@@ -274,6 +342,7 @@ static void systemd_counters(struct collector *c, counter_fn fn, void *ctx)
 	fn(ctx, "emit_retries", "", atomic_load(&s->emit_retries));
 	fn(ctx, "journal_invalidations", "", atomic_load(&s->invalidations));
 	fn(ctx, "bad_files", "", atomic_load(&s->bad_files));
+	fn(ctx, "acks_pending", "", s->ack_ok ? ack_pending(&s->ack) : 0);
 }
 
 static const struct collector_ops systemd_ops = {
@@ -313,7 +382,10 @@ struct collector *systemd_collector_new(const struct collector_env *env, char *e
 	s->max_event_size = (size_t)cfg->max_event_size;
 	s->dir = strdup(dir);
 	s->since = strdup(since);
-	if (!s->dir || !s->since || strlist_split(&s->units, units) < 0) {
+	s->ring = calloc(RING_SLOTS, sizeof(*s->ring));
+	if (s->ring && ack_init(&s->ack, ACK_SLOTS, commit_seq, s) == 0)
+		s->ack_ok = true;
+	if (!s->dir || !s->since || !s->ack_ok || strlist_split(&s->units, units) < 0) {
 		snprintf(err, errlen, "systemd: %s", strerror(ENOMEM));
 		collector_destroy(&s->base);
 		errno = ENOMEM;

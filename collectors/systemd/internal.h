@@ -14,6 +14,7 @@
 #include <systemd/sd-journal.h>
 
 #include "collectors/systemd/entry.h"
+#include "core/ack.h"
 #include "core/collector.h"
 #include "core/state.h"
 #include "util/ratelimit.h"
@@ -29,6 +30,12 @@
 #define BACKOFF_MAX_MS 30000
 #define RECHECK_NS (2ull * 1000000000ull) /* journal files re-checked at least this often */
 #define ERR_INTERVAL_NS (5ull * 1000000000ull)
+/* Entries in flight (handed to the queue, not yet acknowledged by the sink).
+ * The ring of their cursors has twice as many slots, so the slot of the
+ * safe point is never the one being written. */
+#define ACK_SLOTS 4096u
+#define RING_SLOTS (2u * ACK_SLOTS)
+#define ID_MAX 120 /* a longer cursor is hashed into the event id */
 
 /* A journal file seen by the file check. */
 struct seen_file {
@@ -52,6 +59,15 @@ struct systemd_collector {
 	bool os_root; /* dir is an OS tree (holds var/log/journal) */
 
 	struct queue *q;
+
+	/* Acknowledgement: every entry read gets the next sequence number
+	 * (seq, from 1) and its cursor is kept in ring[seq % RING_SLOTS]; the
+	 * tracker's commit (any sink thread) saves the cursor of its safe
+	 * point, the highest sequence whose entries the sink all has. */
+	struct ack_tracker ack;
+	bool ack_ok;
+	char **ring;
+	uint64_t seq;
 
 	/* thread-only state */
 	sd_journal *j;
@@ -96,6 +112,9 @@ static inline bool stopping(struct systemd_collector *s)
 
 /* A journal cursor: ';'-separated key=value pairs with keys s, i, b, m, t, x. */
 bool cursor_syntax_ok(const char *c);
+/* The event id of the entry at cursor c: the cursor itself, or
+ * "journal-<fnv1a64 of it>" when longer than ID_MAX. */
+void journal_event_id(const char *c, char *out, size_t outlen);
 
 /* ---- filecheck.c ---- */
 

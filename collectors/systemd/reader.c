@@ -6,7 +6,8 @@
  * sd_journal_get_fd() and the thread's wake fd, with a short poll timeout.
  * sd_journal_process() reports appends and SD_JOURNAL_INVALIDATE (rotation,
  * files added or removed); after either, reading just continues after the
- * current entry. */
+ * current entry. The stored cursor follows the sink's acknowledgements
+ * (collector.c: commit_seq), not this thread's reading. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -279,32 +280,71 @@ static enum phase entry_json(struct systemd_collector *s, const char *cur, size_
 	return r < 0 ? PHASE_NOMEM : PHASE_OK;
 }
 
+/* Gives the entry read next its sequence number, with its cursor in the
+ * ring. Returns the number, or 0 when out of memory. */
+static uint64_t entry_seq(struct systemd_collector *s, const char *cur)
+{
+	uint64_t seq = s->seq + 1;
+	char **slot = &s->ring[seq % RING_SLOTS];
+	char *c = strdup(cur);
+
+	if (!c)
+		return 0;
+	/* the slot's old cursor is RING_SLOTS entries back: at most ACK_SLOTS
+	 * are unsettled, so it is behind the safe point and no longer read */
+	free(*slot);
+	*slot = c;
+	s->seq = seq;
+	return seq;
+}
+
+/* The entry at seq is done with without an event (skipped for good and
+ * counted): the cursor may move past it once the sink has what came before. */
+static void entry_done(struct systemd_collector *s, uint64_t seq)
+{
+	uint32_t token = ack_track(&s->ack, seq);
+
+	if (token)
+		ack_settle(&s->ack, token);
+	ack_through(&s->ack, seq);
+}
+
 /* Offers the event to the queue until it is taken, can never fit, or the
  * collector stops. Returns STEP_NEXT or STEP_STOP. */
-static int entry_emit(struct systemd_collector *s, char *cur, size_t n, uint64_t rt)
+static int entry_emit(struct systemd_collector *s, char *cur, uint64_t seq, size_t n, uint64_t rt)
 {
-	char unit[256] = "", host[256] = "", prio[32] = "";
+	char unit[256] = "", host[256] = "", prio[32] = "", id[ID_MAX + 1];
 	int r;
 
 	/* meta: the watched unit (_SYSTEMD_UNIT, or UNIT for systemd's own
-	 * messages about it), hostname, priority, cursor */
+	 * messages about it), hostname, priority, cursor, and the event id
+	 * (the cursor: the same entry read again has the same id) */
 	r = journal_field_get(s->fields, n, "_SYSTEMD_UNIT", unit, sizeof(unit));
 	if (s->units.n && (r < 0 || !strlist_has(&s->units, unit)))
 		journal_field_get(s->fields, n, "UNIT", unit, sizeof(unit));
 	journal_field_get(s->fields, n, "_HOSTNAME", host, sizeof(host));
 	journal_field_get(s->fields, n, "PRIORITY", prio, sizeof(prio));
+	journal_event_id(cur, id, sizeof(id));
 	struct meta_kv kv[] = {
 	    {"unit", unit[0] ? unit : NULL},
 	    {"hostname", host[0] ? host : NULL},
 	    {"priority", prio[0] ? prio : NULL},
 	    {"cursor", cur},
+	    {"id", id},
 	};
 
 	for (;;) {
-		r = event_emit(s->q, s->base.source, TYPE_SYSTEMD_JOURNAL, FMT_JSON, rt * 1000ull,
-			       kv, sizeof(kv) / sizeof(kv[0]), s->json.buf, s->json.len);
+		uint32_t token = ack_track(&s->ack, seq);
+
+		r = token ? event_emit_ack(s->q, s->base.source, TYPE_SYSTEMD_JOURNAL, FMT_JSON,
+					   rt * 1000ull, kv, sizeof(kv) / sizeof(kv[0]),
+					   s->json.buf, s->json.len, token)
+			  : -ENOSPC; /* too many unacknowledged: wait like a full queue */
+		if (r && token)
+			ack_untrack(&s->ack, token);
 		if (r == 0) {
 			collector_count_emit(&s->base, 0);
+			ack_through(&s->ack, seq);
 			return STEP_NEXT;
 		}
 		if (r == -E2BIG || r == -EINVAL) {
@@ -313,6 +353,7 @@ static int entry_emit(struct systemd_collector *s, char *cur, size_t n, uint64_t
 			report(s, &s->rl_emit,
 			       "entry %s: %zu bytes do not fit in the queue, skipped", cur,
 			       s->json.len);
+			entry_done(s, seq);
 			return STEP_NEXT;
 		}
 		if (r == -ESHUTDOWN || stopping(s)) {
@@ -321,8 +362,9 @@ static int entry_emit(struct systemd_collector *s, char *cur, size_t n, uint64_t
 			count(&s->base.n.refetched);
 			return STEP_STOP;
 		}
-		/* full queue (the wait bound passed): the journal still holds the
-		 * entry, so wait and offer it again */
+		/* full queue (the wait bound passed) or too many entries waiting
+		 * for the sink: the journal still holds the entry, so wait and
+		 * offer it again */
 		count(&s->emit_retries);
 		count(&s->base.n.refetched);
 		report(s, &s->rl_emit, "queue full, retrying entry %s", cur);
@@ -338,7 +380,7 @@ static int entry_emit(struct systemd_collector *s, char *cur, size_t n, uint64_t
 static int handle_entry(struct systemd_collector *s)
 {
 	char *cur = NULL;
-	uint64_t rt = 0;
+	uint64_t rt = 0, seq;
 	size_t n = 0;
 	enum phase p;
 	int r;
@@ -349,21 +391,19 @@ static int handle_entry(struct systemd_collector *s)
 	p = entry_fields(s, cur, &n, &rt);
 	if (p == PHASE_OK)
 		p = entry_json(s, cur, n);
-	if (p == PHASE_NOMEM) {
+	seq = p == PHASE_NOMEM ? 0 : entry_seq(s, cur);
+	if (!seq) {
 		/* out of memory: try the entry again later */
 		free(cur);
 		count(&s->base.n.errors);
 		report(s, &s->rl_entry, "out of memory building an entry");
 		return STEP_RETRY_LATER;
 	}
-	if (p == PHASE_OK && entry_emit(s, cur, n, rt) == STEP_STOP) {
+	if (p != PHASE_OK) {
+		entry_done(s, seq);
+	} else if (entry_emit(s, cur, seq, n, rt) == STEP_STOP) {
 		free(cur);
 		return STEP_STOP;
-	}
-	r = cursor_update(&s->cur, cur);
-	if (r < 0) {
-		count(&s->base.n.errors);
-		report(s, &s->rl_emit, "saving the cursor in %s: %s", s->cur.dir, strerror(-r));
 	}
 	free(cur);
 	return STEP_NEXT;

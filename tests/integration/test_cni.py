@@ -44,12 +44,16 @@ class CniTest(unittest.TestCase):
         self.assertEqual(ev["data"], CALICO_LINE)
         self.assertEqual(ev["meta"], {"operation": "ADD", "plugin": "calico", "pod": "web-0",
                                       "namespace": "shop", "container_id": "4f2a9c",
-                                      "netns": "/var/run/netns/cni-5e1d", "file": calico})
+                                      "netns": "/var/run/netns/cni-5e1d", "file": calico,
+                                      "id": "cni-%d-%d-0" % (os.stat(calico).st_dev,
+                                                             os.stat(calico).st_ino)})
         ev = t.wait_for(lambda e: e["type"] == "cni.log" and e["meta"].get("file") == old)
         self.assertIsNotNone(ev)
         self.assertEqual(ev["data"], PLAIN_LINE)
         self.assertEqual(ev["meta"], {"operation": "DEL", "plugin": "bridge", "container_id": "77ee",
-                                      "netns": "/proc/4242/ns/net", "file": old})
+                                      "netns": "/proc/4242/ns/net", "file": old,
+                                      "id": "cni-%d-%d-%d" % (os.stat(old).st_dev, os.stat(old).st_ino,
+                                                              len("before the first start\n"))})
         settle(t)
         # the first start begins at the end: the older line is not emitted
         self.assertEqual(self.lines_of(t, old), [PLAIN_LINE])
@@ -151,7 +155,9 @@ class CniTest(unittest.TestCase):
         self.assertIn("\x00 nul \x1b[31m", bad[0]["data"])
         self.assertTrue(bad[0]["data"].endswith("Pod=ok\r"))  # raw: only the \n is taken off
         # the container ID with a non-ASCII byte is left out; the pod is kept
-        self.assertEqual(bad[0]["meta"], {"pod": "ok", "file": p})
+        st = os.stat(p)  # the id: device, inode and offset of the line
+        self.assertEqual(bad[0]["meta"], {"pod": "ok", "file": p,
+                                          "id": "cni-%d-%d-0" % (st.st_dev, st.st_ino)})
 
     def test_deleted_and_recreated_log_dirs(self):
         tr = Tree(self)

@@ -135,7 +135,7 @@ class SystemdJournalTest(unittest.TestCase):
             self.assertIn(m["unit"], DEFAULT_UNITS)
         kubelet, containerd, garbled, pid1, docker, crio = evs
         self.assertEqual(kubelet["meta"], {"unit": "kubelet.service", "hostname": "node-a", "priority": "6",
-                                           "cursor": cursors[0]})
+                                           "cursor": cursors[0], "id": cursors[0]})
         self.assertEqual({k: v for k, v in kubelet["data"].items() if not k.startswith("__")}, {
             "_BOOT_ID": F.BOOT_ID, "_HOSTNAME": "node-a", "_SYSTEMD_UNIT": "kubelet.service", "_PID": "4242",
             "_COMM": "kubelet", "SYSLOG_IDENTIFIER": "kubelet", "PRIORITY": "6", "_TRANSPORT": "stdout",
@@ -155,7 +155,7 @@ class SystemdJournalTest(unittest.TestCase):
         self.assertEqual(docker["data"]["TAG"], ["a", "b"])
         self.assertEqual(docker["meta"]["unit"], "docker.service")
         self.assertEqual(crio["meta"], {"unit": "crio.service", "hostname": "node-b", "priority": "7",
-                                        "cursor": cursors[7]})
+                                        "cursor": cursors[7], "id": cursors[7]})
         for ev in evs:
             self.assertNotIn(ev["data"].get("_SYSTEMD_UNIT"), ("sshd.service", "cron.service"))
         self.assertEqual(t.stop(), 0)

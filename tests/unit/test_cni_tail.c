@@ -17,16 +17,22 @@ struct rec {
 	size_t oversize;
 	uint64_t over_at[8];
 	size_t truncated;
+	uint64_t at[64];
+	size_t refuse_at; /* refuse line number refuse_at (1-based), 0 = never */
 };
 
-static void on_line(void *ctx, const char *l, size_t len)
+static int on_line(void *ctx, const char *l, size_t len, uint64_t off)
 {
 	struct rec *r = ctx;
 	cr_assert_lt(r->n, 64);
 	cr_assert_lt(len, 256);
+	if (r->refuse_at && r->n + 1 == r->refuse_at)
+		return -1;
 	memcpy(r->lines[r->n], l, len);
 	r->lines[r->n][len] = '\0';
+	r->at[r->n] = off;
 	r->n++;
+	return 0;
 }
 
 static void on_over(void *ctx, uint64_t at)
@@ -336,4 +342,27 @@ Test(tail_state, wrong_header)
 		tail_state_free(&t);
 		free(cp);
 	}
+}
+
+Test(tail, refused_line_is_read_again)
+{
+	struct fx x;
+	struct rec r = {.refuse_at = 2};
+	fx_open(&x);
+	put(&x, "aa\nbbb\ncc\n");
+	cr_assert_eq(tail_read(&x.f, x.buf, 40, 16, 0, &cb, &r), 2);
+	cr_assert_eq(r.n, 1);
+	cr_assert_str_eq(r.lines[0], "aa");
+	cr_assert_eq(r.at[0], 0);
+	cr_assert_eq(x.f.off, 3, "stopped at the start of the refused line");
+	cr_assert_eq(x.f.commit, 3);
+	r.refuse_at = 0;
+	cr_assert_eq(tail_read(&x.f, x.buf, 40, 16, 0, &cb, &r), 0);
+	cr_assert_eq(r.n, 3);
+	cr_assert_str_eq(r.lines[1], "bbb");
+	cr_assert_eq(r.at[1], 3);
+	cr_assert_str_eq(r.lines[2], "cc");
+	cr_assert_eq(r.at[2], 7);
+	cr_assert_eq(x.f.commit, 10);
+	fx_close(&x);
 }

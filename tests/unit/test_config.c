@@ -108,6 +108,15 @@ Test(config, bad_input_names_key, .init = clean_env)
 	cr_assert_eq(load(&c, err, 2, "--output", "ftp://x"), -EINVAL);
 	cr_assert(strstr(err, "output"), "%s", err);
 	config_free(&c);
+	cr_assert_eq(load(&c, err, 2, "--file-sync", "sometimes"), -EINVAL);
+	cr_assert(strstr(err, "file-sync") && strstr(err, "sometimes"), "%s", err);
+	config_free(&c);
+	cr_assert_eq(load(&c, err, 0), 0, "%s", err);
+	cr_assert_str_eq(c.file_sync, "none");
+	config_free(&c);
+	cr_assert_eq(load(&c, err, 2, "--file-sync", "always"), 0, "%s", err);
+	cr_assert_str_eq(c.file_sync, "always");
+	config_free(&c);
 	const char *bad_addr[] = {"nohost",	 "::1:9090", "a b:9090",	"1.2.3.4.5:9090",
 				  "[::1]9090:1", ":+80",     "127.0.0.1:65536", "127.0.0.1:"};
 	for (size_t i = 0; i < sizeof(bad_addr) / sizeof(bad_addr[0]); i++) {

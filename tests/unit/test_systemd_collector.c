@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/ack.h"
 #include "core/collector.h"
 #include "collectors/systemd/systemd.h"
 #include "core/config.h"
@@ -189,7 +190,7 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
      .timeout = 60)
 {
 	struct tcfg c = base_cfg();
-	char jdir[300], state[300], path[400], err[256];
+	char jdir[300], state[300], path[400], err[256], acked[4096] = "";
 	enum { N = 120 };
 
 	if (access(JOURNAL_REMOTE, X_OK) != 0) {
@@ -233,7 +234,11 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
 			     entry_number(ev), next);
 		cr_assert_eq(ev->ts, (1764200000000000ull + (uint64_t)next * 1000) * 1000);
 		cr_assert_str_eq(event_meta_get(ev, "unit"), "kubelet.service");
+		cr_assert_str_eq(event_meta_get(ev, "id"), event_meta_get(ev, "cursor"));
+		cr_assert_neq(ev->ack, 0);
+		snprintf(acked, sizeof(acked), "%s", event_meta_get(ev, "cursor"));
 		next++;
+		ack_settle_src(src, ev->ack); /* the sink has it */
 		queue_release(q, ev);
 		nanosleep(&slow, NULL); /* a slow sink: the queue fills up */
 	}
@@ -246,7 +251,8 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
 	cr_assert(collector_healthy(col));
 
 	/* Now nobody reads: the queue fills, and a stop during the retries
-	 * leaves the cursor on the last entry that went in. */
+	 * leaves the cursor on the last entry the sink acknowledged, not on
+	 * the last one that went in. */
 	uint64_t before = atomic_load(&col->n.events);
 	write_journal(path, N + 1, 40);
 	for (int i = 0; i < 100 && atomic_load(&col->n.events) == before; i++)
@@ -261,7 +267,7 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	cr_assert_lt(t1.tv_sec - t0.tv_sec, 3, "stop took too long");
 
-	/* the stored cursor is the cursor of the last queued event */
+	/* the stored cursor is the cursor of the last acknowledged event */
 	char stored[4096], last[4096] = "";
 	char cpath[400];
 	snprintf(cpath, sizeof(cpath), "%s/systemd.cursor", state);
@@ -278,14 +284,16 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
 	}
 	cr_assert_eq((uint64_t)queued, taken);
 	cr_assert_eq(n, N + (int)taken);
-	cr_assert_str_eq(stored, last);
+	cr_assert_str_neq(stored, last);
+	cr_assert_str_eq(stored, acked);
 	collector_destroy(col);
 
-	/* a restart goes on with the entry after it: nothing lost, nothing twice */
+	/* a restart goes on with the entry after the acknowledged one: what was
+	 * queued and never acknowledged comes again (with the same ids) */
 	col = systemd_collector_new(tenv(&c, SRC_SYSTEMD), err, sizeof(err));
 	cr_assert_not_null(col, "%s", err);
 	cr_assert_eq(collector_start(col, q), 0);
-	next = n + 1;
+	next = N + 1;
 	deadline = time(NULL) + 20;
 	while (next <= N + 40 && time(NULL) < deadline) {
 		ev = queue_peek(q, &len, &src, 200);
@@ -293,6 +301,7 @@ Test(systemd_collector, full_queue_retries_without_loss, .init = mktmp, .fini = 
 			continue;
 		cr_assert_eq(entry_number(ev), next);
 		next++;
+		ack_settle_src(src, ev->ack);
 		queue_release(q, ev);
 	}
 	cr_assert_eq(next, N + 41);

@@ -22,6 +22,8 @@ static const struct opt agent_opts[] = {
     O("collectors", OPT_STR, collectors, "",
       "comma list of collectors; empty = those whose source exists"),
     O("output", OPT_STR, output, "stdout", "stdout | file:PATH | nats://HOST:PORT[,...]"),
+    O("file-sync", OPT_STR, file_sync, "none",
+      "file output: none | batch (fdatasync each write) | always (each event)"),
     O("queue-size", OPT_SIZE, queue_size, "16M", "event queue arena, a power of two (K/M/G)"),
     O("queue-wait-ms", OPT_UINT, queue_wait_ms, "2000",
       "how long resumable sources (k8s, etcd, systemd) wait on a full queue"),
@@ -491,6 +493,11 @@ static int agent_check(const void *opts, char *err, size_t errlen)
 	if (cfg->max_event_size < 1024 || cfg->max_event_size > (1ull << 30)) {
 		snprintf(err, errlen, "max-event-size: %" PRIu64 " must be from 1K to 1G",
 			 cfg->max_event_size);
+		return -EINVAL;
+	}
+	const char *fs = cfg->file_sync ? cfg->file_sync : "none";
+	if (strcmp(fs, "none") && strcmp(fs, "batch") && strcmp(fs, "always")) {
+		snprintf(err, errlen, "file-sync: '%.40s' is not none, batch or always", fs);
 		return -EINVAL;
 	}
 	const char *o = cfg->output;

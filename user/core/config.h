@@ -20,6 +20,7 @@ struct tapio_config {
 	char *config_file;
 	char *collectors;    /* comma list; NULL or "" = every collector whose source exists */
 	char *output;	     /* stdout | file:PATH | nats://HOST:PORT[,...] */
+	char *file_sync;     /* file output: none | batch | always (fdatasync policy) */
 	uint64_t queue_size; /* bytes, power of two */
 	char *state_dir;
 	char *metrics_addr; /* HOST:PORT, "" = off */

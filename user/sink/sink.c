@@ -223,7 +223,14 @@ struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapi
 			errno = e;
 			return NULL;
 		}
-		struct sink *s = sink_stream_new(fd, true, fmt, false);
+		/* fdatasync policy: none (the page cache), batch (each write of
+		 * the buffer, before its events are acknowledged), always (each
+		 * event written and synced on its own) */
+		const char *fs = cfg && cfg->file_sync ? cfg->file_sync : "none";
+		bool always = !strcmp(fs, "always");
+		struct sink *s = sink_stream_new(fd, true, fmt, always);
+		if (s)
+			sink_stream_set_sync(s, always || !strcmp(fs, "batch"));
 		if (!s) {
 			int e = errno;
 			close(fd);

@@ -1,0 +1,151 @@
+"""Nothing lost across a crash, for CNI log lines: a CNI log file appended
+to while the agent follows it into a real `nats-server -js`, the agent
+SIGKILLed at random points, once while NATS is down and the agent's small
+queue is full of what JetStream never acknowledged. The saved offsets move
+only on the PubAck and every line's Nats-Msg-Id is cni-<dev>-<ino>-<offset>,
+so the stream holds every line exactly once, none missing."""
+import json
+import os
+import random
+import threading
+import time
+import unittest
+
+import cni_fixture as C
+from nats_fixture import NATS_SERVER, JsReader, NatsServer
+from tapiotest import Tapio, free_port, need_root, skip_or_fail
+
+STREAM = "TAPIO_CRASH_CNI"
+KILLS = 10
+TOTAL = 900
+
+
+def clean_env():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TAPIO_") or k in ("TAPIO_BIN", "TAPIO_ROOT")}
+    env.pop("NODE_NAME", None)
+    return env
+
+
+class Writer(threading.Thread):
+    """Appends lines "crash <i> ContainerID=..." one at a time."""
+
+    def __init__(self, path, first, n, pause):
+        super().__init__(daemon=True)
+        self.path, self.first, self.n, self.pause = path, first, n, pause
+        self.written = []
+        self.error = None
+
+    def run(self):
+        try:
+            for i in range(self.first, self.first + self.n):
+                C.append(self.path, "crash %d ContainerID=c%03d plugin=bridge\n" % (i, i % 7))
+                self.written.append(i)
+                time.sleep(self.pause)
+        except Exception as e:  # reported by the test
+            self.error = e
+
+
+def line_no(ev):
+    d = ev.get("data")
+    if isinstance(d, str) and d.startswith("crash "):
+        return int(d.split()[1])
+    return None
+
+
+class CniCrashTest(unittest.TestCase):
+    def setUp(self):
+        need_root(self)
+        if not os.access(NATS_SERVER, os.X_OK):
+            skip_or_fail(self, "nats-server is not installed (make deps installs it)")
+        self.tree = C.Tree(self)
+        self.log = os.path.join(self.tree.l1, "cni.log")
+        self.offsets = os.path.join(self.tree.state, "cni-offsets")
+        self.agents = []
+        self.addCleanup(lambda: [a.stop() for a in self.agents])
+
+    def agent(self, output):
+        args = self.tree.args()
+        args[args.index("--output") + 1] = output
+        t = Tapio(*args, "--nats-stream", STREAM, "--queue-size", "64K",
+                  "--nats-ack-wait-ms", "1000", "--node-name", "node-n", env=clean_env())
+        self.agents.append(t)
+        return t
+
+    def kill(self, t):
+        t.proc.kill()
+        t.stop()
+        self.agents.remove(t)
+
+    def stored(self, srv):
+        r = JsReader(srv.port)
+        try:
+            _, msgs = r.read_all(STREAM)
+        finally:
+            r.close()
+        return msgs
+
+    def test_sigkills_with_nats_lose_nothing_and_store_nothing_twice(self):
+        srv = NatsServer(free_port())
+        self.addCleanup(srv.close)
+        srv.start()
+        C.append(self.log, "")  # exists at the first start: read from its end (empty)
+        t = self.agent(srv.url)
+        if not t.wait_stderr("cni: following", 10):
+            self.fail("the cni collector did not start: " + "\n".join(t.stderr_lines))
+        w = Writer(self.log, 1, TOTAL, 0.004)
+        w.start()
+        rnd = random.Random(12)
+        for k in range(KILLS):
+            time.sleep(rnd.uniform(0.15, 0.5))
+            if k == 4:
+                # NATS down: the agent's queue fills with what JetStream
+                # never acknowledged; then the agent dies too.
+                srv.kill()
+                time.sleep(1.5)
+                self.kill(t)
+                srv.start()
+            else:
+                self.kill(t)
+            t = self.agent(srv.url)
+        w.join(60)
+        self.assertIsNone(w.error)
+        want = set(range(1, TOTAL + 1))
+        self.assertEqual(set(w.written), want)
+        deadline = time.time() + 60
+        while True:
+            msgs = self.stored(srv)
+            got = [line_no(json.loads(m["data"])) for m in msgs]
+            if want <= set(got) or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        rc = t.stop()
+        self.assertEqual(rc, 0, "\n".join(t.stderr_lines[-20:]))
+        self.agents.remove(t)
+        msgs = self.stored(srv)
+        nos = [line_no(json.loads(m["data"])) for m in msgs]
+        missing = sorted(want - set(nos))
+        seen, twice = set(), set()
+        for n in nos:
+            (twice if n in seen else seen).add(n)
+        print(f"\ncni crash: {KILLS} SIGKILLs, {len(want)} lines written, "
+              f"{len(msgs)} stored, {len(missing)} missing, {len(twice)} stored twice",
+              flush=True)
+        self.assertEqual(missing, [], "lines missing from the stream")
+        self.assertEqual(sorted(twice), [], "lines stored twice")
+        st = os.stat(self.log)
+        off = 0
+        with open(self.log, "rb") as f:
+            starts = {}
+            for line in f:
+                starts[int(line.split()[1])] = off
+                off += len(line)
+        for m in msgs:
+            ev = json.loads(m["data"])
+            self.assertEqual(m["headers"]["Nats-Msg-Id"], ev["meta"]["id"])
+            self.assertEqual(ev["meta"]["id"], "cni-%d-%d-%d" % (st.st_dev, st.st_ino,
+                                                                 starts[line_no(ev)]))
+
+
+if __name__ == "__main__":
+    unittest.main()
