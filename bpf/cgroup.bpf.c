@@ -30,6 +30,9 @@ static __always_inline struct cgroup_event *cgroup_reserve(__u32 type, struct cg
 	e->path_len = n > 0 ? n - 1 : 0;
 	if (n <= 0)
 		e->path[0] = '\0';
+	/* The buffer is full: the kernel's path may go on. */
+	if (n == sizeof(e->path))
+		e->flags |= CG_F_PATH_TRUNCATED;
 	return e;
 }
 

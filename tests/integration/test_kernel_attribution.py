@@ -1,0 +1,124 @@
+"""Kernel tracer attribution: which memcg limit an OOM hit, which cgroup a
+cgroup event concerns, who owns a socket at close, and what is shed when the
+ring buffer fills. Each test makes the real case on this kernel and checks
+the fields that `tapio trace -o json` reports.
+
+Needs root (skips unprivileged; fails under CI=true).
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tapiotest import need_root  # noqa: E402
+import kernel_fixture as kf  # noqa: E402
+from test_kernel_fidelity import data, trace  # noqa: E402
+
+HOG = ("a = []\n"
+       "while True:\n"
+       "    a.append(bytearray(b'\\x01') * (1 << 20))\n")
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def hierarchy_id(controller):
+    """The v1 hierarchy id of a controller (/proc/cgroups), 0 on cgroup2."""
+    with open("/proc/cgroups") as f:
+        for line in f:
+            parts = line.split()
+            if parts and parts[0] == controller:
+                return int(parts[1])
+    return 0
+
+
+class ParentLimit:
+    """parent/child memory cgroups: the limit on the parent only. The v1
+    memory hierarchy where it is mounted (hybrid hosts), else cgroup2."""
+
+    def __init__(self, tc, limit):
+        self.v2 = kf.Cgroup2(tc)
+        v1root = kf.cgroup_v1_memory_root()
+        name = "tapio-oomp-%d" % os.getpid()
+        if v1root:
+            self.root, self.hid = v1root, hierarchy_id("memory")
+            self.parent = os.path.join(v1root, name)
+            os.mkdir(self.parent)
+            tc.addCleanup(kf._rmdir, self.parent)
+            _write(os.path.join(self.parent, "memory.limit_in_bytes"), str(limit))
+            for f, v in (("memory.memsw.limit_in_bytes", limit), ("memory.swappiness", 0)):
+                try:
+                    _write(os.path.join(self.parent, f), str(v))
+                except OSError:
+                    pass
+            self.child = os.path.join(self.parent, "child")
+            os.mkdir(self.child)
+            tc.addCleanup(kf._rmdir, self.child)
+            with open(os.path.join(self.child, "memory.limit_in_bytes")) as f:
+                own = int(f.read())
+            tc.assertGreater(own, limit, "the child must have no limit of its own")
+        else:
+            self.root, self.hid = self.v2.root, 0
+            _write(os.path.join(self.v2.root, "cgroup.subtree_control"), "+memory")
+            self.parent = os.path.join(self.v2.root, name)
+            os.mkdir(self.parent)
+            tc.addCleanup(kf._rmdir, self.parent)
+            _write(os.path.join(self.parent, "memory.max"), str(limit))
+            try:
+                _write(os.path.join(self.parent, "memory.swap.max"), "0")
+            except OSError:
+                pass
+            _write(os.path.join(self.parent, "cgroup.subtree_control"), "+memory")
+            self.child = os.path.join(self.parent, "child")
+            os.mkdir(self.child)
+            tc.addCleanup(kf._rmdir, self.child)
+            with open(os.path.join(self.child, "memory.max")) as f:
+                tc.assertEqual(f.read().strip(), "max")
+
+    def rel(self, path):
+        return path[len(self.root):]
+
+    def run_hog(self):
+        moves = 'echo $$ > "%s/cgroup.procs"' % self.child
+        if self.hid:
+            moves = 'echo $$ > "%s/cgroup.procs" && ' % self.v2.path + moves
+        return subprocess.Popen(["/bin/sh", "-c", moves + ' && exec "$@"', "sh",
+                                 sys.executable, "-c", HOG])
+
+
+class Oom(unittest.TestCase):
+    def setUp(self):
+        need_root(self)
+
+    def test_oom_under_a_parent_limit_names_the_parent(self):
+        limit = 48 << 20
+        m = ParentLimit(self, limit)
+        with trace("-e", "oom") as t:
+            victim = m.run_hog()
+            rc = victim.wait(60)
+            self.assertEqual(rc, -signal.SIGKILL, "the hog was not OOM-killed")
+            ev = t.wait_for(lambda e: e["type"] == "oom.kill" and data(e)["victim_pid"] == victim.pid, 10)
+            t.stop()
+        self.assertIsNotNone(ev, t.stderr_lines)
+        d = data(ev)
+        self.assertEqual(d["constraint"], "memcg", d)
+        # The victim's own memcg: the child, in the memory hierarchy.
+        self.assertEqual(d["memcg_hierarchy_id"], m.hid)
+        self.assertEqual(d["memcg_path"], m.rel(m.child))
+        self.assertEqual(d["memcg_id"], os.stat(m.child).st_ino)
+        self.assertEqual(d["memcg_level"], m.rel(m.child).count("/"))
+        self.assertFalse(d["memcg_path_truncated"])
+        # The limit that was hit: the parent's.
+        self.assertEqual(d["limit_memcg_path"], m.rel(m.parent))
+        self.assertEqual(d["limit_memcg_id"], os.stat(m.parent).st_ino)
+        self.assertEqual(d["limit_memcg_level"], m.rel(m.parent).count("/"))
+        self.assertEqual(d["limit"], "memory")
+        self.assertEqual(d["limit_bytes"], limit)
+        self.assertLessEqual(d["usage_bytes"], limit)
+        self.assertGreaterEqual(d["usage_bytes"], limit - 8 * os.sysconf("SC_PAGE_SIZE"))
+        self.assertEqual(d["pid"], victim.pid)
