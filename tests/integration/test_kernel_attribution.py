@@ -122,3 +122,62 @@ class Oom(unittest.TestCase):
         self.assertLessEqual(d["usage_bytes"], limit)
         self.assertGreaterEqual(d["usage_bytes"], limit - 8 * os.sysconf("SC_PAGE_SIZE"))
         self.assertEqual(d["pid"], victim.pid)
+
+
+class CgroupEvents(unittest.TestCase):
+    """Cgroup events are judged and described by the cgroup they concern:
+    here a host process (this test) makes, fills and removes them."""
+
+    def setUp(self):
+        need_root(self)
+
+    def test_cgroup_made_in_a_filtered_subtree_by_a_host_process(self):
+        top = kf.Cgroup2(self)
+        other = kf.Cgroup2(self)
+        child = os.path.join(top.path, "child")
+        with trace("-e", "cgroup", "--cgroup", top.path) as t:
+            os.mkdir(child)
+            os.mkdir(os.path.join(other.path, "elsewhere"))
+            sleeper = subprocess.Popen(["/bin/sleep", "30"])
+            _write(os.path.join(child, "cgroup.procs"), str(sleeper.pid))
+            cid = os.stat(child).st_ino
+            sleeper.kill()
+            sleeper.wait()
+            time.sleep(0.1)
+            kf._rmdir(child)
+            os.rmdir(os.path.join(other.path, "elsewhere"))
+            ours = lambda typ: (lambda e: e["type"] == typ and data(e)["id"] == cid)
+            mk = t.wait_for(ours("cgroup.mkdir"), 10)
+            at = t.wait_for(ours("cgroup.attach"), 10)
+            rm = t.wait_for(ours("cgroup.rmdir"), 10)
+            time.sleep(0.3)
+            t.stop()
+        for ev in (mk, at, rm):
+            self.assertIsNotNone(ev, [(e["type"], data(e)["path"]) for e in t.events])
+            d = data(ev)
+            self.assertEqual(d["path"], top.rel + "/child")
+            self.assertFalse(d["path_truncated"])
+            self.assertEqual(d["pid"], os.getpid())          # the writer: a host process
+            self.assertEqual(ev["meta"]["cgroup_id"], str(cid))  # described by the cgroup
+        self.assertEqual(data(at)["task_pid"], sleeper.pid)
+        for e in t.events:
+            self.assertNotIn("elsewhere", data(e)["path"], e)
+
+    def test_containers_keeps_container_cgroups_made_by_the_host(self):
+        root = kf.cgroup2_root()
+        pod = os.path.join(root, "kubepods-tapio-%d.slice" % os.getpid())
+        plain = kf.Cgroup2(self)
+        with trace("-e", "cgroup.mkdir,cgroup.rmdir", "--containers") as t:
+            os.mkdir(pod)
+            self.addCleanup(kf._rmdir, pod)
+            os.mkdir(os.path.join(plain.path, "host-only"))
+            os.rmdir(os.path.join(plain.path, "host-only"))
+            os.rmdir(pod)
+            rm = t.wait_for(lambda e: e["type"] == "cgroup.rmdir" and data(e)["path"] == pod[len(root):], 10)
+            time.sleep(0.3)
+            t.stop()
+        self.assertIsNotNone(rm, t.events)
+        mk = [e for e in t.events if e["type"] == "cgroup.mkdir" and data(e)["path"] == pod[len(root):]]
+        self.assertEqual(len(mk), 1, t.events)
+        for e in t.events:
+            self.assertNotIn("host-only", data(e)["path"], e)

@@ -85,6 +85,25 @@ static int cgroup_path_id(const char *path, char *resolved, size_t rsize, uint64
 	return 0;
 }
 
+/* The depth of a cgroup2 directory below its hierarchy's root: how many of
+ * its parents are cgroup2 directories too. */
+static uint32_t cgroup_path_level(const char *resolved)
+{
+	char path[4096], *slash;
+	uint32_t level = 0;
+	struct statfs sfs;
+
+	if (!realpath(resolved, path))
+		return 0;
+	while ((slash = strrchr(path, '/')) && slash != path) {
+		*slash = '\0';
+		if (statfs(path, &sfs) != 0 || sfs.f_type != CGROUP2_SUPER_MAGIC)
+			break;
+		level++;
+	}
+	return level;
+}
+
 static int k_start(struct collector *c, struct queue *q)
 {
 	struct kcollector *kc = (struct kcollector *)c;
@@ -210,6 +229,7 @@ static int load_cfg_from(struct kcollector *kc, const struct kernel_opts *o, str
 		if (rc)
 			return rc;
 		cfg->cgroup_id = kc->cgroup_id;
+		cfg->cgroup_level = cgroup_path_level(kc->cgroup_path);
 	}
 	kc->o.cgroup_path = kc->cgroup_path[0] ? kc->cgroup_path : NULL;
 	return 0;
