@@ -196,7 +196,7 @@ struct oom_event {
 	 * v1/hybrid hosts: memcg_hierarchy_id says which) ... */
 	__u64 memcg_id;
 	/* ... and the memcg whose limit was hit: the first one from the
-	 * victim's up whose usage is within a charge (8 pages) of its max.
+	 * victim's up whose usage is within 72 pages of its max (memcg.bpf.h).
 	 * None (a global OOM): limit_* are 0 and OOM_F_MEMCG is clear. */
 	__u64 limit_memcg_id;
 	__u64 limit_bytes; /* memory.max / memory.limit_in_bytes (or memsw) */

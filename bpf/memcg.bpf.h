@@ -7,17 +7,21 @@
  * v1/hybrid hosts a directory of the v1 memory hierarchy. A cgroup OOM is
  * raised when a charge does not fit under some memcg's max
  * (try_charge_memcg(): usage + nr_pages > max) and the OOM killer only runs
- * for charges of at most 8 pages (PAGE_ALLOC_COSTLY_ORDER); so at the kill
- * that memcg's usage is within 8 pages of its max, while the others on the
- * way up have room. On v1 the memory+swap counter (memsw) can be the one. */
+ * for charges of at most 8 pages (PAGE_ALLOC_COSTLY_ORDER). The reclaim
+ * before the kill drains the per-CPU charge stocks (up to
+ * MEMCG_CHARGE_BATCH, 64 pages, each), so by mark_victim that memcg's usage
+ * is within 8 + 64 pages of its max (measured on 6.18: 0 most times, 20
+ * pages at times), while the others on the way up have more room. A lower
+ * memcg that happens to be within that margin of its own max would be
+ * named instead. On v1 the memory+swap counter (memsw) can be the one. */
 #ifndef TAPIO_BPF_MEMCG_H
 #define TAPIO_BPF_MEMCG_H
 
 #include "maps.h"
 #include "read.bpf.h"
 
-#define TAPIO_MEMCG_SLACK_PAGES 8 /* 1 << PAGE_ALLOC_COSTLY_ORDER */
-#define TAPIO_PATH_DEPTH 16	  /* path components read; deeper ones are cut */
+#define TAPIO_MEMCG_SLACK_PAGES (8 + 64) /* the charge, and one drained stock */
+#define TAPIO_PATH_DEPTH 16		 /* path components read; deeper ones are cut */
 
 /* The task's memory css, or NULL (no memory controller). */
 static __always_inline struct cgroup_subsys_state *task_memcg_css(struct task_struct *t)

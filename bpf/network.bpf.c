@@ -18,6 +18,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "fill.bpf.h"
+#include "shed.bpf.h"
 #include "submit.bpf.h"
 
 #define AF_INET 2
@@ -201,6 +202,8 @@ static __always_inline struct tcp_event *tcp_reserve(__u32 type, const struct so
 	if (!type_wanted(type))
 		return NULL;
 	if (!info && !no_task_filter())
+		return NULL;
+	if (shed_event(type))
 		return NULL;
 	e = reserve_event(type, sizeof(*e));
 	if (!e)

@@ -158,16 +158,23 @@ static void k_counters(struct collector *c, counter_fn fn, void *ctx)
 	uint64_t *vals = calloc(kc->ncpu > 0 ? kc->ncpu : 1, sizeof(*vals));
 	char labels[64];
 	int fd = bpf_map__fd(kc->skel->maps.drops);
+	int sfd = bpf_map__fd(kc->skel->maps.sheds);
 
 	for (unsigned t = 1; t < EVENT_MAX; t++) {
-		uint64_t sum = 0;
+		uint64_t sum = 0, shed = 0;
 		uint32_t key = t;
 
 		snprintf(labels, sizeof(labels), "type=\"%s\"", kernel_type_names[t]);
 		if (vals && fd >= 0 && bpf_map_lookup_elem(fd, &key, vals) == 0)
 			for (int i = 0; i < kc->ncpu; i++)
 				sum += vals[i];
-		fn(ctx, "kernel_drops", labels, sum);
+		if (vals && sfd >= 0 && bpf_map_lookup_elem(sfd, &key, vals) == 0)
+			for (int i = 0; i < kc->ncpu; i++)
+				shed += vals[i];
+		/* kernel_drops is every record the kernel side lost: the ring
+		 * was full, or it was shed for headroom (kernel_shed, shed.bpf.h). */
+		fn(ctx, "kernel_drops", labels, sum + shed);
+		fn(ctx, "kernel_shed", labels, shed);
 		fn(ctx, "kernel_queue_drops", labels, atomic_load(&kc->qdrops[t]));
 		fn(ctx, "kernel_events", labels, atomic_load(&kc->events[t]));
 	}
