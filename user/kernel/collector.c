@@ -196,6 +196,26 @@ static void k_counters(struct collector *c, counter_fn fn, void *ctx)
 		fn(ctx, "kernel_map_errors", labels, sum);
 	}
 	free(vals);
+	/* Runs of each program the kernel skipped because another BPF program
+	 * was running on that CPU (a tracepoint hit from inside one): events
+	 * lost without a drop being counted, and socks entries a skipped CLOSE
+	 * leaves behind. */
+	for (int i = 0; i < P__N; i++) {
+		struct bpf_prog_info info;
+		uint32_t len = sizeof(info);
+		struct bpf_program *p;
+		int pfd;
+
+		if (!kc->links[i])
+			continue;
+		p = bpf_object__find_program_by_name(kc->skel->obj, kernel_progs[i].prog);
+		pfd = p ? bpf_program__fd(p) : -1;
+		memset(&info, 0, sizeof(info));
+		if (pfd < 0 || bpf_obj_get_info_by_fd(pfd, &info, &len) != 0)
+			continue;
+		snprintf(labels, sizeof(labels), "prog=\"%s\"", kernel_progs[i].prog);
+		fn(ctx, "kernel_recursion_misses", labels, info.recursion_misses);
+	}
 }
 
 static const struct collector_ops kernel_ops = {
