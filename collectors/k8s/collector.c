@@ -70,6 +70,8 @@ static void *res_main(void *arg)
 
 	load_state(r);
 	need_list = r->rv[0] == '\0';
+	if (!need_list)
+		k8s_prime_pods(r); /* a failure is logged; the watch goes on */
 
 	while (!k8s_stopped(k)) {
 		long http = 0;
