@@ -21,6 +21,7 @@
 #define TAPIO_FILENAME_MAX 256 /* exec filename bytes, NUL included */
 #define TAPIO_ARGS_MAX 1024    /* exec argv bytes (NUL-separated); more is truncated */
 #define TAPIO_CGROUP_PATH_MAX 512
+#define TAPIO_MEMCG_PATH_MAX 256 /* oom.kill memcg paths, NUL included; longer is cut */
 
 /* Event types. Equal to enum kernel_type in user/kernel/kernel_types.h. */
 enum event_type {
@@ -148,6 +149,9 @@ struct tcp_event {
 	__u32 pad2;
 };
 
+/* cgroup_event.flags */
+#define CG_F_PATH_TRUNCATED 0x1u /* the path did not fit TAPIO_CGROUP_PATH_MAX and is cut */
+
 /* cgroup.mkdir, cgroup.rmdir, cgroup.attach: the header is the current task
  * (the one that made, removed, or wrote cgroup.procs). */
 struct cgroup_event {
@@ -158,13 +162,19 @@ struct cgroup_event {
 	__u32 task_pid;	    /* cgroup.attach: the moved task */
 	__u32 task_tgid;
 	char task_comm[TAPIO_COMM_LEN];
-	__u32 threadgroup;		  /* cgroup.attach: the whole process moved */
+	__u16 threadgroup;		  /* cgroup.attach: the whole process moved */
+	__u16 flags;			  /* CG_F_* */
 	__u32 path_len;			  /* bytes in path, without the NUL */
 	char path[TAPIO_CGROUP_PATH_MAX]; /* relative to the hierarchy root */
 };
 
 /* oom_event.flags */
 #define OOM_F_VICTIM_TASK 0x1u /* the victim's task was read: header, rss, oom_score_adj valid */
+#define OOM_F_MEMCG 0x2u       /* a cgroup OOM: limit_memcg_* is the memcg at its limit */
+#define OOM_F_MEMSW 0x4u       /* v1: the limit hit is memory+swap (memory.memsw.limit_in_bytes) */
+#define OOM_F_MEMCG_PATH_TRUNCATED 0x8u	 /* memcg_path was cut at TAPIO_MEMCG_PATH_MAX */
+#define OOM_F_LIMIT_PATH_TRUNCATED 0x10u /* limit_memcg_path was cut */
+#define OOM_F_MEMCG_KNOWN 0x20u		 /* the victim's memcg was read (memcg_*) */
 
 /* oom.kill: the header is the victim (its own cgroup id, pid, comm ...); the
  * trigger_* fields are the task whose allocation ran into the limit. */
@@ -182,6 +192,21 @@ struct oom_event {
 	__u32 flags; /* OOM_F_* */
 	__u32 pad;
 	char trigger_comm[TAPIO_COMM_LEN];
+	/* The victim's memory cgroup (cgroup2, or the v1 memory hierarchy on
+	 * v1/hybrid hosts: memcg_hierarchy_id says which) ... */
+	__u64 memcg_id;
+	/* ... and the memcg whose limit was hit: the first one from the
+	 * victim's up whose usage is within 72 pages of its max (memcg.bpf.h).
+	 * None (a global OOM): limit_* are 0 and OOM_F_MEMCG is clear. */
+	__u64 limit_memcg_id;
+	__u64 limit_bytes; /* memory.max / memory.limit_in_bytes (or memsw) */
+	__u64 usage_bytes; /* that counter's usage at the kill */
+	__u32 memcg_hierarchy_id;
+	__u32 memcg_level;
+	__u32 limit_memcg_level;
+	__u32 pad2;
+	char memcg_path[TAPIO_MEMCG_PATH_MAX];	     /* relative to the hierarchy root */
+	char limit_memcg_path[TAPIO_MEMCG_PATH_MAX]; /* "" for a global OOM */
 };
 
 #define TAPIO_EVENT_MAX_SIZE sizeof(struct exec_event)
@@ -194,6 +219,6 @@ _Static_assert(sizeof(struct exit_event) == 88, "exit_event layout");
 _Static_assert(sizeof(struct tcp_event) == 184, "tcp_event layout");
 _Static_assert(sizeof(struct cgroup_event) == 72 + 48 + TAPIO_CGROUP_PATH_MAX,
 	       "cgroup_event layout");
-_Static_assert(sizeof(struct oom_event) == 152, "oom_event layout");
+_Static_assert(sizeof(struct oom_event) == 152 + 48 + 2 * TAPIO_MEMCG_PATH_MAX, "oom_event layout");
 
 #endif

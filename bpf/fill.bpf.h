@@ -25,7 +25,7 @@ static __always_inline bool task_wanted(struct task_struct *t)
 		return no_task_filter();
 	if (cfg_tgid && BPF_CORE_READ(t, tgid) != cfg_tgid)
 		return false;
-	if (cfg_cgroup_id && !cgroup_under(task_dfl_cgroup(t), cfg_cgroup_id))
+	if (cfg_cgroup_id && !cgroup_under(task_dfl_cgroup(t), cfg_cgroup_id, cfg_cgroup_level))
 		return false;
 	if (cfg_containers_only && !task_in_container(t))
 		return false;

@@ -18,6 +18,8 @@ const volatile __u64 cfg_event_mask __weak = ~0ull;
 const volatile __u32 cfg_tgid __weak = 0;
 /* Only tasks in this cgroup2 subtree (cgroup id, 0 = all). */
 const volatile __u64 cfg_cgroup_id __weak = 0;
+/* That cgroup's level (depth below the cgroup2 root), for the ancestor test. */
+const volatile __u32 cfg_cgroup_level __weak = 0;
 /* Only tasks in a container: see in_container() in filter.bpf.h. */
 const volatile bool cfg_containers_only __weak = false;
 /* process.fork and process.exit for every thread, not just processes. */

@@ -18,6 +18,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "fill.bpf.h"
+#include "shed.bpf.h"
 #include "submit.bpf.h"
 
 #define AF_INET 2
@@ -225,6 +226,18 @@ static __always_inline struct tcp_event *tcp_reserve(__u32 type, const struct so
 		__builtin_memcpy(e->daddr, info->daddr, 16);
 	}
 	return e;
+}
+
+/* tcp_reserve() for the kinds shed for headroom (shed.bpf.h): after the
+ * filters, so that only records that would have been written are counted. */
+static __always_inline struct tcp_event *tcp_reserve_shed(__u32 type, const struct sock *sk,
+							  struct sock_info *info)
+{
+	if (!type_wanted(type) || (!info && !no_task_filter()))
+		return NULL;
+	if (shed_event(type))
+		return NULL;
+	return tcp_reserve(type, sk, info);
 }
 
 /* Remembers the current task as sk's owner, if it passes the filters. */
@@ -484,7 +497,7 @@ int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *
 	    (int)ctx[2] != 0)
 		return 0;
 	info = sock_lookup(key);
-	e = tcp_reserve(EVENT_TCP_RETRANSMIT, sk, info);
+	e = tcp_reserve_shed(EVENT_TCP_RETRANSMIT, sk, info);
 	if (!e)
 		return 0;
 	e->state = BPF_CORE_READ(sk, __sk_common.skc_state);
@@ -512,7 +525,7 @@ int BPF_PROG(tapio_tcp_send_reset, const struct sock *sk, const struct sk_buff *
 		return 0;
 	if (sk)
 		info = sock_lookup(key);
-	e = tcp_reserve(EVENT_TCP_RESET, sk, info);
+	e = tcp_reserve_shed(EVENT_TCP_RESET, sk, info);
 	if (!e)
 		return 0;
 	if (!sk && skb)
@@ -542,7 +555,7 @@ int BPF_PROG(tapio_tcp_receive_reset, struct sock *sk)
 	if (!type_wanted(EVENT_TCP_RESET))
 		return 0;
 	info = sock_lookup(key);
-	e = tcp_reserve(EVENT_TCP_RESET, sk, info);
+	e = tcp_reserve_shed(EVENT_TCP_RESET, sk, info);
 	if (!e)
 		return 0;
 	e->flags |= TCP_F_RESET_RECEIVED;

@@ -20,6 +20,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "fill.bpf.h"
+#include "memcg.bpf.h"
 #include "submit.bpf.h"
 
 #define SIGKILL 9
@@ -63,6 +64,40 @@ static __always_inline __u64 pages_kb(__u64 pages)
 static __always_inline bool mark_victim_has_task(void)
 {
 	return bpf_core_field_exists(struct trace_event_raw_mark_victim, total_vm);
+}
+
+/* The victim's memcg and the one whose limit was hit (memcg.bpf.h). */
+static __always_inline void fill_memcg(struct oom_event *e, struct task_struct *victim)
+{
+	struct cgroup_subsys_state *css = task_memcg_css(victim);
+	struct memcg_hit hit = {};
+	struct cgroup *cg;
+	bool v1;
+
+	if (!css)
+		return;
+	cg = BPF_CORE_READ(css, cgroup);
+	if (!cg)
+		return;
+	e->flags |= OOM_F_MEMCG_KNOWN;
+	e->memcg_id = cgroup_id_of(cg);
+	e->memcg_level = BPF_CORE_READ(cg, level);
+	e->memcg_hierarchy_id = BPF_CORE_READ(cg, root, hierarchy_id);
+	v1 = e->memcg_hierarchy_id != 0;
+	if (cgroup_path_into(cg, e->memcg_path))
+		e->flags |= OOM_F_MEMCG_PATH_TRUNCATED;
+	if (!memcg_at_limit(css, v1, &hit) || !hit.cg)
+		return;
+	cg = hit.cg;
+	e->flags |= OOM_F_MEMCG;
+	if (hit.memsw)
+		e->flags |= OOM_F_MEMSW;
+	e->limit_memcg_id = cgroup_id_of(cg);
+	e->limit_memcg_level = BPF_CORE_READ(cg, level);
+	e->limit_bytes = hit.max << (cfg_page_shift & 31);
+	e->usage_bytes = hit.usage << (cfg_page_shift & 31);
+	if (cgroup_path_into(cg, e->limit_memcg_path))
+		e->flags |= OOM_F_LIMIT_PATH_TRUNCATED;
 }
 
 /* Only loaded on kernels with the old mark_victim (userspace decides). */
@@ -127,6 +162,8 @@ int tapio_mark_victim(__u64 *ctx)
 			e->shmem_rss = pages_kb(mm_counter(mm, MM_SHMEMPAGES));
 		}
 	}
+	if (victim)
+		fill_memcg(e, victim);
 	submit_event(e);
 	return 0;
 }

@@ -11,7 +11,7 @@
 
 /* include/linux/proc_ns.h: the fixed inode of the initial cgroup namespace. */
 #define TAPIO_CGROUP_INIT_INO 0xEFFFFFFBu
-/* Deepest cgroup nesting the subtree filter walks. */
+/* Deepest cgroup nesting the memcg and path walks go. */
 #define TAPIO_CGROUP_MAX_DEPTH 32
 
 static __always_inline struct task_struct *current_task(void)
@@ -69,19 +69,36 @@ static __always_inline __u32 task_cgroupns(struct task_struct *t)
 	return BPF_CORE_READ(t, nsproxy, cgroup_ns, ns.inum);
 }
 
-/* True when cg is target_id or below it. Walks the parents through the
- * cgroup's own css (cgroup->self.parent, stable since 4.x) rather than
- * kernfs_node.parent, which recent kernels renamed __parent (6.18 has it). */
-static __always_inline bool cgroup_under(struct cgroup *cg, __u64 target_id)
+/* Before 6.1 ("cgroup: Replace cgroup->ancestor_ids[] with ->ancestors[]")
+ * a cgroup kept its ancestors' ids rather than pointers. */
+struct cgroup___old {
+	int level;
+	u64 ancestor_ids[];
+};
+
+/* True when cg is the cgroup target_id (at level target_level) or below
+ * it: its ancestor at that level is the target (what cgroup_is_descendant()
+ * does), one read instead of a walk. */
+static __always_inline bool cgroup_under(struct cgroup *cg, __u64 target_id, __u32 target_level)
 {
-	for (int i = 0; i < TAPIO_CGROUP_MAX_DEPTH; i++) {
-		if (!cg)
-			return false;
-		if (cgroup_id_of(cg) == target_id)
-			return true;
-		cg = (struct cgroup *)BPF_CORE_READ(cg, self.parent);
+	struct cgroup *anc = NULL;
+	int level;
+
+	if (!cg)
+		return false;
+	level = BPF_CORE_READ(cg, level);
+	if (level < 0 || (__u32)level < target_level)
+		return false;
+	if (bpf_core_field_exists(struct cgroup, ancestors)) {
+		bpf_core_read(&anc, sizeof(anc), &cg->ancestors[target_level & 255]);
+		return anc && cgroup_id_of(anc) == target_id;
+	} else {
+		struct cgroup___old *old = (void *)cg;
+		__u64 id = 0;
+
+		bpf_core_read(&id, sizeof(id), &old->ancestor_ids[target_level & 255]);
+		return id == target_id;
 	}
-	return false;
 }
 
 /* A task "is in a container" when it lives in a pid namespace other than the

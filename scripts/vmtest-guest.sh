@@ -145,6 +145,10 @@ trigger_cgroup_oom() {
 		say "oom: cannot set up a memory-limited cgroup"
 	fi
 	want oom.kill oom.kill "$(field victim_pid "$opid")"
+	# The limit that was hit: this cgroup's memory.max (16M), on cgroup2.
+	want oom.limit oom.kill "$(field victim_pid "$opid")" '"constraint":"memcg"' \
+		'"limit_memcg_path":"[^"]*/vmtest-oom"' "$(field limit_bytes 16777216)" \
+		"$(field memcg_hierarchy_id 0)"
 }
 
 # ---------------------------------------------------------------- checks

@@ -89,6 +89,8 @@ static void *res_main(void *arg)
 		(void)cursor_update(&r->cur, r->rv);
 	}
 	need_list = r->rv[0] == '\0';
+	if (!need_list)
+		k8s_prime_pods(r); /* a failure is logged; the watch goes on */
 
 	while (!k8s_res_stopped(r)) {
 		long http = 0;

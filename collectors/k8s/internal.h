@@ -159,6 +159,9 @@ enum k8s_outcome k8s_do_watch(struct k8s_res *r, long *http);
  * -ECANCELED when stopping, -EAGAIN (queue full), or another negative errno
  * after reporting it. *http gets the status of a failed request. */
 int k8s_do_list(struct k8s_res *r, long *http);
+/* prime.c: for pods resumed from a cursor, one LIST that fills the pod cache
+ * (the pod_update hook) and emits nothing. Returns 0 or a negative errno. */
+int k8s_prime_pods(struct k8s_res *r);
 
 /* ---- collector.c ---- */
 

@@ -75,7 +75,12 @@ SEEDS = {
     "cgroup-rmdir-used": cgroup_event(RMDIR, POD_CG, True),
     "cgroup-attach": cgroup_event(ATTACH, POD_CG, True, task_pid=4242, comm=b"nginx"),
     "oom-kill": hdr(OOM, comm=b"stress") + struct.pack(
-        "<5Q4iII16s", 1048576, 524288, 1024, 0, CG + 2, 4242, 4300, 4300, 995, 0x1, 0, b"java"),
+        "<5Q4iII16s", 1048576, 524288, 1024, 0, CG + 2, 4242, 4300, 4300, 995, 0x23, 0, b"java")
+    + struct.pack("<4Q4I256s256s", CG, CG - 1, 50331648, 50327552, 0, 5, 4, 0,
+                  POD_CG.encode(), POD_CG.rsplit("/", 1)[0].encode()),
+    "oom-kill-global": hdr(OOM, comm=b"stress") + struct.pack(
+        "<5Q4iII16s", 1048576, 524288, 1024, 0, CG + 2, 4242, 4300, 4300, 0, 0x21, 0, b"java")
+    + struct.pack("<4Q4I256s256s", CG, 0, 0, 0, 4, 3, 0, 0, b"/kubepods", b""),
 }
 
 
@@ -86,7 +91,7 @@ def main():
             f.write(rec)
     sizes = {n: len(r) for n, r in SEEDS.items()}
     assert sizes["fork"] == 88 and sizes["exit-code"] == 88 and sizes["tcp-close"] == 184
-    assert sizes["exec-full"] == 1384 and sizes["cgroup-mkdir-full"] == 632 and sizes["oom-kill"] == 152
+    assert sizes["exec-full"] == 1384 and sizes["cgroup-mkdir-full"] == 632 and sizes["oom-kill"] == 152 + 48 + 512
 
 
 if __name__ == "__main__":

@@ -140,6 +140,10 @@ class AgentMetrics(unittest.TestCase):
         self.assertEqual(s['tapio_collector_healthy{collector="kernel"}'], 1)
         for t in ("process.exec", "process.fork", "tcp.connect", "oom.kill"):
             self.assertIn(f'tapio_kernel_drops_total{{collector="kernel",type="{t}"}}', s)
+            self.assertIn(f'tapio_kernel_shed_total{{collector="kernel",type="{t}"}}', s)
+        # Each attached program's recursion_misses (bpf_prog_info), next to the drops.
+        for p in ("tapio_exec",):
+            self.assertEqual(s[f'tapio_kernel_recursion_misses_total{{collector="kernel",prog="{p}"}}'], 0)
         for f in ("dropped", "parse_errors", "oversize", "reconnects", "errors"):
             self.assertIn(f'tapio_collector_{f}_total{{collector="kernel"}}', s)
         self.assertEqual(s['tapio_sink_connected{sink="stream"}'], 1)

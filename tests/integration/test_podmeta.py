@@ -101,6 +101,36 @@ class PodNames(unittest.TestCase):
                     self.assertNotIn(k, meta)
         self.assertEqual(t.proc.returncode, 0, "\n".join(t.stderr_lines[-20:]))
 
+    def test_restart_that_resumes_its_cursor_still_names_pods(self):
+        pod = self.fx.store.create("pods", "api-1", namespace="shop",
+                                   spec={"nodeName": "node-a", "containers": [{"name": "api"}]})
+        uid = pod["metadata"]["uid"]
+        cid = "%064x" % (0xFEED + os.getpid())
+        path = self.make_pod_cgroup(uid, cid)
+        state = tapiotest.tmpdir(self)
+        args = ("agent", "--metrics-addr=", "--collectors", "kernel,k8s",
+                "--k8s-kubeconfig", self.kc, "--k8s-resources", "pods",
+                "--events", "process.exec", "--state-dir", state, "--output", "stdout")
+        with Tapio(*args) as t:
+            added = t.wait_for(lambda e: e.get("source") == "k8s" and e["meta"].get("uid") == uid, 15)
+            self.assertIsNotNone(added, "\n".join(t.stderr_lines[-20:]))
+        with Tapio(*args) as t:
+            self.assertIsNotNone(t.wait_stderr("agent running", 15), t.stderr_lines)
+            marker = "tapio-resumed-%d" % os.getpid()
+            # The pod cache is filled before the watch; give the LIST a moment.
+            ev = None
+            for i in range(30):
+                self.exec_in(path, "%s-%d" % (marker, i))
+                ev = self.wait_exec(t, "%s-%d" % (marker, i))
+                if ev["meta"].get("pod_name"):
+                    break
+            meta = ev["meta"]
+            self.assertEqual(meta.get("pod_name"), "api-1", meta)
+            self.assertEqual(meta.get("pod_namespace"), "shop", meta)
+            # It resumed: the pod was not emitted again.
+            self.assertFalse([e for e in t.events if e.get("source") == "k8s"
+                              and e["meta"].get("uid") == uid], "the restart relisted")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -497,11 +497,53 @@ Test(kernel_decode, oom_kill)
 	cr_assert_str_eq(jstr(j, "trigger_comm"), "alloc");
 	cr_assert_eq(jnum(j, "trigger_cgroup_id"), 11);
 	cr_assert_eq(jnum(j, "cgroup_id"), 4242, "the victim's cgroup");
+	cr_assert_str_eq(jstr(j, "constraint"), "unknown");
+	cr_assert_null(cJSON_GetObjectItem(j, "memcg_id"));
+	cJSON_Delete(j);
+
+	/* a cgroup OOM at the parent's memsw limit (v1) */
+	e.flags = OOM_F_VICTIM_TASK | OOM_F_MEMCG_KNOWN | OOM_F_MEMCG | OOM_F_MEMSW;
+	e.memcg_id = 90;
+	e.memcg_level = 2;
+	e.memcg_hierarchy_id = 4;
+	strcpy(e.memcg_path, "/pod/ctr");
+	e.limit_memcg_id = 89;
+	e.limit_memcg_level = 1;
+	strcpy(e.limit_memcg_path, "/pod");
+	e.limit_bytes = 50331648;
+	e.usage_bytes = 50327552;
+	j = decode(&e, sizeof(e));
+	cr_assert_str_eq(jstr(j, "constraint"), "memcg");
+	cr_assert_eq(jnum(j, "memcg_id"), 90);
+	cr_assert_str_eq(jstr(j, "memcg_path"), "/pod/ctr");
+	cr_assert_eq(jnum(j, "memcg_level"), 2);
+	cr_assert_eq(jnum(j, "memcg_hierarchy_id"), 4);
+	cr_assert_not(jbool(j, "memcg_path_truncated"));
+	cr_assert_eq(jnum(j, "limit_memcg_id"), 89);
+	cr_assert_str_eq(jstr(j, "limit_memcg_path"), "/pod");
+	cr_assert_eq(jnum(j, "limit_memcg_level"), 1);
+	cr_assert_str_eq(jstr(j, "limit"), "memsw");
+	cr_assert_eq(jnum(j, "limit_bytes"), 50331648);
+	cr_assert_eq(jnum(j, "usage_bytes"), 50327552);
+	cJSON_Delete(j);
+
+	/* a global OOM: the victim's memcg, no limit; a path without its NUL */
+	e.flags = OOM_F_VICTIM_TASK | OOM_F_MEMCG_KNOWN | OOM_F_MEMCG_PATH_TRUNCATED;
+	memset(e.memcg_path, 'a', sizeof(e.memcg_path));
+	j = decode(&e, sizeof(e));
+	cr_assert_str_eq(jstr(j, "constraint"), "global");
+	cr_assert_eq(strlen(jstr(j, "memcg_path")), TAPIO_MEMCG_PATH_MAX);
+	cr_assert(jbool(j, "memcg_path_truncated"));
+	cr_assert_null(cJSON_GetObjectItem(j, "limit_bytes"));
 	cJSON_Delete(j);
 
 	char *t = text(&e, sizeof(e));
 	cr_assert_str_eq(t, "victim=555(hog) total_vm=100000kB anon=48000kB file=1200kB shmem=4kB "
-			    "adj=-998 trigger=777(alloc)");
+			    "adj=-998 trigger=777(alloc) global");
+	free(t);
+	e.flags = OOM_F_VICTIM_TASK | OOM_F_MEMCG_KNOWN | OOM_F_MEMCG;
+	t = text(&e, sizeof(e));
+	cr_assert(strstr(t, " limit=/pod max=50331648 usage=50327552"), "%s", t);
 	free(t);
 }
 

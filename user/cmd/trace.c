@@ -73,6 +73,7 @@ struct totals {
 	uint64_t written[KERNEL_NTYPES];
 	uint64_t kdrops[KERNEL_NTYPES];
 	uint64_t qdrops[KERNEL_NTYPES];
+	uint64_t shed[KERNEL_NTYPES]; /* part of kdrops: shed for headroom */
 	uint64_t failed;
 };
 
@@ -98,6 +99,8 @@ static void collect_counter(void *ctx, const char *name, const char *labels, uin
 		t->kdrops[type] = v;
 	else if (!strcmp(name, "kernel_queue_drops"))
 		t->qdrops[type] = v;
+	else if (!strcmp(name, "kernel_shed"))
+		t->shed[type] = v;
 }
 
 static void print_totals(struct collector *c, struct totals *t, const char *disabled)
@@ -120,9 +123,9 @@ static void print_totals(struct collector *c, struct totals *t, const char *disa
 			kernel_type_names[i], t->written[i], t->kdrops[i], t->qdrops[i]);
 		sb_printf(&sb,
 			  "%s\"%s\":{\"events\":%" PRIu64 ",\"dropped_kernel\":%" PRIu64
-			  ",\"dropped_queue\":%" PRIu64 "}",
+			  ",\"dropped_queue\":%" PRIu64 ",\"shed_kernel\":%" PRIu64 "}",
 			  first ? "" : ",", kernel_type_names[i], t->written[i], t->kdrops[i],
-			  t->qdrops[i]);
+			  t->qdrops[i], t->shed[i]);
 		first = false;
 	}
 	fprintf(stderr, "%-16s %10" PRIu64 " %12" PRIu64 " %12" PRIu64 "\n", "total", all_w, all_k,

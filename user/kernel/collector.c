@@ -85,6 +85,25 @@ static int cgroup_path_id(const char *path, char *resolved, size_t rsize, uint64
 	return 0;
 }
 
+/* The depth of a cgroup2 directory below its hierarchy's root: how many of
+ * its parents are cgroup2 directories too. */
+static uint32_t cgroup_path_level(const char *resolved)
+{
+	char path[4096], *slash;
+	uint32_t level = 0;
+	struct statfs sfs;
+
+	if (!realpath(resolved, path))
+		return 0;
+	while ((slash = strrchr(path, '/')) && slash != path) {
+		*slash = '\0';
+		if (statfs(path, &sfs) != 0 || sfs.f_type != CGROUP2_SUPER_MAGIC)
+			break;
+		level++;
+	}
+	return level;
+}
+
 static int k_start(struct collector *c, struct queue *q)
 {
 	struct kcollector *kc = (struct kcollector *)c;
@@ -139,16 +158,23 @@ static void k_counters(struct collector *c, counter_fn fn, void *ctx)
 	uint64_t *vals = calloc(kc->ncpu > 0 ? kc->ncpu : 1, sizeof(*vals));
 	char labels[64];
 	int fd = bpf_map__fd(kc->skel->maps.drops);
+	int sfd = bpf_map__fd(kc->skel->maps.sheds);
 
 	for (unsigned t = 1; t < EVENT_MAX; t++) {
-		uint64_t sum = 0;
+		uint64_t sum = 0, shed = 0;
 		uint32_t key = t;
 
 		snprintf(labels, sizeof(labels), "type=\"%s\"", kernel_type_names[t]);
 		if (vals && fd >= 0 && bpf_map_lookup_elem(fd, &key, vals) == 0)
 			for (int i = 0; i < kc->ncpu; i++)
 				sum += vals[i];
-		fn(ctx, "kernel_drops", labels, sum);
+		if (vals && sfd >= 0 && bpf_map_lookup_elem(sfd, &key, vals) == 0)
+			for (int i = 0; i < kc->ncpu; i++)
+				shed += vals[i];
+		/* kernel_drops is every record the kernel side lost: the ring
+		 * was full, or it was shed for headroom (kernel_shed, shed.bpf.h). */
+		fn(ctx, "kernel_drops", labels, sum + shed);
+		fn(ctx, "kernel_shed", labels, shed);
 		fn(ctx, "kernel_queue_drops", labels, atomic_load(&kc->qdrops[t]));
 		fn(ctx, "kernel_events", labels, atomic_load(&kc->events[t]));
 	}
@@ -170,6 +196,26 @@ static void k_counters(struct collector *c, counter_fn fn, void *ctx)
 		fn(ctx, "kernel_map_errors", labels, sum);
 	}
 	free(vals);
+	/* Runs of each program the kernel skipped because another BPF program
+	 * was running on that CPU (a tracepoint hit from inside one): events
+	 * lost without a drop being counted, and socks entries a skipped CLOSE
+	 * leaves behind. */
+	for (int i = 0; i < P__N; i++) {
+		struct bpf_prog_info info;
+		uint32_t len = sizeof(info);
+		struct bpf_program *p;
+		int pfd;
+
+		if (!kc->links[i])
+			continue;
+		p = bpf_object__find_program_by_name(kc->skel->obj, kernel_progs[i].prog);
+		pfd = p ? bpf_program__fd(p) : -1;
+		memset(&info, 0, sizeof(info));
+		if (pfd < 0 || bpf_obj_get_info_by_fd(pfd, &info, &len) != 0)
+			continue;
+		snprintf(labels, sizeof(labels), "prog=\"%s\"", kernel_progs[i].prog);
+		fn(ctx, "kernel_recursion_misses", labels, info.recursion_misses);
+	}
 }
 
 static const struct collector_ops kernel_ops = {
@@ -210,6 +256,7 @@ static int load_cfg_from(struct kcollector *kc, const struct kernel_opts *o, str
 		if (rc)
 			return rc;
 		cfg->cgroup_id = kc->cgroup_id;
+		cfg->cgroup_level = cgroup_path_level(kc->cgroup_path);
 	}
 	kc->o.cgroup_path = kc->cgroup_path[0] ? kc->cgroup_path : NULL;
 	return 0;

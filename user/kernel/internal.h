@@ -73,6 +73,7 @@ struct load_cfg {
 	uint64_t types; /* kernel types wanted */
 	uint32_t tgid;
 	uint64_t cgroup_id;
+	uint32_t cgroup_level; /* its depth below the cgroup2 root */
 	bool containers_only;
 	bool all_threads;
 	uint32_t ringbuf_size;

@@ -304,6 +304,33 @@ static void json_tcp(struct strbuf *out, unsigned type, const struct tcp_event *
 	}
 }
 
+/* oom.kill's memcg fields: the victim's memcg, and which limit was hit. */
+static void json_oom_memcg(struct strbuf *out, const struct oom_event *e)
+{
+	bool memcg = e->flags & OOM_F_MEMCG;
+
+	json_key(out, "constraint");
+	sb_json_cstr(out, memcg ? "memcg" : (e->flags & OOM_F_MEMCG_KNOWN) ? "global" : "unknown");
+	if (!(e->flags & OOM_F_MEMCG_KNOWN))
+		return;
+	json_u64(out, "memcg_id", e->memcg_id);
+	json_str(out, "memcg_path", e->memcg_path, strnlen(e->memcg_path, sizeof(e->memcg_path)));
+	json_bool(out, "memcg_path_truncated", e->flags & OOM_F_MEMCG_PATH_TRUNCATED);
+	json_u64(out, "memcg_level", e->memcg_level);
+	json_u64(out, "memcg_hierarchy_id", e->memcg_hierarchy_id);
+	if (!memcg)
+		return;
+	json_u64(out, "limit_memcg_id", e->limit_memcg_id);
+	json_str(out, "limit_memcg_path", e->limit_memcg_path,
+		 strnlen(e->limit_memcg_path, sizeof(e->limit_memcg_path)));
+	json_bool(out, "limit_memcg_path_truncated", e->flags & OOM_F_LIMIT_PATH_TRUNCATED);
+	json_u64(out, "limit_memcg_level", e->limit_memcg_level);
+	json_key(out, "limit");
+	sb_json_cstr(out, e->flags & OOM_F_MEMSW ? "memsw" : "memory");
+	json_u64(out, "limit_bytes", e->limit_bytes);
+	json_u64(out, "usage_bytes", e->usage_bytes);
+}
+
 int kevent_json(const void *data, size_t len, struct strbuf *out)
 {
 	union record r;
@@ -356,6 +383,7 @@ int kevent_json(const void *data, size_t len, struct strbuf *out)
 		json_str(out, "path", r.cg.path, strnlen(r.cg.path, r.cg.path_len));
 		json_u64(out, "level", r.cg.level);
 		json_u64(out, "hierarchy_id", r.cg.hierarchy_id);
+		json_bool(out, "path_truncated", r.cg.flags & CG_F_PATH_TRUNCATED);
 		if (type == EVENT_CGROUP_ATTACH) {
 			json_u64(out, "task_pid", r.cg.task_pid);
 			json_u64(out, "task_tgid", r.cg.task_tgid);
@@ -379,6 +407,7 @@ int kevent_json(const void *data, size_t len, struct strbuf *out)
 		json_str(out, "trigger_comm", r.oom.trigger_comm,
 			 comm_len(r.oom.trigger_comm, sizeof(r.oom.trigger_comm)));
 		json_u64(out, "trigger_cgroup_id", r.oom.trigger_cgroup_id);
+		json_oom_memcg(out, &r.oom);
 		break;
 	}
 	sb_putc(out, '}');
@@ -525,6 +554,17 @@ int kevent_text(const void *data, size_t len, struct strbuf *out)
 		text_bytes(out, r.oom.trigger_comm,
 			   comm_len(r.oom.trigger_comm, sizeof(r.oom.trigger_comm)));
 		sb_putc(out, ')');
+		if (r.oom.flags & OOM_F_MEMCG) {
+			sb_puts(out, " limit=");
+			text_bytes(out, r.oom.limit_memcg_path,
+				   strnlen(r.oom.limit_memcg_path, sizeof(r.oom.limit_memcg_path)));
+			sb_printf(out, " %s=%llu usage=%llu",
+				  r.oom.flags & OOM_F_MEMSW ? "memsw" : "max",
+				  (unsigned long long)r.oom.limit_bytes,
+				  (unsigned long long)r.oom.usage_bytes);
+		} else if (r.oom.flags & OOM_F_MEMCG_KNOWN) {
+			sb_puts(out, " global");
+		}
 		break;
 	}
 	return 0;

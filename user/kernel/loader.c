@@ -101,6 +101,7 @@ static int open_configured(const struct load_cfg *cfg, uint64_t off, struct tapi
 	skel->rodata->cfg_event_mask = cfg->types;
 	skel->rodata->cfg_tgid = cfg->tgid;
 	skel->rodata->cfg_cgroup_id = cfg->cgroup_id;
+	skel->rodata->cfg_cgroup_level = cfg->cgroup_level;
 	skel->rodata->cfg_containers_only = cfg->containers_only;
 	skel->rodata->cfg_all_threads = cfg->all_threads;
 	skel->rodata->cfg_page_shift = page_shift();

@@ -28,6 +28,10 @@ static int on_sample(void *ctx, void *data, size_t size)
 	}
 	type = h->type;
 	cgid = h->cgroup_id;
+	/* A cgroup2 event is described by the cgroup it concerns, not its writer. */
+	if (type >= EVENT_CGROUP_MKDIR && type <= EVENT_CGROUP_ATTACH &&
+	    ((const struct cgroup_event *)data)->hierarchy_id == 0)
+		cgid = ((const struct cgroup_event *)data)->id;
 	snprintf(kc->idbuf, sizeof(kc->idbuf), "%llu", (unsigned long long)cgid);
 	kc->kv[nkv++] = (struct meta_kv){"cgroup_id", kc->idbuf};
 	const struct collector_hooks *hk = kc->o.hooks;
