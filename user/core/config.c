@@ -21,7 +21,8 @@ static const struct opt agent_opts[] = {
     O("config", OPT_STR, config_file, "", "YAML (or JSON) config file"),
     O("collectors", OPT_STR, collectors, "",
       "comma list of collectors; empty = those whose source exists"),
-    O("output", OPT_STR, output, "stdout", "stdout | file:PATH | nats://HOST:PORT[,...]"),
+    O("output", OPT_STR, output, "stdout",
+      "stdout | file:PATH | nats://HOST:PORT[,...] | otlp[s]://HOST:PORT[/PATH]"),
     O("queue-size", OPT_SIZE, queue_size, "16M", "event queue arena, a power of two (K/M/G)"),
     O("queue-wait-ms", OPT_UINT, queue_wait_ms, "2000",
       "how long resumable sources (k8s, etcd, systemd) wait on a full queue"),
@@ -495,8 +496,11 @@ static int agent_check(const void *opts, char *err, size_t errlen)
 	}
 	const char *o = cfg->output;
 	if (!(!strcmp(o, "stdout") || !strcmp(o, "-") || (!strncmp(o, "file:", 5) && o[5]) ||
-	      !strncmp(o, "nats://", 7))) {
-		snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT",
+	      !strncmp(o, "nats://", 7) || !strncmp(o, "otlp://", 7) ||
+	      !strncmp(o, "otlps://", 8))) {
+		snprintf(err, errlen,
+			 "output: '%s' is not stdout, file:PATH, nats://HOST:PORT or "
+			 "otlp[s]://HOST:PORT[/PATH]",
 			 o);
 		return -EINVAL;
 	}

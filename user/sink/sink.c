@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "sink/format.h"
 #include "sink/sink.h"
+#include "sink/otlp.h"
 #include "sink/sink_nats.h"
 #include "util/fileio.h"
 #include "util/strbuf.h"
@@ -174,7 +175,18 @@ struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapi
 		}
 		return sink_nats_new(spec, no, cfg->node_name, err, errlen);
 	}
-	snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT", spec);
+	if (!strncmp(spec, "otlp://", 7) || !strncmp(spec, "otlps://", 8)) {
+		const struct otlp_options *oo = cfg ? config_group(cfg, &otlp_options_group) : NULL;
+		if (!oo) {
+			snprintf(err, errlen, "output: %s: the OTLP options were not loaded", spec);
+			errno = EINVAL;
+			return NULL;
+		}
+		return sink_otlp_new(spec, oo, cfg->node_name, err, errlen);
+	}
+	snprintf(err, errlen,
+		 "output: '%s' is not stdout, file:PATH, nats://HOST:PORT or otlp://HOST:PORT",
+		 spec);
 	errno = EINVAL;
 	return NULL;
 }

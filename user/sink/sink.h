@@ -68,9 +68,9 @@ struct sink *sink_stream_new(int fd, bool own_fd, enum sink_format fmt, bool flu
 
 struct tapio_config;
 
-/* Opens "stdout" (or "" / "-"), "file:PATH" (appended) or "nats://..." (see
- * sink_nats_new in sink_nats.h). The stream sinks buffer: the caller flushes
- * when it runs out of events. Returns NULL with errno and a one-line
+/* Opens "stdout" (or "" / "-"), "file:PATH" (appended), "nats://..." (see
+ * sink_nats_new in sink_nats.h) or "otlp://..." / "otlps://..." (sink/otlp.h). The stream sinks
+ * buffer: the caller flushes when it runs out of events. Returns NULL with errno and a one-line
  * reason in err. */
 struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapio_config *cfg,
 		       char *err, size_t errlen);
