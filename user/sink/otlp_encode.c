@@ -499,6 +499,8 @@ static const struct {
     {"image", "container.image.name"},
     {"image_id", "container.image.id"},
     {"node", "k8s.node.name"},
+    {"pod", "k8s.pod.name"}, /* the cni and k8s collectors' names */
+    {"namespace", "k8s.namespace.name"},
 };
 
 static const char *otel_key(const char *key)
