@@ -2,7 +2,7 @@
 #
 #   make fuzz              every target for FUZZ_SECONDS each (default 60), one after the other
 #   make fuzz-<name>       one target: cni, etcd-parse, framer, k8s, kernel-decode,
-#                          cgroup-path, systemd
+#                          cgroup-path, systemd, otlp
 #   make fuzz-ci           every target for FUZZ_CI_SECONDS each (default 20)
 #   make fuzz-build        build them all, run none
 #
@@ -28,6 +28,7 @@ FUZZ_K8S_SRCS           := collectors/k8s/k8s_parse.c collectors/k8s/kubeconfig.
 FUZZ_KERNEL_DECODE_SRCS := user/kernel/kernel_decode.c $(FUZZ_STRBUF_SRCS)
 FUZZ_CGROUP_PATH_SRCS   := user/enrich/cgroup_path.c
 FUZZ_SYSTEMD_SRCS       := collectors/systemd/entry.c $(FUZZ_STRBUF_SRCS)
+FUZZ_OTLP_SRCS          := user/sink/otlp_encode.c user/core/event.c user/core/queue.c $(FUZZ_STRBUF_SRCS)
 
 FUZZ_TARGETS :=
 
@@ -60,6 +61,7 @@ $(eval $(call FUZZ_TARGET,k8s,fuzz_k8s,$(FUZZ_K8S_SRCS),-lcjson -lyaml,8192))
 $(eval $(call FUZZ_TARGET,kernel-decode,fuzz_kernel_decode,$(FUZZ_KERNEL_DECODE_SRCS),,2048))
 $(eval $(call FUZZ_TARGET,cgroup-path,fuzz_cgroup_path,$(FUZZ_CGROUP_PATH_SRCS),-lcjson -lpthread,4200))
 $(eval $(call FUZZ_TARGET,systemd,systemd_entry_fuzz,$(FUZZ_SYSTEMD_SRCS),-lcjson,65536))
+$(eval $(call FUZZ_TARGET,otlp,fuzz_otlp,$(FUZZ_OTLP_SRCS),-lpthread,8192))
 
 .PHONY: fuzz fuzz-ci fuzz-build
 fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(FUZZ_BIN_$(t)))

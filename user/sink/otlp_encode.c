@@ -98,31 +98,53 @@ static inline void pb_close(struct strbuf *sb, size_t start)
 	sb->len += extra;
 }
 
-/* A protobuf string must be UTF-8: invalid bytes become '?'. */
-static void pb_string(struct strbuf *sb, unsigned field, const char *s, size_t len)
+/* UTF-8 as protobuf takes it: NUL allowed. */
+static bool utf8_ok(const char *s, size_t n)
 {
-	bool ascii = true;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] >= 0x80) {
-			ascii = false;
-			break;
-		}
-	if (ascii || utf8_valid(s, len)) {
-		pb_bytes(sb, field, s, len);
-		return;
+	size_t i = 0;
+	while (i < n) {
+		const char *z = memchr(s + i, 0, n - i);
+		size_t j = z ? (size_t)(z - s) : n;
+		if (j > i && !utf8_valid(s + i, j - i))
+			return false;
+		i = j + 1;
 	}
-	size_t start = pb_open(sb, field);
+	return true;
+}
+
+/* Appends s, its invalid UTF-8 bytes as '?'. */
+static void add_utf8(struct strbuf *sb, const char *s, size_t len)
+{
 	for (size_t i = 0; i < len;) {
 		size_t j = i + 1;
 		while (j < len && ((unsigned char)s[j] & 0xc0) == 0x80 && j - i < 4)
 			j++;
-		if (utf8_valid(s + i, j - i))
+		if (utf8_ok(s + i, j - i))
 			sb_add(sb, s + i, j - i);
 		else
 			for (size_t k = i; k < j; k++)
 				sb_putc(sb, '?');
 		i = j;
 	}
+}
+
+static bool is_ascii(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return false;
+	return true;
+}
+
+/* A protobuf string must be UTF-8: invalid bytes become '?'. */
+static void pb_string(struct strbuf *sb, unsigned field, const char *s, size_t len)
+{
+	if (is_ascii(s, len) || utf8_ok(s, len)) {
+		pb_bytes(sb, field, s, len);
+		return;
+	}
+	size_t start = pb_open(sb, field);
+	add_utf8(sb, s, len);
 	pb_close(sb, start);
 }
 
@@ -267,7 +289,7 @@ static int parse_string(struct jp *j, unsigned field)
 			return -1;
 		}
 	}
-	if (high && !j->out->err && !utf8_valid(j->out->buf + start, j->out->len - start))
+	if (high && !j->out->err && !utf8_ok(j->out->buf + start, j->out->len - start))
 		return -1;
 	pb_close(j->out, start);
 	return 0;
@@ -439,7 +461,7 @@ int otlp_json_anyvalue(const char *json, size_t n, struct strbuf *out)
 	}
 	if (rc && !out->err) {
 		out->len = mark;
-		if (utf8_valid(json, n))
+		if (utf8_ok(json, n))
 			pb_bytes(out, AV_STRING, json, n);
 		else
 			pb_bytes(out, AV_BYTES, json, n);
@@ -462,13 +484,18 @@ static void attr_str(struct strbuf *sb, const char *key, size_t klen, const char
 		     size_t plen, const char *val, size_t vlen)
 {
 	size_t kv = pb_open(sb, LR_ATTRS);
-	if (plen) {
+	if (plen && is_ascii(key, klen)) {
 		pb_varint(sb, TAG(1, WT_LEN));
 		pb_varint(sb, plen + klen);
 		sb_add(sb, prefix, plen);
 		sb_add(sb, key, klen);
+	} else if (plen) {
+		size_t k = pb_open(sb, 1);
+		sb_add(sb, prefix, plen);
+		add_utf8(sb, key, klen);
+		pb_close(sb, k);
 	} else {
-		pb_bytes(sb, 1, key, klen);
+		pb_string(sb, 1, key, klen);
 	}
 	size_t av = pb_open(sb, 2);
 	pb_string(sb, AV_STRING, val, vlen);
