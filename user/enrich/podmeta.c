@@ -137,6 +137,14 @@ static int fill(struct podmeta *pm, const struct cg_entry *e, struct podmeta_ent
 		if (p) {
 			memcpy(out->pod_name, p->name, sizeof(out->pod_name));
 			memcpy(out->pod_namespace, p->ns, sizeof(out->pod_namespace));
+			const struct pod_cont *c = e->ids.container_id[0]
+						       ? pod_entry_container(p, e->ids.container_id)
+						       : NULL;
+			if (c) {
+				memcpy(out->container_name, c->name, sizeof(out->container_name));
+				memcpy(out->image, c->image, sizeof(out->image));
+				memcpy(out->image_id, c->image_id, sizeof(out->image_id));
+			}
 		}
 	}
 	return 0;
@@ -233,6 +241,16 @@ void podmeta_pod_update(struct podmeta *pm, const char *uid, const char *ns, con
 	pthread_mutex_unlock(&pm->mu);
 }
 
+void podmeta_pod_containers(struct podmeta *pm, const char *uid, const struct pod_container *c,
+			    size_t n)
+{
+	if (!pm || !uid || !*uid)
+		return;
+	pthread_mutex_lock(&pm->mu);
+	pod_table_set_containers(&pm->pods, uid, c, n);
+	pthread_mutex_unlock(&pm->mu);
+}
+
 static size_t put_kv(struct meta_kv *kv, size_t n, size_t max, const char *key, const char *val,
 		     char **scratch, size_t *left)
 {
@@ -258,6 +276,9 @@ static size_t hook_cgroup_meta(void *ctx, uint64_t cgroup_id, struct meta_kv *kv
 	n = put_kv(kv, n, max, "pod_uid", e.ids.pod_uid, &scratch, &scratch_len);
 	n = put_kv(kv, n, max, "pod_name", e.pod_name, &scratch, &scratch_len);
 	n = put_kv(kv, n, max, "pod_namespace", e.pod_namespace, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "container_name", e.container_name, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "image", e.image, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "image_id", e.image_id, &scratch, &scratch_len);
 	return n;
 }
 
@@ -272,6 +293,11 @@ static void hook_pod_update(void *ctx, const char *uid, const char *ns, const ch
 	podmeta_pod_update(ctx, uid, ns, name, deleted);
 }
 
+static void hook_pod_containers(void *ctx, const char *uid, const struct pod_container *c, size_t n)
+{
+	podmeta_pod_containers(ctx, uid, c, n);
+}
+
 void podmeta_hooks(struct podmeta *pm, struct collector_hooks *out)
 {
 	*out = (struct collector_hooks){
@@ -279,6 +305,7 @@ void podmeta_hooks(struct podmeta *pm, struct collector_hooks *out)
 	    .cgroup_meta = hook_cgroup_meta,
 	    .cgroup_removed = hook_cgroup_removed,
 	    .pod_update = hook_pod_update,
+	    .pod_containers = hook_pod_containers,
 	};
 }
 
