@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "collectors/k8s/internal.h"
+#include "collectors/k8s/k8s.h"
 #include "core/event.h"
 #include "util/backoff.h"
 #include "util/clock.h"
@@ -46,10 +47,8 @@ static const char *json_str(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Gives the pod's containers (status.containerStatuses and
- * initContainerStatuses: containerID, name, image, imageID) to the hook. */
-static void pod_containers(const struct collector_hooks *h, const char *uid, const char *obj,
-			   size_t len)
+void k8s_pod_containers(const struct collector_hooks *h, const char *uid, const char *obj,
+			size_t len)
 {
 	cJSON *root = cJSON_ParseWithLength(obj, len);
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "status");
@@ -89,7 +88,7 @@ static void pod_hook(struct k8s *k, const struct k8s_res *r, const char *type,
 	if (deleted || !strcmp(type, "ADDED") || !strcmp(type, "MODIFIED")) {
 		h->pod_update(h->ctx, m->uid, m->ns, m->name, deleted);
 		if (!deleted && h->pod_containers)
-			pod_containers(h, m->uid, obj, len);
+			k8s_pod_containers(h, m->uid, obj, len);
 	}
 }
 

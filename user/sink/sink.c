@@ -79,12 +79,14 @@ static int stream_write(struct sink *s, const struct tapio_event *ev)
 	struct stream_sink *ss = (struct stream_sink *)s;
 	if (ss->err)
 		return fail_one(ss, ev, ss->err);
-	if (ss->fmt == SINK_TEXT && !ss->header_done) {
-		format_text_header(&ss->out);
+	bool pods = ss->fmt == SINK_TEXT_PODS;
+	if (ss->fmt != SINK_JSON && !ss->header_done) {
+		format_text_header_pods(&ss->out, pods);
 		ss->header_done = true;
 	}
 	size_t mark = ss->out.len;
-	int err = ss->fmt == SINK_JSON ? format_json(ev, &ss->out) : format_text(ev, &ss->out);
+	int err =
+	    ss->fmt == SINK_JSON ? format_json(ev, &ss->out) : format_text_pods(ev, &ss->out, pods);
 	if (err) {
 		ss->out.len = mark;
 		if (ss->out.buf)

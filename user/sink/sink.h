@@ -59,7 +59,7 @@ struct sink {
 };
 
 /* Output formats for the stream sinks. */
-enum sink_format { SINK_JSON, SINK_TEXT };
+enum sink_format { SINK_JSON, SINK_TEXT, SINK_TEXT_PODS /* text with POD and CONTAINER */ };
 
 /* A JSON Lines or text sink on a file descriptor (not closed by the sink
  * unless own_fd). flush_each: flush after every event (live terminals and
