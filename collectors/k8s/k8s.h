@@ -49,7 +49,8 @@ struct collector_hooks;
 
 /* Gives a pod object's containers (status.containerStatuses and
  * initContainerStatuses: containerID without its scheme, name, image,
- * imageID) to h->pod_containers for uid. */
+ * imageID) to h->pod_containers, and its metadata.labels to h->pod_labels,
+ * for uid (each hook optional). */
 void k8s_pod_containers(const struct collector_hooks *h, const char *uid, const char *obj,
 			size_t len);
 

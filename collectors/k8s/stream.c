@@ -73,7 +73,21 @@ void k8s_pod_containers(const struct collector_hooks *h, const char *uid, const 
 			};
 		}
 	}
-	h->pod_containers(h->ctx, uid, c, n);
+	if (h->pod_containers)
+		h->pod_containers(h->ctx, uid, c, n);
+	const cJSON *lb = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(root, "metadata"), "labels");
+	if (h->pod_labels && cJSON_IsObject(lb)) {
+		struct meta_kv kv[64];
+		size_t nl = 0;
+		const cJSON *e;
+		cJSON_ArrayForEach(e, lb)
+		{
+			if (cJSON_IsString(e) && e->string && nl < sizeof(kv) / sizeof(kv[0]))
+				kv[nl++] = (struct meta_kv){e->string, e->valuestring};
+		}
+		h->pod_labels(h->ctx, uid, kv, nl);
+	}
 	cJSON_Delete(root);
 }
 
@@ -87,7 +101,7 @@ static void pod_hook(struct k8s *k, const struct k8s_res *r, const char *type,
 	bool deleted = !strcmp(type, "DELETED");
 	if (deleted || !strcmp(type, "ADDED") || !strcmp(type, "MODIFIED")) {
 		h->pod_update(h->ctx, m->uid, m->ns, m->name, deleted);
-		if (!deleted && h->pod_containers)
+		if (!deleted && (h->pod_containers || h->pod_labels))
 			k8s_pod_containers(h, m->uid, obj, len);
 	}
 }

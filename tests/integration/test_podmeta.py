@@ -68,14 +68,19 @@ class PodNames(unittest.TestCase):
                  "image": "registry.example/shop/web:1.4", "imageID": image_id}],
                 "initContainerStatuses": [{"name": "init", "image": "busybox"}]})
         uid = pod["metadata"]["uid"]
+
+        def labels(obj):
+            obj["metadata"]["labels"].update({"tier": "front", "team": "payments"})
+        self.fx.store.update("pods", uid, labels)
         path = self.make_pod_cgroup(uid, cid)
         state = tapiotest.tmpdir(self)
         with Tapio("agent", "--metrics-addr=", "--collectors", "kernel,k8s",
                    "--k8s-kubeconfig", self.kc, "--k8s-resources", "pods",
+                   "--pod-labels", "tier,app,absent",
                    "--events", "process.exec", "--state-dir", state, "--output", "stdout") as t:
             # the pod has passed through the pipeline (and so the pod cache)
             added = t.wait_for(lambda e: e.get("source") == "k8s" and e["meta"].get("uid") == uid
-                               and e["meta"].get("type") == "ADDED", 15)
+                               and e["meta"].get("type") in ("ADDED", "MODIFIED"), 15)
             self.assertIsNotNone(added, "\n".join(t.stderr_lines[-20:]))
 
             marker = "tapio-podname-%d" % os.getpid()
@@ -89,6 +94,11 @@ class PodNames(unittest.TestCase):
             self.assertEqual(meta.get("container_name"), "web", meta)
             self.assertEqual(meta.get("image"), "registry.example/shop/web:1.4", meta)
             self.assertEqual(meta.get("image_id"), image_id, meta)
+            # only the labels asked for
+            self.assertEqual(meta.get("pod_label.tier"), "front", meta)
+            self.assertEqual(meta.get("pod_label.app"), "web-0", meta)
+            self.assertNotIn("pod_label.team", meta)
+            self.assertNotIn("pod_label.absent", meta)
             self.assertEqual(int(meta["cgroup_id"]), os.stat(path).st_ino)
 
             # the pod goes away in the API: the ids stay, the name goes
@@ -105,6 +115,7 @@ class PodNames(unittest.TestCase):
             self.assertNotIn("pod_namespace", meta)
             self.assertNotIn("container_name", meta)
             self.assertNotIn("image", meta)
+            self.assertNotIn("pod_label.tier", meta)
 
             # a host process gets none of these keys (when the tests
             # themselves do not run in a container)

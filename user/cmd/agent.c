@@ -316,6 +316,10 @@ static int agent_setup(struct agent *a)
 	if (!a->reg)
 		return 1;
 	a->pm = podmeta_new(NULL, 16384);
+	if (a->pm && podmeta_set_labels(a->pm, a->cfg.pod_labels)) {
+		podmeta_free(a->pm);
+		a->pm = NULL;
+	}
 	if (a->pm)
 		podmeta_hooks(a->pm, &a->hooks);
 	else

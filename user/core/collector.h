@@ -91,6 +91,8 @@ struct collector_hooks {
 	/* A pod of this node (already given to pod_update) runs these containers
 	 * (from status.containerStatuses and initContainerStatuses). */
 	void (*pod_containers)(void *ctx, const char *uid, const struct pod_container *c, size_t n);
+	/* Its metadata.labels (given after pod_update). */
+	void (*pod_labels)(void *ctx, const char *uid, const struct meta_kv *kv, size_t n);
 };
 
 /* What a collector's constructor gets: the agent's options, its own option

@@ -30,6 +30,8 @@ static const struct opt agent_opts[] = {
     O("metrics-addr", OPT_STR, metrics_addr, "127.0.0.1:9090",
       "HOST:PORT for /metrics, /healthz, /readyz; empty = off"),
     O("node-name", OPT_STR, node_name, "", "this node's name (also NODE_NAME)"),
+    O("pod-labels", OPT_STR, pod_labels, "",
+      "comma list of pod label keys to put on kernel events (pod_label.KEY)"),
     O("max-event-size", OPT_SIZE, max_event_size, "16M",
       "larger collector input is skipped and counted"),
     O("print-config", OPT_BOOL, print_config, "false", "print the effective config and exit"),

@@ -33,6 +33,8 @@ struct podmeta_entry {
 	char container_name[64];
 	char image[256];
 	char image_id[256];
+	char labels[512]; /* the wanted pod labels, "key\0value\0" pairs */
+	size_t labels_len;
 };
 
 /* cgroup_root: where cgroup2 (or the v1 hierarchy to resolve ids in) is
@@ -71,6 +73,16 @@ struct pod_container;
  * id -> name, image, image id). */
 void podmeta_pod_containers(struct podmeta *pm, const char *uid, const struct pod_container *c,
 			    size_t n);
+
+struct meta_kv;
+
+/* Which pod labels to keep (a comma list of keys, "" or NULL = none); they
+ * go on kernel events as pod_label.KEY. Call before the hooks run. Returns 0
+ * or -ENOMEM. */
+int podmeta_set_labels(struct podmeta *pm, const char *keys);
+
+/* Keeps the wanted ones of a pod's labels (after podmeta_pod_update). */
+void podmeta_pod_labels(struct podmeta *pm, const char *uid, const struct meta_kv *kv, size_t n);
 
 struct collector_hooks;
 

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "core/collector.h"
+#include "core/event.h"
+#include "util/strlist.h"
 #include "enrich/lru.h"
 
 static size_t hash_str(const char *s)
@@ -127,4 +129,23 @@ const struct pod_cont *pod_entry_container(const struct pod_entry *p, const char
 		if (p->cont[i].id[0] == id[0] && !memcmp(p->cont[i].id, id, 64))
 			return &p->cont[i];
 	return NULL;
+}
+
+void pod_table_set_labels(struct pod_table *t, const char *uid, const struct meta_kv *kv, size_t n,
+			  const struct strlist *want)
+{
+	struct pod_entry *p = pod_table_find(t, uid);
+	if (!p)
+		return;
+	p->labels_len = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!kv[i].key || !kv[i].val || !strlist_has(want, kv[i].key))
+			continue;
+		size_t kl = strlen(kv[i].key), vl = strlen(kv[i].val);
+		if (p->labels_len + kl + vl + 2 > sizeof(p->labels))
+			continue;
+		memcpy(p->labels + p->labels_len, kv[i].key, kl + 1);
+		memcpy(p->labels + p->labels_len + kl + 1, kv[i].val, vl + 1);
+		p->labels_len += kl + vl + 2;
+	}
 }

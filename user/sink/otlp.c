@@ -357,7 +357,7 @@ static void otlp_counters(struct sink *s, counter_fn fn, void *ctx)
 	uint64_t inflight = os->ninflight, waiting = os->nwait;
 	pthread_mutex_unlock(&os->mu);
 	fn(ctx, "inflight", NULL, inflight);
-	fn(ctx, "waiting", NULL, waiting);
+	fn(ctx, "batches_pending", NULL, waiting);
 }
 
 static void otlp_destroy(struct sink *s)

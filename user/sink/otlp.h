@@ -25,8 +25,8 @@
  *
  * Counters: requests, retried (attempts answered with a retryable status or
  * error), http_errors (batches failed for good), rejected (records in
- * partial success), abandoned, bytes_sent (compressed), inflight and
- * waiting (levels).
+ * partial success), abandoned, bytes_sent (compressed), and the levels
+ * inflight (requests under way) and batches_pending (sealed, not under way).
  */
 #ifndef TAPIO_SINK_OTLP_H
 #define TAPIO_SINK_OTLP_H

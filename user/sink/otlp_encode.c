@@ -607,7 +607,9 @@ int otlp_encode_record(const struct tapio_event *ev, uint64_t observed_ns, struc
 	const char *k, *v;
 	while (event_meta_next(ev, &pos, &k, &v)) {
 		const char *ok = otel_key(k);
-		if (ok)
+		if (!strncmp(k, "pod_label.", 10))
+			attr_str(out, k + 10, strlen(k + 10), "k8s.pod.label.", 14, v, strlen(v));
+		else if (ok)
 			attr_str(out, ok, strlen(ok), NULL, 0, v, strlen(v));
 		else
 			attr_str(out, k, strlen(k), "tapio.", 6, v, strlen(v));
