@@ -31,7 +31,7 @@ static const char meta[] =
 static double now(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts); /* CPU time: steadier on a shared machine */
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 

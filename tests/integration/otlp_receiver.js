@@ -14,8 +14,12 @@
 //                   carrying --message
 //   --delay-ms MS   wait MS before answering each request
 //   --reject N      answer 200 with partial_success.rejected_log_records = N
+//   --tls-cert F --tls-key F [--client-ca F]
+//                   HTTPS; with --client-ca a client certificate signed by it
+//                   is required (its CN is recorded as "client_cn")
 'use strict';
 const http = require('http');
+const https = require('https');
 const fs = require('fs');
 const path = require('path');
 const zlib = require('zlib');
@@ -51,13 +55,15 @@ function answer(res, status, body) {
 	res.end(body);
 }
 
-const server = http.createServer((req, res) => {
+const handler = (req, res) => {
 	const chunks = [];
 	req.on('data', (c) => chunks.push(c));
 	req.on('end', () => {
 		let buf = Buffer.concat(chunks);
 		const num = ++n;
+		const peer = req.socket.getPeerCertificate ? req.socket.getPeerCertificate() : null;
 		const rec = {n: num, path: req.url, method: req.method,
+			     client_cn: peer && peer.subject ? peer.subject.CN : null,
 			     content_type: req.headers['content-type'] || '',
 			     content_encoding: req.headers['content-encoding'] || ''};
 		let status = 200;
@@ -101,7 +107,13 @@ const server = http.createServer((req, res) => {
 		else
 			send();
 	});
-});
+};
+const server = args['tls-cert']
+	? https.createServer({cert: fs.readFileSync(args['tls-cert']), key: fs.readFileSync(args['tls-key']),
+			      ca: args['client-ca'] ? fs.readFileSync(args['client-ca']) : undefined,
+			      requestCert: !!args['client-ca'], rejectUnauthorized: !!args['client-ca']},
+			     handler)
+	: http.createServer(handler);
 server.listen(port, '127.0.0.1', () => {
 	process.stdout.write('listening ' + server.address().port + '\n');
 });

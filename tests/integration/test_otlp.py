@@ -16,6 +16,7 @@ import subprocess
 import time
 import unittest
 
+import k8s_fixture
 import tapiotest
 from tapiotest import Tapio, free_port, need_root, skip_or_fail, tmpdir
 
@@ -151,9 +152,9 @@ class OtlpTest(unittest.TestCase):
             r.start()
         return r
 
-    def agent(self, rcv, *extra, collectors="kernel"):
+    def agent(self, rcv, *extra, collectors="kernel", scheme="otlp"):
         a = Tapio("agent", "--collectors", collectors, "--output",
-                  f"otlp://127.0.0.1:{rcv.port}", "--state-dir", tmpdir(self),
+                  f"{scheme}://127.0.0.1:{rcv.port}", "--state-dir", tmpdir(self),
                   "--metrics-addr", "", "--node-name", "node-t",
                   "--otlp-batch-ms", "100", *extra, env=clean_env())
         self.addCleanup(a.stop)
@@ -352,6 +353,35 @@ class OtlpTest(unittest.TestCase):
         self.assertEqual(s["sink"]["failed"], 0, s)
         self.assertGreaterEqual(s["sink"]["counters"]["retried"], 1, s)
         self.check_accounting(s)
+
+    def test_otlps_with_a_ca_and_a_client_certificate(self):
+        tapiotest.need_cmd(self, "openssl")
+        d = tmpdir(self, "tapio-otlp-pki-")
+        ca, crt, key = k8s_fixture.make_pki(d)
+        ccrt, ckey = k8s_fixture.make_client_cert(d, cn="tapio-node-t")
+        rcv = self.receiver("--tls-cert", crt, "--tls-key", key, "--client-ca", ca)
+        a = self.agent(rcv, "--events", "process.exec", "--otlp-ca", ca, "--otlp-cert", ccrt,
+                       "--otlp-key", ckey, scheme="otlps")
+        marks = exec_markers("tls", 5)
+        self.assertTrue(wait(lambda: set(marks) <= set(rcv.markers("tapio-otlp-tls")), 20, 0.3),
+                        "\n".join(a.stderr_lines))
+        s = self.finish(a)
+        self.assertEqual(s["sink"]["failed"], 0, s)
+        self.assertTrue(all(r["client_cn"] == "tapio-node-t" for r in rcv.requests()))
+
+    def test_otlps_refuses_an_unknown_server(self):
+        tapiotest.need_cmd(self, "openssl")
+        d = tmpdir(self, "tapio-otlp-pki-")
+        ca, crt, key = k8s_fixture.make_pki(d)
+        other, _, _ = k8s_fixture.make_pki(d, name="other")
+        rcv = self.receiver("--tls-cert", crt, "--tls-key", key)
+        a = self.agent(rcv, "--events", "process.exec", "--otlp-ca", other, scheme="otlps")
+        exec_markers("tlsbad", 3)
+        line = a.wait_stderr("retrying", 15)
+        self.assertIsNotNone(line, "\n".join(a.stderr_lines))
+        self.assertIn("certificate", line.lower() + " ".join(a.stderr_lines).lower())
+        self.assertEqual(rcv.records(), [], "sent to a server whose certificate is not trusted")
+        a.stop(signal.SIGTERM, timeout=40)
 
     def test_slow_receiver_buffers_bounded_and_counts_drops(self):
         rcv = self.receiver("--delay-ms", "1500")

@@ -223,6 +223,16 @@ static void put_utf8(struct strbuf *sb, unsigned cp)
 static int parse_string(struct jp *j, unsigned field)
 {
 	j->p++;
+	/* the common case: printable ASCII, no escapes */
+	const char *q = j->p;
+	while (q < j->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20 &&
+	       (unsigned char)*q < 0x80)
+		q++;
+	if (q < j->end && *q == '"') {
+		pb_bytes(j->out, field, j->p, (size_t)(q - j->p));
+		j->p = q + 1;
+		return 0;
+	}
 	size_t start = pb_open(j->out, field);
 	bool high = false;
 	for (;;) {
@@ -483,6 +493,30 @@ enum {
 static void attr_str(struct strbuf *sb, const char *key, size_t klen, const char *prefix,
 		     size_t plen, const char *val, size_t vlen)
 {
+	if (is_ascii(key, klen) && is_ascii(val, vlen)) {
+		/* sizes known up front: one write, no placeholder */
+		size_t kl = plen + klen;
+		size_t av = 1 + varint_size(vlen) + vlen;			  /* AnyValue */
+		size_t kvl = 1 + varint_size(kl) + kl + 1 + varint_size(av) + av; /* KeyValue */
+		if (sb_grow(sb, kvl + 12))
+			return;
+		char *o = sb->buf + sb->len;
+		size_t n = put_varint_raw(o, TAG(LR_ATTRS, WT_LEN));
+		n += put_varint_raw(o + n, kvl);
+		o[n++] = (char)TAG(1, WT_LEN);
+		n += put_varint_raw(o + n, kl);
+		if (plen)
+			memcpy(o + n, prefix, plen);
+		memcpy(o + n + plen, key, klen);
+		n += kl;
+		o[n++] = (char)TAG(2, WT_LEN);
+		n += put_varint_raw(o + n, av);
+		o[n++] = (char)TAG(AV_STRING, WT_LEN);
+		n += put_varint_raw(o + n, vlen);
+		memcpy(o + n, val, vlen);
+		sb->len += n + vlen;
+		return;
+	}
 	size_t kv = pb_open(sb, LR_ATTRS);
 	if (plen && is_ascii(key, klen)) {
 		pb_varint(sb, TAG(1, WT_LEN));
