@@ -354,6 +354,20 @@ class OtlpTest(unittest.TestCase):
         self.assertGreaterEqual(s["sink"]["counters"]["retried"], 1, s)
         self.check_accounting(s)
 
+    def test_bad_output_and_options_exit_2(self):
+        for args, want in (
+                (["--output", "otlp://nohost"], "needs HOST:PORT"),
+                (["--output", "otlp://h:99999"], "port out of range"),
+                (["--output", "otlpx://h:1"], "is not stdout"),
+                (["--output", "otlps://h:1", "--otlp-cert", "/x"], "go together"),
+                (["--output", "otlp://h:1", "--otlp-max-inflight", "0"], "otlp-max-inflight"),
+                (["--output", "otlp://h:1", "--otlp-batch-size", "1K"], "otlp-batch-size")):
+            r = subprocess.run([tapiotest.TAPIO, "agent", "--collectors", "kernel",
+                                "--metrics-addr", "", "--state-dir", tmpdir(self)] + args,
+                               capture_output=True, text=True, timeout=30, env=clean_env())
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertIn(want, r.stderr, args)
+
     def test_otlps_with_a_ca_and_a_client_certificate(self):
         tapiotest.need_cmd(self, "openssl")
         d = tmpdir(self, "tapio-otlp-pki-")
