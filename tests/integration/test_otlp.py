@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 import unittest
+import urllib.request
 
 import k8s_fixture
 import tapiotest
@@ -47,6 +48,19 @@ def wait(pred, timeout, step=0.1):
             return v
         time.sleep(step)
     return pred()
+
+
+def connected(mport):
+    """tapio_sink_connected{sink="otlp"} from /metrics, or None."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith('tapio_sink_connected{sink="otlp"}'):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return None
 
 
 def anyvalue(v):
@@ -153,10 +167,10 @@ class OtlpTest(unittest.TestCase):
             r.start()
         return r
 
-    def agent(self, rcv, *extra, collectors="kernel", scheme="otlp"):
+    def agent(self, rcv, *extra, collectors="kernel", scheme="otlp", metrics=""):
         a = Tapio("agent", "--collectors", collectors, "--output",
                   f"{scheme}://127.0.0.1:{rcv.port}", "--state-dir", tmpdir(self),
-                  "--metrics-addr", "", "--node-name", "node-t",
+                  "--metrics-addr", metrics, "--node-name", "node-t",
                   "--otlp-batch-ms", "100", *extra, env=clean_env())
         self.addCleanup(a.stop)
         self.assertTrue(a.wait_stderr("agent running", 20), "\n".join(a.stderr_lines))
@@ -356,14 +370,17 @@ class OtlpTest(unittest.TestCase):
 
     def test_receiver_down_at_start(self):
         rcv = self.receiver(start=False)
-        a = self.agent(rcv, "--events", "process.exec")
+        mport = free_port()
+        a = self.agent(rcv, "--events", "process.exec", metrics=f"127.0.0.1:{mport}")
         early = exec_markers("early", 10)
         self.assertTrue(a.wait_stderr("retrying", 10), "\n".join(a.stderr_lines))
+        self.assertTrue(wait(lambda: connected(mport) == 0, 10), "connected while down")
         time.sleep(1)
         rcv.start()
         late = exec_markers("late", 10)
         want = set(early + late)
         self.assertTrue(wait(lambda: want <= set(rcv.markers("tapio-otlp-")), 30, 0.3))
+        self.assertTrue(wait(lambda: connected(mport) == 1, 10), "not connected once up")
         s = self.finish(a)
         self.assertEqual(sorted(rcv.markers("tapio-otlp-")), sorted(want))
         self.assertEqual(s["sink"]["failed"], 0, s)

@@ -63,6 +63,7 @@ struct otlp_sink {
 	struct batch *wait_head, *wait_tail; /* sealed, not under way */
 	unsigned nwait, ninflight;
 	bool stop;
+	bool down; /* the last attempt got no HTTP answer */
 	uint64_t stop_deadline; /* mono ns: after it, give up what is left */
 
 	/* sender thread */
@@ -339,7 +340,7 @@ static bool otlp_connected(struct sink *s)
 {
 	struct otlp_sink *os = (struct otlp_sink *)s;
 	pthread_mutex_lock(&os->mu);
-	bool ok = os->nwait < os->o.max_inflight;
+	bool ok = !os->down && os->nwait < os->o.max_inflight;
 	pthread_mutex_unlock(&os->mu);
 	return ok;
 }
@@ -529,6 +530,7 @@ static void finished(struct otlp_sink *os, CURL *e, CURLcode cc)
 	curl_easy_cleanup(e);
 	b->easy = NULL;
 	os->ninflight--;
+	os->down = cc != CURLE_OK;
 	uint64_t now = mono_ns(), held;
 	char msg[256];
 

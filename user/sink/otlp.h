@@ -20,6 +20,9 @@
  * -EAGAIN and the pipeline's queue buffers (and drops, counted there, once
  * it is full).
  *
+ * connected() (/readyz, tapio_sink_connected) is false while the last
+ * attempt got no HTTP answer or every batch slot is taken.
+ *
  * close() seals, waits up to --otlp-timeout-ms for what is under way, then
  * counts what is left unconfirmed as failed ("abandoned").
  *
