@@ -19,7 +19,7 @@ import urllib.request
 
 import k8s_fixture
 import tapiotest
-from kernel_fixture import cgroup2_root
+from kernel_fixture import cgroup2_root, make_pod_cgroup
 from tapiotest import Tapio, free_port, need_root, skip_or_fail, tmpdir
 
 ROOT = os.environ.get("TAPIO_ROOT", ".")
@@ -300,6 +300,66 @@ class OtlpTest(unittest.TestCase):
         self.assertEqual(at["container.id"], "4f2a9c")
         self.assertEqual(at["tapio.file"], os.path.join(logdir, "cni.log"))
         self.assertNotIn("process.pid", at)
+
+    def test_pod_and_container_attributes(self):
+        """kernel + k8s (the fixture API server) -> OTLP: an exec in a pod's
+        container cgroup carries the pod and container under their
+        semantic-convention names."""
+        tapiotest.need_cmd(self, "openssl")
+        d = tmpdir(self, "tapio-otlp-k8s-")
+        fx = k8s_fixture.Fixture(d).start()
+        self.addCleanup(fx.stop)
+        kc = fx.kubeconfig(os.path.join(d, "kubeconfig"), token="tok-1")
+        cid = "%064x" % (0xC0FFEE + os.getpid())
+        img_id = "registry.example/pay@sha256:" + "12" * 32
+        pod = fx.store.create("pods", "pay-1", namespace="money",
+                              spec={"nodeName": "node-t", "containers": [{"name": "pay"}]},
+                              status={"containerStatuses": [
+                                  {"name": "pay", "containerID": "containerd://" + cid,
+                                   "image": "registry.example/pay:7", "imageID": img_id}]})
+        uid = pod["metadata"]["uid"]
+        path = make_pod_cgroup(self, cgroup2_root(), "burstable", uid, cid)
+        rcv = self.receiver()
+        a = self.agent(rcv, "--events", "process.exec", "--k8s-kubeconfig", kc,
+                       "--k8s-resources", "pods", "--pod-labels", "app",
+                       collectors="kernel,k8s")
+
+        def pod_seen():
+            return any(lr.get("eventName") == "k8s.watch" and
+                       attrs(lr.get("attributes")).get("tapio.uid") == uid
+                       for _, _, lr in rcv.records())
+        self.assertTrue(wait(pod_seen, 20, 0.3), "\n".join(a.stderr_lines))
+        marker = "tapio-otlp-pod-%d" % os.getpid()
+        subprocess.run(["/bin/sh", "-c", 'echo $$ > "%s/cgroup.procs" && exec /bin/true %s'
+                        % (path, marker)], check=True)
+        self.assertTrue(wait(lambda: marker in rcv.markers("tapio-otlp-pod"), 20, 0.3))
+        s = self.finish(a)
+        self.check_accounting(s)
+        rec = [lr for _, _, lr in rcv.records() if lr.get("eventName") == "process.exec"
+               and marker in (anyvalue(lr["body"]).get("args") or [])]
+        self.assertEqual(len(rec), 1)
+        at = attrs(rec[0]["attributes"])
+        self.assertEqual(at["k8s.pod.name"], "pay-1")
+        self.assertEqual(at["k8s.namespace.name"], "money")
+        self.assertEqual(at["k8s.pod.uid"], uid)
+        self.assertEqual(at["container.id"], cid)
+        self.assertEqual(at["k8s.container.name"], "pay")
+        self.assertEqual(at["container.image.name"], "registry.example/pay:7")
+        self.assertEqual(at["container.image.id"], img_id)
+        self.assertEqual(at["k8s.pod.label.app"], "pay-1")
+        # the k8s event itself: JSON body as a kvlist, meta mapped
+        k = [lr for _, _, lr in rcv.records() if lr.get("eventName") == "k8s.watch"
+             and attrs(lr["attributes"]).get("tapio.uid") == uid][0]
+        kat = attrs(k["attributes"])
+        self.assertEqual(kat["tapio.source"], "k8s")
+        self.assertEqual(kat["k8s.namespace.name"], "money")
+        self.assertEqual(kat["tapio.name"], "pay-1")
+        self.assertEqual(kat["tapio.resource"], "pods")
+        self.assertEqual(kat["tapio.type"], "k8s.watch")
+        self.assertIn(kat["tapio.meta.type"], ("ADDED", "MODIFIED"))
+        body = anyvalue(k["body"])
+        self.assertEqual(body["metadata"]["uid"], uid)
+        self.assertEqual(body["status"]["containerStatuses"][0]["imageID"], img_id)
 
     def test_503_with_retry_after_loses_nothing_and_sends_nothing_twice(self):
         rcv = self.receiver("--fail", "2", "--fail-status", "503", "--retry-after", "1")

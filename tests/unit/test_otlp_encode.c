@@ -107,7 +107,7 @@ Test(otlp_encode, record_fields)
 	source_register(7, &d);
 	char buf[256] = {0};
 	struct tapio_event *ev = (struct tapio_event *)buf;
-	const char meta[] = "pod_name\0web-0\0zone\0a\0pod_label.tier\0front\0";
+	const char meta[] = "pod_name\0web-0\0zone\0a\0pod_label.tier\0front\0type\0ADDED\0";
 	ev->ts = 1000;
 	ev->source = 7;
 	ev->type = 1;
@@ -138,7 +138,13 @@ Test(otlp_encode, record_fields)
 			 "\x0a\x12k8s.pod.label.tier\x12\x07\x0a\x05"
 			 "front",
 			 27));
-	cr_assert(memmem(out.buf, out.len, "\x2a\x04\x0a\x02hi", 6)); /* body */
+	cr_assert(memmem(out.buf, out.len,
+			 "\x0a\x0ftapio.meta.type\x12\x07\x0a\x05"
+			 "ADDED",
+			 26));
+	cr_assert(memmem(out.buf, out.len, "tapio.type", 10) ==
+		  memmem(out.buf, out.len, "\x0a\x0atapio.type", 12) + 2); /* once, ours */
+	cr_assert(memmem(out.buf, out.len, "\x2a\x04\x0a\x02hi", 6));	   /* body */
 	sb_free(&out);
 	sb_free(&scratch);
 }

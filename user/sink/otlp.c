@@ -63,7 +63,7 @@ struct otlp_sink {
 	struct batch *wait_head, *wait_tail; /* sealed, not under way */
 	unsigned nwait, ninflight;
 	bool stop;
-	bool down; /* the last attempt got no HTTP answer */
+	bool down;		/* the last attempt got no HTTP answer */
 	uint64_t stop_deadline; /* mono ns: after it, give up what is left */
 
 	/* sender thread */

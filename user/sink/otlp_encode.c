@@ -645,6 +645,8 @@ int otlp_encode_record(const struct tapio_event *ev, uint64_t observed_ns, struc
 			attr_str(out, k + 10, strlen(k + 10), "k8s.pod.label.", 14, v, strlen(v));
 		else if (ok)
 			attr_str(out, ok, strlen(ok), NULL, 0, v, strlen(v));
+		else if (!strcmp(k, "type") || !strcmp(k, "source")) /* not our own two */
+			attr_str(out, k, strlen(k), "tapio.meta.", 11, v, strlen(v));
 		else
 			attr_str(out, k, strlen(k), "tapio.", 6, v, strlen(v));
 	}
