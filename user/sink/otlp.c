@@ -243,6 +243,15 @@ static int seal(struct otlp_sink *os)
 	return 0;
 }
 
+/* A self-counted sink counts what it fails at once too. */
+static int fail_one(struct otlp_sink *os, const struct tapio_event *ev, int err)
+{
+	unsigned src = ev->source < SINK_SOURCES ? ev->source : SINK_SOURCES - 1;
+	atomic_fetch_add(&os->base.src_failed[src], 1);
+	atomic_fetch_add(&os->base.failed, 1);
+	return err;
+}
+
 static int otlp_write(struct sink *s, const struct tapio_event *ev)
 {
 	struct otlp_sink *os = (struct otlp_sink *)s;
@@ -252,7 +261,7 @@ static int otlp_write(struct sink *s, const struct tapio_event *ev)
 	if (!os->cur) {
 		b = os->cur = calloc(1, sizeof(*b));
 		if (!b)
-			return -ENOMEM; /* the pipeline counts it failed */
+			return fail_one(os, ev, -ENOMEM);
 		b->first_ns = mono_ns();
 	}
 	b = os->cur;
@@ -261,7 +270,7 @@ static int otlp_write(struct sink *s, const struct tapio_event *ev)
 	if (rc) {
 		b->recs.len = mark;
 		b->recs.err = 0;
-		return rc;
+		return fail_one(os, ev, rc);
 	}
 	unsigned src = ev->source < SINK_SOURCES ? ev->source : SINK_SOURCES - 1;
 	b->n++;
