@@ -44,6 +44,24 @@ struct collector *k8s_collector_new(const struct collector_env *env, char *err, 
  * (--k8s-kubeconfig / KUBECONFIG / ~/.kube/config) is present. */
 bool k8s_collector_available(const struct collector_env *env);
 
+/* Reads one pod (GET /api/v1/namespaces/NS/pods/NAME) from the cluster that
+ * o names (kubeconfig, else in-cluster), with the collector's credentials.
+ * On 0, *json (malloc'd, *len bytes) is the pod object. Returns -ENOENT (no
+ * such pod), -EHOSTUNREACH (no cluster configured, bad credentials or the
+ * server cannot be reached), -EACCES (another status), or -ENOMEM; each with
+ * a one-line reason in err. */
+int k8s_pod_get(const struct k8s_options *o, const char *ns, const char *name, char **json,
+		size_t *len, char *err, size_t errlen);
+
+struct collector_hooks;
+
+/* Gives a pod object's containers (status.containerStatuses and
+ * initContainerStatuses: containerID without its scheme, name, image,
+ * imageID) to h->pod_containers, and its metadata.labels to h->pod_labels,
+ * for uid (each hook optional). */
+void k8s_pod_containers(const struct collector_hooks *h, const char *uid, const char *obj,
+			size_t len);
+
 /* The serviceaccount directory used in-cluster; TAPIO_K8S_SA_DIR overrides
  * it (for tests). */
 #define K8S_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The k8s collector's requests, the WATCH stream and the events it emits. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "collectors/k8s/internal.h"
+#include "collectors/k8s/k8s.h"
 #include "core/event.h"
 #include "util/backoff.h"
 #include "util/clock.h"
@@ -39,16 +41,69 @@ void k8s_log_parse_error(struct k8s_res *r, const char *what, const char *why)
 				r->def->name, what, k->server, why, (unsigned long long)n);
 }
 
+static const char *json_str(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+void k8s_pod_containers(const struct collector_hooks *h, const char *uid, const char *obj,
+			size_t len)
+{
+	cJSON *root = cJSON_ParseWithLength(obj, len);
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "status");
+	struct pod_container c[32];
+	size_t n = 0;
+	static const char *const lists[] = {"containerStatuses", "initContainerStatuses"};
+	for (size_t l = 0; l < 2 && st; l++) {
+		const cJSON *cs = cJSON_GetObjectItemCaseSensitive(st, lists[l]), *e;
+		if (!cJSON_IsArray(cs))
+			continue;
+		cJSON_ArrayForEach(e, cs)
+		{
+			const char *id = json_str(e, "containerID");
+			const char *sep = id ? strstr(id, "://") : NULL;
+			if (!id || n == sizeof(c) / sizeof(c[0]))
+				continue;
+			c[n++] = (struct pod_container){
+			    .id = sep ? sep + 3 : id,
+			    .name = json_str(e, "name"),
+			    .image = json_str(e, "image"),
+			    .image_id = json_str(e, "imageID"),
+			};
+		}
+	}
+	if (h->pod_containers)
+		h->pod_containers(h->ctx, uid, c, n);
+	const cJSON *lb = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(root, "metadata"), "labels");
+	if (h->pod_labels && cJSON_IsObject(lb)) {
+		struct meta_kv kv[64];
+		size_t nl = 0;
+		const cJSON *e;
+		cJSON_ArrayForEach(e, lb)
+		{
+			if (cJSON_IsString(e) && e->string && nl < sizeof(kv) / sizeof(kv[0]))
+				kv[nl++] = (struct meta_kv){e->string, e->valuestring};
+		}
+		h->pod_labels(h->ctx, uid, kv, nl);
+	}
+	cJSON_Delete(root);
+}
+
 /* Tells the pod metadata cache of a pod event. */
 static void pod_hook(struct k8s *k, const struct k8s_res *r, const char *type,
-		     const struct k8s_objmeta *m)
+		     const struct k8s_objmeta *m, const char *obj, size_t len)
 {
 	const struct collector_hooks *h = k->hooks;
 	if (!h || !h->pod_update || strcmp(r->def->name, "pods") || !m->uid[0] || !m->name[0])
 		return;
 	bool deleted = !strcmp(type, "DELETED");
-	if (deleted || !strcmp(type, "ADDED") || !strcmp(type, "MODIFIED"))
+	if (deleted || !strcmp(type, "ADDED") || !strcmp(type, "MODIFIED")) {
 		h->pod_update(h->ctx, m->uid, m->ns, m->name, deleted);
+		if (!deleted && (h->pod_containers || h->pod_labels))
+			k8s_pod_containers(h, m->uid, obj, len);
+	}
 }
 
 int k8s_emit(struct k8s_res *r, const char *type, const char *obj, size_t len,
@@ -57,6 +112,7 @@ int k8s_emit(struct k8s_res *r, const char *type, const char *obj, size_t len,
 	struct k8s *k = r->k;
 	char *strip = NULL;
 	size_t sl = 0;
+	pod_hook(k, r, type, m, obj, len); /* the whole object, before any strip */
 	if (r->def->meta_only) {
 		int s = k8s_metadata_only(obj, len, &strip, &sl);
 		if (s == -ENOMEM)
@@ -76,7 +132,6 @@ int k8s_emit(struct k8s_res *r, const char *type, const char *obj, size_t len,
 	    {"name", m->name},	{"resource_version", m->rv}, {"uid", m->uid},
 	    {"origin", origin},
 	};
-	pod_hook(k, r, type, m);
 	int rc = event_emit(k->q, k->base.source, TYPE_K8S_WATCH, FMT_JSON, now_ns(), kv,
 			    sizeof(kv) / sizeof(kv[0]), obj, len);
 	if (strip) {

@@ -341,6 +341,8 @@ class Handler(BaseHTTPRequestHandler):
         client_cn = self._client_cn()
         if client_cn is None and not self._authorized():
             return
+        if res is None and self._get_one(u.path):
+            return
         if res is None:
             self._send_json(404, status(404, "NotFound", "the server could not find the requested resource"))
             return
@@ -350,6 +352,29 @@ class Handler(BaseHTTPRequestHandler):
             self._watch(res, q, as_partial)
         else:
             self._list(res, q, as_partial)
+
+    # ---- GET of one object: PREFIX/namespaces/NS/RES/NAME ----
+
+    def _get_one(self, path):
+        fx = self.server.fixture
+        for r, (prefix, _, _) in KINDS.items():
+            head = prefix + "/namespaces/"
+            if not path.startswith(head):
+                continue
+            parts = path[len(head):].split("/")
+            if len(parts) != 3 or parts[1] != r:
+                continue
+            ns, name = urllib.parse.unquote(parts[0]), urllib.parse.unquote(parts[2])
+            with fx.store.cv:
+                found = [o for o in fx.store.objects[r].values()
+                         if o["metadata"]["name"] == name and o["metadata"].get("namespace") == ns]
+                obj = copy.deepcopy(found[0]) if found else None
+            if obj is None:
+                self._send_json(404, status(404, "NotFound", f'{r} "{name}" not found'))
+            else:
+                self._send_json(200, obj)
+            return True
+        return False
 
     # ---- LIST ----
 

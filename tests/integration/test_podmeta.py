@@ -54,18 +54,33 @@ class PodNames(unittest.TestCase):
         return ev
 
     def test_exec_in_a_pod_gets_its_name_and_namespace(self):
-        pod = self.fx.store.create("pods", "web-0", namespace="shop",
-                                   spec={"nodeName": "node-a", "containers": [{"name": "web"}]})
-        uid = pod["metadata"]["uid"]
         cid = "%064x" % (0xBADC0DE + os.getpid())
+        other = "%064x" % (0xF00D + os.getpid())
+        image_id = "registry.example/shop/web@sha256:" + "ab" * 32
+        pod = self.fx.store.create(
+            "pods", "web-0", namespace="shop",
+            spec={"nodeName": "node-a", "containers": [{"name": "web"}, {"name": "side"}]},
+            status={"containerStatuses": [
+                {"name": "side", "containerID": "containerd://" + other,
+                 "image": "registry.example/side:2", "imageID": "registry.example/side@sha256:"
+                 + "cd" * 32},
+                {"name": "web", "containerID": "containerd://" + cid,
+                 "image": "registry.example/shop/web:1.4", "imageID": image_id}],
+                "initContainerStatuses": [{"name": "init", "image": "busybox"}]})
+        uid = pod["metadata"]["uid"]
+
+        def labels(obj):
+            obj["metadata"]["labels"].update({"tier": "front", "team": "payments"})
+        self.fx.store.update("pods", uid, labels)
         path = self.make_pod_cgroup(uid, cid)
         state = tapiotest.tmpdir(self)
         with Tapio("agent", "--metrics-addr=", "--collectors", "kernel,k8s",
                    "--k8s-kubeconfig", self.kc, "--k8s-resources", "pods",
+                   "--pod-labels", "tier,app,absent",
                    "--events", "process.exec", "--state-dir", state, "--output", "stdout") as t:
             # the pod has passed through the pipeline (and so the pod cache)
             added = t.wait_for(lambda e: e.get("source") == "k8s" and e["meta"].get("uid") == uid
-                               and e["meta"].get("type") == "ADDED", 15)
+                               and e["meta"].get("type") in ("ADDED", "MODIFIED"), 15)
             self.assertIsNotNone(added, "\n".join(t.stderr_lines[-20:]))
 
             marker = "tapio-podname-%d" % os.getpid()
@@ -76,6 +91,14 @@ class PodNames(unittest.TestCase):
             self.assertEqual(meta.get("pod_uid"), uid, meta)
             self.assertEqual(meta.get("pod_name"), "web-0", meta)
             self.assertEqual(meta.get("pod_namespace"), "shop", meta)
+            self.assertEqual(meta.get("container_name"), "web", meta)
+            self.assertEqual(meta.get("image"), "registry.example/shop/web:1.4", meta)
+            self.assertEqual(meta.get("image_id"), image_id, meta)
+            # only the labels asked for
+            self.assertEqual(meta.get("pod_label.tier"), "front", meta)
+            self.assertEqual(meta.get("pod_label.app"), "web-0", meta)
+            self.assertNotIn("pod_label.team", meta)
+            self.assertNotIn("pod_label.absent", meta)
             self.assertEqual(int(meta["cgroup_id"]), os.stat(path).st_ino)
 
             # the pod goes away in the API: the ids stay, the name goes
@@ -90,6 +113,9 @@ class PodNames(unittest.TestCase):
             self.assertEqual(meta.get("pod_uid"), uid, meta)
             self.assertNotIn("pod_name", meta)
             self.assertNotIn("pod_namespace", meta)
+            self.assertNotIn("container_name", meta)
+            self.assertNotIn("image", meta)
+            self.assertNotIn("pod_label.tier", meta)
 
             # a host process gets none of these keys (when the tests
             # themselves do not run in a container)
@@ -97,7 +123,8 @@ class PodNames(unittest.TestCase):
                 marker3 = marker + "-host"
                 subprocess.run(["/bin/echo", marker3], stdout=subprocess.DEVNULL, check=True)
                 meta = self.wait_exec(t, marker3)["meta"]
-                for k in ("container_id", "pod_uid", "pod_name", "pod_namespace"):
+                for k in ("container_id", "pod_uid", "pod_name", "pod_namespace",
+                          "container_name", "image"):
                     self.assertNotIn(k, meta)
         self.assertEqual(t.proc.returncode, 0, "\n".join(t.stderr_lines[-20:]))
 

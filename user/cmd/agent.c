@@ -24,6 +24,7 @@
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"
 #include "sink/sink.h"
+#include "sink/otlp.h"
 #include "sink/sink_nats.h"
 #include "util/log.h"
 #include "util/strbuf.h"
@@ -48,6 +49,8 @@ size_t agent_option_groups(const struct opt_group **g, size_t max)
 	size_t n = collector_table_groups(g, max);
 	if (n < max)
 		g[n++] = &nats_options_group;
+	if (n < max)
+		g[n++] = &otlp_options_group;
 	return n;
 }
 
@@ -174,6 +177,17 @@ static void counter_json(void *ctx, const char *name, const char *labels, uint64
 	sb_printf(o->sb, ":%" PRIu64, v);
 }
 
+static const char *output_kind(const char *o)
+{
+	if (!strncmp(o, "file:", 5))
+		return "file";
+	if (!strncmp(o, "nats", 4))
+		return "nats";
+	if (!strncmp(o, "otlp", 4))
+		return "otlp";
+	return "stdout";
+}
+
 static void print_summary(struct agent *a, int flush_rc)
 {
 	uint64_t unsent = 0;
@@ -219,11 +233,8 @@ static void print_summary(struct agent *a, int flush_rc)
 	sb_printf(&sb,
 		  "\"sink\":{\"output\":\"%s\",\"written\":%" PRIu64 ",\"acked\":%" PRIu64
 		  ",\"failed\":%" PRIu64 ",\"unsent\":%" PRIu64 ",\"flush_error\":%d",
-		  strncmp(a->cfg.output, "file:", 5)
-		      ? (strncmp(a->cfg.output, "nats", 4) ? "stdout" : "nats")
-		      : "file",
-		  atomic_load(&a->sink->written), atomic_load(&a->sink->acked),
-		  atomic_load(&a->sink->failed), unsent, flush_rc);
+		  output_kind(a->cfg.output), atomic_load(&a->sink->written),
+		  atomic_load(&a->sink->acked), atomic_load(&a->sink->failed), unsent, flush_rc);
 	/* The sink's own counters (NATS: lost, unacked_pending, ...). */
 	if (a->sink->ops->counters) {
 		struct json_obj o = {&sb, true};
@@ -314,6 +325,10 @@ static int agent_setup(struct agent *a)
 	if (!a->reg)
 		return 1;
 	a->pm = podmeta_new(NULL, 16384);
+	if (a->pm && podmeta_set_labels(a->pm, a->cfg.pod_labels)) {
+		podmeta_free(a->pm);
+		a->pm = NULL;
+	}
 	if (a->pm)
 		podmeta_hooks(a->pm, &a->hooks);
 	else

@@ -3,6 +3,8 @@
  * the comm filter and -n, and the stream sink on stdout (JSON Lines or the
  * text table). Ends on -d, -n, SIGINT or SIGTERM: stops the collector, drains
  * the queue, flushes, prints totals per type to stderr and exits 0. */
+#include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -15,14 +17,18 @@
 #include <unistd.h>
 
 #include "cmd/commands.h"
+#include "collectors/k8s/k8s.h"
 #include "collectors/table.h"
 #include "core/collector.h"
 #include "core/event.h"
 #include "core/queue.h"
+#include "enrich/cgroup_path.h"
+#include "enrich/podmeta.h"
 #include "kernel/kernel.h"
 #include "kernel/kernel_decode.h"
 #include "pipeline/pipeline.h"
 #include "sink/sink.h"
+#include "util/cgroupfs.h"
 #include "util/clock.h"
 #include "util/parse.h"
 #include "util/strbuf.h"
@@ -36,6 +42,8 @@ static void usage(FILE *out)
 	    "                   [--containers] [-o|--output text|json] [-d|--duration SEC] "
 	    "[-n|--count N]\n"
 	    "                   [--all-threads] [--ringbuf-size BYTES]\n"
+	    "                   [--pod NAME [-N|--namespace NS] | --pod-uid UID] [--kubeconfig "
+	    "FILE]\n"
 	    "\n"
 	    "Traces kernel events on this node (needs root and a kernel with BTF).\n"
 	    "\n"
@@ -50,6 +58,13 @@ static void usage(FILE *out)
 	    "      --cgroup PATH    only tasks in this cgroup2 subtree (absolute, or below the\n"
 	    "                       cgroup2 mount), filtered in the kernel\n"
 	    "      --containers     only tasks in a container (own pid or cgroup namespace)\n"
+	    "      --pod NAME       only this pod's tasks: resolved through the API server\n"
+	    "                       (--kubeconfig, KUBECONFIG, in-cluster, ~/.kube/config) to its\n"
+	    "                       cgroup, filtered in the kernel; adds POD and CONTAINER "
+	    "columns\n"
+	    "  -N, --namespace NS   the pod's namespace (default: default)\n"
+	    "      --pod-uid UID    only the pod with this uid (its cgroup; no API needed)\n"
+	    "      --kubeconfig F   the kubeconfig for --pod\n"
 	    "  -o, --output FMT     text (default) or json (JSON Lines)\n"
 	    "  -d, --duration SEC   stop after SEC seconds\n"
 	    "  -n, --count N        stop after N events\n"
@@ -142,7 +157,15 @@ static void print_totals(struct collector *c, struct totals *t, const char *disa
 	sb_free(&sb);
 }
 
-enum { OPT_CGROUP = 256, OPT_CONTAINERS, OPT_ALL_THREADS, OPT_RINGBUF };
+enum {
+	OPT_CGROUP = 256,
+	OPT_CONTAINERS,
+	OPT_ALL_THREADS,
+	OPT_RINGBUF,
+	OPT_POD,
+	OPT_POD_UID,
+	OPT_KUBECONFIG
+};
 
 struct trace {
 	struct kernel_opts ko;
@@ -152,6 +175,12 @@ struct trace {
 	uint64_t deadline, seen;
 	struct totals t;
 	struct collector *c;
+	/* --pod */
+	const char *pod, *pod_ns, *pod_uid, *kubeconfig;
+	char uid[40];
+	char cgpath[CGROUP_PATH_MAX + 64];
+	struct podmeta *pm;
+	struct collector_hooks hooks;
 };
 
 static int bad(const char *what, const char *val, const char *why)
@@ -209,6 +238,24 @@ static int trace_opt(struct trace *tr, int opt, const char *arg)
 			return bad("--ringbuf-size", arg, "a power of two of at least 4096");
 		tr->ko.ringbuf_size = (uint32_t)v;
 		return 0;
+	case OPT_POD:
+		if (!*arg || strlen(arg) > 253 || strchr(arg, '/'))
+			return bad("--pod", arg, "a pod name");
+		tr->pod = arg;
+		return 0;
+	case 'N':
+		if (!*arg || strlen(arg) > 63 || strchr(arg, '/'))
+			return bad("--namespace", arg, "a namespace");
+		tr->pod_ns = arg;
+		return 0;
+	case OPT_POD_UID:
+		if (strlen(arg) != 36 || arg[strspn(arg, "0123456789abcdef-")])
+			return bad("--pod-uid", arg, "a pod uid (8-4-4-4-12 hex digits)");
+		tr->pod_uid = arg;
+		return 0;
+	case OPT_KUBECONFIG:
+		tr->kubeconfig = arg;
+		return 0;
 	case 'h':
 		usage(stdout);
 		return -1;
@@ -232,12 +279,16 @@ static int trace_args(struct trace *tr, int argc, char **argv)
 	    {"count", required_argument, NULL, 'n'},
 	    {"all-threads", no_argument, NULL, OPT_ALL_THREADS},
 	    {"ringbuf-size", required_argument, NULL, OPT_RINGBUF},
+	    {"pod", required_argument, NULL, OPT_POD},
+	    {"namespace", required_argument, NULL, 'N'},
+	    {"pod-uid", required_argument, NULL, OPT_POD_UID},
+	    {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int opt;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "e:p:c:o:d:n:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "e:p:c:o:d:n:N:h", longopts, NULL)) != -1) {
 		int rc = trace_opt(tr, opt, optarg);
 		if (rc)
 			return rc;
@@ -247,6 +298,126 @@ static int trace_args(struct trace *tr, int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (tr->pod && tr->pod_uid) {
+		fprintf(stderr, "tapio trace: --pod and --pod-uid go one at a time\n");
+		return 2;
+	}
+	if (tr->pod_ns && !tr->pod) {
+		fprintf(stderr, "tapio trace: --namespace goes with --pod\n");
+		return 2;
+	}
+	if ((tr->pod || tr->pod_uid) && tr->ko.cgroup_path) {
+		fprintf(stderr, "tapio trace: --pod and --cgroup go one at a time\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* ---- --pod: the pod's cgroup ---- */
+
+/* Depth-first below dir (rel: its path below the cgroup2 root) for the pod
+ * level directory of uid, as the kubelet lays it out (kubepods[.slice]/...
+ * pod<uid>[.slice]). Returns true with the path in out. */
+static bool find_pod_dir(const char *root, char *rel, size_t rl, const char *uid, int depth,
+			 char *out, size_t outlen)
+{
+	char dir[CGROUP_PATH_MAX + 64];
+	snprintf(dir, sizeof(dir), "%s%s", root, rel);
+	DIR *d = opendir(dir);
+	if (!d)
+		return false;
+	bool found = false;
+	struct dirent *de;
+	while (!found && (de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		size_t nl = strlen(de->d_name);
+		if (rl + 1 + nl >= CGROUP_PATH_MAX)
+			continue;
+		rel[rl] = '/';
+		memcpy(rel + rl + 1, de->d_name, nl + 1);
+		struct cgroup_ids ids;
+		if (strstr(de->d_name, "pod") && cgroup_path_parse(rel, rl + 1 + nl, &ids) == 0 &&
+		    !ids.container_id[0] && !strcmp(ids.pod_uid, uid)) {
+			snprintf(out, outlen, "%s%s", root, rel);
+			found = true;
+		} else if (depth < 6) {
+			found = find_pod_dir(root, rel, rl + 1 + nl, uid, depth + 1, out, outlen);
+		}
+		rel[rl] = '\0';
+	}
+	closedir(d);
+	return found;
+}
+
+/* Reads the pod from the API: its uid, and its containers into the pod
+ * cache. Returns 0 or 2 after one error line. */
+static int pod_from_api(struct trace *tr)
+{
+	struct k8s_options ko = {.kubeconfig = (char *)tr->kubeconfig};
+	char err[512] = "", *json = NULL;
+	size_t len = 0;
+	const char *ns = tr->pod_ns ? tr->pod_ns : "default";
+	if (k8s_pod_get(&ko, ns, tr->pod, &json, &len, err, sizeof(err))) {
+		fprintf(stderr, "tapio trace: --pod %s: %s\n", tr->pod, err);
+		return 2;
+	}
+	cJSON *j = cJSON_ParseWithLength(json, len);
+	const cJSON *md = cJSON_GetObjectItemCaseSensitive(j, "metadata");
+	const cJSON *u = cJSON_GetObjectItemCaseSensitive(md, "uid");
+	int rc = 0;
+	if (!cJSON_IsString(u) || strlen(u->valuestring) >= sizeof(tr->uid)) {
+		fprintf(stderr,
+			"tapio trace: --pod %s: the API server's answer has no metadata.uid\n",
+			tr->pod);
+		rc = 2;
+	} else {
+		snprintf(tr->uid, sizeof(tr->uid), "%s", u->valuestring);
+		podmeta_pod_update(tr->pm, tr->uid, ns, tr->pod, false);
+		k8s_pod_containers(&tr->hooks, tr->uid, json, len);
+	}
+	cJSON_Delete(j);
+	free(json);
+	return rc;
+}
+
+/* Resolves --pod or --pod-uid to a cgroup and sets the kernel filter.
+ * Returns 0, or 2 after one error line. */
+static int resolve_pod(struct trace *tr)
+{
+	if (!tr->pod && !tr->pod_uid)
+		return 0;
+	tr->pm = podmeta_new(NULL, 1024);
+	if (!tr->pm) {
+		fprintf(stderr, "tapio trace: --pod: no cgroup2 mount: %s\n", strerror(errno));
+		return 2;
+	}
+	podmeta_hooks(tr->pm, &tr->hooks);
+	tr->ko.hooks = &tr->hooks;
+	if (tr->pod) {
+		int rc = pod_from_api(tr);
+		if (rc)
+			return rc;
+	} else {
+		snprintf(tr->uid, sizeof(tr->uid), "%s", tr->pod_uid);
+	}
+	char root[CGROUP_PATH_MAX], rel[CGROUP_PATH_MAX + 1] = "";
+	int rc = cgroup2_find_mount(root, sizeof(root));
+	if (rc) {
+		fprintf(stderr, "tapio trace: --pod: no cgroup2 mount: %s\n", strerror(-rc));
+		return 2;
+	}
+	if (!find_pod_dir(root, rel, 0, tr->uid, 0, tr->cgpath, sizeof(tr->cgpath))) {
+		fprintf(stderr,
+			"tapio trace: pod %s%s%s (uid %s) has no cgroup below %s: it does not run "
+			"on this node\n",
+			tr->pod ? (tr->pod_ns ? tr->pod_ns : "default") : "", tr->pod ? "/" : "",
+			tr->pod ? tr->pod : "", tr->uid, root);
+		return 2;
+	}
+	tr->ko.cgroup_path = tr->cgpath;
+	if (tr->fmt == SINK_TEXT)
+		tr->fmt = SINK_TEXT_PODS;
 	return 0;
 }
 
@@ -338,6 +509,11 @@ int cmd_trace(int argc, char **argv)
 	int rc = trace_args(&tr, argc, argv);
 	if (rc)
 		return rc < 0 ? 0 : rc;
+	rc = resolve_pod(&tr);
+	if (rc) {
+		podmeta_free(tr.pm);
+		return rc;
+	}
 	pipeline_install_signals();
 
 	char err[512] = "";
@@ -374,5 +550,6 @@ out:
 	collector_destroy(c);
 	sink_destroy(sink);
 	queue_free(q);
+	podmeta_free(tr.pm);
 	return rc;
 }

@@ -70,6 +70,12 @@ struct collector {
 	char last_error[256];
 };
 
+/* One container of a pod, as the pod's status has it. id: the container id
+ * without its runtime scheme ("containerd://"). */
+struct pod_container {
+	const char *id, *name, *image, *image_id;
+};
+
 /* Hooks that enrichment gives the collectors (all optional, ctx first). */
 struct collector_hooks {
 	void *ctx;
@@ -82,6 +88,11 @@ struct collector_hooks {
 	/* A pod of this node was added, changed (deleted false) or deleted. */
 	void (*pod_update)(void *ctx, const char *uid, const char *ns, const char *name,
 			   bool deleted);
+	/* A pod of this node (already given to pod_update) runs these containers
+	 * (from status.containerStatuses and initContainerStatuses). */
+	void (*pod_containers)(void *ctx, const char *uid, const struct pod_container *c, size_t n);
+	/* Its metadata.labels (given after pod_update). */
+	void (*pod_labels)(void *ctx, const char *uid, const struct meta_kv *kv, size_t n);
 };
 
 /* What a collector's constructor gets: the agent's options, its own option

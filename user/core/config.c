@@ -21,7 +21,8 @@ static const struct opt agent_opts[] = {
     O("config", OPT_STR, config_file, "", "YAML (or JSON) config file"),
     O("collectors", OPT_STR, collectors, "",
       "comma list of collectors; empty = those whose source exists"),
-    O("output", OPT_STR, output, "stdout", "stdout | file:PATH | nats://HOST:PORT[,...]"),
+    O("output", OPT_STR, output, "stdout",
+      "stdout | file:PATH | nats://HOST:PORT[,...] | otlp[s]://HOST:PORT[/PATH]"),
     O("file-sync", OPT_STR, file_sync, "none",
       "file output: none | batch (fdatasync each write) | always (each event)"),
     O("queue-size", OPT_SIZE, queue_size, "16M", "event queue arena, a power of two (K/M/G)"),
@@ -31,6 +32,8 @@ static const struct opt agent_opts[] = {
     O("metrics-addr", OPT_STR, metrics_addr, "127.0.0.1:9090",
       "HOST:PORT for /metrics, /healthz, /readyz; empty = off"),
     O("node-name", OPT_STR, node_name, "", "this node's name (also NODE_NAME)"),
+    O("pod-labels", OPT_STR, pod_labels, "",
+      "comma list of pod label keys to put on kernel events (pod_label.KEY)"),
     O("max-event-size", OPT_SIZE, max_event_size, "16M",
       "larger collector input is skipped and counted"),
     O("print-config", OPT_BOOL, print_config, "false", "print the effective config and exit"),
@@ -502,8 +505,11 @@ static int agent_check(const void *opts, char *err, size_t errlen)
 	}
 	const char *o = cfg->output;
 	if (!(!strcmp(o, "stdout") || !strcmp(o, "-") || (!strncmp(o, "file:", 5) && o[5]) ||
-	      !strncmp(o, "nats://", 7))) {
-		snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT",
+	      !strncmp(o, "nats://", 7) || !strncmp(o, "otlp://", 7) ||
+	      !strncmp(o, "otlps://", 8))) {
+		snprintf(err, errlen,
+			 "output: '%s' is not stdout, file:PATH, nats://HOST:PORT or "
+			 "otlp[s]://HOST:PORT[/PATH]",
 			 o);
 		return -EINVAL;
 	}

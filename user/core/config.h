@@ -25,6 +25,7 @@ struct tapio_config {
 	char *state_dir;
 	char *metrics_addr; /* HOST:PORT, "" = off */
 	char *node_name;
+	char *pod_labels;	 /* comma list of pod label keys for kernel events, "" = none */
 	uint64_t max_event_size; /* collector input larger than this is skipped */
 	unsigned queue_wait_ms;	 /* resumable sources wait this long on a full queue */
 	bool print_config;

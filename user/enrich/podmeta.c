@@ -19,6 +19,7 @@
 #include "core/event.h"
 #include "enrich/lru.h"
 #include "enrich/pods.h"
+#include "util/strlist.h"
 
 struct cg_entry {
 	uint64_t id;
@@ -40,6 +41,7 @@ struct podmeta {
 	struct cg_entry cg_lru; /* sentinel */
 
 	struct pod_table pods;
+	struct strlist want_labels;
 
 	struct podmeta_stats st;
 };
@@ -93,6 +95,7 @@ void podmeta_free(struct podmeta *pm)
 	if (!pm)
 		return;
 	pod_table_free(&pm->pods);
+	strlist_free(&pm->want_labels);
 	pthread_mutex_destroy(&pm->mu);
 	cgroup_resolver_close(&pm->res);
 	free(pm->cg);
@@ -137,6 +140,16 @@ static int fill(struct podmeta *pm, const struct cg_entry *e, struct podmeta_ent
 		if (p) {
 			memcpy(out->pod_name, p->name, sizeof(out->pod_name));
 			memcpy(out->pod_namespace, p->ns, sizeof(out->pod_namespace));
+			const struct pod_cont *c = e->ids.container_id[0]
+						       ? pod_entry_container(p, e->ids.container_id)
+						       : NULL;
+			if (c) {
+				memcpy(out->container_name, c->name, sizeof(out->container_name));
+				memcpy(out->image, c->image, sizeof(out->image));
+				memcpy(out->image_id, c->image_id, sizeof(out->image_id));
+			}
+			memcpy(out->labels, p->labels, p->labels_len);
+			out->labels_len = p->labels_len;
 		}
 	}
 	return 0;
@@ -233,6 +246,31 @@ void podmeta_pod_update(struct podmeta *pm, const char *uid, const char *ns, con
 	pthread_mutex_unlock(&pm->mu);
 }
 
+void podmeta_pod_containers(struct podmeta *pm, const char *uid, const struct pod_container *c,
+			    size_t n)
+{
+	if (!pm || !uid || !*uid)
+		return;
+	pthread_mutex_lock(&pm->mu);
+	pod_table_set_containers(&pm->pods, uid, c, n);
+	pthread_mutex_unlock(&pm->mu);
+}
+
+int podmeta_set_labels(struct podmeta *pm, const char *keys)
+{
+	strlist_free(&pm->want_labels);
+	return strlist_split(&pm->want_labels, keys ? keys : "") ? -ENOMEM : 0;
+}
+
+void podmeta_pod_labels(struct podmeta *pm, const char *uid, const struct meta_kv *kv, size_t n)
+{
+	if (!pm || !uid || !*uid || !pm->want_labels.n)
+		return;
+	pthread_mutex_lock(&pm->mu);
+	pod_table_set_labels(&pm->pods, uid, kv, n, &pm->want_labels);
+	pthread_mutex_unlock(&pm->mu);
+}
+
 static size_t put_kv(struct meta_kv *kv, size_t n, size_t max, const char *key, const char *val,
 		     char **scratch, size_t *left)
 {
@@ -258,6 +296,25 @@ static size_t hook_cgroup_meta(void *ctx, uint64_t cgroup_id, struct meta_kv *kv
 	n = put_kv(kv, n, max, "pod_uid", e.ids.pod_uid, &scratch, &scratch_len);
 	n = put_kv(kv, n, max, "pod_name", e.pod_name, &scratch, &scratch_len);
 	n = put_kv(kv, n, max, "pod_namespace", e.pod_namespace, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "container_name", e.container_name, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "image", e.image, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "image_id", e.image_id, &scratch, &scratch_len);
+	for (size_t o = 0; o < e.labels_len && n < max;) {
+		const char *k = e.labels + o, *v = k + strlen(k) + 1;
+		o = (size_t)(v - e.labels) + strlen(v) + 1;
+		size_t kl = strlen(k);
+		if (kl + 11 > scratch_len)
+			break;
+		memcpy(scratch, "pod_label.", 10);
+		memcpy(scratch + 10, k, kl + 1);
+		const char *key = scratch;
+		scratch += kl + 11;
+		scratch_len -= kl + 11;
+		size_t before = n;
+		n = put_kv(kv, n, max, key, v, &scratch, &scratch_len);
+		if (n == before)
+			break;
+	}
 	return n;
 }
 
@@ -272,6 +329,16 @@ static void hook_pod_update(void *ctx, const char *uid, const char *ns, const ch
 	podmeta_pod_update(ctx, uid, ns, name, deleted);
 }
 
+static void hook_pod_containers(void *ctx, const char *uid, const struct pod_container *c, size_t n)
+{
+	podmeta_pod_containers(ctx, uid, c, n);
+}
+
+static void hook_pod_labels(void *ctx, const char *uid, const struct meta_kv *kv, size_t n)
+{
+	podmeta_pod_labels(ctx, uid, kv, n);
+}
+
 void podmeta_hooks(struct podmeta *pm, struct collector_hooks *out)
 {
 	*out = (struct collector_hooks){
@@ -279,6 +346,8 @@ void podmeta_hooks(struct podmeta *pm, struct collector_hooks *out)
 	    .cgroup_meta = hook_cgroup_meta,
 	    .cgroup_removed = hook_cgroup_removed,
 	    .pod_update = hook_pod_update,
+	    .pod_containers = hook_pod_containers,
+	    .pod_labels = hook_pod_labels,
 	};
 }
 

@@ -29,6 +29,12 @@ struct podmeta_entry {
 	struct cgroup_ids ids;
 	char pod_name[254];
 	char pod_namespace[64];
+	/* from the pod's container statuses, when known ("" otherwise) */
+	char container_name[64];
+	char image[256];
+	char image_id[256];
+	char labels[512]; /* the wanted pod labels, "key\0value\0" pairs */
+	size_t labels_len;
 };
 
 /* cgroup_root: where cgroup2 (or the v1 hierarchy to resolve ids in) is
@@ -61,10 +67,28 @@ void podmeta_forget(struct podmeta *pm, uint64_t cgroup_id);
 void podmeta_pod_update(struct podmeta *pm, const char *uid, const char *ns, const char *name,
 			bool deleted);
 
+struct pod_container;
+
+/* Sets the containers of a pod already fed by podmeta_pod_update (container
+ * id -> name, image, image id). */
+void podmeta_pod_containers(struct podmeta *pm, const char *uid, const struct pod_container *c,
+			    size_t n);
+
+struct meta_kv;
+
+/* Which pod labels to keep (a comma list of keys, "" or NULL = none); they
+ * go on kernel events as pod_label.KEY. Call before the hooks run. Returns 0
+ * or -ENOMEM. */
+int podmeta_set_labels(struct podmeta *pm, const char *keys);
+
+/* Keeps the wanted ones of a pod's labels (after podmeta_pod_update). */
+void podmeta_pod_labels(struct podmeta *pm, const char *uid, const struct meta_kv *kv, size_t n);
+
 struct collector_hooks;
 
 /* Fills the collector hooks that feed and read this cache: cgroup_meta
- * (container_id, pod_uid, pod_name, pod_namespace for a cgroup id),
+ * (container_id, pod_uid, pod_name, pod_namespace, container_name, image,
+ * image_id for a cgroup id), pod_containers (podmeta_pod_containers),
  * cgroup_removed (podmeta_forget) and pod_update (podmeta_pod_update). */
 void podmeta_hooks(struct podmeta *pm, struct collector_hooks *out);
 

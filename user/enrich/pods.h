@@ -7,8 +7,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct strlist;
+
+#define POD_MAX_CONTAINERS 32
+
+struct pod_cont {
+	char id[65];
+	char name[64];
+	char image[256];
+	char image_id[256];
+};
+
 struct pod_entry {
 	char uid[40];
+	struct pod_cont *cont; /* ncont of them, or NULL */
+	size_t ncont;
+	char labels[512]; /* the wanted labels: "key\0value\0" pairs */
+	size_t labels_len;
 	char ns[64];
 	char name[254];
 	struct pod_entry *hnext;
@@ -33,5 +48,22 @@ struct pod_entry *pod_table_find(struct pod_table *t, const char *uid);
  * sizeof(pod_entry.uid). Returns how many entries were evicted (0 or 1). */
 unsigned pod_table_update(struct pod_table *t, const char *uid, const char *ns, const char *name,
 			  bool deleted);
+
+struct pod_container;
+
+/* Sets the containers of a known pod (at most POD_MAX_CONTAINERS are kept;
+ * ids not of 64 characters are left out). No-op for an unknown uid. */
+void pod_table_set_containers(struct pod_table *t, const char *uid, const struct pod_container *c,
+			      size_t n);
+
+struct meta_kv;
+
+/* Keeps those of a known pod's labels whose key is in want (as many as fit
+ * in pod_entry.labels). No-op for an unknown uid. */
+void pod_table_set_labels(struct pod_table *t, const char *uid, const struct meta_kv *kv, size_t n,
+			  const struct strlist *want);
+
+/* The container of a pod entry with this id, or NULL. */
+const struct pod_cont *pod_entry_container(const struct pod_entry *p, const char *id);
 
 #endif

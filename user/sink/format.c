@@ -78,11 +78,6 @@ int format_json(const struct tapio_event *ev, struct strbuf *out)
 	return out->err;
 }
 
-void format_text_header(struct strbuf *out)
-{
-	sb_printf(out, "%-12s %-15s %7s %-16s %s\n", "TIME", "TYPE", "PID", "COMM", "DETAILS");
-}
-
 static void add_clock(struct strbuf *out, uint64_t ns)
 {
 	time_t sec = (time_t)(ns / 1000000000ull);
@@ -103,7 +98,48 @@ static void add_plain(struct strbuf *out, const char *s, size_t n, size_t max)
 	}
 }
 
+void format_text_header(struct strbuf *out)
+{
+	format_text_header_pods(out, false);
+}
+
+void format_text_header_pods(struct strbuf *out, bool pods)
+{
+	sb_printf(out, "%-12s %-15s %7s %-16s ", "TIME", "TYPE", "PID", "COMM");
+	if (pods)
+		sb_printf(out, "%-32s %-20s ", "POD", "CONTAINER");
+	sb_puts(out, "DETAILS\n");
+}
+
+/* The POD and CONTAINER columns. */
+static void add_pod_columns(const struct tapio_event *ev, struct strbuf *out)
+{
+	const char *ns = event_meta_get(ev, "pod_namespace"), *pod = event_meta_get(ev, "pod_name");
+	const char *c = event_meta_get(ev, "container_name");
+	size_t mark = out->len;
+	if (pod) {
+		if (ns) {
+			add_plain(out, ns, strlen(ns), 63);
+			sb_putc(out, '/');
+		}
+		add_plain(out, pod, strlen(pod), 253);
+	} else {
+		sb_putc(out, '-');
+	}
+	for (size_t w = out->len - mark; w < 33; w++)
+		sb_putc(out, ' ');
+	mark = out->len;
+	add_plain(out, c ? c : "-", c ? strlen(c) : 1, 63);
+	for (size_t w = out->len - mark; w < 21; w++)
+		sb_putc(out, ' ');
+}
+
 int format_text(const struct tapio_event *ev, struct strbuf *out)
+{
+	return format_text_pods(ev, out, false);
+}
+
+int format_text_pods(const struct tapio_event *ev, struct strbuf *out, bool pods)
 {
 	add_clock(out, ev->ts);
 	sb_printf(out, " %-15s ", type_name(ev->source, ev->type));
@@ -120,6 +156,8 @@ int format_text(const struct tapio_event *ev, struct strbuf *out)
 			for (size_t i = cl; i < 16; i++)
 				sb_putc(out, ' ');
 			sb_putc(out, ' ');
+			if (pods)
+				add_pod_columns(ev, out);
 			size_t mark = out->len;
 			if (sd->struct_text(event_data(ev), ev->data_len, out)) {
 				out->len = mark;

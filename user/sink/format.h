@@ -4,6 +4,8 @@
 #ifndef TAPIO_FORMAT_H
 #define TAPIO_FORMAT_H
 
+#include <stdbool.h>
+
 struct strbuf;
 struct tapio_event;
 
@@ -16,5 +18,10 @@ int format_text(const struct tapio_event *ev, struct strbuf *out);
 
 /* The header line of the text table. */
 void format_text_header(struct strbuf *out);
+
+/* The same, with POD (namespace/name) and CONTAINER columns after COMM when
+ * pods is true ("-" where the event has no pod_name / container_name). */
+int format_text_pods(const struct tapio_event *ev, struct strbuf *out, bool pods);
+void format_text_header_pods(struct strbuf *out, bool pods);
 
 #endif

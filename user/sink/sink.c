@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "sink/format.h"
 #include "sink/sink.h"
+#include "sink/otlp.h"
 #include "sink/sink_nats.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -104,12 +105,14 @@ static int stream_write(struct sink *s, const struct tapio_event *ev)
 	struct stream_sink *ss = (struct stream_sink *)s;
 	if (ss->err)
 		return fail_one(ss, ev, ss->err);
-	if (ss->fmt == SINK_TEXT && !ss->header_done) {
-		format_text_header(&ss->out);
+	bool pods = ss->fmt == SINK_TEXT_PODS;
+	if (ss->fmt != SINK_JSON && !ss->header_done) {
+		format_text_header_pods(&ss->out, pods);
 		ss->header_done = true;
 	}
 	size_t mark = ss->out.len;
-	int err = ss->fmt == SINK_JSON ? format_json(ev, &ss->out) : format_text(ev, &ss->out);
+	int err =
+	    ss->fmt == SINK_JSON ? format_json(ev, &ss->out) : format_text_pods(ev, &ss->out, pods);
 	if (err) {
 		ss->out.len = mark;
 		if (ss->out.buf)
@@ -248,7 +251,18 @@ struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapi
 		}
 		return sink_nats_new(spec, no, cfg->node_name, err, errlen);
 	}
-	snprintf(err, errlen, "output: '%s' is not stdout, file:PATH or nats://HOST:PORT", spec);
+	if (!strncmp(spec, "otlp://", 7) || !strncmp(spec, "otlps://", 8)) {
+		const struct otlp_options *oo = cfg ? config_group(cfg, &otlp_options_group) : NULL;
+		if (!oo) {
+			snprintf(err, errlen, "output: %s: the OTLP options were not loaded", spec);
+			errno = EINVAL;
+			return NULL;
+		}
+		return sink_otlp_new(spec, oo, cfg->node_name, err, errlen);
+	}
+	snprintf(err, errlen,
+		 "output: '%s' is not stdout, file:PATH, nats://HOST:PORT or otlp://HOST:PORT",
+		 spec);
 	errno = EINVAL;
 	return NULL;
 }

@@ -70,7 +70,7 @@ struct sink {
 };
 
 /* Output formats for the stream sinks. */
-enum sink_format { SINK_JSON, SINK_TEXT };
+enum sink_format { SINK_JSON, SINK_TEXT, SINK_TEXT_PODS /* text with POD and CONTAINER */ };
 
 /* A JSON Lines or text sink on a file descriptor (not closed by the sink
  * unless own_fd). flush_each: flush after every event (live terminals and
@@ -83,9 +83,9 @@ void sink_stream_set_sync(struct sink *s, bool sync);
 
 struct tapio_config;
 
-/* Opens "stdout" (or "" / "-"), "file:PATH" (appended) or "nats://..." (see
- * sink_nats_new in sink_nats.h). The stream sinks buffer: the caller flushes
- * when it runs out of events. Returns NULL with errno and a one-line
+/* Opens "stdout" (or "" / "-"), "file:PATH" (appended), "nats://..." (see
+ * sink_nats_new in sink_nats.h) or "otlp://..." / "otlps://..." (sink/otlp.h). The stream sinks
+ * buffer: the caller flushes when it runs out of events. Returns NULL with errno and a one-line
  * reason in err. */
 struct sink *sink_open(const char *spec, enum sink_format fmt, const struct tapio_config *cfg,
 		       char *err, size_t errlen);
