@@ -301,6 +301,42 @@ class OtlpTest(unittest.TestCase):
         self.assertEqual(at["tapio.file"], os.path.join(logdir, "cni.log"))
         self.assertNotIn("process.pid", at)
 
+    def test_cursor_moves_on_the_receivers_200(self):
+        """CNI log lines through OTLP: the offsets move once the receiver
+        accepted them, so a restart on the same state sends nothing twice
+        and the next lines once."""
+        rcv = self.receiver()
+        root = tmpdir(self, "tapio-otlp-ack-")
+        logdir, state = os.path.join(root, "log"), os.path.join(root, "state")
+        for d in (logdir, os.path.join(root, "netns"), os.path.join(root, "cni")):
+            os.makedirs(d)
+        args = ["--collectors", "cni", "--output", f"otlp://127.0.0.1:{rcv.port}",
+                "--state-dir", state, "--metrics-addr", "", "--otlp-batch-ms", "100",
+                "--cni-log-dirs", logdir, "--netns-dir", os.path.join(root, "netns"),
+                "--cni-state-dir", os.path.join(root, "cni")]
+        log = os.path.join(logdir, "plugin.log")
+
+        def lines_seen():
+            out = []
+            for _, _, lr in rcv.records():
+                if lr.get("eventName") == "cni.log":
+                    out.append(anyvalue(lr["body"]))
+            return out
+
+        for rnd, (first, n) in enumerate([(0, 30), (30, 20)]):
+            a = Tapio("agent", *args, env=clean_env())
+            self.addCleanup(a.stop)
+            self.assertTrue(a.wait_stderr("cni: following", 20), "\n".join(a.stderr_lines))
+            with open(log, "a") as f:
+                for i in range(first, first + n):
+                    f.write(f"ack-line {i}\n")
+            self.assertTrue(wait(lambda: len(lines_seen()) >= first + n, 20),
+                            f"round {rnd}: {len(lines_seen())} lines")
+            self.finish(a)
+        seen = [l for l in lines_seen() if isinstance(l, str) and l.startswith("ack-line")]
+        self.assertEqual(sorted(seen, key=lambda l: int(l.split()[1])),
+                         [f"ack-line {i}" for i in range(50)], "each line exactly once")
+
     def test_pod_and_container_attributes(self):
         """kernel + k8s (the fixture API server) -> OTLP: an exec in a pod's
         container cgroup carries the pod and container under their
