@@ -62,7 +62,8 @@ static void load_state(struct k8s_res *r)
 		atomic_fetch_add(&k->base.n.errors, 1);
 		collector_error(&k->base, "%s: %s/%s %s; the resourceVersion is unknown: relisting",
 				r->def->name, k->state_dir, r->cur.name,
-				n == -EBADMSG ? "is empty or cut short" : "is not a resourceVersion");
+				n == -EBADMSG ? "is empty or cut short"
+					      : "is not a resourceVersion");
 		r->rv[0] = '\0';
 	} else if (n < 0) {
 		atomic_fetch_add(&k->base.n.errors, 1);

@@ -69,8 +69,8 @@ struct k8s_res {
 	pthread_t thr;
 	bool started;
 	atomic_bool healthy;
-	struct cursor cur; /* holds the committed (acknowledged) resourceVersion */
-	char rv[64];	   /* the resourceVersion passed on (a watch resumes here) */
+	struct cursor cur;    /* holds the committed (acknowledged) resourceVersion */
+	char rv[64];	      /* the resourceVersion passed on (a watch resumes here) */
 	struct seen_map seen; /* what was passed on: skips repeats within a run */
 	/* What the sink acknowledged: the map that is saved. cseen_lock guards
 	 * it (the sink's thread commits into it, this thread saves it). */

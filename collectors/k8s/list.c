@@ -32,8 +32,8 @@ static int list_item(void *ctx, const char *obj, size_t len, const struct k8s_ob
 		k8s_remember(r, m, false);
 		return 0;
 	}
-	int rc = k8s_emit(r, e && !e->deleted ? "MODIFIED" : "ADDED", obj, len, m, "list", NULL,
-			  NULL);
+	int rc =
+	    k8s_emit(r, e && !e->deleted ? "MODIFIED" : "ADDED", obj, len, m, "list", NULL, NULL);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
@@ -106,7 +106,8 @@ static int emit_vanished(struct k8s_res *r)
 			}
 			/* An object vanishes once: the id does not depend on the
 			 * list that noticed it. */
-			int erc = k8s_emit(r, "DELETED", sb.buf, sb.len, &om, "list", NULL, "vanished");
+			int erc =
+			    k8s_emit(r, "DELETED", sb.buf, sb.len, &om, "list", NULL, "vanished");
 			if (erc < 0) {
 				rc = erc;
 				break;

@@ -77,9 +77,14 @@ int k8s_emit(struct k8s_res *r, const char *type, const char *obj, size_t len,
 	char id[sizeof(m->uid) + sizeof(m->rv) + 48];
 	snprintf(id, sizeof(id), "k8s-%s-%s-%s", r->def->name, m->uid, id_rv ? id_rv : m->rv);
 	struct meta_kv kv[] = {
-	    {"type", type},	{"resource", r->def->name},  {"namespace", m->ns[0] ? m->ns : NULL},
-	    {"name", m->name},	{"resource_version", m->rv}, {"uid", m->uid},
-	    {"origin", origin}, {"id", id},
+	    {"type", type},
+	    {"resource", r->def->name},
+	    {"namespace", m->ns[0] ? m->ns : NULL},
+	    {"name", m->name},
+	    {"resource_version", m->rv},
+	    {"uid", m->uid},
+	    {"origin", origin},
+	    {"id", id},
 	};
 	struct k8s_slot slot = {.flags = 0};
 	if (cursor_rv && *cursor_rv && strlen(cursor_rv) < sizeof(slot.rv)) {
