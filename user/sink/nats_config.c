@@ -237,18 +237,16 @@ int nats_options_check(const void *p, char *err, size_t errlen)
 		nats_errf(err, errlen, "nats-max-age: %" PRIu64 " is too large", o->max_age_s);
 		return -EINVAL;
 	}
-	if (o->replicas < 1 || o->replicas > 5) {
+	if (o->replicas > 5) { /* 0: the default, 1 */
 		nats_errf(err, errlen, "nats-replicas: %u is not 1..5", o->replicas);
 		return -EINVAL;
 	}
-	if (o->dup_window_s < 1 || o->dup_window_s > (uint64_t)INT64_MAX / 1000000000ull) {
-		nats_errf(err, errlen,
-			  "nats-duplicate-window: %" PRIu64 " is not a number of seconds "
-			  "from 1",
+	if (o->dup_window_s > (uint64_t)INT64_MAX / 1000000000ull) { /* 0: the default, 120 */
+		nats_errf(err, errlen, "nats-duplicate-window: %" PRIu64 " is too large",
 			  o->dup_window_s);
 		return -EINVAL;
 	}
-	if (o->max_age_s && o->dup_window_s > o->max_age_s) {
+	if (o->max_age_s && (o->dup_window_s ? o->dup_window_s : 120) > o->max_age_s) {
 		nats_errf(err, errlen,
 			  "nats-duplicate-window: %" PRIu64
 			  " s is longer than nats-max-age %" PRIu64 " s (JetStream refuses it)",
