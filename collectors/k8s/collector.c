@@ -39,13 +39,40 @@ static const struct res_def res_defs[] = {
 };
 #define NDEFS (sizeof(res_defs) / sizeof(res_defs[0]))
 
-/* Loads the resource's resourceVersion cursor and its seen map. */
+/* A resourceVersion as stored: printable, no blank, not empty. The API
+ * server judges the rest (a 400 relists). */
+static bool plausible_rv(const char *v)
+{
+	if (!*v)
+		return false;
+	for (; *v; v++)
+		if ((unsigned char)*v <= ' ' || (unsigned char)*v >= 0x7f)
+			return false;
+	return true;
+}
+
+/* Loads the resource's resourceVersion cursor and its seen map. A cursor
+ * that cannot be read back is reported by name and means "unknown": a
+ * relist (the seen map keeps what was delivered from repeating). */
 static void load_state(struct k8s_res *r)
 {
 	struct k8s *k = r->k;
-	int n = cursor_load(&r->cur);
+	int n = cursor_load_checked(&r->cur);
 	if (n > 0)
 		cursor_get(&r->cur, r->rv, sizeof(r->rv));
+	if (n == -EBADMSG || (n > 0 && !plausible_rv(r->rv))) {
+		atomic_fetch_add(&k->base.n.errors, 1);
+		collector_error(&k->base, "%s: %s/%s %s; the resourceVersion is unknown: relisting",
+				r->def->name, k->state_dir, r->cur.name,
+				n == -EBADMSG ? "is empty or cut short"
+					      : "is not a resourceVersion");
+		r->rv[0] = '\0';
+	} else if (n < 0) {
+		atomic_fetch_add(&k->base.n.errors, 1);
+		collector_error(&k->base, "%s: reading %s/%s: %s; relisting", r->def->name,
+				k->state_dir, r->cur.name, strerror(-n));
+		r->rv[0] = '\0';
+	}
 	if (!k->state_dir || !*k->state_dir)
 		return;
 	char path[4096];
@@ -66,8 +93,13 @@ static void load_state(struct k8s_res *r)
 	}
 	char *s = sb.buf;
 	size_t len = sb.len;
-	uint64_t bad = 0;
+	uint64_t bad = 0, cbad = 0;
 	rc = s ? seen_parse(&r->seen, s, len, &bad) : 0;
+	if (rc == 0 && s) {
+		pthread_mutex_lock(&r->cseen_lock);
+		seen_parse(&r->cseen, s, len, &cbad);
+		pthread_mutex_unlock(&r->cseen_lock);
+	}
 	if (rc == -EINVAL || bad)
 		collector_error(&k->base, "%s: %s: %s; %llu bad lines skipped", r->def->name, path,
 				rc == -EINVAL ? "not a tapio-k8s-seen file" : "loaded",
@@ -127,7 +159,7 @@ static void *res_main(void *arg)
 		}
 		if (out == OUT_RELIST) {
 			need_list = true;
-			if (!r->got_msg && http == 410 &&
+			if (!r->got_msg && (http == 410 || http == 400) &&
 			    sleep_or_stop(
 				backoff_ms(attempt++, K8S_BACKOFF_BASE_MS, K8S_BACKOFF_CAP_MS),
 				&r->stop))
@@ -179,6 +211,7 @@ static int k8s_start(struct collector *c, struct queue *q)
 	struct k8s *k = (struct k8s *)c;
 	k->q = q;
 	atomic_store(&k->stop, false);
+	ack_register(c->source, &k->ack);
 	int rc = watch_global_init();
 	if (rc)
 		return rc;
@@ -239,9 +272,20 @@ static void k8s_counters(struct collector *c, counter_fn fn, void *ctx)
 static void k8s_destroy(struct collector *c)
 {
 	struct k8s *k = (struct k8s *)c;
+	if (k->ack_ok) {
+		/* What the sink acknowledged after the threads ended. */
+		ack_unregister(c->source, &k->ack);
+		for (size_t i = 0; k->res && i < k->nres; i++) {
+			cursor_flush(&k->res[i].cur);
+			k8s_save_seen(&k->res[i], true);
+		}
+	}
+	k8s_ack_destroy(k);
 	for (size_t i = 0; k->res && i < k->nres; i++) {
 		cursor_destroy(&k->res[i].cur);
 		seen_free(&k->res[i].seen);
+		seen_free(&k->res[i].cseen);
+		pthread_mutex_destroy(&k->res[i].cseen_lock);
 		free(k->res[i].list_cont);
 	}
 	free(k->res);
@@ -393,7 +437,8 @@ static int add_resources(struct k8s *k, const struct k8s_options *o)
 		snprintf(cname, sizeof(cname), "k8s-%s.rv", d->name);
 		snprintf(r->seen_file, sizeof(r->seen_file), "k8s-%s.seen", d->name);
 		cursor_init(&r->cur, k->state_dir, cname, CURSOR_DEFAULT_INTERVAL_MS);
-		if (seen_init(&r->seen, 0))
+		pthread_mutex_init(&r->cseen_lock, NULL);
+		if (seen_init(&r->seen, 0) || seen_init(&r->cseen, 0))
 			rc = -ENOMEM;
 	}
 	strlist_free(&l);
@@ -446,6 +491,8 @@ struct collector *k8s_collector_new(const struct collector_env *env, char *err, 
 		goto fail;
 	if (k8s_role_parse(o ? o->role : NULL, &k->role) == 0 && (rc = add_resources(k, o)) == 0)
 		rc = k8s_role_setup(k, o, cfg->node_name, err, errlen);
+	if (!rc)
+		rc = k8s_ack_init(k);
 	if (rc)
 		goto fail;
 	return &k->base;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/ack.h"
 #include "core/collector.h"
 #include "core/state.h"
 #include "collectors/k8s/k8s.h"
@@ -46,6 +47,23 @@ struct res_def {
 
 struct k8s;
 
+/* What the sink's acknowledgement of one tracked position commits (see
+ * commit.c): the resource's cursor, its seen map, or both. */
+enum {
+	SLOT_CURSOR = 1,   /* rv is the resource's cursor once this is acknowledged */
+	SLOT_SEEN = 2,	   /* obj/orv go into the committed seen map */
+	SLOT_DELETED = 4,  /* ... as a deletion */
+	SLOT_LIST_END = 8, /* a complete list: drop the committed deletions */
+};
+
+struct k8s_slot {
+	uint32_t res; /* index in k8s.res */
+	uint32_t flags;
+	char rv[64];  /* SLOT_CURSOR */
+	char orv[32]; /* SLOT_SEEN: the object's resourceVersion */
+	char *obj;    /* SLOT_SEEN: "uid\0ns\0name\0", malloc'd */
+};
+
 struct k8s_res {
 	struct k8s *k;
 	const struct res_def *def;
@@ -55,9 +73,13 @@ struct k8s_res {
 	atomic_bool stop;  /* this thread's stop: the collector's, or a lost lease */
 	char lease_rv[64]; /* the cursor the lease handed over, "" for none */
 	atomic_bool healthy;
-	struct cursor cur;
-	char rv[64];
-	struct seen_map seen;
+	struct cursor cur;    /* holds the committed (acknowledged) resourceVersion */
+	char rv[64];	      /* the resourceVersion passed on (a watch resumes here) */
+	struct seen_map seen; /* what was passed on: skips repeats within a run */
+	/* What the sink acknowledged: the map that is saved. cseen_lock guards
+	 * it (the sink's thread commits into it, this thread saves it). */
+	struct seen_map cseen;
+	pthread_mutex_t cseen_lock;
 	uint32_t gen;
 	uint64_t seen_saved_ns;
 	char seen_file[128];
@@ -96,6 +118,15 @@ struct k8s {
 	struct k8s_lease lease;
 	pthread_mutex_t role_lock; /* cluster role start/stop */
 	bool cluster_running;
+	/* Acknowledgements: one tracker for the source, shared by the resources.
+	 * Tags are a sequence (emit_lock keeps them in order); slots[tag & mask]
+	 * says what the tag commits. applied: the last tag committed. */
+	struct ack_tracker ack;
+	bool ack_ok;
+	pthread_mutex_t emit_lock;
+	uint64_t seq, applied;
+	struct k8s_slot *slots;
+	uint32_t slot_mask;
 };
 
 static inline bool k8s_stopped(struct k8s *k)
@@ -138,13 +169,24 @@ void k8s_build_url(struct k8s_res *r, struct strbuf *sb, bool watch, unsigned li
 int k8s_run(struct k8s_res *r, const char *url, bool watch, unsigned timeout, frame_fn fn,
 	    char *token, struct watch_result *res);
 void k8s_log_parse_error(struct k8s_res *r, const char *what, const char *why);
-/* Emits one object. Returns 0 when it was passed on (or refused for good and
- * counted, e.g. too big for the queue), 1 when it was skipped as malformed,
+/* Emits one object with the stable id k8s-<resource>-<uid>-<resourceVersion>
+ * (id_rv NULL) or k8s-<resource>-<uid>-<id_rv>. cursor_rv: the resource's
+ * cursor once the sink has it (NULL: none, a list item). Returns 0 when it
+ * was passed on (or refused for good and counted, e.g. too big for the
+ * queue: then committed at once), 1 when it was skipped as malformed,
  * -EAGAIN when the queue stayed full (the caller resumes from its cursor),
  * -ECANCELED when the queue is closed, -ENOMEM. */
 int k8s_emit(struct k8s_res *r, const char *type, const char *obj, size_t len,
-	     const struct k8s_objmeta *m, const char *origin);
+	     const struct k8s_objmeta *m, const char *origin, const char *cursor_rv,
+	     const char *id_rv);
+/* Sets the resourceVersion passed on (r->rv); the cursor follows once the
+ * sink has acknowledged everything before it. */
 void k8s_set_rv(struct k8s_res *r, const char *rv);
+/* A complete list at rv: the cursor and the committed seen map follow it
+ * once the sink has everything before. Returns 0 or -EAGAIN (too many
+ * unacknowledged). */
+int k8s_list_done(struct k8s_res *r, const char *rv);
+/* Saves the committed seen map (at most every K8S_SEEN_SAVE_NS unless force). */
 void k8s_save_seen(struct k8s_res *r, bool force);
 void k8s_remember(struct k8s_res *r, const struct k8s_objmeta *m, bool deleted);
 
@@ -152,6 +194,24 @@ enum k8s_outcome { OUT_AGAIN, OUT_RELIST, OUT_FAIL, OUT_STOP };
 
 /* One WATCH from r->rv to its end. *http gets the HTTP status. */
 enum k8s_outcome k8s_do_watch(struct k8s_res *r, long *http);
+
+/* ---- commit.c ---- */
+
+int k8s_ack_init(struct k8s *k);
+/* Frees the slots not committed. */
+void k8s_ack_destroy(struct k8s *k);
+/* Tracks a slot (emit_lock held). Returns its token, 0 when full. The tag
+ * is k->seq after the call. */
+uint32_t k8s_track(struct k8s_res *r, const struct k8s_slot *s);
+/* Gives back the slot last tracked (emit_lock held). */
+void k8s_untrack(struct k8s_res *r, uint32_t token);
+/* The slot last tracked went into the queue (emit_lock held). */
+void k8s_tracked(struct k8s_res *r);
+/* Tracks, passes and settles a slot that has no event (a bookmark, a list's
+ * end, an event refused for good). Returns 0 or -EAGAIN when full. */
+int k8s_mark(struct k8s_res *r, const struct k8s_slot *s);
+/* Fills s's SLOT_SEEN part from m (orv: m->rv). Returns 0 or -ENOMEM. */
+int k8s_slot_obj(struct k8s_slot *s, const struct k8s_objmeta *m, bool deleted);
 
 /* ---- list.c ---- */
 

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The k8s collector's LIST: paged, then relisted after a 410, with DELETED
- * events for the objects that went away in between. */
+/* The k8s collector's LIST: paged, then relisted after a 410 (or a 400 for a
+ * stored resourceVersion), with DELETED events for the objects that went
+ * away in between. The list's resourceVersion becomes the stored cursor
+ * once the sink has every item (commit.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +32,8 @@ static int list_item(void *ctx, const char *obj, size_t len, const struct k8s_ob
 		k8s_remember(r, m, false);
 		return 0;
 	}
-	int rc = k8s_emit(r, e && !e->deleted ? "MODIFIED" : "ADDED", obj, len, m, "list");
+	int rc =
+	    k8s_emit(r, e && !e->deleted ? "MODIFIED" : "ADDED", obj, len, m, "list", NULL, NULL);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
@@ -101,7 +104,10 @@ static int emit_vanished(struct k8s_res *r)
 				rc = sb.err;
 				break;
 			}
-			int erc = k8s_emit(r, "DELETED", sb.buf, sb.len, &om, "list");
+			/* An object vanishes once: the id does not depend on the
+			 * list that noticed it. */
+			int erc =
+			    k8s_emit(r, "DELETED", sb.buf, sb.len, &om, "list", NULL, "vanished");
 			if (erc < 0) {
 				rc = erc;
 				break;
@@ -169,7 +175,7 @@ int k8s_do_list(struct k8s_res *r, long *http)
 		rc = emit_vanished(r);
 	if (rc == 0) {
 		seen_sweep(&r->seen, r->gen, NULL, NULL);
-		k8s_set_rv(r, r->list_rv);
+		rc = k8s_list_done(r, r->list_rv);
 		cursor_flush(&r->cur);
 		k8s_save_seen(r, true);
 	}

@@ -107,7 +107,8 @@ static void pod_hook(struct k8s *k, const struct k8s_res *r, const char *type,
 }
 
 int k8s_emit(struct k8s_res *r, const char *type, const char *obj, size_t len,
-	     const struct k8s_objmeta *m, const char *origin)
+	     const struct k8s_objmeta *m, const char *origin, const char *cursor_rv,
+	     const char *id_rv)
 {
 	struct k8s *k = r->k;
 	char *strip = NULL;
@@ -127,13 +128,44 @@ int k8s_emit(struct k8s_res *r, const char *type, const char *obj, size_t len,
 			atomic_fetch_add(&r->stripped, 1);
 		}
 	}
+	/* Stable per object version: a version read again after a crash gets
+	 * the same id (and Nats-Msg-Id), so JetStream stores it once. */
+	char id[sizeof(m->uid) + sizeof(m->rv) + 48];
+	snprintf(id, sizeof(id), "k8s-%s-%s-%s", r->def->name, m->uid, id_rv ? id_rv : m->rv);
 	struct meta_kv kv[] = {
-	    {"type", type},	{"resource", r->def->name},  {"namespace", m->ns[0] ? m->ns : NULL},
-	    {"name", m->name},	{"resource_version", m->rv}, {"uid", m->uid},
+	    {"type", type},
+	    {"resource", r->def->name},
+	    {"namespace", m->ns[0] ? m->ns : NULL},
+	    {"name", m->name},
+	    {"resource_version", m->rv},
+	    {"uid", m->uid},
 	    {"origin", origin},
+	    {"id", id},
 	};
-	int rc = event_emit(k->q, k->base.source, TYPE_K8S_WATCH, FMT_JSON, now_ns(), kv,
-			    sizeof(kv) / sizeof(kv[0]), obj, len);
+	struct k8s_slot slot = {.flags = 0};
+	if (cursor_rv && *cursor_rv && strlen(cursor_rv) < sizeof(slot.rv)) {
+		slot.flags |= SLOT_CURSOR;
+		strcpy(slot.rv, cursor_rv);
+	}
+	int rc = k8s_slot_obj(&slot, m, !strcmp(type, "DELETED"));
+	if (rc) {
+		free(strip);
+		return rc;
+	}
+	pthread_mutex_lock(&k->emit_lock);
+	uint32_t token = k8s_track(r, &slot);
+	if (!token) {
+		free(slot.obj); /* too many unacknowledged: wait like a full queue */
+		rc = -ENOSPC;
+	} else {
+		rc = event_emit_ack(k->q, k->base.source, TYPE_K8S_WATCH, FMT_JSON, now_ns(), kv,
+				    sizeof(kv) / sizeof(kv[0]), obj, len, token);
+		if (rc == 0)
+			k8s_tracked(r);
+		else
+			k8s_untrack(r, token); /* frees slot.obj */
+	}
+	pthread_mutex_unlock(&k->emit_lock);
 	if (strip) {
 		explicit_bzero(strip, sl);
 		free(strip);
@@ -147,6 +179,11 @@ int k8s_emit(struct k8s_res *r, const char *type, const char *obj, size_t len,
 		return -EAGAIN;
 	collector_error(&k->base, "%s: %s %s/%s (%zu bytes) dropped: %s", r->def->name, type, m->ns,
 			m->name, len, strerror(-rc));
+	/* Refused for good: committed in its turn, as if delivered. */
+	struct k8s_slot done = {.flags = slot.flags & SLOT_CURSOR};
+	strcpy(done.rv, slot.rv);
+	if (k8s_slot_obj(&done, m, !strcmp(type, "DELETED")) == 0 && k8s_mark(r, &done))
+		free(done.obj);
 	return 0;
 }
 
@@ -155,27 +192,44 @@ void k8s_set_rv(struct k8s_res *r, const char *rv)
 	if (!strcmp(r->rv, rv))
 		return;
 	snprintf(r->rv, sizeof(r->rv), "%s", rv);
-	int rc = cursor_update(&r->cur, rv);
-	if (rc && rc != -ENAMETOOLONG && r->cur.last_err != rc)
-		collector_error(&r->k->base, "%s: cannot save the resourceVersion in %s: %s",
-				r->def->name, r->k->state_dir, strerror(-rc));
+	struct k8s_slot s = {.flags = SLOT_CURSOR};
+	if (strlen(rv) >= sizeof(s.rv))
+		return;
+	strcpy(s.rv, rv);
+	k8s_mark(r, &s); /* when full, a later position carries the cursor on */
+}
+
+int k8s_list_done(struct k8s_res *r, const char *rv)
+{
+	snprintf(r->rv, sizeof(r->rv), "%s", rv);
+	struct k8s_slot s = {.flags = SLOT_CURSOR | SLOT_LIST_END};
+	snprintf(s.rv, sizeof(s.rv), "%s", rv);
+	return k8s_mark(r, &s);
 }
 
 void k8s_save_seen(struct k8s_res *r, bool force)
 {
 	struct k8s *k = r->k;
-	if (!k->state_dir || !*k->state_dir || !r->seen.dirty)
+	if (!k->state_dir || !*k->state_dir)
 		return;
 	uint64_t now = mono_ns();
 	if (!force && now - r->seen_saved_ns < K8S_SEEN_SAVE_NS)
 		return;
+	pthread_mutex_lock(&r->cseen_lock);
+	if (!r->cseen.dirty) {
+		pthread_mutex_unlock(&r->cseen_lock);
+		return;
+	}
 	r->seen_saved_ns = now;
 	struct strbuf sb = STRBUF_INIT;
-	int rc = seen_serialize(&r->seen, &sb);
+	int rc = seen_serialize(&r->cseen, &sb);
+	pthread_mutex_unlock(&r->cseen_lock);
 	if (!rc)
 		rc = state_write(k->state_dir, r->seen_file, sb.buf, sb.len);
 	if (rc) {
-		r->seen.dirty = true;
+		pthread_mutex_lock(&r->cseen_lock);
+		r->cseen.dirty = true;
+		pthread_mutex_unlock(&r->cseen_lock);
 		collector_error(&k->base, "%s: cannot save %s/%s: %s", r->def->name, k->state_dir,
 				r->seen_file, strerror(-rc));
 	}
@@ -280,11 +334,15 @@ static int watch_line(void *ctx, const char *msg, size_t len)
 	if (seen_has(&r->seen, ev.meta.uid, ev.meta.rv)) {
 		atomic_fetch_add(&r->duplicates, 1);
 	} else {
-		rc = k8s_emit(r, k8s_ev_name(ev.type), ev.obj, ev.obj_len, &ev.meta, "watch");
+		rc = k8s_emit(r, k8s_ev_name(ev.type), ev.obj, ev.obj_len, &ev.meta, "watch",
+			      ev.meta.rv, NULL);
 		if (rc < 0)
 			return rc;
-		if (rc == 0)
+		if (rc == 0) {
 			k8s_remember(r, &ev.meta, ev.type == K8S_EV_DELETED);
+			/* the event's slot carries the cursor */
+			snprintf(r->rv, sizeof(r->rv), "%s", ev.meta.rv);
+		}
 	}
 	k8s_set_rv(r, ev.meta.rv);
 	k8s_save_seen(r, false);
@@ -300,6 +358,14 @@ static enum k8s_outcome watch_outcome(struct k8s_res *r, int rc, const struct wa
 		return OUT_STOP;
 	if (rc == -ESTALE || res->http_status == 410)
 		return OUT_RELIST;
+	if (res->http_status == 400) {
+		/* A stored resourceVersion the server cannot read (garbage, or from
+		 * another cluster): retrying it would never deliver anything. */
+		atomic_fetch_add(&k->base.n.errors, 1);
+		collector_error(&k->base, "%s: %s refused resourceVersion '%.63s' (%s); relisting",
+				r->def->name, k->server, r->rv, res->error);
+		return OUT_RELIST;
+	}
 	if (rc == 0) {
 		/* The server ended the stream (timeoutSeconds or a restart). A
 		 * stream that closes at once with nothing in it is a failure, so

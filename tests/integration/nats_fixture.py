@@ -2,6 +2,9 @@
 
 - NatsServer: a real `nats-server -js` on a free loopback port with a temp
   store dir; kill() and start() again on the same port and store.
+- NatsCluster: three of them as one JetStream cluster on loopback (cluster
+  routes between them, a store dir each); any node can be killed and
+  started again.
 - JsReader: a small client of the NATS text protocol (INFO/CONNECT/PING,
   SUB, PUB, MSG/HMSG) that asks the JetStream API for stream info and reads
   stored messages one by one ($JS.API.STREAM.MSG.GET), headers included.
@@ -23,16 +26,17 @@ NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
 
 class NatsServer:
-    def __init__(self, port):
+    def __init__(self, port, args=()):
         self.port = port
+        self.args = list(args)
         self.store = tempfile.mkdtemp(prefix="tapio-nats-")
         self.proc = None
         self.url = f"nats://127.0.0.1:{port}"
 
     def start(self, timeout=10.0):
         self.proc = subprocess.Popen(
-            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [NATS_SERVER, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.store]
+            + self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -53,6 +57,50 @@ class NatsServer:
     def close(self):
         self.kill()
         shutil.rmtree(self.store, True)
+
+
+class NatsCluster:
+    """Three JetStream servers n1..n3 routed into one cluster on loopback."""
+
+    def __init__(self, free_port, size=3, name="tapio-test"):
+        ports = [(free_port(), free_port()) for _ in range(size)]
+        routes = ",".join(f"nats://127.0.0.1:{cp}" for _, cp in ports)
+        self.nodes = {}
+        for i, (p, cp) in enumerate(ports, 1):
+            self.nodes[f"n{i}"] = NatsServer(p, ["--server_name", f"n{i}", "--cluster_name", name,
+                                                 "--cluster", f"nats://127.0.0.1:{cp}",
+                                                 "--routes", routes])
+        self.url = ",".join(n.url for n in self.nodes.values())
+
+    def start(self, timeout=30.0):
+        for n in self.nodes.values():
+            n.start()
+        # JetStream is ready once the cluster has a meta leader.
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                r = JsReader(self.any().port)
+                try:
+                    info = r.api("INFO")
+                finally:
+                    r.close()
+                if "error" not in info:
+                    return self
+            except (OSError, RuntimeError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the JetStream cluster did not form in time")
+
+    def any(self):
+        """A running node."""
+        return next(n for n in self.nodes.values() if n.proc)
+
+    def reader(self):
+        return JsReader(self.any().port)
+
+    def close(self):
+        for n in self.nodes.values():
+            n.close()
 
 
 class JsReader:

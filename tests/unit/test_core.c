@@ -116,7 +116,8 @@ Test(event, names_roundtrip)
 			ntypes++;
 		}
 	}
-	cr_assert_eq(ntypes, 21, "13 kernel types, k8s 1, systemd 1, cni 4, etcd 2");
+	cr_assert_eq(ntypes, 22,
+		     "14 kernel types (13 from BPF, kernel.gap), k8s 1, systemd 1, cni 4, etcd 2");
 	unsigned ps, pt;
 	cr_assert_eq(type_parse("process", &ps, &pt), -EINVAL);
 	cr_assert_str_eq(type_name(SRC_KERNEL, 999), "unknown");

@@ -21,6 +21,7 @@
 #include "core/state.h"
 #include "enrich/podmeta.h"
 #include "http/watch.h"
+#include "kernel/kernel.h"
 #include "metrics/metrics.h"
 #include "pipeline/pipeline.h"
 #include "sink/sink.h"
@@ -28,12 +29,31 @@
 #include "sink/sink_nats.h"
 #include "util/log.h"
 #include "util/strbuf.h"
+#include "util/clock.h"
 #include "util/strlist.h"
 
 /* ---- collectors ---- */
 
+/* The running marker: <state-dir>/running, written at start, refreshed
+ * every RUNNING_REFRESH_MS, removed on a graceful stop. Found at start, it
+ * says the last run ended uncleanly (a SIGKILL, an OOM kill, a crash, a
+ * power cut): the kernel source then reports the window it could not see. */
+#define RUNNING_FILE "running"
+#define RUNNING_REFRESH_MS 5000
+
+struct running {
+	char *dir; /* a copy: it outlives the config */
+	uint64_t start_ns;
+	pthread_t thr;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool stop;
+};
+
 struct agent {
 	struct tapio_config cfg;
+	struct running run;
 	struct queue *q;
 	struct sink *sink;
 	struct registry *reg;
@@ -120,6 +140,104 @@ static int build_registry(struct agent *a)
 		rc = -ENOENT;
 	}
 	return rc;
+}
+
+/* ---- the running marker ---- */
+
+static int running_write(struct running *r)
+{
+	char buf[128];
+	int n = snprintf(buf, sizeof(buf),
+			 "tapio-running 1\nstarted %" PRIu64 "\nalive %" PRIu64 "\npid %d\n",
+			 r->start_ns, now_ns(), (int)getpid());
+	return state_write(r->dir, RUNNING_FILE, buf, (size_t)n);
+}
+
+static void *running_main(void *arg)
+{
+	struct running *r = arg;
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += RUNNING_REFRESH_MS / 1000;
+		pthread_cond_timedwait(&r->cv, &r->lock, &ts);
+		if (!r->stop)
+			running_write(r);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/* Reads the marker a stopped run left (the last time it was known to be
+ * running: "alive", else "started"), then writes this run's. */
+static void running_begin(struct agent *a)
+{
+	struct running *r = &a->run;
+	if (!a->cfg.state_dir || !*a->cfg.state_dir)
+		return;
+	r->dir = strdup(a->cfg.state_dir);
+	if (!r->dir)
+		return;
+	r->start_ns = now_ns();
+	int rc = state_mkdir(r->dir);
+	char buf[256];
+	ssize_t n = rc ? rc : state_read(r->dir, RUNNING_FILE, buf, sizeof(buf));
+	if (n >= 0) {
+		unsigned long long started = 0, alive = 0;
+		const char *p = strstr(buf, "\nstarted ");
+		if (p)
+			started = strtoull(p + 9, NULL, 10);
+		p = strstr(buf, "\nalive ");
+		if (p)
+			alive = strtoull(p + 7, NULL, 10);
+		uint64_t from = alive ? alive : started;
+		if (!from || from > r->start_ns) {
+			tlog(TLOG_WARN, NULL,
+			     "%s/%s: the last run did not stop cleanly (no time in it)", r->dir,
+			     RUNNING_FILE);
+			from = r->start_ns;
+		} else {
+			tlog(TLOG_WARN, NULL,
+			     "the last run did not stop cleanly: kernel events of the last %.1f s "
+			     "before this start are not seen (kernel.gap)",
+			     (double)(r->start_ns - from) / 1e9);
+		}
+		kernel_note_gap(from, r->start_ns);
+	} else if (n != -ENOENT) {
+		tlog(TLOG_WARN, NULL, "%s/%s: %s", r->dir, RUNNING_FILE, strerror((int)-n));
+	}
+	if (rc || (rc = running_write(r))) {
+		tlog(TLOG_WARN, NULL,
+		     "%s/%s: cannot write: %s (an unclean stop will not be noticed)", r->dir,
+		     RUNNING_FILE, strerror(-rc));
+		return;
+	}
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	r->started = pthread_create(&r->thr, NULL, running_main, r) == 0;
+}
+
+/* A graceful stop: the marker goes. */
+static void running_end(struct agent *a)
+{
+	struct running *r = &a->run;
+	if (r->started) {
+		pthread_mutex_lock(&r->lock);
+		r->stop = true;
+		pthread_cond_signal(&r->cv);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->thr, NULL);
+		r->started = false;
+	}
+	if (r->dir) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s", r->dir, RUNNING_FILE);
+		if (unlink(path) && errno != ENOENT)
+			tlog(TLOG_WARN, NULL, "%s: %s", path, strerror(errno));
+		free(r->dir);
+		r->dir = NULL;
+	}
 }
 
 /* ---- the pipeline ---- */
@@ -376,8 +494,10 @@ int cmd_agent(int argc, char **argv)
 	}
 	pipeline_install_signals();
 	ret = agent_setup(&a);
-	if (!ret)
+	if (!ret) {
+		running_begin(&a);
 		ret = agent_start(&a);
+	}
 	if (!ret) {
 		run_pipeline(&a);
 		metrics_stop(a.metrics);
@@ -388,6 +508,7 @@ int cmd_agent(int argc, char **argv)
 	}
 	if (a.reg)
 		registry_stop_all(a.reg);
-	agent_free(&a);
+	agent_free(&a); /* the collectors' last cursors are written */
+	running_end(&a);
 	return ret;
 }

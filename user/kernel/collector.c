@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/event.h"
 #include "core/options.h"
 #include "kernel/internal.h"
 #include "kernel/kernel_decode.h"
@@ -104,6 +105,36 @@ static uint32_t cgroup_path_level(const char *resolved)
 	return level;
 }
 
+static _Atomic uint64_t gap_from, gap_to;
+
+void kernel_note_gap(uint64_t from_ns, uint64_t to_ns)
+{
+	atomic_store(&gap_from, from_ns);
+	atomic_store(&gap_to, to_ns);
+}
+
+/* The kernel.gap event, once, at the first start after kernel_note_gap. */
+static void emit_gap(struct kcollector *kc)
+{
+	uint64_t to = atomic_exchange(&gap_to, 0), from = atomic_load(&gap_from);
+	if (!to)
+		return;
+	char data[160], id[80], fs[32], ts[32];
+	snprintf(data, sizeof(data),
+		 "{\"reason\":\"unclean stop\",\"from_ns\":%" PRIu64 ",\"to_ns\":%" PRIu64
+		 ",\"seconds\":%.3f}",
+		 from, to, to > from ? (double)(to - from) / 1e9 : 0.0);
+	snprintf(id, sizeof(id), "kernel-gap-%" PRIu64 "-%" PRIu64, from, to);
+	snprintf(fs, sizeof(fs), "%" PRIu64, from);
+	snprintf(ts, sizeof(ts), "%" PRIu64, to);
+	struct meta_kv kv[] = {{"gap_from_ns", fs}, {"gap_to_ns", ts}, {"id", id}};
+	int rc = event_emit(kc->q, kc->base.source, TYPE_KERNEL_GAP, FMT_JSON, to, kv, 3, data,
+			    strlen(data));
+	if (rc)
+		collector_error(&kc->base, "the kernel.gap record was not queued: %s",
+				strerror(-rc));
+}
+
 static int k_start(struct collector *c, struct queue *q)
 {
 	struct kcollector *kc = (struct kcollector *)c;
@@ -117,6 +148,7 @@ static int k_start(struct collector *c, struct queue *q)
 	b1 = kernel_clock_ns(CLOCK_BOOTTIME);
 	kc->boot_to_epoch = r - (b0 + (b1 - b0) / 2);
 	kc->q = q;
+	emit_gap(kc);
 	rc = collector_spawn(c, kernel_poll_thread);
 	if (rc)
 		return rc;

@@ -79,6 +79,13 @@ int kernel_parse_events(const char *list, uint64_t *mask, char *err, size_t errl
 /* True when this kernel has BTF at /sys/kernel/btf/vmlinux. */
 bool kernel_collector_available(void);
 
+/* The kernel source cannot resume: when the agent starts after an unclean
+ * stop, it calls this before starting the collectors, and the kernel
+ * collector emits one kernel.gap event at start naming the window it could
+ * not see (from_ns: the last time the stopped run was known to be running,
+ * to_ns: this start; wall clock ns). */
+void kernel_note_gap(uint64_t from_ns, uint64_t to_ns);
+
 /* ---- for `tapio probe` ---- */
 
 /* One BPF program: its name in the skeleton, the tracepoint it attaches to

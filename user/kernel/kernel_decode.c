@@ -590,7 +590,7 @@ const char *const kernel_type_names[KERNEL_NTYPES] = {
     [TYPE_TCP_RETRANSMIT] = "tcp.retransmit", [TYPE_TCP_RESET] = "tcp.reset",
     [TYPE_CGROUP_MKDIR] = "cgroup.mkdir",     [TYPE_CGROUP_RMDIR] = "cgroup.rmdir",
     [TYPE_CGROUP_ATTACH] = "cgroup.attach",   [TYPE_OOM_KILL] = "oom.kill",
-    [TYPE_TCP_LISTEN] = "tcp.listen",
+    [TYPE_TCP_LISTEN] = "tcp.listen",	      [TYPE_KERNEL_GAP] = "kernel.gap",
 };
 
 const struct source_desc kernel_source = {

@@ -20,6 +20,8 @@ enum kernel_type {
 	TYPE_OOM_KILL, /* 12 */
 	TYPE_TCP_LISTEN,
 	TYPE_KERNEL__LAST = TYPE_TCP_LISTEN,
+	/* Userspace only: the window an unclean stop could not see. */
+	TYPE_KERNEL_GAP,
 	KERNEL_NTYPES, /* entries of kernel_type_names, [0] included */
 };
 

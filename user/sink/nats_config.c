@@ -199,6 +199,11 @@ static const struct opt nats_opt_table[] = {
     NO("nats-max-age", OPT_U64, max_age_s, "0", "stream max age in seconds, 0 = unlimited"),
     NO("nats-max-inflight", OPT_UINT, max_inflight, "4096", "unacked publishes at most"),
     NO("nats-ack-wait-ms", OPT_UINT, ack_wait_ms, "5000", "on shutdown, how long to wait for acks"),
+    NO("nats-replicas", OPT_UINT, replicas, "1",
+       "the stream's replicas when tapio creates it (1..5; a cluster)"),
+    NO("nats-duplicate-window", OPT_U64, dup_window_s, "120",
+       "seconds: the stream's duplicate window when tapio creates it; the longest outage "
+       "ridden out without duplicates"),
 };
 
 int nats_options_check(const void *p, char *err, size_t errlen)
@@ -230,6 +235,22 @@ int nats_options_check(const void *p, char *err, size_t errlen)
 	}
 	if (o->max_age_s > (uint64_t)INT64_MAX / 1000000000ull) {
 		nats_errf(err, errlen, "nats-max-age: %" PRIu64 " is too large", o->max_age_s);
+		return -EINVAL;
+	}
+	if (o->replicas > 5) { /* 0: the default, 1 */
+		nats_errf(err, errlen, "nats-replicas: %u is not 1..5", o->replicas);
+		return -EINVAL;
+	}
+	if (o->dup_window_s > (uint64_t)INT64_MAX / 1000000000ull) { /* 0: the default, 120 */
+		nats_errf(err, errlen, "nats-duplicate-window: %" PRIu64 " is too large",
+			  o->dup_window_s);
+		return -EINVAL;
+	}
+	if (o->max_age_s && (o->dup_window_s ? o->dup_window_s : 120) > o->max_age_s) {
+		nats_errf(err, errlen,
+			  "nats-duplicate-window: %" PRIu64
+			  " s is longer than nats-max-age %" PRIu64 " s (JetStream refuses it)",
+			  o->dup_window_s, o->max_age_s);
 		return -EINVAL;
 	}
 	return 0;

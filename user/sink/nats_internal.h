@@ -39,6 +39,8 @@ struct nats_sink {
 	char *stream;
 	jsRetentionPolicy retention;
 	int64_t max_age_ns;
+	int64_t dup_window_ns;
+	int replicas;
 	unsigned max_inflight;
 	unsigned ack_wait_ms;
 	char id_prefix[160]; /* "<node>-<start ns>-" */

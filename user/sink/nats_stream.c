@@ -60,6 +60,16 @@ int nats_ensure_stream(struct nats_sink *ns)
 			tlog(TLOG_WARN, "nats",
 			     "stream %s exists without subject %s; publishing anyway", ns->stream,
 			     subj);
+		if (si->Config && si->Config->Replicas && si->Config->Replicas != ns->replicas)
+			tlog(TLOG_WARN, "nats",
+			     "stream %s exists with %ld replicas, not %d: left as it is",
+			     ns->stream, (long)si->Config->Replicas, ns->replicas);
+		if (si->Config && si->Config->Duplicates != ns->dup_window_ns)
+			tlog(TLOG_WARN, "nats",
+			     "stream %s exists with a duplicate window of %.0f s, not %.0f s: left "
+			     "as it is",
+			     ns->stream, (double)si->Config->Duplicates / 1e9,
+			     (double)ns->dup_window_ns / 1e9);
 		jsStreamInfo_Destroy(si);
 		atomic_store(&ns->stream_ready, true);
 		return 0;
@@ -75,7 +85,8 @@ int nats_ensure_stream(struct nats_sink *ns)
 	sc.Retention = ns->retention;
 	sc.MaxAge = ns->max_age_ns;
 	sc.Storage = js_FileStorage;
-	sc.Duplicates = 120LL * 1000000000LL; /* dedup window for republished ids */
+	sc.Duplicates = ns->dup_window_ns; /* dedup window for republished ids */
+	sc.Replicas = ns->replicas;
 	jerr = 0;
 	st = js_AddStream(&si, ns->js, &sc, &o, &jerr);
 	if (st != NATS_OK) {
@@ -83,7 +94,8 @@ int nats_ensure_stream(struct nats_sink *ns)
 		return -EAGAIN;
 	}
 	jsStreamInfo_Destroy(si);
-	tlog(TLOG_INFO, "nats", "created stream %s for %s", ns->stream, subj);
+	tlog(TLOG_INFO, "nats", "created stream %s for %s (%d replicas, duplicate window %.0f s)",
+	     ns->stream, subj, ns->replicas, (double)ns->dup_window_ns / 1e9);
 	atomic_store(&ns->stream_ready, true);
 	return 0;
 }

@@ -575,6 +575,8 @@ static int nats_init_fields(struct nats_sink *ns, const char *url, const struct 
 	ns->max_inflight = o->max_inflight;
 	ns->ack_wait_ms = o->ack_wait_ms;
 	ns->max_age_ns = (int64_t)(o->max_age_s * 1000000000ull);
+	ns->dup_window_ns = (int64_t)((o->dup_window_s ? o->dup_window_s : 120) * 1000000000ull);
+	ns->replicas = o->replicas ? (int)o->replicas : 1;
 	ns->retry_cap = (size_t)o->max_inflight * 2;
 	ns->retry = calloc(ns->retry_cap, sizeof(*ns->retry));
 	if (!ns->prefix || !ns->stream || !ns->retry)

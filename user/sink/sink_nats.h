@@ -20,12 +20,18 @@
  * good is counted as lost and failed and reported through tlog(): nothing is
  * lost silently.
  *
- * Limit: the stream's duplicate window is 2 minutes (the JetStream default,
- * set when the sink creates the stream). A message the server stored but
- * whose ack was lost in a crash is republished after the reconnect; if the
- * outage lasted longer than the window, that copy is stored a second time.
- * Only messages in flight at the crash (at most nats_max_inflight) can be
- * affected, and consumers can drop them by Nats-Msg-Id.
+ * Limit: the stream's duplicate window (--nats-duplicate-window, 120 s by
+ * default, set when the sink creates the stream; --nats-replicas sets its
+ * replicas). JetStream drops a message whose Nats-Msg-Id it stored within
+ * the window. A message the server stored but whose ack was lost (a server
+ * or agent crash, a leader change) is published again with the same id
+ * after the reconnect or restart: it is dropped when the republish comes
+ * within the window of the first store, i.e. when the outage (server down,
+ * or agent down plus its restart and re-read) is shorter than the window;
+ * a longer outage can store that copy a second time. Only what was in
+ * flight (at most nats_max_inflight, plus the unacknowledged events a
+ * resumable source reads again) can be affected, and consumers can drop
+ * them by Nats-Msg-Id.
  *
  * Counters (the counters op; metric suffixes): published (first publishes),
  * republished, acked, duplicates (acks the server marked as duplicate), failed,
@@ -60,6 +66,8 @@ struct nats_options {
 	uint64_t max_age_s;    /* 0 = unlimited */
 	unsigned max_inflight; /* unacked publishes at most */
 	unsigned ack_wait_ms;  /* on shutdown */
+	unsigned replicas;     /* the stream's replicas when tapio creates it (1..5) */
+	uint64_t dup_window_s; /* the stream's duplicate window when tapio creates it */
 };
 extern const struct opt_group nats_options_group;
 
