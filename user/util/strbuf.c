@@ -16,7 +16,7 @@ void sb_free(struct strbuf *sb)
 	sb->err = 0;
 }
 
-int sb_grow(struct strbuf *sb, size_t n)
+int sb_grow_slow(struct strbuf *sb, size_t n)
 {
 	if (sb->err)
 		return sb->err;
@@ -38,28 +38,6 @@ int sb_grow(struct strbuf *sb, size_t n)
 	sb->buf = p;
 	sb->cap = cap;
 	return 0;
-}
-
-void sb_add(struct strbuf *sb, const void *p, size_t n)
-{
-	if (sb_grow(sb, n))
-		return;
-	memcpy(sb->buf + sb->len, p, n);
-	sb->len += n;
-	sb->buf[sb->len] = '\0';
-}
-
-void sb_putc(struct strbuf *sb, char c)
-{
-	if (sb_grow(sb, 1))
-		return;
-	sb->buf[sb->len++] = c;
-	sb->buf[sb->len] = '\0';
-}
-
-void sb_puts(struct strbuf *sb, const char *s)
-{
-	sb_add(sb, s, strlen(s));
 }
 
 void sb_printf(struct strbuf *sb, const char *fmt, ...)
@@ -95,23 +73,49 @@ static const char digit_pairs[201] = "00010203040506070809"
 				     "80818283848586878889"
 				     "90919293949596979899";
 
+/* Writes v's digits ending at end; returns the first. 32-bit steps: most
+ * values (pids, ports, sizes) fit, and a 32-bit division is the cheap one. */
+static char *u32_digits(char *end, uint32_t v)
+{
+	while (v >= 100) {
+		unsigned d = (v % 100) * 2;
+		v /= 100;
+		*--end = digit_pairs[d + 1];
+		*--end = digit_pairs[d];
+	}
+	if (v >= 10) {
+		*--end = digit_pairs[v * 2 + 1];
+		*--end = digit_pairs[v * 2];
+	} else {
+		*--end = (char)('0' + v);
+	}
+	return end;
+}
+
 void sb_u64(struct strbuf *sb, uint64_t v)
 {
 	char tmp[24];
-	size_t i = sizeof(tmp);
-	while (v >= 100) {
-		unsigned d = (unsigned)(v % 100) * 2;
-		v /= 100;
-		tmp[--i] = digit_pairs[d + 1];
-		tmp[--i] = digit_pairs[d];
-	}
-	if (v >= 10) {
-		tmp[--i] = digit_pairs[v * 2 + 1];
-		tmp[--i] = digit_pairs[v * 2];
+	char *end = tmp + sizeof(tmp), *p;
+	if (v <= UINT32_MAX) {
+		p = u32_digits(end, (uint32_t)v);
 	} else {
-		tmp[--i] = (char)('0' + v);
+		/* the low 8 digits (zero-padded), then the rest */
+		uint32_t lo = (uint32_t)(v % 100000000u);
+		p = u32_digits(end, lo);
+		while (p > end - 8)
+			*--p = '0';
+		uint64_t hi = v / 100000000u;
+		if (hi <= UINT32_MAX) {
+			p = u32_digits(p, (uint32_t)hi);
+		} else {
+			uint32_t mid = (uint32_t)(hi % 100000000u);
+			p = u32_digits(p, mid);
+			while (p > end - 16)
+				*--p = '0';
+			p = u32_digits(p, (uint32_t)(hi / 100000000u));
+		}
 	}
-	sb_add(sb, tmp + i, sizeof(tmp) - i);
+	sb_add(sb, p, (size_t)(end - p));
 }
 
 void sb_i64(struct strbuf *sb, int64_t v)
@@ -179,6 +183,19 @@ void sb_json_str(struct strbuf *sb, const char *s, size_t n)
 	const unsigned char *p = (const unsigned char *)s;
 	if (sb_grow(sb, n + 2))
 		return;
+	/* the common case: plain ASCII, nothing to escape, one copy */
+	size_t k = 0;
+	while (k < n && p[k] >= 0x20 && p[k] < 0x80 && p[k] != '"' && p[k] != '\\')
+		k++;
+	if (k == n) {
+		char *o = sb->buf + sb->len;
+		o[0] = '"';
+		memcpy(o + 1, s, n);
+		o[n + 1] = '"';
+		sb->len += n + 2;
+		sb->buf[sb->len] = '\0';
+		return;
+	}
 	sb_putc(sb, '"');
 	size_t run = 0; /* start of bytes that need no escaping */
 	size_t i = 0;
