@@ -261,7 +261,7 @@ def bench_storms(args):
     if not have_tracefs:
         print("tracefs could not be mounted: tcplife, execsnoop and bpftrace are left out")
     print(f"load before: {open('/proc/loadavg').read().split()[:3]} (1, 5, 15 min)")
-    for storm, n, per in (("connect", args.conns, 6), ("exec", args.execs, 3)):
+    for storm, n in (("connect", args.conns), ("exec", args.execs)):
         confs = tracers_for(storm, args, have_tracefs)
         res = {name: [] for name, _ in confs}
         for rnd in range(args.rounds):
@@ -270,7 +270,8 @@ def bench_storms(args):
             for name, make in order:
                 res[name].append(one_run(args, storm, n, make))
         bare = med([r["us"] for r in res["bare"]])
-        print(f"\n{storm} storm: {n} ops ({per} kernel events each), {args.rounds} rounds, medians")
+        print(f"\n{storm} storm: {n} ops, {args.rounds} rounds, medians; events: what the "
+              f"tracer wrote (its lines for peers)")
         print(f"{'tracer':<12} {'us/op':>9} {'slowdown':>9} {'events':>9} "
               f"{'CPU us/event':>13} {'ctxsw/100ev':>12}")
         for name, _ in confs:

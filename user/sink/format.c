@@ -113,9 +113,12 @@ int format_json(const struct tapio_event *ev, struct strbuf *out)
 		if (!first)
 			sb_putc(out, ',');
 		first = false;
-		sb_json_cstr(out, k);
+		/* pos is now past v's NUL: the lengths are known */
+		size_t kl = (size_t)(v - k) - 1;
+		size_t vl = (size_t)(event_meta(ev) + pos - v) - 1;
+		sb_json_str(out, k, kl);
 		sb_putc(out, ':');
-		sb_json_cstr(out, v);
+		sb_json_str(out, v, vl);
 	}
 	sb_puts(out, "},\"data\":");
 	if (add_data(ev, out)) {

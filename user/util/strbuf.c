@@ -94,28 +94,33 @@ static char *u32_digits(char *end, uint32_t v)
 
 void sb_u64(struct strbuf *sb, uint64_t v)
 {
-	char tmp[24];
-	char *end = tmp + sizeof(tmp), *p;
+	/* digits end at tmp + 24; the copy is a fixed 24 bytes (inlined, no
+	 * call), of which the first end - p are the number */
+	char tmp[48];
+	char *end = tmp + 24, *p;
 	if (v <= UINT32_MAX) {
 		p = u32_digits(end, (uint32_t)v);
 	} else {
 		/* the low 8 digits (zero-padded), then the rest */
-		uint32_t lo = (uint32_t)(v % 100000000u);
-		p = u32_digits(end, lo);
+		p = u32_digits(end, (uint32_t)(v % 100000000u));
 		while (p > end - 8)
 			*--p = '0';
 		uint64_t hi = v / 100000000u;
 		if (hi <= UINT32_MAX) {
 			p = u32_digits(p, (uint32_t)hi);
 		} else {
-			uint32_t mid = (uint32_t)(hi % 100000000u);
-			p = u32_digits(p, mid);
+			p = u32_digits(p, (uint32_t)(hi % 100000000u));
 			while (p > end - 16)
 				*--p = '0';
 			p = u32_digits(p, (uint32_t)(hi / 100000000u));
 		}
 	}
-	sb_add(sb, p, (size_t)(end - p));
+	size_t n = (size_t)(end - p);
+	if (sb_grow(sb, 24))
+		return;
+	memcpy(sb->buf + sb->len, p, 24);
+	sb->len += n;
+	sb->buf[sb->len] = '\0';
 }
 
 void sb_i64(struct strbuf *sb, int64_t v)
