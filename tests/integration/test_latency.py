@@ -4,6 +4,7 @@ past a fill threshold (bpf/submit.bpf.h), so a lone event relies on the
 thread's timed poll. Each event must still reach the output within 100 ms
 (p99), for `tapio trace -o json` and for `tapio agent`."""
 import json
+import math
 import random
 import subprocess
 import threading
@@ -68,9 +69,9 @@ class LowRateLatency(unittest.TestCase):
                 time.sleep(0.05)
             self.assertTrue(any(ready in l for l in err), err)
             lat = []
-            for _ in range(30):
+            for _ in range(100):
                 # spaced at random, so that events fall anywhere in a poll period
-                time.sleep(random.uniform(0.03, 0.12))
+                time.sleep(random.uniform(0.02, 0.08))
                 c = subprocess.Popen(["/bin/true"])
                 c.wait()
                 got = a.wait_exec_of(c.pid)
@@ -78,7 +79,7 @@ class LowRateLatency(unittest.TestCase):
                 arrived, ev = got
                 lat.append((arrived - ev["data"]["boot_ns"]) / 1e6)
             lat.sort()
-            p99 = lat[int(len(lat) * 0.99)]
+            p99 = lat[math.ceil(len(lat) * 0.99) - 1]  # nearest rank
             print(f"\n{argv[0]}: latency p50 {lat[len(lat) // 2]:.1f} ms, p99 {p99:.1f} ms")
             self.assertLessEqual(p99, 100.0, f"latency ms, sorted: {lat}")
             return lat
