@@ -33,14 +33,27 @@ static __always_inline void count_drop(__u32 type)
 /* Returns a zeroed record of size bytes, or NULL (drop counted). */
 #define reserve_event(type, size) reserve_event_z((type), (size), (size))
 
+/* Wake-ups are batched: a record is submitted without waking the reader
+ * until the ring holds at least this many bytes, which forces one. The
+ * reader also polls with a timeout and consumes on it, so a lone record
+ * waits at most that long. 0: the kernel's default (wake a reader that has
+ * caught up). Set by userspace before load (kernel_ringbuf_wakeup()). */
+const volatile __u64 cfg_wakeup_bytes __weak = 0;
+
 static __always_inline void submit_event(void *e)
 {
-	bpf_ringbuf_submit(e, 0);
+	__u64 flags = 0;
+
+	if (cfg_wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
+			    ? BPF_RB_FORCE_WAKEUP
+			    : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
 }
 
 static __always_inline void discard_event(void *e)
 {
-	bpf_ringbuf_discard(e, 0);
+	bpf_ringbuf_discard(e, cfg_wakeup_bytes ? BPF_RB_NO_WAKEUP : 0);
 }
 
 #ifdef TAPIO_BPF_DEBUG

@@ -95,7 +95,66 @@ Test(strbuf, printf_long_and_numbers)
 	sb_reset(&sb);
 	sb_time_iso(&sb, 1795738200123456789ull);
 	cr_assert_str_eq(sb.buf, "2026-11-27T00:10:00.123456789Z");
+	/* digit pairs and the 32/64-bit split: every length, every boundary */
+	uint64_t v = 1;
+	for (int i = 0; i < 20; i++, v *= 10) {
+		uint64_t around[] = {v - 1, v, v + 1, v * 9 + 8};
+		for (int k = 0; k < 4; k++) {
+			char ref[32];
+			snprintf(ref, sizeof(ref), "%llu", (unsigned long long)around[k]);
+			sb_reset(&sb);
+			sb_u64(&sb, around[k]);
+			cr_assert_str_eq(sb.buf, ref);
+		}
+	}
+	uint64_t edges[] = {UINT32_MAX,
+			    (uint64_t)UINT32_MAX + 1,
+			    99999999,
+			    100000000,
+			    9999999999999999ull,
+			    10000000000000000ull,
+			    1234567890123456789ull};
+	for (size_t k = 0; k < sizeof(edges) / sizeof(edges[0]); k++) {
+		char ref[32];
+		snprintf(ref, sizeof(ref), "%llu", (unsigned long long)edges[k]);
+		sb_reset(&sb);
+		sb_u64(&sb, edges[k]);
+		cr_assert_str_eq(sb.buf, ref);
+	}
 	sb_free(&sb);
+}
+
+/* format_json caches the timestamp's part down to the second: a new second,
+ * a new minute and day, an earlier time, and fractions with leading zeros
+ * must all come out as sb_time_iso writes them. */
+Test(event, format_json_timestamps_match_sb_time_iso)
+{
+	struct queue *q = queue_new(1 << 16);
+	cr_assert_not_null(q);
+	uint64_t ts[] = {1795738200123456789ull, 1795738200999999999ull,
+			 1795738201000000000ull, 1795738259000000001ull,
+			 1795738260000000000ull, 1795823999999999999ull,
+			 1795824000000000010ull, 1700000000000000000ull,
+			 1795738200123456789ull, 0};
+	for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+		cr_assert_eq(
+		    event_emit(q, SRC_ETCD, TYPE_ETCD_WATCH, FMT_JSON, ts[i], NULL, 0, "1", 1), 0);
+		size_t len;
+		unsigned src;
+		struct tapio_event *ev = queue_peek(q, &len, &src, 1000);
+		cr_assert_not_null(ev);
+		struct strbuf want = STRBUF_INIT, got = STRBUF_INIT;
+		sb_puts(&want, "{\"ts\":\"");
+		sb_time_iso(&want, ts[i]);
+		sb_puts(&want,
+			"\",\"source\":\"etcd\",\"type\":\"etcd.watch\",\"meta\":{},\"data\":1}\n");
+		cr_assert_eq(format_json(ev, &got), 0);
+		cr_assert_str_eq(got.buf, want.buf);
+		queue_release(q, ev);
+		sb_free(&want);
+		sb_free(&got);
+	}
+	queue_free(q);
 }
 
 Test(event, names_roundtrip)

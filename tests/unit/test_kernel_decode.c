@@ -701,3 +701,23 @@ Test(kernel_events, parse_event_lists)
 	cr_assert_eq(kernel_parse_events("", &m, err, sizeof(err)), -EINVAL);
 	cr_assert_eq(kernel_parse_events(NULL, &m, err, sizeof(err)), -EINVAL);
 }
+
+/* IPv4 text is written without inet_ntop: it must match it for every kind of
+ * octet (one, two and three digits, 0 and 255). */
+Test(kernel_decode, ipv4_text_matches_inet_ntop)
+{
+	static const char *const addrs[] = {"0.0.0.0",	   "255.255.255.255", "1.2.3.4",
+					    "10.99.100.9", "192.168.1.20",    "100.0.10.255"};
+	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+		struct tcp_event e;
+		memset(&e, 0, sizeof(e));
+		header(&e.hdr, EVENT_TCP_CONNECT);
+		e.family = AF_INET;
+		inet_pton(AF_INET, addrs[i], e.saddr);
+		inet_pton(AF_INET, addrs[i], e.daddr);
+		cJSON *j = decode(&e, sizeof(e));
+		cr_assert_str_eq(jstr(j, "saddr"), addrs[i]);
+		cr_assert_str_eq(jstr(j, "daddr"), addrs[i]);
+		cJSON_Delete(j);
+	}
+}

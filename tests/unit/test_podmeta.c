@@ -458,6 +458,49 @@ Test(podmeta, hooks_feed_and_read_the_cache)
 	podmeta_free(pm);
 }
 
+/* The hook reads through a per-thread cache: repeated events of one cgroup
+ * take no lock (the shared table sees no more lookups), and every change
+ * (a pod renamed, a cgroup removed) shows at the next event. */
+Test(podmeta, hook_cache_hits_without_the_table_and_sees_changes)
+{
+	uint64_t scope = mkdirs(POD_SCOPE);
+	struct podmeta *pm = podmeta_new(tree, 16);
+	cr_assert_not_null(pm);
+	struct collector_hooks h;
+	podmeta_hooks(pm, &h);
+	h.pod_update(h.ctx, UID, "shop", "web-2", false);
+
+	struct meta_kv kv[8];
+	char scratch[512];
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(h.cgroup_meta(h.ctx, scope, kv, 8, scratch, sizeof(scratch)), 4);
+		cr_assert_str_eq(kv[2].val, "web-2");
+	}
+	struct podmeta_stats st;
+	podmeta_get_stats(pm, &st);
+	cr_assert_eq(st.hits + st.misses, 1, "the table saw %lu lookups for 100 events",
+		     (unsigned long)(st.hits + st.misses));
+
+	h.pod_update(h.ctx, UID, "shop", "web-2-renamed", false);
+	cr_assert_eq(h.cgroup_meta(h.ctx, scope, kv, 8, scratch, sizeof(scratch)), 4);
+	cr_assert_str_eq(kv[2].val, "web-2-renamed");
+
+	/* removed and gone from the tree: no meta any more */
+	char full[512];
+	snprintf(full, sizeof(full), "%s/%s", tree, POD_SCOPE);
+	cr_assert_eq(rmdir(full), 0);
+	h.cgroup_removed(h.ctx, scope);
+	cr_assert_eq(h.cgroup_meta(h.ctx, scope, kv, 8, scratch, sizeof(scratch)), 0);
+
+	/* a new cache at the same address does not see the old one's answers */
+	podmeta_free(pm);
+	uint64_t scope2 = mkdirs(POD_SCOPE);
+	pm = podmeta_new(tree, 16);
+	podmeta_hooks(pm, &h);
+	cr_assert_eq(h.cgroup_meta(h.ctx, scope2, kv, 8, scratch, sizeof(scratch)), 2);
+	podmeta_free(pm);
+}
+
 struct hammer {
 	struct podmeta *pm;
 	uint64_t *ids;

@@ -6,11 +6,17 @@
  * results too, so a host process costs one resolution; here), and pod uid ->
  * name and namespace (enrich/pods.c). Ids resolve to paths in
  * enrich/cgroup_resolve.c and paths parse in enrich/cgroup_path.c.
+ *
+ * The event hook reads through a small per-thread cache in front of them
+ * (direct-mapped by cgroup id): a hit takes no lock. Every change to the
+ * tables (a pod update, a forgotten cgroup) bumps a generation, which
+ * invalidates every thread's copies at once.
  */
 #include "enrich/podmeta.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +50,11 @@ struct podmeta {
 	struct strlist want_labels;
 
 	struct podmeta_stats st;
+	uint64_t serial;      /* tells this cache from an earlier one at the same address */
+	_Atomic uint64_t gen; /* bumped on every change to the tables */
 };
+
+static _Atomic uint64_t podmeta_serials;
 
 static size_t hash_id(uint64_t id)
 {
@@ -78,6 +88,7 @@ struct podmeta *podmeta_new(const char *cgroup_root, size_t max_entries)
 		goto fail;
 	}
 	pm->cg_lru.next = pm->cg_lru.prev = &pm->cg_lru;
+	pm->serial = atomic_fetch_add(&podmeta_serials, 1) + 1;
 	pthread_mutex_init(&pm->mu, NULL);
 	return pm;
 fail:
@@ -233,6 +244,7 @@ void podmeta_forget(struct podmeta *pm, uint64_t cgroup_id)
 		e->next = pm->cg_free;
 		pm->cg_free = e;
 	}
+	atomic_fetch_add_explicit(&pm->gen, 1, memory_order_release);
 	pthread_mutex_unlock(&pm->mu);
 }
 
@@ -243,6 +255,7 @@ void podmeta_pod_update(struct podmeta *pm, const char *uid, const char *ns, con
 		return;
 	pthread_mutex_lock(&pm->mu);
 	pm->st.evictions += pod_table_update(&pm->pods, uid, ns, name, deleted);
+	atomic_fetch_add_explicit(&pm->gen, 1, memory_order_release);
 	pthread_mutex_unlock(&pm->mu);
 }
 
@@ -285,23 +298,57 @@ static size_t put_kv(struct meta_kv *kv, size_t n, size_t max, const char *key, 
 	return n + 1;
 }
 
+/* One cgroup's answer as the hook last gave it. */
+struct read_slot {
+	uint64_t serial, gen, id;
+	int rc;
+	struct podmeta_entry e;
+};
+
+#define READ_SLOTS 16
+static _Thread_local struct read_slot read_cache[READ_SLOTS];
+
+/* podmeta_lookup() through this thread's cache: no lock on a hit. */
+static int cached_lookup(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_entry **out)
+{
+	struct read_slot *s = &read_cache[hash_id(cgroup_id) & (READ_SLOTS - 1)];
+	/* the generation is read before the tables: a change after it makes
+	 * the slot stale at the next lookup */
+	uint64_t gen = atomic_load_explicit(&pm->gen, memory_order_acquire);
+	if (s->serial == pm->serial && s->gen == gen && s->id == cgroup_id) {
+		*out = &s->e;
+		return s->rc;
+	}
+	int rc = podmeta_lookup(pm, cgroup_id, &s->e);
+	if (rc == 0 || rc == -ENOENT) {
+		s->serial = pm->serial;
+		s->gen = gen;
+		s->id = cgroup_id;
+		s->rc = rc;
+	} else {
+		s->serial = 0; /* transient: ask again next time */
+	}
+	*out = &s->e;
+	return rc;
+}
+
 static size_t hook_cgroup_meta(void *ctx, uint64_t cgroup_id, struct meta_kv *kv, size_t max,
 			       char *scratch, size_t scratch_len)
 {
-	struct podmeta_entry e;
-	if (podmeta_lookup(ctx, cgroup_id, &e))
+	struct podmeta_entry *ep;
+	if (cached_lookup(ctx, cgroup_id, &ep))
 		return 0;
 	size_t n = 0;
-	n = put_kv(kv, n, max, "container_id", e.ids.container_id, &scratch, &scratch_len);
-	n = put_kv(kv, n, max, "pod_uid", e.ids.pod_uid, &scratch, &scratch_len);
-	n = put_kv(kv, n, max, "pod_name", e.pod_name, &scratch, &scratch_len);
-	n = put_kv(kv, n, max, "pod_namespace", e.pod_namespace, &scratch, &scratch_len);
-	n = put_kv(kv, n, max, "container_name", e.container_name, &scratch, &scratch_len);
-	n = put_kv(kv, n, max, "image", e.image, &scratch, &scratch_len);
-	n = put_kv(kv, n, max, "image_id", e.image_id, &scratch, &scratch_len);
-	for (size_t o = 0; o < e.labels_len && n < max;) {
-		const char *k = e.labels + o, *v = k + strlen(k) + 1;
-		o = (size_t)(v - e.labels) + strlen(v) + 1;
+	n = put_kv(kv, n, max, "container_id", ep->ids.container_id, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "pod_uid", ep->ids.pod_uid, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "pod_name", ep->pod_name, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "pod_namespace", ep->pod_namespace, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "container_name", ep->container_name, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "image", ep->image, &scratch, &scratch_len);
+	n = put_kv(kv, n, max, "image_id", ep->image_id, &scratch, &scratch_len);
+	for (size_t o = 0; o < ep->labels_len && n < max;) {
+		const char *k = ep->labels + o, *v = k + strlen(k) + 1;
+		o = (size_t)(v - ep->labels) + strlen(v) + 1;
 		size_t kl = strlen(k);
 		if (kl + 11 > scratch_len)
 			break;

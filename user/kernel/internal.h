@@ -111,6 +111,10 @@ void kernel_attach(struct kcollector *kc, const struct load_result *r, uint64_t 
 
 /* ---- ringbuf.c ---- */
 
+/* Poll timeout of the ring buffer thread: what a lone record waits at most. */
+#define KERNEL_POLL_MS 50
+/* The fill (bytes) at which a BPF program wakes the ring buffer thread. */
+uint64_t kernel_ringbuf_wakeup(uint32_t ringbuf_size);
 /* Opens kc->rb on the events map. Returns 0 or a negative errno. */
 int kernel_ringbuf_open(struct kcollector *kc);
 /* The collector's thread (collector_spawn): polls the ring buffer until

@@ -96,8 +96,10 @@ size_t kevent_used_len(const void *data, size_t len)
 	}
 }
 
-/* Copies a record (at most the largest struct) into an aligned buffer that
- * is zero past len, so the typed reads below never see stray bytes. */
+/* Copies a record (at most the largest struct) into an aligned buffer. Only
+ * the len bytes copied are read: check() saw that len covers the type's
+ * fixed part, and args and path are read only up to their checked lengths,
+ * so the rest of the buffer (most of its ~1.4 KB) is not zeroed. */
 union record {
 	struct event_header hdr;
 	struct exec_event exec;
@@ -114,7 +116,6 @@ static unsigned load(const void *data, size_t len, union record *r)
 
 	if (!type)
 		return 0;
-	memset(r, 0, sizeof(*r));
 	memcpy(r, data, len < sizeof(*r) ? len : sizeof(*r));
 	return type;
 }
@@ -176,9 +177,31 @@ static const char *errno_name(int e)
 	}
 }
 
+/* Dotted quad of a, as inet_ntop() writes it (buf: at least 16 bytes). */
+static void ipv4_str(const uint8_t a[4], char *buf)
+{
+	char *o = buf;
+
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+
+		if (v >= 100)
+			*o++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*o++ = (char)('0' + v / 10 % 10);
+		*o++ = (char)('0' + v % 10);
+		*o++ = '.';
+	}
+	o[-1] = '\0';
+}
+
 /* Address text for a tcp event end; "?" for an unknown family. */
 static void addr_str(unsigned family, const uint8_t addr[16], char *buf, size_t size)
 {
+	if (family == AF_INET && size >= INET_ADDRSTRLEN) {
+		ipv4_str(addr, buf);
+		return;
+	}
 	int af = family == AF_INET6 ? AF_INET6 : family == AF_INET ? AF_INET : -1;
 
 	if (af < 0 || !inet_ntop(af, addr, buf, size))
@@ -187,41 +210,39 @@ static void addr_str(unsigned family, const uint8_t addr[16], char *buf, size_t 
 
 /* ---- JSON ---- */
 
-static void json_key(struct strbuf *out, const char *key)
-{
-	sb_putc(out, ',');
-	sb_putc(out, '"');
-	sb_puts(out, key);
-	sb_puts(out, "\":");
-}
+/* Field names are string literals: each key is written as one precomputed
+ * piece, `,"name":`, with its length known at compile time. */
+#define json_key(out, key) sb_add((out), ",\"" key "\":", sizeof(",\"" key "\":") - 1)
 
-static void json_u64(struct strbuf *out, const char *key, uint64_t v)
-{
-	json_key(out, key);
-	sb_u64(out, v);
-}
+#define json_u64(out, key, v)                                                                      \
+	do {                                                                                       \
+		json_key(out, key);                                                                \
+		sb_u64((out), (v));                                                                \
+	} while (0)
 
-static void json_i64(struct strbuf *out, const char *key, int64_t v)
-{
-	json_key(out, key);
-	sb_i64(out, v);
-}
+#define json_i64(out, key, v)                                                                      \
+	do {                                                                                       \
+		json_key(out, key);                                                                \
+		sb_i64((out), (v));                                                                \
+	} while (0)
 
-static void json_bool(struct strbuf *out, const char *key, bool v)
-{
-	json_key(out, key);
-	sb_puts(out, v ? "true" : "false");
-}
+#define json_bool(out, key, v)                                                                     \
+	do {                                                                                       \
+		if (v)                                                                             \
+			sb_add((out), ",\"" key "\":true", sizeof(",\"" key "\":true") - 1);       \
+		else                                                                               \
+			sb_add((out), ",\"" key "\":false", sizeof(",\"" key "\":false") - 1);     \
+	} while (0)
 
-static void json_str(struct strbuf *out, const char *key, const char *s, size_t n)
-{
-	json_key(out, key);
-	sb_json_str(out, s, n);
-}
+#define json_str(out, key, s, n)                                                                   \
+	do {                                                                                       \
+		json_key(out, key);                                                                \
+		sb_json_str((out), (s), (n));                                                      \
+	} while (0)
 
 static void json_header(struct strbuf *out, const struct event_header *h)
 {
-	sb_puts(out, "{\"pid\":");
+	sb_add(out, "{\"pid\":", 7);
 	sb_u64(out, h->tgid);
 	json_u64(out, "tid", h->pid);
 	json_u64(out, "tgid", h->tgid);

@@ -105,6 +105,7 @@ static int open_configured(const struct load_cfg *cfg, uint64_t off, struct tapi
 	skel->rodata->cfg_containers_only = cfg->containers_only;
 	skel->rodata->cfg_all_threads = cfg->all_threads;
 	skel->rodata->cfg_page_shift = page_shift();
+	skel->rodata->cfg_wakeup_bytes = kernel_ringbuf_wakeup(cfg->ringbuf_size);
 	err = bpf_map__set_max_entries(skel->maps.events, cfg->ringbuf_size);
 	if (err) {
 		tapio__destroy(skel);

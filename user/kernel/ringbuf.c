@@ -12,6 +12,21 @@
 #include "kernel/internal.h"
 #include "kernel/kernel_decode.h"
 
+/* Decimal text of v in buf (at least 21 bytes), NUL-terminated. */
+static void u64_dec(char *buf, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	buf[n] = '\0';
+}
+
 static int on_sample(void *ctx, void *data, size_t size)
 {
 	struct kcollector *kc = ctx;
@@ -32,7 +47,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 	if (type >= EVENT_CGROUP_MKDIR && type <= EVENT_CGROUP_ATTACH &&
 	    ((const struct cgroup_event *)data)->hierarchy_id == 0)
 		cgid = ((const struct cgroup_event *)data)->id;
-	snprintf(kc->idbuf, sizeof(kc->idbuf), "%llu", (unsigned long long)cgid);
+	u64_dec(kc->idbuf, cgid);
 	kc->kv[nkv++] = (struct meta_kv){"cgroup_id", kc->idbuf};
 	const struct collector_hooks *hk = kc->o.hooks;
 	if (hk && hk->cgroup_meta && cgid)
@@ -63,7 +78,12 @@ void *kernel_poll_thread(void *arg)
 	struct kcollector *kc = arg;
 
 	while (!collector_stopping(&kc->base)) {
-		int n = ring_buffer__poll(kc->rb, 100);
+		/* The programs wake this thread only past a fill threshold; on the
+		 * timeout, take what is below it. */
+		int n = ring_buffer__poll(kc->rb, KERNEL_POLL_MS);
+
+		if (n == 0)
+			n = ring_buffer__consume(kc->rb);
 
 		if (n < 0 && n != -EINTR) {
 			collector_error(&kc->base, "ring buffer poll: %s", strerror(-n));
@@ -76,6 +96,15 @@ void *kernel_poll_thread(void *arg)
 	/* What the programs wrote before they were stopped. */
 	ring_buffer__consume(kc->rb);
 	return NULL;
+}
+
+uint64_t kernel_ringbuf_wakeup(uint32_t ringbuf_size)
+{
+	/* An eighth of the ring, at most 256 KiB: thousands of records per
+	 * wake-up in a storm, and room left for a reader that is late. */
+	uint64_t t = ringbuf_size / 8;
+
+	return t > (256u << 10) ? (256u << 10) : t;
 }
 
 int kernel_ringbuf_open(struct kcollector *kc)

@@ -10,6 +10,44 @@
 #include "sink/json_embed.h"
 #include "util/strbuf.h"
 
+/* The timestamp, as sb_time_iso() writes it, with the part down to the
+ * second ("2026-11-27T00:10:00.") formatted once per second per thread. */
+static void add_time(struct strbuf *sb, uint64_t ns)
+{
+	static _Thread_local uint64_t cached_sec = UINT64_MAX;
+	static _Thread_local char prefix[32];
+	static _Thread_local size_t prefix_len;
+	uint64_t sec = ns / 1000000000ull;
+	uint32_t frac = (uint32_t)(ns % 1000000000ull);
+
+	if (sec != cached_sec) {
+		struct strbuf t = STRBUF_INIT;
+		sb_time_iso(&t, sec * 1000000000ull);
+		/* "...:SS.000000000Z": keep up to the dot */
+		if (t.err || t.len < 11 || t.len - 10 >= sizeof(prefix)) {
+			sb_free(&t);
+			sb_time_iso(sb, ns);
+			return;
+		}
+		prefix_len = t.len - 10;
+		memcpy(prefix, t.buf, prefix_len);
+		sb_free(&t);
+		cached_sec = sec;
+	}
+	if (sb_grow(sb, prefix_len + 10))
+		return;
+	char *o = sb->buf + sb->len;
+	memcpy(o, prefix, prefix_len);
+	o += prefix_len;
+	for (int i = 8; i >= 0; i--) {
+		o[i] = (char)('0' + frac % 10);
+		frac /= 10;
+	}
+	o[9] = 'Z';
+	sb->len += prefix_len + 10;
+	sb->buf[sb->len] = '\0';
+}
+
 static int add_data(const struct tapio_event *ev, struct strbuf *out)
 {
 	const char *d = event_data(ev);
@@ -49,8 +87,8 @@ static int add_data(const struct tapio_event *ev, struct strbuf *out)
 int format_json(const struct tapio_event *ev, struct strbuf *out)
 {
 	size_t mark = out->len;
-	sb_puts(out, "{\"ts\":\"");
-	sb_time_iso(out, ev->ts);
+	sb_add(out, "{\"ts\":\"", 7);
+	add_time(out, ev->ts);
 	sb_puts(out, "\",\"source\":\"");
 	sb_puts(out, source_name(ev->source));
 	sb_puts(out, "\",\"type\":\"");
@@ -63,9 +101,12 @@ int format_json(const struct tapio_event *ev, struct strbuf *out)
 		if (!first)
 			sb_putc(out, ',');
 		first = false;
-		sb_json_cstr(out, k);
+		/* pos is now past v's NUL: the lengths are known */
+		size_t kl = (size_t)(v - k) - 1;
+		size_t vl = (size_t)(event_meta(ev) + pos - v) - 1;
+		sb_json_str(out, k, kl);
 		sb_putc(out, ':');
-		sb_json_cstr(out, v);
+		sb_json_str(out, v, vl);
 	}
 	sb_puts(out, "},\"data\":");
 	if (add_data(ev, out)) {

@@ -16,7 +16,7 @@ void sb_free(struct strbuf *sb)
 	sb->err = 0;
 }
 
-int sb_grow(struct strbuf *sb, size_t n)
+int sb_grow_slow(struct strbuf *sb, size_t n)
 {
 	if (sb->err)
 		return sb->err;
@@ -40,28 +40,6 @@ int sb_grow(struct strbuf *sb, size_t n)
 	return 0;
 }
 
-void sb_add(struct strbuf *sb, const void *p, size_t n)
-{
-	if (sb_grow(sb, n))
-		return;
-	memcpy(sb->buf + sb->len, p, n);
-	sb->len += n;
-	sb->buf[sb->len] = '\0';
-}
-
-void sb_putc(struct strbuf *sb, char c)
-{
-	if (sb_grow(sb, 1))
-		return;
-	sb->buf[sb->len++] = c;
-	sb->buf[sb->len] = '\0';
-}
-
-void sb_puts(struct strbuf *sb, const char *s)
-{
-	sb_add(sb, s, strlen(s));
-}
-
 void sb_printf(struct strbuf *sb, const char *fmt, ...)
 {
 	va_list ap;
@@ -83,15 +61,66 @@ void sb_printf(struct strbuf *sb, const char *fmt, ...)
 	sb->len += (size_t)n;
 }
 
+/* Two digits at a time from a table: half the divisions of one at a time. */
+static const char digit_pairs[201] = "00010203040506070809"
+				     "10111213141516171819"
+				     "20212223242526272829"
+				     "30313233343536373839"
+				     "40414243444546474849"
+				     "50515253545556575859"
+				     "60616263646566676869"
+				     "70717273747576777879"
+				     "80818283848586878889"
+				     "90919293949596979899";
+
+/* Writes v's digits ending at end; returns the first. 32-bit steps: most
+ * values (pids, ports, sizes) fit, and a 32-bit division is the cheap one. */
+static char *u32_digits(char *end, uint32_t v)
+{
+	while (v >= 100) {
+		unsigned d = (v % 100) * 2;
+		v /= 100;
+		*--end = digit_pairs[d + 1];
+		*--end = digit_pairs[d];
+	}
+	if (v >= 10) {
+		*--end = digit_pairs[v * 2 + 1];
+		*--end = digit_pairs[v * 2];
+	} else {
+		*--end = (char)('0' + v);
+	}
+	return end;
+}
+
 void sb_u64(struct strbuf *sb, uint64_t v)
 {
-	char tmp[24];
-	int i = sizeof(tmp);
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	sb_add(sb, tmp + i, sizeof(tmp) - (size_t)i);
+	/* digits end at tmp + 24; the copy is a fixed 24 bytes (inlined, no
+	 * call), of which the first end - p are the number */
+	char tmp[48];
+	char *end = tmp + 24, *p;
+	if (v <= UINT32_MAX) {
+		p = u32_digits(end, (uint32_t)v);
+	} else {
+		/* the low 8 digits (zero-padded), then the rest */
+		p = u32_digits(end, (uint32_t)(v % 100000000u));
+		while (p > end - 8)
+			*--p = '0';
+		uint64_t hi = v / 100000000u;
+		if (hi <= UINT32_MAX) {
+			p = u32_digits(p, (uint32_t)hi);
+		} else {
+			p = u32_digits(p, (uint32_t)(hi % 100000000u));
+			while (p > end - 16)
+				*--p = '0';
+			p = u32_digits(p, (uint32_t)(hi / 100000000u));
+		}
+	}
+	size_t n = (size_t)(end - p);
+	if (sb_grow(sb, 24))
+		return;
+	memcpy(sb->buf + sb->len, p, 24);
+	sb->len += n;
+	sb->buf[sb->len] = '\0';
 }
 
 void sb_i64(struct strbuf *sb, int64_t v)
@@ -159,6 +188,19 @@ void sb_json_str(struct strbuf *sb, const char *s, size_t n)
 	const unsigned char *p = (const unsigned char *)s;
 	if (sb_grow(sb, n + 2))
 		return;
+	/* the common case: plain ASCII, nothing to escape, one copy */
+	size_t k = 0;
+	while (k < n && p[k] >= 0x20 && p[k] < 0x80 && p[k] != '"' && p[k] != '\\')
+		k++;
+	if (k == n) {
+		char *o = sb->buf + sb->len;
+		o[0] = '"';
+		memcpy(o + 1, s, n);
+		o[n + 1] = '"';
+		sb->len += n + 2;
+		sb->buf[sb->len] = '\0';
+		return;
+	}
 	sb_putc(sb, '"');
 	size_t run = 0; /* start of bytes that need no escaping */
 	size_t i = 0;

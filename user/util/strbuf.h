@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct strbuf {
 	char *buf; /* always NUL-terminated when cap > 0 */
@@ -29,11 +30,35 @@ static inline void sb_reset(struct strbuf *sb)
 	if (sb->buf)
 		sb->buf[0] = '\0';
 }
-/* Makes room for n more bytes. Returns 0 or -ENOMEM. */
-int sb_grow(struct strbuf *sb, size_t n);
-void sb_add(struct strbuf *sb, const void *p, size_t n);
-void sb_putc(struct strbuf *sb, char c);
-void sb_puts(struct strbuf *sb, const char *s);
+/* The reallocating part of sb_grow(). */
+int sb_grow_slow(struct strbuf *sb, size_t n);
+/* Makes room for n more bytes. Returns 0 or -ENOMEM. Inline: the encoders
+ * call it for every piece, and it almost always has room already. */
+static inline int sb_grow(struct strbuf *sb, size_t n)
+{
+	if (__builtin_expect(!sb->err && sb->len + n + 1 <= sb->cap, 1))
+		return 0;
+	return sb_grow_slow(sb, n);
+}
+static inline void sb_add(struct strbuf *sb, const void *p, size_t n)
+{
+	if (sb_grow(sb, n))
+		return;
+	memcpy(sb->buf + sb->len, p, n);
+	sb->len += n;
+	sb->buf[sb->len] = '\0';
+}
+static inline void sb_putc(struct strbuf *sb, char c)
+{
+	if (sb_grow(sb, 1))
+		return;
+	sb->buf[sb->len++] = c;
+	sb->buf[sb->len] = '\0';
+}
+static inline void sb_puts(struct strbuf *sb, const char *s)
+{
+	sb_add(sb, s, strlen(s));
+}
 void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sb_u64(struct strbuf *sb, uint64_t v);
 void sb_i64(struct strbuf *sb, int64_t v);

@@ -1,0 +1,376 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""What tapio costs the node, side by side with the tools it replaces.
+
+`make bench-overhead` (also part of `make bench`). Needs root.
+
+Workloads (bench/overhead/storm.c): a loopback connect storm (N connections,
+each connect + accept + close of both ends) and an exec storm (N fork + exec
+/bin/true + wait). Each runs bare and under every tracer:
+
+  tapio-agent   tapio agent --collectors kernel --output file:/dev/null
+  tapio-trace   tapio trace -o json > /dev/null
+  peer          tcplife (connect storm) / execsnoop (exec storm), libbpf-tools
+  bpftrace      a bpftrace script on the same tracepoints, one line per event
+
+in rounds whose order rotates (alternated), reporting medians: the
+workload's time per operation and its slowdown against bare, the tracer's
+CPU per event written (utime + stime from /proc/PID/stat over the storm and
+its drain) and its context switches per event (voluntary + nonvoluntary of
+every thread, /proc/PID/task/*/status). A tracer that wrote nothing is shown
+as not attached, never as zero overhead. Peers need tracefs: it is mounted at
+/sys/kernel/tracing when it is not.
+
+Then the consumer's ceiling, apart from any workload: a BPF test program
+(bench/overhead/flood.bpf.c, bpf_prog_test_run) submits records into a
+running agent's ring buffer; the agent takes them through the queue to JSON
+Lines in /dev/null. Reported: records per second of agent CPU (one core) and
+per second of wall time, with the agent's own count of what it wrote.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HZ = os.sysconf("SC_CLK_TCK")
+
+BPFTRACE_TCP = """
+tracepoint:sock:inet_sock_set_state /args->protocol == 6/ {
+  printf("%d %s %d %d %d\\n", pid, comm, args->sport, args->dport, args->newstate);
+}
+"""
+BPFTRACE_EXEC = """
+tracepoint:sched:sched_process_fork { printf("fork %d %d\\n", args->parent_pid, args->child_pid); }
+tracepoint:sched:sched_process_exec { printf("exec %d %s\\n", pid, str(args->filename)); }
+tracepoint:sched:sched_process_exit { printf("exit %d %s\\n", pid, comm); }
+"""
+
+
+def cpu_s(pid):
+    """CPU time of the process: the sum of its threads' run time in ns from
+    /proc/PID/task/*/schedstat (what utime + stime of /proc/PID/stat count,
+    without their 1/HZ granularity), or utime + stime when schedstat is
+    missing."""
+    total, seen = 0, False
+    for st in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            with open(st) as f:
+                total += int(f.read().split()[0])
+                seen = True
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that just ended
+    if seen:
+        return total / 1e9
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / HZ  # fields 14 and 15
+
+
+def bpf_attachments(pid):
+    """BPF links and perf events among pid's descriptors: > 0 once attached."""
+    n = 0
+    for fd in glob.glob(f"/proc/{pid}/fd/*"):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if "bpf_link" in target or "perf_event" in target:
+            n += 1
+    return n
+
+
+def ctx_switches(pid):
+    n = 0
+    for st in glob.glob(f"/proc/{pid}/task/*/status"):
+        try:
+            with open(st) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        n += int(line.split()[1])
+        except OSError:
+            pass  # a thread that just ended
+    return n
+
+
+def mount_tracefs():
+    if os.path.exists("/sys/kernel/tracing/events"):
+        return True
+    r = subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"],
+                       capture_output=True, text=True)
+    return r.returncode == 0 and os.path.exists("/sys/kernel/tracing/events")
+
+
+class Tracer:
+    """One tracer process: started, waited for until attached, stopped, and
+    asked how many events it wrote."""
+
+    def __init__(self, name, argv, out_path=None, ready=None, count=None, stdin=None):
+        self.name, self.argv, self.out_path = name, argv, out_path
+        self.ready, self.count_fn = ready, count
+        self.err_path = tempfile.mktemp(prefix="tapio-ovh-err-")
+        self.proc = None
+
+    def start(self, timeout=20.0):
+        out = open(self.out_path, "w") if self.out_path else subprocess.DEVNULL
+        err = open(self.err_path, "w")
+        self.proc = subprocess.Popen(self.argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        out != subprocess.DEVNULL and out.close()
+        err.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            if self.ready(self):
+                time.sleep(0.1)  # attach of the last programs, start-up events
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stderr(self):
+        try:
+            with open(self.err_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def output(self):
+        try:
+            with open(self.out_path) as f:
+                return f.read()
+        except (OSError, TypeError):
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        n = self.count_fn(self)
+        for p in (self.err_path, self.out_path):
+            if p:
+                try:
+                    os.unlink(p)
+                except OSError:
+                    pass
+        return n
+
+
+def summary_of(text):
+    for line in reversed(text.splitlines()):
+        if line.startswith('{"summary"'):
+            return json.loads(line)["summary"]
+    return None
+
+
+def tapio_agent(tapio, extra=()):
+    def count(t):
+        s = summary_of(t.stderr())
+        return s["kernel"]["events"] if s and "kernel" in s else 0
+    return Tracer("tapio-agent",
+                  [tapio, "agent", "--collectors", "kernel", "--output", "file:/dev/null",
+                   "--metrics-addr", "", *extra],
+                  ready=lambda t: "agent running" in t.stderr(), count=count)
+
+
+def tapio_trace(tapio):
+    def count(t):
+        s = summary_of(t.stderr())
+        return s["events"] if s else 0
+    return Tracer("tapio-trace", [tapio, "trace", "-o", "json"],
+                  ready=lambda t: "tapio trace: tracing" in t.stderr(), count=count)
+
+
+def line_tracer(name, argv, header_lines):
+    """A peer writing one line per event to a file (block-buffered, as tapio
+    writes): attached once it holds BPF links or perf events and their number
+    stays put for half a second; its events are its lines at exit."""
+    state = {"n": 0, "since": 0.0}
+
+    def ready(t):
+        n = bpf_attachments(t.proc.pid)
+        now = time.monotonic()
+        if n != state["n"]:
+            state["n"], state["since"] = n, now
+        return n > 0 and now - state["since"] >= 0.5
+
+    def count(t):
+        return max(0, len(t.output().splitlines()) - header_lines)
+    return Tracer(name, argv, out_path=tempfile.mktemp(prefix="tapio-ovh-out-"),
+                  ready=ready, count=count)
+
+
+def tracers_for(storm, args, have_tracefs):
+    out = [("bare", None),
+           ("tapio-agent", lambda: tapio_agent(args.tapio)),
+           ("tapio-trace", lambda: tapio_trace(args.tapio))]
+    peer = "tcplife" if storm == "connect" else "execsnoop"
+    peer_bin = shutil.which(peer) or shutil.which(peer + "-bpfcc")
+    if peer_bin and have_tracefs:
+        # both print one header line
+        out.append((peer, lambda: line_tracer(peer, [peer_bin], 1)))
+    bt = shutil.which("bpftrace")
+    if bt and have_tracefs:
+        script = BPFTRACE_TCP if storm == "connect" else BPFTRACE_EXEC
+        # its first line: "Attaching N probes..."
+        out.append(("bpftrace", lambda: line_tracer("bpftrace", [bt, "-B", "full", "-e", script], 1)))
+    return out
+
+
+def run_storm(storm_bin, storm, n):
+    r = subprocess.run([storm_bin, storm, str(n)], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)["us_per_op"]
+
+
+def one_run(args, storm, n, make):
+    t = make() if make else None
+    if t and not t.start():
+        err = t.stderr().strip().splitlines()[-3:]
+        t.stop()
+        return {"attached": False, "why": " | ".join(err)}
+    pid = t.proc.pid if t else None
+    c0 = cpu_s(pid) if pid else 0
+    x0 = ctx_switches(pid) if pid else 0
+    us = run_storm(args.storm, storm, n)
+    if t:
+        time.sleep(0.4)  # drain: more than the agent's 50 ms poll bound
+        c1, x1 = cpu_s(pid), ctx_switches(pid)
+        events = t.stop()
+        if events == 0:
+            return {"attached": False, "why": "wrote nothing", "us": us}
+        return {"attached": True, "us": us, "events": events, "cpu_s": c1 - c0,
+                "ctx": x1 - x0}
+    return {"attached": True, "us": us}
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def bench_storms(args):
+    have_tracefs = mount_tracefs()
+    if not have_tracefs:
+        print("tracefs could not be mounted: tcplife, execsnoop and bpftrace are left out")
+    print(f"load before: {open('/proc/loadavg').read().split()[:3]} (1, 5, 15 min)")
+    for storm, n in (("connect", args.conns), ("exec", args.execs)):
+        confs = tracers_for(storm, args, have_tracefs)
+        res = {name: [] for name, _ in confs}
+        for rnd in range(args.rounds):
+            k = rnd % len(confs)
+            order = confs[k:] + confs[:k]  # rotate: each tracer in every slot
+            for name, make in order:
+                res[name].append(one_run(args, storm, n, make))
+        bare = med([r["us"] for r in res["bare"]])
+        print(f"\n{storm} storm: {n} ops, {args.rounds} rounds, medians; events: what the "
+              f"tracer wrote (its lines for peers)")
+        print(f"{'tracer':<12} {'us/op':>9} {'slowdown':>9} {'events':>9} "
+              f"{'CPU us/event':>13} {'ctxsw/100ev':>12}")
+        for name, _ in confs:
+            rs = res[name]
+            ok = [r for r in rs if r["attached"]]
+            if len(ok) < len(rs):
+                why = next(r["why"] for r in rs if not r["attached"])
+                print(f"{name:<12} not attached in {len(rs) - len(ok)} of {len(rs)} rounds: {why}")
+            if not ok:
+                continue
+            us = med([r["us"] for r in ok])
+            slow = f"{(us / bare - 1) * 100:+.0f}%" if name != "bare" else "-"
+            if name == "bare":
+                print(f"{name:<12} {us:9.1f} {slow:>9}")
+                continue
+            ev = med([r["events"] for r in ok])
+            cpu = med([r["cpu_s"] / r["events"] * 1e6 for r in ok])
+            ctx = med([r["ctx"] / r["events"] * 100 for r in ok])
+            print(f"{name:<12} {us:9.1f} {slow:>9} {ev:9.0f} {cpu:13.2f} {ctx:12.2f}")
+    print(f"\nload after: {open('/proc/loadavg').read().split()[:3]}")
+
+
+def bench_flood(args):
+    """The consumer's ceiling: a fixed number of records into the ring, then
+    the time and agent CPU until the agent is idle again."""
+    rates, walls = [], []
+    for rnd in range(args.flood_rounds):
+        t = tapio_agent(args.tapio, ("--queue-size", "256M"))
+        if not t.start():
+            print("flood: the agent did not start:", t.stderr()[-300:])
+            t.stop()
+            return
+        pid = t.proc.pid
+        c0, x0 = cpu_s(pid), ctx_switches(pid)
+        w0 = time.monotonic()
+        r = subprocess.run([args.flood, str(pid), "60", "1024", str(args.flood_records)],
+                           capture_output=True, text=True)
+        if r.returncode:
+            print("flood:", r.stderr.strip())
+            t.stop()
+            return
+        fl = json.loads(r.stdout)
+        # idle again: under 1% of a CPU over 100 ms (its timed polls go on)
+        last, steady = cpu_s(pid), time.monotonic()
+        while True:
+            time.sleep(0.1)
+            c, now = cpu_s(pid), time.monotonic()
+            if c - last < 0.001:
+                break
+            last, steady = c, now
+            if now - w0 > 120:
+                print("flood: the agent did not settle in 120 s")
+                break
+        w1 = steady
+        c1, x1 = cpu_s(pid), ctx_switches(pid)
+        s = None
+        t.proc.send_signal(signal.SIGINT)
+        t.proc.wait(timeout=30)
+        s = summary_of(t.stderr())
+        t.stop()
+        k = s["kernel"] if s else {}
+        written = k.get("events", 0)
+        lost = k.get("dropped", 0)
+        rate = fl["written"] / (c1 - c0) if c1 > c0 else float("nan")
+        wall = fl["written"] / (w1 - w0)
+        rates.append(rate)
+        walls.append(wall)
+        print(f"flood round {rnd + 1}: {fl['written']} records in "
+              f"({fl['refused']} refused by the full ring), agent wrote {written} "
+              f"(dropped {lost}), agent CPU {c1 - c0:.2f} s, wall {w1 - w0:.2f} s, "
+              f"ctxsw {x1 - x0}: {rate / 1e6:.2f} M records/s per agent CPU second, "
+              f"{wall / 1e6:.2f} M/s wall")
+    print(f"flood median: {med(rates) / 1e6:.2f} M records/s of agent CPU (one core), "
+          f"{med(walls) / 1e6:.2f} M/s wall, ring -> queue -> JSON Lines -> /dev/null")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--conns", type=int, default=20000)
+    ap.add_argument("--execs", type=int, default=2000)
+    ap.add_argument("--flood-records", type=int, default=1000000)
+    ap.add_argument("--flood-rounds", type=int, default=3)
+    ap.add_argument("--only", choices=("storms", "flood"))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench-overhead: needs root (BPF, tracefs)", file=sys.stderr)
+        return 1
+    args.tapio = os.path.join(args.build, "tapio")
+    args.storm = os.path.join(args.build, "bench-overhead", "storm")
+    args.flood = os.path.join(args.build, "bench-overhead", "flood")
+    if args.only != "flood":
+        bench_storms(args)
+    if args.only != "storms":
+        print()
+        bench_flood(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
