@@ -115,8 +115,10 @@ static void *res_main(void *arg)
 	bool need_list, first = true;
 
 	load_state(r);
-	if (r->cluster && k->use_lease) {
-		/* The cluster role's cursor is the lease's, not this node's. */
+	if (r->cluster && k->use_lease && r->lease_rv[0]) {
+		/* The cluster role's cursor is the lease's, not this node's; a lease
+		 * that carries none yet (a first holder, or one killed before its
+		 * first renew) leaves this node's acknowledged cursor in place. */
 		snprintf(r->rv, sizeof(r->rv), "%s", r->lease_rv);
 		(void)cursor_update(&r->cur, r->rv);
 	}
