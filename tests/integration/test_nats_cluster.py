@@ -158,7 +158,9 @@ class ClusterTest(unittest.TestCase):
             time.sleep(max(0, stored_at + outage - time.time()))
             shutil.rmtree(self.state)
             shutil.copytree(before, self.state)
-            t = self.agent(srv.url, "--nats-duplicate-window", str(window))
+            # a Lease of its own, with no cursor: the restored file is the cursor
+            t = self.agent(srv.url, "--nats-duplicate-window", str(window),
+                           "--k8s-lease-name", f"tapio-back-{int(outage * 1000)}")
             # The re-read is published and acknowledged: the cursor is past it.
             last = max(int(rv) for _, rv in want)
             rvfile = os.path.join(self.state, "k8s-configmaps.rv")
