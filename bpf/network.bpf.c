@@ -351,7 +351,6 @@ static __always_inline void own_socket(const struct sock *sk, struct task_struct
 static __noinline void reown_at_close(const struct sock *sk, struct sock_info *info)
 {
 	struct task_struct *t = current_task();
-	struct sock_info fresh = {};
 
 	if (BPF_CORE_READ(t, flags) & PF_KTHREAD) {
 		if (info)
@@ -362,18 +361,13 @@ static __noinline void reown_at_close(const struct sock *sk, struct sock_info *i
 		sock_forget(sk);
 		return;
 	}
+	/* A socket with no entry (filtered, or its entry could not be made)
+	 * stays without one: a second sock_info here would take the combined
+	 * stack past 512 bytes on 6.1's verifier. */
 	if (info) {
 		fill_header(&info->owner, 0, t);
 		info->fin_sent = 1;
-		return;
 	}
-	/* Not seen before (older than tapio and not seeded): known from now. */
-	fresh.start_unknown = 1;
-	fresh.fin_sent = 1;
-	fill_header(&fresh.owner, 0, t);
-	read_ends(sk, &fresh.family, &fresh.sport, &fresh.dport, fresh.saddr, fresh.daddr);
-	fresh.saved = 1;
-	sock_put(sk, &fresh);
 }
 
 /* listen(): runs in the listening task. */
