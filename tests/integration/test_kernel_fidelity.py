@@ -406,7 +406,8 @@ class SocketStorage(unittest.TestCase):
         mport = free_port()
         agent = Tapio("agent", "--collectors", "kernel", "--events", "tcp.connect,tcp.close",
                       "--output", "stdout", "--queue-size", "1M", "--state-dir", d,
-                      "--metrics-addr", "127.0.0.1:%d" % mport, env=clean_env())
+                      "--metrics-addr", "127.0.0.1:%d" % mport,
+                      env=dict(clean_env(), TAPIO_TEST_SOCKS_HASH="0"))
         self.addCleanup(agent.stop)
         for _ in range(200):
             try:
