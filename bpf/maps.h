@@ -26,6 +26,11 @@ const volatile bool cfg_containers_only __weak = false;
 const volatile bool cfg_all_threads __weak = false;
 /* log2 of the page size, to report oom.kill sizes in kB. */
 const volatile __u32 cfg_page_shift __weak = 12;
+/* Socket owners live in socket-local storage (sk_socks): the kernel lets
+ * tracing programs use it (bpf_sk_storage_get from tp_btf and iterators,
+ * 5.11+). Userspace sets it from the kernel's BTF; without it, the socks
+ * and closed_socks hashes keyed by the socket's address. */
+const volatile bool cfg_sk_storage __weak = false;
 
 /* ---- maps ---- */
 
@@ -66,20 +71,48 @@ struct sock_info {
 	__u8 pad[7];
 };
 
-/* Live sockets. Not preallocated: a preallocated map this size takes about
- * 100 ms to create, most of tapio's start-up. Entries go at CLOSE. */
+/* Live sockets, in socket-local storage: an entry lives and dies with its
+ * socket (no leak when a CLOSE is not seen: a skipped program run, see
+ * kernel_recursion_misses), and it is still there for the RST that an
+ * abortive close sends after the state change. Creating one fails only when
+ * the socket's option memory is at net.core.optmem_max: counted in
+ * map_errors as "socks". */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sock_info);
+} sk_socks SEC(".maps") __weak;
+
+/* With sk_socks: the owners of sockets older than tapio, from the start-up
+ * iterator (which cannot reach socket-local storage), keyed by the struct
+ * sock address. The first tracepoint that sees such a socket moves its
+ * entry into sk_socks; an entry goes also when a new socket takes the
+ * address. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, struct sock_info);
+} seeds SEC(".maps") __weak;
+
+/* The fallback where tracing programs cannot use socket-local storage:
+ * keyed by the struct sock address, entries go at CLOSE. LRU, so that
+ * entries of CLOSEs not seen are evicted rather than fill it (an LRU
+ * evicts, it does not fail: evictions are not counted). Userspace shrinks
+ * it to one entry when sk_socks is used. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sock_info);
 } socks SEC(".maps") __weak;
 
-/* Sockets that just reached CLOSE: an abortive close (SO_LINGER 0,
- * tcp_disconnect) sends its RST after the state change, and that tcp.reset
- * still needs the owner and the ends. Small and LRU: it only bridges that
- * moment. */
+/* With the socks fallback: sockets that just reached CLOSE. An abortive
+ * close (SO_LINGER 0, tcp_disconnect) sends its RST after the state change,
+ * and that tcp.reset still needs the owner and the ends. Small and LRU: it
+ * only bridges that moment. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1024);

@@ -240,30 +240,134 @@ static __always_inline struct tcp_event *tcp_reserve_shed(__u32 type, const stru
 	return tcp_reserve(type, sk, info);
 }
 
-/* Remembers the current task as sk's owner, if it passes the filters. */
-/* The socket's entry: live, or just closed. */
-static __always_inline struct sock_info *sock_lookup(__u64 key)
-{
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+/* ---- the socket's entry: socket-local storage (sk_socks), or the socks
+ * and closed_socks hashes where the kernel has no storage for tracing ---- */
 
-	return info ? info : bpf_map_lookup_elem(&closed_socks, &key);
+/* The socket's entry. In the fallback, closed: also one that just closed. */
+static __always_inline struct sock_info *sock_get(const struct sock *sk, bool closed)
+{
+	__u64 key = (__u64)sk;
+	struct sock_info *info;
+
+	if (cfg_sk_storage) {
+		struct sock_info *seed;
+
+		info = bpf_sk_storage_get(&sk_socks, (struct sock *)sk, NULL, 0);
+		if (info)
+			return info;
+		/* Seeded at start-up: moves into the socket's storage. */
+		seed = bpf_map_lookup_elem(&seeds, &key);
+		if (!seed)
+			return NULL;
+		info = bpf_sk_storage_get(&sk_socks, (struct sock *)sk, NULL,
+					  BPF_SK_STORAGE_GET_F_CREATE);
+		if (!info) {
+			count_map_error(MAP_ERR_SOCKS);
+			return seed;
+		}
+		__builtin_memcpy(info, seed, sizeof(*info));
+		bpf_map_delete_elem(&seeds, &key);
+		return info;
+	}
+	info = bpf_map_lookup_elem(&socks, &key);
+	return info || !closed ? info : bpf_map_lookup_elem(&closed_socks, &key);
 }
 
+static __always_inline struct sock_info *sock_lookup(const struct sock *sk)
+{
+	return sock_get(sk, true);
+}
+
+/* Sets the socket's entry to v, counting a failure in map_errors. */
+static __always_inline void sock_put(const struct sock *sk, const struct sock_info *v)
+{
+	__u64 key = (__u64)sk;
+
+	if (cfg_sk_storage) {
+		struct sock_info *p = bpf_sk_storage_get(&sk_socks, (struct sock *)sk, NULL,
+							 BPF_SK_STORAGE_GET_F_CREATE);
+
+		if (p)
+			__builtin_memcpy(p, v, sizeof(*p));
+		else
+			count_map_error(MAP_ERR_SOCKS);
+		bpf_map_delete_elem(&seeds, &key);
+		return;
+	}
+	map_put(&socks, &key, v, BPF_ANY, MAP_ERR_SOCKS);
+	bpf_map_delete_elem(&closed_socks, &key);
+}
+
+/* Forgets the socket (its new owner is filtered out). */
+static __always_inline void sock_forget(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (cfg_sk_storage) {
+		bpf_sk_storage_delete(&sk_socks, (struct sock *)sk);
+		bpf_map_delete_elem(&seeds, &key);
+		return;
+	}
+	bpf_map_delete_elem(&socks, &key);
+	bpf_map_delete_elem(&closed_socks, &key);
+}
+
+/* The socket reached CLOSE. Socket-local storage stays until the socket is
+ * freed; the fallback moves the entry to closed_socks for a moment (a new
+ * socket at the same address clears it at SYN_SENT or SYN_RECV). */
+static __always_inline void sock_closed(const struct sock *sk, struct sock_info *info)
+{
+	__u64 key = (__u64)sk;
+
+	if (cfg_sk_storage || !info)
+		return;
+	map_put(&closed_socks, &key, info, BPF_ANY, MAP_ERR_CLOSED_SOCKS);
+	bpf_map_delete_elem(&socks, &key);
+}
+
+/* Remembers task t as sk's owner, if it passes the filters. */
 static __always_inline void own_socket(const struct sock *sk, struct task_struct *t)
 {
 	struct sock_info info = {};
-	__u64 key = (__u64)sk;
 
 	if (!task_wanted(t)) {
 		/* Forget an older socket that had this address. */
-		bpf_map_delete_elem(&socks, &key);
-		bpf_map_delete_elem(&closed_socks, &key);
+		sock_forget(sk);
 		return;
 	}
 	info.start_ns = bpf_ktime_get_boot_ns();
 	fill_header(&info.owner, 0, t);
-	map_put(&socks, &key, &info, BPF_ANY, MAP_ERR_SOCKS);
-	bpf_map_delete_elem(&closed_socks, &key);
+	sock_put(sk, &info);
+}
+
+#define PF_KTHREAD 0x00200000
+
+/* close() or shutdown() (ESTABLISHED -> FIN_WAIT1, CLOSE_WAIT -> LAST_ACK):
+ * runs in the task that holds the socket now, which is not always the one
+ * that connected or listened: a prefork server's child accepts what its
+ * parent listened for, a socket passed over a unix socket changes hands.
+ * That task becomes the owner, as in tcplife. A kernel thread (a deferred
+ * fput) leaves the owner as it was. */
+static __noinline void reown_at_close(const struct sock *sk, struct sock_info *info)
+{
+	struct task_struct *t = current_task();
+
+	if (BPF_CORE_READ(t, flags) & PF_KTHREAD) {
+		if (info)
+			info->fin_sent = 1;
+		return;
+	}
+	if (!task_wanted(t)) {
+		sock_forget(sk);
+		return;
+	}
+	/* A socket with no entry (filtered, or its entry could not be made)
+	 * stays without one: a second sock_info here would take the combined
+	 * stack past 512 bytes on 6.1's verifier. */
+	if (info) {
+		fill_header(&info->owner, 0, t);
+		info->fin_sent = 1;
+	}
 }
 
 /* listen(): runs in the listening task. */
@@ -374,7 +478,6 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 {
 	struct sock_info *info, fresh = {};
 	struct tcp_event *e;
-	__u64 key = (__u64)sk;
 	__u32 type;
 
 	if (!(cfg_event_mask & TCP_CONN_MASK))
@@ -400,13 +503,11 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 			else if (no_task_filter())
 				fresh.owner.flags = HDR_F_NO_TASK;
 			else {
-				bpf_map_delete_elem(&socks, &key);
-				bpf_map_delete_elem(&closed_socks, &key);
+				sock_forget(sk);
 				return 0;
 			}
 			fresh.start_ns = bpf_ktime_get_boot_ns();
-			map_put(&socks, &key, &fresh, BPF_ANY, MAP_ERR_SOCKS);
-			bpf_map_delete_elem(&closed_socks, &key);
+			sock_put(sk, &fresh);
 			return 0;
 		}
 	}
@@ -416,7 +517,7 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 		return 0;
 	}
 
-	info = bpf_map_lookup_elem(&socks, &key);
+	info = sock_get(sk, false);
 	if (newstate == TCP_ESTABLISHED) {
 		const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 		__u64 now = bpf_ktime_get_boot_ns();
@@ -447,8 +548,7 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 		return 0;
 	}
 	if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
-		if (info)
-			info->fin_sent = 1;
+		reown_at_close(sk, info);
 		return 0;
 	}
 	if (newstate != TCP_CLOSE)
@@ -469,13 +569,8 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 		e->state = newstate;
 		submit_event(e);
 	}
-	/* Keep it a moment longer for an RST that follows the close (see
-	 * closed_socks); a new socket at the same address clears it at
-	 * SYN_SENT or SYN_RECV. */
-	if (info) {
-		map_put(&closed_socks, &key, info, BPF_ANY, MAP_ERR_CLOSED_SOCKS);
-		bpf_map_delete_elem(&socks, &key);
-	}
+	/* Kept a moment longer for an RST that follows the close. */
+	sock_closed(sk, info);
 	return 0;
 }
 
@@ -484,7 +579,6 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb)
 {
-	__u64 key = (__u64)sk;
 	struct sock_info *info;
 	struct tcp_event *e;
 
@@ -496,7 +590,7 @@ int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *
 	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb, err) &&
 	    (int)ctx[2] != 0)
 		return 0;
-	info = sock_lookup(key);
+	info = sock_lookup(sk);
 	e = tcp_reserve_shed(EVENT_TCP_RETRANSMIT, sk, info);
 	if (!e)
 		return 0;
@@ -519,12 +613,11 @@ int BPF_PROG(tapio_tcp_send_reset, const struct sock *sk, const struct sk_buff *
 {
 	struct sock_info *info = NULL;
 	struct tcp_event *e;
-	__u64 key = (__u64)sk;
 
 	if (!type_wanted(EVENT_TCP_RESET))
 		return 0;
 	if (sk)
-		info = sock_lookup(key);
+		info = sock_lookup(sk);
 	e = tcp_reserve_shed(EVENT_TCP_RESET, sk, info);
 	if (!e)
 		return 0;
@@ -548,13 +641,12 @@ int BPF_PROG(tapio_tcp_send_reset, const struct sock *sk, const struct sk_buff *
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(tapio_tcp_receive_reset, struct sock *sk)
 {
-	__u64 key = (__u64)sk;
 	struct sock_info *info;
 	struct tcp_event *e;
 
 	if (!type_wanted(EVENT_TCP_RESET))
 		return 0;
-	info = sock_lookup(key);
+	info = sock_lookup(sk);
 	e = tcp_reserve_shed(EVENT_TCP_RESET, sk, info);
 	if (!e)
 		return 0;
@@ -571,7 +663,8 @@ int BPF_PROG(tapio_tcp_receive_reset, struct sock *sk)
  * iterator, run by userspace right after the tracepoints are attached) and
  * records the owners of TCP sockets that already exist, so that connections
  * accepted on an older listener, and older connections that close, still
- * name their process. Entries the tracepoints wrote meanwhile win (NOEXIST). */
+ * name their process. Entries the tracepoints wrote meanwhile win (NOEXIST,
+ * and socket-local storage is looked up before seeds). */
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 
@@ -618,6 +711,9 @@ int tapio_seed_sockets(struct bpf_iter__task_file *ctx)
 	info.start_unknown = 1;
 	read_ends(sk, &info.family, &info.sport, &info.dport, info.saddr, info.daddr);
 	info.saved = 1;
-	map_put(&socks, &key, &info, BPF_NOEXIST, MAP_ERR_SOCKS);
+	/* The pointer is not one the verifier lets reach socket-local storage:
+	 * the entry waits in seeds until a tracepoint sees the socket. */
+	map_put(cfg_sk_storage ? (void *)&seeds : (void *)&socks, &key, &info, BPF_NOEXIST,
+		MAP_ERR_SOCKS);
 	return 0;
 }

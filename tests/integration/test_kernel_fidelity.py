@@ -17,8 +17,8 @@ from tapiotest import Tapio, free_port, need_root, skip_or_fail, tmpdir  # noqa:
 import kernel_fixture as kf  # noqa: E402
 
 
-def trace(*args):
-    t = Tapio("trace", "-o", "json", *args)
+def trace(*args, env=None):
+    t = Tapio("trace", "-o", "json", *args, env=env)
     kf.wait_attached(t)
     return t
 
@@ -299,6 +299,163 @@ class Processes(unittest.TestCase):
         for n in (256, 300):
             self.assertEqual(data(evs[n])["filename"], names[n][:255])
             self.assertTrue(data(evs[n])["filename_truncated"], n)
+
+
+PREFORK = r"""
+import os, socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)
+print(s.getsockname()[1], flush=True)
+child = os.fork()
+if child == 0:
+    c, _ = s.accept()
+    if sys.argv[1] == "server-first":
+        c.recv(5)
+    else:
+        while c.recv(4096):
+            pass
+    c.close()
+    os._exit(0)
+print(child, flush=True)
+os.waitpid(child, 0)
+"""
+
+
+class Prefork(unittest.TestCase):
+    """A parent listens, a forked child accepts and closes: the server
+    side's tcp.close names the child, the task that held the socket."""
+
+    def setUp(self):
+        need_root(self)
+
+    def run_case(self, mode, env=None):
+        with trace("-e", "tcp.accept,tcp.close", env=env) as t:
+            p = subprocess.Popen([sys.executable, "-c", PREFORK, mode], stdout=subprocess.PIPE)
+            self.addCleanup(p.stdout.close)
+            self.addCleanup(p.wait)
+            self.addCleanup(p.kill)
+            port = int(p.stdout.readline())
+            child = int(p.stdout.readline())
+            c = socket.create_connection(("127.0.0.1", port))
+            cport = c.getsockname()[1]
+            c.sendall(b"hello")
+            if mode == "server-first":
+                self.assertEqual(c.recv(10), b"")  # the child's FIN
+            c.close()
+            self.assertEqual(p.wait(10), 0)
+            srv = lambda e: data(e)["sport"] == port and data(e)["dport"] == cport  # noqa: E731
+            close = t.wait_for(lambda e: e["type"] == "tcp.close" and srv(e), 10)
+            acc = t.wait_for(lambda e: e["type"] == "tcp.accept" and srv(e), 10)
+            t.stop()
+        self.assertIsNotNone(close, t.events)
+        self.assertIsNotNone(acc, t.events)
+        d = data(close)
+        self.assertEqual(d["pid"], child, d)
+        self.assertEqual(d["tgid"], child, d)
+        self.assertEqual(d["ppid"], p.pid, d)
+        self.assertTrue(d["task_known"], d)
+        self.assertTrue(d["owner_known"], d)
+        self.assertEqual(d["oldstate"], "FIN_WAIT2" if mode == "server-first" else "LAST_ACK", d)
+        self.assertEqual(d["bytes_received"], 5, d)
+        self.assertEqual(d["bytes_sent"], 0, d)
+        self.assertTrue(d["start_seen"], d)
+        # The accept itself still names the listener: the parent.
+        self.assertEqual(data(acc)["pid"], p.pid, data(acc))
+
+    def test_child_closes_first(self):
+        self.run_case("server-first")
+
+    def test_client_closes_first(self):
+        self.run_case("client-first")
+
+    def test_child_closes_first_with_the_socks_hash(self):
+        """The fallback for kernels whose tracing programs have no
+        socket-local storage (forced here) re-owns the same way."""
+        self.run_case("server-first", env={"TAPIO_TEST_SOCKS_HASH": "1"})
+
+
+NS_CONNECTS = r"""
+import socket, sys
+n = int(sys.argv[1])
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
+for _ in range(n):
+    c = socket.create_connection(s.getsockname())
+    a, _ = s.accept()
+    c.close(); a.close()
+print(s.getsockname()[1], flush=True)
+"""
+
+
+class SocketStorage(unittest.TestCase):
+    """Socket owners live in socket-local storage; an entry that cannot be
+    made is counted in kernel_map_errors{map="socks"}. A socket's storage is
+    charged to its option memory, so a network namespace with
+    net.core.optmem_max at 0 is a full map for every socket in it."""
+
+    def setUp(self):
+        need_root(self)
+
+    def test_a_full_socks_map_is_counted(self):
+        from test_metrics import http_get, parse_exposition, clean_env
+        ns = "tapio-optmem-%d" % os.getpid()
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", ns])
+        nsexec = ["ip", "netns", "exec", ns]
+        subprocess.run(nsexec + ["ip", "link", "set", "lo", "up"], check=True)
+        subprocess.run(nsexec + ["sysctl", "-q", "-w", "net.core.optmem_max=0"], check=True)
+        d = tmpdir(self)
+        mport = free_port()
+        agent = Tapio("agent", "--collectors", "kernel", "--events", "tcp.connect,tcp.close",
+                      "--output", "stdout", "--queue-size", "1M", "--state-dir", d,
+                      "--metrics-addr", "127.0.0.1:%d" % mport,
+                      env=dict(clean_env(), TAPIO_TEST_SOCKS_HASH="0"))
+        self.addCleanup(agent.stop)
+        for _ in range(200):
+            try:
+                if http_get(mport, "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            self.fail("the agent did not get ready: %r" % agent.stderr_lines)
+        key = 'tapio_kernel_map_errors_total{collector="kernel",map="socks"}'
+
+        def errors():
+            for _ in range(100):
+                try:
+                    return parse_exposition(self, http_get(mport, "/metrics")[2])[key]
+                except OSError:
+                    time.sleep(0.1)
+            self.fail("no /metrics")
+
+        before = errors()
+        n = 20
+        out = subprocess.run(nsexec + [sys.executable, "-c", NS_CONNECTS, str(n)], check=True,
+                             stdout=subprocess.PIPE).stdout
+        port = int(out)
+        evs = []
+        deadline = time.time() + 10
+        while time.time() < deadline and len(evs) < 2 * n:
+            evs = agent.matching(lambda e: e["type"] in ("tcp.connect", "tcp.close")
+                                 and port in (e["data"]["sport"], e["data"]["dport"]))
+            time.sleep(0.1)
+        after = errors()
+        # Each socket fails at its start: the connecting one and the
+        # accepted child (others on the host may add theirs).
+        self.assertGreaterEqual(after - before, 2 * n, (before, after))
+        # The events still come, without an owner: no entry, no task.
+        conn = [e for e in evs if e["type"] == "tcp.connect"]
+        self.assertEqual(len(conn), n, evs)
+        for e in conn:
+            self.assertEqual(e["data"]["dport"], port)
+            self.assertFalse(e["data"]["owner_known"], e)
+            self.assertFalse(e["data"]["task_known"], e)
+        # The same connects in this namespace make no errors.
+        mid = errors()
+        subprocess.run([sys.executable, "-c", NS_CONNECTS, str(n)], check=True,
+                       stdout=subprocess.PIPE)
+        time.sleep(0.5)
+        self.assertEqual(errors(), mid)
 
 
 if __name__ == "__main__":

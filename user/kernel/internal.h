@@ -84,6 +84,7 @@ struct load_result {
 	uint64_t off;	     /* programs not loaded: not wanted or failed */
 	uint64_t failed;     /* programs that failed */
 	char why[P__N][128]; /* for failed ones */
+	bool sk_storage;     /* socket owners in socket-local storage (cfg_sk_storage) */
 };
 
 /* ---- probe.c ---- */

@@ -91,7 +91,8 @@ static void break_for_test(struct tapio *skel)
 		bpf_program__set_expected_attach_type(p, BPF_TRACE_FENTRY);
 }
 
-static int open_configured(const struct load_cfg *cfg, uint64_t off, struct tapio **out)
+static int open_configured(const struct load_cfg *cfg, uint64_t off, bool sk_storage,
+			   struct tapio **out)
 {
 	struct tapio *skel = tapio__open();
 	int err;
@@ -106,7 +107,14 @@ static int open_configured(const struct load_cfg *cfg, uint64_t off, struct tapi
 	skel->rodata->cfg_all_threads = cfg->all_threads;
 	skel->rodata->cfg_page_shift = page_shift();
 	skel->rodata->cfg_wakeup_bytes = kernel_ringbuf_wakeup(cfg->ringbuf_size);
+	skel->rodata->cfg_sk_storage = sk_storage;
 	err = bpf_map__set_max_entries(skel->maps.events, cfg->ringbuf_size);
+	/* With socket-local storage the socks hashes are not used: one entry
+	 * each (the LRU is preallocated; 65536 entries take ~100 ms). */
+	if (!err && sk_storage)
+		err = bpf_map__set_max_entries(skel->maps.socks, 1);
+	if (!err && sk_storage)
+		err = bpf_map__set_max_entries(skel->maps.closed_socks, 1);
 	if (err) {
 		tapio__destroy(skel);
 		return err;
@@ -141,7 +149,7 @@ static int prog_index(const char *name)
 static int load_once(const struct load_cfg *cfg, struct load_result *r, struct load_capture *cap,
 		     int *rc, char *err, size_t errlen)
 {
-	int e = open_configured(cfg, r->off, &r->skel);
+	int e = open_configured(cfg, r->off, r->sk_storage, &r->skel);
 
 	if (e) {
 		err_printf(err, errlen, "cannot open the BPF object: %s", strerror(-e));

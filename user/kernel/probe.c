@@ -121,10 +121,27 @@ static bool target_exists(const struct btf *vmlinux, const struct kernel_prog_in
 				      p->btf_struct ? BTF_KIND_STRUCT : BTF_KIND_TYPEDEF) >= 0;
 }
 
+/* True when tracing programs may use socket-local storage: the kernel has
+ * bpf_sk_storage_get for them and bpf_sock_from_file (both 5.11, "bpf: Allow
+ * using bpf_sk_storage in FENTRY/FEXIT/RAW_TP"). Otherwise the socks hash
+ * (bpf/maps.h). TAPIO_TEST_SOCKS_HASH=1 forces the hash, to test it. */
+static bool sk_storage_for_tracing(const struct btf *vmlinux)
+{
+	const char *force = getenv("TAPIO_TEST_SOCKS_HASH");
+
+	if (force && !strcmp(force, "1"))
+		return false;
+	return vmlinux &&
+	       btf__find_by_name_kind(vmlinux, "bpf_sk_storage_get_tracing", BTF_KIND_FUNC) >= 0 &&
+	       btf__find_by_name_kind(vmlinux, "bpf_sock_from_file", BTF_KIND_FUNC) >= 0;
+}
+
 void kernel_plan(const struct load_cfg *cfg, struct load_result *r)
 {
 	struct btf *vmlinux = btf__load_vmlinux_btf();
 	bool old_oom = mark_victim_is_old(vmlinux);
+
+	r->sk_storage = sk_storage_for_tracing(vmlinux);
 
 	for (int i = 0; i < P__N; i++) {
 		if (!prog_needed(i, cfg->types) || (i == P_OOM_SIGNAL && !old_oom)) {
