@@ -23,7 +23,7 @@ struct tapio_config {
 	char *file_sync;     /* file output: none | batch | always (fdatasync policy) */
 	uint64_t queue_size; /* bytes, power of two */
 	char *state_dir;
-	char *metrics_addr; /* HOST:PORT, "" = off */
+	char *metrics_addr; /* HOST:PORT ([IPV6]:PORT; a bare IP gets port 9090), "" = off */
 	char *node_name;
 	uint64_t max_event_size; /* collector input larger than this is skipped */
 	unsigned queue_wait_ms;	 /* resumable sources wait this long on a full queue */
