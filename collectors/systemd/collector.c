@@ -322,6 +322,7 @@ static void systemd_destroy(struct collector *c)
 		for (size_t i = 0; i < RING_SLOTS; i++)
 			free(s->ring[i]);
 	free(s->ring);
+	free(s->pos);
 	free(s->dir);
 	free(s->since);
 	strlist_free(&s->units);
@@ -342,6 +343,7 @@ static void systemd_counters(struct collector *c, counter_fn fn, void *ctx)
 	fn(ctx, "emit_retries", "", atomic_load(&s->emit_retries));
 	fn(ctx, "journal_invalidations", "", atomic_load(&s->invalidations));
 	fn(ctx, "bad_files", "", atomic_load(&s->bad_files));
+	fn(ctx, "symlinks_refused", "", atomic_load(&s->symlinks_refused));
 	fn(ctx, "acks_pending", "", s->ack_ok ? ack_pending(&s->ack) : 0);
 }
 
@@ -377,6 +379,7 @@ struct collector *systemd_collector_new(const struct collector_env *env, char *e
 		return NULL;
 	}
 	collector_init(&s->base, &systemd_ops, env->source);
+	s->ifd = -1;
 	s->rl_read.interval_ns = s->rl_entry.interval_ns = s->rl_emit.interval_ns = ERR_INTERVAL_NS;
 	cursor_init(&s->cur, cfg->state_dir, SYSTEMD_CURSOR_FILE, CURSOR_DEFAULT_INTERVAL_MS);
 	s->max_event_size = (size_t)cfg->max_event_size;

@@ -43,6 +43,8 @@ struct seen_file {
 	dev_t dev;
 	ino_t ino;
 	off_t size;
+	int fd;	      /* O_NOFOLLOW fd the journal reads, -1 = not read (a symlink,
+		       * failed the open check, or not a journal yet) */
 	bool bad;     /* failed the open check, or found corrupt by the walk */
 	bool walked;  /* every entry walked (see verify_next_file) */
 	bool present; /* found by the current scan */
@@ -80,13 +82,20 @@ struct systemd_collector {
 	struct strbuf json;
 	struct seen_file *files;
 	size_t nfiles, files_cap;
+	uint64_t files_gen; /* bumped when the set of readable fds changes */
+	uint64_t j_gen;	    /* files_gen that s->j was opened with */
+	int ndirs;	    /* journal directories found by the last scan */
+	int ifd;	    /* inotify on the journal directories */
+	char *pos;	    /* the reader's position: kept across reopening */
+	bool opened_once;   /* positioned by --journal-since/the stored cursor */
 	uint64_t last_check_ns;
 	struct ratelimit rl_read, rl_entry, rl_emit;
 
 	/* extra counters */
-	_Atomic uint64_t emit_retries;	/* queue refusals that were retried */
-	_Atomic uint64_t invalidations; /* SD_JOURNAL_INVALIDATE seen */
-	_Atomic uint64_t bad_files;	/* journal files that failed the check */
+	_Atomic uint64_t emit_retries;	   /* queue refusals that were retried */
+	_Atomic uint64_t invalidations;	   /* SD_JOURNAL_INVALIDATE seen */
+	_Atomic uint64_t bad_files;	   /* journal files that failed the check */
+	_Atomic uint64_t symlinks_refused; /* symlinked files and directories */
 };
 
 static inline struct systemd_collector *to_sd(struct collector *c)
@@ -120,9 +129,16 @@ void journal_event_id(const char *c, char *out, size_t outlen);
 
 /* A journal file's name: *.journal or *.journal~. */
 bool journal_file_name(const char *name);
-/* Scans the journal directories: opens each new, replaced or shrunk file
- * alone, and forgets deleted ones. */
+/* Scans the journal directories (watched on s->ifd): opens each new file
+ * with O_NOFOLLOW and checks it alone, re-checks replaced or shrunk ones,
+ * refuses symlinks (named once), and forgets deleted ones. */
 void check_files(struct systemd_collector *s);
+/* sd_journal_open_files_fd() on duplicates of the n fds: the journal closes
+ * the fds it was given when it is closed, and these stay the file check's. */
+int journal_open_fds(sd_journal **j, const int *fds, unsigned n);
+/* Opens each readable file alone again and drops those that fail (named
+ * once). Returns how many were dropped. */
+int drop_unreadable(struct systemd_collector *s);
 /* Walks one file that has not been walked yet. Returns true when a file was
  * walked. */
 bool verify_next_file(struct systemd_collector *s);

@@ -3,10 +3,12 @@
  *
  * It opens the journal, positions it (stored cursor, else --journal-since),
  * drains the entries that match the unit filter into the queue, then waits on
- * sd_journal_get_fd() and the thread's wake fd, with a short poll timeout.
- * sd_journal_process() reports appends and SD_JOURNAL_INVALIDATE (rotation,
- * files added or removed); after either, reading just continues after the
- * current entry. The stored cursor follows the sink's acknowledgements
+ * the inotify fd of the journal directories (filecheck.c) and the thread's
+ * wake fd, with a short poll timeout. The journal is the set of files the
+ * file check opened without following symlinks (sd_journal_open_files_fd());
+ * when that set changes (a new file, rotation, a deleted file) the journal is
+ * opened again and positioned at the cursor of the current entry, so reading
+ * continues after it. The stored cursor follows the sink's acknowledgements
  * (collector.c: commit_seq), not this thread's reading. */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 #include <systemd/sd-id128.h>
 #include <systemd/sd-journal.h>
@@ -37,9 +41,31 @@ bool sleep_ms(struct systemd_collector *s, int ms)
 	return stopping(s);
 }
 
+/* Keeps the position of the current entry in s->pos (when there is one). */
+static void journal_keep_pos(struct systemd_collector *s)
+{
+	char *c = NULL;
+
+	if (s->j && sd_journal_get_cursor(s->j, &c) >= 0) {
+		free(s->pos);
+		s->pos = c;
+	}
+}
+
+static void set_pos(struct systemd_collector *s, const char *c)
+{
+	char *p = strdup(c);
+
+	if (p) {
+		free(s->pos);
+		s->pos = p;
+	}
+}
+
 void journal_close(struct systemd_collector *s)
 {
-	sd_journal_close(s->j);
+	journal_keep_pos(s);
+	sd_journal_close(s->j); /* and its dups of the file check's fds */
 	s->j = NULL;
 }
 
@@ -75,23 +101,30 @@ static int add_unit_matches(struct systemd_collector *s)
  * errno with *what naming the call that failed. */
 static int journal_open_handle(struct systemd_collector *s, const char **what)
 {
-	int r;
+	int *fds = NULL, r;
+	unsigned n = 0;
 
-	if (!*s->dir) {
-		/* No SD_JOURNAL_LOCAL_ONLY: inside a container /etc/machine-id is
-		 * not the host's, and LOCAL_ONLY would only read
-		 * /var/log/journal/<container machine-id>/, which does not exist. */
-		*what = "sd_journal_open";
-		r = sd_journal_open(&s->j, 0);
-	} else {
-		*what = "sd_journal_open_directory";
-		r = sd_journal_open_directory(&s->j, s->dir, s->os_root ? SD_JOURNAL_OS_ROOT : 0);
+	/* Every machine id's directory, as sd_journal_open(0) would: inside a
+	 * container /etc/machine-id is not the host's. */
+	s->j_gen = s->files_gen;
+	*what = "open";
+	if (s->ndirs == 0)
+		return -ENOENT;
+	fds = calloc(s->nfiles + 1, sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nfiles; i++)
+		if (s->files[i].fd >= 0)
+			fds[n++] = s->files[i].fd;
+	if (n == 0) {
+		free(fds);
+		return 0; /* no journal file yet: waited for */
 	}
-	if (r < 0)
-		return r;
-	/* get the inotify fd at once so that no change after the open is missed */
-	*what = "sd_journal_get_fd";
-	r = sd_journal_get_fd(s->j);
+	*what = "sd_journal_open_files_fd";
+	r = journal_open_fds(&s->j, fds, n);
+	free(fds);
+	if (r < 0 && drop_unreadable(s) > 0)
+		return journal_open_handle(s, what); /* without the files that failed */
 	if (r < 0)
 		return r;
 	/* Compressed fields are cut at the threshold: one byte over the event
@@ -126,6 +159,7 @@ static int journal_seek_now(struct systemd_collector *s, const char **what)
 		return r;
 	cursor_update(&s->cur, c);
 	cursor_flush(&s->cur);
+	set_pos(s, c);
 	free(c);
 	return 1;
 }
@@ -144,6 +178,7 @@ static int journal_seek(struct systemd_collector *s, char *skip, size_t skiplen,
 		r = sd_journal_seek_cursor(s->j, pos);
 		if (r >= 0) {
 			snprintf(skip, skiplen, "%s", pos);
+			set_pos(s, pos);
 			return 0;
 		}
 		count(&s->base.n.errors);
@@ -170,10 +205,24 @@ static int journal_open(struct systemd_collector *s, char *skip, size_t skiplen)
 
 	skip[0] = '\0';
 	r = journal_open_handle(s, &what);
-	if (r >= 0)
-		r = journal_seek(s, skip, skiplen, &what);
-	if (r >= 0)
+	if (r >= 0 && s->j) {
+		if (!s->opened_once) {
+			r = journal_seek(s, skip, skiplen, &what);
+		} else if (s->pos) {
+			/* opened again: continue after the current entry */
+			what = "sd_journal_seek_cursor";
+			r = sd_journal_seek_cursor(s->j, s->pos);
+			snprintf(skip, skiplen, "%s", s->pos);
+		} else {
+			/* nothing read yet: what the journal holds now is new */
+			what = "sd_journal_seek_head";
+			r = sd_journal_seek_head(s->j);
+		}
+	}
+	if (r >= 0) {
+		s->opened_once = true;
 		return 0;
+	}
 	count(&s->base.n.errors);
 	report(s, &s->rl_read, "%s(%s): %s", what, *s->dir ? s->dir : "local journal",
 	       strerror(-r));
@@ -451,37 +500,41 @@ static int drain(struct systemd_collector *s, char *skip)
 	return 1;
 }
 
+/* Waits for a change in the journal directories (or the wake fd, or the poll
+ * timeout). Returns 1 when files were added, removed or renamed (or inotify
+ * overflowed), 0 otherwise, or -errno. */
 static int wait_journal(struct systemd_collector *s)
 {
 	struct pollfd p[2] = {
-	    {.fd = sd_journal_get_fd(s->j), .events = (short)sd_journal_get_events(s->j)},
+	    {.fd = s->ifd, .events = POLLIN},
 	    {.fd = worker_wake_fd(&s->base.thread), .events = POLLIN},
 	};
-	uint64_t t = (uint64_t)-1;
-	int timeout = POLL_MS, r;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int changed = 0, r;
+	ssize_t n;
 
-	if (p[0].fd < 0)
-		return p[0].fd;
-	if (p[0].events <= 0)
-		p[0].events = POLLIN;
-	if (sd_journal_get_timeout(s->j, &t) >= 0 && t != (uint64_t)-1) {
-		uint64_t now = mono_ns() / 1000;
-		uint64_t ms = t > now ? (t - now + 999) / 1000 : 0;
-
-		if (ms < (uint64_t)timeout)
-			timeout = (int)ms;
-	}
-	r = poll(p, 2, timeout);
+	r = poll(p, 2, POLL_MS);
 	if (r < 0 && errno != EINTR)
 		return -errno;
-	return 0;
+	if (s->ifd < 0 || !(p[0].revents & POLLIN))
+		return 0;
+	while ((n = read(s->ifd, buf, sizeof(buf))) > 0) {
+		for (char *e = buf; e < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)e;
+
+			if (ev->mask & ~(uint32_t)IN_MODIFY)
+				changed = 1;
+			e += sizeof(*ev) + ev->len;
+		}
+	}
+	return changed;
 }
 
 /* Reads the open journal until it fails or the collector stops. */
 static void follow(struct systemd_collector *s, char *skip)
 {
 	for (;;) {
-		int r = drain(s, skip);
+		int r = s->j ? drain(s, skip) : 0;
 
 		if (r == 2 && !stopping(s)) {
 			/* the queue is closed: nothing more can be sent */
@@ -503,19 +556,15 @@ static void follow(struct systemd_collector *s, char *skip)
 		}
 		if (stopping(s))
 			return;
-		r = sd_journal_process(s->j);
-		if (r < 0) {
-			count(&s->base.n.errors);
-			report(s, &s->rl_read, "sd_journal_process: %s", strerror(-r));
-			return;
-		}
-		if (r == SD_JOURNAL_INVALIDATE) {
-			/* files were added, removed or rotated: the position is
-			 * kept, so reading goes on; check the new files */
+		if (r == 1 || mono_ns() - s->last_check_ns > RECHECK_NS)
+			check_files(s);
+		if (s->files_gen != s->j_gen) {
+			/* files were added, removed or rotated: open the journal
+			 * with the new set, at the current entry */
 			count(&s->invalidations);
-			check_files(s);
-		} else if (mono_ns() - s->last_check_ns > RECHECK_NS) {
-			check_files(s);
+			journal_close(s);
+			if (journal_open(s, skip, CURSOR_MAX) < 0)
+				return;
 		}
 	}
 }
@@ -527,6 +576,12 @@ void *systemd_thread(void *arg)
 	unsigned attempt = 0;
 	int r;
 
+	s->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (s->ifd < 0) {
+		/* the directories are scanned every RECHECK_NS instead */
+		count(&s->base.n.errors);
+		report(s, NULL, "inotify_init1: %s; journal directories polled", strerror(errno));
+	}
 	while (!stopping(s)) {
 		check_files(s);
 		if (journal_open(s, skip, sizeof(skip)) == 0) {
@@ -542,6 +597,9 @@ void *systemd_thread(void *arg)
 		if (sleep_ms(s, (int)backoff_ms(attempt++, BACKOFF_MIN_MS, BACKOFF_MAX_MS)))
 			break;
 	}
+	if (s->ifd >= 0)
+		close(s->ifd);
+	s->ifd = -1;
 	r = cursor_flush(&s->cur);
 	if (r < 0) {
 		count(&s->base.n.errors);

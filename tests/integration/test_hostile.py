@@ -4,6 +4,8 @@
   root-owned 0600 file; the etcd cursor pointing at a secret), and a state
   directory owned by someone else;
 - a symlink planted in a CNI log directory while the agent is down;
+- symlinked journal files and machine-id directories in a followed journal
+  directory, before the start and while running;
 - invalid UTF-8 and raw control bytes in a CNI result file, a Kubernetes
   label (served by the fixture API server) and an etcd value: every output
   line must be strict UTF-8 JSON;
@@ -22,6 +24,7 @@ import urllib.request
 import tapiotest
 from tapiotest import TAPIO, Tapio, free_port, need_cmd, need_root, tmpdir
 import cni_fixture
+import systemd_fixture
 import k8s_fixture
 from etcd_fixture import Etcd
 
@@ -247,6 +250,75 @@ class CniSymlinkTest(unittest.TestCase):
         self.assertFalse([e for e in t.events if "SECRET" in json.dumps(e)])
         self.assertEqual(t.stop(), 0)
         self.assertIn(tr.l2 + ": a symlink, not followed", "\n".join(t.stderr_lines))
+
+
+class JournalSymlinkTest(unittest.TestCase):
+    """Symlinked journal files and machine-id directories in a followed
+    journal directory, planted before the start and while running: never
+    read (libsystemd would open them itself), counted and named once."""
+
+    def setUp(self):
+        need_root(self)
+        if not systemd_fixture.have_journal_remote():
+            tapiotest.skip_or_fail(self, "systemd-journal-remote is not installed (make deps installs it)")
+        if not os.path.exists(TAPIO):
+            tapiotest.skip_or_fail(self, "build/tapio is not built (run make)")
+
+    @staticmethod
+    def entries(path, prefix, first, n):
+        F = systemd_fixture
+        F.write_journal(path, b"".join(F.unit_entry("kubelet.service", "%s %d" % (prefix, i), i)
+                                       for i in range(first, first + n)))
+
+    def test_symlinked_journal_is_not_read(self):
+        root = tmpdir(self, "tapio-jsym-")
+        jdir, hidden = os.path.join(root, "journal"), os.path.join(root, "hidden")
+        mid = "0123456789abcdef0123456789abcdef"
+        os.makedirs(jdir)
+        os.makedirs(os.path.join(hidden, mid))
+        # journals another tenant wrote, outside the followed directory
+        self.entries(os.path.join(hidden, "secret.journal"), "SECRET-JOURNAL", 1, 3)
+        self.entries(os.path.join(hidden, mid, "system.journal"), "SECRET-MID", 1, 3)
+        self.entries(os.path.join(hidden, "secret2.journal"), "SECRET-LATER", 1, 3)
+        self.entries(os.path.join(jdir, "system.journal"), "real", 1, 2)
+        # planted before the start: a file, and a machine-id directory
+        os.symlink(os.path.join(hidden, "secret.journal"), os.path.join(jdir, "evil.journal"))
+        os.symlink(os.path.join(hidden, mid), os.path.join(jdir, mid))
+        port = free_port()
+        t = Tapio("agent", "--collectors", "systemd", "--journal-dir", jdir, "--journal-since",
+                  "head", "--state-dir", os.path.join(root, "state"), "--output", "stdout",
+                  "--metrics-addr", f"127.0.0.1:{port}")
+        self.addCleanup(t.stop)
+
+        def msg(e):
+            return json.dumps(e.get("data", e))
+
+        self.assertIsNotNone(t.wait_for(lambda e: "real 2" in msg(e), timeout=20),
+                             "\n".join(t.stderr_lines))
+        # planted while running, then a new file (the journal is opened
+        # again with the new set) and an append
+        os.symlink(os.path.join(hidden, "secret2.journal"), os.path.join(jdir, "evil2.journal"))
+        self.entries(os.path.join(jdir, "user-1000.journal"), "newfile", 10, 1)
+        self.assertIsNotNone(t.wait_for(lambda e: "newfile 10" in msg(e), timeout=20),
+                             "\n".join(t.stderr_lines))
+        self.entries(os.path.join(jdir, "system.journal"), "real", 11, 1)
+        self.assertIsNotNone(t.wait_for(lambda e: "real 11" in msg(e), timeout=20),
+                             "\n".join(t.stderr_lines))
+        t.wait_for(lambda e: False, timeout=3)  # past a periodic re-scan (2 s)
+        leaked = [e for e in t.events if "SECRET" in json.dumps(e)]
+        self.assertFalse(leaked, "a symlinked journal was read")
+        got = [m for e in t.events for m in ["real 1", "real 2", "real 11", "newfile 10"]
+               if '"%s"' % m in msg(e)]
+        self.assertEqual(sorted(got), sorted(["newfile 10", "real 1", "real 2", "real 11"]), "each once")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        refused = [l for l in metrics.splitlines() if "symlinks_refused" in l and l[0] != "#"]
+        self.assertEqual(len(refused), 1, metrics)
+        self.assertEqual(refused[0].split()[-1], "3", refused)
+        self.assertEqual(t.stop(), 0)
+        err = "\n".join(t.stderr_lines)
+        for name in ("evil.journal", "evil2.journal", mid):
+            self.assertEqual(err.count(os.path.join(jdir, name) + ": a symlink, not followed"), 1, err)
 
 
 class HostileBytesTest(unittest.TestCase):

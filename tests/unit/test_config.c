@@ -117,8 +117,9 @@ Test(config, bad_input_names_key, .init = clean_env)
 	cr_assert_eq(load(&c, err, 2, "--file-sync", "always"), 0, "%s", err);
 	cr_assert_str_eq(c.file_sync, "always");
 	config_free(&c);
-	const char *bad_addr[] = {"nohost",	 "::1:9090", "a b:9090",	"1.2.3.4.5:9090",
-				  "[::1]9090:1", ":+80",     "127.0.0.1:65536", "127.0.0.1:"};
+	const char *bad_addr[] = {
+	    "nohost", "[::1]",		 "a b:9090",   "1.2.3.4.5:9090", "[::1]9090:1",
+	    ":+80",   "127.0.0.1:65536", "127.0.0.1:", "fd00::1%eth0:1", "::g"};
 	for (size_t i = 0; i < sizeof(bad_addr) / sizeof(bad_addr[0]); i++) {
 		cr_assert_eq(load(&c, err, 2, "--metrics-addr", bad_addr[i]), -EINVAL,
 			     "accepted %s", bad_addr[i]);
@@ -129,8 +130,29 @@ Test(config, bad_input_names_key, .init = clean_env)
 	for (size_t i = 0; i < sizeof(good_addr) / sizeof(good_addr[0]); i++) {
 		cr_assert_eq(load(&c, err, 2, "--metrics-addr", good_addr[i]), 0, "%s: %s",
 			     good_addr[i], err);
+		cr_assert_str_eq(c.metrics_addr, good_addr[i]);
 		config_free(&c);
 	}
+	/* a bare IP (the downward API's status.podIP, either family) listens
+	 * on port 9090; IPv6 is put in brackets. The whole string is the
+	 * address: "::1:9090" is the IPv6 address ::1:9090. */
+	const char *bare[][2] = {{"10.1.2.3", "10.1.2.3:9090"},
+				 {"fd00:10:244::5", "[fd00:10:244::5]:9090"},
+				 {"::1", "[::1]:9090"},
+				 {"::1:9090", "[::1:9090]:9090"},
+				 {"::ffff:10.0.0.1", "[::ffff:10.0.0.1]:9090"}};
+	for (size_t i = 0; i < sizeof(bare) / sizeof(bare[0]); i++) {
+		cr_assert_eq(load(&c, err, 2, "--metrics-addr", bare[i][0]), 0, "%s: %s",
+			     bare[i][0], err);
+		cr_assert_str_eq(c.metrics_addr, bare[i][1]);
+		config_free(&c);
+	}
+	/* from the environment, as the DaemonSet sets it */
+	setenv("TAPIO_METRICS_ADDR", "fd00:10:244:1::17", 1);
+	cr_assert_eq(load(&c, err, 0), 0, "%s", err);
+	unsetenv("TAPIO_METRICS_ADDR");
+	cr_assert_str_eq(c.metrics_addr, "[fd00:10:244:1::17]:9090");
+	config_free(&c);
 	cr_assert_eq(load(&c, err, 2, "--queue-size", "-1"), -EINVAL);
 	config_free(&c);
 

@@ -422,7 +422,9 @@ Test(deploy, daemonset)
 	/* the metrics endpoint listens on the pod IP, not on every address */
 	yaml_node_t *ma = find(d, get(d, c, "env"), "name", "TAPIO_METRICS_ADDR");
 	cr_assert_not_null(ma);
-	cr_assert_str_eq(spath(d, ma, "value"), "$(POD_IP):9090");
+	/* the bare pod IP, which --metrics-addr takes with port 9090 in either
+	 * family: "$(POD_IP):9090" is not an address when the pod IP is IPv6 */
+	cr_assert_str_eq(spath(d, ma, "value"), "$(POD_IP)");
 	yaml_node_t *pip = find(d, get(d, c, "env"), "name", "POD_IP");
 	cr_assert_not_null(pip);
 	cr_assert_str_eq(spath(d, pip, "valueFrom.fieldRef.fieldPath"), "status.podIP");
@@ -452,6 +454,31 @@ Test(deploy, daemonset)
 	cr_assert_str_eq(spath(d, port, "containerPort"), "9090");
 	cr_assert_str_eq(spath(d, c, "readinessProbe.httpGet.port"),
 			 spath(d, c, "livenessProbe.httpGet.port"));
+
+	/* TAPIO_METRICS_ADDR as the kubelet expands it, for an IPv4 and an
+	 * IPv6 pod IP: the agent accepts both and listens on the probes' port */
+	const char *pod_ips[][2] = {{"10.244.1.17", "10.244.1.17:"},
+				    {"fd00:10:244:1::17", "[fd00:10:244:1::17]:"}};
+	const char *tmpl = spath(d, ma, "value");
+	const char *at = strstr(tmpl, "$(POD_IP)");
+	cr_assert_not_null(at);
+	for (size_t i = 0; i < 2; i++) {
+		char v[128], want[128], err[256];
+		char *argv[] = {"agent", NULL};
+		struct tapio_config cfg;
+
+		snprintf(v, sizeof(v), "%.*s%s%s", (int)(at - tmpl), tmpl, pod_ips[i][0],
+			 at + strlen("$(POD_IP)"));
+		snprintf(want, sizeof(want), "%s%s", pod_ips[i][1],
+			 spath(d, port, "containerPort"));
+		setenv("TAPIO_METRICS_ADDR", v, 1);
+		memset(&cfg, 0, sizeof(cfg));
+		int rc = test_config_load(&cfg, 1, argv, err, sizeof(err));
+		unsetenv("TAPIO_METRICS_ADDR");
+		cr_assert_eq(rc, 0, "TAPIO_METRICS_ADDR=%s: %s", v, err);
+		cr_assert_str_eq(cfg.metrics_addr, want);
+		config_free(&cfg);
+	}
 
 	cr_assert_not_null(spath(d, c, "resources.requests.cpu"));
 	cr_assert_not_null(spath(d, c, "resources.requests.memory"));

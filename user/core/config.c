@@ -17,6 +17,9 @@
 
 #define O(n, t, f, d, h) OPT_ENTRY(struct tapio_config, n, t, f, d, h)
 
+/* The port of a --metrics-addr that is a bare IP address. */
+#define METRICS_DEFAULT_PORT "9090"
+
 static const struct opt agent_opts[] = {
     O("config", OPT_STR, config_file, "", "YAML (or JSON) config file"),
     O("collectors", OPT_STR, collectors, "",
@@ -30,7 +33,8 @@ static const struct opt agent_opts[] = {
       "how long resumable sources (k8s, etcd, systemd) wait on a full queue"),
     O("state-dir", OPT_STR, state_dir, "/var/lib/tapio", "where resume cursors are kept"),
     O("metrics-addr", OPT_STR, metrics_addr, "127.0.0.1:9090",
-      "HOST:PORT for /metrics, /healthz, /readyz; empty = off"),
+      "HOST:PORT, [IPV6]:PORT, :PORT or a bare IP (port " METRICS_DEFAULT_PORT
+      ") for /metrics, /healthz, /readyz; empty = off"),
     O("node-name", OPT_STR, node_name, "", "this node's name (also NODE_NAME)"),
     O("pod-labels", OPT_STR, pod_labels, "",
       "comma list of pod label keys to put on kernel events (pod_label.KEY)"),
@@ -484,6 +488,39 @@ static int invalid(const struct tapio_config *cfg, char *err, size_t errlen)
 	return -EINVAL;
 }
 
+/* A --metrics-addr that is an IP address alone: IPv4, or IPv6 without
+ * brackets (as the downward API's status.podIP gives either). The whole
+ * string is the address, so "::1:9090" is the IPv6 address ::1:9090. */
+static int metrics_bare_ip(const char *a)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	if (inet_pton(AF_INET, a, buf) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, a, buf) == 1)
+		return AF_INET6;
+	return 0;
+}
+
+/* A bare IP --metrics-addr becomes HOST:PORT with the default port (IPv6 in
+ * brackets), so that what is printed and listened on is one form. */
+static int metrics_addr_normalize(struct tapio_config *cfg, char *err, size_t errlen)
+{
+	int af = *cfg->metrics_addr ? metrics_bare_ip(cfg->metrics_addr) : 0;
+	char *a;
+
+	if (!af)
+		return 0;
+	if (asprintf(&a, af == AF_INET6 ? "[%s]:%s" : "%s:%s", cfg->metrics_addr,
+		     METRICS_DEFAULT_PORT) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	free(cfg->metrics_addr);
+	cfg->metrics_addr = a;
+	return 0;
+}
+
 static int agent_check(const void *opts, char *err, size_t errlen)
 {
 	const struct tapio_config *cfg = opts;
@@ -513,7 +550,7 @@ static int agent_check(const void *opts, char *err, size_t errlen)
 			 o);
 		return -EINVAL;
 	}
-	if (*cfg->metrics_addr) {
+	if (*cfg->metrics_addr && !metrics_bare_ip(cfg->metrics_addr)) {
 		char host[256];
 		unsigned port;
 		unsigned char buf[sizeof(struct in6_addr)];
@@ -521,8 +558,8 @@ static int agent_check(const void *opts, char *err, size_t errlen)
 		    !(!host[0] || !strcmp(host, "localhost") ||
 		      inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)) {
 			snprintf(err, errlen,
-				 "metrics-addr: '%s' is not IP:PORT, [IPv6]:PORT, localhost:PORT "
-				 "or :PORT",
+				 "metrics-addr: '%s' is not IP:PORT, [IPv6]:PORT, localhost:PORT, "
+				 ":PORT or a bare IP address",
 				 cfg->metrics_addr);
 			return -EINVAL;
 		}
@@ -605,6 +642,8 @@ int config_load(struct tapio_config *cfg, const struct opt_group *const *groups,
 		rc = load_args(cfg, argc, argv, false, &path, err, errlen);
 	if (!rc)
 		rc = check_all(cfg, err, errlen);
+	if (!rc)
+		rc = metrics_addr_normalize(cfg, err, errlen);
 	return rc;
 }
 

@@ -23,7 +23,7 @@ struct tapio_config {
 	char *file_sync;     /* file output: none | batch | always (fdatasync policy) */
 	uint64_t queue_size; /* bytes, power of two */
 	char *state_dir;
-	char *metrics_addr; /* HOST:PORT, "" = off */
+	char *metrics_addr; /* HOST:PORT ([IPV6]:PORT; a bare IP gets port 9090), "" = off */
 	char *node_name;
 	char *pod_labels;	 /* comma list of pod label keys for kernel events, "" = none */
 	uint64_t max_event_size; /* collector input larger than this is skipped */
