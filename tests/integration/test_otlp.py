@@ -352,7 +352,8 @@ class OtlpTest(unittest.TestCase):
                               spec={"nodeName": "node-t", "containers": [{"name": "pay"}]},
                               status={"containerStatuses": [
                                   {"name": "pay", "containerID": "containerd://" + cid,
-                                   "image": "registry.example/pay:7", "imageID": img_id}]})
+                                   "image": "registry.example:5000/shop/pay:7",
+                                   "imageID": img_id}]})
         uid = pod["metadata"]["uid"]
         path = make_pod_cgroup(self, cgroup2_root(), "burstable", uid, cid)
         rcv = self.receiver()
@@ -380,7 +381,11 @@ class OtlpTest(unittest.TestCase):
         self.assertEqual(at["k8s.pod.uid"], uid)
         self.assertEqual(at["container.id"], cid)
         self.assertEqual(at["k8s.container.name"], "pay")
-        self.assertEqual(at["container.image.name"], "registry.example/pay:7")
+        # the reference split: repository (its registry port kept), tag
+        self.assertEqual(at["container.image.name"], "registry.example:5000/shop/pay")
+        self.assertEqual(at["container.image.tags"], ["7"])
+        self.assertNotIn("container.image.repo_digests", at)
+        self.assertNotIn("tapio.image", at)
         self.assertEqual(at["container.image.id"], img_id)
         self.assertEqual(at["k8s.pod.label.app"], "pay-1")
         # the k8s event itself: JSON body as a kvlist, meta mapped

@@ -4,6 +4,7 @@
  * is not JSON, a whole record, the request prefix and the response. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,4 +188,103 @@ Test(otlp_encode, response)
 	cr_assert_eq(rej, 3);
 	cr_assert_str_eq(msg, "bad");
 	cr_assert_eq(otlp_decode_response("\x0a\x09\x08", 3, &rej, msg, sizeof(msg)), -EINVAL);
+}
+
+/* The record of a FMT_TEXT event with one meta key image=ref. */
+static void image_record(const char *ref, struct strbuf *out)
+{
+	static const char *types[] = {NULL, "thing.happened"};
+	static const struct source_desc d = {.name = "unittest", .types = types, .ntypes = 2};
+	source_register(7, &d);
+	char buf[1024] = {0};
+	struct tapio_event *ev = (struct tapio_event *)buf;
+	size_t rl = strlen(ref);
+	memcpy(event_meta(ev), "image", 6);
+	memcpy(event_meta(ev) + 6, ref, rl + 1);
+	ev->ts = 1;
+	ev->source = 7;
+	ev->type = 1;
+	ev->fmt = FMT_TEXT;
+	ev->meta_len = (uint16_t)(6 + rl + 1);
+	struct strbuf scratch = STRBUF_INIT;
+	sb_reset(out);
+	cr_assert_eq(otlp_encode_record(ev, 2, &scratch, out), 0);
+	sb_free(&scratch);
+}
+
+/* The string value of attribute key (short lengths: one-byte varints), or
+ * NULL; with array, the one string of its array value. */
+static char *attr_value(const struct strbuf *out, const char *key, bool array)
+{
+	static char val[256];
+	size_t kl = strlen(key);
+	char pat[128];
+	pat[0] = 0x0a;
+	pat[1] = (char)kl;
+	memcpy(pat + 2, key, kl);
+	const char *p = memmem(out->buf, out->len, pat, kl + 2);
+	if (!p)
+		return NULL;
+	cr_assert(memmem(p + 1, out->len - (size_t)(p + 1 - out->buf), pat, kl + 2) == NULL,
+		  "%s twice", key);
+	const uint8_t *q = (const uint8_t *)p + kl + 2;
+	cr_assert_eq(q[0], 0x12); /* KeyValue.value */
+	q += 2;
+	if (array) {
+		cr_assert_eq(q[0], 0x2a); /* array_value */
+		cr_assert_eq(q[2], 0x0a); /* one values */
+		cr_assert_eq(q[3], q[1] - 2, "one element only");
+		q += 4;
+	}
+	cr_assert_eq(q[0], 0x0a); /* string_value */
+	memcpy(val, q + 2, q[1]);
+	val[q[1]] = '\0';
+	return val;
+}
+
+static void expect_image(const char *ref, const char *name, const char *tag, const char *digest)
+{
+	struct strbuf out = STRBUF_INIT;
+	image_record(ref, &out);
+	char *v = attr_value(&out, "container.image.name", false);
+	cr_assert(v, "%s: no name", ref);
+	cr_assert_str_eq(v, name, "%s", ref);
+	v = attr_value(&out, "container.image.tags", true);
+	if (tag)
+		cr_assert(v && !strcmp(v, tag), "%s: tags %s, want %s", ref, v ? v : "-", tag);
+	else
+		cr_assert_null(v, "%s: tags %s", ref, v);
+	v = attr_value(&out, "container.image.repo_digests", true);
+	if (digest)
+		cr_assert(v && !strcmp(v, digest), "%s: digests %s", ref, v ? v : "-");
+	else
+		cr_assert_null(v, "%s: digests %s", ref, v);
+	cr_assert_null(memmem(out.buf, out.len, "tapio.image", 11));
+	const uint8_t *q = (const uint8_t *)out.buf, *sub = NULL;
+	size_t sl = 0;
+	unsigned f, wt;
+	cr_assert(pbw_field(&q, q + out.len, &f, &wt, &sub, &sl));
+	cr_assert_eq(sub + sl, (const uint8_t *)out.buf + out.len, "%s: lengths", ref);
+	sb_free(&out);
+}
+
+#define D "sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac"
+
+Test(otlp_encode, image_reference_split)
+{
+	expect_image("docker.io/library/nginx:1.25", "docker.io/library/nginx", "1.25", NULL);
+	expect_image("nginx", "nginx", NULL, NULL);
+	expect_image("busybox:latest", "busybox", "latest", NULL);
+	/* a registry port is not a tag */
+	expect_image("localhost:5000/app", "localhost:5000/app", NULL, NULL);
+	expect_image("localhost:5000/team/app:v2", "localhost:5000/team/app", "v2", NULL);
+	expect_image("quay.io/x/y@" D, "quay.io/x/y", NULL, "quay.io/x/y@" D);
+	expect_image("quay.io/x/y:1.0@" D, "quay.io/x/y", "1.0", "quay.io/x/y@" D);
+	expect_image("localhost:5000/app@" D, "localhost:5000/app", NULL, "localhost:5000/app@" D);
+	/* what is not a reference to split stays whole */
+	expect_image(D, D, NULL, NULL);
+	expect_image("app:", "app:", NULL, NULL);
+	expect_image(":v1", ":v1", NULL, NULL);
+	expect_image("app@", "app@", NULL, NULL);
+	expect_image("@" D, "@" D, NULL, NULL);
 }

@@ -557,7 +557,6 @@ static const struct {
     {"pod_uid", "k8s.pod.uid"},
     {"container_id", "container.id"},
     {"container_name", "k8s.container.name"},
-    {"image", "container.image.name"},
     {"image_id", "container.image.id"},
     {"node", "k8s.node.name"},
     {"pod", "k8s.pod.name"}, /* the cni and k8s collectors' names */
@@ -570,6 +569,56 @@ static const char *otel_key(const char *key)
 		if (key[0] == meta_map[i].key[0] && !strcmp(key, meta_map[i].key))
 			return meta_map[i].otel;
 	return NULL;
+}
+
+/* An attribute whose value is an array of one string, the bytes a then b. */
+static void attr_str_array(struct strbuf *sb, const char *key, const char *a, size_t alen,
+			   const char *b, size_t blen)
+{
+	size_t kv = pb_open(sb, LR_ATTRS);
+	pb_bytes(sb, 1, key, strlen(key));
+	size_t av = pb_open(sb, 2);
+	size_t arr = pb_open(sb, AV_ARRAY);
+	size_t one = pb_open(sb, 1); /* ArrayValue.values */
+	size_t str = pb_open(sb, AV_STRING);
+	if (is_ascii(a, alen) && is_ascii(b, blen)) {
+		sb_add(sb, a, alen);
+		sb_add(sb, b, blen);
+	} else {
+		add_utf8(sb, a, alen);
+		add_utf8(sb, b, blen);
+	}
+	pb_close(sb, str);
+	pb_close(sb, one);
+	pb_close(sb, arr);
+	pb_close(sb, av);
+	pb_close(sb, kv);
+}
+
+/* The image reference as the pod status gives it, [host[:port]/]path[:tag]
+ * [@digest], split as the semantic conventions have it: container.image.name
+ * (the repository, neither tag nor digest), container.image.tags (the tag),
+ * container.image.repo_digests (repository@digest). A bare digest or image
+ * ID ("sha256:..."), or a reference that would leave an empty part, is the
+ * name as it is. */
+static void attr_image(struct strbuf *sb, const char *v, size_t vlen)
+{
+	const char *at = memchr(v, '@', vlen);
+	size_t nlen = at ? (size_t)(at - v) : vlen; /* name[:tag] */
+	const char *slash = memrchr(v, '/', nlen);
+	const char *from = slash ? slash + 1 : v;
+	const char *colon = memrchr(from, ':', nlen - (size_t)(from - v));
+	size_t rlen = colon ? (size_t)(colon - v) : nlen; /* the repository */
+	bool bare = !slash && !at && colon && rlen == 6 && !memcmp(v, "sha256", 6);
+	if (bare || rlen == 0 || (colon && colon + 1 == v + nlen) || (at && at + 1 == v + vlen)) {
+		attr_str(sb, "container.image.name", 20, NULL, 0, v, vlen);
+		return;
+	}
+	attr_str(sb, "container.image.name", 20, NULL, 0, v, rlen);
+	if (colon)
+		attr_str_array(sb, "container.image.tags", colon + 1, nlen - rlen - 1, "", 0);
+	if (at) /* repository@digest: the tag, when there is one, left out */
+		attr_str_array(sb, "container.image.repo_digests", v, rlen, at, vlen - nlen);
 }
 
 /* A struct's JSON (decoded into scratch): true when it is there. */
@@ -641,7 +690,9 @@ int otlp_encode_record(const struct tapio_event *ev, uint64_t observed_ns, struc
 	const char *k, *v;
 	while (event_meta_next(ev, &pos, &k, &v)) {
 		const char *ok = otel_key(k);
-		if (!strncmp(k, "pod_label.", 10))
+		if (k[0] == 'i' && !strcmp(k, "image"))
+			attr_image(out, v, strlen(v));
+		else if (!strncmp(k, "pod_label.", 10))
 			attr_str(out, k + 10, strlen(k + 10), "k8s.pod.label.", 14, v, strlen(v));
 		else if (ok)
 			attr_str(out, ok, strlen(ok), NULL, 0, v, strlen(v));

@@ -7,7 +7,8 @@
  *   time_unix_nano = the event's ts, observed_time_unix_nano = observed,
  *   event_name = the tapio type ("process.exec"), attributes tapio.type and
  *   tapio.source, the meta keys under their semantic-convention names
- *   (pod_name -> k8s.pod.name ...) or else as tapio.<key>, process.pid and
+ *   (pod_name -> k8s.pod.name ...; image split into container.image.name,
+ *   .tags and .repo_digests) or else as tapio.<key>, process.pid and
  *   process.executable.name for events whose source knows a pid and comm;
  *   body = the data: JSON (and decoded kernel structs) as an AnyValue
  *   kvlist/array/scalar tree, text as a string, binary as bytes.
