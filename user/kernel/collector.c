@@ -130,6 +130,7 @@ static void emit_gap(struct kcollector *kc)
 	struct meta_kv kv[] = {{"gap_from_ns", fs}, {"gap_to_ns", ts}, {"id", id}};
 	int rc = event_emit(kc->q, kc->base.source, TYPE_KERNEL_GAP, FMT_JSON, to, kv, 3, data,
 			    strlen(data));
+	collector_count_emit(&kc->base, rc); /* produced = committed + dropped holds */
 	if (rc)
 		collector_error(&kc->base, "the kernel.gap record was not queued: %s",
 				strerror(-rc));
