@@ -72,10 +72,12 @@ static void fake_add(struct fake *f, int64_t rev, const char *key, size_t value_
 		f->revision = rev;
 }
 
+/* The fake's writes to a client that went away (the collector reconnects or
+ * stops) must not raise SIGPIPE: MSG_NOSIGNAL, an EPIPE answer instead. */
 static void write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 		if (w <= 0)
 			return;
 		p += w;

@@ -438,7 +438,7 @@ static void *srv_main(void *arg)
 			break;
 	}
 	for (size_t i = 0; i < s->nparts; i++) {
-		if (write(fd, s->parts[i], strlen(s->parts[i])) < 0)
+		if (send(fd, s->parts[i], strlen(s->parts[i]), MSG_NOSIGNAL) < 0)
 			break;
 		if (s->pause_ms)
 			usleep(s->pause_ms * 1000);
