@@ -19,7 +19,7 @@ import urllib.request
 
 import k8s_fixture
 import tapiotest
-from kernel_fixture import cgroup2_root, make_pod_cgroup
+from kernel_fixture import MemoryCgroup, VethNetns, cgroup2_root, make_pod_cgroup
 from tapiotest import Tapio, free_port, need_root, skip_or_fail, tmpdir
 
 ROOT = os.environ.get("TAPIO_ROOT", ".")
@@ -167,9 +167,9 @@ class OtlpTest(unittest.TestCase):
             r.start()
         return r
 
-    def agent(self, rcv, *extra, collectors="kernel", scheme="otlp", metrics=""):
+    def agent(self, rcv, *extra, collectors="kernel", scheme="otlp", metrics="", state=None):
         a = Tapio("agent", "--collectors", collectors, "--output",
-                  f"{scheme}://127.0.0.1:{rcv.port}", "--state-dir", tmpdir(self),
+                  f"{scheme}://127.0.0.1:{rcv.port}", "--state-dir", state or tmpdir(self),
                   "--metrics-addr", metrics, "--node-name", "node-t",
                   "--otlp-batch-ms", "100", *extra, env=clean_env())
         self.addCleanup(a.stop)
@@ -299,6 +299,131 @@ class OtlpTest(unittest.TestCase):
         self.assertEqual(at["k8s.namespace.name"], "shop")
         self.assertEqual(at["container.id"], "4f2a9c")
         self.assertEqual(at["tapio.file"], os.path.join(logdir, "cni.log"))
+        self.assertNotIn("process.pid", at)
+
+    def test_retransmit_oom_listen_and_gap(self):
+        """The kernel types the first test does not make: tcp.listen, a
+        tcp.retransmit (a veth netns whose return path is blackholed), an
+        oom.kill (a memory cgroup with a small limit), and kernel.gap (an
+        agent SIGKILLed, then started again on its state directory)."""
+        rcv = self.receiver()
+        state = os.path.join(tmpdir(self, "tapio-otlp-gap-"), "state")
+        # only the types made here: the agent must not trace its own exports
+        # (each POST is a loopback connection), which would feed itself
+        only = ("--events", "tcp.listen,tcp.retransmit,oom.kill")
+        a = self.agent(rcv, *only, state=state)
+        killed = time.time_ns()
+        a.proc.send_signal(signal.SIGKILL)
+        a.stop()
+        self.assertTrue(os.path.exists(os.path.join(state, "running")))
+        t0 = time.time_ns()
+        a = self.agent(rcv, *only, state=state)
+        # tcp.listen
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        lport = ls.getsockname()[1]
+        ls.close()
+        # tcp.retransmit: data to a namespace that can no longer answer
+        net = VethNetns(self)
+        port = 18000 + os.getpid() % 1000
+        server = net.listen(port)
+        cli = socket.create_connection((net.ns_ip, port), timeout=5)
+        cport = cli.getsockname()[1]
+        cli.sendall(b"x" * 100)
+        time.sleep(0.2)
+        net.blackhole_return_path()
+        cli.sendall(b"y" * 100)
+        # oom.kill
+        limit = 48 << 20
+        mem = MemoryCgroup(self, limit)
+        victim = mem.run_hog()
+        self.assertEqual(victim.wait(60), -signal.SIGKILL, "the hog was not OOM-killed")
+
+        def of(typ, pred):
+            return [(attrs(lr.get("attributes")), lr, anyvalue(lr.get("body")))
+                    for _, _, lr in rcv.records()
+                    if lr.get("eventName") == typ and pred(anyvalue(lr.get("body")))]
+
+        want = {
+            "tcp.listen": lambda b: b.get("sport") == lport and b.get("pid") == os.getpid(),
+            "tcp.retransmit": lambda b: b.get("sport") == cport and b.get("dport") == port,
+            "oom.kill": lambda b: b.get("victim_pid") == victim.pid,
+            "kernel.gap": lambda b: isinstance(b, dict) and b.get("to_ns", 0) >= t0,
+        }
+        got = wait(lambda: all(of(t, p) for t, p in want.items()), 30, 0.3)
+        cli.close()
+        server.kill()
+        self.assertTrue(got, {t: len(of(t, p)) for t, p in want.items()})
+        s = self.finish(a)
+        k = s["kernel"]
+        self.assertEqual(k["committed"], k["events"] + k["failed"] + k["unsent"], s)
+        self.assertEqual(k["produced"], k["committed"] + k["dropped"], s)
+        self.assertEqual(s["sink"]["output"], "otlp")
+        self.assertEqual(s["sink"]["failed"], 0, s)
+        for r in rcv.requests():
+            self.assertNotIn("decode_error", r)
+        found = {t: of(t, p) for t, p in want.items()}
+        for t, recs in found.items():
+            # each retransmission of the lost segment is an event of its own
+            if t == "tcp.retransmit":
+                self.assertGreaterEqual(len(recs), 1, (t, recs))
+            else:
+                self.assertEqual(len(recs), 1, (t, recs))
+            at, lr, body = recs[0]
+            self.assertEqual(at["tapio.type"], t, lr)
+            self.assertEqual(at["tapio.source"], "kernel", lr)
+            self.assertIsInstance(body, dict, lr)
+            if t != "kernel.gap":
+                self.assertEqual(body["pid"], at["process.pid"], lr)
+                self.assertEqual(body["comm"], at["process.executable.name"], lr)
+                self.assertEqual(str(body["cgroup_id"]), at["tapio.cgroup_id"], lr)
+
+        at, lr, b = found["tcp.listen"][0]
+        self.assertEqual(b["saddr"], "127.0.0.1")
+        self.assertEqual(b["state"], "LISTEN")
+        self.assertEqual(b["family"], "ipv4")
+        self.assertEqual(at["process.pid"], os.getpid())
+
+        at, lr, b = found["tcp.retransmit"][0]
+        self.assertEqual(b["saddr"], net.host_ip)
+        self.assertEqual(b["daddr"], net.ns_ip)
+        self.assertEqual(b["sport"], cport)
+        self.assertEqual(b["dport"], port)
+        self.assertEqual(b["state"], "ESTABLISHED")
+        self.assertEqual(b["pid"], os.getpid())
+
+        at, lr, b = found["oom.kill"][0]
+        self.assertTrue(b["victim_task_known"], b)
+        self.assertEqual(b["pid"], victim.pid)
+        self.assertEqual(b["victim_comm"], "python3")
+        self.assertEqual(b["cgroup_id"], mem.cgroup2_id)
+        self.assertEqual(at["tapio.cgroup_id"], str(mem.cgroup2_id))
+        self.assertEqual(b["trigger_tgid"], victim.pid)
+        self.assertGreater(b["total_vm"], 0)
+        self.assertGreater(b["anon_rss"], 16 << 10)
+        self.assertLess(b["anon_rss"], 64 << 10)
+        self.assertEqual(b["oom_score_adj"], 0)
+        self.assertEqual(b["constraint"], "memcg", b)
+        limited = mem.v1 or mem.v2.path
+        self.assertTrue(b["limit_memcg_path"].endswith("/" + os.path.basename(limited)), b)
+        self.assertEqual(b["limit_memcg_id"], os.stat(limited).st_ino)
+        self.assertIn(b["limit"], ("memory", "memsw"))
+        self.assertEqual(b["limit_bytes"], limit)
+        self.assertLessEqual(b["usage_bytes"], limit)
+        self.assertGreater(b["usage_bytes"], limit // 2)
+        self.assertIsInstance(b["limit_memcg_path_truncated"], bool)
+
+        at, lr, b = found["kernel.gap"][0]
+        self.assertEqual(b["reason"], "unclean stop")
+        self.assertLessEqual(b["from_ns"], killed)
+        self.assertGreaterEqual(b["to_ns"], t0)
+        self.assertAlmostEqual(b["seconds"], (b["to_ns"] - b["from_ns"]) / 1e9, places=2)
+        self.assertIsInstance(b["seconds"], float)
+        self.assertEqual(int(lr["timeUnixNano"]), b["to_ns"])
+        self.assertEqual(at["tapio.gap_from_ns"], str(b["from_ns"]))
+        self.assertEqual(at["tapio.gap_to_ns"], str(b["to_ns"]))
+        self.assertEqual(at["tapio.id"], "kernel-gap-%d-%d" % (b["from_ns"], b["to_ns"]))
         self.assertNotIn("process.pid", at)
 
     def test_cursor_moves_on_the_receivers_200(self):

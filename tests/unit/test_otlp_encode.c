@@ -51,6 +51,39 @@ Test(otlp_encode, scalars)
 	sb_free(&sb);
 }
 
+/* The varint of AnyValue.int_value (field 3) that an integer literal gives,
+ * or -1 when it became something else (a double). */
+static int64_t int_of(const char *js)
+{
+	struct strbuf sb = STRBUF_INIT;
+	cr_assert_eq(otlp_json_anyvalue(js, strlen(js), &sb), 0, "%s", js);
+	int64_t v = -1;
+	if (sb.len >= 2 && (unsigned char)sb.buf[0] == 0x18) {
+		uint64_t u = 0;
+		for (size_t i = 1, sh = 0; i < sb.len && sh < 64; i++, sh += 7) {
+			u |= (uint64_t)(sb.buf[i] & 0x7f) << sh;
+			if (!(sb.buf[i] & 0x80))
+				break;
+		}
+		v = (int64_t)u;
+	}
+	bool is_double = sb.len == 9 && (unsigned char)sb.buf[0] == 0x21;
+	sb_free(&sb);
+	return is_double ? -2 : v;
+}
+
+Test(otlp_encode, integers_stay_exact_up_to_int64)
+{
+	/* a 19-digit ns timestamp, the largest and smallest int64 */
+	cr_assert_eq(int_of("1796146914441331658"), 1796146914441331658ll);
+	cr_assert_eq(int_of("9223372036854775807"), INT64_MAX);
+	cr_assert_eq(int_of("-9223372036854775808"), INT64_MIN);
+	/* one past: a double, never a wrapped integer */
+	cr_assert_eq(int_of("9223372036854775808"), -2);
+	cr_assert_eq(int_of("-9223372036854775809"), -2);
+	cr_assert_eq(int_of("99999999999999999999"), -2);
+}
+
 Test(otlp_encode, object_and_array)
 {
 	struct strbuf sb = STRBUF_INIT;

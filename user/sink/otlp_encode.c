@@ -321,15 +321,21 @@ static int parse_number(struct jp *j)
 	size_t n = (size_t)(j->p - s);
 	if (j->p == digits || n > 64)
 		return -1;
-	if (integer && j->p - digits <= 18) {
-		int64_t v = 0;
-		for (const char *c = digits; c < j->p; c++)
-			v = v * 10 + (*c - '0');
-		if (*s == '-')
-			v = -v;
-		sb_putc(j->out, (char)TAG(AV_INT, WT_VARINT));
-		pb_varint(j->out, (uint64_t)v);
-		return 0;
+	if (integer && j->p - digits <= 19) {
+		/* every integer that fits int64 stays exact (ns timestamps have 19
+		 * digits); a larger one becomes a double */
+		uint64_t v = 0, lim = *s == '-' ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+		bool fits = true;
+		for (const char *c = digits; c < j->p && fits; c++) {
+			uint64_t d = (uint64_t)(*c - '0');
+			fits = v <= (lim - d) / 10;
+			v = v * 10 + d;
+		}
+		if (fits) {
+			sb_putc(j->out, (char)TAG(AV_INT, WT_VARINT));
+			pb_varint(j->out, *s == '-' ? (uint64_t)0 - v : v);
+			return 0;
+		}
 	}
 	char tmp[72];
 	memcpy(tmp, s, n);
