@@ -14,37 +14,6 @@ struct emb {
 
 static const char hexd[] = "0123456789abcdef";
 
-/* Length of the valid UTF-8 sequence at p[i] (2..4), or 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	uint32_t cp;
-	if ((c & 0xe0) == 0xc0) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if ((c & 0xf0) == 0xe0) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if ((c & 0xf8) == 0xf0) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t k = 1; k < len; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[k] & 0x3f);
-	}
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
-}
-
 static void skip_ws(struct emb *e)
 {
 	while (e->i < e->n) {
@@ -94,7 +63,7 @@ static int parse_string(struct emb *e)
 			continue;
 		}
 		if (c >= 0x80) {
-			size_t l = utf8_len(e->p + e->i, e->n - e->i);
+			size_t l = utf8_seq(e->p + e->i, e->n - e->i);
 			if (l) {
 				e->i += l;
 				continue;

@@ -87,4 +87,9 @@ void err_printf(char *err, size_t errlen, const char *fmt, ...)
 /* True when the n bytes are valid UTF-8 with no NUL. */
 int utf8_valid(const char *s, size_t n);
 
+/* Length of the valid UTF-8 sequence at s (1..4; n >= 1 bytes there), or 0
+ * when it is invalid: a bad lead or continuation byte, an overlong form, a
+ * surrogate or a code point beyond U+10FFFF. */
+size_t utf8_seq(const unsigned char *s, size_t n);
+
 #endif
