@@ -80,6 +80,16 @@ static bool want_stop(struct run *r)
 	return stop_flag || !r->taking || (h->should_stop && h->should_stop(h->ctx));
 }
 
+/* Logs the first failed write (a buffering sink's fails at its flush). */
+static void report_failure(struct run *r, int rc)
+{
+	if (rc && rc != -EAGAIN && r->o->report_failures && !r->reported) {
+		tlog(TLOG_ERR, "sink", "writing to %s: %s (failures are counted in the summary)",
+		     r->o->output ? r->o->output : "the output", strerror(-rc));
+		r->reported = true;
+	}
+}
+
 /* Writes one record and counts the answer; returns false when the sink
  * asked to retry later. */
 static bool deliver(struct run *r, const struct tapio_event *ev, unsigned src, int *rc)
@@ -97,11 +107,8 @@ static bool deliver(struct run *r, const struct tapio_event *ev, unsigned src, i
 		if (*rc == 0 || sink_failed_for_good(*rc))
 			ack_settle_src(src, ev->ack);
 	}
-	if (*rc && r->o->report_failures && !r->reported) {
-		tlog(TLOG_ERR, "sink", "writing to %s: %s (failures are counted in the summary)",
-		     r->o->output ? r->o->output : "the output", strerror(-*rc));
-		r->reported = true;
-	}
+	if (*rc)
+		report_failure(r, *rc);
 	return true;
 }
 
@@ -131,7 +138,7 @@ static void *next_record(struct run *r, size_t *len, unsigned *src)
 	void *rec = queue_peek(r->o->q, len, src, 0);
 	if (!rec && errno == EAGAIN) {
 		/* Out of events: hand what is buffered on before sleeping. */
-		sink_poll(r->o->sink);
+		report_failure(r, sink_poll(r->o->sink));
 		rec = queue_peek(r->o->q, len, src, r->closing ? 10 : (int)idle);
 	}
 	return rec;
