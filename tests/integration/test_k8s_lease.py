@@ -103,7 +103,10 @@ class LeaseTest(unittest.TestCase):
                 return
             time.sleep(0.1)
         missing = want - set(self.cluster_keys())
-        self.fail("%d cluster versions never arrived, e.g. %s" % (len(missing), sorted(missing)[:3]))
+        logs = "\n".join("--- %s\n%s" % (name, "\n".join(t.stderr_lines[-15:]))
+                         for name, t in self.agents.items())
+        self.fail("%d cluster versions never arrived, e.g. %s\n%s" %
+                  (len(missing), sorted(missing)[:3], logs))
 
     def populate(self, nodes):
         st = self.fx.store
