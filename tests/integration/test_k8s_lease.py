@@ -226,11 +226,25 @@ class LeaseTest(unittest.TestCase):
         keys = self.cluster_keys()
         self.assertEqual(len(keys), len(set(keys)))
 
+    def wait_cursors_on_lease(self, timeout=RENEW * 3 + 2):
+        """The leader has renewed with every cluster resource's cursor: a
+        successor resumes from there instead of relisting (a relist gives
+        each object's latest version only)."""
+        deadline = time.monotonic() + timeout
+        want = {"tapio.io/rv-" + r for r in CLUSTER_RES}
+        while time.monotonic() < deadline:
+            l = self.lease()
+            if l and want <= set(l["metadata"].get("annotations", {})):
+                return
+            time.sleep(0.1)
+        self.fail("the leader never put its cursors on the lease")
+
     def test_partitioned_leader_stops_before_expiry(self):
         self.start_three()
         st = self.fx.store
         old = self.leader()
         old_holder = self.holder()
+        self.wait_cursors_on_lease()
         self.fx.partitioned.add(old.token)  # its open watches still deliver
         t_part = time.monotonic()
         stop_line = None
