@@ -576,6 +576,13 @@ int BPF_PROG(tapio_inet_sock_set_state, const struct sock *sk, const int oldstat
 
 /* tcp_retransmit_skb(const struct sock *sk, const struct sk_buff *skb[, int err on recent kernels])
  */
+/* The tracepoint's record with its newer err field: a flavour of our own, so
+ * the check compiles against any vmlinux.h (the arm64 one lacks the type)
+ * and relocates against the running kernel's. */
+struct trace_event_raw_tcp_retransmit_skb___err {
+	int err;
+} __attribute__((preserve_access_index));
+
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb)
 {
@@ -587,7 +594,7 @@ int BPF_PROG(tapio_tcp_retransmit, const struct sock *sk, const struct sk_buff *
 	/* Since the tracepoint gained err ("tcp: add the ability to trace
 	 * failed retransmits"; 6.18 has it) it also fires for attempts that
 	 * sent nothing (-EBUSY, -ENOMEM ...): those are not retransmits. */
-	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb, err) &&
+	if (bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb___err, err) &&
 	    (int)ctx[2] != 0)
 		return 0;
 	info = sock_lookup(sk);

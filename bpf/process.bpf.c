@@ -105,6 +105,13 @@ int BPF_PROG(tapio_fork, struct task_struct *parent, struct task_struct *child)
  * cfg_all_threads. The tracepoint says so itself where it has group_dead
  * (6.16+; 6.18 has it); before, do_exit() has already decremented
  * signal->live, which is 0 in the last thread. */
+/* The tracepoint's record with group_dead (6.18 has it): a flavour of our
+ * own, so the check compiles against any vmlinux.h and relocates against the
+ * running kernel's. */
+struct trace_event_raw_sched_process_exit___gd {
+	bool group_dead;
+} __attribute__((preserve_access_index));
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(tapio_exit, struct task_struct *p)
 {
@@ -115,7 +122,7 @@ int BPF_PROG(tapio_exit, struct task_struct *p)
 
 	if (!type_wanted(EVENT_PROCESS_EXIT))
 		return 0;
-	if (bpf_core_field_exists(struct trace_event_raw_sched_process_exit, group_dead))
+	if (bpf_core_field_exists(struct trace_event_raw_sched_process_exit___gd, group_dead))
 		group_dead = (bool)ctx[1];
 	else
 		group_dead = BPF_CORE_READ(t, signal, live.counter) == 0;
