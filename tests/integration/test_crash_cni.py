@@ -11,6 +11,8 @@ import threading
 import time
 import unittest
 
+from crashtest import CrashTest, tally
+
 import cni_fixture as C
 from nats_fixture import NATS_SERVER, JsReader, NatsServer
 from tapiotest import Tapio, free_port, need_root, skip_or_fail
@@ -53,7 +55,9 @@ def line_no(ev):
     return None
 
 
-class CniCrashTest(unittest.TestCase):
+class CniCrashTest(CrashTest, unittest.TestCase):
+    STREAM = STREAM
+
     def setUp(self):
         need_root(self)
         if not os.access(NATS_SERVER, os.X_OK):
@@ -71,19 +75,6 @@ class CniCrashTest(unittest.TestCase):
                   "--nats-ack-wait-ms", "1000", "--node-name", "node-n", env=clean_env())
         self.agents.append(t)
         return t
-
-    def kill(self, t):
-        t.proc.kill()
-        t.stop()
-        self.agents.remove(t)
-
-    def stored(self, srv):
-        r = JsReader(srv.port)
-        try:
-            _, msgs = r.read_all(STREAM)
-        finally:
-            r.close()
-        return msgs
 
     def test_sigkills_with_nats_lose_nothing_and_store_nothing_twice(self):
         srv = NatsServer(free_port())
@@ -124,10 +115,7 @@ class CniCrashTest(unittest.TestCase):
         self.agents.remove(t)
         msgs = self.stored(srv)
         nos = [line_no(json.loads(m["data"])) for m in msgs]
-        missing = sorted(want - set(nos))
-        seen, twice = set(), set()
-        for n in nos:
-            (twice if n in seen else seen).add(n)
+        missing, twice = tally(want, nos)
         print(f"\ncni crash: {KILLS} SIGKILLs, {len(want)} lines written, "
               f"{len(msgs)} stored, {len(missing)} missing, {len(twice)} stored twice",
               flush=True)

@@ -12,6 +12,8 @@ import threading
 import time
 import unittest
 
+from crashtest import CrashTest
+
 from tapiotest import Tapio, need_cmd, need_root, skip_or_fail, tmpdir
 from etcd_fixture import Etcd
 from nats_fixture import NATS_SERVER, JsReader, NatsServer
@@ -46,7 +48,9 @@ class Writer(threading.Thread):
             self.error = e
 
 
-class EtcdCrashTest(unittest.TestCase):
+class EtcdCrashTest(CrashTest, unittest.TestCase):
+    STREAM = STREAM
+
     def setUp(self):
         need_root(self)
         need_cmd(self, "etcd")
@@ -74,19 +78,6 @@ class EtcdCrashTest(unittest.TestCase):
             if time.time() > deadline or t.proc.poll() is not None:
                 self.fail("the agent did not start watching:\n" + "\n".join(t.stderr_lines))
             time.sleep(0.05)
-
-    def kill(self, t):
-        t.proc.kill()
-        t.stop()
-        self.agents.remove(t)
-
-    def stored(self, srv):
-        r = JsReader(srv.port)
-        try:
-            _, msgs = r.read_all(STREAM)
-        finally:
-            r.close()
-        return msgs
 
     def test_sigkills_with_nats_lose_nothing_and_store_nothing_twice(self):
         srv = NatsServer(free_port())

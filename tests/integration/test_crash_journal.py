@@ -16,6 +16,8 @@ import threading
 import time
 import unittest
 
+from crashtest import CrashTest, tally
+
 import systemd_fixture as F
 from nats_fixture import NATS_SERVER, JsReader, NatsServer
 from tapiotest import Tapio, free_port, need_root, skip_or_fail, tmpdir
@@ -63,7 +65,9 @@ def message_no(ev):
     return int(m.split()[1]) if isinstance(m, str) and m.startswith("crash ") else None
 
 
-class JournalCrashTest(unittest.TestCase):
+class JournalCrashTest(CrashTest, unittest.TestCase):
+    STREAM = STREAM
+
     def setUp(self):
         need_root(self)
         if not F.have_journal_remote():
@@ -87,19 +91,6 @@ class JournalCrashTest(unittest.TestCase):
                   "--node-name", "node-j", *extra, env=clean_env())
         self.agents.append(t)
         return t
-
-    def kill(self, t):
-        t.proc.kill()
-        t.stop()
-        self.agents.remove(t)
-
-    def stored(self, srv):
-        r = JsReader(srv.port)
-        try:
-            _, msgs = r.read_all(STREAM)
-        finally:
-            r.close()
-        return msgs
 
     def test_sigkills_with_nats_lose_nothing_and_store_nothing_twice(self):
         srv = NatsServer(free_port())
@@ -144,10 +135,7 @@ class JournalCrashTest(unittest.TestCase):
         self.agents.remove(t)
         msgs = self.stored(srv)
         nos = [message_no(json.loads(m["data"])) for m in msgs]
-        missing = sorted(want - set(nos))
-        seen, twice = set(), set()
-        for n in nos:
-            (twice if n in seen else seen).add(n)
+        missing, twice = tally(want, nos)
         print(f"\njournal crash: {KILLS} SIGKILLs, {len(want)} entries written, "
               f"{len(msgs)} stored, {len(missing)} missing, {len(twice)} stored twice",
               flush=True)

@@ -14,6 +14,8 @@ import threading
 import time
 import unittest
 
+from crashtest import CrashTest
+
 import k8s_fixture
 from nats_fixture import NATS_SERVER, JsReader, NatsServer
 from tapiotest import Tapio, free_port, need_cmd, skip_or_fail, tmpdir
@@ -65,7 +67,9 @@ class Writer(threading.Thread):
             self.error = e
 
 
-class K8sCrashTest(unittest.TestCase):
+class K8sCrashTest(CrashTest, unittest.TestCase):
+    STREAM = STREAM
+
     def setUp(self):
         need_cmd(self, "openssl")
         if not os.access(NATS_SERVER, os.X_OK):
@@ -96,19 +100,6 @@ class K8sCrashTest(unittest.TestCase):
             if time.time() > deadline or t.proc.poll() is not None:
                 self.fail("the agent did not list:\n" + "\n".join(t.stderr_lines))
             time.sleep(0.05)
-
-    def kill(self, t):
-        t.proc.kill()
-        t.stop()
-        self.agents.remove(t)
-
-    def stored(self, srv):
-        r = JsReader(srv.port)
-        try:
-            _, msgs = r.read_all(STREAM)
-        finally:
-            r.close()
-        return msgs
 
     @staticmethod
     def version(m):
