@@ -507,6 +507,8 @@ static int setup_request(struct xfer *x, struct curl_slist *hdrs, char *errbuf)
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, req->idle_timeout_s);
 	}
+	if (req->timeout_ms > 0)
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms);
 	if (req->method && strcmp(req->method, "GET") != 0) {
 		if (strcmp(req->method, "POST") == 0)
 			curl_easy_setopt(h, CURLOPT_POST, 1L);

@@ -75,6 +75,7 @@ struct watch_req {
 	size_t max_msg;		 /* 0 = 16 MiB */
 	long connect_timeout_ms; /* 0 = 10 s */
 	long idle_timeout_s;	 /* abort when no byte arrives this long; 0 = none */
+	long timeout_ms;	 /* the whole request at most this long; 0 = none */
 	frame_fn on_msg;	 /* called in the calling thread */
 	/* Optional: told (with the bytes seen) each time a message is skipped
 	 * for size, when it happens; the count is also in watch_result. */
