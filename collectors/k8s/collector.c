@@ -239,11 +239,14 @@ static void k8s_stop(struct collector *c)
 }
 
 /* Healthy when every resource this agent runs now is; a follower's cluster
- * resources are not its to run. */
+ * resources are not its to run. An agent that cannot reach the lease (a 403
+ * from RBAC, ...) is unhealthy: it can never take the cluster role. */
 static bool k8s_healthy(struct collector *c)
 {
 	struct k8s *k = (struct k8s *)c;
 	size_t n = 0;
+	if (k->use_lease && !atomic_load(&k->lease.reachable))
+		return false;
 	for (size_t i = 0; i < k->nres; i++) {
 		struct k8s_res *r = &k->res[i];
 		if (r->cluster && k->use_lease && !atomic_load(&k->lease.leader))

@@ -171,16 +171,30 @@ static int take_body(void *ctx, const char *msg, size_t len)
 	return 0;
 }
 
-/* One request on the Lease. Returns the HTTP status (0 when none came) and
- * the parsed record of a 2xx answer in *rec; -ECANCELED when stopping. */
+/* The longest a request on the lease may take: while held, no longer than
+ * the time left until the give-up point (0: none left). */
+static unsigned request_ms(const struct k8s_lease *l, bool holding)
+{
+	unsigned ms = l->renew_ms < 5000 ? l->renew_ms : 5000;
+	if (holding) {
+		uint64_t until = atomic_load(&l->until_mono), now = mono_ns();
+		uint64_t left = until > now ? (until - now) / 1000000ull : 0;
+		if (left < ms)
+			ms = (unsigned)left;
+	}
+	return ms;
+}
+
+/* One request on the Lease, taking at most to_ms. Returns the HTTP status (0
+ * when none came) and the parsed record of a 2xx answer in *rec; -ECANCELED
+ * when stopping. */
 static long lease_request(struct k8s_lease *l, const char *method, const char *url,
 			  const char *body, struct k8s_lease_rec *rec, char *err, size_t errlen,
-			  atomic_bool *stop)
+			  atomic_bool *stop, unsigned to_ms)
 {
 	struct k8s *k = l->k;
 	struct body b = {0};
 	char *tok = k8s_token_get(k, false);
-	unsigned to_ms = l->renew_ms < 5000 ? l->renew_ms : 5000;
 	struct watch_req req = {
 	    .url = url,
 	    .method = method,
@@ -193,6 +207,7 @@ static long lease_request(struct k8s_lease *l, const char *method, const char *u
 	    .max_msg = 1u << 20,
 	    .connect_timeout_ms = to_ms,
 	    .idle_timeout_s = to_ms / 1000 ? to_ms / 1000 : 1,
+	    .timeout_ms = to_ms,
 	    .on_msg = take_body,
 	    .ctx = &b,
 	    .stop = stop,
@@ -213,10 +228,17 @@ static long lease_request(struct k8s_lease *l, const char *method, const char *u
 			http = 0;
 		}
 	} else if (http == 0 || !(http == 404 || http == 409)) {
-		snprintf(err, errlen, "%s %s: %s", method, url, res.error);
+		snprintf(err, errlen, "%s %s: %s%s", method, url, res.error,
+			 http == 403 ? " (RBAC: this Lease needs get, create and update for the "
+				       "agent's service account)"
+				     : "");
 	}
 	if (err[0])
 		atomic_fetch_add(&k->base.n.errors, 1);
+	/* A 403 (RBAC), 401, 5xx, a timeout or a malformed answer: this agent
+	 * cannot take part in the election, and is unhealthy until it can. */
+	if (http != -ECANCELED)
+		atomic_store(&l->reachable, !err[0]);
 	watch_result_free(&res);
 	free(b.p);
 	return http;
@@ -251,8 +273,11 @@ static bool try_write(struct k8s_lease *l, bool renewing)
 	uint64_t t0 = mono_ns();
 	long http = 0;
 
+	if (renewing && !request_ms(l, true))
+		return false; /* the give-up point has come */
 	if (!renewing || !l->have_obs) {
-		http = lease_request(l, "GET", l->url, NULL, &cur, err, sizeof(err), &l->stop);
+		http = lease_request(l, "GET", l->url, NULL, &cur, err, sizeof(err), &l->stop,
+				     request_ms(l, renewing));
 		if (http == -ECANCELED)
 			return false;
 		if (http == 200) {
@@ -300,14 +325,19 @@ static bool try_write(struct k8s_lease *l, bool renewing)
 		return false;
 	}
 	struct k8s_lease_rec got;
-	http = lease_request(l, absent ? "POST" : "PUT", absent ? l->coll_url : l->url, sb.buf,
-			     &got, err, sizeof(err), &l->stop);
+	unsigned to_ms = request_ms(l, renewing);
+	http = to_ms ? lease_request(l, absent ? "POST" : "PUT", absent ? l->coll_url : l->url,
+				     sb.buf, &got, err, sizeof(err), &l->stop, to_ms)
+		     : 0;
 	sb_free(&sb);
-	if (http == -ECANCELED)
+	if (http == -ECANCELED || !to_ms)
 		return false;
 	if (http == 200 || http == 201) {
 		observe(l, &got, t0);
 		l->ok_mono = t0;
+		atomic_store(&l->until_mono,
+			     t0 + (uint64_t)k8s_lease_deadline_ms(l->duration_ms, l->renew_ms) *
+				      1000000ull);
 		report(l, 0, NULL);
 		return true;
 	}
@@ -334,6 +364,8 @@ static void lost(struct k8s_lease *l, const char *why)
 {
 	k8s_role_cluster_stop(l->k);
 	atomic_store(&l->leader, false);
+	atomic_store(&l->until_mono, 0);
+	atomic_store(&l->expired, false);
 	atomic_fetch_add(&l->lost, 1);
 	l->have_obs = false;
 	tlog(TLOG_INFO, "k8s", "lease %s/%s given up: %s", l->ns, l->name, why);
@@ -357,7 +389,8 @@ static void release(struct k8s_lease *l)
 	struct k8s_lease_rec got;
 	atomic_bool never = false; /* the stop flag is set: it would cancel this request */
 	if (!k8s_lease_body(&sb, l->name, l->ns, &want)) {
-		long http = lease_request(l, "PUT", l->url, sb.buf, &got, err, sizeof(err), &never);
+		long http = lease_request(l, "PUT", l->url, sb.buf, &got, err, sizeof(err), &never,
+					  request_ms(l, false));
 		if (http != 200)
 			collector_error(&l->k->base, "lease %s/%s: release failed: %s", l->ns,
 					l->name, err[0] ? err : "409 Conflict");
@@ -365,6 +398,23 @@ static void release(struct k8s_lease *l)
 			tlog(TLOG_INFO, "k8s", "lease %s/%s released", l->ns, l->name);
 	}
 	sb_free(&sb);
+}
+
+/* A renew that came back only past the give-up point (the role emitted
+ * nothing since): the role restarts from the cursors just written. */
+static void renewed(struct k8s_lease *l)
+{
+	if (!atomic_exchange(&l->expired, false))
+		return;
+	lost(l, "a renew answered only after the give-up point");
+}
+
+bool k8s_lease_may_emit(struct k8s_lease *l)
+{
+	if (mono_ns() < atomic_load(&l->until_mono))
+		return true;
+	atomic_store(&l->expired, true);
+	return false;
 }
 
 static void *lease_main(void *arg)
@@ -384,8 +434,10 @@ static void *lease_main(void *arg)
 		uint64_t now = mono_ns();
 		if (now < next && sleep_or_stop((unsigned)((next - now) / 1000000ull), &l->stop))
 			break;
-		if (try_write(l, true))
+		if (try_write(l, true)) {
+			renewed(l);
 			continue;
+		}
 		if (atomic_load(&l->stop))
 			break;
 		atomic_fetch_add(&l->renew_failures, 1);
@@ -399,8 +451,10 @@ static void *lease_main(void *arg)
 			}
 			if (sleep_or_stop(retry, &l->stop))
 				break;
-			if (try_write(l, true))
+			if (try_write(l, true)) {
+				renewed(l);
 				break;
+			}
 			if (atomic_load(&l->stop))
 				break;
 			if (l->have_obs && l->obs.holder[0] && strcmp(l->obs.holder, l->holder)) {
@@ -422,6 +476,9 @@ int k8s_lease_start(struct k8s_lease *l)
 {
 	atomic_store(&l->stop, false);
 	atomic_store(&l->leader, false);
+	atomic_store(&l->until_mono, 0);
+	atomic_store(&l->expired, false);
+	atomic_store(&l->reachable, false);
 	l->have_obs = false;
 	l->last_err = 0;
 	int rc = -pthread_create(&l->thr, NULL, lease_main, l);

@@ -13,6 +13,10 @@
  * last successful write, which is before any other agent can see the lease
  * expire.
  *
+ * Every request on the lease is bounded by the time left until that give-up
+ * point, and the cluster role emits nothing past it (k8s_lease_may_emit),
+ * even while a request to a server that does not answer is still under way.
+ *
  * The lease also carries the cluster role's cursors, one annotation per
  * resource (tapio.io/rv-<resource>: resourceVersion), written with every
  * renew and read by the next holder. */
@@ -78,6 +82,11 @@ struct k8s_lease {
 	bool started;
 	atomic_bool stop;
 	atomic_bool leader;
+	/* While held: the give-up point (monotonic ns) of the last successful
+	 * write; 0 otherwise. */
+	_Atomic uint64_t until_mono;
+	atomic_bool expired;   /* an emission found the give-up point passed */
+	atomic_bool reachable; /* the last request got an answer of the Lease protocol */
 	_Atomic uint64_t renew_failures, acquired, lost;
 	/* the election thread's own state */
 	struct k8s_lease_rec obs; /* the record last read */
@@ -86,6 +95,11 @@ struct k8s_lease {
 	uint64_t ok_mono; /* start of the last successful write as holder */
 	int last_err;	  /* the last failure reported, to report changes only */
 };
+
+/* Whether the cluster role may emit now: only before the give-up point of
+ * the lease's last successful write. Past it, notes that the role outlived
+ * its lease (the election thread then stops it). */
+bool k8s_lease_may_emit(struct k8s_lease *l);
 
 /* Starts and stops the election thread. k8s_lease_stop stops the cluster
  * role (k8s_role_cluster_stop) and then releases the lease when held. */

@@ -222,6 +222,7 @@ void k8s_role_counters(struct k8s *k, counter_fn fn, void *ctx)
 		return;
 	struct k8s_lease *l = &k->lease;
 	fn(ctx, "k8s_leader", "", atomic_load(&l->leader));
+	fn(ctx, "k8s_lease_up", "", atomic_load(&l->reachable));
 	fn(ctx, "k8s_lease_acquired", "", atomic_load(&l->acquired));
 	fn(ctx, "k8s_lease_lost", "", atomic_load(&l->lost));
 	fn(ctx, "k8s_lease_renew_failures", "", atomic_load(&l->renew_failures));

@@ -113,6 +113,9 @@ int k8s_emit(struct k8s_res *r, const char *type, const char *obj, size_t len,
 	struct k8s *k = r->k;
 	char *strip = NULL;
 	size_t sl = 0;
+	/* Past the lease's give-up point the cluster role ends here. */
+	if (r->cluster && k->use_lease && !k8s_lease_may_emit(&k->lease))
+		return -ECANCELED;
 	pod_hook(k, r, type, m, obj, len); /* the whole object, before any strip */
 	if (r->def->meta_only) {
 		int s = k8s_metadata_only(obj, len, &strip, &sl);

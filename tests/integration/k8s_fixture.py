@@ -18,7 +18,11 @@ It speaks the parts of the real protocol the collector uses:
   semantics: 409 AlreadyExists on a create of an existing name, 409 Conflict
   on an update with a stale metadata.resourceVersion, 404 NotFound. Every
   write is logged in `lease_log`. A token in `partitioned` gets 503 on every
-  new request (its open watch streams go on, as behind a broken link).
+  new request (its open watch streams go on, as behind a broken link). A
+  token in `lease_forbidden` gets 403 Forbidden on Leases (RBAC without the
+  Lease verbs); a token in `lease_hung` has its Lease requests read and never
+  answered while it stays there (a hung server), each hang logged in
+  `lease_hangs`.
 - Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1
   answered with metadata only (unless ignore_partial is set, to test that the
   client strips data itself).
@@ -258,6 +262,19 @@ class Handler(BaseHTTPRequestHandler):
                                 "time": time.monotonic(), "method": method,
                                 "auth": self.headers.get("Authorization", ""), "watch": False})
         if self._client_cn() is None and not self._authorized():
+            return
+        tok = self.headers.get("Authorization", "")[7:]
+        if tok in fx.lease_forbidden:
+            self._send_json(403, status(403, "Forbidden", 'leases.coordination.k8s.io is forbidden: User '
+                                        '"system:serviceaccount:tapio:tapio" cannot %s resource "leases" '
+                                        'in API group "coordination.k8s.io"' % method.lower()))
+            return
+        if tok in fx.lease_hung:
+            with fx.lock:
+                fx.lease_hangs.append((time.monotonic(), method, tok))
+            while tok in fx.lease_hung and not fx.stopping:
+                time.sleep(0.05)
+            self.close_connection = True
             return
         if len(rest) < 2 or rest[1] != "leases" or len(rest) > 3:
             self._send_json(404, status(404, "NotFound", "the server could not find the requested resource"))
@@ -583,6 +600,9 @@ class Fixture:
         self.lease_conflicts = 0
         self.partitioned = set()  # tokens whose new requests get 503
         self.partition_refused = 0
+        self.lease_forbidden = set()  # tokens that get 403 on Leases
+        self.lease_hung = set()  # tokens whose Lease requests are never answered
+        self.lease_hangs = []  # (monotonic time, method, token) per hung request
         self.certdir = certdir
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
