@@ -417,6 +417,40 @@ bool k8s_lease_may_emit(struct k8s_lease *l)
 	return false;
 }
 
+/* Whether the sink has acknowledged cursors of the cluster role that the
+ * lease does not carry yet. */
+static bool cursors_moved(struct k8s_lease *l)
+{
+	struct k8s_lease_rec want = l->obs;
+	k8s_role_cursors(l->k, &want);
+	for (size_t i = 0; i < want.ncur; i++) {
+		const char *on = k8s_lease_cursor(&l->obs, want.cur[i].res);
+		if (!on || strcmp(on, want.cur[i].rv))
+			return true;
+	}
+	return false;
+}
+
+/* The holder's wait for its next write: the renew period, or sooner once
+ * the cursors moved, but at most one write per K8S_LEASE_CURSOR_DIV-th of
+ * the renew period. Returns true when stopping. */
+static bool wait_write(struct k8s_lease *l)
+{
+	uint64_t renew = (uint64_t)l->renew_ms * 1000000ull;
+	uint64_t soon = l->ok_mono + renew / K8S_LEASE_CURSOR_DIV, next = l->ok_mono + renew;
+	for (;;) {
+		uint64_t now = mono_ns();
+		if (now >= next || (now >= soon && cursors_moved(l)))
+			return false;
+		uint64_t until = now < soon ? soon : now + K8S_LEASE_CURSOR_POLL_MS * 1000000ull;
+		if (until > next)
+			until = next;
+		unsigned ms = (unsigned)((until - now + 999999ull) / 1000000ull);
+		if (sleep_or_stop(ms, &l->stop))
+			return true;
+	}
+}
+
 static void *lease_main(void *arg)
 {
 	struct k8s_lease *l = arg;
@@ -430,9 +464,7 @@ static void *lease_main(void *arg)
 				break;
 			continue;
 		}
-		uint64_t next = l->ok_mono + (uint64_t)l->renew_ms * 1000000ull;
-		uint64_t now = mono_ns();
-		if (now < next && sleep_or_stop((unsigned)((next - now) / 1000000ull), &l->stop))
+		if (wait_write(l))
 			break;
 		if (try_write(l, true)) {
 			renewed(l);

@@ -19,7 +19,10 @@
  *
  * The lease also carries the cluster role's cursors, one annotation per
  * resource (tapio.io/rv-<resource>: resourceVersion), written with every
- * renew and read by the next holder. */
+ * renew and read by the next holder. The holder renews early once the sink
+ * has acknowledged cursors the lease does not carry yet, at most once per
+ * K8S_LEASE_CURSOR_DIV-th of the renew period: what a successor emits again
+ * after a crash is what was acknowledged since that write. */
 #ifndef TAPIO_K8S_LEASE_H
 #define TAPIO_K8S_LEASE_H
 
@@ -34,6 +37,8 @@ struct k8s;
 
 #define K8S_LEASE_MAX_CURSORS 16
 #define K8S_LEASE_ANNOTATION "tapio.io/rv-"
+#define K8S_LEASE_CURSOR_DIV 4	    /* cursor writes: at most 4 per renew period */
+#define K8S_LEASE_CURSOR_POLL_MS 20 /* how often moved cursors are looked for */
 
 /* The parts of a Lease object that the election reads and writes. */
 struct k8s_lease_rec {
