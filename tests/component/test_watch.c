@@ -614,6 +614,63 @@ Test(watch_run, idle_timeout)
 	watch_result_free(&res);
 }
 
+static long elapsed_ms(const struct timespec *a)
+{
+	struct timespec b;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (b.tv_sec - a->tv_sec) * 1000 + (b.tv_nsec - a->tv_nsec) / 1000000;
+}
+
+/* timeout_ms bounds the whole request: a server that never answers, and one
+ * that trickles bytes (which keeps the idle timeout from firing). */
+Test(watch_run, whole_request_timeout)
+{
+	struct srv hung = {.hold = true};
+	srv_start(&hung);
+	char url[64];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", hung.port);
+	struct watch_req req = {
+	    .url = url, .framing = FRAME_WHOLE, .idle_timeout_s = 10, .timeout_ms = 300};
+	struct watch_result res;
+	struct timespec a;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	int rc = watch_run(&req, &res);
+	long ms = elapsed_ms(&a);
+	srv_stop(&hung);
+	cr_assert_eq(rc, -ETIMEDOUT, "rc %d: %s", rc, res.error);
+	cr_assert_geq(ms, 280, "ended after %ld ms", ms);
+	cr_assert_lt(ms, 800, "ended after %ld ms", ms);
+	watch_result_free(&res);
+
+	struct srv trickle = {
+	    .parts = {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "3\r\n{}\n\r\n",
+		      "3\r\n{}\n\r\n", "3\r\n{}\n\r\n", "3\r\n{}\n\r\n", "3\r\n{}\n\r\n",
+		      "3\r\n{}\n\r\n", "3\r\n{}\n\r\n"},
+	    .nparts = 8,
+	    .pause_ms = 150,
+	    .hold = true,
+	};
+	srv_start(&trickle);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", trickle.port);
+	struct msgs got = {0};
+	struct watch_req req2 = {.url = url,
+				 .framing = FRAME_LINES,
+				 .idle_timeout_s = 1,
+				 .timeout_ms = 400,
+				 .on_msg = collect,
+				 .ctx = &got};
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	rc = watch_run(&req2, &res);
+	ms = elapsed_ms(&a);
+	srv_stop(&trickle);
+	cr_assert_eq(rc, -ETIMEDOUT, "rc %d: %s", rc, res.error);
+	cr_assert_lt(ms, 900, "ended after %ld ms", ms);
+	cr_assert_gt(got.n, 0);
+	cr_assert_lt(got.n, 7, "%zu messages: the timeout did not end the stream", got.n);
+	msgs_free(&got);
+	watch_result_free(&res);
+}
+
 Test(watch_run, connection_refused_and_bad_url)
 {
 	int port = tl_free_port();
