@@ -43,6 +43,7 @@ struct nats_sink {
 	int replicas;
 	unsigned max_inflight;
 	unsigned ack_wait_ms;
+	unsigned max_attempts;
 	char id_prefix[160]; /* "<node>-<start ns>-" */
 	uint64_t seq;	     /* ids handed out (pipeline thread only) */
 
