@@ -161,7 +161,7 @@ static void *res_main(void *arg)
 		}
 		if (out == OUT_RELIST) {
 			need_list = true;
-			if (!r->got_msg && (http == 410 || http == 400) &&
+			if (((!r->got_msg && (http == 410 || http == 400)) || r->refused) &&
 			    sleep_or_stop(
 				backoff_ms(attempt++, K8S_BACKOFF_BASE_MS, K8S_BACKOFF_CAP_MS),
 				&r->stop))
