@@ -161,6 +161,22 @@ static bool transient_js(jsErrCode e)
 	}
 }
 
+/* A publish failed for a passing reason: the first failure of a round (one
+ * after the last wait ended) makes the retry list wait longer. */
+static void retry_backoff(struct nats_sink *ns)
+{
+	uint64_t now = mono_ns();
+
+	if (now < atomic_load(&ns->retry_after))
+		return; /* this round's wait is set */
+	unsigned r = atomic_fetch_add(&ns->retry_rounds, 1);
+	uint64_t ms = (uint64_t)RETRY_BACKOFF_MIN_MS << (r < 6 ? r : 6);
+
+	if (ms > RETRY_BACKOFF_MAX_MS)
+		ms = RETRY_BACKOFF_MAX_MS;
+	atomic_store(&ns->retry_after, now + ms * 1000000ull);
+}
+
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
 	struct nats_sink *ns = closure;
@@ -174,6 +190,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 		atomic_fetch_add(&ns->base.acked, 1);
 		if (pa->Duplicate)
 			atomic_fetch_add(&ns->duplicates, 1);
+		atomic_store(&ns->retry_rounds, 0);
 		msg_settled(ns, msg, true);
 		natsMsg_Destroy(msg);
 		return;
@@ -194,6 +211,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 	if (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr)
 		atomic_store(&ns->stream_ready, false); /* the stream may be gone */
 	attempts = msg_attempts(msg);
+	retry_backoff(ns);
 	if (attempts < ns->max_attempts) {
 		pthread_mutex_lock(&ns->lock);
 		kept = retry_push_locked(ns, msg);
@@ -267,10 +285,16 @@ static int publish(struct nats_sink *ns, natsMsg **m)
 	return -EIO;
 }
 
-/* Publishes messages from the retry list again (same ids). 0, or -EAGAIN
- * when some are still waiting. */
+/* Publishes messages from the retry list again (same ids), once its backoff
+ * wait is over. 0, or -EAGAIN when some are still waiting. */
 static int republish(struct nats_sink *ns, size_t batch)
 {
+	if (mono_ns() < atomic_load(&ns->retry_after)) {
+		pthread_mutex_lock(&ns->lock);
+		bool waiting = ns->retry_n != 0;
+		pthread_mutex_unlock(&ns->lock);
+		return waiting ? -EAGAIN : 0;
+	}
 	for (size_t i = 0; i < batch; i++) {
 		natsMsg *m;
 		char n[16];
@@ -281,7 +305,8 @@ static int republish(struct nats_sink *ns, size_t batch)
 		pthread_mutex_unlock(&ns->lock);
 		if (!m)
 			return 0;
-		snprintf(n, sizeof(n), "%u", msg_attempts(m) + 1);
+		unsigned attempts = msg_attempts(m);
+		snprintf(n, sizeof(n), "%u", attempts + 1);
 		natsMsgHeader_Set(m, ATTEMPT_HDR, n);
 		rc = publish(ns, &m);
 		if (rc == 0) {
@@ -290,6 +315,10 @@ static int republish(struct nats_sink *ns, size_t batch)
 		}
 		if (rc == -EAGAIN) {
 			bool kept;
+
+			/* Not sent (a full window, a disconnect): no attempt used. */
+			snprintf(n, sizeof(n), "%u", attempts);
+			natsMsgHeader_Set(m, ATTEMPT_HDR, n);
 
 			pthread_mutex_lock(&ns->lock);
 			kept = retry_unpop_locked(ns, m);
