@@ -270,7 +270,15 @@ static int load_cursor(struct etcd_collector *e, const char *dir, char *err, siz
 			return rc;
 		}
 	}
-	rc = cursor_load_checked(&e->cur);
+	bool legacy;
+	rc = cursor_load_legacy(&e->cur, cursor_decimal_whole, &legacy);
+	if (legacy) {
+		/* A prefix of a revision is an older one: at worst a re-read. */
+		collector_error(&e->base,
+				"state-dir: %s/%s has no final newline (from an older tapio, or "
+				"cut short); resuming from it",
+				dir, ETCD_CURSOR_FILE);
+	}
 	if (rc < 0 && rc != -EBADMSG) {
 		snprintf(err, errlen, "state-dir: reading %s/%s: %s", dir, ETCD_CURSOR_FILE,
 			 strerror(-rc));

@@ -57,7 +57,15 @@ static bool plausible_rv(const char *v)
 static void load_state(struct k8s_res *r)
 {
 	struct k8s *k = r->k;
-	int n = cursor_load_checked(&r->cur);
+	bool legacy;
+	/* A decimal resourceVersion cut short is an older one: a re-read or a
+	 * 410 and a relist, never a skip. */
+	int n = cursor_load_legacy(&r->cur, cursor_decimal_whole, &legacy);
+	if (legacy)
+		collector_error(&k->base,
+				"%s: %s/%s has no final newline (from an older tapio, or cut "
+				"short); resuming from it",
+				r->def->name, k->state_dir, r->cur.name);
 	if (n > 0)
 		cursor_get(&r->cur, r->rv, sizeof(r->rv));
 	if (n == -EBADMSG || (n > 0 && !plausible_rv(r->rv))) {
@@ -161,7 +169,7 @@ static void *res_main(void *arg)
 		}
 		if (out == OUT_RELIST) {
 			need_list = true;
-			if (!r->got_msg && (http == 410 || http == 400) &&
+			if (((!r->got_msg && (http == 410 || http == 400)) || r->refused) &&
 			    sleep_or_stop(
 				backoff_ms(attempt++, K8S_BACKOFF_BASE_MS, K8S_BACKOFF_CAP_MS),
 				&r->stop))

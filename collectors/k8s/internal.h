@@ -86,6 +86,7 @@ struct k8s_res {
 	/* state of the request in progress */
 	unsigned bad_streak;
 	bool got_msg;
+	bool refused; /* the watch ended with an in-band ERROR 400 */
 	int list_err;
 	char list_rv[64];
 	char *list_cont;

@@ -316,6 +316,18 @@ static int watch_line(void *ctx, const char *msg, size_t len)
 		return 0;
 	}
 	r->bad_streak = 0;
+	if (ev.type == K8S_EV_ERROR && ev.code == 400) {
+		/* The server cannot watch from our resourceVersion (garbage, or from
+		 * another cluster): retrying it would never deliver anything. Not a
+		 * message: a server that keeps refusing is relisted with backoff. */
+		atomic_fetch_add(&k->base.n.errors, 1);
+		collector_error(&k->base,
+				"%s: watch ERROR from %s: code 400 %s: %s for resourceVersion "
+				"'%.63s'; relisting",
+				r->def->name, k->server, ev.reason, ev.message, r->rv);
+		r->refused = true;
+		return -ESTALE;
+	}
 	if (!r->got_msg) {
 		r->got_msg = true;
 		atomic_store(&r->healthy, true);
@@ -412,6 +424,7 @@ enum k8s_outcome k8s_do_watch(struct k8s_res *r, long *http)
 	struct watch_result res;
 	char *tok = k8s_token_get(k, false);
 	r->got_msg = false;
+	r->refused = false;
 	r->bad_streak = 0;
 	uint64_t t0 = mono_ns();
 	int rc = k8s_run(r, url.buf, true, timeout, watch_line, tok, &res);

@@ -68,6 +68,34 @@ bool cursor_syntax_ok(const char *c)
 	return any;
 }
 
+/* n lowercase hex digits at *p (any number when n is 0), then `end`. */
+static bool hex_field(const char **p, char key, size_t n, char end)
+{
+	const char *s = *p;
+	size_t i = 0;
+
+	if (s[0] != key || s[1] != '=')
+		return false;
+	for (s += 2; (*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'); s++)
+		i++;
+	if (i == 0 || (n && i != n) || *s != end)
+		return false;
+	*p = end ? s + 1 : s;
+	return true;
+}
+
+/* A journal cursor as sd_journal_get_cursor() writes it, every field there:
+ * s=<32 hex>;i=<hex>;b=<32 hex>;m=<hex>;t=<hex>;x=<hex>. A cut-short one
+ * fails this, or lost digits of x= only (the position is s and i). */
+bool cursor_complete(const char *c)
+{
+	const char *p = c;
+
+	return hex_field(&p, 's', 32, ';') && hex_field(&p, 'i', 0, ';') &&
+	       hex_field(&p, 'b', 32, ';') && hex_field(&p, 'm', 0, ';') &&
+	       hex_field(&p, 't', 0, ';') && hex_field(&p, 'x', 0, '\0');
+}
+
 static bool is_dir(const char *path)
 {
 	struct stat st;
@@ -227,7 +255,13 @@ static void load_cursor(struct systemd_collector *s)
 			report(s, NULL, "state directory %s: %s", s->cur.dir, strerror(-r));
 		}
 	}
-	r = cursor_load_checked(&s->cur);
+	bool legacy;
+	r = cursor_load_legacy(&s->cur, cursor_complete, &legacy);
+	if (legacy)
+		report(s, NULL,
+		       "stored cursor %s/%s has no final newline (from an older tapio, or cut "
+		       "short); resuming from it",
+		       s->cur.dir, SYSTEMD_CURSOR_FILE);
 	if (r == -EBADMSG) {
 		count(&s->base.n.errors);
 		why = "is empty or cut short";

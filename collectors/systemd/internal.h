@@ -121,6 +121,8 @@ static inline bool stopping(struct systemd_collector *s)
 
 /* A journal cursor: ';'-separated key=value pairs with keys s, i, b, m, t, x. */
 bool cursor_syntax_ok(const char *c);
+/* A whole journal cursor, every field there (cursor_load_legacy). */
+bool cursor_complete(const char *c);
 /* The event id of the entry at cursor c: the cursor itself, or
  * "journal-<fnv1a64 of it>" when longer than ID_MAX. */
 void journal_event_id(const char *c, char *out, size_t outlen);

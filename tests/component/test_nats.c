@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "core/ack.h"
 #include "core/event.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -257,6 +258,11 @@ Test(nats_config, bad_config_names_the_key)
 	cr_assert_null(
 	    sink_nats_new("nats://127.0.0.1:1", &cfg.nats, cfg.base.node_name, err, sizeof(err)));
 	cr_assert_not_null(strstr(err, "nats-max-inflight"));
+	test_cfg(&cfg, "S");
+	cfg.nats.max_attempts = 1001;
+	cr_assert_null(
+	    sink_nats_new("nats://127.0.0.1:1", &cfg.nats, cfg.base.node_name, err, sizeof(err)));
+	cr_assert_not_null(strstr(err, "nats-max-attempts: 1001"), "%s", err);
 	test_cfg(&cfg, "S");
 	cr_assert_null(sink_nats_new("127.0.0.1", &cfg.nats, cfg.base.node_name, err, sizeof(err)));
 	cr_assert_eq(errno, EINVAL);
@@ -710,6 +716,98 @@ Test(nats_sink, stream_deleted_under_it_is_created_again, .timeout = 60)
 	jsCtx_Destroy(js);
 	natsConnection_Destroy(nc);
 	s->ops->destroy(s);
+	queue_free(q);
+	ns_stop(&srv);
+}
+
+static void record_safe(void *ctx, uint64_t safe)
+{
+	atomic_store((_Atomic uint64_t *)ctx, safe);
+}
+
+/* A loss inside a running sink (no ack after the last attempt) is settled:
+ * counted as failed for its source, and the source's cursor moves past it
+ * instead of waiting for a restart. */
+Test(nats_sink, loss_while_running_is_settled_and_the_cursor_moves_on, .timeout = 60)
+{
+	struct nats_srv srv = {0};
+	struct tcfg cfg;
+	struct ack_tracker t;
+	struct queue *q;
+	struct sink *s;
+	struct ns_msg *m;
+	size_t n;
+	char err[200];
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsErrCode jerr = 0;
+	_Atomic uint64_t safe = 0;
+	enum { N1 = 100, N = 300 };
+
+	need_server();
+	cr_assert_eq(ns_start(&srv), 0);
+	test_cfg(&cfg, "T12");
+	cfg.nats.max_attempts = 1;
+	cr_assert_eq(ack_init(&t, 1024, record_safe, &safe), 0);
+	ack_register(SRC_K8S, &t);
+	s = sink_nats_new(srv.url, &cfg.nats, cfg.base.node_name, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	q = queue_new(1 << 20);
+	for (unsigned i = 1; i <= N; i++) {
+		char id[32], data[32];
+		struct meta_kv kv[] = {{"id", id}};
+
+		snprintf(id, sizeof(id), "ev-%u", i);
+		snprintf(data, sizeof(data), "payload %u", i);
+		uint32_t tok = ack_track(&t, i);
+		cr_assert_neq(tok, 0);
+		cr_assert_eq(event_emit_ack(q, SRC_K8S, TYPE_K8S_WATCH, FMT_TEXT, now_ns(), kv, 1,
+					    data, strlen(data), tok),
+			     0);
+		ack_through(&t, i);
+		if (i == N1) {
+			/* The first events go out and are acked. */
+			cr_assert_eq(pump(s, q, N1, 20, NULL), N1);
+			cr_assert_eq(s->ops->flush(s), 0);
+			cr_assert_eq(atomic_load(&safe), N1);
+		}
+	}
+	cr_assert_eq(atomic_load(&safe), N1, "the cursor ran ahead of the sink");
+
+	/* The stream is deleted: publishes find no responder until the sink
+	 * creates it again; with one attempt each, every such event is lost. */
+	cr_assert_eq(natsConnection_ConnectTo(&nc, srv.url), NATS_OK);
+	cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+	cr_assert_eq(js_DeleteStream(js, "T12", NULL, &jerr), NATS_OK);
+	cr_assert_eq(pump(s, q, N - N1, 30, NULL), N - N1);
+	cr_assert_eq(s->ops->flush(s), 0);
+	struct counters c = get_counters(s);
+	cr_assert_geq(c.lost, 1, "no publish failed after the delete?");
+	cr_assert_eq(c.republished, 0, "one attempt only");
+
+	cr_assert_eq(ns_read_stream(srv.url, "T12", &m, &n), 0);
+	cr_assert_eq(n + c.lost, N - N1, "stored %zu + lost %lu != %d", n, (unsigned long)c.lost,
+		     N - N1);
+	cr_assert_eq(c.acked, N1 + n);
+	cr_assert_eq(atomic_load(&s->src_failed[SRC_K8S]), c.lost);
+	cr_assert_eq(atomic_load(&s->src_written[SRC_K8S]), N1 + n);
+	/* The lost ones are the first after the delete; every later one is stored. */
+	for (size_t i = 0; i < n; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "ev-%lu", (unsigned long)(N1 + c.lost + 1 + i));
+		cr_assert_str_eq(m[i].id, want);
+	}
+	ns_free_msgs(m, n);
+	/* Nothing waits for the lost events: the cursor is at the last one. */
+	cr_assert_eq(ack_pending(&t), 0);
+	cr_assert_eq(atomic_load(&safe), N, "the cursor stalled at %lu",
+		     (unsigned long)atomic_load(&safe));
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+	s->ops->destroy(s);
+	ack_unregister(SRC_K8S, &t);
+	ack_destroy(&t);
 	queue_free(q);
 	ns_stop(&srv);
 }

@@ -40,6 +40,8 @@ and consumed by the next watch request(s) of that resource:
   inband_410            send an ERROR 410 line at once and end the stream
   http_500              answer the watch with HTTP 500 and a Status body
   inband_500            send an ERROR line with a code 500 Status and end the stream
+  inband_400            send an ERROR line with a code 400 Status (a resourceVersion
+                        the server cannot read) and end the stream
   hang_up               close the TCP connection in the middle of an event
 """
 import base64
@@ -67,7 +69,7 @@ KINDS = {
     "replicasets": ("/apis/apps/v1", "ReplicaSet", "apps/v1"),
 }
 CLUSTER_SCOPED = {"nodes"}
-STREAM_FAULTS = ("close_after", "garbage_stream", "http_410", "inband_410", "http_500", "inband_500")
+STREAM_FAULTS = ("close_after", "garbage_stream", "http_410", "inband_410", "http_500", "inband_500", "inband_400")
 EVENT_FAULTS = ("split", "garbage_line", "hang_up")
 
 
@@ -491,6 +493,11 @@ class Handler(BaseHTTPRequestHandler):
         if "inband_500" in faults:
             self._chunk(json.dumps({"type": "ERROR", "object": status(
                 500, "InternalError", "etcdserver: leader changed")}) + "\n")
+            self._end_chunks()
+            return
+        if "inband_400" in faults:
+            self._chunk(json.dumps({"type": "ERROR", "object": status(
+                400, "BadRequest", "invalid resource version: %d" % since)}) + "\n")
             self._end_chunks()
             return
         if "inband_410" in faults or since < st.compacted:

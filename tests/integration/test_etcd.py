@@ -271,6 +271,35 @@ class EtcdCollectorTest(unittest.TestCase):
         self.assertGreaterEqual(s["errors"], 1)
         self.assertGreaterEqual(s["reconnects"], 1)
 
+    def test_cursor_file_without_final_newline_resumes_from_it(self):
+        """A whole revision without the newline tapio writes (a file from an
+        older tapio) is trusted and reported; a cut-short one that is not a
+        whole number is unknown: read from the oldest revision."""
+        etcd = self.start_etcd()
+        revs = [etcd.put(f"/legacy/k{i}", f"v{i}") for i in range(6)]
+        os.makedirs(self.state, exist_ok=True)
+        with open(self.revfile, "w") as f:
+            f.write(str(revs[2]))  # no newline
+        t = self.agent(etcd.url, "--etcd-prefix", "/legacy/", wait_ready=False)
+        self.wait_revs(t, revs[3:])
+        time.sleep(0.5)
+        self.stop_agent(t)
+        got = [int(e["meta"]["revision"]) for e in etcd_events(t)]
+        self.assertEqual(got, revs[3:], "\n".join(t.stderr_lines))
+        line = next((l for l in t.stderr_lines if "no final newline" in l), None)
+        self.assertIsNotNone(line, "\n".join(t.stderr_lines))
+        self.assertIn(self.revfile, line)
+        with open(self.revfile) as f:
+            self.assertEqual(f.read(), "%d\n" % revs[-1])
+
+        with open(self.revfile, "w") as f:
+            f.write("%d " % revs[2])  # not a whole number: unknown
+        t = self.agent(etcd.url, "--etcd-prefix", "/legacy/", wait_ready=False)
+        self.wait_revs(t, revs)
+        self.stop_agent(t)
+        self.assertEqual([int(e["meta"]["revision"]) for e in etcd_events(t)], revs)
+        self.assertTrue(any("empty or cut short" in l for l in t.stderr_lines), "\n".join(t.stderr_lines))
+
     def test_bad_config_is_refused_with_a_clear_message(self):
         t = Tapio("agent", "--collectors", "etcd", "--etcd-endpoints", "ftp://127.0.0.1:1",
                   "--state-dir", self.state, "--output", "stdout")

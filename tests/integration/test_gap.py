@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from tapiotest import Tapio, need_root, tmpdir
+from tapiotest import Tapio, free_port, need_root, tmpdir
 
 REFRESH_S = 5  # RUNNING_REFRESH_MS in user/cmd/agent.c
 
@@ -30,9 +30,9 @@ class GapTest(unittest.TestCase):
         self.agents = []
         self.addCleanup(lambda: [a.stop() for a in self.agents])
 
-    def agent(self):
+    def agent(self, *extra, output="stdout"):
         t = Tapio("agent", "--collectors", "kernel", "--state-dir", self.state, "--output",
-                  "stdout", "--metrics-addr=", env=clean_env())
+                  output, "--metrics-addr=", *extra, env=clean_env())
         self.agents.append(t)
         self.assertIsNotNone(t.wait_stderr("agent running", 20), "\n".join(t.stderr_lines))
         return t
@@ -92,6 +92,99 @@ class GapTest(unittest.TestCase):
         self.assertIsNone(t.wait_stderr("did not stop cleanly", 0.1))
         self.assertEqual(t.stop(signal.SIGTERM), 0)
         self.agents.remove(t)
+
+    def pending(self):
+        """The window kept in the state dir until the sink has its event."""
+        try:
+            with open(os.path.join(self.state, "kernel.gap")) as f:
+                lines = f.read().split("\n")
+        except FileNotFoundError:
+            return None
+        self.assertEqual(lines[0], "tapio-gap 1")
+        return int(lines[1].split()[1]), int(lines[2].split()[1])
+
+    def kill(self, t):
+        t.proc.send_signal(signal.SIGKILL)
+        t.stop()
+        self.agents.remove(t)
+
+    def test_gap_carried_forward_until_the_sink_has_it(self):
+        """SIGKILL; a start whose sink is down (its kernel.gap never reaches
+        it), SIGKILL again; a normal start reports one gap from the first
+        crash's last refresh to this start."""
+        t0 = time.time_ns()
+        t = self.agent()
+        time.sleep(REFRESH_S + 1.5)
+        killed = time.time_ns()
+        self.kill(t)
+
+        # NATS down: nothing listens on that port, the gap stays in the queue.
+        down = "nats://127.0.0.1:%d" % free_port()
+        t = self.agent(output=down)
+        self.assertIsNotNone(t.wait_stderr("did not stop cleanly", 2))
+        first = self.pending()
+        self.assertIsNotNone(first, "no kernel.gap window kept while the sink is down")
+        self.assertGreater(first[0], t0)
+        self.assertLessEqual(first[0], killed)
+        self.assertGreaterEqual(first[0], killed - (REFRESH_S + 1) * 10**9)
+        time.sleep(REFRESH_S + 1.5)  # this run's marker is refreshed past the first window
+        killed2 = time.time_ns()
+        self.kill(t)
+        self.assertEqual(self.pending(), first, "the window changed without a start")
+
+        time.sleep(0.5)
+        t3 = time.time_ns()
+        t = self.agent()
+        ev = t.wait_for(lambda e: e.get("type") == "kernel.gap", 10)
+        self.assertIsNotNone(ev, "no kernel.gap:\n" + "\n".join(t.stderr_lines))
+        d = ev["data"]
+        self.assertEqual(d["from_ns"], first[0], "the gap does not start at the first crash")
+        self.assertGreaterEqual(d["to_ns"], t3)
+        self.assertGreater(d["to_ns"], killed2)
+        self.assertEqual(ev["meta"]["id"], "kernel-gap-%d-%d" % (d["from_ns"], d["to_ns"]))
+        self.assertIsNotNone(t.wait_stderr("never reached the sink: the gap starts there", 2))
+        self.wait_exec_seen(t)
+        self.assertEqual(len(self.gaps(t)), 1)
+        # Written to stdout: the window is reported, its file is gone.
+        deadline = time.time() + 5
+        while time.time() < deadline and self.pending() is not None:
+            time.sleep(0.1)
+        self.assertIsNone(self.pending())
+        self.assertEqual(t.stop(signal.SIGTERM), 0)
+        self.agents.remove(t)
+
+    def test_unsent_gap_is_sent_again_after_a_graceful_stop(self):
+        t = self.agent()
+        time.sleep(0.5)
+        self.kill(t)
+        down = "nats://127.0.0.1:%d" % free_port()
+        t = self.agent("--nats-ack-wait-ms", "300", output=down)
+        kept = self.pending()
+        self.assertIsNotNone(kept)
+        self.assertEqual(t.stop(signal.SIGTERM), 0, "\n".join(t.stderr_lines[-10:]))
+        self.agents.remove(t)
+        self.assertFalse(os.path.exists(self.marker))
+        self.assertEqual(self.pending(), kept, "an unsent gap was given up at a graceful stop")
+
+        t = self.agent()
+        ev = t.wait_for(lambda e: e.get("type") == "kernel.gap", 10)
+        self.assertIsNotNone(ev, "no kernel.gap:\n" + "\n".join(t.stderr_lines))
+        self.assertEqual((ev["data"]["from_ns"], ev["data"]["to_ns"]), kept)
+        self.assertEqual(ev["meta"]["id"], "kernel-gap-%d-%d" % kept, "the same event, the same id")
+        self.assertIsNotNone(t.wait_stderr("never reached the sink: sending it again", 2))
+        self.assertIsNone(t.wait_stderr("did not stop cleanly", 0.1))
+        self.wait_exec_seen(t)
+        self.assertEqual(len(self.gaps(t)), 1)
+        deadline = time.time() + 5
+        while time.time() < deadline and self.pending() is not None:
+            time.sleep(0.1)
+        self.assertIsNone(self.pending())
+        self.assertEqual(t.stop(signal.SIGTERM), 0)
+        self.agents.remove(t)
+        # Reported: the next start after a graceful stop has no gap at all.
+        t = self.agent()
+        self.wait_exec_seen(t)
+        self.assertEqual(self.gaps(t), [])
 
 
 if __name__ == "__main__":

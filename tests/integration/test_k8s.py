@@ -348,6 +348,44 @@ class K8sTest(unittest.TestCase):
         self.assertGreaterEqual(t.summary()["k8s"]["errors"], 2)
         self.assertEqual(len(k8s_events(t)), 3)
 
+    def test_inband_400_and_410_relist(self):
+        """An in-band ERROR 400 (a resourceVersion the server cannot read) or
+        410 ends the watch with a relist, not a retry of the same version; a
+        server that keeps refusing is relisted with backoff."""
+        st, fx = self.fx.store, self.fx
+        a = st.create("services", "a")
+        t = self.agent("--k8s-resources", "services")
+        self.wait_version(t, "services", a["metadata"]["uid"], a["metadata"]["resourceVersion"], "ADDED")
+        for fault, times in (("inband_400", 3), ("inband_410", 1)):
+            n_w, n_l = len(fx.watch_requests("services")), len(fx.list_requests("services"))
+            for _ in range(times):
+                fx.fault("services", fault)
+            fx.close_watches()
+            deadline = time.time() + 20
+            while time.time() < deadline and (len(fx.list_requests("services")) < n_l + times or
+                                              len(fx.watch_requests("services")) < n_w + times + 1):
+                time.sleep(0.05)
+            w = fx.watch_requests("services")[n_w:]
+            lst = fx.list_requests("services")[n_l:]
+            self.assertEqual(len(lst), times, "%s: lists %s" % (fault, lst))
+            self.assertGreaterEqual(len(w), times + 1)
+            # Each refused watch is followed by a list before the next watch.
+            for i in range(times):
+                self.assertLess(w[i]["time"], lst[i]["time"], fault)
+                self.assertLess(lst[i]["time"], w[i + 1]["time"], "%s: watched again before relisting" % fault)
+                if fault == "inband_400":
+                    self.assertGreaterEqual(lst[i]["time"] - w[i]["time"], 0.3, "no backoff before relist %d" % i)
+            if fault == "inband_400":
+                line = t.wait_stderr("code 400", 5)
+                self.assertIsNotNone(line, "\n".join(t.stderr_lines))
+                self.assertIn(fx.url, line)
+                self.assertIn("relisting", line)
+            upd = st.update("services", a["metadata"]["uid"])
+            self.wait_version(t, "services", a["metadata"]["uid"], upd["metadata"]["resourceVersion"], "MODIFIED")
+        self.assertEqual(t.stop(), 0)
+        self.assertGreaterEqual(t.summary()["k8s"]["errors"], 3)
+        self.assertEqual([e["meta"]["type"] for e in k8s_events(t)], ["ADDED", "MODIFIED", "MODIFIED"])
+
     def test_oversize_skipped_and_counted(self):
         st = self.fx.store
         big = st.create("pods", "big-listed", annotations={"blob": "x" * 100000})

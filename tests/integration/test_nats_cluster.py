@@ -117,6 +117,11 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(t.stop(), 0, "\n".join(t.stderr_lines[-20:]))
         self.agents.remove(t)
         print("\n".join(l for l in t.stderr_lines if "k8s:" not in l)[-3000:])
+        # The leader change used up no message's attempts (publishes that fail
+        # at once while the stream has no leader wait with backoff).
+        c = t.summary()["sink"]["counters"]
+        print(f"\nnats cluster: republished {c['republished']}, lost {c['lost']}", flush=True)
+        self.assertEqual(c["lost"], 0, "events lost in the leader change")
         # Every node has the whole stream once the restarted one caught up.
         for name, node in cl.nodes.items():
             from nats_fixture import JsReader

@@ -331,6 +331,63 @@ Test(state, cursor_rate_and_flush, .init = tmp_setup, .fini = tmp_teardown)
 	cursor_destroy(&c2);
 }
 
+static bool whole_digits(const char *v)
+{
+	return cursor_decimal_whole(v);
+}
+
+/* A cursor file without its final newline: refused by cursor_load_checked,
+ * taken by cursor_load_legacy only when the source's check accepts it whole. */
+Test(state, cursor_without_final_newline, .init = tmp_setup, .fini = tmp_teardown)
+{
+	const char *d = mktmp();
+	struct cursor c;
+	bool legacy = true;
+
+	cursor_init(&c, d, "cur", 0);
+	/* none stored */
+	cr_assert_eq(cursor_load_legacy(&c, whole_digits, &legacy), 0);
+	cr_assert_not(legacy);
+	/* as tapio writes it */
+	cr_assert_eq(state_write(d, "cur", "12345\n", 6), 0);
+	cr_assert_eq(cursor_load_legacy(&c, whole_digits, &legacy), 5);
+	cr_assert_not(legacy);
+	cr_assert_str_eq(c.val, "12345");
+	/* from an older writer: no newline, a whole number */
+	cr_assert_eq(state_write(d, "cur", "12345", 5), 0);
+	cr_assert_eq(cursor_load_checked(&c), -EBADMSG);
+	cr_assert_str_eq(c.val, "");
+	cr_assert_eq(cursor_load_legacy(&c, whole_digits, &legacy), 5);
+	cr_assert(legacy);
+	cr_assert_str_eq(c.val, "12345");
+	cr_assert_eq(cursor_load_legacy(&c, NULL, &legacy), -EBADMSG, "no check: never trusted");
+	cr_assert_not(legacy);
+	/* bad input without a newline: refused, the value is "" */
+	static const struct {
+		const char *v;
+		size_t n;
+	} bad[] = {{"", 0},	   {"12a", 3},	  {"-1", 2},
+		   {"0012", 4},	   {"12 ", 3},	  {" 12", 3},
+		   {"12\n\n3", 5}, {"1\0002", 3}, {"12345678901234567890", 20}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(state_write(d, "cur", bad[i].v, bad[i].n), 0);
+		legacy = true;
+		cr_assert_eq(cursor_load_legacy(&c, whole_digits, &legacy), -EBADMSG,
+			     "accepted case %zu", i);
+		cr_assert_not(legacy);
+		cr_assert_str_eq(c.val, "");
+	}
+	/* an empty file is refused by both */
+	cr_assert_eq(state_write(d, "cur", "", 0), 0);
+	cr_assert_eq(cursor_load_checked(&c), -EBADMSG);
+	cursor_destroy(&c);
+
+	cr_assert(cursor_decimal_whole("0"));
+	cr_assert(cursor_decimal_whole("9223372036854775807"));
+	cr_assert_not(cursor_decimal_whole("01"));
+	cr_assert_not(cursor_decimal_whole("1e3"));
+}
+
 /* A neighbour who could write the state directory planted symlinks: no
  * write goes through them, no read follows them. */
 Test(state, planted_symlinks_are_not_followed, .init = tmp_setup, .fini = tmp_teardown)

@@ -513,7 +513,7 @@ Test(etcd_config, errors_and_cursor)
 
 	/* a stored revision that is not a number, empty or cut short is reported
 	 * by name and read as unknown (from the oldest revision), never "now" */
-	const char *bad[] = {"garbage\n", "-5\n", "", "41"};
+	const char *bad[] = {"garbage\n", "-5\n", "", "41 "};
 	const char *why[] = {"does not hold a revision", "does not hold a revision",
 			     "empty or cut short", "empty or cut short"};
 	for (size_t i = 0; i < 4; i++) {
@@ -526,6 +526,20 @@ Test(etcd_config, errors_and_cursor)
 			      strstr(last, "unknown"),
 			  "%s", last);
 		cr_assert_eq(to_etcd(col)->rev_done, 0);
+		cr_assert(to_etcd(col)->have_rev);
+		collector_destroy(col);
+	}
+	/* a whole revision without the newline (an older tapio's file) is
+	 * trusted and reported: a cut-short revision is only an older one */
+	{
+		char last[256];
+		cr_assert_eq(state_write(dir, "etcd.revision", "41", 2), 0);
+		col = etcd_collector_new(tenv(&c, SRC_ETCD), err, sizeof(err));
+		cr_assert_not_null(col, "%s", err);
+		collector_last_error(col, last, sizeof(last));
+		cr_assert(strstr(last, "etcd.revision") && strstr(last, "no final newline"), "%s",
+			  last);
+		cr_assert_eq(to_etcd(col)->rev_done, 41);
 		cr_assert(to_etcd(col)->have_rev);
 		collector_destroy(col);
 	}

@@ -721,3 +721,41 @@ Test(kernel_decode, ipv4_text_matches_inet_ntop)
 		cJSON_Delete(j);
 	}
 }
+
+/* The kernel.gap window file: written and read back, and every other form
+ * refused. */
+Test(kernel_gap, file_round_trip_and_bad_input)
+{
+	char buf[128];
+	uint64_t f = 0, t = 0;
+	int n = kernel_gap_format(buf, sizeof(buf), 1700000000123456789ull, 1700000009000000000ull);
+
+	cr_assert_gt(n, 0);
+	cr_assert_eq((size_t)n, strlen(buf));
+	cr_assert_str_eq(buf, "tapio-gap 1\nfrom 1700000000123456789\nto 1700000009000000000\n");
+	cr_assert_eq(kernel_gap_parse(buf, &f, &t), 0);
+	cr_assert_eq(f, 1700000000123456789ull);
+	cr_assert_eq(t, 1700000009000000000ull);
+	cr_assert_eq(kernel_gap_format(buf, 20, 1, 2), -ENOSPC);
+
+	static const char *const bad[] = {
+	    "",
+	    "tapio-gap 1\n",
+	    "tapio-gap 2\nfrom 1\nto 2\n",
+	    "tapio-gap 1\nfrom 1\nto 2",		      /* cut short */
+	    "tapio-gap 1\nfrom 1\n",			      /* cut short */
+	    "tapio-gap 1\nfrom 1\nto 2\nx",		      /* trailing junk */
+	    "tapio-gap 1\nfrom 5\nto 2\n",		      /* ends before it starts */
+	    "tapio-gap 1\nfrom 0\nto 2\n",		      /* no start */
+	    "tapio-gap 1\nfrom -1\nto 2\n",		      /* not a number */
+	    "tapio-gap 1\nfrom 1x\nto 2\n",		      /* not a number */
+	    "tapio-gap 1\nto 2\nfrom 1\n",		      /* out of order */
+	    "tapio-gap 1\nfrom 99999999999999999999\nto 2\n", /* overflow */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f = t = 7;
+		cr_assert_eq(kernel_gap_parse(bad[i], &f, &t), -EBADMSG, "accepted %s", bad[i]);
+		cr_assert_eq(f, 7);
+		cr_assert_eq(t, 7);
+	}
+}

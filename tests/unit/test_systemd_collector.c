@@ -15,6 +15,7 @@
 
 #include "core/ack.h"
 #include "core/collector.h"
+#include "collectors/systemd/internal.h"
 #include "collectors/systemd/systemd.h"
 #include "core/config.h"
 #include "core/event.h"
@@ -332,4 +333,38 @@ Test(systemd_collector, missing_dir_unhealthy_and_stops, .init = mktmp, .fini = 
 	collector_stop(col);
 	collector_destroy(col);
 	queue_free(q);
+}
+
+/* A whole journal cursor (a legacy file without its newline is trusted only
+ * then): every field, ids of 32 hex digits; any cut-short form but one that
+ * lost digits of x= is refused. */
+Test(systemd_cursor, complete_cursor_and_every_prefix)
+{
+	static const char full[] = "s=0123456789abcdef0123456789abcdef;i=1a2b;"
+				   "b=fedcba9876543210fedcba9876543210;m=3c4d;t=5e6f7a;x=9b8c7d";
+	cr_assert(cursor_complete(full));
+	size_t xv = strlen(full) - strlen("9b8c7d");
+	for (size_t n = 0; n < sizeof(full) - 1; n++) {
+		char cut[sizeof(full)];
+		memcpy(cut, full, n);
+		cut[n] = '\0';
+		if (n > xv)
+			cr_assert(cursor_complete(cut), "prefix %zu refused", n);
+		else
+			cr_assert_not(cursor_complete(cut), "prefix %zu accepted: %s", n, cut);
+	}
+	static const char *const bad[] = {
+	    "s=0123456789ABCDEF0123456789abcdef;i=1;b=fedcba9876543210fedcba9876543210;m=3;t=5;x=9",
+	    "s=0123456789abcdef0123456789abcde;i=1;b=fedcba9876543210fedcba9876543210;m=3;t=5;x=9",
+	    "i=1;s=0123456789abcdef0123456789abcdef;b=fedcba9876543210fedcba9876543210;m=3;t=5;x=9",
+	    "s=0123456789abcdef0123456789abcdef;i=1;b=fedcba9876543210fedcba9876543210;m=3;t=5;x="
+	    "9;",
+	    "s=0123456789abcdef0123456789abcdef;i=;b=fedcba9876543210fedcba9876543210;m=3;t=5;x=9",
+	    "s=0123456789abcdef0123456789abcdef;i=1;b=fedcba9876543210fedcba9876543210;m=3;t=5;x="
+	    "9 ",
+	    "garbage",
+	    "",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_not(cursor_complete(bad[i]), "accepted %s", bad[i]);
 }

@@ -169,6 +169,48 @@ static void *running_main(void *arg)
 	return NULL;
 }
 
+/* The kernel.gap window (kernel.h): an unclean stop's, carried back to the
+ * oldest window whose event the sink never acknowledged (KERNEL_GAP_FILE);
+ * after a graceful stop, that unacknowledged window as it was. Kept in the
+ * file until the sink has the event. */
+static void gap_begin(struct running *r, bool unclean, uint64_t from)
+{
+	char buf[256];
+	uint64_t pfrom = 0, pto = 0, to = r->start_ns;
+	ssize_t n = r->dir[0] ? state_read(r->dir, KERNEL_GAP_FILE, buf, sizeof(buf)) : -ENOENT;
+	bool pending = n >= 0 && kernel_gap_parse(buf, &pfrom, &pto) == 0;
+	if (n >= 0 && !pending)
+		tlog(TLOG_WARN, NULL, "%s/%s: not a tapio-gap file; ignored", r->dir,
+		     KERNEL_GAP_FILE);
+	else if (n < 0 && n != -ENOENT)
+		tlog(TLOG_WARN, NULL, "%s/%s: %s; ignored", r->dir, KERNEL_GAP_FILE,
+		     strerror((int)-n));
+	if (pending && unclean) {
+		if (pfrom < from) {
+			tlog(TLOG_WARN, NULL,
+			     "the kernel.gap of an earlier run (from %" PRIu64
+			     ") never reached the sink: the gap starts there",
+			     pfrom);
+			from = pfrom;
+		}
+	} else if (pending) {
+		tlog(TLOG_WARN, NULL,
+		     "the kernel.gap of an earlier run never reached the sink: sending it again");
+		from = pfrom;
+		to = pto;
+	} else if (!unclean) {
+		return;
+	}
+	int len = kernel_gap_format(buf, sizeof(buf), from, to);
+	int rc = len < 0 ? len : state_write(r->dir, KERNEL_GAP_FILE, buf, (size_t)len);
+	if (rc)
+		tlog(TLOG_WARN, NULL,
+		     "%s/%s: cannot write: %s (the gap is lost if this run stops before the sink "
+		     "has it)",
+		     r->dir, KERNEL_GAP_FILE, strerror(-rc));
+	kernel_note_gap(r->dir, from, to);
+}
+
 /* Reads the marker a stopped run left (the last time it was known to be
  * running: "alive", else "started"), then writes this run's. */
 static void running_begin(struct agent *a)
@@ -183,7 +225,9 @@ static void running_begin(struct agent *a)
 	int rc = state_mkdir(r->dir);
 	char buf[256];
 	ssize_t n = rc ? rc : state_read(r->dir, RUNNING_FILE, buf, sizeof(buf));
-	if (n >= 0) {
+	bool unclean = n >= 0;
+	uint64_t from = r->start_ns;
+	if (unclean) {
 		unsigned long long started = 0, alive = 0;
 		const char *p = strstr(buf, "\nstarted ");
 		if (p)
@@ -191,7 +235,7 @@ static void running_begin(struct agent *a)
 		p = strstr(buf, "\nalive ");
 		if (p)
 			alive = strtoull(p + 7, NULL, 10);
-		uint64_t from = alive ? alive : started;
+		from = alive ? alive : started;
 		if (!from || from > r->start_ns) {
 			tlog(TLOG_WARN, NULL,
 			     "%s/%s: the last run did not stop cleanly (no time in it)", r->dir,
@@ -203,10 +247,10 @@ static void running_begin(struct agent *a)
 			     "before this start are not seen (kernel.gap)",
 			     (double)(r->start_ns - from) / 1e9);
 		}
-		kernel_note_gap(from, r->start_ns);
 	} else if (n != -ENOENT) {
 		tlog(TLOG_WARN, NULL, "%s/%s: %s", r->dir, RUNNING_FILE, strerror((int)-n));
 	}
+	gap_begin(r, unclean, from);
 	if (rc || (rc = running_write(r))) {
 		tlog(TLOG_WARN, NULL,
 		     "%s/%s: cannot write: %s (an unclean stop will not be noticed)", r->dir,

@@ -221,9 +221,16 @@ int cursor_load(struct cursor *c)
 
 int cursor_load_checked(struct cursor *c)
 {
+	bool legacy;
+	return cursor_load_legacy(c, NULL, &legacy);
+}
+
+int cursor_load_legacy(struct cursor *c, bool (*whole)(const char *val), bool *legacy)
+{
 	pthread_mutex_lock(&c->lock);
 	c->val[0] = '\0';
 	c->dirty = false;
+	*legacy = false;
 	int ret = 0;
 	if (c->dir[0]) {
 		ssize_t n = state_read(c->dir, c->name, c->val, sizeof(c->val));
@@ -231,15 +238,29 @@ int cursor_load_checked(struct cursor *c)
 			ret = 0;
 		else if (n < 0)
 			ret = (int)n;
-		else if (n == 0 || c->val[n - 1] != '\n')
-			ret = -EBADMSG; /* every cursor_flush writes "value\n" */
-		else
-			c->val[ret = (int)n - 1] = '\0';
+		else if (n > 0 && c->val[n - 1] == '\n')
+			c->val[ret = (int)n - 1] = '\0'; /* every cursor_flush writes "value\n" */
+		else if (n > 0 && whole && strlen(c->val) == (size_t)n && whole(c->val)) {
+			*legacy = true;
+			ret = (int)n;
+		} else
+			ret = -EBADMSG;
 		if (ret <= 0)
 			c->val[0] = '\0';
 	}
 	pthread_mutex_unlock(&c->lock);
 	return ret;
+}
+
+bool cursor_decimal_whole(const char *val)
+{
+	size_t n = strlen(val);
+	if (n == 0 || n > 19 || (val[0] == '0' && n > 1))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (val[i] < '0' || val[i] > '9')
+			return false;
+	return true;
 }
 
 static int cursor_write_locked(struct cursor *c)

@@ -66,6 +66,19 @@ int cursor_load(struct cursor *c);
  * a full disk) gives -EBADMSG, the value is then "". Returns the length, 0
  * when there is no stored cursor, or a negative errno. */
 int cursor_load_checked(struct cursor *c);
+/* cursor_load_checked that also takes a stored value without its final
+ * newline when whole(value) accepts it, and sets *legacy (else false).
+ * Every tapio write is atomic and ends with a newline, so such a file comes
+ * from elsewhere (an older tapio, a hand-written file) or lost its end: whole
+ * must accept only values whose every cut-short form either fails whole or
+ * resumes no later than the full value would (a decimal number: a prefix is
+ * smaller; a structured cursor whose fields must all be there), so trusting
+ * it can re-read but never skip. Empty, or refused by whole (or whole NULL):
+ * -EBADMSG, the value is then "". */
+int cursor_load_legacy(struct cursor *c, bool (*whole)(const char *val), bool *legacy);
+/* A whole decimal cursor for cursor_load_legacy: 1..19 digits, no leading
+ * zero (a prefix of one is a smaller number). */
+bool cursor_decimal_whole(const char *val);
 /* Sets the value; writes it when interval_ms has passed since the last write.
  * Returns 0 or the negative errno of a failed write (the value is kept and
  * retried on the next update). -ENAMETOOLONG when val does not fit. */

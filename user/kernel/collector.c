@@ -105,37 +105,6 @@ static uint32_t cgroup_path_level(const char *resolved)
 	return level;
 }
 
-static _Atomic uint64_t gap_from, gap_to;
-
-void kernel_note_gap(uint64_t from_ns, uint64_t to_ns)
-{
-	atomic_store(&gap_from, from_ns);
-	atomic_store(&gap_to, to_ns);
-}
-
-/* The kernel.gap event, once, at the first start after kernel_note_gap. */
-static void emit_gap(struct kcollector *kc)
-{
-	uint64_t to = atomic_exchange(&gap_to, 0), from = atomic_load(&gap_from);
-	if (!to)
-		return;
-	char data[160], id[80], fs[32], ts[32];
-	snprintf(data, sizeof(data),
-		 "{\"reason\":\"unclean stop\",\"from_ns\":%" PRIu64 ",\"to_ns\":%" PRIu64
-		 ",\"seconds\":%.3f}",
-		 from, to, to > from ? (double)(to - from) / 1e9 : 0.0);
-	snprintf(id, sizeof(id), "kernel-gap-%" PRIu64 "-%" PRIu64, from, to);
-	snprintf(fs, sizeof(fs), "%" PRIu64, from);
-	snprintf(ts, sizeof(ts), "%" PRIu64, to);
-	struct meta_kv kv[] = {{"gap_from_ns", fs}, {"gap_to_ns", ts}, {"id", id}};
-	int rc = event_emit(kc->q, kc->base.source, TYPE_KERNEL_GAP, FMT_JSON, to, kv, 3, data,
-			    strlen(data));
-	collector_count_emit(&kc->base, rc); /* produced = committed + dropped holds */
-	if (rc)
-		collector_error(&kc->base, "the kernel.gap record was not queued: %s",
-				strerror(-rc));
-}
-
 static int k_start(struct collector *c, struct queue *q)
 {
 	struct kcollector *kc = (struct kcollector *)c;
@@ -149,7 +118,7 @@ static int k_start(struct collector *c, struct queue *q)
 	b1 = kernel_clock_ns(CLOCK_BOOTTIME);
 	kc->boot_to_epoch = r - (b0 + (b1 - b0) / 2);
 	kc->q = q;
-	emit_gap(kc);
+	kernel_gap_emit(kc);
 	rc = collector_spawn(c, kernel_poll_thread);
 	if (rc)
 		return rc;
@@ -178,6 +147,7 @@ static void k_destroy(struct collector *c)
 
 	if (!kc)
 		return;
+	kernel_gap_release(kc); /* the sink is closed: no settle comes any more */
 	ring_buffer__free(kc->rb);
 	for (int i = 0; i < P__N; i++)
 		bpf_link__destroy(kc->links[i]);

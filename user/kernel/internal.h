@@ -123,4 +123,9 @@ int kernel_ringbuf_open(struct kcollector *kc);
 void *kernel_poll_thread(void *arg);
 int64_t kernel_clock_ns(clockid_t c);
 
+/* gap.c: emits the noted kernel.gap event, tracked until the sink has it
+ * (at start); gives the tracker up (at destroy, after the sink closed). */
+void kernel_gap_emit(struct kcollector *kc);
+void kernel_gap_release(struct kcollector *kc);
+
 #endif

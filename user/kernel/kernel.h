@@ -83,8 +83,23 @@ bool kernel_collector_available(void);
  * stop, it calls this before starting the collectors, and the kernel
  * collector emits one kernel.gap event at start naming the window it could
  * not see (from_ns: the last time the stopped run was known to be running,
- * to_ns: this start; wall clock ns). */
-void kernel_note_gap(uint64_t from_ns, uint64_t to_ns);
+ * to_ns: this start; wall clock ns).
+ *
+ * The window is reported once the sink has that event: the agent keeps it
+ * in dir/KERNEL_GAP_FILE (kernel_gap_format) from before the start, and the
+ * collector removes that file when the sink acknowledges the event (settles
+ * its token, core/ack.h). A start that finds the file carries the window
+ * forward (see agent.c): after another unclean stop, one event from the
+ * oldest unreported from_ns to this start; after a graceful stop, the same
+ * event again (same id). dir NULL or "": nothing is kept. */
+#define KERNEL_GAP_FILE "kernel.gap"
+void kernel_note_gap(const char *dir, uint64_t from_ns, uint64_t to_ns);
+/* The file's content: "tapio-gap 1\nfrom <ns>\nto <ns>\n". Returns the
+ * length, or -ENOSPC when cap is too small. */
+int kernel_gap_format(char *buf, size_t cap, uint64_t from_ns, uint64_t to_ns);
+/* Parses the file's content (NUL-terminated). Returns 0, or -EBADMSG for
+ * anything but that exact form with 0 < from_ns <= to_ns. */
+int kernel_gap_parse(const char *buf, uint64_t *from_ns, uint64_t *to_ns);
 
 /* ---- for `tapio probe` ---- */
 

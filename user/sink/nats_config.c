@@ -204,6 +204,8 @@ static const struct opt nats_opt_table[] = {
     NO("nats-duplicate-window", OPT_U64, dup_window_s, "120",
        "seconds: the stream's duplicate window when tapio creates it; the longest outage "
        "ridden out without duplicates"),
+    NO("nats-max-attempts", OPT_UINT, max_attempts, "10",
+       "publishes of one event at most before it is counted lost (1..1000)"),
 };
 
 int nats_options_check(const void *p, char *err, size_t errlen)
@@ -231,6 +233,10 @@ int nats_options_check(const void *p, char *err, size_t errlen)
 	}
 	if (o->max_inflight == 0) {
 		nats_errf(err, errlen, "nats-max-inflight: must be at least 1");
+		return -EINVAL;
+	}
+	if (o->max_attempts > 1000) { /* 0: the default */
+		nats_errf(err, errlen, "nats-max-attempts: %u is not 1..1000", o->max_attempts);
 		return -EINVAL;
 	}
 	if (o->max_age_s > (uint64_t)INT64_MAX / 1000000000ull) {

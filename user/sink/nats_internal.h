@@ -27,6 +27,14 @@
 #define STALL_WAIT_MS 100
 /* Republishes per write() call, so the pipeline keeps moving. */
 #define REPUBLISH_BATCH 256
+/* After a round of publishes failed for a passing reason (no responders
+ * while a stream has no leader during a leader change), the retry list
+ * waits before it is sent again: 100 ms, doubling to 5 s (the ack timeout)
+ * while rounds keep failing. The attempts of a message then span about 20 s
+ * instead of being used up within a leader election (4 to 6 s of "no
+ * responders" measured on a three-node cluster on loopback). */
+#define RETRY_BACKOFF_MIN_MS 100
+#define RETRY_BACKOFF_MAX_MS 5000
 
 struct nats_sink {
 	struct sink base; /* first */
@@ -43,6 +51,7 @@ struct nats_sink {
 	int replicas;
 	unsigned max_inflight;
 	unsigned ack_wait_ms;
+	unsigned max_attempts;
 	char id_prefix[160]; /* "<node>-<start ns>-" */
 	uint64_t seq;	     /* ids handed out (pipeline thread only) */
 
@@ -63,6 +72,8 @@ struct nats_sink {
 	struct strbuf line;
 	char subject[256];
 
+	_Atomic uint64_t retry_after;  /* mono ns: the retry list waits until then */
+	_Atomic unsigned retry_rounds; /* failed rounds since the last PubAck */
 	_Atomic uint64_t inflight;
 	_Atomic uint64_t published, republished, acked, duplicates, failed, lost, unacked,
 	    reconnects;

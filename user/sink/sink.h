@@ -15,7 +15,10 @@
  * event that can never be delivered by any attempt (sink_failed_for_good:
  * too big, unencodable) is settled too, so its source's cursor can move on
  * (it is counted as failed). An event lost to a destination that is down or
- * failing is never settled: its source reads it again after a restart.
+ * failing is not settled: its source reads it again after a restart. One
+ * exception: a NATS message the running sink gives up on (its attempts used
+ * up, a full retry list) is settled as failed (counted and logged), so that
+ * its source's cursor does not wait for it until a restart (sink_nats.h).
  * The pipeline settles for sinks that are not self_counted when write()
  * returns.
  */

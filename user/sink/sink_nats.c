@@ -85,10 +85,11 @@ static bool msg_ack(natsMsg *m, unsigned *src, uint32_t *token)
 }
 
 /* The message's fate is known: delivered (PubAck) or lost. Counts it for
- * its source; settles its token when it is delivered or can never be
- * (settle): a message lost to an outage is not settled, so its source reads
- * it again after a restart. */
-static void msg_settled(struct nats_sink *ns, natsMsg *m, bool delivered, bool settle)
+ * its source and settles its token: a loss while the sink runs is counted
+ * and logged, and its source's cursor must not wait for it until a restart.
+ * Once the sink closes (closing), a loss is not settled: what never got its
+ * ack is read again by its source after a restart. */
+static void msg_settled(struct nats_sink *ns, natsMsg *m, bool delivered)
 {
 	unsigned src;
 	uint32_t token;
@@ -97,12 +98,12 @@ static void msg_settled(struct nats_sink *ns, natsMsg *m, bool delivered, bool s
 		return;
 	atomic_fetch_sub(&ns->outstanding[src], 1);
 	atomic_fetch_add(delivered ? &ns->base.src_written[src] : &ns->base.src_failed[src], 1);
-	if (delivered || settle)
+	if (delivered || !atomic_load(&ns->closing))
 		ack_settle_src(src, token);
 }
 
-/* Counts a message as lost and frees it (settle: see msg_settled). */
-static void count_lost_as(struct nats_sink *ns, natsMsg *m, const char *why, bool settle)
+/* Counts a message as lost, says why (rate-limited) and frees it. */
+static void count_lost(struct nats_sink *ns, natsMsg *m, const char *why)
 {
 	const char *id = NULL;
 	uint64_t now = mono_ns(), last = atomic_load(&ns->last_loss_log);
@@ -110,7 +111,7 @@ static void count_lost_as(struct nats_sink *ns, natsMsg *m, const char *why, boo
 	atomic_fetch_add(&ns->lost, 1);
 	atomic_fetch_add(&ns->failed, 1);
 	atomic_fetch_add(&ns->base.failed, 1);
-	msg_settled(ns, m, false, settle);
+	msg_settled(ns, m, false);
 	if (m)
 		natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
 	if (now - last > 1000000000ull &&
@@ -118,11 +119,6 @@ static void count_lost_as(struct nats_sink *ns, natsMsg *m, const char *why, boo
 		tlog(TLOG_ERR, "nats", "event %s lost: %s (lost so far: %" PRIu64 ")",
 		     id ? id : "?", why, atomic_load(&ns->lost));
 	natsMsg_Destroy(m);
-}
-
-static void count_lost(struct nats_sink *ns, natsMsg *m, const char *why)
-{
-	count_lost_as(ns, m, why, false);
 }
 
 /* ---- libnats callbacks ---- */
@@ -165,6 +161,22 @@ static bool transient_js(jsErrCode e)
 	}
 }
 
+/* A publish failed for a passing reason: the first failure of a round (one
+ * after the last wait ended) makes the retry list wait longer. */
+static void retry_backoff(struct nats_sink *ns)
+{
+	uint64_t now = mono_ns();
+
+	if (now < atomic_load(&ns->retry_after))
+		return; /* this round's wait is set */
+	unsigned r = atomic_fetch_add(&ns->retry_rounds, 1);
+	uint64_t ms = (uint64_t)RETRY_BACKOFF_MIN_MS << (r < 6 ? r : 6);
+
+	if (ms > RETRY_BACKOFF_MAX_MS)
+		ms = RETRY_BACKOFF_MAX_MS;
+	atomic_store(&ns->retry_after, now + ms * 1000000ull);
+}
+
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
 	struct nats_sink *ns = closure;
@@ -178,7 +190,8 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 		atomic_fetch_add(&ns->base.acked, 1);
 		if (pa->Duplicate)
 			atomic_fetch_add(&ns->duplicates, 1);
-		msg_settled(ns, msg, true, true);
+		atomic_store(&ns->retry_rounds, 0);
+		msg_settled(ns, msg, true);
 		natsMsg_Destroy(msg);
 		return;
 	}
@@ -192,21 +205,22 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 		snprintf(why, sizeof(why), "refused by the server: %s (%d)",
 			 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err),
 			 (int)pae->ErrCode);
-		count_lost_as(ns, msg, why, true); /* it would be refused again */
+		count_lost(ns, msg, why); /* it would be refused again */
 		return;
 	}
 	if (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr)
 		atomic_store(&ns->stream_ready, false); /* the stream may be gone */
 	attempts = msg_attempts(msg);
-	if (attempts < SINK_NATS_MAX_ATTEMPTS) {
+	retry_backoff(ns);
+	if (attempts < ns->max_attempts) {
 		pthread_mutex_lock(&ns->lock);
 		kept = retry_push_locked(ns, msg);
 		pthread_mutex_unlock(&ns->lock);
 	}
 	if (!kept)
 		count_lost(ns, msg,
-			   attempts >= SINK_NATS_MAX_ATTEMPTS ? "no ack after the last attempt"
-							      : "retry list full");
+			   attempts >= ns->max_attempts ? "no ack after the last attempt"
+							: "retry list full");
 }
 
 static void on_connected(natsConnection *nc, void *closure)
@@ -271,10 +285,16 @@ static int publish(struct nats_sink *ns, natsMsg **m)
 	return -EIO;
 }
 
-/* Publishes messages from the retry list again (same ids). 0, or -EAGAIN
- * when some are still waiting. */
+/* Publishes messages from the retry list again (same ids), once its backoff
+ * wait is over. 0, or -EAGAIN when some are still waiting. */
 static int republish(struct nats_sink *ns, size_t batch)
 {
+	if (mono_ns() < atomic_load(&ns->retry_after)) {
+		pthread_mutex_lock(&ns->lock);
+		bool waiting = ns->retry_n != 0;
+		pthread_mutex_unlock(&ns->lock);
+		return waiting ? -EAGAIN : 0;
+	}
 	for (size_t i = 0; i < batch; i++) {
 		natsMsg *m;
 		char n[16];
@@ -285,7 +305,8 @@ static int republish(struct nats_sink *ns, size_t batch)
 		pthread_mutex_unlock(&ns->lock);
 		if (!m)
 			return 0;
-		snprintf(n, sizeof(n), "%u", msg_attempts(m) + 1);
+		unsigned attempts = msg_attempts(m);
+		snprintf(n, sizeof(n), "%u", attempts + 1);
 		natsMsgHeader_Set(m, ATTEMPT_HDR, n);
 		rc = publish(ns, &m);
 		if (rc == 0) {
@@ -294,6 +315,10 @@ static int republish(struct nats_sink *ns, size_t batch)
 		}
 		if (rc == -EAGAIN) {
 			bool kept;
+
+			/* Not sent (a full window, a disconnect): no attempt used. */
+			snprintf(n, sizeof(n), "%u", attempts);
+			natsMsgHeader_Set(m, ATTEMPT_HDR, n);
 
 			pthread_mutex_lock(&ns->lock);
 			kept = retry_unpop_locked(ns, m);
@@ -574,6 +599,7 @@ static int nats_init_fields(struct nats_sink *ns, const char *url, const struct 
 	ns->stream = strdup(o->stream);
 	ns->max_inflight = o->max_inflight;
 	ns->ack_wait_ms = o->ack_wait_ms;
+	ns->max_attempts = o->max_attempts ? o->max_attempts : SINK_NATS_MAX_ATTEMPTS;
 	ns->max_age_ns = (int64_t)(o->max_age_s * 1000000000ull);
 	ns->dup_window_ns = (int64_t)((o->dup_window_s ? o->dup_window_s : 120) * 1000000000ull);
 	ns->replicas = o->replicas ? (int)o->replicas : 1;

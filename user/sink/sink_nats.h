@@ -15,10 +15,17 @@
  *
  * A message whose ack does not come (timeout, no responders after a server
  * restart) is kept in a bounded retry list and published again with the same
- * id once the connection is back (at most SINK_NATS_MAX_ATTEMPTS times). One
- * that cannot be kept, exhausts its attempts or is refused by the server for
- * good is counted as lost and failed and reported through tlog(): nothing is
- * lost silently.
+ * id once the connection is back (at most o->max_attempts times, by default
+ * SINK_NATS_MAX_ATTEMPTS; after a round of failures the list waits 100 ms,
+ * doubling to 5 s while rounds keep failing, so that a leader election does
+ * not use the attempts up; a publish that could not even be sent uses none).
+ * One that cannot be kept, exhausts its attempts or is refused by the server
+ * for good is counted as lost and failed and reported through tlog():
+ * nothing is lost silently. Such a loss inside a running sink is settled
+ * (ack_settle_src) like a delivered event, so its source's cursor moves past
+ * it instead of waiting for a restart; only what is still unacknowledged when
+ * the sink closes is left unsettled, for the source to read again after a
+ * restart.
  *
  * Limit: the stream's duplicate window (--nats-duplicate-window, 120 s by
  * default, set when the sink creates the stream; --nats-replicas sets its
@@ -68,6 +75,7 @@ struct nats_options {
 	unsigned ack_wait_ms;  /* on shutdown */
 	unsigned replicas;     /* the stream's replicas when tapio creates it (1..5) */
 	uint64_t dup_window_s; /* the stream's duplicate window when tapio creates it */
+	unsigned max_attempts; /* publishes of one message at most (0 = the default) */
 };
 extern const struct opt_group nats_options_group;
 
