@@ -187,6 +187,11 @@ int k8s_res_start(struct k8s_res *r)
 	atomic_store(&r->stop, atomic_load(&r->k->stop));
 	atomic_store(&r->healthy, false);
 	int rc = -pthread_create(&r->thr, NULL, res_main, r);
+	if (!rc) {
+		char comm[16];
+		snprintf(comm, sizeof(comm), "k8s-%s", r->def->name);
+		pthread_setname_np(r->thr, comm);
+	}
 	if (rc)
 		collector_error(&r->k->base, "%s: cannot start a thread: %s", r->def->name,
 				strerror(-rc));

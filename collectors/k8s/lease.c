@@ -425,6 +425,8 @@ int k8s_lease_start(struct k8s_lease *l)
 	l->have_obs = false;
 	l->last_err = 0;
 	int rc = -pthread_create(&l->thr, NULL, lease_main, l);
+	if (!rc)
+		pthread_setname_np(l->thr, "k8s-lease");
 	l->started = rc == 0;
 	return rc;
 }

@@ -110,7 +110,9 @@ void watch_result_free(struct watch_result *res);
 /* Sleeps up to ms, waking early when *stop is set. Returns true if stopped. */
 bool sleep_or_stop(unsigned ms, atomic_bool *stop);
 
-/* Call once per process before threads start (curl_global_init). */
+/* curl_global_init, once per process (pthread_once): called by each user of
+ * libcurl when it starts, so that a process that uses none of them does not
+ * load OpenSSL's state. Returns 0 or -EIO. */
 int watch_global_init(void);
 
 #endif
