@@ -417,11 +417,14 @@ def task_wakeups(pid):
 
 
 def task_cpu_ns(pid):
+    """{thread name: run time in ns} of pid (/proc/PID/task/*/schedstat)."""
     out = {}
-    for st in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+    for d in glob.glob(f"/proc/{pid}/task/*"):
         try:
-            with open(st) as f:
-                out[os.path.basename(os.path.dirname(st))] = int(f.read().split()[0])
+            with open(d + "/comm") as f:
+                name = f"{f.read().strip()}/{os.path.basename(d)}"
+            with open(d + "/schedstat") as f:
+                out[name] = int(f.read().split()[0])
         except (OSError, ValueError):
             pass
     return out
@@ -497,9 +500,10 @@ def bench_idle(args):
             kev = s.get("kernel", {}).get("events", 0)
             per = {n: x1[n] - x0.get(n, 0) for n in x1}
             rows.append(pct)
-            wake = ", ".join(f"{n.split('/')[0]} {v}" for n, v in sorted(per.items(), key=lambda kv: -kv[1]) if v)
+            wake = ", ".join(f"{n.split('/')[0]} {v} ({(c1.get(n, 0) - c0.get(n, 0)) / 1e6:.1f} ms)"
+                             for n, v in sorted(per.items(), key=lambda kv: -kv[1]) if v)
             print(f"idle round {rnd + 1}: {pct:.3f}% CPU over {w1 - w0:.1f} s ({cpu * 1e3:.1f} ms); "
-                  f"kernel events over the whole run {kev}; wake-ups per thread: {wake or 'none'}")
+                  f"kernel events over the whole run {kev}; wake-ups (CPU) per thread: {wake or 'none'}")
         print(f"idle median: {med(rows):.3f}% CPU, every collector on")
     finally:
         rig.close()

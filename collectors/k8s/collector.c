@@ -202,6 +202,7 @@ int k8s_res_start(struct k8s_res *r)
 void k8s_res_stop(struct k8s_res *r)
 {
 	atomic_store(&r->stop, true);
+	watch_stop_notify();
 	if (r->started) {
 		pthread_join(r->thr, NULL);
 		r->started = false;
@@ -240,6 +241,7 @@ static void k8s_stop(struct collector *c)
 {
 	struct k8s *k = (struct k8s *)c;
 	atomic_store(&k->stop, true);
+	watch_stop_notify();
 	k8s_role_stop(k);
 }
 

@@ -436,6 +436,7 @@ void k8s_lease_stop(struct k8s_lease *l)
 	if (!l->started)
 		return;
 	atomic_store(&l->stop, true);
+	watch_stop_notify();
 	pthread_join(l->thr, NULL);
 	l->started = false;
 }

@@ -560,6 +560,7 @@ static void *set_stop_later(void *arg)
 	(void)arg;
 	usleep(300000);
 	atomic_store(&stop_flag, true);
+	watch_stop_notify();
 	return NULL;
 }
 
@@ -589,7 +590,8 @@ Test(watch_run, stop_aborts_an_idle_stream_promptly)
 	long ms_el = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
 	cr_assert_eq(rc, -ECANCELED, "rc %d %s", rc, res.error);
 	cr_assert(res.stopped);
-	cr_assert_lt(ms_el, 1000, "stop took %ld ms", ms_el);
+	/* 300 ms until the stop, then woken by the notify, not by a poll slice */
+	cr_assert_lt(ms_el, 600, "stop took %ld ms", ms_el);
 	cr_assert_eq(ms.n, 1);
 	cr_assert_str_eq(ms.v[0], "{}");
 	msgs_free(&ms);
@@ -650,4 +652,38 @@ Test(watch_run, https_without_a_trusted_ca_fails_verification)
 	cr_assert_lt(rc, 0);
 	cr_assert_neq(res.curl_code, 0);
 	watch_result_free(&res);
+}
+
+static void *notify_later(void *arg)
+{
+	usleep(200000);
+	if (arg)
+		atomic_store(&stop_flag, true);
+	watch_stop_notify();
+	return NULL;
+}
+
+/* A sleep ends at a notify once its flag is set; a notify for someone else
+ * (its flag unset) does not end it. */
+Test(sleep_or_stop, wakes_on_notify_only_when_its_flag_is_set)
+{
+	struct timespec a, b;
+	pthread_t t;
+	atomic_store(&stop_flag, false);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	pthread_create(&t, NULL, notify_later, &stop_flag);
+	cr_assert(sleep_or_stop(5000, &stop_flag));
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	pthread_join(t, NULL);
+	long el = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+	cr_assert(el >= 190 && el < 500, "woken after %ld ms", el);
+
+	atomic_store(&stop_flag, false);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	pthread_create(&t, NULL, notify_later, NULL);
+	cr_assert_not(sleep_or_stop(700, &stop_flag));
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	pthread_join(t, NULL);
+	el = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+	cr_assert(el >= 690 && el < 1200, "slept %ld ms of 700", el);
 }

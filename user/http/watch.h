@@ -107,8 +107,15 @@ struct watch_result {
 int watch_run(const struct watch_req *req, struct watch_result *res);
 void watch_result_free(struct watch_result *res);
 
-/* Sleeps up to ms, waking early when *stop is set. Returns true if stopped. */
+/* Sleeps up to ms, waking early when *stop is set and watch_stop_notify() is
+ * called (or within a second of the flag without a notify). Returns true if
+ * stopped. */
 bool sleep_or_stop(unsigned ms, atomic_bool *stop);
+
+/* Wakes every running watch_run() transfer and every sleep_or_stop(), so
+ * that each re-checks its stop flag: call it after setting a stop flag that
+ * one of them was given. Thread-safe. */
+void watch_stop_notify(void);
 
 /* curl_global_init, once per process (pthread_once): called by each user of
  * libcurl when it starts, so that a process that uses none of them does not
