@@ -414,6 +414,7 @@ static int agent_config(struct agent *a, int argc, char **argv)
 static int agent_setup(struct agent *a)
 {
 	char err[512];
+	int rc;
 	a->q = queue_new(a->cfg.queue_size);
 	if (!a->q) {
 		fprintf(stderr, "tapio agent: queue of %" PRIu64 " bytes: %s\n", a->cfg.queue_size,
@@ -444,11 +445,15 @@ static int agent_setup(struct agent *a)
 		podmeta_free(a->pm);
 		a->pm = NULL;
 	}
+	/* misses resolve on a thread of their own, not on the ring buffer's */
+	if (a->pm && (rc = podmeta_start_resolver(a->pm)))
+		tlog(TLOG_WARN, NULL, "pod metadata resolves on the event thread: %s",
+		     strerror(-rc));
 	if (a->pm)
 		podmeta_hooks(a->pm, &a->hooks);
 	else
 		tlog(TLOG_WARN, NULL, "pod metadata off: %s", strerror(errno));
-	int rc = build_registry(a);
+	rc = build_registry(a);
 	return rc ? (rc == -EINVAL ? 2 : 1) : 0;
 }
 
