@@ -27,6 +27,7 @@
 #define STALL_WAIT_MS 100
 /* Republishes per write() call, so the pipeline keeps moving. */
 #define REPUBLISH_BATCH 256
+#define SUBJECT_CACHE 64 /* (source, type) pairs whose subject is kept */
 
 struct nats_sink {
 	struct sink base; /* first */
@@ -62,6 +63,12 @@ struct nats_sink {
 
 	struct strbuf line;
 	char subject[256];
+	/* subjects by (source, type), built once each: no printf per event */
+	struct {
+		uint32_t key; /* source << 16 | type, plus one; 0 = empty */
+		char s[256];
+	} subj_cache[SUBJECT_CACHE];
+	size_t id_prefix_len;
 
 	_Atomic uint64_t inflight;
 	_Atomic uint64_t published, republished, acked, duplicates, failed, lost, unacked,
