@@ -196,6 +196,7 @@ static long lease_request(struct k8s_lease *l, const char *method, const char *u
 	    .on_msg = take_body,
 	    .ctx = &b,
 	    .stop = stop,
+	    .conn = &l->conn, /* a renew every few seconds: no handshake each */
 	};
 	struct watch_result res;
 	int rc = watch_run(&req, &res);
@@ -415,6 +416,7 @@ static void *lease_main(void *arg)
 		atomic_store(&l->leader, false);
 		release(l);
 	}
+	watch_conn_close(&l->conn);
 	return NULL;
 }
 

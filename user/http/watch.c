@@ -702,7 +702,9 @@ int watch_run(const struct watch_req *req, struct watch_result *res)
 		return rc;
 	}
 	x.h = curl_easy_init();
-	m = curl_multi_init();
+	m = req->conn && req->conn->multi ? req->conn->multi : curl_multi_init();
+	if (req->conn)
+		req->conn->multi = m;
 	if (!x.h || !m) {
 		rc = -ENOMEM;
 		snprintf(res->error, sizeof(res->error), "curl init: out of memory");
@@ -723,13 +725,21 @@ int watch_run(const struct watch_req *req, struct watch_result *res)
 	rc = transfer_result(&x, transfer(&x, m, errbuf), errbuf);
 
 cleanup:
-	if (m)
+	if (m && !req->conn)
 		curl_multi_cleanup(m);
 	if (x.h)
 		curl_easy_cleanup(x.h);
 	curl_slist_free_all(hdrs);
 	framer_free(&x.f);
 	return rc;
+}
+
+void watch_conn_close(struct watch_conn *c)
+{
+	if (!c || !c->multi)
+		return;
+	curl_multi_cleanup(c->multi);
+	c->multi = NULL;
 }
 
 void watch_result_free(struct watch_result *res)

@@ -63,6 +63,16 @@ struct watch_tls {
 	bool insecure; /* no verification: only when asked for explicitly */
 };
 
+/* Connections kept between the requests of one thread: give the same
+ * watch_conn to its watch_run calls and the TCP (and TLS) connection of one
+ * is reused by the next, as HTTP keep-alive allows (no handshake per
+ * request). Zero-initialised; used by one thread at a time;
+ * watch_conn_close() ends it. */
+struct watch_conn {
+	void *multi; /* the CURLM that holds the connection cache */
+};
+void watch_conn_close(struct watch_conn *c); /* accepts NULL and a closed one */
+
 struct watch_req {
 	const char *url;
 	const char *method;	  /* "GET" (default) or "POST" */
@@ -79,8 +89,9 @@ struct watch_req {
 	/* Optional: told (with the bytes seen) each time a message is skipped
 	 * for size, when it happens; the count is also in watch_result. */
 	void (*on_oversize)(void *ctx, size_t len);
-	void *ctx;	   /* for on_msg and on_oversize */
-	atomic_bool *stop; /* when set, the transfer is aborted promptly */
+	void *ctx;		 /* for on_msg and on_oversize */
+	atomic_bool *stop;	 /* when set, the transfer is aborted promptly */
+	struct watch_conn *conn; /* NULL: a connection for this request alone */
 };
 
 struct watch_result {
