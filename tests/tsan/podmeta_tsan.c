@@ -71,7 +71,9 @@ int main(void)
 	}
 	struct podmeta_stats st = {0};
 	for (async_mode = 0; async_mode < 2; async_mode++) {
-		pm = podmeta_new(tree, 8);
+		/* with the resolver, room for the set: answers come and stay
+		 * (until a forget) instead of being evicted while pending */
+		pm = podmeta_new(tree, async_mode ? 64 : 8);
 		if (!pm || (async_mode && podmeta_start_resolver(pm))) {
 			perror("podmeta_new");
 			return 1;
