@@ -348,6 +348,220 @@ def bench_flood(args):
           f"{med(walls) / 1e6:.2f} M/s wall, ring -> queue -> JSON Lines -> /dev/null")
 
 
+
+# ---- memory, idle CPU and the NATS sink (self-contained sections) ----
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests", "integration"))
+
+
+class AllCollectors:
+    """What every collector needs, with nothing happening: the k8s fixture API
+    server (tests/integration/k8s_fixture.py; bookmarks every 60 s, as a real
+    API server sends them about once a minute), a real etcd (progress
+    notifications at etcd's default, 10 min), an empty journal directory and
+    empty CNI log, netns and state directories. args() gives the agent's
+    flags for all five collectors."""
+
+    def __init__(self):
+        import etcd_fixture
+        import k8s_fixture
+        self.dir = tempfile.mkdtemp(prefix="tapio-ovh-rig-")
+        self.k8s = k8s_fixture.Fixture(self.dir)
+        self.k8s.bookmark_every = 60.0
+        self.k8s.start()
+        tok = os.path.join(self.dir, "token")
+        with open(tok, "w") as f:
+            f.write("tok-1\n")
+        self.kc = self.k8s.kubeconfig(os.path.join(self.dir, "kubeconfig"), token_file=tok)
+        self.etcd = etcd_fixture.Etcd(self.dir, progress_notify="10m").start()
+        self.dirs = {k: os.path.join(self.dir, k) for k in ("journal", "cnilog", "netns", "cni", "state")}
+        for d in self.dirs.values():
+            os.makedirs(d)
+
+    def args(self):
+        d = self.dirs
+        return ["--collectors", "kernel,k8s,systemd,cni,etcd",
+                "--k8s-kubeconfig", self.kc, "--k8s-resources", "pods,services",
+                "--etcd-endpoints", self.etcd.url, "--journal-dir", d["journal"],
+                "--cni-log-dirs", d["cnilog"], "--netns-dir", d["netns"],
+                "--cni-state-dir", d["cni"], "--state-dir", d["state"]]
+
+    def close(self):
+        self.etcd.stop()
+        self.k8s.stop()
+        shutil.rmtree(self.dir, True)
+
+
+def agent_with(tapio, argv, output="file:/dev/null"):
+    """tapio agent with argv (its --collectors among them)."""
+    def count(t):
+        s = summary_of(t.stderr())
+        return sum(v.get("events", 0) for v in s.values() if isinstance(v, dict)) if s else 0
+    return Tracer("tapio-agent", [tapio, "agent", *argv, "--output", output, "--metrics-addr", ""],
+                  ready=lambda t: "agent running" in t.stderr(), count=count)
+
+
+def task_wakeups(pid):
+    """{thread name: voluntary + nonvoluntary context switches} of pid."""
+    out = {}
+    for st in glob.glob(f"/proc/{pid}/task/*/status"):
+        try:
+            with open(st) as f:
+                kv = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        name = f"{kv['Name'].strip()}/{os.path.basename(os.path.dirname(st))}"
+        out[name] = int(kv["voluntary_ctxt_switches"]) + int(kv["nonvoluntary_ctxt_switches"])
+    return out
+
+
+def task_cpu_ns(pid):
+    """{thread name: run time in ns} of pid (/proc/PID/task/*/schedstat)."""
+    out = {}
+    for d in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            with open(d + "/comm") as f:
+                name = f"{f.read().strip()}/{os.path.basename(d)}"
+            with open(d + "/schedstat") as f:
+                out[name] = int(f.read().split()[0])
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def bench_memory(args):
+    """Resident memory after start-up, from /proc/PID/smaps mapping by mapping
+    (tests/integration/smaps.py says how the arena and the ring are told
+    apart): kernel collector only, then every collector."""
+    import smaps
+    print("memory: tapio agent RSS after start-up (MiB), /proc/PID/smaps; rest = total - arena - ring;"
+          " anon and file: the rest's anonymous and file-backed parts")
+    print(f"{'collectors':<12} {'total':>7} {'arena':>7} {'ring':>7} {'rest':>7} {'anon':>7} "
+          f"{'file':>7}  largest of the rest")
+    rig = None
+    try:
+        for label in ("kernel", "all"):
+            if label == "all":
+                rig = AllCollectors()
+                argv = rig.args()
+            else:
+                argv = ["--collectors", "kernel"]
+            rows = []
+            for _ in range(args.mem_rounds):
+                t = agent_with(args.tapio, argv)
+                if not t.start():
+                    print(f"memory ({label}): the agent did not start:", t.stderr()[-300:])
+                    t.stop()
+                    return
+                time.sleep(args.mem_settle)
+                rows.append(smaps.classify(t.proc.pid))
+                t.stop()
+            keys = ("total", "arena", "ring", "rest", "anon", "file")
+            m = {k: med([r[k] for r in rows]) for k in keys}
+            last = rows[-1]["by_name"]
+            top = sorted(last.items(), key=lambda kv: -kv[1])[:4]
+            tops = ", ".join(f"{os.path.basename(n)} {v / 1024:.0f}K" for n, v in top)
+            print(f"{label:<12} " + " ".join(f"{smaps.mib(m[k]):7.2f}" for k in keys) + "  " + tops)
+    finally:
+        if rig:
+            rig.close()
+
+
+def bench_idle(args):
+    """The agent with every collector on and nothing happening: CPU and
+    wake-ups per thread over args.idle_s seconds (from
+    /proc/PID/task/*/schedstat and status), after a settling time. The kernel
+    source still sees the machine's own background events: they are counted
+    (the agent's summary) and shown."""
+    rig = AllCollectors()
+    try:
+        rows = []
+        for rnd in range(args.idle_rounds):
+            t = agent_with(args.tapio, rig.args())
+            if not t.start():
+                print("idle: the agent did not start:", t.stderr()[-300:])
+                t.stop()
+                return
+            time.sleep(args.idle_settle)
+            pid = t.proc.pid
+            w0, c0, x0 = time.monotonic(), task_cpu_ns(pid), task_wakeups(pid)
+            time.sleep(args.idle_s)
+            w1, c1, x1 = time.monotonic(), task_cpu_ns(pid), task_wakeups(pid)
+            t.proc.send_signal(signal.SIGINT)
+            try:
+                t.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            s = summary_of(t.stderr()) or {}
+            t.stop()
+            cpu = sum(c1.get(k, 0) - c0.get(k, 0) for k in c1) / 1e9
+            pct = cpu / (w1 - w0) * 100
+            kev = s.get("kernel", {}).get("events", 0)
+            per = {n: x1[n] - x0.get(n, 0) for n in x1}
+            rows.append(pct)
+            wake = ", ".join(f"{n.split('/')[0]} {v} ({(c1.get(n, 0) - c0.get(n, 0)) / 1e6:.1f} ms)"
+                             for n, v in sorted(per.items(), key=lambda kv: -kv[1]) if v)
+            print(f"idle round {rnd + 1}: {pct:.3f}% CPU over {w1 - w0:.1f} s ({cpu * 1e3:.1f} ms); "
+                  f"kernel events over the whole run {kev}; wake-ups (CPU) per thread: {wake or 'none'}")
+        print(f"idle median: {med(rows):.3f}% CPU, every collector on")
+    finally:
+        rig.close()
+
+
+def bench_nats(args):
+    """The connect storm with the agent writing to a real nats-server
+    JetStream stream: agent CPU per event written and acknowledged (its
+    summary's PubAck count), alternated with the file sink as a reference."""
+    import nats_fixture
+    from tapiotest import free_port
+    srv = nats_fixture.NatsServer(free_port())
+    srv.start()
+    res = {"file": [], "nats": []}
+    try:
+        for rnd in range(args.nats_rounds):
+            for sink in (("file", "nats") if rnd % 2 == 0 else ("nats", "file")):
+                state = tempfile.mkdtemp(prefix="tapio-ovh-state-")
+                out = srv.url if sink == "nats" else "file:/dev/null"
+                t = agent_with(args.tapio, ["--collectors", "kernel", "--state-dir", state], output=out)
+                if not t.start():
+                    print(f"nats ({sink}): the agent did not start:", t.stderr()[-300:])
+                    t.stop()
+                    return
+                pid = t.proc.pid
+                c0 = cpu_s(pid)
+                run_storm(args.storm, "connect", args.conns)
+                time.sleep(0.4)
+                c1 = cpu_s(pid)
+                # the acks of the last batch: wait until the agent is idle
+                while True:
+                    time.sleep(0.2)
+                    c = cpu_s(pid)
+                    if c - c1 < 0.002:
+                        break
+                    c1 = c
+                t.proc.send_signal(signal.SIGINT)
+                try:
+                    t.proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    pass
+                s = summary_of(t.stderr()) or {}
+                t.stop()
+                shutil.rmtree(state, True)
+                written = s.get("kernel", {}).get("events", 0)
+                acked = s.get("sink", {}).get("acked", written) if sink == "nats" else written
+                if not acked:
+                    print(f"nats ({sink}): nothing written: {t.stderr()[-300:]}")
+                    continue
+                res[sink].append({"us": (c1 - c0) / acked * 1e6, "written": written, "acked": acked})
+        for sink, rs in res.items():
+            if rs:
+                print(f"nats bench, {sink:<5}: agent CPU {med([r['us'] for r in rs]):.2f} us per event "
+                      f"written{' and acknowledged' if sink == 'nats' else ''} (median of {len(rs)}; "
+                      f"events {med([r['written'] for r in rs]):.0f}, acked {med([r['acked'] for r in rs]):.0f})")
+    finally:
+        srv.close()
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default="build")
@@ -356,7 +570,13 @@ def main():
     ap.add_argument("--execs", type=int, default=2000)
     ap.add_argument("--flood-records", type=int, default=1000000)
     ap.add_argument("--flood-rounds", type=int, default=3)
-    ap.add_argument("--only", choices=("storms", "flood"))
+    ap.add_argument("--mem-rounds", type=int, default=3)
+    ap.add_argument("--mem-settle", type=float, default=3.0)
+    ap.add_argument("--idle-rounds", type=int, default=3)
+    ap.add_argument("--idle-s", type=float, default=20.0)
+    ap.add_argument("--idle-settle", type=float, default=5.0)
+    ap.add_argument("--nats-rounds", type=int, default=4)
+    ap.add_argument("--only", choices=("storms", "flood", "memory", "idle", "nats"))
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench-overhead: needs root (BPF, tracefs)", file=sys.stderr)
@@ -364,11 +584,15 @@ def main():
     args.tapio = os.path.join(args.build, "tapio")
     args.storm = os.path.join(args.build, "bench-overhead", "storm")
     args.flood = os.path.join(args.build, "bench-overhead", "flood")
-    if args.only != "flood":
+    if args.only in (None, "storms"):
         bench_storms(args)
-    if args.only != "storms":
+    if args.only in (None, "flood"):
         print()
         bench_flood(args)
+    for name, fn in (("memory", bench_memory), ("idle", bench_idle), ("nats", bench_nats)):
+        if args.only in (None, name):
+            print()
+            fn(args)
     return 0
 
 

@@ -42,7 +42,10 @@
 #define DEFAULT_LOG_DIRS "/var/log/cni,/var/log/calico/cni"
 #define DEFAULT_NETNS_DIR "/var/run/netns"
 #define DEFAULT_CNI_STATE_DIR "/var/lib/cni"
-#define POLL_MS 200
+/* The longest wait: inotify and the stop fd wake the thread at once; this
+ * only paces the once-a-second sweeps and offset saves below, so an idle
+ * collector wakes once a second. */
+#define POLL_MS 1000
 #define RETRY_MS 100 /* pause before offering a refused line again */
 #define SAVE_INTERVAL_NS 1000000000ull
 #define RETRY_INTERVAL_NS 1000000000ull

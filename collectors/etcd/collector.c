@@ -70,6 +70,8 @@ static int etcd_start(struct collector *c, struct queue *q)
 
 static void etcd_stop(struct collector *c)
 {
+	worker_signal_stop(&c->thread); /* the flag its watch and sleeps look at */
+	watch_stop_notify();
 	collector_join(c);
 }
 

@@ -195,6 +195,11 @@ int k8s_res_start(struct k8s_res *r)
 	atomic_store(&r->stop, atomic_load(&r->k->stop));
 	atomic_store(&r->healthy, false);
 	int rc = -pthread_create(&r->thr, NULL, res_main, r);
+	if (!rc) {
+		char comm[16];
+		snprintf(comm, sizeof(comm), "k8s-%s", r->def->name);
+		pthread_setname_np(r->thr, comm);
+	}
 	if (rc)
 		collector_error(&r->k->base, "%s: cannot start a thread: %s", r->def->name,
 				strerror(-rc));
@@ -205,6 +210,7 @@ int k8s_res_start(struct k8s_res *r)
 void k8s_res_stop(struct k8s_res *r)
 {
 	atomic_store(&r->stop, true);
+	watch_stop_notify();
 	if (r->started) {
 		pthread_join(r->thr, NULL);
 		r->started = false;
@@ -243,6 +249,7 @@ static void k8s_stop(struct collector *c)
 {
 	struct k8s *k = (struct k8s *)c;
 	atomic_store(&k->stop, true);
+	watch_stop_notify();
 	k8s_role_stop(k);
 }
 

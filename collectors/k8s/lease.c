@@ -211,6 +211,7 @@ static long lease_request(struct k8s_lease *l, const char *method, const char *u
 	    .on_msg = take_body,
 	    .ctx = &b,
 	    .stop = stop,
+	    .conn = &l->conn, /* a renew every few seconds: no handshake each */
 	};
 	struct watch_result res;
 	int rc = watch_run(&req, &res);
@@ -501,6 +502,7 @@ static void *lease_main(void *arg)
 		atomic_store(&l->leader, false);
 		release(l);
 	}
+	watch_conn_close(&l->conn);
 	return NULL;
 }
 
@@ -514,6 +516,8 @@ int k8s_lease_start(struct k8s_lease *l)
 	l->have_obs = false;
 	l->last_err = 0;
 	int rc = -pthread_create(&l->thr, NULL, lease_main, l);
+	if (!rc)
+		pthread_setname_np(l->thr, "k8s-lease");
 	l->started = rc == 0;
 	return rc;
 }
@@ -523,6 +527,7 @@ void k8s_lease_stop(struct k8s_lease *l)
 	if (!l->started)
 		return;
 	atomic_store(&l->stop, true);
+	watch_stop_notify();
 	pthread_join(l->thr, NULL);
 	l->started = false;
 }

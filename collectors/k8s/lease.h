@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "http/watch.h"
 
 struct strbuf;
 struct k8s;
@@ -97,8 +98,9 @@ struct k8s_lease {
 	struct k8s_lease_rec obs; /* the record last read */
 	uint64_t obs_mono;	  /* when obs's holder/renewTime last changed */
 	bool have_obs;
-	uint64_t ok_mono; /* start of the last successful write as holder */
-	int last_err;	  /* the last failure reported, to report changes only */
+	uint64_t ok_mono;	/* start of the last successful write as holder */
+	int last_err;		/* the last failure reported, to report changes only */
+	struct watch_conn conn; /* its requests' kept connection (the thread's) */
 };
 
 /* Whether the cluster role may emit now: only before the give-up point of

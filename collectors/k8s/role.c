@@ -196,6 +196,7 @@ void k8s_role_cluster_stop(struct k8s *k)
 	for (size_t i = 0; i < k->nres; i++)
 		if (k->res[i].cluster)
 			atomic_store(&k->res[i].stop, true); /* all at once, then join */
+	watch_stop_notify();
 	for (size_t i = 0; i < k->nres; i++)
 		if (k->res[i].cluster)
 			k8s_res_stop(&k->res[i]);

@@ -49,8 +49,9 @@ def make_certs(d):
 
 
 class Etcd:
-    def __init__(self, workdir, tls=None):
+    def __init__(self, workdir, tls=None, progress_notify="1s"):
         self.dir = workdir
+        self.progress_notify = progress_notify  # etcd's default is 10m
         self.data = os.path.join(workdir, "etcd-data")
         self.port = free_port()
         self.peer = free_port()
@@ -70,7 +71,7 @@ class Etcd:
                 "--listen-peer-urls", f"http://127.0.0.1:{self.peer}",
                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer}",
                 "--initial-cluster", f"default=http://127.0.0.1:{self.peer}",
-                "--experimental-watch-progress-notify-interval", "1s"]
+                "--experimental-watch-progress-notify-interval", self.progress_notify]
         if self.tls:
             args += ["--cert-file", self.tls["server_cert"], "--key-file", self.tls["server_key"],
                      "--client-cert-auth", "--trusted-ca-file", self.tls["ca"]]

@@ -227,13 +227,25 @@ class PodMetadata(unittest.TestCase):
                    "--state-dir", state) as t:
             self.assertIsNotNone(t.wait_stderr("agent running", 15), t.stderr_lines)
             marker = "tapio-pod-%d" % os.getpid()
-            # The shell moves itself into the pod's cgroup, then execs the marker.
-            subprocess.run(["/bin/sh", "-c", 'echo $$ > "%s/cgroup.procs" && exec /bin/echo %s'
-                            % (path, marker)], stdout=subprocess.DEVNULL, check=True)
-            ev = t.wait_for(lambda e: e.get("type") == "process.exec"
-                            and e["data"].get("filename") == "/bin/echo"
-                            and marker in e["data"].get("args", []), 10)
-            self.assertIsNotNone(ev, "exec in the pod cgroup did not arrive")
+
+            def exec_marker(m):
+                # The shell moves itself into the pod's cgroup, then execs the marker.
+                subprocess.run(["/bin/sh", "-c", 'echo $$ > "%s/cgroup.procs" && exec /bin/echo %s'
+                                % (path, m)], stdout=subprocess.DEVNULL, check=True)
+                ev = t.wait_for(lambda e: e.get("type") == "process.exec"
+                                and e["data"].get("filename") == "/bin/echo"
+                                and m in e["data"].get("args", []), 10)
+                self.assertIsNotNone(ev, "exec in the pod cgroup did not arrive")
+                return ev
+            # the cgroup's first event: pending (resolved off the event thread)
+            ev = exec_marker(marker + "-first")
+            self.assertEqual(ev["meta"], {"cgroup_id": str(os.stat(path).st_ino),
+                                          "pod_meta": "pending"})
+            for i in range(20):  # the resolver answers at once; the bound is for a loaded machine
+                ev = exec_marker("%s-%d" % (marker, i))
+                if ev["meta"].get("pod_meta") != "pending":
+                    break
+            self.assertNotIn("pod_meta", ev["meta"])
             self.assertEqual(ev["meta"].get("container_id"), cid, ev["meta"])
             self.assertEqual(ev["meta"].get("pod_uid"), uid, ev["meta"])
             self.assertEqual(int(ev["meta"]["cgroup_id"]), os.stat(path).st_ino)

@@ -3,13 +3,16 @@
 `tapio agent --collectors kernel,k8s` against the fixture API server
 (k8s_fixture.py): a pod is created in the fixture, a cgroup2 directory with
 the kubelet's shape for that pod's uid is made, and a process moved into it
-execs a marker. The exec event must carry container_id and pod_uid (from the
-cgroup path) and pod_name and pod_namespace (from the k8s stream); after the
-pod is deleted in the API, a new exec keeps the ids but loses the name.
+execs a marker. The first exec event of the cgroup carries its cgroup_id and
+pod_meta=pending (the cgroup is resolved off the ring buffer thread); the
+next ones must carry container_id and pod_uid (from the cgroup path) and
+pod_name and pod_namespace (from the k8s stream); after the pod is deleted
+in the API, a new exec keeps the ids but loses the name.
 """
 import json
 import os
 import subprocess
+import time
 import unittest
 
 import k8s_fixture
@@ -44,6 +47,18 @@ class PodNames(unittest.TestCase):
         # The shell moves itself into the cgroup, then execs the marker.
         subprocess.run(["/bin/sh", "-c", 'echo $$ > "%s/cgroup.procs" && exec /bin/echo %s'
                         % (path, marker)], stdout=subprocess.DEVNULL, check=True)
+
+    def exec_until_resolved(self, t, path, marker, tries=50):
+        """Execs marker-N in the cgroup until an event is no longer pending
+        (the resolver answers in microseconds; the bound is for a loaded
+        machine). Returns that event."""
+        for i in range(tries):
+            self.exec_in(path, "%s-%d" % (marker, i))
+            ev = self.wait_exec(t, "%s-%d" % (marker, i))
+            if ev["meta"].get("pod_meta") != "pending":
+                return ev
+            time.sleep(0.1)
+        self.fail("still pending after %d execs: %s" % (tries, ev["meta"]))
 
     def wait_exec(self, t, marker):
         ev = t.wait_for(lambda e: e.get("type") == "process.exec"
@@ -83,10 +98,18 @@ class PodNames(unittest.TestCase):
                                and e["meta"].get("type") in ("ADDED", "MODIFIED"), 15)
             self.assertIsNotNone(added, "\n".join(t.stderr_lines[-20:]))
 
+            # The cgroup's first event: its id, pod_meta=pending (the path is
+            # resolved on the resolver thread, not on the ring buffer's).
             marker = "tapio-podname-%d" % os.getpid()
-            self.exec_in(path, marker)
-            ev = self.wait_exec(t, marker)
+            self.exec_in(path, marker + "-first")
+            meta = self.wait_exec(t, marker + "-first")["meta"]
+            self.assertEqual(meta.get("pod_meta"), "pending", meta)
+            self.assertEqual(int(meta["cgroup_id"]), os.stat(path).st_ino)
+            self.assertNotIn("pod_uid", meta)
+            # the next ones carry everything, once the resolver has answered
+            ev = self.exec_until_resolved(t, path, marker)
             meta = ev["meta"]
+            self.assertNotIn("pod_meta", meta)
             self.assertEqual(meta.get("container_id"), cid, meta)
             self.assertEqual(meta.get("pod_uid"), uid, meta)
             self.assertEqual(meta.get("pod_name"), "web-0", meta)

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* podmeta under ThreadSanitizer (`make tsan-podmeta`): lookups, forgets and
  * pod updates from several threads over a directory tree resolved by the walk,
- * with a cache smaller than the set so that entries are evicted. Exits 0 when
- * every lookup gave the right ids. */
+ * with a cache smaller than the set so that entries are evicted; then the same
+ * with the resolver thread, through podmeta_lookup_nowait (an answer may be
+ * pending; one that comes must be right). Exits 0 when every lookup gave the
+ * right ids. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -20,7 +22,7 @@ enum { N = 12, THREADS = 3, ROUNDS = 3000 };
 
 static struct podmeta *pm;
 static uint64_t ids[N];
-static int errors;
+static int errors, pending, async_mode;
 
 static void *lookups(void *arg)
 {
@@ -29,7 +31,12 @@ static void *lookups(void *arg)
 		x = x * 1103515245u + 12345u;
 		int i = (int)((x >> 16) % N);
 		struct podmeta_entry e;
-		int rc = podmeta_lookup(pm, ids[i], &e);
+		int rc = async_mode ? podmeta_lookup_nowait(pm, ids[i], &e)
+				    : podmeta_lookup(pm, ids[i], &e);
+		if (async_mode && (rc == -EINPROGRESS || rc == -EAGAIN)) {
+			__atomic_fetch_add(&pending, 1, __ATOMIC_RELAXED);
+			continue;
+		}
 		char want[65];
 		snprintf(want, sizeof(want), "%064x", i + 1);
 		if (rc || strcmp(e.ids.container_id, want) || strcmp(e.ids.pod_uid, UID) ||
@@ -62,21 +69,26 @@ int main(void)
 		}
 		ids[i] = st.st_ino;
 	}
-	pm = podmeta_new(tree, 8);
-	if (!pm) {
-		perror("podmeta_new");
-		return 1;
+	struct podmeta_stats st = {0};
+	for (async_mode = 0; async_mode < 2; async_mode++) {
+		/* with the resolver, room for the set: answers come and stay
+		 * (until a forget) instead of being evicted while pending */
+		pm = podmeta_new(tree, async_mode ? 64 : 8);
+		if (!pm || (async_mode && podmeta_start_resolver(pm))) {
+			perror("podmeta_new");
+			return 1;
+		}
+		pthread_t th[THREADS];
+		for (long i = 0; i < THREADS; i++)
+			pthread_create(&th[i], NULL, lookups, (void *)i);
+		for (int r = 0; r < 2000; r++)
+			podmeta_pod_update(pm, UID, "ns", "web", r % 2);
+		for (int i = 0; i < THREADS; i++)
+			pthread_join(th[i], NULL);
+		if (!async_mode)
+			podmeta_get_stats(pm, &st);
+		podmeta_free(pm);
 	}
-	pthread_t th[THREADS];
-	for (long i = 0; i < THREADS; i++)
-		pthread_create(&th[i], NULL, lookups, (void *)i);
-	for (int r = 0; r < 2000; r++)
-		podmeta_pod_update(pm, UID, "ns", "web", r % 2);
-	for (int i = 0; i < THREADS; i++)
-		pthread_join(th[i], NULL);
-	struct podmeta_stats st;
-	podmeta_get_stats(pm, &st);
-	podmeta_free(pm);
 	if (tl_rmtree(tree))
 		fprintf(stderr, "podmeta_tsan: could not remove %s\n", tree);
 	if (errors || st.hits + st.misses != (uint64_t)THREADS * ROUNDS) {
@@ -84,7 +96,9 @@ int main(void)
 			(unsigned long)st.hits, (unsigned long)st.misses);
 		return 1;
 	}
-	printf("podmeta_tsan: %lu hits, %lu misses, %lu evictions, no errors\n",
-	       (unsigned long)st.hits, (unsigned long)st.misses, (unsigned long)st.evictions);
+	printf("podmeta_tsan: %lu hits, %lu misses, %lu evictions, no errors; with the resolver "
+	       "%d of %d lookups pending, the rest right\n",
+	       (unsigned long)st.hits, (unsigned long)st.misses, (unsigned long)st.evictions,
+	       pending, THREADS * ROUNDS);
 	return 0;
 }

@@ -458,6 +458,109 @@ Test(podmeta, hooks_feed_and_read_the_cache)
 	podmeta_free(pm);
 }
 
+static size_t meta_of(const struct collector_hooks *h, uint64_t id, struct meta_kv *kv,
+		      char *scratch, size_t len)
+{
+	return h->cgroup_meta(h->ctx, id, kv, 8, scratch, len);
+}
+
+static uint64_t resolves(struct podmeta *pm)
+{
+	struct podmeta_stats st;
+	podmeta_get_stats(pm, &st);
+	return st.resolves;
+}
+
+/* With the resolver thread, a miss is not resolved on the caller's thread:
+ * the hook answers at once with pod_meta=pending (no ids: the path was not
+ * read), every new cgroup the same however many arrive, and the resolver
+ * fills the cache behind it, so that later events carry the ids. */
+Test(podmeta, resolver_answers_misses_at_once_and_later_events_carry_the_ids)
+{
+	enum { N = 200 };
+	uint64_t ids[N];
+	char rel[512];
+	for (int i = 0; i < N; i++) {
+		snprintf(rel, sizeof(rel),
+			 "kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-%064x.scope",
+			 i + 1);
+		ids[i] = mkdirs(rel);
+	}
+	uint64_t host = mkdirs("system.slice/cron.service");
+	struct podmeta *pm = podmeta_new(tree, 4 * N);
+	cr_assert_not_null(pm);
+	cr_assert_eq(podmeta_start_resolver(pm), 0);
+	cr_assert_eq(podmeta_start_resolver(pm), -EALREADY);
+	struct collector_hooks h;
+	podmeta_hooks(pm, &h);
+	h.pod_update(h.ctx, UID, "shop", "web-2", false);
+
+	struct meta_kv kv[8];
+	char scratch[512];
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(meta_of(&h, ids[i], kv, scratch, sizeof(scratch)), 1, "cgroup %d", i);
+		cr_assert_str_eq(kv[0].key, "pod_meta");
+		cr_assert_str_eq(kv[0].val, "pending");
+	}
+	cr_assert_eq(meta_of(&h, host, kv, scratch, sizeof(scratch)), 1);
+	cr_assert_str_eq(kv[0].val, "pending");
+	struct podmeta_entry e;
+	int rc = podmeta_lookup_nowait(pm, ids[0], &e);
+	cr_assert(rc == -EINPROGRESS || rc == 0, "rc %d", rc);
+
+	/* the resolver catches up on its own */
+	for (int t = 0; t < 500 && resolves(pm) < N; t++)
+		usleep(10000);
+	cr_assert_eq(resolves(pm), N);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(meta_of(&h, ids[i], kv, scratch, sizeof(scratch)), 4, "cgroup %d", i);
+		cr_assert_str_eq(kv[0].key, "container_id");
+		cr_assert_str_eq(kv[1].val, UID);
+		cr_assert_str_eq(kv[2].val, "web-2");
+	}
+	/* a host cgroup (queued last) resolves to nothing: no keys, and no
+	 * longer pending */
+	for (int t = 0; t < 500 && podmeta_lookup_nowait(pm, host, &e) == -EINPROGRESS; t++)
+		usleep(10000);
+	cr_assert_eq(meta_of(&h, host, kv, scratch, sizeof(scratch)), 0);
+	cr_assert_eq(podmeta_lookup_nowait(pm, ids[0], &e), 0);
+	cr_assert_str_eq(e.pod_name, "web-2");
+
+	/* rmdir while pending: the late answer is dropped, the next event asks
+	 * again and finds no cgroup */
+	uint64_t late =
+	    mkdirs("kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-" CID2 ".scope");
+	cr_assert_eq(podmeta_lookup_nowait(pm, late, &e), -EINPROGRESS);
+	h.cgroup_removed(h.ctx, late);
+	snprintf(rel, sizeof(rel),
+		 "%s/kubepods.slice/kubepods-pod" UID_ ".slice/cri-containerd-" CID2 ".scope",
+		 tree);
+	cr_assert_eq(rmdir(rel), 0);
+	for (int t = 0; t < 500; t++) {
+		rc = podmeta_lookup_nowait(pm, late, &e);
+		if (rc != -EINPROGRESS)
+			break;
+		usleep(10000);
+	}
+	cr_assert_eq(rc, -ENOENT);
+	podmeta_free(pm);
+}
+
+/* Without the resolver (tapio trace), a miss resolves on the caller's
+ * thread, as before: the first event already carries the ids. */
+Test(podmeta, without_the_resolver_the_first_event_carries_the_ids)
+{
+	uint64_t scope = mkdirs(POD_SCOPE);
+	struct podmeta *pm = podmeta_new(tree, 16);
+	struct collector_hooks h;
+	podmeta_hooks(pm, &h);
+	struct meta_kv kv[8];
+	char scratch[512];
+	cr_assert_eq(meta_of(&h, scope, kv, scratch, sizeof(scratch)), 2);
+	cr_assert_str_eq(kv[0].key, "container_id");
+	podmeta_free(pm);
+}
+
 /* The hook reads through a per-thread cache: repeated events of one cgroup
  * take no lock (the shared table sees no more lookups), and every change
  * (a pod renamed, a cgroup removed) shows at the next event. */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -457,10 +458,7 @@ static int agent_config(struct agent *a, int argc, char **argv)
 static int agent_setup(struct agent *a)
 {
 	char err[512];
-	if (watch_global_init()) {
-		fprintf(stderr, "tapio agent: cannot initialise libcurl\n");
-		return 1;
-	}
+	int rc;
 	a->q = queue_new(a->cfg.queue_size);
 	if (!a->q) {
 		fprintf(stderr, "tapio agent: queue of %" PRIu64 " bytes: %s\n", a->cfg.queue_size,
@@ -491,11 +489,15 @@ static int agent_setup(struct agent *a)
 		podmeta_free(a->pm);
 		a->pm = NULL;
 	}
+	/* misses resolve on a thread of their own, not on the ring buffer's */
+	if (a->pm && (rc = podmeta_start_resolver(a->pm)))
+		tlog(TLOG_WARN, NULL, "pod metadata resolves on the event thread: %s",
+		     strerror(-rc));
 	if (a->pm)
 		podmeta_hooks(a->pm, &a->hooks);
 	else
 		tlog(TLOG_WARN, NULL, "pod metadata off: %s", strerror(errno));
-	int rc = build_registry(a);
+	rc = build_registry(a);
 	return rc ? (rc == -EINVAL ? 2 : 1) : 0;
 }
 
@@ -527,10 +529,23 @@ static int agent_start(struct agent *a)
 	return 0;
 }
 
+/* The allocator, set before any thread starts. The event path does not
+ * allocate, so one arena per thread (glibc's default: up to 8 per core, each
+ * keeping its own free pages) buys nothing but resident memory: two arenas.
+ * A fixed trim threshold (it also fixes the mmap threshold at its 128 KiB
+ * default instead of letting it grow) gives freed start-up memory, such as
+ * libbpf's parse of the kernel's BTF, back to the system. */
+static void agent_malloc_setup(void)
+{
+	mallopt(M_ARENA_MAX, 2);
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+}
+
 int cmd_agent(int argc, char **argv)
 {
 	static struct agent a;
 	memset(&a, 0, sizeof(a));
+	agent_malloc_setup();
 	int ret = agent_config(&a, argc, argv);
 	if (ret) {
 		config_free(&a.cfg);
@@ -543,6 +558,7 @@ int cmd_agent(int argc, char **argv)
 		ret = agent_start(&a);
 	}
 	if (!ret) {
+		malloc_trim(0); /* what start-up freed (BTF, config, kubeconfig) */
 		run_pipeline(&a);
 		metrics_stop(a.metrics);
 		a.metrics = NULL;

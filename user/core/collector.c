@@ -77,7 +77,10 @@ void collector_report(struct collector *c, struct ratelimit *rl, const char *fmt
 
 int collector_spawn(struct collector *c, void *(*fn)(void *))
 {
-	return worker_start(&c->thread, fn, c);
+	int rc = worker_start(&c->thread, fn, c);
+	if (!rc)
+		worker_set_name(&c->thread, collector_name(c));
+	return rc;
 }
 
 void collector_join(struct collector *c)

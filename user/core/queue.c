@@ -18,7 +18,7 @@
  * (prod_pos moved) before its header is written, so the consumer must be able
  * to tell an unwritten header from a stale one: it zeroes the space it releases,
  * and a header of 0 means "not yet written" (a real header always has a length
- * or a flag). The arena starts zeroed (anonymous mmap).
+ * or a flag). The arena starts zeroed (a fresh memfd or anonymous mmap).
  *
  * commit clears REC_BUSY with one atomic read-modify-write (a full barrier),
  * then looks at cons_wait: only if the consumer announced that it sleeps does
@@ -166,6 +166,28 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* The arena: a memfd named "tapio-queue", so that /proc/PID/smaps tells it
+ * apart from the heap and the other anonymous mappings (it shows as
+ * "/memfd:tapio-queue (deleted)"; an anonymous mapping merges with its
+ * neighbours and has no name unless the kernel has CONFIG_ANON_VMA_NAME).
+ * The memory is the same: zeroed, populated at start, private to the process.
+ * Without memfd_create (seccomp, old kernels) an anonymous mapping. */
+static void *arena_map(size_t size)
+{
+	int fd = memfd_create("tapio-queue", MFD_CLOEXEC);
+	if (fd >= 0) {
+		void *mem = MAP_FAILED;
+		if (ftruncate(fd, (off_t)size) == 0)
+			mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+				   fd, 0);
+		close(fd);
+		if (mem != MAP_FAILED)
+			return mem;
+	}
+	return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+		    -1, 0);
+}
+
 struct queue *queue_new(size_t size)
 {
 	if (size < 4096 || size > QUEUE_MAX_SIZE || (size & (size - 1))) {
@@ -179,8 +201,7 @@ struct queue *queue_new(size_t size)
 		return NULL;
 	}
 	memset(q, 0, sizeof(*q));
-	void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	void *mem = arena_map(size);
 	if (mem == MAP_FAILED) {
 		free(q);
 		errno = ENOMEM;

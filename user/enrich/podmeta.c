@@ -9,23 +9,37 @@
  *
  * The event hook reads through a small per-thread cache in front of them
  * (direct-mapped by cgroup id): a hit takes no lock. Every change to the
- * tables (a pod update, a forgotten cgroup) bumps a generation, which
- * invalidates every thread's copies at once.
+ * tables (a pod update, a forgotten cgroup, a finished resolution) bumps a
+ * generation, which invalidates every thread's copies at once.
+ *
+ * With the resolver started (podmeta_start_resolver), a miss in the hook
+ * does not resolve on the caller's thread (the kernel collector's ring
+ * buffer thread): it enters the id as pending (-EINPROGRESS), queues it and
+ * wakes the resolver thread, which resolves and parses the path and replaces
+ * the pending entry. Until then the hook gives pod_meta=pending; the events
+ * after it carry the ids and names. A full request queue leaves nothing
+ * behind (the next event asks again) and is counted.
  */
 #include "enrich/podmeta.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "core/collector.h"
 #include "core/event.h"
 #include "enrich/lru.h"
 #include "enrich/pods.h"
 #include "util/strlist.h"
+#include "util/worker.h"
+
+#define RESOLVE_QUEUE 1024 /* misses waiting for the resolver thread */
 
 struct cg_entry {
 	uint64_t id;
@@ -52,6 +66,13 @@ struct podmeta {
 	struct podmeta_stats st;
 	uint64_t serial;      /* tells this cache from an earlier one at the same address */
 	_Atomic uint64_t gen; /* bumped on every change to the tables */
+
+	/* the resolver thread (podmeta_start_resolver); the queue is under mu */
+	struct worker resolver;
+	bool async;
+	int req_fd; /* eventfd: requests are queued */
+	uint64_t reqs[RESOLVE_QUEUE];
+	size_t req_head, req_n;
 };
 
 static _Atomic uint64_t podmeta_serials;
@@ -89,6 +110,8 @@ struct podmeta *podmeta_new(const char *cgroup_root, size_t max_entries)
 	}
 	pm->cg_lru.next = pm->cg_lru.prev = &pm->cg_lru;
 	pm->serial = atomic_fetch_add(&podmeta_serials, 1) + 1;
+	worker_init(&pm->resolver);
+	pm->req_fd = -1;
 	pthread_mutex_init(&pm->mu, NULL);
 	return pm;
 fail:
@@ -105,6 +128,9 @@ void podmeta_free(struct podmeta *pm)
 {
 	if (!pm)
 		return;
+	worker_stop(&pm->resolver);
+	if (pm->req_fd >= 0)
+		close(pm->req_fd);
 	pod_table_free(&pm->pods);
 	strlist_free(&pm->want_labels);
 	pthread_mutex_destroy(&pm->mu);
@@ -166,13 +192,66 @@ static int fill(struct podmeta *pm, const struct cg_entry *e, struct podmeta_ent
 	return 0;
 }
 
+/* The ids of a cgroup, without the lock (syscalls, maybe a walk): 0 (ids
+ * filled), -ENOENT (no container's cgroup, or none at all) or a transient
+ * negative errno. */
+static int resolve(struct podmeta *pm, uint64_t cgroup_id, struct cgroup_ids *ids)
+{
+	char path[CGROUP_PATH_MAX + 1];
+	if (cgroup_id == 0)
+		return -ENOENT;
+	int rc = podmeta_cgroup_path(pm, cgroup_id, path, sizeof(path));
+	if (rc == -ENAMETOOLONG)
+		rc = -ENOENT; /* deeper than any container's cgroup */
+	if (rc)
+		return rc;
+	rc = cgroup_path_parse(path, strlen(path), ids);
+	return rc == -EINVAL ? -ENOENT : rc;
+}
+
+/* Sets an entry's result (ids may be NULL unless status is 0). Called
+ * locked. */
+static void cg_set(struct cg_entry *e, int status, const struct cgroup_ids *ids)
+{
+	e->status = status;
+	if (!status && ids)
+		e->ids = *ids;
+	else
+		memset(&e->ids, 0, sizeof(e->ids));
+}
+
+/* Enters a cgroup id, evicting the least recently used entry when full.
+ * Called locked. */
+static struct cg_entry *cg_insert(struct podmeta *pm, uint64_t cgroup_id, int status,
+				  const struct cgroup_ids *ids)
+{
+	struct cg_entry *e;
+	if (pm->cg_free) {
+		e = pm->cg_free;
+		pm->cg_free = e->next;
+	} else if (pm->cg_used < pm->max) {
+		e = &pm->cg[pm->cg_used++];
+	} else {
+		e = pm->cg_lru.prev; /* the least recently used */
+		cg_unhash(pm, e);
+		pm->st.evictions++;
+	}
+	e->id = cgroup_id;
+	cg_set(e, status, ids);
+	size_t b = hash_id(cgroup_id) & pm->cg_hmask;
+	e->hnext = pm->cg_hash[b];
+	pm->cg_hash[b] = e;
+	LRU_PUSH(&pm->cg_lru, e);
+	return e;
+}
+
 int podmeta_lookup(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_entry *out)
 {
 	if (!pm || !out)
 		return -EINVAL;
 	pthread_mutex_lock(&pm->mu);
 	struct cg_entry *e = cg_find(pm, cgroup_id);
-	if (e) {
+	if (e && e->status != -EINPROGRESS) {
 		LRU_UNLINK(e);
 		LRU_PUSH(&pm->cg_lru, e);
 		pm->st.hits++;
@@ -183,54 +262,134 @@ int podmeta_lookup(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_entry 
 	pm->st.misses++;
 	pthread_mutex_unlock(&pm->mu);
 
-	/* resolve without the lock: syscalls, maybe a walk */
-	char path[CGROUP_PATH_MAX + 1];
 	struct cgroup_ids ids;
-	int status;
-	if (cgroup_id == 0) {
-		status = -ENOENT;
-	} else {
-		int rc = podmeta_cgroup_path(pm, cgroup_id, path, sizeof(path));
-		if (rc == -ENAMETOOLONG)
-			rc = -ENOENT; /* deeper than any container's cgroup */
-		if (rc && rc != -ENOENT) {
-			memset(out, 0, sizeof(*out));
-			return rc; /* transient: not cached */
-		}
-		status = rc ? rc : cgroup_path_parse(path, strlen(path), &ids);
-		if (status == -EINVAL)
-			status = -ENOENT;
+	int status = resolve(pm, cgroup_id, &ids);
+	if (status && status != -ENOENT) {
+		memset(out, 0, sizeof(*out));
+		return status; /* transient: not cached */
 	}
-
 	pthread_mutex_lock(&pm->mu);
 	if (!status)
 		pm->st.resolves++;
 	e = cg_find(pm, cgroup_id); /* another thread may have added it */
-	if (!e) {
-		if (pm->cg_free) {
-			e = pm->cg_free;
-			pm->cg_free = e->next;
-		} else if (pm->cg_used < pm->max) {
-			e = &pm->cg[pm->cg_used++];
-		} else {
-			e = pm->cg_lru.prev; /* the least recently used */
-			cg_unhash(pm, e);
-			pm->st.evictions++;
-		}
-		e->id = cgroup_id;
-		e->status = status;
-		if (!status)
-			e->ids = ids;
-		else
-			memset(&e->ids, 0, sizeof(e->ids));
-		size_t b = hash_id(cgroup_id) & pm->cg_hmask;
-		e->hnext = pm->cg_hash[b];
-		pm->cg_hash[b] = e;
-		LRU_PUSH(&pm->cg_lru, e);
-	}
+	if (!e)
+		e = cg_insert(pm, cgroup_id, status, &ids);
+	else if (e->status == -EINPROGRESS)
+		cg_set(e, status, &ids);
 	int rc = fill(pm, e, out);
 	pthread_mutex_unlock(&pm->mu);
 	return rc;
+}
+
+int podmeta_lookup_nowait(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_entry *out)
+{
+	if (!pm || !out)
+		return -EINVAL;
+	if (!pm->async)
+		return podmeta_lookup(pm, cgroup_id, out);
+	if (cgroup_id == 0) {
+		memset(out, 0, sizeof(*out));
+		return -ENOENT;
+	}
+	pthread_mutex_lock(&pm->mu);
+	struct cg_entry *e = cg_find(pm, cgroup_id);
+	if (e) {
+		LRU_UNLINK(e);
+		LRU_PUSH(&pm->cg_lru, e);
+		if (e->status != -EINPROGRESS)
+			pm->st.hits++;
+		int rc = fill(pm, e, out);
+		pthread_mutex_unlock(&pm->mu);
+		return rc;
+	}
+	pm->st.misses++;
+	if (pm->req_n == RESOLVE_QUEUE) {
+		pm->st.queue_full++;
+		pthread_mutex_unlock(&pm->mu);
+		memset(out, 0, sizeof(*out));
+		return -EAGAIN; /* nothing entered: the next event asks again */
+	}
+	pm->reqs[(pm->req_head + pm->req_n++) % RESOLVE_QUEUE] = cgroup_id;
+	cg_insert(pm, cgroup_id, -EINPROGRESS, NULL);
+	pthread_mutex_unlock(&pm->mu);
+	uint64_t one = 1;
+	if (write(pm->req_fd, &one, sizeof(one)) < 0) {
+		/* the counter is saturated: the resolver is awake anyway */
+	}
+	memset(out, 0, sizeof(*out));
+	return -EINPROGRESS;
+}
+
+/* The resolver thread: takes the queued ids one by one, resolves each
+ * without the lock and replaces its pending entry. An entry forgotten or
+ * evicted meanwhile is left alone (a later event asks again); a transient
+ * failure removes the pending entry, so that the next event retries. */
+static void *resolver_main(void *arg)
+{
+	struct podmeta *pm = arg;
+	struct pollfd p[2] = {
+	    {.fd = pm->req_fd, .events = POLLIN},
+	    {.fd = worker_wake_fd(&pm->resolver), .events = POLLIN},
+	};
+	while (!worker_stopping(&pm->resolver)) {
+		uint64_t n;
+		if (read(pm->req_fd, &n, sizeof(n)) < 0) {
+			(void)poll(p, 2, -1); /* nothing queued: sleep until a miss or stop */
+			continue;
+		}
+		for (;;) {
+			pthread_mutex_lock(&pm->mu);
+			if (!pm->req_n) {
+				pthread_mutex_unlock(&pm->mu);
+				break;
+			}
+			uint64_t id = pm->reqs[pm->req_head];
+			pm->req_head = (pm->req_head + 1) % RESOLVE_QUEUE;
+			pm->req_n--;
+			pthread_mutex_unlock(&pm->mu);
+
+			struct cgroup_ids ids;
+			int status = resolve(pm, id, &ids);
+
+			pthread_mutex_lock(&pm->mu);
+			struct cg_entry *e = cg_find(pm, id);
+			if (e && e->status == -EINPROGRESS) {
+				if (status && status != -ENOENT) {
+					cg_unhash(pm, e);
+					e->next = pm->cg_free;
+					pm->cg_free = e;
+					pm->st.resolve_errors++;
+				} else {
+					cg_set(e, status, &ids);
+					if (!status)
+						pm->st.resolves++;
+				}
+				atomic_fetch_add_explicit(&pm->gen, 1, memory_order_release);
+			}
+			pthread_mutex_unlock(&pm->mu);
+		}
+	}
+	return NULL;
+}
+
+int podmeta_start_resolver(struct podmeta *pm)
+{
+	if (!pm)
+		return -EINVAL;
+	if (pm->async)
+		return -EALREADY;
+	pm->req_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (pm->req_fd < 0)
+		return -errno;
+	int rc = worker_start(&pm->resolver, resolver_main, pm);
+	if (rc) {
+		close(pm->req_fd);
+		pm->req_fd = -1;
+		return rc;
+	}
+	worker_set_name(&pm->resolver, "podmeta");
+	pm->async = true;
+	return 0;
 }
 
 void podmeta_forget(struct podmeta *pm, uint64_t cgroup_id)
@@ -319,8 +478,8 @@ static int cached_lookup(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_
 		*out = &s->e;
 		return s->rc;
 	}
-	int rc = podmeta_lookup(pm, cgroup_id, &s->e);
-	if (rc == 0 || rc == -ENOENT) {
+	int rc = podmeta_lookup_nowait(pm, cgroup_id, &s->e);
+	if (rc == 0 || rc == -ENOENT || rc == -EINPROGRESS) {
 		s->serial = pm->serial;
 		s->gen = gen;
 		s->id = cgroup_id;
@@ -336,7 +495,12 @@ static size_t hook_cgroup_meta(void *ctx, uint64_t cgroup_id, struct meta_kv *kv
 			       char *scratch, size_t scratch_len)
 {
 	struct podmeta_entry *ep;
-	if (cached_lookup(ctx, cgroup_id, &ep))
+	int rc = cached_lookup(ctx, cgroup_id, &ep);
+	if ((rc == -EINPROGRESS || rc == -EAGAIN) && max) {
+		kv[0] = (struct meta_kv){"pod_meta", "pending"};
+		return 1;
+	}
+	if (rc)
 		return 0;
 	size_t n = 0;
 	n = put_kv(kv, n, max, "container_id", ep->ids.container_id, &scratch, &scratch_len);

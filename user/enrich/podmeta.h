@@ -53,6 +53,19 @@ void podmeta_free(struct podmeta *pm); /* accepts NULL */
  * not exist, or another negative errno (not cached). Thread-safe. */
 int podmeta_lookup(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_entry *out);
 
+/* Starts the resolver thread: from then on, a miss in the cgroup_meta hook
+ * (podmeta_lookup_nowait) is resolved there, not on the hook's thread.
+ * podmeta_free stops it. Returns 0, -EALREADY, or a negative errno (the cache
+ * stays synchronous). */
+int podmeta_start_resolver(struct podmeta *pm);
+
+/* podmeta_lookup without resolving on this thread, once the resolver runs
+ * (before that it is podmeta_lookup): a cached answer as podmeta_lookup
+ * gives it; for an id not known yet, -EINPROGRESS (it is queued; a later
+ * lookup finds the answer), or -EAGAIN when the resolver's queue is full
+ * (nothing queued: ask again). Thread-safe. */
+int podmeta_lookup_nowait(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_entry *out);
+
 /* The path of a cgroup id below the cgroup root (e.g. "/kubepods.slice/..."),
  * by file handle (open_by_handle_at, needs CAP_DAC_READ_SEARCH) or else by a
  * walk of the tree. Returns 0, -ENOENT (no such cgroup), -ENAMETOOLONG, or
@@ -89,11 +102,15 @@ struct collector_hooks;
 /* Fills the collector hooks that feed and read this cache: cgroup_meta
  * (container_id, pod_uid, pod_name, pod_namespace, container_name, image,
  * image_id for a cgroup id), pod_containers (podmeta_pod_containers),
- * cgroup_removed (podmeta_forget) and pod_update (podmeta_pod_update). */
+ * cgroup_removed (podmeta_forget) and pod_update (podmeta_pod_update).
+ * With the resolver started, a cgroup id not resolved yet gives the one key
+ * pod_meta=pending instead; the events after its resolution carry the rest. */
 void podmeta_hooks(struct podmeta *pm, struct collector_hooks *out);
 
 struct podmeta_stats {
 	uint64_t hits, misses, resolves, evictions, pods;
+	uint64_t queue_full;	 /* misses the resolver's full queue refused */
+	uint64_t resolve_errors; /* transient failures of the resolver thread */
 };
 void podmeta_get_stats(struct podmeta *pm, struct podmeta_stats *out);
 

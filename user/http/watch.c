@@ -522,14 +522,79 @@ static int setup_request(struct xfer *x, struct curl_slist *hdrs, char *errbuf)
 	return setup_tls(h, req->tls);
 }
 
-/* One easy handle driven by a multi handle, so that *stop is seen within
- * 100 ms even while the stream is idle. Returns the transfer's result. */
+/* ---- stop notification ----
+ *
+ * A thread in a transfer or in sleep_or_stop() sleeps until its socket has
+ * data, curl's own timers, watch_stop_notify() or WAKE_BACKSTOP_MS, not in
+ * 100 ms slices: an idle watch costs no periodic wake-ups. A transfer is
+ * listed while it runs, so that a notify can wake its multi handle
+ * (curl_multi_wakeup, thread-safe); sleepers wait on one condition
+ * variable. Whoever sets a stop flag then calls watch_stop_notify(); the
+ * sleeper re-checks its own flag. A forgotten notify costs at most
+ * WAKE_BACKSTOP_MS of stop latency. */
+
+#define WAKE_BACKSTOP_MS 1000
+
+struct active {
+	CURLM *m;
+	struct active *next;
+};
+
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cond;
+static pthread_once_t wake_once = PTHREAD_ONCE_INIT;
+static struct active *active_head;
+
+static void wake_init(void)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&wake_cond, &a);
+	pthread_condattr_destroy(&a);
+}
+
+void watch_stop_notify(void)
+{
+	pthread_once(&wake_once, wake_init);
+	pthread_mutex_lock(&wake_lock);
+	for (struct active *a = active_head; a; a = a->next)
+		curl_multi_wakeup(a->m);
+	pthread_cond_broadcast(&wake_cond);
+	pthread_mutex_unlock(&wake_lock);
+}
+
+static void active_add(struct active *a)
+{
+	pthread_mutex_lock(&wake_lock);
+	a->next = active_head;
+	active_head = a;
+	pthread_mutex_unlock(&wake_lock);
+}
+
+static void active_remove(struct active *a)
+{
+	pthread_mutex_lock(&wake_lock);
+	for (struct active **p = &active_head; *p; p = &(*p)->next) {
+		if (*p == a) {
+			*p = a->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&wake_lock);
+}
+
+/* One easy handle driven by a multi handle; *stop is seen as soon as
+ * watch_stop_notify() is called (within WAKE_BACKSTOP_MS without it), even
+ * while the stream is idle. Returns the transfer's result. */
 static CURLcode transfer(struct xfer *x, CURLM *m, char *errbuf)
 {
 	const struct watch_req *req = x->req;
 	CURLcode cc = CURLE_OK;
+	struct active self = {.m = m};
 
 	curl_multi_add_handle(m, x->h);
+	active_add(&self); /* before the first look at *stop: no notify is missed */
 	for (;;) {
 		int running = 0;
 		CURLMcode mc = curl_multi_perform(m, &running);
@@ -552,13 +617,14 @@ static CURLcode transfer(struct xfer *x, CURLM *m, char *errbuf)
 			cc = CURLE_ABORTED_BY_CALLBACK;
 			break;
 		}
-		mc = curl_multi_poll(m, NULL, 0, 100, NULL);
+		mc = curl_multi_poll(m, NULL, 0, WAKE_BACKSTOP_MS, NULL);
 		if (mc != CURLM_OK) {
 			cc = CURLE_OUT_OF_MEMORY;
 			snprintf(errbuf, CURL_ERROR_SIZE, "%s", curl_multi_strerror(mc));
 			break;
 		}
 	}
+	active_remove(&self);
 	curl_multi_remove_handle(m, x->h);
 	return cc;
 }
@@ -638,7 +704,9 @@ int watch_run(const struct watch_req *req, struct watch_result *res)
 		return rc;
 	}
 	x.h = curl_easy_init();
-	m = curl_multi_init();
+	m = req->conn && req->conn->multi ? req->conn->multi : curl_multi_init();
+	if (req->conn)
+		req->conn->multi = m;
 	if (!x.h || !m) {
 		rc = -ENOMEM;
 		snprintf(res->error, sizeof(res->error), "curl init: out of memory");
@@ -659,13 +727,21 @@ int watch_run(const struct watch_req *req, struct watch_result *res)
 	rc = transfer_result(&x, transfer(&x, m, errbuf), errbuf);
 
 cleanup:
-	if (m)
+	if (m && !req->conn)
 		curl_multi_cleanup(m);
 	if (x.h)
 		curl_easy_cleanup(x.h);
 	curl_slist_free_all(hdrs);
 	framer_free(&x.f);
 	return rc;
+}
+
+void watch_conn_close(struct watch_conn *c)
+{
+	if (!c || !c->multi)
+		return;
+	curl_multi_cleanup(c->multi);
+	c->multi = NULL;
 }
 
 void watch_result_free(struct watch_result *res)
@@ -681,14 +757,29 @@ void watch_result_free(struct watch_result *res)
 
 bool sleep_or_stop(unsigned ms, atomic_bool *stop)
 {
-	uint64_t left_ns = (uint64_t)ms * 1000000ULL;
-	while (left_ns > 0) {
-		if (stop && atomic_load(stop))
-			return true;
-		uint64_t slice = left_ns < 50000000ULL ? left_ns : 50000000ULL;
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)slice};
-		nanosleep(&ts, NULL);
-		left_ns -= slice;
+	struct timespec end;
+	pthread_once(&wake_once, wake_init);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	uint64_t ns = (uint64_t)end.tv_nsec + (uint64_t)ms * 1000000ULL;
+	end.tv_sec += (time_t)(ns / 1000000000ULL);
+	end.tv_nsec = (long)(ns % 1000000000ULL);
+	pthread_mutex_lock(&wake_lock);
+	/* the flag is read under the lock that a notify takes: set before the
+	 * notify, it is seen here or the broadcast comes after the wait began */
+	while (!(stop && atomic_load(stop))) {
+		struct timespec backstop;
+		clock_gettime(CLOCK_MONOTONIC, &backstop);
+		if (backstop.tv_sec > end.tv_sec ||
+		    (backstop.tv_sec == end.tv_sec && backstop.tv_nsec >= end.tv_nsec))
+			break;
+		backstop.tv_sec += WAKE_BACKSTOP_MS / 1000;
+		const struct timespec *until =
+		    backstop.tv_sec < end.tv_sec ||
+			    (backstop.tv_sec == end.tv_sec && backstop.tv_nsec < end.tv_nsec)
+			? &backstop
+			: &end;
+		pthread_cond_timedwait(&wake_cond, &wake_lock, until);
 	}
+	pthread_mutex_unlock(&wake_lock);
 	return stop && atomic_load(stop);
 }

@@ -63,6 +63,16 @@ struct watch_tls {
 	bool insecure; /* no verification: only when asked for explicitly */
 };
 
+/* Connections kept between the requests of one thread: give the same
+ * watch_conn to its watch_run calls and the TCP (and TLS) connection of one
+ * is reused by the next, as HTTP keep-alive allows (no handshake per
+ * request). Zero-initialised; used by one thread at a time;
+ * watch_conn_close() ends it. */
+struct watch_conn {
+	void *multi; /* the CURLM that holds the connection cache */
+};
+void watch_conn_close(struct watch_conn *c); /* accepts NULL and a closed one */
+
 struct watch_req {
 	const char *url;
 	const char *method;	  /* "GET" (default) or "POST" */
@@ -80,8 +90,9 @@ struct watch_req {
 	/* Optional: told (with the bytes seen) each time a message is skipped
 	 * for size, when it happens; the count is also in watch_result. */
 	void (*on_oversize)(void *ctx, size_t len);
-	void *ctx;	   /* for on_msg and on_oversize */
-	atomic_bool *stop; /* when set, the transfer is aborted promptly */
+	void *ctx;		 /* for on_msg and on_oversize */
+	atomic_bool *stop;	 /* when set, the transfer is aborted promptly */
+	struct watch_conn *conn; /* NULL: a connection for this request alone */
 };
 
 struct watch_result {
@@ -108,10 +119,19 @@ struct watch_result {
 int watch_run(const struct watch_req *req, struct watch_result *res);
 void watch_result_free(struct watch_result *res);
 
-/* Sleeps up to ms, waking early when *stop is set. Returns true if stopped. */
+/* Sleeps up to ms, waking early when *stop is set and watch_stop_notify() is
+ * called (or within a second of the flag without a notify). Returns true if
+ * stopped. */
 bool sleep_or_stop(unsigned ms, atomic_bool *stop);
 
-/* Call once per process before threads start (curl_global_init). */
+/* Wakes every running watch_run() transfer and every sleep_or_stop(), so
+ * that each re-checks its stop flag: call it after setting a stop flag that
+ * one of them was given. Thread-safe. */
+void watch_stop_notify(void);
+
+/* curl_global_init, once per process (pthread_once): called by each user of
+ * libcurl when it starts, so that a process that uses none of them does not
+ * load OpenSSL's state. Returns 0 or -EIO. */
 int watch_global_init(void);
 
 #endif

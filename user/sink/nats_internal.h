@@ -35,6 +35,7 @@
  * responders" measured on a three-node cluster on loopback). */
 #define RETRY_BACKOFF_MIN_MS 100
 #define RETRY_BACKOFF_MAX_MS 5000
+#define SUBJECT_CACHE 64 /* (source, type) pairs whose subject is kept */
 
 struct nats_sink {
 	struct sink base; /* first */
@@ -71,6 +72,12 @@ struct nats_sink {
 
 	struct strbuf line;
 	char subject[256];
+	/* subjects by (source, type), built once each: no printf per event */
+	struct {
+		uint32_t key; /* source << 16 | type, plus one; 0 = empty */
+		char s[256];
+	} subj_cache[SUBJECT_CACHE];
+	size_t id_prefix_len;
 
 	_Atomic uint64_t retry_after;  /* mono ns: the retry list waits until then */
 	_Atomic unsigned retry_rounds; /* failed rounds since the last PubAck */

@@ -348,6 +348,37 @@ static int write_failed(struct nats_sink *ns, const struct tapio_event *ev, int 
 	return rc;
 }
 
+/* Decimal digits of v at dst (no NUL); returns their count (at most 20). */
+static size_t put_u64(char *dst, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		dst[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* The subject of an event's (source, type): PREFIX.SOURCE.TYPE, from the
+ * cache or built once. NULL when longer than the subject buffer. */
+static const char *subject_of(struct nats_sink *ns, const struct tapio_event *ev)
+{
+	uint32_t key = ((uint32_t)ev->source << 16 | (ev->type & 0xffffu)) + 1;
+	size_t slot = (key * 2654435761u) % SUBJECT_CACHE;
+	if (ns->subj_cache[slot].key == key)
+		return ns->subj_cache[slot].s;
+	int n = snprintf(ns->subject, sizeof(ns->subject), "%s.%s.%s", ns->prefix,
+			 source_name(ev->source), type_name(ev->source, ev->type));
+	if (n < 0 || (size_t)n >= sizeof(ns->subject))
+		return NULL;
+	memcpy(ns->subj_cache[slot].s, ns->subject, (size_t)n + 1);
+	ns->subj_cache[slot].key = key;
+	return ns->subj_cache[slot].s;
+}
+
 static int nats_write(struct sink *s, const struct tapio_event *ev)
 {
 	struct nats_sink *ns = to_nats(s);
@@ -373,19 +404,23 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 		return write_failed(ns, ev, rc);
 	if (ns->line.len && ns->line.buf[ns->line.len - 1] == '\n')
 		ns->line.len--;
-	n = snprintf(ns->subject, sizeof(ns->subject), "%s.%s.%s", ns->prefix,
-		     source_name(ev->source), type_name(ev->source, ev->type));
-	if (n < 0 || (size_t)n >= sizeof(ns->subject))
+	const char *subject = subject_of(ns, ev);
+	if (!subject)
 		return write_failed(ns, ev, -ENAMETOOLONG);
 	/* The source's own id when it has one (stable across re-reads, so
 	 * JetStream stores a re-read event once); else one unique to this run. */
 	const char *sid = event_meta_get(ev, "id");
-	if (sid && *sid && strlen(sid) < sizeof(id))
-		snprintf(id, sizeof(id), "%s", sid);
-	else
-		snprintf(id, sizeof(id), "%s%" PRIu64, ns->id_prefix, ns->seq + 1);
-	snprintf(ackv, sizeof(ackv), "%u/%" PRIu32, src, ev->ack);
-	if (natsMsg_Create(&m, ns->subject, NULL, ns->line.buf, (int)ns->line.len) != NATS_OK)
+	size_t sl = sid ? strlen(sid) : 0;
+	if (sl && sl < sizeof(id)) {
+		memcpy(id, sid, sl + 1);
+	} else {
+		memcpy(id, ns->id_prefix, ns->id_prefix_len);
+		id[ns->id_prefix_len + put_u64(id + ns->id_prefix_len, ns->seq + 1)] = 0;
+	}
+	n = (int)put_u64(ackv, src);
+	ackv[n++] = '/';
+	ackv[n + (int)put_u64(ackv + n, ev->ack)] = 0;
+	if (natsMsg_Create(&m, subject, NULL, ns->line.buf, (int)ns->line.len) != NATS_OK)
 		return -EAGAIN;
 	if (natsMsgHeader_Set(m, "Nats-Msg-Id", id) != NATS_OK ||
 	    natsMsgHeader_Set(m, ACK_HDR, ackv) != NATS_OK) {
@@ -409,7 +444,7 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 		atomic_fetch_add(&ns->too_big, 1);
 		tlog(TLOG_WARN, "nats",
 		     "%s event of %zu bytes is larger than the server's max_payload; not sent",
-		     ns->subject, ns->line.len);
+		     subject, ns->line.len);
 	}
 	return rc == -EAGAIN ? rc : write_failed(ns, ev, rc);
 }
@@ -614,6 +649,7 @@ static int nats_init_fields(struct nats_sink *ns, const char *url, const struct 
 		node = host;
 	}
 	snprintf(ns->id_prefix, sizeof(ns->id_prefix), "%.120s-%" PRIu64 "-", node, now_ns());
+	ns->id_prefix_len = strlen(ns->id_prefix);
 	return 0;
 }
 

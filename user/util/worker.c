@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -29,6 +30,15 @@ int worker_start(struct worker *w, void *(*fn)(void *), void *arg)
 	}
 	w->started = true;
 	return 0;
+}
+
+void worker_set_name(struct worker *w, const char *name)
+{
+	char comm[16];
+	if (!w->started || !name)
+		return;
+	snprintf(comm, sizeof(comm), "%s", name);
+	pthread_setname_np(w->thread, comm);
 }
 
 void worker_signal_stop(struct worker *w)

@@ -21,6 +21,9 @@ void worker_init(struct worker *w);
 /* Creates the eventfd and starts fn(arg). Returns 0, -EALREADY when running,
  * or a negative errno (nothing left running). */
 int worker_start(struct worker *w, void *(*fn)(void *), void *arg);
+/* Names the running thread (its comm in /proc/PID/task/TID, cut to 15
+ * bytes), so that per-thread CPU and wake-ups can be told apart. */
+void worker_set_name(struct worker *w, const char *name);
 /* Sets the stop flag and wakes the thread (it still has to see it). */
 void worker_signal_stop(struct worker *w);
 /* worker_signal_stop, then joins. Safe to call twice or unstarted; closes the
