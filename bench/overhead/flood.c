@@ -130,8 +130,8 @@ int main(int argc, char **argv)
 		struct bpf_map_info info = {0};
 		__u32 ilen = sizeof(info);
 		if (!id) {
-			fprintf(stderr, "flood: no BPF ring buffer among the descriptors of pid %d\n",
-				pid);
+			fprintf(stderr,
+				"flood: no BPF ring buffer among the descriptors of pid %d\n", pid);
 			return 1;
 		}
 		ring = bpf_map_get_fd_by_id(id);

@@ -253,6 +253,32 @@ Test(queue, sleeping_consumer_woken_by_commit)
 	queue_free(q);
 }
 
+Test(queue, quiet_commits_wake_the_consumer_once_per_batch)
+{
+	struct queue *q = queue_new(4096);
+	struct waiter w = {.q = q, .timeout_ms = -1};
+	pthread_t t;
+	pthread_create(&t, NULL, peek_thread, &w);
+	msleep(30); /* past its spin: asleep */
+	uint64_t w0 = queue_wakeups(q);
+	void *a = put(q, 2, 8, 1);
+	void *b = put(q, 2, 16, 2);
+	queue_commit_quiet(q, a);
+	queue_commit_quiet(q, b);
+	msleep(50);
+	cr_assert_eq(atomic_load(&w.done), 0, "a quiet commit woke the consumer");
+	cr_assert_eq(queue_wakeups(q), w0);
+	queue_wake(q);
+	pthread_join(t, NULL);
+	cr_assert_eq(w.rec, a);
+	cr_assert_eq(queue_wakeups(q), w0 + 1, "one wake-up for the batch");
+	queue_release(q, a);
+	expect(q, 2, 2, 16);
+	queue_wake(q); /* nobody waits: nothing to do */
+	cr_assert_eq(queue_wakeups(q), w0 + 1);
+	queue_free(q);
+}
+
 Test(queue, discard)
 {
 	struct queue *q = queue_new(4096);

@@ -67,6 +67,7 @@ struct kcollector {
 	char disabled[512];
 	uint64_t types; /* produced by a running program */
 	/* collector thread only */
+	unsigned unwoken; /* records committed since the consumer was last woken */
 	struct meta_kv kv[META_MAX];
 	char idbuf[24];
 	char scratch[2048];
@@ -122,6 +123,8 @@ void kernel_attach(struct kcollector *kc, const struct load_result *r, uint64_t 
 
 /* Poll timeout of the ring buffer thread: what a lone record waits at most. */
 #define KERNEL_POLL_MS 50
+/* In a long batch, the consumer is woken after this many records. */
+#define KERNEL_WAKE_EVERY 256
 /* The fill (bytes) at which a BPF program wakes the ring buffer thread. */
 uint64_t kernel_ringbuf_wakeup(uint32_t ringbuf_size);
 /* The size of each CPU's ring when ringbuf_size bytes are split among ncpu

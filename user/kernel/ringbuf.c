@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/queue.h"
 #include "kernel/internal.h"
 #include "kernel/kernel_decode.h"
 
@@ -63,7 +64,14 @@ static int on_sample(void *ctx, void *data, size_t size)
 		atomic_fetch_add_explicit(&kc->base.n.dropped, 1, memory_order_relaxed);
 	} else {
 		memcpy(event_data(ev), data, used);
-		event_commit(kc->q, ev);
+		/* the consumer is woken once per batch (kernel_poll_thread), and
+		 * within a long batch every KERNEL_WAKE_EVERY records, so that
+		 * it does not sleep while the queue fills */
+		queue_commit_quiet(kc->q, ev);
+		if (++kc->unwoken >= KERNEL_WAKE_EVERY) {
+			kc->unwoken = 0;
+			queue_wake(kc->q);
+		}
 		atomic_fetch_add_explicit(&kc->events[type], 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&kc->base.n.events, 1, memory_order_relaxed);
 	}
@@ -87,6 +95,13 @@ void *kernel_poll_thread(void *arg)
 
 		if (n == 0)
 			n = ring_buffer__consume(kc->rb);
+		/* One wake-up of the consumer for the whole batch: on_sample()
+		 * commits quietly, so that a consumer that catches up in the
+		 * middle of a batch is not woken again for each record. */
+		if (n > 0) {
+			kc->unwoken = 0;
+			queue_wake(kc->q);
+		}
 
 		if (n < 0 && n != -EINTR) {
 			collector_error(&kc->base, "ring buffer poll: %s", strerror(-n));
@@ -98,6 +113,7 @@ void *kernel_poll_thread(void *arg)
 	}
 	/* What the programs wrote before they were stopped. */
 	ring_buffer__consume(kc->rb);
+	queue_wake(kc->q);
 	return NULL;
 }
 
