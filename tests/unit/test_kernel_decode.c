@@ -721,3 +721,55 @@ Test(kernel_decode, ipv4_text_matches_inet_ntop)
 		cJSON_Delete(j);
 	}
 }
+
+/* The exact bytes of a fork and a tcp.close record (the encoder's fast paths
+ * must not change a byte): large and small numbers, a 64-bit id, ipv6. */
+Test(kernel_decode, golden_bytes)
+{
+	struct fork_event f;
+	struct tcp_event e;
+	struct strbuf sb = STRBUF_INIT;
+
+	header(&f.hdr, EVENT_PROCESS_FORK);
+	f.hdr.ts = 18446744073709551615ull;
+	f.hdr.cgroup_id = 10000000000000000ull;
+	f.parent_pid = 100;
+	f.parent_tgid = 100;
+	f.child_pid = 4294967295u;
+	f.child_tgid = 9;
+	cr_assert_eq(kevent_json(&f, sizeof(f), &sb), 0);
+	cr_assert_str_eq(
+	    sb.buf, "{\"pid\":100,\"tid\":101,\"tgid\":100,\"ppid\":1,\"uid\":1000,\"gid\":1001,"
+		    "\"comm\":\"worker\",\"cgroup_id\":10000000000000000,\"pidns\":4026531836,"
+		    "\"mntns\":4026531840,\"cpu\":1,\"boot_ns\":18446744073709551615,"
+		    "\"task_known\":true,\"parent_pid\":100,\"parent_tgid\":100,"
+		    "\"child_pid\":4294967295,\"child_tgid\":9}");
+	sb_reset(&sb);
+	memset(&e, 0, sizeof(e));
+	header(&e.hdr, EVENT_TCP_CLOSE);
+	e.family = AF_INET6;
+	inet_pton(AF_INET6, "fd00::1", e.saddr);
+	inet_pton(AF_INET6, "2001:db8::20", e.daddr);
+	e.sport = 65535;
+	e.dport = 443;
+	e.oldstate = 9;
+	e.state = 7;
+	e.flags = TCP_F_OWNER_KNOWN | TCP_F_START_SEEN;
+	e.duration_ns = 99999999;
+	e.bytes_sent = 100000000;
+	e.bytes_received = 12;
+	e.srtt_us = 10;
+	e.error = ECONNRESET;
+	cr_assert_eq(kevent_json(&e, sizeof(e), &sb), 0);
+	cr_assert_str_eq(
+	    sb.buf, "{\"pid\":100,\"tid\":101,\"tgid\":100,\"ppid\":1,\"uid\":1000,\"gid\":1001,"
+		    "\"comm\":\"worker\",\"cgroup_id\":4242,\"pidns\":4026531836,"
+		    "\"mntns\":4026531840,\"cpu\":1,\"boot_ns\":123456789,\"task_known\":true,"
+		    "\"family\":\"ipv6\",\"saddr\":\"fd00::1\",\"sport\":65535,"
+		    "\"daddr\":\"2001:db8::20\",\"dport\":443,\"oldstate\":\"LAST_ACK\","
+		    "\"state\":\"CLOSE\",\"owner_known\":true,\"duration_ns\":99999999,"
+		    "\"start_seen\":true,\"bytes_sent\":100000000,\"bytes_received\":12,"
+		    "\"tcpi_bytes_acked\":0,\"tcpi_bytes_received\":0,\"srtt_us\":10,"
+		    "\"total_retrans\":0,\"errno\":104,\"error\":\"ECONNRESET\"}");
+	sb_free(&sb);
+}
