@@ -75,7 +75,7 @@ static const char digit_pairs[201] = "00010203040506070809"
 
 /* Writes v's digits ending at end; returns the first. 32-bit steps: most
  * values (pids, ports, sizes) fit, and a 32-bit division is the cheap one. */
-static char *u32_digits(char *end, uint32_t v)
+static inline char *u32_digits(char *end, uint32_t v)
 {
 	while (v >= 100) {
 		unsigned d = (v % 100) * 2;
