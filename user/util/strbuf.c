@@ -199,6 +199,14 @@ int utf8_valid(const char *s, size_t n)
 	return 1;
 }
 
+/* 1 for the bytes a JSON string holds as they are: printable ASCII but '"'
+ * and '\\' (control bytes are escaped, bytes >= 0x80 checked as UTF-8). */
+static const unsigned char json_plain[256] = {
+    [0x20 ... 0x21] = 1,
+    [0x23 ... 0x5b] = 1,
+    [0x5d ... 0x7f] = 1,
+};
+
 void sb_json_str(struct strbuf *sb, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -207,7 +215,7 @@ void sb_json_str(struct strbuf *sb, const char *s, size_t n)
 		return;
 	/* the common case: plain ASCII, nothing to escape, one copy */
 	size_t k = 0;
-	while (k < n && p[k] >= 0x20 && p[k] < 0x80 && p[k] != '"' && p[k] != '\\')
+	while (k < n && json_plain[p[k]])
 		k++;
 	if (k == n) {
 		char *o = sb->buf + sb->len;
