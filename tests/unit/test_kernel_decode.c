@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -772,4 +773,52 @@ Test(kernel_decode, golden_bytes)
 		    "\"tcpi_bytes_acked\":0,\"tcpi_bytes_received\":0,\"srtt_us\":10,"
 		    "\"total_retrans\":0,\"errno\":104,\"error\":\"ECONNRESET\"}");
 	sb_free(&sb);
+}
+
+/* The text durations as "%.3fms" / "%.3fs" print them: every boundary of
+ * the rounding, ties, and values across the ms/s switch. */
+Test(kernel_decode, text_durations_match_printf)
+{
+	struct exit_event e;
+	uint64_t base[] = {0,	       1,	   499999,     500000,	   500001,
+			   999499,     999500,	   999999,     1000000,	   1499999,
+			   1500000,    999999499,  999999500,  999999999,  1000000000,
+			   1000499999, 1000500000, 1000500001, 1999999999, 123456789012345ull};
+	char want[96];
+
+	header(&e.hdr, EVENT_PROCESS_EXIT);
+	e.status = 0;
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
+		for (uint64_t d = 0; d < 3; d++) {
+			uint64_t ns = base[i] + d * 1000;
+
+			e.duration_ns = ns;
+			if (ns >= 1000000000ull)
+				snprintf(want, sizeof(want), "code=0 lifetime=%.3fs",
+					 (double)ns / 1e9);
+			else
+				snprintf(want, sizeof(want), "code=0 lifetime=%.3fms",
+					 (double)ns / 1e6);
+			char *t = text(&e, sizeof(e));
+			cr_assert_str_eq(t, want, "%llu ns", (unsigned long long)ns);
+			free(t);
+		}
+	}
+	/* pseudo-random values, a fixed sequence */
+	uint64_t x = 88172645463325252ull;
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		uint64_t ns = x % (i & 1 ? 1000000000ull : 100000000000ull);
+
+		e.duration_ns = ns;
+		if (ns >= 1000000000ull)
+			snprintf(want, sizeof(want), "code=0 lifetime=%.3fs", (double)ns / 1e9);
+		else
+			snprintf(want, sizeof(want), "code=0 lifetime=%.3fms", (double)ns / 1e6);
+		char *t = text(&e, sizeof(e));
+		cr_assert_str_eq(t, want, "%llu ns", (unsigned long long)ns);
+		free(t);
+	}
 }
