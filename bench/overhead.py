@@ -26,6 +26,10 @@ Then the consumer's ceiling, apart from any workload: a BPF test program
 running agent's ring buffer; the agent takes them through the queue to JSON
 Lines in /dev/null. Reported: records per second of agent CPU (one core) and
 per second of wall time, with the agent's own count of what it wrote.
+
+Then the ring modes (bench_ring_modes): the shared ring against a ring per
+CPU (--ringbuf-per-cpu), alternated: the ceiling with one flood producer
+pinned to each CPU, and both storms under `tapio agent`.
 """
 import argparse
 import glob
@@ -562,6 +566,109 @@ def bench_nats(args):
     finally:
         srv.close()
 
+RING_MODES = (("shared", ()), ("per-cpu", ("--ringbuf-per-cpu",)))
+
+
+def ring_mode_flood(args, extra, cpus):
+    """One ceiling round: an agent with extra arguments, one flood per CPU
+    (pinned, the records split among them), then the agent CPU and wall time
+    until it is idle again. Returns a dict, or None with the reason printed."""
+    t = tapio_agent(args.tapio, ("--queue-size", "256M", *extra))
+    if not t.start():
+        print("ring modes: the agent did not start:", t.stderr()[-300:])
+        t.stop()
+        return None
+    pid = t.proc.pid
+    c0, x0 = cpu_s(pid), ctx_switches(pid)
+    w0 = time.monotonic()
+    each = args.flood_records // len(cpus)
+    floods = [subprocess.Popen([args.flood, str(pid), "60", "1024", str(each), str(c)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for c in cpus]
+    outs = [f.communicate() for f in floods]
+    bad = [err for f, (_, err) in zip(floods, outs) if f.returncode]
+    last, steady = cpu_s(pid), time.monotonic()
+    while not bad:
+        time.sleep(0.1)
+        c, now = cpu_s(pid), time.monotonic()
+        if c - last < 0.001 or now - w0 > 120:
+            break
+        last, steady = c, now
+    c1, x1 = cpu_s(pid), ctx_switches(pid)
+    t.proc.send_signal(signal.SIGINT)
+    t.proc.wait(timeout=30)
+    s = summary_of(t.stderr())
+    t.stop()
+    if bad:
+        print("ring modes: flood:", bad[0].strip())
+        return None
+    fl = [json.loads(o) for o, _ in outs]
+    k = s["kernel"] if s else {}
+    written = sum(f["written"] for f in fl)
+    return {"written": written, "refused": sum(f["refused"] for f in fl),
+            "per_cpu": all(f["per_cpu"] for f in fl), "agent_wrote": k.get("events", 0),
+            "dropped": k.get("dropped", 0), "cpu_s": c1 - c0, "wall_s": steady - w0,
+            "ctx": x1 - x0, "rate": written / (c1 - c0) if c1 > c0 else float("nan")}
+
+
+def bench_ring_modes(args):
+    """The shared ring against per-CPU rings, in alternated rounds: the
+    consumer's ceiling with a flood producer on each CPU, and the storms
+    under the agent. On a 2-CPU machine this shows what per-CPU rings cost
+    the consumer, not the producer-side collapse of one shared ring at
+    tens of CPUs."""
+    cpus = sorted(os.sched_getaffinity(0))
+    print(f"ring modes: {len(cpus)} CPUs, load before: "
+          f"{open('/proc/loadavg').read().split()[:3]}")
+    floods = {name: [] for name, _ in RING_MODES}
+    for rnd in range(args.flood_rounds):
+        order = RING_MODES if rnd % 2 == 0 else RING_MODES[::-1]
+        for name, extra in order:
+            r = ring_mode_flood(args, extra, cpus)
+            if r is None:
+                return
+            if r["per_cpu"] != (name == "per-cpu"):
+                print(f"ring modes: the {name} flood found the other kind of ring")
+                return
+            floods[name].append(r)
+            print(f"ring modes {name} flood round {rnd + 1}: {r['written']} records in from "
+                  f"{len(cpus)} producers ({r['refused']} refused by a full ring), agent wrote "
+                  f"{r['agent_wrote']} (dropped {r['dropped']}), agent CPU {r['cpu_s']:.2f} s, "
+                  f"wall {r['wall_s']:.2f} s, ctxsw {r['ctx']}: "
+                  f"{r['rate'] / 1e6:.2f} M records/s per agent CPU second")
+    for name, _ in RING_MODES:
+        rs = floods[name]
+        print(f"ring modes {name} flood median: {med([r['rate'] for r in rs]) / 1e6:.2f} M "
+              f"records/s of agent CPU, "
+              f"{med([r['written'] / r['wall_s'] for r in rs]) / 1e6:.2f} M/s wall")
+    for storm, n in (("connect", args.conns), ("exec", args.execs)):
+        confs = [("bare", None)] + [
+            (f"agent-{name}", (lambda extra: lambda: tapio_agent(args.tapio, extra))(extra))
+            for name, extra in RING_MODES]
+        res = {name: [] for name, _ in confs}
+        for rnd in range(args.rounds):
+            k = rnd % len(confs)
+            for name, make in confs[k:] + confs[:k]:
+                res[name].append(one_run(args, storm, n, make))
+        bare = med([r["us"] for r in res["bare"]])
+        print(f"\nring modes, {storm} storm: {n} ops, {args.rounds} rounds, medians")
+        print(f"{'tracer':<14} {'us/op':>9} {'slowdown':>9} {'events':>9} "
+              f"{'CPU us/event':>13} {'ctxsw/100ev':>12}")
+        print(f"{'bare':<14} {bare:9.1f} {'-':>9}")
+        for name, _ in confs[1:]:
+            ok = [r for r in res[name] if r["attached"]]
+            if len(ok) < len(res[name]):
+                print(f"{name:<14} not attached in {len(res[name]) - len(ok)} rounds")
+            if not ok:
+                continue
+            us = med([r["us"] for r in ok])
+            print(f"{name:<14} {us:9.1f} {(us / bare - 1) * 100:+8.0f}% "
+                  f"{med([r['events'] for r in ok]):9.0f} "
+                  f"{med([r['cpu_s'] / r['events'] * 1e6 for r in ok]):13.2f} "
+                  f"{med([r['ctx'] / r['events'] * 100 for r in ok]):12.2f}")
+    print(f"\nring modes, load after: {open('/proc/loadavg').read().split()[:3]}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default="build")
@@ -576,7 +683,7 @@ def main():
     ap.add_argument("--idle-s", type=float, default=20.0)
     ap.add_argument("--idle-settle", type=float, default=5.0)
     ap.add_argument("--nats-rounds", type=int, default=4)
-    ap.add_argument("--only", choices=("storms", "flood", "memory", "idle", "nats"))
+    ap.add_argument("--only", choices=("storms", "flood", "memory", "idle", "nats", "ringmodes"))
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench-overhead: needs root (BPF, tracefs)", file=sys.stderr)
@@ -593,6 +700,9 @@ def main():
         if args.only in (None, name):
             print()
             fn(args)
+    if args.only in (None, "ringmodes"):
+        print()
+        bench_ring_modes(args)
     return 0
 
 

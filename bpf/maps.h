@@ -31,6 +31,9 @@ const volatile __u32 cfg_page_shift __weak = 12;
  * 5.11+). Userspace sets it from the kernel's BTF; without it, the socks
  * and closed_socks hashes keyed by the socket's address. */
 const volatile bool cfg_sk_storage __weak = false;
+/* Records go to the current CPU's ring in cpu_rings rather than to the one
+ * shared `events` ring (tapio agent --ringbuf-per-cpu). */
+const volatile bool cfg_ring_per_cpu __weak = false;
 
 /* ---- maps ---- */
 
@@ -39,6 +42,23 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps") __weak;
+
+/* The per-CPU rings (cfg_ring_per_cpu): slot i holds CPU i's ring buffer.
+ * Userspace sizes the array to the possible CPUs before load, then creates
+ * the rings (of any size: the kernel does not compare a ring's size with the
+ * inner map's below) and fills the slots; `events` is then shrunk to a page
+ * and not used. Ring buffers as inner maps: 5.9+. */
+struct cpu_ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct cpu_ring);
+} cpu_rings SEC(".maps") __weak;
 
 /* Records the ring buffer refused, per event type (index = enum event_type). */
 struct {

@@ -7,11 +7,13 @@
  * events would then be dropped. So those two kinds are shed once more than
  * half of the ring holds unread records (bpf_ringbuf_query(BPF_RB_AVAIL_DATA),
  * 5.8+): the other half stays for everything else. A shed record is counted
- * per type in `sheds`, apart from the ring-full drops in `drops`. */
+ * per type in `sheds`, apart from the ring-full drops in `drops`. With
+ * per-CPU rings (cfg_ring_per_cpu) the test is on the current CPU's ring. */
 #ifndef TAPIO_BPF_SHED_H
 #define TAPIO_BPF_SHED_H
 
 #include "maps.h"
+#include "submit.bpf.h"
 
 /* Shed when unread data is above size >> TAPIO_SHED_SHIFT (half). */
 #define TAPIO_SHED_SHIFT 1
@@ -33,11 +35,15 @@ static __always_inline bool shed_event(__u32 type)
 {
 	__u64 avail, size;
 	__u64 *n;
+	void *r;
 
 	if (!sheddable(type))
 		return false;
-	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+	r = cur_ring();
+	if (!r)
+		return false;
+	avail = bpf_ringbuf_query(r, BPF_RB_AVAIL_DATA);
+	size = bpf_ringbuf_query(r, BPF_RB_RING_SIZE);
 	if (avail <= size >> TAPIO_SHED_SHIFT)
 		return false;
 	n = bpf_map_lookup_elem(&sheds, &type);

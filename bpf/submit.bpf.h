@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Layer 3: submitting. reserve_event() takes a ring buffer record for a type
  * and counts a drop for that type when the buffer is full; submit_event()
- * hands the filled record to userspace. */
+ * hands the filled record to userspace. The ring is the shared `events` one,
+ * or the current CPU's (cur_ring()). */
 #ifndef TAPIO_BPF_SUBMIT_H
 #define TAPIO_BPF_SUBMIT_H
 
@@ -18,11 +19,25 @@ static __always_inline void count_drop(__u32 type)
 		__sync_fetch_and_add(n, 1);
 }
 
+/* The ring records go to: the shared one, or this CPU's (cfg_ring_per_cpu).
+ * A program runs with migration disabled, so the reserve and the submit of
+ * one record find the same ring. NULL only when a CPU's slot is empty. */
+static __always_inline void *cur_ring(void)
+{
+	__u32 cpu;
+
+	if (!cfg_ring_per_cpu)
+		return &events;
+	cpu = bpf_get_smp_processor_id();
+	return bpf_map_lookup_elem(&cpu_rings, &cpu);
+}
+
 /* Returns a record of size bytes whose first zero bytes are zeroed, or NULL
  * (drop counted). Both sizes must be constants. */
 #define reserve_event_z(type, size, zero)                                                          \
 	({                                                                                         \
-		void *__e = bpf_ringbuf_reserve(&events, (size), 0);                               \
+		void *__r = cur_ring();                                                            \
+		void *__e = __r ? bpf_ringbuf_reserve(__r, (size), 0) : NULL;                      \
 		if (!__e)                                                                          \
 			count_drop(type);                                                          \
 		else                                                                               \
@@ -37,15 +52,17 @@ static __always_inline void count_drop(__u32 type)
  * until the ring holds at least this many bytes, which forces one. The
  * reader also polls with a timeout and consumes on it, so a lone record
  * waits at most that long. 0: the kernel's default (wake a reader that has
- * caught up). Set by userspace before load (kernel_ringbuf_wakeup()). */
+ * caught up). Set by userspace before load (kernel_ringbuf_wakeup()), from
+ * the size of one ring: with per-CPU rings each is judged on its own. */
 const volatile __u64 cfg_wakeup_bytes __weak = 0;
 
 static __always_inline void submit_event(void *e)
 {
 	__u64 flags = 0;
+	void *r = cfg_wakeup_bytes ? cur_ring() : NULL;
 
-	if (cfg_wakeup_bytes)
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
+	if (r)
+		flags = bpf_ringbuf_query(r, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
 			    ? BPF_RB_FORCE_WAKEUP
 			    : BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(e, flags);

@@ -11,7 +11,9 @@
 #
 # Environment: VMTEST_TAPIO (the binary, default /bin/tapio), VMTEST_WORK
 # (scratch directory, default /tmp/vmtest), VMTEST_ALLOW_OFF (programs that
-# may be turned off on this kernel, space-separated, or "all").
+# may be turned off on this kernel, space-separated, or "all"),
+# VMTEST_GUEST_TRACE_ARGS (more arguments for tapio trace, e.g.
+# --ringbuf-per-cpu).
 #
 # When does a kernel pass? Every kind below must arrive, matched to its
 # trigger (pid, port, cgroup path), and no program may be turned off. When
@@ -26,6 +28,7 @@ set -f # the check patterns below are split into words, never globbed
 TAPIO=${VMTEST_TAPIO:-/bin/tapio}
 WORK=${VMTEST_WORK:-/tmp/vmtest}
 ALLOW_OFF=${VMTEST_ALLOW_OFF:-}
+TRACE_ARGS=${VMTEST_GUEST_TRACE_ARGS:-}
 PORT=47001     # a loopback TCP server listens here
 RST_PORT=47002 # nothing listens here: connecting gets a reset
 TRACE_MAX=600  # `-d` for tapio trace; it is stopped with SIGTERM much sooner
@@ -299,7 +302,8 @@ say "tapio probe exited $(cat "$WORK/probe.rc")"
 
 section "tapio trace"
 t_start=$(uptime_s)
-"$TAPIO" trace -o json -d "$TRACE_MAX" >"$WORK/trace.json" 2>"$WORK/trace.err" &
+# shellcheck disable=SC2086 # TRACE_ARGS is a list of words
+"$TAPIO" trace -o json -d "$TRACE_MAX" $TRACE_ARGS >"$WORK/trace.json" 2>"$WORK/trace.err" &
 tpid=$!
 # Ready when the first event arrives: keep exec'ing, up to 60 s.
 i=0

@@ -4,14 +4,18 @@
  * Prints one JSON line: records submitted, refused by the full ring, and the
  * wall time. Used by bench/overhead.py (`make bench-overhead`).
  *
- *   flood PID SECONDS [RECORDS_PER_RUN [MAX_RECORDS]]
+ *   flood PID SECONDS [RECORDS_PER_RUN [MAX_RECORDS [CPU]]]
  *
  * Stops after SECONDS or once MAX_RECORDS were submitted (0 = no bound).
+ * With CPU (>= 0) it runs pinned to that CPU. An agent with per-CPU rings
+ * (--ringbuf-per-cpu: its cpu_rings array holds rings) is flooded through
+ * that array, into the ring of the CPU the flood runs on.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +36,9 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* The id of the first ring buffer map among pid's descriptors, or 0. */
-static unsigned ring_id_of(int pid)
+/* The id of the first map of this type (and name, if not NULL) among pid's
+ * descriptors, or 0. */
+static unsigned map_id_of(int pid, unsigned want, const char *name)
 {
 	char dir[64];
 	snprintf(dir, sizeof(dir), "/proc/%d/fdinfo", pid);
@@ -54,34 +59,87 @@ static unsigned ring_id_of(int pid)
 			sscanf(line, "map_id: %u", &id);
 		}
 		fclose(f);
-		if (type == BPF_MAP_TYPE_RINGBUF && id)
-			found = id;
+		if (type != want || !id)
+			continue;
+		if (name) {
+			struct bpf_map_info info = {0};
+			__u32 ilen = sizeof(info);
+			int fd = bpf_map_get_fd_by_id(id);
+			bool same = fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &ilen) &&
+				    !strcmp(info.name, name);
+			if (fd >= 0)
+				close(fd);
+			if (!same)
+				continue;
+		}
+		found = id;
 	}
 	closedir(d);
 	return found;
 }
 
+/* The agent's per-CPU rings: the fd of its cpu_rings array when slot 0 holds
+ * a ring (*ring_bytes its size), else -1. */
+static int per_cpu_rings(int pid, __u32 *ring_bytes)
+{
+	unsigned id = map_id_of(pid, BPF_MAP_TYPE_ARRAY_OF_MAPS, "cpu_rings");
+	__u32 key = 0, inner_id = 0;
+	int outer = id ? bpf_map_get_fd_by_id(id) : -1;
+	if (outer < 0)
+		return -1;
+	if (bpf_map_lookup_elem(outer, &key, &inner_id) || !inner_id) {
+		close(outer);
+		return -1;
+	}
+	int inner = bpf_map_get_fd_by_id(inner_id);
+	struct bpf_map_info info = {0};
+	__u32 ilen = sizeof(info);
+	if (inner < 0 || bpf_obj_get_info_by_fd(inner, &info, &ilen)) {
+		close(outer);
+		return -1;
+	}
+	close(inner);
+	*ring_bytes = info.max_entries;
+	return outer;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: flood PID SECONDS [RECORDS_PER_RUN [MAX_RECORDS]]\n");
+		fprintf(stderr, "usage: flood PID SECONDS [RECORDS_PER_RUN [MAX_RECORDS [CPU]]]\n");
 		return 2;
 	}
 	int pid = atoi(argv[1]);
 	double secs = atof(argv[2]);
 	unsigned per_run = argc > 3 ? (unsigned)atoi(argv[3]) : 1024;
 	unsigned long long max = argc > 4 ? strtoull(argv[4], NULL, 10) : 0;
-	unsigned id = ring_id_of(pid);
-	if (!id) {
-		fprintf(stderr, "flood: no BPF ring buffer among the descriptors of pid %d\n", pid);
-		return 1;
+	int cpu = argc > 5 ? atoi(argv[5]) : -1;
+	if (cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set)) {
+			fprintf(stderr, "flood: CPU %d: %s\n", cpu, strerror(errno));
+			return 1;
+		}
 	}
-	int ring = bpf_map_get_fd_by_id(id);
-	struct bpf_map_info info = {0};
-	__u32 ilen = sizeof(info);
-	if (ring < 0 || bpf_obj_get_info_by_fd(ring, &info, &ilen)) {
-		fprintf(stderr, "flood: ring buffer map %u: %s\n", id, strerror(errno));
-		return 1;
+	__u32 ring_bytes = 0;
+	int rings = per_cpu_rings(pid, &ring_bytes), ring = -1;
+	if (rings < 0) {
+		unsigned id = map_id_of(pid, BPF_MAP_TYPE_RINGBUF, NULL);
+		struct bpf_map_info info = {0};
+		__u32 ilen = sizeof(info);
+		if (!id) {
+			fprintf(stderr,
+				"flood: no BPF ring buffer among the descriptors of pid %d\n", pid);
+			return 1;
+		}
+		ring = bpf_map_get_fd_by_id(id);
+		if (ring < 0 || bpf_obj_get_info_by_fd(ring, &info, &ilen)) {
+			fprintf(stderr, "flood: ring buffer map %u: %s\n", id, strerror(errno));
+			return 1;
+		}
+		ring_bytes = info.max_entries;
 	}
 	struct flood *skel = flood__open();
 	if (!skel) {
@@ -89,12 +147,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* The agent's wake-up threshold (kernel_ringbuf_wakeup(): an eighth of
-	 * the ring, at most 256 KiB), so the flood wakes it as its programs do. */
-	__u64 t = info.max_entries / 8;
+	 * one ring, at most 256 KiB), so the flood wakes it as its programs do. */
+	__u64 t = ring_bytes / 8;
 	skel->rodata->cfg_wakeup_bytes = t > (256u << 10) ? (256u << 10) : t;
-	int err = bpf_map__set_max_entries(skel->maps.events, info.max_entries);
-	if (!err)
-		err = bpf_map__reuse_fd(skel->maps.events, ring);
+	skel->rodata->cfg_ring_per_cpu = rings >= 0;
+	int err = 0;
+	if (rings >= 0) {
+		err = bpf_map__reuse_fd(skel->maps.cpu_rings, rings);
+	} else {
+		err = bpf_map__set_max_entries(skel->maps.events, ring_bytes);
+		if (!err)
+			err = bpf_map__reuse_fd(skel->maps.events, ring);
+	}
 	if (!err)
 		err = flood__load(skel);
 	if (err) {
@@ -120,8 +184,8 @@ int main(int argc, char **argv)
 		t1 = now_s();
 	} while (t1 - t0 < secs && (!max || written < max));
 	printf("{\"written\":%llu,\"refused\":%llu,\"runs\":%llu,\"seconds\":%.3f,\"ring_bytes\":%"
-	       "u}\n",
-	       written, refused, runs, t1 - t0, info.max_entries);
+	       "u,\"per_cpu\":%s}\n",
+	       written, refused, runs, t1 - t0, ring_bytes, rings >= 0 ? "true" : "false");
 	flood__destroy(skel);
 	return 0;
 }

@@ -27,6 +27,37 @@ static char *json(const char *s, size_t n)
 	return sb.buf;
 }
 
+/* Every byte on its own, behind a plain one: kept, escaped, or (a lone
+ * byte >= 0x80 is not UTF-8) replaced. */
+Test(strbuf, json_every_byte)
+{
+	for (unsigned c = 0; c < 256; c++) {
+		char in[2] = {'a', (char)c}, want[16];
+		if (c == '"' || c == '\\')
+			snprintf(want, sizeof(want), "\"a\\%c\"", c);
+		else if (c == '\n')
+			snprintf(want, sizeof(want), "\"a\\n\"");
+		else if (c == '\r')
+			snprintf(want, sizeof(want), "\"a\\r\"");
+		else if (c == '\t')
+			snprintf(want, sizeof(want), "\"a\\t\"");
+		else if (c < 0x20)
+			snprintf(want, sizeof(want), "\"a\\u%04x\"", c);
+		else if (c >= 0x80)
+			snprintf(want, sizeof(want), "\"a\\ufffd\"");
+		else
+			snprintf(want, sizeof(want), "\"a%c\"", c);
+		for (size_t off = 0; off < 2; off++) {
+			char *o = json(in + off, 2 - off);
+			cr_assert_str_eq(o, want, "byte 0x%02x, offset %zu", c, off);
+			free(o);
+			if (!off)
+				memmove(want + 1, want + 2,
+					strlen(want + 2) + 1); /* without the 'a' */
+		}
+	}
+}
+
 Test(strbuf, json_plain_and_escapes)
 {
 	char *o = json("a\"b\\c\n\t\r", 8);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -757,5 +758,105 @@ Test(kernel_gap, file_round_trip_and_bad_input)
 		cr_assert_eq(kernel_gap_parse(bad[i], &f, &t), -EBADMSG, "accepted %s", bad[i]);
 		cr_assert_eq(f, 7);
 		cr_assert_eq(t, 7);
+	}
+}
+
+/* The exact bytes of a fork and a tcp.close record (the encoder's fast paths
+ * must not change a byte): large and small numbers, a 64-bit id, ipv6. */
+Test(kernel_decode, golden_bytes)
+{
+	struct fork_event f;
+	struct tcp_event e;
+	struct strbuf sb = STRBUF_INIT;
+
+	header(&f.hdr, EVENT_PROCESS_FORK);
+	f.hdr.ts = 18446744073709551615ull;
+	f.hdr.cgroup_id = 10000000000000000ull;
+	f.parent_pid = 100;
+	f.parent_tgid = 100;
+	f.child_pid = 4294967295u;
+	f.child_tgid = 9;
+	cr_assert_eq(kevent_json(&f, sizeof(f), &sb), 0);
+	cr_assert_str_eq(
+	    sb.buf, "{\"pid\":100,\"tid\":101,\"tgid\":100,\"ppid\":1,\"uid\":1000,\"gid\":1001,"
+		    "\"comm\":\"worker\",\"cgroup_id\":10000000000000000,\"pidns\":4026531836,"
+		    "\"mntns\":4026531840,\"cpu\":1,\"boot_ns\":18446744073709551615,"
+		    "\"task_known\":true,\"parent_pid\":100,\"parent_tgid\":100,"
+		    "\"child_pid\":4294967295,\"child_tgid\":9}");
+	sb_reset(&sb);
+	memset(&e, 0, sizeof(e));
+	header(&e.hdr, EVENT_TCP_CLOSE);
+	e.family = AF_INET6;
+	inet_pton(AF_INET6, "fd00::1", e.saddr);
+	inet_pton(AF_INET6, "2001:db8::20", e.daddr);
+	e.sport = 65535;
+	e.dport = 443;
+	e.oldstate = 9;
+	e.state = 7;
+	e.flags = TCP_F_OWNER_KNOWN | TCP_F_START_SEEN;
+	e.duration_ns = 99999999;
+	e.bytes_sent = 100000000;
+	e.bytes_received = 12;
+	e.srtt_us = 10;
+	e.error = ECONNRESET;
+	cr_assert_eq(kevent_json(&e, sizeof(e), &sb), 0);
+	cr_assert_str_eq(
+	    sb.buf, "{\"pid\":100,\"tid\":101,\"tgid\":100,\"ppid\":1,\"uid\":1000,\"gid\":1001,"
+		    "\"comm\":\"worker\",\"cgroup_id\":4242,\"pidns\":4026531836,"
+		    "\"mntns\":4026531840,\"cpu\":1,\"boot_ns\":123456789,\"task_known\":true,"
+		    "\"family\":\"ipv6\",\"saddr\":\"fd00::1\",\"sport\":65535,"
+		    "\"daddr\":\"2001:db8::20\",\"dport\":443,\"oldstate\":\"LAST_ACK\","
+		    "\"state\":\"CLOSE\",\"owner_known\":true,\"duration_ns\":99999999,"
+		    "\"start_seen\":true,\"bytes_sent\":100000000,\"bytes_received\":12,"
+		    "\"tcpi_bytes_acked\":0,\"tcpi_bytes_received\":0,\"srtt_us\":10,"
+		    "\"total_retrans\":0,\"errno\":104,\"error\":\"ECONNRESET\"}");
+	sb_free(&sb);
+}
+
+/* The text durations as "%.3fms" / "%.3fs" print them: every boundary of
+ * the rounding, ties, and values across the ms/s switch. */
+Test(kernel_decode, text_durations_match_printf)
+{
+	struct exit_event e;
+	uint64_t base[] = {0,	       1,	   499999,     500000,	   500001,
+			   999499,     999500,	   999999,     1000000,	   1499999,
+			   1500000,    999999499,  999999500,  999999999,  1000000000,
+			   1000499999, 1000500000, 1000500001, 1999999999, 123456789012345ull};
+	char want[96];
+
+	header(&e.hdr, EVENT_PROCESS_EXIT);
+	e.status = 0;
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
+		for (uint64_t d = 0; d < 3; d++) {
+			uint64_t ns = base[i] + d * 1000;
+
+			e.duration_ns = ns;
+			if (ns >= 1000000000ull)
+				snprintf(want, sizeof(want), "code=0 lifetime=%.3fs",
+					 (double)ns / 1e9);
+			else
+				snprintf(want, sizeof(want), "code=0 lifetime=%.3fms",
+					 (double)ns / 1e6);
+			char *t = text(&e, sizeof(e));
+			cr_assert_str_eq(t, want, "%llu ns", (unsigned long long)ns);
+			free(t);
+		}
+	}
+	/* pseudo-random values, a fixed sequence */
+	uint64_t x = 88172645463325252ull;
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		uint64_t ns = x % (i & 1 ? 1000000000ull : 100000000000ull);
+
+		e.duration_ns = ns;
+		if (ns >= 1000000000ull)
+			snprintf(want, sizeof(want), "code=0 lifetime=%.3fs", (double)ns / 1e9);
+		else
+			snprintf(want, sizeof(want), "code=0 lifetime=%.3fms", (double)ns / 1e6);
+		char *t = text(&e, sizeof(e));
+		cr_assert_str_eq(t, want, "%llu ns", (unsigned long long)ns);
+		free(t);
 	}
 }

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -202,11 +203,13 @@ struct waiter {
 	int err;
 	uint64_t waited_ms;
 	atomic_int started;
+	atomic_int tid;
 };
 
 static void *peek_thread(void *arg)
 {
 	struct waiter *w = arg;
+	atomic_store(&w->tid, (int)gettid());
 	atomic_store(&w->started, 1);
 	uint64_t t0 = ms_now();
 	errno = 0;
@@ -250,6 +253,54 @@ Test(queue, sleeping_consumer_woken_by_commit)
 	pthread_join(t, NULL);
 	cr_assert_eq(w.rec, a);
 	cr_assert_lt(w.waited_ms, 2000, "woken late: %lu ms", (unsigned long)w.waited_ms);
+	queue_free(q);
+}
+
+/* Waits (up to 10 s) until the waiter's thread sleeps in a futex wait. */
+static void wait_asleep(struct waiter *w)
+{
+	for (int i = 0; i < 1000; i++) {
+		char path[64], wchan[64] = "";
+		int tid = atomic_load(&w->tid);
+		if (tid) {
+			snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", tid);
+			FILE *f = fopen(path, "r");
+			if (f) {
+				if (!fgets(wchan, sizeof(wchan), f))
+					wchan[0] = '\0';
+				fclose(f);
+			}
+			if (strstr(wchan, "futex"))
+				return;
+		}
+		msleep(10);
+	}
+	cr_assert_fail("the consumer did not go to sleep");
+}
+
+Test(queue, quiet_commits_wake_the_consumer_once_per_batch)
+{
+	struct queue *q = queue_new(4096);
+	struct waiter w = {.q = q, .timeout_ms = -1};
+	pthread_t t;
+	pthread_create(&t, NULL, peek_thread, &w);
+	wait_asleep(&w); /* past its spin: asleep */
+	uint64_t w0 = queue_wakeups(q);
+	void *a = put(q, 2, 8, 1);
+	void *b = put(q, 2, 16, 2);
+	queue_commit_quiet(q, a);
+	queue_commit_quiet(q, b);
+	msleep(50);
+	cr_assert_eq(atomic_load(&w.done), 0, "a quiet commit woke the consumer");
+	cr_assert_eq(queue_wakeups(q), w0);
+	queue_wake(q);
+	pthread_join(t, NULL);
+	cr_assert_eq(w.rec, a);
+	cr_assert_eq(queue_wakeups(q), w0 + 1, "one wake-up for the batch");
+	queue_release(q, a);
+	expect(q, 2, 2, 16);
+	queue_wake(q); /* nobody waits: nothing to do */
+	cr_assert_eq(queue_wakeups(q), w0 + 1);
 	queue_free(q);
 }
 

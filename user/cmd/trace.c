@@ -41,7 +41,7 @@ static void usage(FILE *out)
 	    "PATH]\n"
 	    "                   [--containers] [-o|--output text|json] [-d|--duration SEC] "
 	    "[-n|--count N]\n"
-	    "                   [--all-threads] [--ringbuf-size BYTES]\n"
+	    "                   [--all-threads] [--ringbuf-size BYTES] [--ringbuf-per-cpu]\n"
 	    "                   [--pod NAME [-N|--namespace NS] | --pod-uid UID] [--kubeconfig "
 	    "FILE]\n"
 	    "\n"
@@ -70,6 +70,7 @@ static void usage(FILE *out)
 	    "  -n, --count N        stop after N events\n"
 	    "      --all-threads    process.fork/exit for every thread, not just processes\n"
 	    "      --ringbuf-size B BPF ring buffer bytes (power of two, default 8 MiB)\n"
+	    "      --ringbuf-per-cpu a ring buffer per CPU, the size split among them\n"
 	    "\n"
 	    "Totals per type (events, drops) go to stderr at the end.\n");
 }
@@ -162,6 +163,7 @@ enum {
 	OPT_CONTAINERS,
 	OPT_ALL_THREADS,
 	OPT_RINGBUF,
+	OPT_RINGBUF_PER_CPU,
 	OPT_POD,
 	OPT_POD_UID,
 	OPT_KUBECONFIG
@@ -238,6 +240,9 @@ static int trace_opt(struct trace *tr, int opt, const char *arg)
 			return bad("--ringbuf-size", arg, "a power of two of at least 4096");
 		tr->ko.ringbuf_size = (uint32_t)v;
 		return 0;
+	case OPT_RINGBUF_PER_CPU:
+		tr->ko.ring_per_cpu = true;
+		return 0;
 	case OPT_POD:
 		if (!*arg || strlen(arg) > 253 || strchr(arg, '/'))
 			return bad("--pod", arg, "a pod name");
@@ -279,6 +284,7 @@ static int trace_args(struct trace *tr, int argc, char **argv)
 	    {"count", required_argument, NULL, 'n'},
 	    {"all-threads", no_argument, NULL, OPT_ALL_THREADS},
 	    {"ringbuf-size", required_argument, NULL, OPT_RINGBUF},
+	    {"ringbuf-per-cpu", no_argument, NULL, OPT_RINGBUF_PER_CPU},
 	    {"pod", required_argument, NULL, OPT_POD},
 	    {"namespace", required_argument, NULL, 'N'},
 	    {"pod-uid", required_argument, NULL, OPT_POD_UID},

@@ -394,6 +394,19 @@ void *queue_reserve(struct queue *q, unsigned src, size_t len)
 
 void queue_commit(struct queue *q, void *rec)
 {
+	queue_commit_quiet(q, rec);
+	wake_consumer(q);
+}
+
+void queue_wake(struct queue *q)
+{
+	/* The seq_cst store of a queue_commit_quiet() before this is ordered
+	 * against wake_consumer()'s load, as in queue_commit(). */
+	wake_consumer(q);
+}
+
+void queue_commit_quiet(struct queue *q, void *rec)
+{
 	struct rec_hdr *h = hdr_of(rec);
 	uint32_t src = atomic_load_explicit(&h->src, memory_order_relaxed);
 	uint32_t len = atomic_load_explicit(&h->len, memory_order_relaxed) & REC_LEN_MASK;
@@ -403,7 +416,6 @@ void queue_commit(struct queue *q, void *rec)
 	/* a full barrier: the consumer's cons_wait store and our load below are
 	 * ordered against its header check and this store */
 	atomic_fetch_and_explicit(&h->len, ~REC_BUSY, memory_order_seq_cst);
-	wake_consumer(q);
 }
 
 void queue_discard(struct queue *q, void *rec)

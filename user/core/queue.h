@@ -47,6 +47,14 @@ void *queue_reserve(struct queue *q, unsigned src, size_t len);
 /* Publishes a reserved record. Wakes the consumer only if it is waiting. */
 void queue_commit(struct queue *q, void *rec);
 
+/* Publishes a reserved record without waking the consumer: for a producer
+ * that commits a batch, then calls queue_wake() once (a consumer that sleeps
+ * meanwhile sleeps until then, or until its timeout). */
+void queue_commit_quiet(struct queue *q, void *rec);
+
+/* Wakes the consumer if it is waiting: after queue_commit_quiet(). */
+void queue_wake(struct queue *q);
+
 /* Gives a reserved record up; the consumer skips it. */
 void queue_discard(struct queue *q, void *rec);
 

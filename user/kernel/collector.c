@@ -24,6 +24,7 @@
 #include "kernel/internal.h"
 #include "kernel/kernel_decode.h"
 #include "util/cgroupfs.h"
+#include "util/log.h"
 #include "util/strbuf.h"
 
 /* The cgroup2 mount point (first in mountinfo), or "" when none. */
@@ -148,9 +149,9 @@ static void k_destroy(struct collector *c)
 	if (!kc)
 		return;
 	kernel_gap_release(kc); /* the sink is closed: no settle comes any more */
-	ring_buffer__free(kc->rb);
 	for (int i = 0; i < P__N; i++)
 		bpf_link__destroy(kc->links[i]);
+	kernel_ringbuf_close(kc);
 	tapio__destroy(kc->skel);
 	free(kc);
 }
@@ -253,6 +254,28 @@ static int load_cfg_from(struct kcollector *kc, const struct kernel_opts *o, str
 			   cfg->ringbuf_size);
 		return -EINVAL;
 	}
+	cfg->ring_size = cfg->ringbuf_size;
+	if (o->ring_per_cpu) {
+		const char *why = "";
+		int ncpu = libbpf_num_possible_cpus();
+
+		if (ncpu <= 0) {
+			err_printf(err, errlen, "cannot count the possible CPUs: %s",
+				   strerror(-ncpu));
+			return ncpu ? ncpu : -EINVAL;
+		}
+		if (kernel_ring_per_cpu_supported(&why)) {
+			cfg->ring_per_cpu = true;
+			cfg->ring_ncpu = (uint32_t)ncpu;
+			cfg->ring_size =
+			    kernel_ring_per_cpu_size(cfg->ringbuf_size, (uint32_t)ncpu);
+		} else {
+			tlog(TLOG_WARN, "kernel",
+			     "per-CPU ring buffers not supported by this kernel (%s): using one "
+			     "shared ring",
+			     why);
+		}
+	}
 	if (o->cgroup_path && o->cgroup_path[0]) {
 		rc = cgroup_path_id(o->cgroup_path, kc->cgroup_path, sizeof(kc->cgroup_path),
 				    &kc->cgroup_id, err, errlen);
@@ -279,12 +302,13 @@ static int kc_setup(struct kcollector *kc, const struct kernel_opts *o, struct l
 	if (rc)
 		return rc;
 	kc->skel = r->skel;
-	kernel_attach(kc, r, cfg.types);
-	rc = kernel_ringbuf_open(kc);
+	/* Before the programs attach: per-CPU rings must be in place. */
+	rc = kernel_ringbuf_open(kc, &cfg);
 	if (rc) {
 		err_printf(err, errlen, "cannot open the BPF ring buffer: %s", strerror(-rc));
 		return rc;
 	}
+	kernel_attach(kc, r, cfg.types);
 	kc->ncpu = libbpf_num_possible_cpus();
 	return 0;
 }
@@ -409,6 +433,8 @@ int kernel_parse_events(const char *list, uint64_t *mask, char *err, size_t errl
 static const struct opt kernel_opt_table[] = {
     KO("events", OPT_STR, events, "", "kernel event types or prefixes, empty = all"),
     KO("ringbuf-size", OPT_SIZE, ringbuf_size, "8M", "BPF ring buffer size, a power of two"),
+    KO("ringbuf-per-cpu", OPT_BOOL, ringbuf_per_cpu, "false",
+       "a ring buffer per CPU, ringbuf-size split among them"),
     KO("containers", OPT_BOOL, containers_only, "false", "kernel events from containers only"),
     KO("all-threads", OPT_BOOL, all_threads, "false", "process.exit for every thread"),
 };
@@ -440,6 +466,7 @@ struct collector *kernel_collector_create(const struct collector_env *env, char 
 	    .containers_only = ko->containers_only,
 	    .all_threads = ko->all_threads,
 	    .ringbuf_size = (uint32_t)ko->ringbuf_size,
+	    .ring_per_cpu = ko->ringbuf_per_cpu,
 	    .source = env->source,
 	    .hooks = env->hooks,
 	};

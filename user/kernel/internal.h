@@ -54,6 +54,10 @@ struct kcollector {
 	struct tapio *skel;
 	struct bpf_link *links[P__N];
 	struct ring_buffer *rb;
+	/* Per-CPU mode: the inner rings of cpu_rings (one per possible CPU);
+	 * NULL in shared mode. */
+	int *ring_fds;
+	int nrings;
 	struct queue *q;
 	int64_t boot_to_epoch; /* add to CLOCK_BOOTTIME ns for epoch ns */
 	uint64_t startup_us;
@@ -63,6 +67,7 @@ struct kcollector {
 	char disabled[512];
 	uint64_t types; /* produced by a running program */
 	/* collector thread only */
+	unsigned unwoken; /* records committed since the consumer was last woken */
 	struct meta_kv kv[META_MAX];
 	char idbuf[24];
 	char scratch[2048];
@@ -77,6 +82,10 @@ struct load_cfg {
 	bool containers_only;
 	bool all_threads;
 	uint32_t ringbuf_size;
+	bool ring_per_cpu;  /* cpu_rings, one ring per possible CPU */
+	uint32_t ring_ncpu; /* with ring_per_cpu: the possible CPUs */
+	uint32_t ring_size; /* bytes of one ring (the shared one, or each CPU's);
+			     * 0: ringbuf_size */
 };
 
 struct load_result {
@@ -114,10 +123,22 @@ void kernel_attach(struct kcollector *kc, const struct load_result *r, uint64_t 
 
 /* Poll timeout of the ring buffer thread: what a lone record waits at most. */
 #define KERNEL_POLL_MS 50
+/* In a long batch, the consumer is woken after this many records. */
+#define KERNEL_WAKE_EVERY 256
 /* The fill (bytes) at which a BPF program wakes the ring buffer thread. */
 uint64_t kernel_ringbuf_wakeup(uint32_t ringbuf_size);
-/* Opens kc->rb on the events map. Returns 0 or a negative errno. */
-int kernel_ringbuf_open(struct kcollector *kc);
+/* The size of each CPU's ring when ringbuf_size bytes are split among ncpu
+ * rings: a power of two, at least a page. */
+uint32_t kernel_ring_per_cpu_size(uint32_t ringbuf_size, uint32_t ncpu);
+/* True when this kernel takes ring buffers as inner maps of an array of
+ * maps (5.9+); false with *why set otherwise. */
+bool kernel_ring_per_cpu_supported(const char **why);
+/* Opens kc->rb: on the events map, or (per-CPU mode, cfg) on a ring per
+ * possible CPU, created here and put into cpu_rings. Call before the
+ * programs are attached. Returns 0 or a negative errno. */
+int kernel_ringbuf_open(struct kcollector *kc, const struct load_cfg *cfg);
+/* Closes kc->rb and the per-CPU rings (NULL-safe on each). */
+void kernel_ringbuf_close(struct kcollector *kc);
 /* The collector's thread (collector_spawn): polls the ring buffer until
  * stopped, then consumes what is left. */
 void *kernel_poll_thread(void *arg);

@@ -31,7 +31,11 @@ struct kernel_opts {
 				  * cgroup namespace other than the initial one */
 	bool all_threads;      /* process.fork/process.exit for every thread, not just processes */
 	uint32_t ringbuf_size; /* bytes, power of two >= page size; 0 = KERNEL_DEFAULT_RINGBUF */
-	unsigned source;       /* the source id of its events */
+	/* A ring per possible CPU, ringbuf_size split among them (each a power
+	 * of two, at least a page); one shared ring when the kernel lacks
+	 * ring buffers as inner maps (logged). */
+	bool ring_per_cpu;
+	unsigned source; /* the source id of its events */
 	/* Optional: cgroup_meta is called from the collector thread for each
 	 * event (the victim's cgroup for oom.kill), cgroup_removed on
 	 * cgroup.rmdir (cgroup2). */
@@ -39,10 +43,11 @@ struct kernel_opts {
 };
 
 /* The kernel collector's options in the agent (--events, --ringbuf-size,
- * --containers, --all-threads). */
+ * --ringbuf-per-cpu, --containers, --all-threads). */
 struct kernel_options {
 	char *events; /* event type names/prefixes, "" = all */
 	uint64_t ringbuf_size;
+	bool ringbuf_per_cpu;
 	bool containers_only;
 	bool all_threads; /* process.exit for every thread */
 };

@@ -95,6 +95,8 @@ static int open_configured(const struct load_cfg *cfg, uint64_t off, bool sk_sto
 			   struct tapio **out)
 {
 	struct tapio *skel = tapio__open();
+	/* the shared ring, or each CPU's (0: ringbuf_size, one shared ring) */
+	uint32_t ring = cfg->ring_size ? cfg->ring_size : cfg->ringbuf_size;
 	int err;
 
 	if (!skel)
@@ -106,9 +108,16 @@ static int open_configured(const struct load_cfg *cfg, uint64_t off, bool sk_sto
 	skel->rodata->cfg_containers_only = cfg->containers_only;
 	skel->rodata->cfg_all_threads = cfg->all_threads;
 	skel->rodata->cfg_page_shift = page_shift();
-	skel->rodata->cfg_wakeup_bytes = kernel_ringbuf_wakeup(cfg->ringbuf_size);
+	skel->rodata->cfg_wakeup_bytes = kernel_ringbuf_wakeup(ring);
 	skel->rodata->cfg_sk_storage = sk_storage;
-	err = bpf_map__set_max_entries(skel->maps.events, cfg->ringbuf_size);
+	skel->rodata->cfg_ring_per_cpu = cfg->ring_per_cpu;
+	/* Per-CPU mode: the shared ring is not used (a page); the array gets a
+	 * slot per possible CPU (kernel_ringbuf_open() creates the rings: the
+	 * kernel does not compare a ring's size with the inner map's). */
+	err = bpf_map__set_max_entries(skel->maps.events,
+				       cfg->ring_per_cpu ? (uint32_t)sysconf(_SC_PAGESIZE) : ring);
+	if (!err && cfg->ring_per_cpu)
+		err = bpf_map__set_max_entries(skel->maps.cpu_rings, cfg->ring_ncpu);
 	/* With socket-local storage the socks hashes are not used: one entry
 	 * each (the LRU is preallocated; 65536 entries take ~100 ms). */
 	if (!err && sk_storage)

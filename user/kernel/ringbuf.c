@@ -2,13 +2,17 @@
 /* The kernel collector's ring buffer thread: polls the BPF ring buffer and
  * copies each record once into the queue, with the cgroup's meta from the
  * enrichment hook. */
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "core/queue.h"
 #include "kernel/internal.h"
 #include "kernel/kernel_decode.h"
 
@@ -60,7 +64,14 @@ static int on_sample(void *ctx, void *data, size_t size)
 		atomic_fetch_add_explicit(&kc->base.n.dropped, 1, memory_order_relaxed);
 	} else {
 		memcpy(event_data(ev), data, used);
-		event_commit(kc->q, ev);
+		/* the consumer is woken once per batch (kernel_poll_thread), and
+		 * within a long batch every KERNEL_WAKE_EVERY records, so that
+		 * it does not sleep while the queue fills */
+		queue_commit_quiet(kc->q, ev);
+		if (++kc->unwoken >= KERNEL_WAKE_EVERY) {
+			kc->unwoken = 0;
+			queue_wake(kc->q);
+		}
 		atomic_fetch_add_explicit(&kc->events[type], 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&kc->base.n.events, 1, memory_order_relaxed);
 	}
@@ -84,6 +95,13 @@ void *kernel_poll_thread(void *arg)
 
 		if (n == 0)
 			n = ring_buffer__consume(kc->rb);
+		/* One wake-up of the consumer for the whole batch: on_sample()
+		 * commits quietly, so that a consumer that catches up in the
+		 * middle of a batch is not woken again for each record. */
+		if (n > 0) {
+			kc->unwoken = 0;
+			queue_wake(kc->q);
+		}
 
 		if (n < 0 && n != -EINTR) {
 			collector_error(&kc->base, "ring buffer poll: %s", strerror(-n));
@@ -95,6 +113,7 @@ void *kernel_poll_thread(void *arg)
 	}
 	/* What the programs wrote before they were stopped. */
 	ring_buffer__consume(kc->rb);
+	queue_wake(kc->q);
 	return NULL;
 }
 
@@ -107,10 +126,84 @@ uint64_t kernel_ringbuf_wakeup(uint32_t ringbuf_size)
 	return t > (256u << 10) ? (256u << 10) : t;
 }
 
-int kernel_ringbuf_open(struct kcollector *kc)
+uint32_t kernel_ring_per_cpu_size(uint32_t ringbuf_size, uint32_t ncpu)
 {
+	uint32_t page = (uint32_t)sysconf(_SC_PAGESIZE);
+	uint32_t each = ncpu ? ringbuf_size / ncpu : ringbuf_size;
+	uint32_t p = page;
+
+	while (p <= each / 2)
+		p <<= 1;
+	return p;
+}
+
+bool kernel_ring_per_cpu_supported(const char **why)
+{
+	uint32_t page = (uint32_t)sysconf(_SC_PAGESIZE);
+	LIBBPF_OPTS(bpf_map_create_opts, o);
+	int inner, outer;
+
+	inner = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "tapio_probe", 0, 0, page, NULL);
+	if (inner < 0) {
+		*why = strerror(errno);
+		return false;
+	}
+	o.inner_map_fd = inner;
+	outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "tapio_probe", 4, 4, 1, &o);
+	if (outer < 0)
+		*why = strerror(errno);
+	else
+		close(outer);
+	close(inner);
+	return outer >= 0;
+}
+
+/* Per-CPU mode: a ring per possible CPU into cpu_rings, all in one
+ * ring_buffer manager. Returns 0 or a negative errno. */
+static int open_per_cpu(struct kcollector *kc, const struct load_cfg *cfg)
+{
+	int outer = bpf_map__fd(kc->skel->maps.cpu_rings);
+
+	kc->ring_fds = malloc(cfg->ring_ncpu * sizeof(*kc->ring_fds));
+	if (!kc->ring_fds)
+		return -ENOMEM;
+	for (uint32_t cpu = 0; cpu < cfg->ring_ncpu; cpu++) {
+		int fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "tapio_cpu_ring", 0, 0,
+					cfg->ring_size, NULL);
+		int rc;
+
+		if (fd < 0)
+			return -errno;
+		kc->ring_fds[kc->nrings++] = fd;
+		if (bpf_map_update_elem(outer, &cpu, &fd, BPF_ANY))
+			return -errno;
+		if (!kc->rb)
+			kc->rb = ring_buffer__new(fd, on_sample, kc, NULL);
+		else if ((rc = ring_buffer__add(kc->rb, fd, on_sample, kc)) < 0)
+			return rc;
+		if (!kc->rb)
+			return -errno;
+	}
+	return 0;
+}
+
+int kernel_ringbuf_open(struct kcollector *kc, const struct load_cfg *cfg)
+{
+	if (cfg->ring_per_cpu)
+		return open_per_cpu(kc, cfg);
 	kc->rb = ring_buffer__new(bpf_map__fd(kc->skel->maps.events), on_sample, kc, NULL);
 	return kc->rb ? 0 : -errno;
+}
+
+void kernel_ringbuf_close(struct kcollector *kc)
+{
+	ring_buffer__free(kc->rb);
+	kc->rb = NULL;
+	for (int i = 0; i < kc->nrings; i++)
+		close(kc->ring_fds[i]);
+	free(kc->ring_fds);
+	kc->ring_fds = NULL;
+	kc->nrings = 0;
 }
 
 int64_t kernel_clock_ns(clockid_t c)
