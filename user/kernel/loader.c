@@ -237,6 +237,30 @@ out:
 	return rc;
 }
 
+/* The oom_control pair (bpf/oom.bpf.c) is used only when both attached;
+ * a lone one is detached. Otherwise oom.kill finds the limit by the
+ * heuristic of bpf/memcg.bpf.h. */
+static void oom_control_pair(struct kcollector *kc, const struct load_result *r)
+{
+	bool on = kc->links[P_OOM_ENTER] && kc->links[P_OOM_EXIT];
+	const char *why = r->failed & (1ull << P_OOM_ENTER)  ? r->why[P_OOM_ENTER]
+			  : r->failed & (1ull << P_OOM_EXIT) ? r->why[P_OOM_EXIT]
+							     : "attach failed";
+
+	if (!on) {
+		for (int i = P_OOM_ENTER; i <= P_OOM_EXIT; i++) {
+			bpf_link__destroy(kc->links[i]);
+			kc->links[i] = NULL;
+		}
+		if (kc->links[P_OOM])
+			tlog(TLOG_INFO, "kernel",
+			     "oom.kill: no fentry/fexit on out_of_memory() here (%s); the "
+			     "limit hit is found from the memcgs' usage (limit_source heuristic)",
+			     why);
+	}
+	kc->skel->bss->oom_ctl_on = on;
+}
+
 /* Appends a program's name to kc->disabled. */
 static void note_disabled(struct kcollector *kc, int i)
 {
@@ -249,7 +273,10 @@ static void note_disabled(struct kcollector *kc, int i)
 void kernel_attach(struct kcollector *kc, const struct load_result *r, uint64_t types)
 {
 	for (int i = 0; i < P__N; i++) {
-		if (r->failed & (1ull << i)) {
+		if (r->failed & (1ull << i) && kernel_progs[i].optional) {
+			tlog(TLOG_DEBUG, "kernel", "%s (%s) is not available: %s",
+			     kernel_progs[i].prog, kernel_progs[i].tracepoint, r->why[i]);
+		} else if (r->failed & (1ull << i)) {
 			note_disabled(kc, i);
 			tlog(TLOG_DEBUG, "kernel", "%s (%s) turned off: %s", kernel_progs[i].prog,
 			     kernel_progs[i].tracepoint, r->why[i]);
@@ -262,13 +289,17 @@ void kernel_attach(struct kcollector *kc, const struct load_result *r, uint64_t 
 			continue;
 		p = bpf_object__find_program_by_name(kc->skel->obj, kernel_progs[i].prog);
 		kc->links[i] = bpf_program__attach(p);
-		if (!kc->links[i]) {
+		if (!kc->links[i] && kernel_progs[i].optional) {
+			tlog(TLOG_DEBUG, "kernel", "%s (%s) is not available: attach failed: %s",
+			     kernel_progs[i].prog, kernel_progs[i].tracepoint, strerror(errno));
+		} else if (!kc->links[i]) {
 			tlog(TLOG_DEBUG, "kernel", "%s: attach failed: %s", kernel_progs[i].prog,
 			     strerror(errno));
 			kc->links[i] = NULL;
 			note_disabled(kc, i);
 		}
 	}
+	oom_control_pair(kc, r);
 	if (!(r->off & (1ull << P_SEED)) && seed_sockets(kc->skel) != 0)
 		note_disabled(kc, P_SEED);
 	for (int i = 0; i < P__N; i++)
