@@ -6,10 +6,12 @@ the fields that `tapio trace -o json` reports.
 Needs root (skips unprivileged; fails under CI=true).
 """
 import ctypes
+import fcntl
 import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -377,3 +379,69 @@ class Headroom(unittest.TestCase):
         self.assertEqual(rst["dropped_kernel"], rst["shed_kernel"], s)  # none for a full ring
         self.assertEqual(rst["events"] + rst["dropped_kernel"] + rst["dropped_queue"], n_rst, s)
         self.assertLess(rst["events"] * 192, (1 << 20) // 2 + 192 * 8, s)  # half the ring
+
+
+def outq(sock):
+    """Bytes not yet acknowledged (SIOCOUTQ)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), 0x5411, b"\0" * 4))[0]
+
+
+class FailedRetransmits(unittest.TestCase):
+    """6.18's tcp_retransmit_skb tracepoint also fires for attempts that
+    sent nothing (err != 0: -EBUSY while the original is still in the host
+    queue). A token bucket with a small rate on the sender's veth holds the
+    segments longer than the RTO, so attempts fail; the kernel's own record
+    of each fire (a tracefs instance of this test, filtered to the socket)
+    gives the count tcp.retransmit must match: the fires with err == 0."""
+
+    def setUp(self):
+        need_root(self)
+        self.tracefs = "/sys/kernel/tracing"
+        if not os.path.exists(os.path.join(self.tracefs, "instances")):
+            subprocess.run(["mount", "-t", "tracefs", "tracefs", self.tracefs], check=True)
+        fmt = os.path.join(self.tracefs, "events/tcp/tcp_retransmit_skb/format")
+        if not os.path.exists(fmt):
+            skip_or_fail(self, "no tcp_retransmit_skb tracepoint in tracefs")
+        with open(fmt) as f:
+            if "field:int err;" not in f.read():
+                skip_or_fail(self, "tcp_retransmit_skb has no err here: every fire is a retransmit")
+
+    def test_failed_attempts_give_no_event(self):
+        net = kf.VethNetns(self)
+        port = 19000 + os.getpid() % 1000
+        net.listen(port)
+        subprocess.run(["tc", "qdisc", "add", "dev", net.host_if, "root", "tbf", "rate", "16kbit",
+                        "burst", "1600", "limit", "1000000"], check=True)
+        inst = os.path.join(self.tracefs, "instances", "tapio-rt-%d" % os.getpid())
+        os.mkdir(inst)
+        self.addCleanup(os.rmdir, inst)
+        ev = os.path.join(inst, "events/tcp/tcp_retransmit_skb")
+        with trace("-e", "tcp.retransmit", "-p", str(os.getpid())) as t:
+            cli = socket.create_connection((net.ns_ip, port), timeout=5)
+            self.addCleanup(cli.close)
+            cport = cli.getsockname()[1]
+            _write(os.path.join(ev, "filter"), "sport == %d && dport == %d" % (cport, port))
+            _write(os.path.join(ev, "enable"), "1")
+            cli.sendall(b"x" * 20000)
+            # Until every byte is acknowledged: no retransmit after that.
+            deadline = time.time() + 60
+            while time.time() < deadline and outq(cli):
+                time.sleep(0.1)
+            self.assertEqual(outq(cli), 0, "the data was not acknowledged within 60 s")
+            time.sleep(0.5)
+            _write(os.path.join(ev, "enable"), "0")
+            time.sleep(0.5)
+            t.stop()
+        with open(os.path.join(inst, "trace")) as f:
+            errs = [int(m.group(1)) for m in
+                    re.finditer(r"tcp_retransmit_skb: .* err=(-?\d+)$", f.read(), re.M)]
+        mine = [e for e in t.events if e["type"] == "tcp.retransmit"
+                and data(e)["sport"] == cport and data(e)["dport"] == port]
+        failed = [e for e in errs if e != 0]
+        self.assertTrue(failed, "no failed attempt happened (fires: %r)" % errs)
+        self.assertEqual(len(mine), errs.count(0), (errs, [data(e) for e in mine]))
+        for e in mine:
+            self.assertEqual(data(e)["pid"], os.getpid())
+        sys.stderr.write("\nretransmit fires for the socket: %d with err 0, %d failed (%s); "
+                         "tcp.retransmit events: %d\n"
+                         % (errs.count(0), len(failed), sorted(set(failed)), len(mine)))
