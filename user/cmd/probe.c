@@ -99,6 +99,14 @@ static void print_kernel(const struct kernel_prog_info *progs, size_t n)
 					  : "unknown (probe failed: not privileged?)");
 	if (btf)
 		print_mark_victim(btf);
+	/* The same test as kernel/probe.c's (bpf/README.md, socket owners). */
+	if (btf)
+		printf("socket owners: %s\n",
+		       btf__find_by_name_kind(btf, "bpf_sk_storage_get_tracing", BTF_KIND_FUNC) >=
+				   0 &&
+			       btf__find_by_name_kind(btf, "bpf_sock_from_file", BTF_KIND_FUNC) >= 0
+			   ? "socket-local storage"
+			   : "socks hash (no socket-local storage for tracing programs)");
 	printf("tracepoints:\n");
 	for (size_t i = 0; i < n; i++) {
 		bool have = true;
