@@ -203,6 +203,17 @@ int kernel_load(const struct load_cfg *cfg, struct load_result *r, char *err, si
 		r->failed |= 1ull << idx;
 		snprintf(r->why[idx], sizeof(r->why[idx]), "%s",
 			 cap.why[0] ? cap.why : strerror(-rc));
+		/* The oom_control pair is used only together: one that fails
+		 * takes the other along (one load attempt less). */
+		if (idx == P_OOM_ENTER || idx == P_OOM_EXIT) {
+			int other = idx == P_OOM_ENTER ? P_OOM_EXIT : P_OOM_ENTER;
+
+			if (!(r->off & (1ull << other))) {
+				r->off |= 1ull << other;
+				r->failed |= 1ull << other;
+				memcpy(r->why[other], r->why[idx], sizeof(r->why[other]));
+			}
+		}
 	}
 	err_printf(err, errlen, "loading the BPF object failed");
 	return -EINVAL;
