@@ -221,6 +221,19 @@ class Oom(unittest.TestCase):
         self.assert_limit(m, d, m.parent, limit, "memory")
         self.assertEqual(d["pid"], victim.pid)
 
+    def test_half_of_the_pair_is_not_used(self):
+        """With tapio_oom_exit unable to load (the test hook), the entry
+        half alone is not used: the heuristic names the limit, as on
+        kernels without fentry, and one line says so."""
+        self.source = "heuristic"
+        limit = 48 << 20
+        m = ParentLimit(self, limit)
+        with trace("-e", "oom", env={"TAPIO_TEST_BREAK_PROG": "tapio_oom_exit"}) as t:
+            victim = m.run_hog()
+            d = self.killed(victim, t)
+        self.assert_limit(m, d, m.parent, limit, "memory")
+        self.assertEqual(t.summary()["disabled"], "")  # optional: never "turned off"
+
     def test_oom_on_a_v1_memsw_limit_names_memsw(self):
         limit = 48 << 20
         m = ParentLimit(self, limit, memsw=True)

@@ -78,7 +78,8 @@ static unsigned page_shift(void)
 /* Test hook for the fallback path: TAPIO_TEST_BREAK_PROG=<program> makes
  * libbpf look that program's target up as a kernel function (fentry) rather
  * than a tracepoint; there is no such function, so its load fails the way it
- * does on a kernel that lacks the tracepoint. */
+ * does on a kernel that lacks the tracepoint. An fentry/fexit program is
+ * pointed at a function that does not exist. */
 static void break_for_test(struct tapio *skel)
 {
 	const char *name = getenv("TAPIO_TEST_BREAK_PROG");
@@ -87,7 +88,10 @@ static void break_for_test(struct tapio *skel)
 	if (!name || !*name)
 		return;
 	p = bpf_object__find_program_by_name(skel->obj, name);
-	if (p)
+	if (p && (bpf_program__expected_attach_type(p) == BPF_TRACE_FENTRY ||
+		  bpf_program__expected_attach_type(p) == BPF_TRACE_FEXIT))
+		bpf_program__set_attach_target(p, 0, "tapio_test_no_such_function");
+	else if (p)
 		bpf_program__set_expected_attach_type(p, BPF_TRACE_FENTRY);
 }
 
