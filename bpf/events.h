@@ -175,6 +175,13 @@ struct cgroup_event {
 #define OOM_F_MEMCG_PATH_TRUNCATED 0x8u	 /* memcg_path was cut at TAPIO_MEMCG_PATH_MAX */
 #define OOM_F_LIMIT_PATH_TRUNCATED 0x10u /* limit_memcg_path was cut */
 #define OOM_F_MEMCG_KNOWN 0x20u		 /* the victim's memcg was read (memcg_*) */
+#define OOM_F_OOM_CONTROL 0x40u /* limit_* and constraint are the OOM killer's oom_control's */
+
+/* oom_event.constraint (the kernel's enum oom_constraint), with OOM_F_OOM_CONTROL */
+#define OOM_CONSTRAINT_NONE 0	   /* global */
+#define OOM_CONSTRAINT_CPUSET 1	   /* the allowed nodes of the task's cpuset */
+#define OOM_CONSTRAINT_MEMPOLICY 2 /* an mbind()/set_mempolicy() node mask */
+#define OOM_CONSTRAINT_MEMCG 3	   /* a memory cgroup's limit */
 
 /* oom.kill: the header is the victim (its own cgroup id, pid, comm ...); the
  * trigger_* fields are the task whose allocation ran into the limit. */
@@ -189,15 +196,16 @@ struct oom_event {
 	__u32 trigger_pid;
 	__u32 trigger_tgid;
 	__s32 oom_score_adj;
-	__u32 flags; /* OOM_F_* */
-	__u32 pad;
+	__u32 flags;	  /* OOM_F_* */
+	__u32 constraint; /* OOM_CONSTRAINT_*, with OOM_F_OOM_CONTROL */
 	char trigger_comm[TAPIO_COMM_LEN];
 	/* The victim's memory cgroup (cgroup2, or the v1 memory hierarchy on
 	 * v1/hybrid hosts: memcg_hierarchy_id says which) ... */
 	__u64 memcg_id;
-	/* ... and the memcg whose limit was hit: the first one from the
-	 * victim's up whose usage is within 72 pages of its max (memcg.bpf.h).
-	 * None (a global OOM): limit_* are 0 and OOM_F_MEMCG is clear. */
+	/* ... and the memcg whose limit was hit: oc->memcg with
+	 * OOM_F_OOM_CONTROL, else the first one from the victim's up whose
+	 * usage is within 72 pages of its max (memcg.bpf.h). None (a global
+	 * OOM): limit_* are 0 and OOM_F_MEMCG is clear. */
 	__u64 limit_memcg_id;
 	__u64 limit_bytes; /* memory.max / memory.limit_in_bytes (or memsw) */
 	__u64 usage_bytes; /* that counter's usage at the kill */

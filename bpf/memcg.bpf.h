@@ -4,11 +4,15 @@
  *
  * The memcg is the task's css of the memory controller
  * (task->cgroups->subsys[memory_cgrp_id]): a cgroup2 directory, or on
- * v1/hybrid hosts a directory of the v1 memory hierarchy. A cgroup OOM is
- * raised when a charge does not fit under some memcg's max
- * (try_charge_memcg(): usage + nr_pages > max) and the OOM killer only runs
- * for charges of at most 8 pages (PAGE_ALLOC_COSTLY_ORDER). The reclaim
- * before the kill drains the per-CPU charge stocks (up to
+ * v1/hybrid hosts a directory of the v1 memory hierarchy.
+ *
+ * Which memcg's limit was hit is exact where oom.bpf.c sees out_of_memory()'s
+ * struct oom_control (fentry): oc->memcg is the memcg whose charge failed
+ * (try_charge_memcg()'s mem_over_limit), read by memcg_limit(). Elsewhere
+ * memcg_at_limit() guesses: a cgroup OOM is raised when a charge does not
+ * fit under some memcg's max (usage + nr_pages > max) and the OOM killer
+ * only runs for charges of at most 8 pages (PAGE_ALLOC_COSTLY_ORDER). The
+ * reclaim before the kill drains the per-CPU charge stocks (up to
  * MEMCG_CHARGE_BATCH, 64 pages, each), so by mark_victim that memcg's usage
  * is within 8 + 64 pages of its max (measured on 6.18: 0 most times, 20
  * pages at times), while the others on the way up have more room. A lower
@@ -68,19 +72,46 @@ static __always_inline bool memcg_at_limit(struct cgroup_subsys_state *css, bool
 	for (int i = 0; i < TAPIO_CGROUP_MAX_DEPTH && css; i++) {
 		struct mem_cgroup *mc = (struct mem_cgroup *)css; /* css is its first member */
 
-		if (counter_at_limit(&mc->memory, &hit->usage, &hit->max)) {
-			hit->cg = BPF_CORE_READ(css, cgroup);
-			hit->memsw = false;
-			return true;
-		}
+		/* memsw first: try_charge_memcg() charges it first, so when
+		 * both are at their limit it is memsw that failed. */
 		if (v1 && counter_at_limit(&mc->memsw, &hit->usage, &hit->max)) {
 			hit->cg = BPF_CORE_READ(css, cgroup);
 			hit->memsw = true;
 			return true;
 		}
+		if (counter_at_limit(&mc->memory, &hit->usage, &hit->max)) {
+			hit->cg = BPF_CORE_READ(css, cgroup);
+			hit->memsw = false;
+			return true;
+		}
 		css = BPF_CORE_READ(css, parent);
 	}
 	return false;
+}
+
+/* The limit of the memcg an OOM is for (oc->memcg): its memory counter,
+ * or on v1 its memory+swap counter when that one is limited and has no more
+ * room than the memory counter (try_charge_memcg() charges memsw first, so
+ * on a tie memsw is the one that failed). */
+static __always_inline void memcg_limit(struct mem_cgroup *mc, bool v1, struct memcg_hit *hit)
+{
+	__u64 usage, max;
+
+	counter_at_limit(&mc->memory, &hit->usage, &hit->max);
+	hit->cg = BPF_CORE_READ(mc, css.cgroup);
+	hit->memsw = false;
+	if (!v1)
+		return;
+	/* counter_at_limit() is true only for a limited counter within the
+	 * margin; here any limited memsw with no more room counts. */
+	counter_at_limit(&mc->memsw, &usage, &max);
+	if (max < ((~0ull >> 1) >> (cfg_page_shift & 31)) &&
+	    (max > usage ? max - usage : 0) <=
+		(hit->max > hit->usage ? hit->max - hit->usage : 0)) {
+		hit->usage = usage;
+		hit->max = max;
+		hit->memsw = true;
+	}
 }
 
 struct path_scratch {

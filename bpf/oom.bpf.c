@@ -13,6 +13,15 @@
  * total_vm field tells which one this kernel has. With the old one, the victim's task comes from
  * the SIGKILL that __oom_kill_process() sends just before mark_oom_victim(), seen on
  * signal/signal_generate in the same task.
+ *
+ * Which limit was hit comes from out_of_memory()'s struct oom_control where
+ * fentry/fexit can attach to it (a BPF trampoline: 5.5+ on x86_64, 6.0+ on
+ * arm64): tapio_oom_enter keeps oc per thread from its entry until
+ * tapio_oom_exit sees it return; mark_victim, which runs inside it (in
+ * oom_kill_process(), or for an exiting current task in out_of_memory()
+ * itself), reads oc->memcg and oc->constraint there. The pair is optional:
+ * userspace sets oom_ctl_on only once both are attached, and without it the
+ * limit is found by memcg_at_limit() (memcg.bpf.h).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -66,27 +75,102 @@ static __always_inline bool mark_victim_has_task(void)
 	return bpf_core_field_exists(struct trace_event_raw_mark_victim, total_vm);
 }
 
-/* The victim's memcg and the one whose limit was hit (memcg.bpf.h). */
-static __always_inline void fill_memcg(struct oom_event *e, struct task_struct *victim)
+/* The oom_control of the out_of_memory() running in a thread (struct
+ * oom_control *, on that thread's stack), from its entry to its return.
+ * out_of_memory() runs under oom_lock: one entry at a time, a few at most. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} oom_ctl SEC(".maps");
+
+/* Set by userspace once tapio_oom_enter and tapio_oom_exit are both
+ * attached (an entry is then always removed at the return). */
+volatile bool oom_ctl_on = false;
+
+SEC("fentry/out_of_memory")
+int BPF_PROG(tapio_oom_enter, struct oom_control *oc)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 v = (__u64)oc;
+
+	if (!oom_ctl_on)
+		return 0;
+	/* Cannot fill (one OOM at a time); should it fail, the heuristic
+	 * names the limit. */
+	bpf_map_update_elem(&oom_ctl, &tid, &v, BPF_ANY);
+	return 0;
+}
+
+SEC("fexit/out_of_memory")
+int BPF_PROG(tapio_oom_exit, struct oom_control *oc, bool ret)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&oom_ctl, &tid);
+	return 0;
+}
+
+/* The oom_control of the OOM this thread is in, or NULL. */
+static __always_inline struct oom_control *current_oom_control(void)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 *v;
+
+	if (!oom_ctl_on)
+		return NULL;
+	v = bpf_map_lookup_elem(&oom_ctl, &tid);
+	return v ? (struct oom_control *)*v : NULL;
+}
+
+/* The victim's memcg (memcg.bpf.h). Returns its css, or NULL. */
+static __always_inline struct cgroup_subsys_state *fill_victim_memcg(struct oom_event *e,
+								     struct task_struct *victim)
 {
 	struct cgroup_subsys_state *css = task_memcg_css(victim);
-	struct memcg_hit hit = {};
 	struct cgroup *cg;
-	bool v1;
 
 	if (!css)
-		return;
+		return NULL;
 	cg = BPF_CORE_READ(css, cgroup);
 	if (!cg)
-		return;
+		return NULL;
 	e->flags |= OOM_F_MEMCG_KNOWN;
 	e->memcg_id = cgroup_id_of(cg);
 	e->memcg_level = BPF_CORE_READ(cg, level);
 	e->memcg_hierarchy_id = BPF_CORE_READ(cg, root, hierarchy_id);
-	v1 = e->memcg_hierarchy_id != 0;
 	if (cgroup_path_into(cg, e->memcg_path))
 		e->flags |= OOM_F_MEMCG_PATH_TRUNCATED;
-	if (!memcg_at_limit(css, v1, &hit) || !hit.cg)
+	return css;
+}
+
+/* The memcg whose limit was hit: oc->memcg where the oom_control is known,
+ * else the first memcg at its limit from the victim's up (css). */
+static __always_inline void fill_limit(struct oom_event *e, struct oom_control *oc,
+				       struct cgroup_subsys_state *css)
+{
+	struct memcg_hit hit = {};
+	struct mem_cgroup *mc;
+	struct cgroup *cg;
+	bool v1;
+
+	if (oc) {
+		e->flags |= OOM_F_OOM_CONTROL;
+		e->constraint = BPF_CORE_READ(oc, constraint);
+		mc = BPF_CORE_READ(oc, memcg);
+		if (!mc)
+			return; /* global, cpuset or mempolicy */
+		v1 = BPF_CORE_READ(mc, css.cgroup, root, hierarchy_id) != 0;
+		memcg_limit(mc, v1, &hit);
+	} else {
+		if (!css)
+			return;
+		v1 = e->memcg_hierarchy_id != 0;
+		if (!memcg_at_limit(css, v1, &hit))
+			return;
+	}
+	if (!hit.cg)
 		return;
 	cg = hit.cg;
 	e->flags |= OOM_F_MEMCG;
@@ -162,8 +246,7 @@ int tapio_mark_victim(__u64 *ctx)
 			e->shmem_rss = pages_kb(mm_counter(mm, MM_SHMEMPAGES));
 		}
 	}
-	if (victim)
-		fill_memcg(e, victim);
+	fill_limit(e, current_oom_control(), victim ? fill_victim_memcg(e, victim) : NULL);
 	submit_event(e);
 	return 0;
 }

@@ -98,6 +98,20 @@ class GuestEvaluate(unittest.TestCase):
         # The matched lines are printed for the log.
         self.assertIn('"args":["sh","-c","exit 7","vmtest-exec-marker"]', out)
 
+    def test_a_summary_check_reads_the_trace_summary(self):
+        """map.errors is checked on the summary line tapio trace writes to
+        stderr, not on the events."""
+        self.edit("checks", lambda s: s + "map.errors summary \"map_errors\":[{]\"socks\":[1-9]\n")
+        self.edit("trace.err", lambda s: s.replace('"disabled":""}}', '"disabled":"","map_errors":{"socks":3}}}'))
+        rc, rows, result, out = self.evaluate()
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(rows["map.errors"][0][0], "PASS", out)
+        self.edit("trace.err", lambda s: s.replace('"socks":3', '"socks":0'))
+        rc, rows, result, out = self.evaluate()
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(rows["map.errors"][0][0], "FAIL", out)
+        self.assertEqual(result, "FAIL (map.errors)")
+
     def test_a_missing_kind_fails(self):
         self.drop_type("tcp.reset")
         rc, rows, result, out = self.evaluate()

@@ -499,6 +499,7 @@ Test(kernel_decode, oom_kill)
 	cr_assert_eq(jnum(j, "trigger_cgroup_id"), 11);
 	cr_assert_eq(jnum(j, "cgroup_id"), 4242, "the victim's cgroup");
 	cr_assert_str_eq(jstr(j, "constraint"), "unknown");
+	cr_assert_null(cJSON_GetObjectItem(j, "limit_source"));
 	cr_assert_null(cJSON_GetObjectItem(j, "memcg_id"));
 	cJSON_Delete(j);
 
@@ -526,7 +527,40 @@ Test(kernel_decode, oom_kill)
 	cr_assert_str_eq(jstr(j, "limit"), "memsw");
 	cr_assert_eq(jnum(j, "limit_bytes"), 50331648);
 	cr_assert_eq(jnum(j, "usage_bytes"), 50327552);
+	cr_assert_str_eq(jstr(j, "limit_source"), "heuristic");
 	cJSON_Delete(j);
+
+	/* the same from the oom_control */
+	e.flags |= OOM_F_OOM_CONTROL;
+	e.constraint = OOM_CONSTRAINT_MEMCG;
+	j = decode(&e, sizeof(e));
+	cr_assert_str_eq(jstr(j, "constraint"), "memcg");
+	cr_assert_str_eq(jstr(j, "limit_source"), "oom_control");
+	cr_assert_str_eq(jstr(j, "limit_memcg_path"), "/pod");
+	cJSON_Delete(j);
+
+	/* oom_control constraints without a memcg; the victim's task unknown */
+	static const struct {
+		unsigned c;
+		const char *name;
+	} cs[] = {{OOM_CONSTRAINT_NONE, "global"},
+		  {OOM_CONSTRAINT_CPUSET, "cpuset"},
+		  {OOM_CONSTRAINT_MEMPOLICY, "mempolicy"},
+		  {77, "global"}};
+	for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
+		e.flags = OOM_F_OOM_CONTROL;
+		e.constraint = cs[i].c;
+		j = decode(&e, sizeof(e));
+		cr_assert_str_eq(jstr(j, "constraint"), cs[i].name, "%u", cs[i].c);
+		cr_assert_str_eq(jstr(j, "limit_source"), "oom_control");
+		cr_assert_null(cJSON_GetObjectItem(j, "memcg_id"));
+		cr_assert_null(cJSON_GetObjectItem(j, "limit_bytes"));
+		cJSON_Delete(j);
+		char *t = text(&e, sizeof(e));
+		cr_assert(strstr(t, cs[i].name), "%s", t);
+		free(t);
+	}
+	e.constraint = 0;
 
 	/* a global OOM: the victim's memcg, no limit; a path without its NUL */
 	e.flags = OOM_F_VICTIM_TASK | OOM_F_MEMCG_KNOWN | OOM_F_MEMCG_PATH_TRUNCATED;

@@ -99,14 +99,21 @@ static void print_kernel(const struct kernel_prog_info *progs, size_t n)
 					  : "unknown (probe failed: not privileged?)");
 	if (btf)
 		print_mark_victim(btf);
+	/* The same test as kernel/probe.c's (bpf/README.md, socket owners). */
+	if (btf)
+		printf("socket owners: %s\n",
+		       btf__find_by_name_kind(btf, "bpf_sk_storage_get_tracing", BTF_KIND_FUNC) >=
+				   0 &&
+			       btf__find_by_name_kind(btf, "bpf_sock_from_file", BTF_KIND_FUNC) >= 0
+			   ? "socket-local storage"
+			   : "socks hash (no socket-local storage for tracing programs)");
 	printf("tracepoints:\n");
 	for (size_t i = 0; i < n; i++) {
 		bool have = true;
 
 		if (btf)
-			have = btf__find_by_name_kind(btf, progs[i].btf_type,
-						      progs[i].btf_struct ? BTF_KIND_STRUCT
-									  : BTF_KIND_TYPEDEF) >= 0;
+			have =
+			    btf__find_by_name_kind(btf, progs[i].btf_type, progs[i].btf_kind) >= 0;
 		printf("  %-22s %s\n", progs[i].tracepoint,
 		       !btf   ? "unknown (no BTF)"
 		       : have ? "present"
@@ -137,11 +144,12 @@ static int print_programs(const struct kernel_prog_info *progs, size_t n, const 
 		if (!types[0])
 			snprintf(types, sizeof(types), "-"); /* seeds owners of older sockets */
 		printf("  %-26s %-22s %-8s %s%s%s\n", progs[i].prog, progs[i].tracepoint,
-		       ok[i]	? "loads"
-		       : needed ? "FAILS"
-				: "unused",
+		       ok[i]		   ? "loads"
+		       : !needed	   ? "unused"
+		       : progs[i].optional ? "absent"
+					   : "FAILS",
 		       types, why[i][0] ? ": " : "", why[i]);
-		if (!ok[i] && needed)
+		if (!ok[i] && needed && !progs[i].optional)
 			failed++;
 	}
 	return failed;

@@ -91,6 +91,11 @@ struct totals {
 	uint64_t qdrops[KERNEL_NTYPES];
 	uint64_t shed[KERNEL_NTYPES]; /* part of kdrops: shed for headroom */
 	uint64_t failed;
+	struct {
+		char name[32];
+		uint64_t n;
+	} map_errors[8]; /* kernel_map_errors{map} */
+	unsigned nmaps;
 };
 
 static void collect_counter(void *ctx, const char *name, const char *labels, uint64_t v)
@@ -108,6 +113,13 @@ static void collect_counter(void *ctx, const char *name, const char *labels, uin
 		return;
 	memcpy(tname, q + 1, n);
 	tname[n] = '\0';
+	if (!strcmp(name, "kernel_map_errors")) {
+		if (t->nmaps < sizeof(t->map_errors) / sizeof(t->map_errors[0])) {
+			memcpy(t->map_errors[t->nmaps].name, tname, n + 1);
+			t->map_errors[t->nmaps++].n = v;
+		}
+		return;
+	}
 	if (type_parse(tname, &src, &type) || src != SRC_KERNEL || !type ||
 	    type > TYPE_KERNEL__LAST)
 		return;
@@ -152,7 +164,11 @@ static void print_totals(struct collector *c, struct totals *t, const char *disa
 		  ",\"disabled\":",
 		  all_w, all_k, all_q, t->failed, atomic_load(&c->n.parse_errors));
 	sb_json_cstr(&sb, disabled);
-	sb_puts(&sb, "}}\n");
+	sb_puts(&sb, ",\"map_errors\":{");
+	for (unsigned m = 0; m < t->nmaps; m++)
+		sb_printf(&sb, "%s\"%s\":%" PRIu64, m ? "," : "", t->map_errors[m].name,
+			  t->map_errors[m].n);
+	sb_puts(&sb, "}}}\n");
 	if (!sb.err)
 		fputs(sb.buf, stderr);
 	sb_free(&sb);

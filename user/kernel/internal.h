@@ -40,6 +40,8 @@ enum {
 	P_ATTACH,
 	P_OOM,
 	P_OOM_SIGNAL,
+	P_OOM_ENTER,
+	P_OOM_EXIT,
 	P_SEED,
 	P__N
 };

@@ -115,7 +115,8 @@ struct kernel_prog_info {
 	const char *tracepoint; /* or "iter/task_file" for the start-up seeding */
 	uint64_t types;		/* what it produces: 1ull << TYPE_x */
 	const char *btf_type;	/* the kernel BTF type that shows support */
-	bool btf_struct;	/* btf_type is a struct (else a typedef) */
+	int btf_kind;		/* btf_type's BTF_KIND_* (struct, typedef or func) */
+	bool optional;		/* adds to events where it loads; never "turned off" */
 };
 
 /* The program table (n entries). */

@@ -345,21 +345,48 @@ static void json_tcp(struct strbuf *out, unsigned type, const struct tcp_event *
 	}
 }
 
+/* oom.kill's constraint: the oom_control's where it was read, else memcg
+ * when a memcg at its limit was found, global when none was, unknown
+ * without the victim's task. */
+static const char *oom_constraint(const struct oom_event *e)
+{
+	if (e->flags & OOM_F_MEMCG)
+		return "memcg";
+	if (e->flags & OOM_F_OOM_CONTROL) {
+		switch (e->constraint) {
+		case OOM_CONSTRAINT_CPUSET:
+			return "cpuset";
+		case OOM_CONSTRAINT_MEMPOLICY:
+			return "mempolicy";
+		case OOM_CONSTRAINT_MEMCG:
+			return "memcg";
+		default:
+			return "global";
+		}
+	}
+	return e->flags & OOM_F_MEMCG_KNOWN ? "global" : "unknown";
+}
+
 /* oom.kill's memcg fields: the victim's memcg, and which limit was hit. */
 static void json_oom_memcg(struct strbuf *out, const struct oom_event *e)
 {
-	bool memcg = e->flags & OOM_F_MEMCG;
+	const char *constraint = oom_constraint(e);
 
 	json_key(out, "constraint");
-	sb_json_cstr(out, memcg ? "memcg" : (e->flags & OOM_F_MEMCG_KNOWN) ? "global" : "unknown");
-	if (!(e->flags & OOM_F_MEMCG_KNOWN))
-		return;
-	json_u64(out, "memcg_id", e->memcg_id);
-	json_str(out, "memcg_path", e->memcg_path, strnlen(e->memcg_path, sizeof(e->memcg_path)));
-	json_bool(out, "memcg_path_truncated", e->flags & OOM_F_MEMCG_PATH_TRUNCATED);
-	json_u64(out, "memcg_level", e->memcg_level);
-	json_u64(out, "memcg_hierarchy_id", e->memcg_hierarchy_id);
-	if (!memcg)
+	sb_json_cstr(out, constraint);
+	if (strcmp(constraint, "unknown")) {
+		json_key(out, "limit_source");
+		sb_json_cstr(out, e->flags & OOM_F_OOM_CONTROL ? "oom_control" : "heuristic");
+	}
+	if (e->flags & OOM_F_MEMCG_KNOWN) {
+		json_u64(out, "memcg_id", e->memcg_id);
+		json_str(out, "memcg_path", e->memcg_path,
+			 strnlen(e->memcg_path, sizeof(e->memcg_path)));
+		json_bool(out, "memcg_path_truncated", e->flags & OOM_F_MEMCG_PATH_TRUNCATED);
+		json_u64(out, "memcg_level", e->memcg_level);
+		json_u64(out, "memcg_hierarchy_id", e->memcg_hierarchy_id);
+	}
+	if (!(e->flags & OOM_F_MEMCG))
 		return;
 	json_u64(out, "limit_memcg_id", e->limit_memcg_id);
 	json_str(out, "limit_memcg_path", e->limit_memcg_path,
@@ -653,8 +680,8 @@ int kevent_text(const void *data, size_t len, struct strbuf *out)
 				  r.oom.flags & OOM_F_MEMSW ? "memsw" : "max",
 				  (unsigned long long)r.oom.limit_bytes,
 				  (unsigned long long)r.oom.usage_bytes);
-		} else if (r.oom.flags & OOM_F_MEMCG_KNOWN) {
-			sb_puts(out, " global");
+		} else if (strcmp(oom_constraint(&r.oom), "unknown")) {
+			sb_printf(out, " %s", oom_constraint(&r.oom));
 		}
 		break;
 	}

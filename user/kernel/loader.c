@@ -78,7 +78,8 @@ static unsigned page_shift(void)
 /* Test hook for the fallback path: TAPIO_TEST_BREAK_PROG=<program> makes
  * libbpf look that program's target up as a kernel function (fentry) rather
  * than a tracepoint; there is no such function, so its load fails the way it
- * does on a kernel that lacks the tracepoint. */
+ * does on a kernel that lacks the tracepoint. An fentry/fexit program is
+ * pointed at a function that does not exist. */
 static void break_for_test(struct tapio *skel)
 {
 	const char *name = getenv("TAPIO_TEST_BREAK_PROG");
@@ -87,7 +88,10 @@ static void break_for_test(struct tapio *skel)
 	if (!name || !*name)
 		return;
 	p = bpf_object__find_program_by_name(skel->obj, name);
-	if (p)
+	if (p && (bpf_program__expected_attach_type(p) == BPF_TRACE_FENTRY ||
+		  bpf_program__expected_attach_type(p) == BPF_TRACE_FEXIT))
+		bpf_program__set_attach_target(p, 0, "tapio_test_no_such_function");
+	else if (p)
 		bpf_program__set_expected_attach_type(p, BPF_TRACE_FENTRY);
 }
 
@@ -212,6 +216,17 @@ int kernel_load(const struct load_cfg *cfg, struct load_result *r, char *err, si
 		r->failed |= 1ull << idx;
 		snprintf(r->why[idx], sizeof(r->why[idx]), "%s",
 			 cap.why[0] ? cap.why : strerror(-rc));
+		/* The oom_control pair is used only together: one that fails
+		 * takes the other along (one load attempt less). */
+		if (idx == P_OOM_ENTER || idx == P_OOM_EXIT) {
+			int other = idx == P_OOM_ENTER ? P_OOM_EXIT : P_OOM_ENTER;
+
+			if (!(r->off & (1ull << other))) {
+				r->off |= 1ull << other;
+				r->failed |= 1ull << other;
+				memcpy(r->why[other], r->why[idx], sizeof(r->why[other]));
+			}
+		}
 	}
 	err_printf(err, errlen, "loading the BPF object failed");
 	return -EINVAL;
@@ -246,6 +261,30 @@ out:
 	return rc;
 }
 
+/* The oom_control pair (bpf/oom.bpf.c) is used only when both attached;
+ * a lone one is detached. Otherwise oom.kill finds the limit by the
+ * heuristic of bpf/memcg.bpf.h. */
+static void oom_control_pair(struct kcollector *kc, const struct load_result *r)
+{
+	bool on = kc->links[P_OOM_ENTER] && kc->links[P_OOM_EXIT];
+	const char *why = r->failed & (1ull << P_OOM_ENTER)  ? r->why[P_OOM_ENTER]
+			  : r->failed & (1ull << P_OOM_EXIT) ? r->why[P_OOM_EXIT]
+							     : "attach failed";
+
+	if (!on) {
+		for (int i = P_OOM_ENTER; i <= P_OOM_EXIT; i++) {
+			bpf_link__destroy(kc->links[i]);
+			kc->links[i] = NULL;
+		}
+		if (kc->links[P_OOM])
+			tlog(TLOG_INFO, "kernel",
+			     "oom.kill: no fentry/fexit on out_of_memory() here (%s); the "
+			     "limit hit is found from the memcgs' usage (limit_source heuristic)",
+			     why);
+	}
+	kc->skel->bss->oom_ctl_on = on;
+}
+
 /* Appends a program's name to kc->disabled. */
 static void note_disabled(struct kcollector *kc, int i)
 {
@@ -258,7 +297,10 @@ static void note_disabled(struct kcollector *kc, int i)
 void kernel_attach(struct kcollector *kc, const struct load_result *r, uint64_t types)
 {
 	for (int i = 0; i < P__N; i++) {
-		if (r->failed & (1ull << i)) {
+		if (r->failed & (1ull << i) && kernel_progs[i].optional) {
+			tlog(TLOG_DEBUG, "kernel", "%s (%s) is not available: %s",
+			     kernel_progs[i].prog, kernel_progs[i].tracepoint, r->why[i]);
+		} else if (r->failed & (1ull << i)) {
 			note_disabled(kc, i);
 			tlog(TLOG_DEBUG, "kernel", "%s (%s) turned off: %s", kernel_progs[i].prog,
 			     kernel_progs[i].tracepoint, r->why[i]);
@@ -271,13 +313,17 @@ void kernel_attach(struct kcollector *kc, const struct load_result *r, uint64_t 
 			continue;
 		p = bpf_object__find_program_by_name(kc->skel->obj, kernel_progs[i].prog);
 		kc->links[i] = bpf_program__attach(p);
-		if (!kc->links[i]) {
+		if (!kc->links[i] && kernel_progs[i].optional) {
+			tlog(TLOG_DEBUG, "kernel", "%s (%s) is not available: attach failed: %s",
+			     kernel_progs[i].prog, kernel_progs[i].tracepoint, strerror(errno));
+		} else if (!kc->links[i]) {
 			tlog(TLOG_DEBUG, "kernel", "%s: attach failed: %s", kernel_progs[i].prog,
 			     strerror(errno));
 			kc->links[i] = NULL;
 			note_disabled(kc, i);
 		}
 	}
+	oom_control_pair(kc, r);
 	if (!(r->off & (1ull << P_SEED)) && seed_sockets(kc->skel) != 0)
 		note_disabled(kc, P_SEED);
 	for (int i = 0; i < P__N; i++)

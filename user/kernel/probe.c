@@ -35,32 +35,38 @@ _Static_assert((int)EVENT_MAX == (int)TYPE_KERNEL__LAST + 1, "kernel type count"
  * tcp type (prog_needed()). */
 const struct kernel_prog_info kernel_progs[P__N] = {
     [P_EXEC] = {"tapio_exec", "sched_process_exec", T(TYPE_PROCESS_EXEC),
-		"btf_trace_sched_process_exec", false},
+		"btf_trace_sched_process_exec", BTF_KIND_TYPEDEF},
     [P_FORK] = {"tapio_fork", "sched_process_fork", T(TYPE_PROCESS_FORK),
-		"btf_trace_sched_process_fork", false},
+		"btf_trace_sched_process_fork", BTF_KIND_TYPEDEF},
     [P_EXIT] = {"tapio_exit", "sched_process_exit", T(TYPE_PROCESS_EXIT),
-		"btf_trace_sched_process_exit", false},
+		"btf_trace_sched_process_exit", BTF_KIND_TYPEDEF},
     [P_SOCK] = {"tapio_inet_sock_set_state", "inet_sock_set_state",
 		T(TYPE_TCP_CONNECT) | T(TYPE_TCP_ACCEPT) | T(TYPE_TCP_CLOSE) | T(TYPE_TCP_LISTEN),
-		"btf_trace_inet_sock_set_state", false},
+		"btf_trace_inet_sock_set_state", BTF_KIND_TYPEDEF},
     [P_RETRANS] = {"tapio_tcp_retransmit", "tcp_retransmit_skb", T(TYPE_TCP_RETRANSMIT),
-		   "btf_trace_tcp_retransmit_skb", false},
+		   "btf_trace_tcp_retransmit_skb", BTF_KIND_TYPEDEF},
     [P_SEND_RST] = {"tapio_tcp_send_reset", "tcp_send_reset", T(TYPE_TCP_RESET),
-		    "btf_trace_tcp_send_reset", false},
+		    "btf_trace_tcp_send_reset", BTF_KIND_TYPEDEF},
     [P_RECV_RST] = {"tapio_tcp_receive_reset", "tcp_receive_reset", T(TYPE_TCP_RESET),
-		    "btf_trace_tcp_receive_reset", false},
+		    "btf_trace_tcp_receive_reset", BTF_KIND_TYPEDEF},
     [P_MKDIR] = {"tapio_cgroup_mkdir", "cgroup_mkdir", T(TYPE_CGROUP_MKDIR),
-		 "btf_trace_cgroup_mkdir", false},
+		 "btf_trace_cgroup_mkdir", BTF_KIND_TYPEDEF},
     [P_RMDIR] = {"tapio_cgroup_rmdir", "cgroup_rmdir", T(TYPE_CGROUP_RMDIR),
-		 "btf_trace_cgroup_rmdir", false},
+		 "btf_trace_cgroup_rmdir", BTF_KIND_TYPEDEF},
     [P_ATTACH] = {"tapio_cgroup_attach", "cgroup_attach_task", T(TYPE_CGROUP_ATTACH),
-		  "btf_trace_cgroup_attach_task", false},
+		  "btf_trace_cgroup_attach_task", BTF_KIND_TYPEDEF},
     [P_OOM] = {"tapio_mark_victim", "mark_victim", T(TYPE_OOM_KILL), "btf_trace_mark_victim",
-	       false},
+	       BTF_KIND_TYPEDEF},
     [P_OOM_SIGNAL] = {"tapio_oom_signal", "signal_generate", T(TYPE_OOM_KILL),
-		      "btf_trace_signal_generate", false},
+		      "btf_trace_signal_generate", BTF_KIND_TYPEDEF},
+    /* Optional: out_of_memory()'s oom_control, for the exact limit of
+     * oom.kill (bpf/oom.bpf.c); a pair, used only when both attach. */
+    [P_OOM_ENTER] = {"tapio_oom_enter", "fentry/out_of_memory", T(TYPE_OOM_KILL), "out_of_memory",
+		     BTF_KIND_FUNC, true},
+    [P_OOM_EXIT] = {"tapio_oom_exit", "fexit/out_of_memory", T(TYPE_OOM_KILL), "out_of_memory",
+		    BTF_KIND_FUNC, true},
     /* Produces no event: seeds the socket owners of older sockets. */
-    [P_SEED] = {"tapio_seed_sockets", "iter/task_file", 0, "bpf_iter__task_file", true},
+    [P_SEED] = {"tapio_seed_sockets", "iter/task_file", 0, "bpf_iter__task_file", BTF_KIND_STRUCT},
 };
 
 static bool prog_needed(int i, uint64_t types)
@@ -117,8 +123,7 @@ static bool target_exists(const struct btf *vmlinux, const struct kernel_prog_in
 {
 	if (!vmlinux)
 		return true; /* let the load decide */
-	return btf__find_by_name_kind(vmlinux, p->btf_type,
-				      p->btf_struct ? BTF_KIND_STRUCT : BTF_KIND_TYPEDEF) >= 0;
+	return btf__find_by_name_kind(vmlinux, p->btf_type, p->btf_kind) >= 0;
 }
 
 /* True when tracing programs may use socket-local storage: the kernel has
