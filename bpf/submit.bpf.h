@@ -56,15 +56,29 @@ static __always_inline void *cur_ring(void)
  * the size of one ring: with per-CPU rings each is judged on its own. */
 const volatile __u64 cfg_wakeup_bytes __weak = 0;
 
+/* Set by the reader when a whole poll period brought nothing and it is about
+ * to sleep for longer (KERNEL_IDLE_POLL_MS): the first record after that
+ * wakes it at once and clears the flag. A quiet node's reader then sleeps
+ * instead of waking every poll period, and a lone record after a quiet spell
+ * arrives at once; in a stream the reader's timed poll takes the records
+ * below the fill threshold. */
+volatile __u32 reader_asleep __weak = 0;
+
 static __always_inline void submit_event(void *e)
 {
 	__u64 flags = 0;
 	void *r = cfg_wakeup_bytes ? cur_ring() : NULL;
 
-	if (r)
-		flags = bpf_ringbuf_query(r, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
-			    ? BPF_RB_FORCE_WAKEUP
-			    : BPF_RB_NO_WAKEUP;
+	if (r) {
+		if (reader_asleep) {
+			reader_asleep = 0;
+			flags = BPF_RB_FORCE_WAKEUP;
+		} else {
+			flags = bpf_ringbuf_query(r, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
+				    ? BPF_RB_FORCE_WAKEUP
+				    : BPF_RB_NO_WAKEUP;
+		}
+	}
 	bpf_ringbuf_submit(e, flags);
 }
 

@@ -123,8 +123,14 @@ void kernel_attach(struct kcollector *kc, const struct load_result *r, uint64_t 
 
 /* ---- ringbuf.c ---- */
 
-/* Poll timeout of the ring buffer thread: what a lone record waits at most. */
+/* Poll timeout of the ring buffer thread: what a record below the fill
+ * threshold waits at most while records keep coming. */
 #define KERNEL_POLL_MS 50
+/* After a poll period that brought nothing the thread sets the programs'
+ * reader_asleep flag (the next record wakes it at once) and polls with this
+ * timeout: a bound for the rare record that was submitted while the flag
+ * was being set, and for a stop. */
+#define KERNEL_IDLE_POLL_MS 200
 /* In a long batch, the consumer is woken after this many records. */
 #define KERNEL_WAKE_EVERY 256
 /* The fill (bytes) at which a BPF program wakes the ring buffer thread. */

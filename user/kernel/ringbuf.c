@@ -88,13 +88,28 @@ void *kernel_poll_thread(void *arg)
 {
 	struct kcollector *kc = arg;
 
+	volatile __u32 *asleep = kc->skel && kc->skel->bss ? &kc->skel->bss->reader_asleep : NULL;
+	int timeout = KERNEL_POLL_MS;
+
 	while (!collector_stopping(&kc->base)) {
-		/* The programs wake this thread only past a fill threshold; on the
-		 * timeout, take what is below it. */
-		int n = ring_buffer__poll(kc->rb, KERNEL_POLL_MS);
+		/* The programs wake this thread only past a fill threshold, or on
+		 * the first record after it said it sleeps; on the timeout, take
+		 * what is below the threshold. */
+		int n = ring_buffer__poll(kc->rb, timeout);
 
 		if (n == 0)
 			n = ring_buffer__consume(kc->rb);
+		if (n == 0 && timeout == KERNEL_POLL_MS && asleep) {
+			/* Nothing for a whole period: say so, then look once more
+			 * for a record submitted before the flag was seen. */
+			__atomic_store_n(asleep, 1, __ATOMIC_SEQ_CST);
+			n = ring_buffer__consume(kc->rb);
+			timeout = KERNEL_IDLE_POLL_MS;
+		}
+		if (n > 0 && timeout != KERNEL_POLL_MS) {
+			__atomic_store_n(asleep, 0, __ATOMIC_RELAXED);
+			timeout = KERNEL_POLL_MS;
+		}
 		/* One wake-up of the consumer for the whole batch: on_sample()
 		 * commits quietly, so that a consumer that catches up in the
 		 * middle of a batch is not woken again for each record. */
