@@ -183,4 +183,22 @@ struct {
 	__type(value, struct oom_kill_info);
 } oom_kills SEC(".maps") __weak;
 
+/* process.exec: where the executed file's path is put together
+ * (path.bpf.h). Per CPU, one entry. */
+#define TAPIO_PATH_WALK_MAX 32 /* dentries and mounts a path walk visits */
+
+struct path_walk {
+	__u64 dentries[TAPIO_PATH_WALK_MAX]; /* from the file up; 0 for a mount step */
+	__u32 steps;			     /* entries used */
+	__u32 off;			     /* where the path starts in buf */
+	char buf[2 * TAPIO_EXE_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_walk);
+} path_walks SEC(".maps") __weak;
+
 #endif

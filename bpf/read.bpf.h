@@ -69,6 +69,37 @@ static __always_inline __u32 task_cgroupns(struct task_struct *t)
 	return BPF_CORE_READ(t, nsproxy, cgroup_ns, ns.inum);
 }
 
+/* ---- credentials ---- */
+
+/* kernel_cap_t was `struct kernel_cap_struct { __u32 cap[2]; }` before 6.3
+ * ("capability: just use a 'u64' instead of a 'u32[2]' array"), a u64
+ * since: the old layout as a flavour of our own, so that this builds against
+ * any vmlinux.h and relocates against the running kernel's. */
+struct kernel_cap_struct___old {
+	__u32 cap[2];
+};
+
+struct cred___old {
+	struct kernel_cap_struct___old cap_inheritable;
+	struct kernel_cap_struct___old cap_permitted;
+	struct kernel_cap_struct___old cap_effective;
+	struct kernel_cap_struct___old cap_ambient;
+} __attribute__((preserve_access_index));
+
+/* One capability set of cred as a u64 (bit n = capability n). */
+#define cred_caps(cred, set)                                                                       \
+	({                                                                                         \
+		__u64 __v;                                                                         \
+		if (bpf_core_field_exists(struct cred, set.val)) {                                 \
+			__v = BPF_CORE_READ((cred), set.val);                                      \
+		} else {                                                                           \
+			struct cred___old *__o = (void *)(cred);                                   \
+			__v = (__u64)BPF_CORE_READ(__o, set.cap[1]) << 32 |                        \
+			      BPF_CORE_READ(__o, set.cap[0]);                                      \
+		}                                                                                  \
+		__v;                                                                               \
+	})
+
 /* Before 6.1 ("cgroup: Replace cgroup->ancestor_ids[] with ->ancestors[]")
  * a cgroup kept its ancestors' ids rather than pointers. */
 struct cgroup___old {

@@ -177,6 +177,51 @@ Test(kernel_decode, exec_args_and_escaping)
 	cr_assert_eq(memcmp(comm, "a\"b\x01\xff", 6), 0);
 }
 
+Test(kernel_decode, exec_exe_memfd_and_capabilities)
+{
+	static struct exec_event e;
+	size_t len;
+
+	header(&e.hdr, EVENT_PROCESS_EXEC);
+	strcpy(e.filename, "/dev/fd/3");
+	e.filename_len = strlen(e.filename);
+	strcpy(e.exe, "/memfd:payload (deleted)");
+	e.exe_len = strlen(e.exe);
+	e.flags = EXEC_F_EXE_KNOWN | EXEC_F_MEMFD;
+	e.cap_effective = 0x000001fffeffdfffull;
+	e.cap_permitted = 0x000001fffeffffffull;
+	e.cap_inheritable = 0;
+	e.cap_ambient = 0x1000;
+	len = exec_set_args(&e, "true", 5);
+
+	cJSON *j = decode(&e, len);
+	cr_assert_str_eq(jstr(j, "filename"), "/dev/fd/3");
+	cr_assert_str_eq(jstr(j, "exe"), "/memfd:payload (deleted)");
+	cr_assert(jbool(j, "memfd"));
+	cr_assert_not(jbool(j, "exe_truncated"));
+	cr_assert_str_eq(jstr(j, "cap_effective"), "000001fffeffdfff");
+	cr_assert_str_eq(jstr(j, "cap_permitted"), "000001fffeffffff");
+	cr_assert_str_eq(jstr(j, "cap_inheritable"), "0000000000000000");
+	cr_assert_str_eq(jstr(j, "cap_ambient"), "0000000000001000");
+	cJSON_Delete(j);
+
+	/* A cut path is flagged; exe_len bounds what is shown. */
+	strcpy(e.exe, "/b/c/true");
+	e.exe_len = 4;
+	e.flags = EXEC_F_EXE_KNOWN | EXEC_F_EXE_TRUNCATED;
+	j = decode(&e, len);
+	cr_assert_str_eq(jstr(j, "exe"), "/b/c");
+	cr_assert(jbool(j, "exe_truncated"));
+	cr_assert_not(jbool(j, "memfd"));
+	cJSON_Delete(j);
+
+	/* Not read: "" whatever the buffer holds. */
+	e.flags = 0;
+	j = decode(&e, len);
+	cr_assert_str_eq(jstr(j, "exe"), "");
+	cJSON_Delete(j);
+}
+
 Test(kernel_decode, exec_truncated_argv)
 {
 	static struct exec_event e;

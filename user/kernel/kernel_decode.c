@@ -325,6 +325,29 @@ static void json_tcp(struct strbuf *out, unsigned type, const struct tcp_event *
 	}
 }
 
+/* exe (what was run), exe_truncated, memfd. */
+static void json_exe(struct strbuf *out, const struct exec_event *e)
+{
+	size_t n = strnlen(e->exe, sizeof(e->exe));
+
+	if (!(e->flags & EXEC_F_EXE_KNOWN))
+		n = 0;
+	else if (e->exe_len < n)
+		n = e->exe_len;
+	json_str(out, "exe", e->exe, n);
+	json_bool(out, "exe_truncated", e->flags & EXEC_F_EXE_TRUNCATED);
+	json_bool(out, "memfd", e->flags & EXEC_F_MEMFD);
+}
+
+/* A capability set as /proc/PID/status shows it: 16 hex digits. */
+#define json_caps(out, key, v)                                                                     \
+	do {                                                                                       \
+		char hex_[24];                                                                     \
+		json_key(out, key);                                                                \
+		snprintf(hex_, sizeof(hex_), "\"%016llx\"", (unsigned long long)(v));              \
+		sb_add((out), hex_, 18);                                                           \
+	} while (0)
+
 /* oom.kill's memcg fields: the victim's memcg, and which limit was hit. */
 static void json_oom_memcg(struct strbuf *out, const struct oom_event *e)
 {
@@ -374,6 +397,11 @@ int kevent_json(const void *data, size_t len, struct strbuf *out)
 		json_bool(out, "args_unread", r.exec.flags & EXEC_F_ARGS_UNREAD);
 		json_u64(out, "euid", r.exec.euid);
 		json_u64(out, "egid", r.exec.egid);
+		json_exe(out, &r.exec);
+		json_caps(out, "cap_inheritable", r.exec.cap_inheritable);
+		json_caps(out, "cap_permitted", r.exec.cap_permitted);
+		json_caps(out, "cap_effective", r.exec.cap_effective);
+		json_caps(out, "cap_ambient", r.exec.cap_ambient);
 		break;
 	}
 	case EVENT_PROCESS_FORK:
