@@ -56,6 +56,10 @@ enum map_error {
 	0x1u /* no task is known for the event (e.g. an RST sent                                   \
 	      * for a packet to a closed port, or a socket that                                    \
 	      * existed before tapio started): the task fields are 0 */
+#define HDR_F_CGROUP_V1                                                                            \
+	0x2u /* cgroup_id is from the v1 memory hierarchy: the task's cgroup2                      \
+	      * cgroup is the root and its v1 memory cgroup is not (a v1 or                        \
+	      * hybrid host, where containers live in the v1 hierarchies) */
 
 /* The common part. The task it describes is the one the event is about:
  * the current task for process and cgroup events, the socket's owner (the
@@ -63,7 +67,7 @@ enum map_error {
  * tcp events, and the victim for oom.kill. */
 struct event_header {
 	__u64 ts;	 /* CLOCK_BOOTTIME ns */
-	__u64 cgroup_id; /* cgroup v2 id (inode of the cgroup2 directory) */
+	__u64 cgroup_id; /* cgroup id (inode of the cgroup2 directory; see HDR_F_CGROUP_V1) */
 	__u32 type;	 /* enum event_type */
 	__u32 cpu;	 /* CPU the program ran on */
 	__u32 pid;	 /* thread id */

@@ -20,6 +20,10 @@ const volatile __u32 cfg_tgid __weak = 0;
 const volatile __u64 cfg_cgroup_id __weak = 0;
 /* That cgroup's level (depth below the cgroup2 root), for the ancestor test. */
 const volatile __u32 cfg_cgroup_level __weak = 0;
+/* The hierarchy id of the v1 memory hierarchy (0: none, a pure cgroup2
+ * host). Set: a task whose cgroup2 cgroup is the root is described by its
+ * v1 memory cgroup (HDR_F_CGROUP_V1). */
+const volatile __u32 cfg_v1_hierarchy __weak = 0;
 /* Only tasks in a container: see in_container() in filter.bpf.h. */
 const volatile bool cfg_containers_only __weak = false;
 /* process.fork and process.exit for every thread, not just processes. */

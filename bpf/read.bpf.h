@@ -37,6 +37,26 @@ static __always_inline __u64 task_cgroup_id(struct task_struct *t)
 	return cgroup_id_of(task_dfl_cgroup(t));
 }
 
+/* The task's cgroup in the v1 memory hierarchy hierarchy_id, or NULL (no
+ * memory controller, or it is bound to cgroup2). */
+static __always_inline struct cgroup *task_v1_memory_cgroup(struct task_struct *t,
+							    __u32 hierarchy_id)
+{
+	struct cgroup_subsys_state *css = NULL;
+	struct css_set *cset = BPF_CORE_READ(t, cgroups);
+	struct cgroup *cg;
+	int id;
+
+	if (!cset || !bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id))
+		return NULL;
+	id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+	bpf_core_read(&css, sizeof(css), &cset->subsys[id & 15]);
+	cg = BPF_CORE_READ(css, cgroup);
+	if (!cg || (__u32)BPF_CORE_READ(cg, root, hierarchy_id) != hierarchy_id)
+		return NULL;
+	return cg;
+}
+
 /* The pid namespace the task lives in (task_active_pid_ns()): the namespace
  * of the last level of its struct pid. */
 static __always_inline __u32 task_pid_level(struct task_struct *t)

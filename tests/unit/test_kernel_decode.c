@@ -106,6 +106,7 @@ Test(kernel_decode, common_header_fields)
 	cr_assert_eq(jnum(j, "gid"), 1001);
 	cr_assert_str_eq(jstr(j, "comm"), "worker");
 	cr_assert_eq(jnum(j, "cgroup_id"), 4242);
+	cr_assert_str_eq(jstr(j, "cgroup_hierarchy"), "v2");
 	cr_assert_eq(jnum(j, "pidns"), 4026531836.0);
 	cr_assert_eq(jnum(j, "mntns"), 4026531840.0);
 	cr_assert_eq(jnum(j, "cpu"), 1);
@@ -120,6 +121,15 @@ Test(kernel_decode, common_header_fields)
 	char *t = text(&e, sizeof(e));
 	cr_assert_str_eq(t, "child=200");
 	free(t);
+
+	/* A v1/hybrid host's task in the v1 memory hierarchy. */
+	e.hdr.flags = HDR_F_CGROUP_V1;
+	j = decode(&e, sizeof(e));
+	cr_assert_eq(jnum(j, "cgroup_id"), 4242);
+	cr_assert_str_eq(jstr(j, "cgroup_hierarchy"), "v1:memory");
+	cr_assert(jbool(j, "task_known"));
+	cJSON_Delete(j);
+	e.hdr.flags = 0;
 
 	uint32_t pid;
 	char comm[16];

@@ -251,6 +251,8 @@ static void json_header(struct strbuf *out, const struct event_header *h)
 	json_u64(out, "gid", h->gid);
 	json_str(out, "comm", h->comm, comm_len(h->comm, sizeof(h->comm)));
 	json_u64(out, "cgroup_id", h->cgroup_id);
+	json_key(out, "cgroup_hierarchy");
+	sb_json_cstr(out, h->flags & HDR_F_CGROUP_V1 ? "v1:memory" : "v2");
 	json_u64(out, "pidns", h->pidns);
 	json_u64(out, "mntns", h->mntns);
 	json_u64(out, "cpu", h->cpu);
