@@ -20,6 +20,7 @@
 #define TAPIO_COMM_LEN 16
 #define TAPIO_FILENAME_MAX 256 /* exec filename bytes, NUL included */
 #define TAPIO_ARGS_MAX 1024    /* exec argv bytes (NUL-separated); more is truncated */
+#define TAPIO_EXE_MAX 256      /* exec exe path bytes, NUL included; longer is cut */
 #define TAPIO_CGROUP_PATH_MAX 512
 #define TAPIO_MEMCG_PATH_MAX 256 /* oom.kill memcg paths, NUL included; longer is cut */
 
@@ -55,6 +56,10 @@ enum map_error {
 	0x1u /* no task is known for the event (e.g. an RST sent                                   \
 	      * for a packet to a closed port, or a socket that                                    \
 	      * existed before tapio started): the task fields are 0 */
+#define HDR_F_CGROUP_V1                                                                            \
+	0x2u /* cgroup_id is from the v1 memory hierarchy: the task's cgroup2                      \
+	      * cgroup is the root and its v1 memory cgroup is not (a v1 or                        \
+	      * hybrid host, where containers live in the v1 hierarchies) */
 
 /* The common part. The task it describes is the one the event is about:
  * the current task for process and cgroup events, the socket's owner (the
@@ -62,7 +67,7 @@ enum map_error {
  * tcp events, and the victim for oom.kill. */
 struct event_header {
 	__u64 ts;	 /* CLOCK_BOOTTIME ns */
-	__u64 cgroup_id; /* cgroup v2 id (inode of the cgroup2 directory) */
+	__u64 cgroup_id; /* cgroup id (inode of the cgroup2 directory; see HDR_F_CGROUP_V1) */
 	__u32 type;	 /* enum event_type */
 	__u32 cpu;	 /* CPU the program ran on */
 	__u32 pid;	 /* thread id */
@@ -77,7 +82,10 @@ struct event_header {
 };
 
 /* exec_event.flags */
-#define EXEC_F_ARGS_UNREAD 0x1u /* argv could not be read from the new stack */
+#define EXEC_F_ARGS_UNREAD 0x1u	  /* argv could not be read from the new stack */
+#define EXEC_F_EXE_KNOWN 0x2u	  /* exe was read from the executed file (bprm->file) */
+#define EXEC_F_EXE_TRUNCATED 0x4u /* exe is cut: only its last components fit */
+#define EXEC_F_MEMFD 0x8u	  /* the file is a memfd (memfd_create(), shmem or hugetlbfs) */
 
 /* process.exec: the header is the task after the exec (new comm). */
 struct exec_event {
@@ -90,9 +98,18 @@ struct exec_event {
 	__u16 pad;
 	__u32 euid; /* effective ids after the exec (a setuid binary's owner) */
 	__u32 egid;
-	__u32 flags; /* EXEC_F_* */
-	__u32 pad2;
-	char filename[TAPIO_FILENAME_MAX];
+	__u32 flags;   /* EXEC_F_* */
+	__u32 exe_len; /* bytes in exe, without the NUL */
+	/* The capability sets of the new credentials (bit n = capability n). */
+	__u64 cap_inheritable;
+	__u64 cap_permitted;
+	__u64 cap_effective;
+	__u64 cap_ambient;
+	char filename[TAPIO_FILENAME_MAX]; /* as given to execve() ("/dev/fd/3" for fexecve) */
+	/* What was run: the path of the executed file (bprm->file) as
+	 * /proc/PID/exe shows it, relative to the task's root; a memfd is
+	 * "/memfd:NAME (deleted)". */
+	char exe[TAPIO_EXE_MAX];
 	char args[TAPIO_ARGS_MAX]; /* argv strings, each NUL-terminated; the last
 				    * one may be cut when args_truncated */
 };
@@ -220,7 +237,8 @@ struct oom_event {
 #define TAPIO_EVENT_MAX_SIZE sizeof(struct exec_event)
 
 _Static_assert(sizeof(struct event_header) == 72, "event_header layout");
-_Static_assert(sizeof(struct exec_event) == 72 + 32 + TAPIO_FILENAME_MAX + TAPIO_ARGS_MAX,
+_Static_assert(sizeof(struct exec_event) ==
+		   72 + 64 + TAPIO_FILENAME_MAX + TAPIO_EXE_MAX + TAPIO_ARGS_MAX,
 	       "exec_event layout");
 _Static_assert(sizeof(struct fork_event) == 88, "fork_event layout");
 _Static_assert(sizeof(struct exit_event) == 88, "exit_event layout");

@@ -32,9 +32,29 @@ static __always_inline bool task_wanted(struct task_struct *t)
 	return true;
 }
 
+/* The cgroup an event's header names: the task's cgroup2 cgroup; on a
+ * v1/hybrid host (cfg_v1_hierarchy), where a container's cgroup2 cgroup is
+ * often the root, its v1 memory cgroup when that one is not the root. */
+static __always_inline __u64 task_header_cgroup_id(struct task_struct *t, __u32 *flags)
+{
+	struct cgroup *cg = task_dfl_cgroup(t);
+
+	if (cfg_v1_hierarchy && BPF_CORE_READ(cg, level) == 0) {
+		struct cgroup *v1 = task_v1_memory_cgroup(t, cfg_v1_hierarchy);
+
+		if (v1 && BPF_CORE_READ(v1, level) > 0) {
+			*flags |= HDR_F_CGROUP_V1;
+			return cgroup_id_of(v1);
+		}
+	}
+	return cgroup_id_of(cg);
+}
+
 /* Fills hdr from task t (NULL: the task fields stay 0 and HDR_F_NO_TASK is set). */
 static __always_inline void fill_header(struct event_header *hdr, __u32 type, struct task_struct *t)
 {
+	__u32 flags;
+
 	hdr->ts = bpf_ktime_get_boot_ns();
 	hdr->type = type;
 	hdr->cpu = bpf_get_smp_processor_id();
@@ -47,7 +67,9 @@ static __always_inline void fill_header(struct event_header *hdr, __u32 type, st
 	hdr->ppid = BPF_CORE_READ(t, real_parent, tgid);
 	hdr->uid = BPF_CORE_READ(t, cred, uid.val);
 	hdr->gid = BPF_CORE_READ(t, cred, gid.val);
-	hdr->cgroup_id = task_cgroup_id(t);
+	flags = 0;
+	hdr->cgroup_id = task_header_cgroup_id(t, &flags);
+	hdr->flags = flags;
 	hdr->pidns = task_pidns(t);
 	hdr->mntns = task_mntns(t);
 	BPF_CORE_READ_STR_INTO(&hdr->comm, t, comm);

@@ -20,6 +20,10 @@ const volatile __u32 cfg_tgid __weak = 0;
 const volatile __u64 cfg_cgroup_id __weak = 0;
 /* That cgroup's level (depth below the cgroup2 root), for the ancestor test. */
 const volatile __u32 cfg_cgroup_level __weak = 0;
+/* The hierarchy id of the v1 memory hierarchy (0: none, a pure cgroup2
+ * host). Set: a task whose cgroup2 cgroup is the root is described by its
+ * v1 memory cgroup (HDR_F_CGROUP_V1). */
+const volatile __u32 cfg_v1_hierarchy __weak = 0;
 /* Only tasks in a container: see in_container() in filter.bpf.h. */
 const volatile bool cfg_containers_only __weak = false;
 /* process.fork and process.exit for every thread, not just processes. */
@@ -202,5 +206,23 @@ struct {
 	__type(key, __u32);
 	__type(value, struct oom_kill_info);
 } oom_kills SEC(".maps") __weak;
+
+/* process.exec: where the executed file's path is put together
+ * (path.bpf.h). Per CPU, one entry. */
+#define TAPIO_PATH_WALK_MAX 32 /* dentries and mounts a path walk visits */
+
+struct path_walk {
+	__u64 dentries[TAPIO_PATH_WALK_MAX]; /* from the file up; 0 for a mount step */
+	__u32 steps;			     /* entries used */
+	__u32 off;			     /* where the path starts in buf */
+	char buf[2 * TAPIO_EXE_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_walk);
+} path_walks SEC(".maps") __weak;
 
 #endif

@@ -6,6 +6,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "fill.bpf.h"
+#include "path.bpf.h"
 #include "submit.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -19,7 +20,9 @@ int BPF_PROG(tapio_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 	struct task_struct *t = current_task();
 	struct exec_event *e;
 	unsigned long arg_start, arg_end, len;
+	const struct cred *cred;
 	const char *filename;
+	struct file *file;
 	long n;
 
 	if (!type_wanted(EVENT_PROCESS_EXEC) || !task_wanted(t))
@@ -46,8 +49,28 @@ int BPF_PROG(tapio_exec, struct task_struct *p, pid_t old_pid, struct linux_binp
 		e->filename[0] = '\0';
 	}
 	e->argc = BPF_CORE_READ(bprm, argc);
-	e->euid = BPF_CORE_READ(t, cred, euid.val);
-	e->egid = BPF_CORE_READ(t, cred, egid.val);
+	/* The new credentials: begin_new_exec() has committed them. */
+	cred = BPF_CORE_READ(t, cred);
+	e->euid = BPF_CORE_READ(cred, euid.val);
+	e->egid = BPF_CORE_READ(cred, egid.val);
+	e->cap_inheritable = cred_caps(cred, cap_inheritable);
+	e->cap_permitted = cred_caps(cred, cap_permitted);
+	e->cap_effective = cred_caps(cred, cap_effective);
+	e->cap_ambient = cred_caps(cred, cap_ambient);
+
+	/* What was run: for fexecve() and execveat(fd, "", AT_EMPTY_PATH) the
+	 * filename is only "/dev/fd/N". */
+	file = BPF_CORE_READ(bprm, file);
+	if (file) {
+		bool cut;
+
+		e->exe_len = file_path_into(t, file, e->exe, &cut);
+		e->flags |= EXEC_F_EXE_KNOWN | (cut ? EXEC_F_EXE_TRUNCATED : 0);
+		if (dentry_is_memfd(BPF_CORE_READ(file, f_path.dentry)))
+			e->flags |= EXEC_F_MEMFD;
+	} else {
+		e->exe[0] = '\0';
+	}
 
 	arg_start = BPF_CORE_READ(t, mm, arg_start);
 	arg_end = BPF_CORE_READ(t, mm, arg_end);

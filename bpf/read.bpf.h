@@ -37,6 +37,26 @@ static __always_inline __u64 task_cgroup_id(struct task_struct *t)
 	return cgroup_id_of(task_dfl_cgroup(t));
 }
 
+/* The task's cgroup in the v1 memory hierarchy hierarchy_id, or NULL (no
+ * memory controller, or it is bound to cgroup2). */
+static __always_inline struct cgroup *task_v1_memory_cgroup(struct task_struct *t,
+							    __u32 hierarchy_id)
+{
+	struct cgroup_subsys_state *css = NULL;
+	struct css_set *cset = BPF_CORE_READ(t, cgroups);
+	struct cgroup *cg;
+	int id;
+
+	if (!cset || !bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id))
+		return NULL;
+	id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+	bpf_core_read(&css, sizeof(css), &cset->subsys[id & 15]);
+	cg = BPF_CORE_READ(css, cgroup);
+	if (!cg || (__u32)BPF_CORE_READ(cg, root, hierarchy_id) != hierarchy_id)
+		return NULL;
+	return cg;
+}
+
 /* The pid namespace the task lives in (task_active_pid_ns()): the namespace
  * of the last level of its struct pid. */
 static __always_inline __u32 task_pid_level(struct task_struct *t)
@@ -68,6 +88,37 @@ static __always_inline __u32 task_cgroupns(struct task_struct *t)
 {
 	return BPF_CORE_READ(t, nsproxy, cgroup_ns, ns.inum);
 }
+
+/* ---- credentials ---- */
+
+/* kernel_cap_t was `struct kernel_cap_struct { __u32 cap[2]; }` before 6.3
+ * ("capability: just use a 'u64' instead of a 'u32[2]' array"), a u64
+ * since: the old layout as a flavour of our own, so that this builds against
+ * any vmlinux.h and relocates against the running kernel's. */
+struct kernel_cap_struct___old {
+	__u32 cap[2];
+};
+
+struct cred___old {
+	struct kernel_cap_struct___old cap_inheritable;
+	struct kernel_cap_struct___old cap_permitted;
+	struct kernel_cap_struct___old cap_effective;
+	struct kernel_cap_struct___old cap_ambient;
+} __attribute__((preserve_access_index));
+
+/* One capability set of cred as a u64 (bit n = capability n). */
+#define cred_caps(cred, set)                                                                       \
+	({                                                                                         \
+		__u64 __v;                                                                         \
+		if (bpf_core_field_exists(struct cred, set.val)) {                                 \
+			__v = BPF_CORE_READ((cred), set.val);                                      \
+		} else {                                                                           \
+			struct cred___old *__o = (void *)(cred);                                   \
+			__v = (__u64)BPF_CORE_READ(__o, set.cap[1]) << 32 |                        \
+			      BPF_CORE_READ(__o, set.cap[0]);                                      \
+		}                                                                                  \
+		__v;                                                                               \
+	})
 
 /* Before 6.1 ("cgroup: Replace cgroup->ancestor_ids[] with ->ancestors[]")
  * a cgroup kept its ancestors' ids rather than pointers. */

@@ -89,7 +89,13 @@ trigger_process() {
 	xpid=$!
 	wait "$xpid"
 	say "exec+exit: pid $xpid exited $?"
-	want process.exec process.exec '"vmtest-exec-marker"' "$(field tgid "$xpid")"
+	# The exec's capability sets are the shell's (root: the bounding set);
+	# on kernels before 6.3 they are read through the u32[2] layout. The
+	# guest is pure cgroup2: the header's cgroup stays the cgroup2 one.
+	capeff=$($BB awk '/^CapEff:/ { print $2 }' /proc/self/status)
+	want process.exec process.exec '"vmtest-exec-marker"' "$(field tgid "$xpid")" \
+		"\"cap_effective\":\"$capeff\"" '"exe":"/[^"]+","exe_truncated":false,"memfd":false' \
+		'"cgroup_hierarchy":"v2"'
 	want process.exit process.exit "$(field tgid "$xpid")" "$(field exit_code 7)"
 	# fork: a subshell.
 	(:) &

@@ -13,6 +13,8 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "kernel
 
 EXEC, FORK, EXIT, CONNECT, ACCEPT, CLOSE, RETRANS, RESET, MKDIR, RMDIR, ATTACH, OOM, LISTEN = range(1, 14)
 NO_TASK = 0x1
+HDR_CGROUP_V1 = 0x2
+EXEC_EXE_KNOWN, EXEC_EXE_TRUNCATED, EXEC_MEMFD = 0x2, 0x4, 0x8
 TCP_RESET_RECEIVED, TCP_OWNER_KNOWN, TCP_START_SEEN = 0x1, 0x2, 0x4
 CG = 0x2F7A  # a cgroup id
 POD_CG = ("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3f1c2d4e_9a8b_4c7d_8e6f_"
@@ -25,12 +27,15 @@ def hdr(type_, pid=4242, tgid=4242, ppid=1, comm=b"nginx", flags=0, cgroup=CG, t
                        4026531836, 4026531841, flags, comm)
 
 
-def exec_event(filename, argv, trim):
+def exec_event(filename, argv, trim, exe=None, flags=0, hflags=0,
+               caps=(0, 0x1fffeffffff, 0x1fffeffffff, 0)):
     args = b"".join(a + b"\0" for a in argv)[:1024]
-    rec = hdr(EXEC, comm=os.path.basename(filename)[:15]) + struct.pack(
-        "<3IBBH4I256s1024s", len(filename), len(args), len(argv), 0, 0, 0, 0, 0, 0, 0, filename,
-        args)
-    return rec[:72 + 32 + 256 + len(args)] if trim else rec
+    exe = filename if exe is None else exe
+    flags |= EXEC_EXE_KNOWN
+    rec = hdr(EXEC, comm=os.path.basename(filename)[:15], flags=hflags) + struct.pack(
+        "<3IBBH4I4Q256s256s1024s", len(filename), len(args), len(argv), 0, 0, 0, 0, 0, flags,
+        len(exe), *caps, filename, exe, args)
+    return rec[:72 + 64 + 256 + 256 + len(args)] if trim else rec
 
 
 def tcp(type_, family, saddr, daddr, sport, dport, old, new, flags=TCP_OWNER_KNOWN, reason=0,
@@ -53,7 +58,10 @@ def cgroup_event(type_, path, trim, task_pid=0, comm=b""):
 
 SEEDS = {
     "exec-full": exec_event(b"/usr/sbin/nginx", [b"nginx", b"-g", b"daemon off;"], False),
-    "exec-used": exec_event(b"/bin/sh", [b"sh", b"-c", b"echo hi > /tmp/x"], True),
+    "exec-used": exec_event(b"/bin/sh", [b"sh", b"-c", b"echo hi > /tmp/x"], True,
+                            exe=b"/usr/bin/dash"),
+    "exec-memfd": exec_event(b"/dev/fd/3", [b"payload"], True, exe=b"/memfd:x (deleted)",
+                             flags=EXEC_MEMFD, hflags=HDR_CGROUP_V1, caps=(0, 0, 0, 0)),
     "fork": hdr(FORK, comm=b"bash") + struct.pack("<4I", 100, 100, 101, 101),
     "exit-signal": hdr(EXIT) + struct.pack("<QII", 5_000_000_000, 9 | 0x80, 0),
     "exit-code": hdr(EXIT, comm=b"job") + struct.pack("<QII", 1234, 3 << 8, 0),
@@ -91,7 +99,8 @@ def main():
             f.write(rec)
     sizes = {n: len(r) for n, r in SEEDS.items()}
     assert sizes["fork"] == 88 and sizes["exit-code"] == 88 and sizes["tcp-close"] == 184
-    assert sizes["exec-full"] == 1384 and sizes["cgroup-mkdir-full"] == 632 and sizes["oom-kill"] == 152 + 48 + 512
+    assert sizes["exec-full"] == 72 + 64 + 256 + 256 + 1024
+    assert sizes["cgroup-mkdir-full"] == 632 and sizes["oom-kill"] == 152 + 48 + 512
 
 
 if __name__ == "__main__":

@@ -71,6 +71,24 @@ def own_cgroup2_id(pid="self"):
     raise AssertionError("no cgroup2 entry in /proc/%s/cgroup" % pid)
 
 
+def own_header_cgroup(pid="self"):
+    """(cgroup_id, cgroup_hierarchy) that kernel events give a task: its
+    cgroup2 cgroup; on a v1/hybrid host, when that is the root and its v1
+    memory cgroup is not, the v1 memory cgroup."""
+    v2 = None
+    v1 = None
+    with open("/proc/%s/cgroup" % pid) as f:
+        for line in f:
+            hid, ctrls, path = line.rstrip("\n").split(":", 2)
+            if hid == "0":
+                v2 = path
+            elif "memory" in ctrls.split(","):
+                v1 = path
+    if v2 == "/" and v1 not in (None, "/") and cgroup_v1_memory_root():
+        return os.stat(cgroup_v1_memory_root() + v1).st_ino, "v1:memory"
+    return own_cgroup2_id(pid), "v2"
+
+
 def kernel_btf_has(name):
     """True when the running kernel's BTF names a type `name`."""
     with open("/sys/kernel/btf/vmlinux", "rb") as f:

@@ -301,6 +301,154 @@ class Processes(unittest.TestCase):
             self.assertTrue(data(evs[n])["filename_truncated"], n)
 
 
+# Execs the file by a descriptor: /bin/true by its fd, or a copy of it in a
+# memfd; prints what /proc shows for the fd, then its pid, before exec.
+FEXECVE = r"""
+import os, sys
+if sys.argv[1] == "memfd":
+    fd = os.memfd_create("tapio-payload", 0)
+    with open("/bin/true", "rb") as f:
+        os.write(fd, f.read())
+else:
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+print(os.readlink("/proc/self/fd/%d" % fd), fd, flush=True)
+os.execve(fd, ["true", sys.argv[2]], {})
+"""
+
+# Drops one capability from the bounding set, then execs.
+DROP_CAP = r"""
+import ctypes, os, sys
+PR_CAPBSET_DROP = 24
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(PR_CAPBSET_DROP, int(sys.argv[1]), 0, 0, 0) != 0:
+    sys.exit("prctl: %s" % os.strerror(ctypes.get_errno()))
+os.execv("/bin/true", ["/bin/true", sys.argv[2]])
+"""
+
+CAP_NET_RAW = 13
+
+
+def own_caps():
+    """This process's capability sets from /proc/self/status, as ints."""
+    caps = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Cap"):
+                k, v = line.split(":")
+                caps[k] = int(v, 16)
+    return caps
+
+
+def caps_of(x):
+    return {k: int(x["cap_" + k], 16) for k in ("inheritable", "permitted", "effective", "ambient")}
+
+
+class ExecCredentialsAndFiles(unittest.TestCase):
+    """process.exec's capability sets and what was run (exe, memfd)."""
+
+    def setUp(self):
+        need_root(self)
+
+    def exec_of(self, t, pid, args):
+        return t.wait_for(lambda e: e["type"] == "process.exec" and data(e)["pid"] == pid
+                          and data(e)["args"] == args, 10)
+
+    def run_traced(self, argv, args):
+        """Runs argv; returns the exec (of its pid) whose argv is args, and
+        what argv printed."""
+        with trace("-e", "process.exec") as t:
+            p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+            out, _ = p.communicate(timeout=10)
+            self.assertEqual(p.returncode, 0, out)
+            ev = self.exec_of(t, p.pid, args)
+            t.stop()
+        self.assertIsNotNone(ev, [data(e) for e in t.events if data(e)["pid"] == p.pid])
+        return data(ev), out
+
+    def test_root_exec_has_the_full_capability_sets(self):
+        argv = ["/bin/true", "tapio-caps-root"]
+        x, _ = self.run_traced(argv, argv)
+        mine = own_caps()
+        self.assertEqual((x["uid"], x["euid"]), (0, 0))
+        caps = caps_of(x)
+        # root without file capabilities: permitted = effective = the
+        # bounding set; inheritable is kept; ambient is cleared for root.
+        self.assertEqual(caps["permitted"], mine["CapBnd"], x)
+        self.assertEqual(caps["effective"], mine["CapBnd"], x)
+        self.assertEqual(caps["inheritable"], mine["CapInh"], x)
+        self.assertEqual(caps["ambient"], 0, x)
+        self.assertRegex(x["cap_effective"], "^[0-9a-f]{16}$")
+
+    def test_a_capability_dropped_from_the_bounding_set_is_absent(self):
+        mine = own_caps()
+        self.assertTrue(mine["CapBnd"] & (1 << CAP_NET_RAW), "CAP_NET_RAW not in this bounding set")
+        x, _ = self.run_traced([sys.executable, "-c", DROP_CAP, str(CAP_NET_RAW),
+                                "tapio-caps-drop"], ["/bin/true", "tapio-caps-drop"])
+        caps = caps_of(x)
+        want = mine["CapBnd"] & ~(1 << CAP_NET_RAW)
+        self.assertEqual(caps["effective"], want, x)
+        self.assertEqual(caps["permitted"], want, x)
+        self.assertFalse(caps["effective"] & (1 << CAP_NET_RAW))
+
+    def test_non_root_exec_has_no_effective_capabilities(self):
+        x, _ = self.run_traced(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "/bin/true", "tapio-caps-nobody"], ["/bin/true", "tapio-caps-nobody"])
+        self.assertEqual((x["uid"], x["euid"]), (65534, 65534))
+        caps = caps_of(x)
+        self.assertEqual(caps["effective"], 0, x)
+        self.assertEqual(caps["permitted"], 0, x)
+        self.assertEqual(caps["ambient"], 0, x)
+
+    def test_fexecve_names_the_file_that_was_run(self):
+        x, out = self.run_traced([sys.executable, "-c", FEXECVE, "/bin/true", "tapio-fexecve"],
+                                 ["true", "tapio-fexecve"])
+        link, fd = out.strip().rsplit(" ", 1)
+        self.assertEqual(x["filename"], "/dev/fd/%s" % fd)
+        self.assertEqual(x["exe"], os.path.realpath("/bin/true"))
+        self.assertEqual(x["exe"], link)
+        self.assertFalse(x["memfd"])
+        self.assertFalse(x["exe_truncated"])
+
+    def test_memfd_exec_is_flagged_and_named_as_proc_shows_it(self):
+        x, out = self.run_traced([sys.executable, "-c", FEXECVE, "memfd", "tapio-memfd"],
+                                 ["true", "tapio-memfd"])
+        link, fd = out.strip().rsplit(" ", 1)
+        self.assertEqual(link, "/memfd:tapio-payload (deleted)")
+        self.assertEqual(x["filename"], "/dev/fd/%s" % fd)
+        self.assertEqual(x["exe"], link)
+        self.assertTrue(x["memfd"])
+        self.assertFalse(x["exe_truncated"])
+
+    def test_exe_of_a_plain_exec_is_the_resolved_path(self):
+        # /bin/sh is a symlink (to dash on Debian): exe is where it leads.
+        argv = ["/bin/sh", "-c", "true", "tapio-exe-sh"]
+        x, _ = self.run_traced(argv, argv)
+        self.assertEqual(x["filename"], "/bin/sh")
+        self.assertEqual(x["exe"], os.path.realpath("/bin/sh"))
+        self.assertFalse(x["memfd"])
+
+    def test_exe_too_long_or_too_deep_keeps_its_last_components_and_is_flagged(self):
+        d = tmpdir(self)
+        os.chmod(d, 0o755)
+        cases = {}
+        long_dir = os.path.join(d, "l" * 120, "m" * 120)
+        deep_dir = os.path.join(d, *(["d"] * 40))
+        for name, parent in (("long", long_dir), ("deep", deep_dir)):
+            os.makedirs(parent)
+            path = os.path.join(parent, "tapio-true-" + name)
+            shutil.copy("/bin/true", path)
+            cases[name] = os.path.realpath(path)
+        self.assertGreater(len(cases["long"]), 255)
+        for name, path in cases.items():
+            marker = "tapio-exe-" + name
+            x, _ = self.run_traced([path, marker], [path, marker])
+            self.assertTrue(x["exe_truncated"], x)
+            self.assertTrue(x["exe"].startswith("/"), x)
+            self.assertTrue(path.endswith(x["exe"]), (path, x["exe"]))
+            self.assertTrue(x["exe"].endswith("/tapio-true-" + name), x)
+            self.assertLess(len(x["exe"]), len(path))
+
+
 PREFORK = r"""
 import os, socket, sys
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8)

@@ -107,6 +107,7 @@ Test(kernel_decode, common_header_fields)
 	cr_assert_eq(jnum(j, "gid"), 1001);
 	cr_assert_str_eq(jstr(j, "comm"), "worker");
 	cr_assert_eq(jnum(j, "cgroup_id"), 4242);
+	cr_assert_str_eq(jstr(j, "cgroup_hierarchy"), "v2");
 	cr_assert_eq(jnum(j, "pidns"), 4026531836.0);
 	cr_assert_eq(jnum(j, "mntns"), 4026531840.0);
 	cr_assert_eq(jnum(j, "cpu"), 1);
@@ -121,6 +122,15 @@ Test(kernel_decode, common_header_fields)
 	char *t = text(&e, sizeof(e));
 	cr_assert_str_eq(t, "child=200");
 	free(t);
+
+	/* A v1/hybrid host's task in the v1 memory hierarchy. */
+	e.hdr.flags = HDR_F_CGROUP_V1;
+	j = decode(&e, sizeof(e));
+	cr_assert_eq(jnum(j, "cgroup_id"), 4242);
+	cr_assert_str_eq(jstr(j, "cgroup_hierarchy"), "v1:memory");
+	cr_assert(jbool(j, "task_known"));
+	cJSON_Delete(j);
+	e.hdr.flags = 0;
 
 	uint32_t pid;
 	char comm[16];
@@ -176,6 +186,51 @@ Test(kernel_decode, exec_args_and_escaping)
 	char comm[16];
 	cr_assert_eq(kevent_pid_comm(&e, len, &pid, comm), 0);
 	cr_assert_eq(memcmp(comm, "a\"b\x01\xff", 6), 0);
+}
+
+Test(kernel_decode, exec_exe_memfd_and_capabilities)
+{
+	static struct exec_event e;
+	size_t len;
+
+	header(&e.hdr, EVENT_PROCESS_EXEC);
+	strcpy(e.filename, "/dev/fd/3");
+	e.filename_len = strlen(e.filename);
+	strcpy(e.exe, "/memfd:payload (deleted)");
+	e.exe_len = strlen(e.exe);
+	e.flags = EXEC_F_EXE_KNOWN | EXEC_F_MEMFD;
+	e.cap_effective = 0x000001fffeffdfffull;
+	e.cap_permitted = 0x000001fffeffffffull;
+	e.cap_inheritable = 0;
+	e.cap_ambient = 0x1000;
+	len = exec_set_args(&e, "true", 5);
+
+	cJSON *j = decode(&e, len);
+	cr_assert_str_eq(jstr(j, "filename"), "/dev/fd/3");
+	cr_assert_str_eq(jstr(j, "exe"), "/memfd:payload (deleted)");
+	cr_assert(jbool(j, "memfd"));
+	cr_assert_not(jbool(j, "exe_truncated"));
+	cr_assert_str_eq(jstr(j, "cap_effective"), "000001fffeffdfff");
+	cr_assert_str_eq(jstr(j, "cap_permitted"), "000001fffeffffff");
+	cr_assert_str_eq(jstr(j, "cap_inheritable"), "0000000000000000");
+	cr_assert_str_eq(jstr(j, "cap_ambient"), "0000000000001000");
+	cJSON_Delete(j);
+
+	/* A cut path is flagged; exe_len bounds what is shown. */
+	strcpy(e.exe, "/b/c/true");
+	e.exe_len = 4;
+	e.flags = EXEC_F_EXE_KNOWN | EXEC_F_EXE_TRUNCATED;
+	j = decode(&e, len);
+	cr_assert_str_eq(jstr(j, "exe"), "/b/c");
+	cr_assert(jbool(j, "exe_truncated"));
+	cr_assert_not(jbool(j, "memfd"));
+	cJSON_Delete(j);
+
+	/* Not read: "" whatever the buffer holds. */
+	e.flags = 0;
+	j = decode(&e, len);
+	cr_assert_str_eq(jstr(j, "exe"), "");
+	cJSON_Delete(j);
 }
 
 Test(kernel_decode, exec_truncated_argv)

@@ -76,6 +76,11 @@ struct pod_container {
 	const char *id, *name, *image, *image_id;
 };
 
+/* A cgroup id as the hooks take it: a cgroup2 id, or with this bit set the
+ * id of a cgroup in the v1 memory hierarchy (kernel events on v1/hybrid
+ * hosts; ids are per hierarchy, so the two kinds must not mix). */
+#define CGROUP_KEY_V1 (1ull << 63)
+
 /* Hooks that enrichment gives the collectors (all optional, ctx first). */
 struct collector_hooks {
 	void *ctx;

@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ struct cg_entry {
 struct podmeta {
 	pthread_mutex_t mu;
 	struct cgroup_resolver res;
+	struct cgroup_resolver res_v1; /* the v1 memory hierarchy (root_fd -1: none) */
 	size_t max;
 
 	struct cg_entry *cg;
@@ -97,6 +99,14 @@ struct podmeta *podmeta_new(const char *cgroup_root, size_t max_entries)
 	int err = cgroup_resolver_open(&pm->res, cgroup_root);
 	if (err)
 		goto fail;
+	/* On a v1/hybrid host, ids with CGROUP_KEY_V1 resolve in the v1
+	 * memory hierarchy (autodetected only, like the cgroup2 root). */
+	char v1[PATH_MAX];
+	unsigned v1_id;
+	pm->res_v1.root_fd = -1;
+	if (!cgroup_root && !cgroup_v1_find("memory", &v1_id, v1, sizeof(v1)) &&
+	    cgroup_resolver_open(&pm->res_v1, v1))
+		pm->res_v1.root_fd = -1;
 
 	pm->max = max_entries;
 	pm->cg = calloc(max_entries, sizeof(*pm->cg));
@@ -116,6 +126,7 @@ struct podmeta *podmeta_new(const char *cgroup_root, size_t max_entries)
 	return pm;
 fail:
 	cgroup_resolver_close(&pm->res);
+	cgroup_resolver_close(&pm->res_v1);
 	free(pm->cg);
 	free(pm->cg_hash);
 	pod_table_free(&pm->pods);
@@ -135,6 +146,7 @@ void podmeta_free(struct podmeta *pm)
 	strlist_free(&pm->want_labels);
 	pthread_mutex_destroy(&pm->mu);
 	cgroup_resolver_close(&pm->res);
+	cgroup_resolver_close(&pm->res_v1);
 	free(pm->cg);
 	free(pm->cg_hash);
 	free(pm);
@@ -144,6 +156,11 @@ int podmeta_cgroup_path(struct podmeta *pm, uint64_t cgroup_id, char *buf, size_
 {
 	if (!pm || !buf || len < 2)
 		return -EINVAL;
+	if (cgroup_id & CGROUP_KEY_V1) {
+		if (pm->res_v1.root_fd < 0)
+			return -ENOENT;
+		return cgroup_resolver_path(&pm->res_v1, cgroup_id & ~CGROUP_KEY_V1, buf, len);
+	}
 	return cgroup_resolver_path(&pm->res, cgroup_id, buf, len);
 }
 

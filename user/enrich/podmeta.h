@@ -66,7 +66,10 @@ int podmeta_start_resolver(struct podmeta *pm);
  * (nothing queued: ask again). Thread-safe. */
 int podmeta_lookup_nowait(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_entry *out);
 
-/* The path of a cgroup id below the cgroup root (e.g. "/kubepods.slice/..."),
+/* The path of a cgroup id below the cgroup root (e.g. "/kubepods.slice/...");
+ * an id with CGROUP_KEY_V1 (core/collector.h) below the v1 memory
+ * hierarchy's mount, found at podmeta_new() when cgroup_root is NULL (none:
+ * -ENOENT),
  * by file handle (open_by_handle_at, needs CAP_DAC_READ_SEARCH) or else by a
  * walk of the tree. Returns 0, -ENOENT (no such cgroup), -ENAMETOOLONG, or
  * another negative errno. Not cached. */

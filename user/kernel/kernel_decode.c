@@ -271,6 +271,8 @@ static void json_header(struct strbuf *out, const struct event_header *h)
 	json_u64(out, "gid", h->gid);
 	json_str(out, "comm", h->comm, comm_len(h->comm, sizeof(h->comm)));
 	json_u64(out, "cgroup_id", h->cgroup_id);
+	json_key(out, "cgroup_hierarchy");
+	sb_json_cstr(out, h->flags & HDR_F_CGROUP_V1 ? "v1:memory" : "v2");
 	json_u64(out, "pidns", h->pidns);
 	json_u64(out, "mntns", h->mntns);
 	json_u64(out, "cpu", h->cpu);
@@ -367,6 +369,29 @@ static const char *oom_constraint(const struct oom_event *e)
 	return e->flags & OOM_F_MEMCG_KNOWN ? "global" : "unknown";
 }
 
+/* exe (what was run), exe_truncated, memfd. */
+static void json_exe(struct strbuf *out, const struct exec_event *e)
+{
+	size_t n = strnlen(e->exe, sizeof(e->exe));
+
+	if (!(e->flags & EXEC_F_EXE_KNOWN))
+		n = 0;
+	else if (e->exe_len < n)
+		n = e->exe_len;
+	json_str(out, "exe", e->exe, n);
+	json_bool(out, "exe_truncated", e->flags & EXEC_F_EXE_TRUNCATED);
+	json_bool(out, "memfd", e->flags & EXEC_F_MEMFD);
+}
+
+/* A capability set as /proc/PID/status shows it: 16 hex digits. */
+#define json_caps(out, key, v)                                                                     \
+	do {                                                                                       \
+		char hex_[24];                                                                     \
+		json_key(out, key);                                                                \
+		snprintf(hex_, sizeof(hex_), "\"%016llx\"", (unsigned long long)(v));              \
+		sb_add((out), hex_, 18);                                                           \
+	} while (0)
+
 /* oom.kill's memcg fields: the victim's memcg, and which limit was hit. */
 static void json_oom_memcg(struct strbuf *out, const struct oom_event *e)
 {
@@ -421,6 +446,11 @@ int kevent_json(const void *data, size_t len, struct strbuf *out)
 		json_bool(out, "args_unread", r.exec.flags & EXEC_F_ARGS_UNREAD);
 		json_u64(out, "euid", r.exec.euid);
 		json_u64(out, "egid", r.exec.egid);
+		json_exe(out, &r.exec);
+		json_caps(out, "cap_inheritable", r.exec.cap_inheritable);
+		json_caps(out, "cap_permitted", r.exec.cap_permitted);
+		json_caps(out, "cap_effective", r.exec.cap_effective);
+		json_caps(out, "cap_ambient", r.exec.cap_ambient);
 		break;
 	}
 	case EVENT_PROCESS_FORK:

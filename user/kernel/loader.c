@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "kernel/internal.h"
+#include "util/cgroupfs.h"
 #include "util/log.h"
 #include "util/strbuf.h"
 
@@ -95,6 +96,15 @@ static void break_for_test(struct tapio *skel)
 		bpf_program__set_expected_attach_type(p, BPF_TRACE_FENTRY);
 }
 
+/* The v1 memory hierarchy's id on a v1/hybrid host, else 0. */
+static unsigned v1_memory_hierarchy(void)
+{
+	char mount[256];
+	unsigned id = 0;
+
+	return cgroup_v1_find("memory", &id, mount, sizeof(mount)) ? 0 : id;
+}
+
 static int open_configured(const struct load_cfg *cfg, uint64_t off, bool sk_storage,
 			   struct tapio **out)
 {
@@ -112,6 +122,7 @@ static int open_configured(const struct load_cfg *cfg, uint64_t off, bool sk_sto
 	skel->rodata->cfg_containers_only = cfg->containers_only;
 	skel->rodata->cfg_all_threads = cfg->all_threads;
 	skel->rodata->cfg_page_shift = page_shift();
+	skel->rodata->cfg_v1_hierarchy = v1_memory_hierarchy();
 	skel->rodata->cfg_wakeup_bytes = kernel_ringbuf_wakeup(ring);
 	skel->rodata->cfg_sk_storage = sk_storage;
 	skel->rodata->cfg_ring_per_cpu = cfg->ring_per_cpu;

@@ -39,6 +39,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 	size_t used, nkv = 0;
 	uint64_t cgid;
 	unsigned type;
+	bool v1;
 
 	used = kevent_used_len(data, size);
 	if (!used) {
@@ -47,12 +48,21 @@ static int on_sample(void *ctx, void *data, size_t size)
 	}
 	type = h->type;
 	cgid = h->cgroup_id;
+	v1 = h->flags & HDR_F_CGROUP_V1;
 	/* A cgroup2 event is described by the cgroup it concerns, not its writer. */
 	if (type >= EVENT_CGROUP_MKDIR && type <= EVENT_CGROUP_ATTACH &&
-	    ((const struct cgroup_event *)data)->hierarchy_id == 0)
+	    ((const struct cgroup_event *)data)->hierarchy_id == 0) {
 		cgid = ((const struct cgroup_event *)data)->id;
+		v1 = false;
+	}
 	u64_dec(kc->idbuf, cgid);
 	kc->kv[nkv++] = (struct meta_kv){"cgroup_id", kc->idbuf};
+	/* An id from the v1 memory hierarchy (a v1/hybrid host) is looked up
+	 * there, apart from cgroup2 ids. */
+	if (v1) {
+		kc->kv[nkv++] = (struct meta_kv){"cgroup_hierarchy", "v1:memory"};
+		cgid |= CGROUP_KEY_V1;
+	}
 	const struct collector_hooks *hk = kc->o.hooks;
 	if (hk && hk->cgroup_meta && cgid)
 		nkv += hk->cgroup_meta(hk->ctx, cgid, kc->kv + nkv, META_MAX - nkv, kc->scratch,
