@@ -94,6 +94,10 @@ static inline void ns_kill(struct nats_srv *s, int sig)
 {
 	if (s->pid > 0) {
 		kill(s->pid, sig);
+		/* kill() returns before a server running on another CPU has
+		 * stopped: wait for it, so nothing is answered after this. */
+		if (sig == SIGSTOP)
+			waitpid(s->pid, NULL, WUNTRACED);
 		if (sig == SIGKILL || sig == SIGTERM) {
 			waitpid(s->pid, NULL, 0);
 			s->pid = 0;
