@@ -868,7 +868,8 @@ Test(kernel_decode, golden_bytes)
 	cr_assert_eq(kevent_json(&f, sizeof(f), &sb), 0);
 	cr_assert_str_eq(
 	    sb.buf, "{\"pid\":100,\"tid\":101,\"tgid\":100,\"ppid\":1,\"uid\":1000,\"gid\":1001,"
-		    "\"comm\":\"worker\",\"cgroup_id\":10000000000000000,\"cgroup_hierarchy\":\"v2\",\"pidns\":4026531836,"
+		    "\"comm\":\"worker\",\"cgroup_id\":10000000000000000,\"cgroup_hierarchy\":"
+		    "\"v2\",\"pidns\":4026531836,"
 		    "\"mntns\":4026531840,\"cpu\":1,\"boot_ns\":18446744073709551615,"
 		    "\"task_known\":true,\"parent_pid\":100,\"parent_tgid\":100,"
 		    "\"child_pid\":4294967295,\"child_tgid\":9}");
@@ -891,7 +892,8 @@ Test(kernel_decode, golden_bytes)
 	cr_assert_eq(kevent_json(&e, sizeof(e), &sb), 0);
 	cr_assert_str_eq(
 	    sb.buf, "{\"pid\":100,\"tid\":101,\"tgid\":100,\"ppid\":1,\"uid\":1000,\"gid\":1001,"
-		    "\"comm\":\"worker\",\"cgroup_id\":4242,\"cgroup_hierarchy\":\"v2\",\"pidns\":4026531836,"
+		    "\"comm\":\"worker\",\"cgroup_id\":4242,\"cgroup_hierarchy\":\"v2\",\"pidns\":"
+		    "4026531836,"
 		    "\"mntns\":4026531840,\"cpu\":1,\"boot_ns\":123456789,\"task_known\":true,"
 		    "\"family\":\"ipv6\",\"saddr\":\"fd00::1\",\"sport\":65535,"
 		    "\"daddr\":\"2001:db8::20\",\"dport\":443,\"oldstate\":\"LAST_ACK\","

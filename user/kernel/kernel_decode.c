@@ -384,12 +384,21 @@ static void json_exe(struct strbuf *out, const struct exec_event *e)
 }
 
 /* A capability set as /proc/PID/status shows it: 16 hex digits. */
+static void caps_hex(struct strbuf *out, uint64_t v)
+{
+	static const char hex[] = "0123456789abcdef";
+	char q[18];
+
+	q[0] = q[17] = '"';
+	for (int i = 16; i >= 1; i--, v >>= 4)
+		q[i] = hex[v & 15];
+	sb_add(out, q, sizeof(q));
+}
+
 #define json_caps(out, key, v)                                                                     \
 	do {                                                                                       \
-		char hex_[24];                                                                     \
 		json_key(out, key);                                                                \
-		snprintf(hex_, sizeof(hex_), "\"%016llx\"", (unsigned long long)(v));              \
-		sb_add((out), hex_, 18);                                                           \
+		caps_hex((out), (v));                                                              \
 	} while (0)
 
 /* oom.kill's memcg fields: the victim's memcg, and which limit was hit. */
