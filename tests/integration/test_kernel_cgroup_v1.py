@@ -11,6 +11,7 @@ process in a cgroup2 cgroup keeps the cgroup2 id.
 """
 import os
 import subprocess
+import time
 import unittest
 
 import tapiotest
@@ -121,8 +122,18 @@ class HybridCgroups(unittest.TestCase):
                 if ready:
                     break
             self.assertIsNotNone(ready, "\n".join(t.stderr_lines[-20:]))
+            # The first event of a cgroup the pod cache has not seen is
+            # sent at once, marked pending; the resolver then reads its
+            # path in the v1 memory mount, and later events carry the pod.
             self.exec_in(self.v1_dir, self.v2, marker)
-            ev = self.exec_event(t, marker)
+            first = self.exec_event(t, marker)
+            time.sleep(0.5)
+            self.exec_in(self.v1_dir, self.v2, marker + "-again")
+            ev = self.exec_event(t, marker + "-again")
+        meta = first["meta"]
+        self.assertEqual(meta.get("cgroup_hierarchy"), "v1:memory", meta)
+        self.assertEqual(int(meta["cgroup_id"]), os.stat(self.v1_dir).st_ino, meta)
+        self.assertEqual(meta.get("pod_meta"), "pending", meta)
         meta = ev["meta"]
         self.assertEqual(meta.get("cgroup_hierarchy"), "v1:memory", meta)
         self.assertEqual(int(meta["cgroup_id"]), os.stat(self.v1_dir).st_ino, meta)

@@ -107,7 +107,7 @@ class PerCpuRings(unittest.TestCase):
                 self.assertEqual(d["uid"], 0)
                 self.assertEqual(d["gid"], 0)
                 self.assertEqual(d["comm"], "sh")
-                self.assertEqual(d["cgroup_id"], kf.own_cgroup2_id())
+                self.assertEqual((d["cgroup_id"], d["cgroup_hierarchy"]), kf.own_header_cgroup())
                 self.assertEqual(ev["meta"]["cgroup_id"], str(d["cgroup_id"]))
                 self.assertEqual(d["pidns"], os.stat("/proc/self/ns/pid").st_ino)
                 self.assertEqual(d["mntns"], os.stat("/proc/self/ns/mnt").st_ino)
