@@ -150,7 +150,13 @@ int cni_emit_line(struct cni_collector *c, struct cni_file *f, const struct cni_
 	struct meta_kv kv[13];
 	char id[80];
 	size_t n = meta_kv(m, NULL, NULL, f->path, kv);
-	snprintf(id, sizeof(id), "cni-%" PRIu64 "-%" PRIu64 "-%" PRIu64, f->dev, f->ino, off);
+	/* The line's hash tells it from another line at the same offset (the file
+	 * truncated and rewritten): each gets its own Nats-Msg-Id. */
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)line[i]) * 0x100000001b3ull;
+	snprintf(id, sizeof(id), "cni-%" PRIu64 "-%" PRIu64 "-%" PRIu64 "-%016" PRIx64, f->id_dev,
+		 f->id_ino, off, h);
 	kv[n++] = (struct meta_kv){"id", id};
 	uint64_t seq = c->seq + 1;
 	c->ring[seq % CNI_RING] = (struct cni_pos){f->dev, f->ino, off + len + 1};
@@ -412,6 +418,8 @@ static void cni_counters(struct collector *base, counter_fn fn, void *ctx)
 	fn(ctx, "state_write_errors", "", atomic_load(&c->state_errors));
 	fn(ctx, "vanished_files", "", atomic_load(&c->vanished));
 	fn(ctx, "symlinks_refused", "", atomic_load(&c->symlinks_refused));
+	fn(ctx, "resume_ambiguous", "", atomic_load(&c->resume_ambiguous));
+	fn(ctx, "rotated_resumed", "", atomic_load(&c->rotated_resumed));
 }
 
 static const struct collector_ops cni_ops = {

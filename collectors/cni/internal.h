@@ -64,8 +64,12 @@ struct cni_file {
 	char *name;
 	char *path;
 	uint64_t detached_ns;
-	uint32_t fp_len;
-	uint64_t fp;
+	struct tail_fp fp; /* at fp_off, when fp_ok */
+	uint64_t fp_off;
+	bool fp_ok;
+	/* event ids: cni-<id_dev>-<id_ino>-<offset>-<hash of the line>; a rotated
+	 * copy read after a copytruncate has the original's (dev, ino) */
+	uint64_t id_dev, id_ino;
 	bool seen;
 	bool more; /* stopped on the read budget */
 };
@@ -101,6 +105,7 @@ struct cni_collector {
 	size_t nf, capf;
 
 	struct tail_state saved;
+	int64_t saved_at_ns; /* when the offsets file was written (its mtime), or 0 */
 	bool had_state;
 	bool dirty;
 	/* directory snapshots of the last run not yet taken up by a target */
@@ -134,7 +139,9 @@ struct cni_collector {
 
 	_Atomic uint64_t overflows, truncations, rotations, state_errors, vanished;
 	_Atomic uint64_t symlinks_refused;
-	uint64_t refused_names[256]; /* hashes of the refused paths already named */
+	_Atomic uint64_t resume_ambiguous; /* saved offsets that could not be checked */
+	_Atomic uint64_t rotated_resumed;  /* rotated copies read from a saved offset */
+	uint64_t refused_names[256];	   /* hashes of the refused paths already named */
 };
 
 static inline int64_t mtime_ns(const struct stat *st)
@@ -158,7 +165,7 @@ char *cni_join(const char *dir, const char *name);
 int cni_read_file(struct cni_collector *c, const char *path, size_t max, struct stat *st);
 
 /* Emits one log line of file f starting at off (resumable: tracked until
- * the sink has it, id cni-<dev>-<ino>-<off>). Returns 0 when done with,
+ * the sink has it, id cni-<dev>-<ino>-<off>-<line hash>). Returns 0 when done with,
  * nonzero when refused (full queue, stopping): it is read again later. */
 int cni_emit_line(struct cni_collector *c, struct cni_file *f, const struct cni_meta *m,
 		  const char *line, size_t len, uint64_t off);

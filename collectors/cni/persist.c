@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "collectors/cni/internal.h"
 #include "core/state.h"
@@ -132,9 +134,30 @@ int cni_save_offsets(struct cni_collector *c)
 		/* the offset up to which the sink has every line, not what was read */
 		uint64_t off = f->t.commit;
 		cni_acked_get(c, f->dev, f->ino, &off);
-		if (f->fp_len < TAIL_FP_MAX || off < f->fp_len)
-			tail_fingerprint(f->t.fd, off, &f->fp_len, &f->fp);
-		struct tail_saved e = {f->dev, f->ino, off, f->fp_len, f->fp, f->path};
+		if (!f->fp_ok || f->fp_off != off) {
+			struct tail_fp fp;
+			if (tail_fingerprint(f->t.fd, off, &fp) == 0) {
+				f->fp = fp;
+				f->fp_off = off;
+				f->fp_ok = true;
+			}
+		}
+		/* Cut under us (a truncation not read yet): the last offset whose
+		 * fingerprint is known, or 0; earlier, never past what was acked. */
+		if (!f->fp_ok) {
+			f->fp_off = 0;
+			f->fp =
+			    (struct tail_fp){0, 0xcbf29ce484222325ull, 0, 0xcbf29ce484222325ull};
+			f->fp_ok = true;
+		}
+		struct tail_saved e = {.dev = f->dev,
+				       .ino = f->ino,
+				       .off = f->fp_off,
+				       .fp = f->fp,
+				       .has_tail = true,
+				       .id_dev = f->id_dev,
+				       .id_ino = f->id_ino,
+				       .path = f->path};
 		err = tail_state_add(&st, &e);
 	}
 	if (!err) {
@@ -199,6 +222,12 @@ void cni_load_offsets(struct cni_collector *c)
 		return;
 	}
 	c->had_state = true; /* even a damaged file means this is not a first start */
+	int sfd = state_open(c->state_dir, OFFSETS_NAME);
+	struct stat sst;
+	if (sfd >= 0 && fstat(sfd, &sst) == 0)
+		c->saved_at_ns = mtime_ns(&sst);
+	if (sfd >= 0)
+		close(sfd);
 	size_t bad = 0;
 	int err = tail_state_parse(&c->saved, buf, (size_t)n, &bad);
 	free(buf);

@@ -50,6 +50,18 @@ def append(path, text):
         f.write(text)
 
 
+def line_id(st, off, line):
+    """The event id of a log line (str or bytes, with or without its \\n) of the
+    file with os.stat() st at offset off:
+    cni-<dev>-<ino>-<offset>-<FNV-1a 64 of the line, 16 hex digits>"""
+    if isinstance(line, str):
+        line = line.encode()
+    h = 0xcbf29ce484222325
+    for b in line[:-1] if line.endswith(b"\n") else line:
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return "cni-%d-%d-%d-%016x" % (st.st_dev, st.st_ino, off, h)
+
+
 def logs(t, path=None):
     return [e for e in t.events if e["type"] == "cni.log" and (path is None or e["meta"].get("file") == path)]
 

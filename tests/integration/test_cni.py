@@ -9,7 +9,7 @@ import unittest
 import uuid
 
 import tapiotest
-from cni_fixture import (NetnsShell, Tree, append, libcni_cache, logs, reserve_ip, settle,
+from cni_fixture import (NetnsShell, Tree, append, libcni_cache, line_id, logs, reserve_ip, settle,
                          wait_count, write_result, write_result_atomic)
 
 CALICO_LINE = ('2024-05-10 12:34:56.789 [INFO][12345] plugin.go 326: Calico CNI ADD '
@@ -45,15 +45,14 @@ class CniTest(unittest.TestCase):
         self.assertEqual(ev["meta"], {"operation": "ADD", "plugin": "calico", "pod": "web-0",
                                       "namespace": "shop", "container_id": "4f2a9c",
                                       "netns": "/var/run/netns/cni-5e1d", "file": calico,
-                                      "id": "cni-%d-%d-0" % (os.stat(calico).st_dev,
-                                                             os.stat(calico).st_ino)})
+                                      "id": line_id(os.stat(calico), 0, CALICO_LINE)})
         ev = t.wait_for(lambda e: e["type"] == "cni.log" and e["meta"].get("file") == old)
         self.assertIsNotNone(ev)
         self.assertEqual(ev["data"], PLAIN_LINE)
         self.assertEqual(ev["meta"], {"operation": "DEL", "plugin": "bridge", "container_id": "77ee",
                                       "netns": "/proc/4242/ns/net", "file": old,
-                                      "id": "cni-%d-%d-%d" % (os.stat(old).st_dev, os.stat(old).st_ino,
-                                                              len("before the first start\n"))})
+                                      "id": line_id(os.stat(old), len("before the first start\n"),
+                                                    PLAIN_LINE)})
         settle(t)
         # the first start begins at the end: the older line is not emitted
         self.assertEqual(self.lines_of(t, old), [PLAIN_LINE])
@@ -155,9 +154,9 @@ class CniTest(unittest.TestCase):
         self.assertIn("\x00 nul \x1b[31m", bad[0]["data"])
         self.assertTrue(bad[0]["data"].endswith("Pod=ok\r"))  # raw: only the \n is taken off
         # the container ID with a non-ASCII byte is left out; the pod is kept
-        st = os.stat(p)  # the id: device, inode and offset of the line
-        self.assertEqual(bad[0]["meta"], {"pod": "ok", "file": p,
-                                          "id": "cni-%d-%d-0" % (st.st_dev, st.st_ino)})
+        st = os.stat(p)  # the id: device, inode and offset of the line, and its hash
+        raw = b"bad \xff\xfe utf8 \x00 nul \x1b[31m ContainerID=\"a\xffb\" Pod=ok\r"
+        self.assertEqual(bad[0]["meta"], {"pod": "ok", "file": p, "id": line_id(st, 0, raw)})
 
     def test_deleted_and_recreated_log_dirs(self):
         tr = Tree(self)
@@ -213,7 +212,7 @@ class CniTest(unittest.TestCase):
         self.assertEqual(t2.stop(), 0)
         with open(os.path.join(tr.state, "cni-offsets")) as f:
             saved = f.read()
-        self.assertTrue(saved.startswith("tapio-cni-offsets 1\n"), saved)
+        self.assertTrue(saved.startswith("tapio-cni-offsets 2\n"), saved)
         self.assertIn(" " + p + "\n", saved)
         entry = [l for l in saved.splitlines() if l.endswith(" " + p)][0].split()
         self.assertEqual(int(entry[1]), os.stat(p).st_ino)

@@ -2,7 +2,7 @@
 to while the agent follows it into a real `nats-server -js`, the agent
 SIGKILLed at random points, once while NATS is down and the agent's small
 queue is full of what JetStream never acknowledged. The saved offsets move
-only on the PubAck and every line's Nats-Msg-Id is cni-<dev>-<ino>-<offset>,
+only on the PubAck and every line's Nats-Msg-Id is cni-<dev>-<ino>-<offset>-<hash>,
 so the stream holds every line exactly once, none missing."""
 import json
 import os
@@ -126,13 +126,12 @@ class CniCrashTest(CrashTest, unittest.TestCase):
         with open(self.log, "rb") as f:
             starts = {}
             for line in f:
-                starts[int(line.split()[1])] = off
+                starts[int(line.split()[1])] = (off, line.decode())
                 off += len(line)
         for m in msgs:
             ev = json.loads(m["data"])
             self.assertEqual(m["headers"]["Nats-Msg-Id"], ev["meta"]["id"])
-            self.assertEqual(ev["meta"]["id"], "cni-%d-%d-%d" % (st.st_dev, st.st_ino,
-                                                                 starts[line_no(ev)]))
+            self.assertEqual(ev["meta"]["id"], C.line_id(st, *starts[line_no(ev)]))
 
 
 if __name__ == "__main__":
