@@ -217,8 +217,13 @@ static void file_start_offset(struct cni_collector *c, struct target *t, struct 
 		tail_state_del(&c->saved, (size_t)i);
 		f->id_dev = s.id_dev;
 		f->id_ino = s.id_ino;
-		struct cni_file *copy = open_rotated_copy(c, t, f->name, &s, f->ino);
 		int m = tail_match(f->t.fd, size, &s);
+		/* The live file still holds the bytes before the saved offset: not
+		 * truncated (a copy of it is a backup, not a rotation). At offset 0
+		 * nothing can be checked: a copy made since the save is the rotation. */
+		struct cni_file *copy = m == TAIL_SAME && s.off > 0
+					    ? NULL
+					    : open_rotated_copy(c, t, f->name, &s, f->ino);
 		if (copy) {
 			atomic_fetch_add(&c->rotated_resumed, 1);
 			tlog(TLOG_INFO, "cni",

@@ -173,6 +173,18 @@ class CniRotateCrashTest(CrashTest, unittest.TestCase):
         self.check("rename while stopped", want, msgs)
         self.assertEqual(self.counter("resume_ambiguous"), 0)
 
+    def test_a_copy_without_a_truncate_is_not_a_rotation(self):
+        # `cp f f.1` as a backup while stopped: the live file still holds
+        # what was read, so it resumes where it was and the copy is not read
+        def rotate():
+            shutil.copyfile(self.log, self.log + ".1")
+            write(self.log, 1001, 50)
+        want = set(range(1, 301)) | set(range(1001, 1051))
+        t, msgs = self.run_case(rotate, want)
+        self.check("a backup copy while stopped", want, msgs)
+        self.assertEqual(self.counter("rotated_resumed"), 0)
+        self.assertEqual(self.counter("resume_ambiguous"), 0)
+
     def test_truncate_without_a_copy_is_reported_and_counted(self):
         # truncated and rewritten shorter with no rotated copy: the lines
         # after the saved offset are gone; said by name, counted, and the new
