@@ -67,6 +67,9 @@ struct cni_file {
 	struct tail_fp fp; /* at fp_off, when fp_ok */
 	uint64_t fp_off;
 	bool fp_ok;
+	struct tail_fp rd_fp; /* at rd_off (the read position), when rd_ok */
+	uint64_t rd_off;
+	bool rd_ok;
 	/* event ids: cni-<id_dev>-<id_ino>-<offset>-<hash of the line>; a rotated
 	 * copy read after a copytruncate has the original's (dev, ino) */
 	uint64_t id_dev, id_ino;

@@ -173,6 +173,31 @@ class CniRotateCrashTest(CrashTest, unittest.TestCase):
         self.check("rename while stopped", want, msgs)
         self.assertEqual(self.counter("resume_ambiguous"), 0)
 
+    def test_copytruncate_while_running_with_a_backlog_loses_nothing(self):
+        # NATS down: the queue fills and reading stops; what was not read
+        # when the file is truncated is only in the copy
+        C.append(self.log, "")
+        t = self.agent()
+        self.srv.kill()
+        write(self.log, 1, 1500)
+        time.sleep(1)
+        shutil.copyfile(self.log, self.log + ".1")
+        os.truncate(self.log, 0)
+        write(self.log, 2001, 50)
+        self.assertIsNotNone(t.wait_stderr("copytruncate; reading " + self.log + ".1", 10),
+                             t.stderr_lines)
+        self.srv.start()
+        want = set(range(1, 1501)) | set(range(2001, 2051))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            msgs = self.stored(self.srv)
+            if want <= {line_no(json.loads(m["data"])) for m in msgs}:
+                break
+            time.sleep(0.5)
+        time.sleep(1)
+        self.check("copytruncate while running, NATS down", want, self.stored(self.srv))
+        self.assertEqual(self.counter("rotated_resumed"), 1)
+
     def test_a_copy_without_a_truncate_is_not_a_rotation(self):
         # `cp f f.1` as a backup while stopped: the live file still holds
         # what was read, so it resumes where it was and the copy is not read
