@@ -82,15 +82,6 @@ static size_t meta_kv(const struct cni_meta *m, const char *op, const char *ip, 
 	return n;
 }
 
-void cni_emit(struct cni_collector *c, unsigned type, enum tapio_fmt fmt, const struct cni_meta *m,
-	      const char *op, const char *ip, const char *file, const void *data, size_t len)
-{
-	struct meta_kv kv[12];
-	size_t n = meta_kv(m, op, ip, file, kv);
-	int rc = event_emit(c->q, c->base.source, type, fmt, now_ns(), kv, n, data, len);
-	collector_count_emit(&c->base, rc);
-}
-
 /* Under alock. */
 static struct cni_pos *acked_find(struct cni_collector *c, uint64_t dev, uint64_t ino)
 {
@@ -140,7 +131,8 @@ static void commit_lines(void *ctx, uint64_t safe)
 	pthread_mutex_lock(&c->alock);
 	for (uint64_t s = c->walked + 1; s <= safe; s++) {
 		const struct cni_pos *p = &c->ring[s % CNI_RING];
-		acked_put(c, p->dev, p->ino, p->off);
+		if (!p->dir)
+			acked_put(c, p->dev, p->ino, p->off);
 	}
 	if (safe > c->walked)
 		c->walked = safe;
@@ -153,10 +145,16 @@ int cni_emit_line(struct cni_collector *c, struct cni_file *f, const struct cni_
 	struct meta_kv kv[13];
 	char id[80];
 	size_t n = meta_kv(m, NULL, NULL, f->path, kv);
-	snprintf(id, sizeof(id), "cni-%" PRIu64 "-%" PRIu64 "-%" PRIu64, f->dev, f->ino, off);
+	/* The line's hash tells it from another line at the same offset (the file
+	 * truncated and rewritten): each gets its own Nats-Msg-Id. */
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)line[i]) * 0x100000001b3ull;
+	snprintf(id, sizeof(id), "cni-%" PRIu64 "-%" PRIu64 "-%" PRIu64 "-%016" PRIx64, f->id_dev,
+		 f->id_ino, off, h);
 	kv[n++] = (struct meta_kv){"id", id};
 	uint64_t seq = c->seq + 1;
-	c->ring[seq % CNI_RING] = (struct cni_pos){f->dev, f->ino, off + len + 1};
+	c->ring[seq % CNI_RING] = (struct cni_pos){f->dev, f->ino, off + len + 1, false};
 	uint32_t token = ack_track(&c->ack, seq);
 	int rc = token ? event_emit_ack(c->q, c->base.source, TYPE_CNI_LOG, FMT_TEXT, now_ns(), kv,
 					n, line, len, token)
@@ -179,8 +177,91 @@ int cni_emit_line(struct cni_collector *c, struct cni_file *f, const struct cni_
 	return rc;
 }
 
-void cni_emit_name_path(struct cni_collector *c, unsigned type, const struct cni_meta *m,
-			const char *op, const char *ip, const char *name, const char *path)
+static int dpend_add(struct cni_collector *c, uint64_t seq, char kind, const char *path,
+		     const struct snap_ent *old)
+{
+	if (VEC_RESERVE(c->pend, c->cappend, c->npend + 1))
+		return -ENOMEM;
+	struct cni_dpend *p = &c->pend[c->npend];
+	memset(p, 0, sizeof(*p));
+	p->seq = seq;
+	p->kind = kind;
+	p->path = strdup(path);
+	if (!p->path)
+		return -ENOMEM;
+	if (old) {
+		p->had = true;
+		p->ino = old->ino;
+		p->mtime_ns = old->mtime_ns;
+		p->size = old->size;
+		if (old->m && (p->m = malloc(sizeof(*p->m))))
+			*p->m = *old->m;
+	}
+	c->npend++;
+	return 0;
+}
+
+void cni_dpend_prune(struct cni_collector *c, uint64_t walked)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < c->npend; i++) {
+		if (c->pend[i].seq <= walked) {
+			free(c->pend[i].path);
+			free(c->pend[i].m);
+		} else {
+			c->pend[k++] = c->pend[i];
+		}
+	}
+	c->npend = k;
+}
+
+int cni_emit_dir(struct cni_collector *c, char kind, const char *path, const struct snap_ent *old,
+		 const struct stat *st, unsigned type, enum tapio_fmt fmt, const struct cni_meta *m,
+		 const char *op, const char *ip, const void *data, size_t len)
+{
+	uint64_t ino = st ? (uint64_t)st->st_ino : old ? old->ino : 0;
+	int64_t mt = st ? mtime_ns(st) : old ? old->mtime_ns : 0;
+	uint64_t size = st ? (uint64_t)st->st_size : old ? old->size : 0;
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of the path */
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		h = (h ^ *p) * 0x100000001b3ull;
+	const char *kn = kind == 'n' ? "netns" : kind == 'r' ? "result" : "ipam";
+	char id[128];
+	snprintf(id, sizeof(id), "cni-%s-%s-%" PRIu64 "-%" PRId64 "-%" PRIu64 "-%016" PRIx64, kn,
+		 op && !strcmp(op, "DEL") ? "del" : "add", ino, mt, size, h);
+	struct meta_kv kv[13];
+	size_t n = meta_kv(m, op, ip, path, kv);
+	kv[n++] = (struct meta_kv){"id", id};
+	uint64_t seq = c->seq + 1;
+	c->ring[seq % CNI_RING] = (struct cni_pos){0, 0, 0, true};
+	uint32_t token = ack_track(&c->ack, seq);
+	int rc = token ? event_emit_ack(c->q, c->base.source, type, fmt, now_ns(), kv, n, data, len,
+					token)
+		       : -ENOSPC;
+	if (rc && token)
+		ack_untrack(&c->ack, token);
+	collector_count_emit_resumable(&c->base, rc);
+	if (rc == 0 || rc == -E2BIG || rc == -EINVAL) {
+		if (rc) {
+			/* can never fit: done with (counted as dropped) */
+			token = ack_track(&c->ack, seq);
+			if (token)
+				ack_settle(&c->ack, token);
+		} else if (dpend_add(c, seq, kind, path, old)) {
+			atomic_fetch_add(&c->base.n.errors, 1); /* recorded at once: at most once */
+		}
+		c->seq = seq;
+		ack_through(&c->ack, seq);
+		return 0;
+	}
+	c->dir_refused = true;
+	return rc;
+}
+
+int cni_emit_dir_name_path(struct cni_collector *c, char kind, const char *path,
+			   const struct snap_ent *old, const struct stat *st, unsigned type,
+			   const struct cni_meta *m, const char *op, const char *ip,
+			   const char *name)
 {
 	sb_reset(&c->sb2);
 	sb_puts(&c->sb2, "{\"name\":");
@@ -190,9 +271,10 @@ void cni_emit_name_path(struct cni_collector *c, unsigned type, const struct cni
 	sb_putc(&c->sb2, '}');
 	if (c->sb2.err) {
 		atomic_fetch_add(&c->base.n.errors, 1);
-		return;
+		return 0;
 	}
-	cni_emit(c, type, FMT_JSON, m, op, ip, path, c->sb2.buf, c->sb2.len);
+	return cni_emit_dir(c, kind, path, old, st, type, FMT_JSON, m, op, ip, c->sb2.buf,
+			    c->sb2.len);
 }
 
 /* ---- helpers ---- */
@@ -255,6 +337,10 @@ static void sweep(struct cni_collector *c)
 		if (t->wd < 0)
 			cni_resolve(c, t);
 		i++;
+	}
+	if (c->dir_refused) {
+		c->dir_refused = false;
+		cni_rescan_dirs(c);
 	}
 }
 
@@ -375,12 +461,14 @@ static void cni_destroy(struct collector *base)
 		ack_unregister(base->source, &c->ack);
 		/* what the sink acknowledged after the thread ended */
 		c->closing = true;
-		if (base->thread.started && c->nf)
+		if (base->thread.started && (c->nf || c->npend))
 			cni_save_offsets(c);
 		ack_destroy(&c->ack);
 	}
 	free(c->ring);
 	free(c->acked);
+	cni_dpend_prune(c, UINT64_MAX);
+	free(c->pend);
 	pthread_mutex_destroy(&c->alock);
 	for (size_t i = 0; i < c->nf; i++)
 		cni_file_free(c->f[i]);
@@ -415,6 +503,8 @@ static void cni_counters(struct collector *base, counter_fn fn, void *ctx)
 	fn(ctx, "state_write_errors", "", atomic_load(&c->state_errors));
 	fn(ctx, "vanished_files", "", atomic_load(&c->vanished));
 	fn(ctx, "symlinks_refused", "", atomic_load(&c->symlinks_refused));
+	fn(ctx, "resume_ambiguous", "", atomic_load(&c->resume_ambiguous));
+	fn(ctx, "rotated_resumed", "", atomic_load(&c->rotated_resumed));
 }
 
 static const struct collector_ops cni_ops = {

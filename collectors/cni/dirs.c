@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "collectors/cni/cni.h"
 #include "collectors/cni/internal.h"
@@ -133,8 +134,9 @@ void cni_result_add(struct cni_collector *c, struct target *t, const char *name,
 			if (!m.ifname[0])
 				strcpy(m.ifname, nm.ifname);
 		}
-		cni_emit(c, TYPE_CNI_RESULT, fmt, &m, "ADD", NULL, path, c->sb.buf, c->sb.len);
-		cni_snap_set(c, t, name, &st, &m);
+		if (cni_emit_dir(c, 'r', path, cni_snap_find(t, name), &st, TYPE_CNI_RESULT, fmt,
+				 &m, "ADD", NULL, c->sb.buf, c->sb.len) == 0)
+			cni_snap_set(c, t, name, &st, &m);
 	}
 	free(path);
 }
@@ -156,8 +158,9 @@ void cni_result_del(struct cni_collector *c, struct target *t, const char *name)
 		strcpy(m.container_id, nm.container_id);
 		strcpy(m.ifname, nm.ifname);
 	}
-	cni_emit_name_path(c, TYPE_CNI_RESULT, &m, "DEL", NULL, name, path);
-	cni_snap_del(t, name);
+	if (cni_emit_dir_name_path(c, 'r', path, e, NULL, TYPE_CNI_RESULT, &m, "DEL", NULL, name) ==
+	    0)
+		cni_snap_del(t, name);
 	free(path);
 }
 
@@ -188,8 +191,9 @@ void cni_ipam_add(struct cni_collector *c, struct target *t, const char *name, b
 			atomic_fetch_add(&c->base.n.parse_errors, 1);
 			collector_error(&c->base, "%s: no container ID in the reservation", path);
 		}
-		cni_emit(c, TYPE_CNI_IPAM, FMT_TEXT, &m, "ADD", name, path, c->sb.buf, c->sb.len);
-		cni_snap_set(c, t, name, &st, &m);
+		if (cni_emit_dir(c, 'i', path, cni_snap_find(t, name), &st, TYPE_CNI_IPAM, FMT_TEXT,
+				 &m, "ADD", name, c->sb.buf, c->sb.len) == 0)
+			cni_snap_set(c, t, name, &st, &m);
 	}
 	free(path);
 }
@@ -206,12 +210,36 @@ void cni_ipam_del(struct cni_collector *c, struct target *t, const char *name)
 	if (e && e->m)
 		m = *e->m;
 	snprintf(m.network, sizeof(m.network), "%s", t->net);
-	cni_emit_name_path(c, TYPE_CNI_IPAM, &m, "DEL", name, name, path);
-	cni_snap_del(t, name);
+	if (cni_emit_dir_name_path(c, 'i', path, e, NULL, TYPE_CNI_IPAM, &m, "DEL", name, name) ==
+	    0)
+		cni_snap_del(t, name);
 	free(path);
 }
 
 /* ---- netns ---- */
+
+/* `ip netns add` creates the file, then mounts the namespace on it, which
+ * changes what stat sees (and so the event's id). A file that is not a mount
+ * yet (on the directory's device) is given a few milliseconds to become one,
+ * so that the id is the one a restart would see. */
+#define NETNS_MOUNT_TRIES 20
+#define NETNS_MOUNT_WAIT_US 500
+
+static const struct stat *netns_settle(struct target *t, const char *path, const struct stat *st,
+				       struct stat *buf)
+{
+	if (!st)
+		return NULL;
+	*buf = *st;
+	for (int i = 0; i < NETNS_MOUNT_TRIES && (uint64_t)buf->st_dev == t->dev &&
+			S_ISREG(buf->st_mode) && buf->st_size == 0;
+	     i++) {
+		usleep(NETNS_MOUNT_WAIT_US);
+		if (lstat(path, buf))
+			return st;
+	}
+	return buf;
+}
 
 void cni_netns_event(struct cni_collector *c, struct target *t, const char *name, bool add,
 		     const struct stat *st)
@@ -221,13 +249,20 @@ void cni_netns_event(struct cni_collector *c, struct target *t, const char *name
 	char *path = cni_join(t->path, name);
 	if (!path)
 		return;
+	struct stat mst;
+	if (add)
+		st = netns_settle(t, path, st, &mst);
 	struct cni_meta m = {0};
 	snprintf(m.netns, sizeof(m.netns), "%s", name);
-	cni_emit_name_path(c, TYPE_CNI_NETNS, &m, add ? "ADD" : "DEL", NULL, name, path);
-	if (add)
+	struct snap_ent *old = cni_snap_find(t, name);
+	if (cni_emit_dir_name_path(c, 'n', path, old, add ? st : NULL, TYPE_CNI_NETNS, &m,
+				   add ? "ADD" : "DEL", NULL, name) != 0) {
+		/* refused: recorded as it was, reported again by a rescan */
+	} else if (add) {
 		cni_snap_set(c, t, name, st, NULL);
-	else
+	} else {
 		cni_snap_del(t, name);
+	}
 	free(path);
 }
 

@@ -64,8 +64,15 @@ struct cni_file {
 	char *name;
 	char *path;
 	uint64_t detached_ns;
-	uint32_t fp_len;
-	uint64_t fp;
+	struct tail_fp fp; /* at fp_off, when fp_ok */
+	uint64_t fp_off;
+	bool fp_ok;
+	struct tail_fp rd_fp; /* at rd_off (the read position), when rd_ok */
+	uint64_t rd_off;
+	bool rd_ok;
+	/* event ids: cni-<id_dev>-<id_ino>-<offset>-<hash of the line>; a rotated
+	 * copy read after a copytruncate has the original's (dev, ino) */
+	uint64_t id_dev, id_ino;
 	bool seen;
 	bool more; /* stopped on the read budget */
 };
@@ -80,6 +87,22 @@ struct cni_file {
 
 struct cni_pos {
 	uint64_t dev, ino, off;
+	bool dir; /* a netns, result or IPAM event: no file offset */
+};
+
+/* A netns, result or IPAM event the sink has not acknowledged yet, with the
+ * entry's state before it (had: it was recorded). Until it is acknowledged,
+ * cni-dirs keeps that older state, so that a restart reports the change
+ * again. */
+struct cni_dpend {
+	uint64_t seq;
+	char kind; /* cni_ds_kind() */
+	char *path;
+	bool had;
+	uint64_t ino;
+	int64_t mtime_ns;
+	uint64_t size;
+	struct cni_meta *m; /* NULL: none */
 };
 
 struct cni_collector {
@@ -101,6 +124,7 @@ struct cni_collector {
 	size_t nf, capf;
 
 	struct tail_state saved;
+	int64_t saved_at_ns; /* when the offsets file was written (its mtime), or 0 */
 	bool had_state;
 	bool dirty;
 	/* directory snapshots of the last run not yet taken up by a target */
@@ -123,18 +147,24 @@ struct cni_collector {
 	struct ack_tracker ack;
 	bool ack_ok;
 	struct cni_pos *ring;
-	uint64_t seq;	       /* the last sequence handed out (thread) */
-	uint64_t walked;       /* the last sequence walked into acked (under alock) */
-	uint64_t saved_walked; /* walked at the last save of the offsets (under alock) */
-	bool refused;	       /* a line was refused: retry after a pause */
-	bool closing;	       /* destroy's last save: the base's lock is gone */
+	uint64_t seq;		/* the last sequence handed out (thread) */
+	uint64_t walked;	/* the last sequence walked into acked (under alock) */
+	uint64_t saved_walked;	/* walked at the last save of the offsets (under alock) */
+	bool refused;		/* a line was refused: retry after a pause */
+	bool dir_refused;	/* a directory event was refused: rescan (sweep) */
+	struct cni_dpend *pend; /* directory events not acknowledged, in seq order */
+	size_t npend, cappend;
+	bool pend_written; /* the last cni-dirs held reverted entries */
+	bool closing;	   /* destroy's last save: the base's lock is gone */
 	pthread_mutex_t alock;
 	struct cni_pos *acked; /* per file: offset up to which the sink has every line */
 	size_t nacked, capacked;
 
 	_Atomic uint64_t overflows, truncations, rotations, state_errors, vanished;
 	_Atomic uint64_t symlinks_refused;
-	uint64_t refused_names[256]; /* hashes of the refused paths already named */
+	_Atomic uint64_t resume_ambiguous; /* saved offsets that could not be checked */
+	_Atomic uint64_t rotated_resumed;  /* rotated copies read from a saved offset */
+	uint64_t refused_names[256];	   /* hashes of the refused paths already named */
 };
 
 static inline int64_t mtime_ns(const struct stat *st)
@@ -143,11 +173,24 @@ static inline int64_t mtime_ns(const struct stat *st)
 }
 
 /* collector.c: emitting and helpers */
-void cni_emit(struct cni_collector *c, unsigned type, enum tapio_fmt fmt, const struct cni_meta *m,
-	      const char *op, const char *ip, const char *file, const void *data, size_t len);
-/* data {"name":..,"path":..} for netns events and deletions. */
-void cni_emit_name_path(struct cni_collector *c, unsigned type, const struct cni_meta *m,
-			const char *op, const char *ip, const char *name, const char *path);
+
+/* Emits a netns, result or IPAM event for the entry `path` of kind `kind`
+ * (cni_ds_kind), tracked until the sink has it (cni_dpend). old: the entry as
+ * recorded before (NULL: none); st: the file now (ADD; NULL for DEL). Its id
+ * is stable across restarts: cni-<kind>-<op>-<ino>-<mtime ns>-<size>-<hash of
+ * the path> of st (ADD) or old (DEL). Returns 0 when done with (the caller
+ * records the change), nonzero when refused (full queue): nothing is
+ * recorded, and a rescan reports it again. */
+int cni_emit_dir(struct cni_collector *c, char kind, const char *path, const struct snap_ent *old,
+		 const struct stat *st, unsigned type, enum tapio_fmt fmt, const struct cni_meta *m,
+		 const char *op, const char *ip, const void *data, size_t len);
+/* cni_emit_dir with data {"name":..,"path":..} (netns events, deletions). */
+int cni_emit_dir_name_path(struct cni_collector *c, char kind, const char *path,
+			   const struct snap_ent *old, const struct stat *st, unsigned type,
+			   const struct cni_meta *m, const char *op, const char *ip,
+			   const char *name);
+/* Drops the acknowledged entries of c->pend (seq <= walked). */
+void cni_dpend_prune(struct cni_collector *c, uint64_t walked);
 /* A symlink where a followed directory or file should be: never followed (at
  * start or later). Counted and named once per path. */
 void cni_refuse_symlink(struct cni_collector *c, const char *path);
@@ -158,7 +201,7 @@ char *cni_join(const char *dir, const char *name);
 int cni_read_file(struct cni_collector *c, const char *path, size_t max, struct stat *st);
 
 /* Emits one log line of file f starting at off (resumable: tracked until
- * the sink has it, id cni-<dev>-<ino>-<off>). Returns 0 when done with,
+ * the sink has it, id cni-<dev>-<ino>-<off>-<line hash>). Returns 0 when done with,
  * nonzero when refused (full queue, stopping): it is read again later. */
 int cni_emit_line(struct cni_collector *c, struct cni_file *f, const struct cni_meta *m,
 		  const char *line, size_t len, uint64_t off);
@@ -211,6 +254,9 @@ void cni_resolve(struct cni_collector *c, struct target *t);
 void cni_scan(struct cni_collector *c, struct target *t, enum scan_mode mode);
 /* Reads and dispatches pending inotify events. Returns 0 or a negative errno. */
 int cni_read_events(struct cni_collector *c);
+/* Rescans the netns, results, networks and IPAM directories (after a
+ * refused event). */
+void cni_rescan_dirs(struct cni_collector *c);
 
 /* persist.c */
 void cni_load_offsets(struct cni_collector *c);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "collectors/cni/internal.h"
 #include "core/state.h"
@@ -18,9 +20,24 @@
 #define DIRS_NAME "cni-dirs"
 #define DIRS_FILE_MAX (16u << 20)
 
-static int save_dirs(struct cni_collector *c)
+/* The first unacknowledged event of the entry (kind, path), or NULL. */
+static const struct cni_dpend *first_pending(const struct cni_collector *c, char kind,
+					     const char *path)
 {
-	bool changed = c->ddirty;
+	for (size_t i = 0; i < c->npend; i++)
+		if (c->pend[i].kind == kind && !strcmp(c->pend[i].path, path))
+			return &c->pend[i];
+	return NULL;
+}
+
+/* What cni-dirs holds: the recorded entries, except that an entry with an
+ * event the sink has not acknowledged keeps its state from before that
+ * event (absent for an ADD of a new entry, present for a DEL), so that a
+ * restart reports the change again. */
+static int save_dirs(struct cni_collector *c, uint64_t walked)
+{
+	cni_dpend_prune(c, walked);
+	bool changed = c->ddirty || c->npend || c->pend_written;
 	for (size_t i = 0; i < c->nt; i++)
 		changed = changed || c->t[i]->changed;
 	if (!c->state_dir || !changed)
@@ -47,17 +64,34 @@ static int save_dirs(struct cni_collector *c)
 			if (s->m)
 				e->m = *s->m;
 			if (snprintf(e->path, sizeof(e->path), "%s/%s", t->path, s->name) >=
-			    (int)sizeof(e->path))
-				continue;
+				(int)sizeof(e->path) ||
+			    first_pending(c, e->kind, e->path))
+				continue; /* too long, or written below as it was */
 			cni_dirstate_format(&c->sb2,
 					    e); /* names with a tab or newline are not kept */
 		}
+	}
+	for (size_t i = 0; i < c->npend; i++) {
+		const struct cni_dpend *p = &c->pend[i];
+		if (!p->had || first_pending(c, p->kind, p->path) != p ||
+		    strlen(p->path) >= sizeof(e->path))
+			continue;
+		memset(e, 0, sizeof(*e));
+		e->kind = p->kind;
+		e->ino = p->ino;
+		e->mtime_ns = p->mtime_ns;
+		e->size = p->size;
+		if (p->m)
+			e->m = *p->m;
+		memcpy(e->path, p->path, strlen(p->path) + 1);
+		cni_dirstate_format(&c->sb2, e);
 	}
 	free(e);
 	int err =
 	    c->sb2.err ? c->sb2.err : state_write(c->state_dir, DIRS_NAME, c->sb2.buf, c->sb2.len);
 	if (!err) {
 		c->ddirty = false;
+		c->pend_written = c->npend > 0;
 		for (size_t i = 0; i < c->nt; i++)
 			c->t[i]->changed = false;
 	}
@@ -132,9 +166,30 @@ int cni_save_offsets(struct cni_collector *c)
 		/* the offset up to which the sink has every line, not what was read */
 		uint64_t off = f->t.commit;
 		cni_acked_get(c, f->dev, f->ino, &off);
-		if (f->fp_len < TAIL_FP_MAX || off < f->fp_len)
-			tail_fingerprint(f->t.fd, off, &f->fp_len, &f->fp);
-		struct tail_saved e = {f->dev, f->ino, off, f->fp_len, f->fp, f->path};
+		if (!f->fp_ok || f->fp_off != off) {
+			struct tail_fp fp;
+			if (tail_fingerprint(f->t.fd, off, &fp) == 0) {
+				f->fp = fp;
+				f->fp_off = off;
+				f->fp_ok = true;
+			}
+		}
+		/* Cut under us (a truncation not read yet): the last offset whose
+		 * fingerprint is known, or 0; earlier, never past what was acked. */
+		if (!f->fp_ok) {
+			f->fp_off = 0;
+			f->fp =
+			    (struct tail_fp){0, 0xcbf29ce484222325ull, 0, 0xcbf29ce484222325ull};
+			f->fp_ok = true;
+		}
+		struct tail_saved e = {.dev = f->dev,
+				       .ino = f->ino,
+				       .off = f->fp_off,
+				       .fp = f->fp,
+				       .has_tail = true,
+				       .id_dev = f->id_dev,
+				       .id_ino = f->id_ino,
+				       .path = f->path};
 		err = tail_state_add(&st, &e);
 	}
 	if (!err) {
@@ -145,7 +200,7 @@ int cni_save_offsets(struct cni_collector *c)
 	}
 	tail_state_free(&st);
 	if (!err)
-		err = save_dirs(c);
+		err = save_dirs(c, walked);
 	c->last_save_ns = mono_ns();
 	if (err) {
 		atomic_fetch_add(&c->state_errors, 1);
@@ -199,6 +254,12 @@ void cni_load_offsets(struct cni_collector *c)
 		return;
 	}
 	c->had_state = true; /* even a damaged file means this is not a first start */
+	int sfd = state_open(c->state_dir, OFFSETS_NAME);
+	struct stat sst;
+	if (sfd >= 0 && fstat(sfd, &sst) == 0)
+		c->saved_at_ns = mtime_ns(&sst);
+	if (sfd >= 0)
+		close(sfd);
 	size_t bad = 0;
 	int err = tail_state_parse(&c->saved, buf, (size_t)n, &bad);
 	free(buf);

@@ -115,28 +115,71 @@ int64_t tail_end_offset(int fd, uint64_t size, char *buf, size_t cap, size_t lin
 	return (int64_t)size;
 }
 
-int tail_fingerprint(int fd, uint64_t limit, uint32_t *fp_len, uint64_t *fp)
+static uint64_t fnv1a(uint64_t h, const char *b, size_t n)
 {
-	char b[TAIL_FP_MAX];
-	size_t want = limit < TAIL_FP_MAX ? (size_t)limit : TAIL_FP_MAX;
-	ssize_t n;
-	do
-		n = pread(fd, b, want, 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -errno;
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (ssize_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		h ^= (unsigned char)b[i];
 		h *= 0x100000001b3ull;
 	}
-	*fp_len = (uint32_t)n;
-	*fp = h;
+	return h;
+}
+
+#define FNV_BASIS 0xcbf29ce484222325ull
+
+/* FNV-1a of the len bytes at off; -ENODATA when the file ends before. */
+static int hash_range(int fd, uint64_t off, uint32_t len, uint64_t *h)
+{
+	char b[TAIL_FP_MAX];
+	if (len > sizeof(b))
+		return -EINVAL;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, b + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ENODATA;
+		got += (size_t)n;
+	}
+	*h = fnv1a(FNV_BASIS, b, len);
 	return 0;
 }
 
+int tail_fingerprint(int fd, uint64_t off, struct tail_fp *fp)
+{
+	struct tail_fp r = {0};
+	r.head_len = (uint32_t)(off < TAIL_FP_MAX ? off : TAIL_FP_MAX);
+	r.tail_len = (uint32_t)(off < TAIL_FP_TAIL ? off : TAIL_FP_TAIL);
+	int err = hash_range(fd, 0, r.head_len, &r.head);
+	if (!err)
+		err = hash_range(fd, off - r.tail_len, r.tail_len, &r.tail);
+	if (!err)
+		*fp = r;
+	return err;
+}
+
+int tail_match(int fd, uint64_t size, const struct tail_saved *s)
+{
+	if (size < s->off)
+		return TAIL_SHORTER;
+	uint64_t h;
+	int err = hash_range(fd, 0, s->fp.head_len, &h);
+	if (err)
+		return err == -ENODATA ? TAIL_SHORTER : err;
+	if (h != s->fp.head)
+		return TAIL_OTHER;
+	if (!s->has_tail)
+		return s->off <= s->fp.head_len ? TAIL_SAME : TAIL_UNSURE;
+	err = hash_range(fd, s->off - s->fp.tail_len, s->fp.tail_len, &h);
+	if (err)
+		return err == -ENODATA ? TAIL_SHORTER : err;
+	return h == s->fp.tail ? TAIL_SAME : TAIL_OTHER;
+}
+
 #define STATE_KIND "cni-offsets"
-#define STATE_VERSION 1
+#define STATE_VERSION 2
 
 int tail_state_add(struct tail_state *st, const struct tail_saved *e)
 {
@@ -169,10 +212,38 @@ long tail_state_find(const struct tail_state *st, uint64_t dev, uint64_t ino)
 	return -1;
 }
 
+/* One line of a version 1 or 2 file into *e (path not set: *q is its start). */
+static bool parse_entry(const char **q, const char *le, unsigned version, struct tail_saved *e)
+{
+	uint64_t hl, tl = 0;
+	if (!parse_u64_field(q, le, 10, &e->dev) || !parse_u64_field(q, le, 10, &e->ino) ||
+	    !parse_u64_field(q, le, 10, &e->off) || !parse_u64_field(q, le, 10, &hl) ||
+	    !parse_u64_field(q, le, 16, &e->fp.head))
+		return false;
+	if (version == 1) {
+		if (hl > TAIL_FP_V1_MAX)
+			return false;
+		e->id_dev = e->dev;
+		e->id_ino = e->ino;
+	} else if (!parse_u64_field(q, le, 10, &tl) || !parse_u64_field(q, le, 16, &e->fp.tail) ||
+		   !parse_u64_field(q, le, 10, &e->id_dev) ||
+		   !parse_u64_field(q, le, 10, &e->id_ino) || hl > TAIL_FP_MAX ||
+		   tl > TAIL_FP_TAIL || hl > e->off || tl > e->off ||
+		   hl != (e->off < TAIL_FP_MAX ? e->off : TAIL_FP_MAX) ||
+		   tl != (e->off < TAIL_FP_TAIL ? e->off : TAIL_FP_TAIL)) {
+		return false;
+	}
+	e->fp.head_len = (uint32_t)hl;
+	e->fp.tail_len = (uint32_t)tl;
+	e->has_tail = version >= 2;
+	return true;
+}
+
 int tail_state_parse(struct tail_state *st, const char *buf, size_t len, size_t *bad)
 {
 	*bad = 0;
-	long hl = textstate_body(buf, len, STATE_KIND, STATE_VERSION, NULL);
+	unsigned version = 0;
+	long hl = textstate_body(buf, len, STATE_KIND, STATE_VERSION, &version);
 	if (hl < 0)
 		return (int)hl;
 	const char *p = buf + hl, *end = buf + len;
@@ -180,17 +251,13 @@ int tail_state_parse(struct tail_state *st, const char *buf, size_t len, size_t 
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;
 		struct tail_saved e = {0};
-		uint64_t fl;
 		const char *q = p;
 		char path[4096];
-		if (parse_u64_field(&q, le, 10, &e.dev) && parse_u64_field(&q, le, 10, &e.ino) &&
-		    parse_u64_field(&q, le, 10, &e.off) && parse_u64_field(&q, le, 10, &fl) &&
-		    fl <= TAIL_FP_MAX && parse_u64_field(&q, le, 16, &e.fp) && q < le &&
-		    *q == '/' && (size_t)(le - q) < sizeof(path) &&
-		    !memchr(q, '\0', (size_t)(le - q)) && tail_state_find(st, e.dev, e.ino) < 0) {
+		if (parse_entry(&q, le, version, &e) && q < le && *q == '/' &&
+		    (size_t)(le - q) < sizeof(path) && !memchr(q, '\0', (size_t)(le - q)) &&
+		    tail_state_find(st, e.dev, e.ino) < 0) {
 			memcpy(path, q, (size_t)(le - q));
 			path[le - q] = '\0';
-			e.fp_len = (uint32_t)fl;
 			e.path = path;
 			int err = tail_state_add(st, &e);
 			if (err == -ENOMEM)
@@ -212,8 +279,11 @@ void tail_state_format(const struct tail_state *st, struct strbuf *sb)
 	textstate_header(sb, STATE_KIND, STATE_VERSION);
 	for (size_t i = 0; i < st->n; i++) {
 		const struct tail_saved *e = &st->v[i];
-		sb_printf(sb, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu32 " %016" PRIx64 " %s\n",
-			  e->dev, e->ino, e->off, e->fp_len, e->fp, e->path);
+		sb_printf(sb,
+			  "%" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu32 " %016" PRIx64 " %" PRIu32
+			  " %016" PRIx64 " %" PRIu64 " %" PRIu64 " %s\n",
+			  e->dev, e->ino, e->off, e->fp.head_len, e->fp.head, e->fp.tail_len,
+			  e->fp.tail, e->id_dev, e->id_ino, e->path);
 	}
 }
 

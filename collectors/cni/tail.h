@@ -50,27 +50,54 @@ int tail_read(struct tail_file *f, char *buf, size_t cap, size_t line_max, uint6
 int64_t tail_end_offset(int fd, uint64_t size, char *buf, size_t cap, size_t line_max,
 			bool *skipping);
 
-/* A fingerprint of the first bytes of a file (FNV-1a 64 of up to 64 bytes),
- * used to tell a file from a later one that got the same inode, or the same
- * file after a copytruncate. Returns 0 or a negative errno. */
-#define TAIL_FP_MAX 64
-int tail_fingerprint(int fd, uint64_t limit, uint32_t *fp_len, uint64_t *fp);
+/* A fingerprint of a file read up to an offset `off`: FNV-1a 64 of its first
+ * min(off, TAIL_FP_MAX) bytes (the head) and of the min(off, TAIL_FP_TAIL)
+ * bytes just before off (the tail). It tells the file of a saved offset from
+ * a later one that got the same inode, from the same file after a
+ * copytruncate (shorter, or rewritten with other bytes before the offset),
+ * and finds the rotated copy that holds what was not read yet. */
+#define TAIL_FP_MAX 4096
+#define TAIL_FP_TAIL 64
+#define TAIL_FP_V1_MAX 64 /* version 1 files: a head of at most 64 bytes, no tail */
+struct tail_fp {
+	uint32_t head_len;
+	uint64_t head;
+	uint32_t tail_len;
+	uint64_t tail;
+};
+/* Returns 0, or a negative errno (-ENODATA when the file is shorter than off). */
+int tail_fingerprint(int fd, uint64_t off, struct tail_fp *fp);
 
 /* One saved offset. */
 struct tail_saved {
 	uint64_t dev, ino, off;
-	uint32_t fp_len;
-	uint64_t fp;
+	struct tail_fp fp;
+	bool has_tail; /* false for a version 1 entry: a head of <= 64 bytes only */
+	/* the identity in event ids: (dev, ino) of the file, or for a rotated copy
+	 * read after a copytruncate, the original's */
+	uint64_t id_dev, id_ino;
 	char *path; /* owned */
 };
+
+/* Is the file (fd, size) the one of saved entry s, up to s->off? */
+enum tail_match {
+	TAIL_SAME,    /* head and tail match: resume at s->off */
+	TAIL_OTHER,   /* other bytes: a new file, or truncated and rewritten */
+	TAIL_SHORTER, /* shorter than s->off: truncated or replaced */
+	TAIL_UNSURE,  /* cannot tell (a version 1 entry whose 64-byte head matches) */
+};
+/* Returns an enum tail_match, or a negative errno when the file cannot be read. */
+int tail_match(int fd, uint64_t size, const struct tail_saved *s);
 
 struct tail_state {
 	struct tail_saved *v;
 	size_t n, cap;
 };
 
-/* Parses an offsets file: a "tapio-cni-offsets 1" line, then one line per file
- * "<dev> <ino> <offset> <fp_len> <fp hex> <path>". Bad lines are skipped and
+/* Parses an offsets file: a "tapio-cni-offsets 2" line, then one line per file
+ * "<dev> <ino> <offset> <head_len> <head hex> <tail_len> <tail hex> <id_dev>
+ * <id_ino> <path>" (version 1: "<dev> <ino> <offset> <fp_len> <fp hex>
+ * <path>", read as a head without a tail). Bad lines are skipped and
  * counted in *bad. Returns 0, -EINVAL for a missing/unknown header (nothing is
  * loaded), or -ENOMEM. st must be zeroed or freed first. */
 int tail_state_parse(struct tail_state *st, const char *buf, size_t len, size_t *bad);

@@ -354,17 +354,23 @@ static void scan_done_networks(struct cni_collector *c, struct target *t)
 		struct stat st;
 		bool gone = in_dir(e->path, t->path) && stat(e->path, &st) != 0;
 		const char *net = gone ? strrchr(e->path, '/') + 1 : NULL;
+		int rc = 0;
 		if (gone) {
 			struct cni_meta m = e->m;
 			snprintf(m.network, sizeof(m.network), "%s", net);
 			char *path = cni_join(e->path, slash + 1);
+			struct snap_ent old = {.name = slash + 1,
+					       .ino = e->ino,
+					       .mtime_ns = e->mtime_ns,
+					       .size = e->size,
+					       .m = &e->m};
 			if (path)
-				cni_emit_name_path(c, TYPE_CNI_IPAM, &m, "DEL", slash + 1,
-						   slash + 1, path);
+				rc = cni_emit_dir_name_path(c, 'i', path, &old, NULL, TYPE_CNI_IPAM,
+							    &m, "DEL", slash + 1, slash + 1);
 			free(path);
 		}
 		*slash = '/';
-		if (gone)
+		if (gone && rc == 0)
 			ds_del(c, i);
 	}
 }
@@ -456,6 +462,13 @@ static void recheck(struct cni_collector *c, struct target *t)
 		return;
 	}
 	cni_scan(c, t, SCAN_RESCAN);
+}
+
+void cni_rescan_dirs(struct cni_collector *c)
+{
+	for (size_t i = 0; i < c->nt; i++)
+		if (c->t[i]->kind != T_LOG)
+			recheck(c, c->t[i]);
 }
 
 static void rescan_all(struct cni_collector *c)

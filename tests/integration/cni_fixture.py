@@ -50,6 +50,44 @@ def append(path, text):
         f.write(text)
 
 
+def line_id(st, off, line):
+    """The event id of a log line (str or bytes, with or without its \\n) of the
+    file with os.stat() st at offset off:
+    cni-<dev>-<ino>-<offset>-<FNV-1a 64 of the line, 16 hex digits>"""
+    if isinstance(line, str):
+        line = line.encode()
+    h = 0xcbf29ce484222325
+    for b in line[:-1] if line.endswith(b"\n") else line:
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return "cni-%d-%d-%d-%016x" % (st.st_dev, st.st_ino, off, h)
+
+
+def fnv64(b):
+    h = 0xcbf29ce484222325
+    for x in b:
+        h = ((h ^ x) * 0x100000001b3) & 0xffffffffffffffff
+    return h
+
+
+def dir_id(kind, op, path, ino, mtime_ns, size):
+    """The event id of a netns, result or IPAM event (kind "netns", "result",
+    "ipam"; op "add" or "del"): the entry's inode, mtime and size at its ADD,
+    and the hash of its path."""
+    return "cni-%s-%s-%d-%d-%d-%016x" % (kind, op, ino, mtime_ns, size, fnv64(path.encode()))
+
+
+def file_id(kind, op, path, st=None):
+    """dir_id of the file at path as it is now (or as st says)."""
+    st = st or os.stat(path)
+    return dir_id(kind, op, path, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def no_id(meta):
+    """meta without its "id" (which must be there)."""
+    assert meta.get("id", "").startswith("cni-"), meta
+    return {k: v for k, v in meta.items() if k != "id"}
+
+
 def logs(t, path=None):
     return [e for e in t.events if e["type"] == "cni.log" and (path is None or e["meta"].get("file") == path)]
 
@@ -167,3 +205,8 @@ class NetnsShell:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
+        for f in (self.p.stdin, self.p.stdout, self.p.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass

@@ -9,8 +9,8 @@ import unittest
 import uuid
 
 import tapiotest
-from cni_fixture import (NetnsShell, Tree, append, libcni_cache, logs, reserve_ip, settle,
-                         wait_count, write_result, write_result_atomic)
+from cni_fixture import (NetnsShell, Tree, append, file_id, libcni_cache, line_id, logs, no_id,
+                         reserve_ip, settle, wait_count, write_result, write_result_atomic)
 
 CALICO_LINE = ('2024-05-10 12:34:56.789 [INFO][12345] plugin.go 326: Calico CNI ADD '
                'args=&skel.CmdArgs{ContainerID:"4f2a9c", Netns:"/var/run/netns/cni-5e1d", IfName:"eth0", '
@@ -45,15 +45,14 @@ class CniTest(unittest.TestCase):
         self.assertEqual(ev["meta"], {"operation": "ADD", "plugin": "calico", "pod": "web-0",
                                       "namespace": "shop", "container_id": "4f2a9c",
                                       "netns": "/var/run/netns/cni-5e1d", "file": calico,
-                                      "id": "cni-%d-%d-0" % (os.stat(calico).st_dev,
-                                                             os.stat(calico).st_ino)})
+                                      "id": line_id(os.stat(calico), 0, CALICO_LINE)})
         ev = t.wait_for(lambda e: e["type"] == "cni.log" and e["meta"].get("file") == old)
         self.assertIsNotNone(ev)
         self.assertEqual(ev["data"], PLAIN_LINE)
         self.assertEqual(ev["meta"], {"operation": "DEL", "plugin": "bridge", "container_id": "77ee",
                                       "netns": "/proc/4242/ns/net", "file": old,
-                                      "id": "cni-%d-%d-%d" % (os.stat(old).st_dev, os.stat(old).st_ino,
-                                                              len("before the first start\n"))})
+                                      "id": line_id(os.stat(old), len("before the first start\n"),
+                                                    PLAIN_LINE)})
         settle(t)
         # the first start begins at the end: the older line is not emitted
         self.assertEqual(self.lines_of(t, old), [PLAIN_LINE])
@@ -155,9 +154,9 @@ class CniTest(unittest.TestCase):
         self.assertIn("\x00 nul \x1b[31m", bad[0]["data"])
         self.assertTrue(bad[0]["data"].endswith("Pod=ok\r"))  # raw: only the \n is taken off
         # the container ID with a non-ASCII byte is left out; the pod is kept
-        st = os.stat(p)  # the id: device, inode and offset of the line
-        self.assertEqual(bad[0]["meta"], {"pod": "ok", "file": p,
-                                          "id": "cni-%d-%d-0" % (st.st_dev, st.st_ino)})
+        st = os.stat(p)  # the id: device, inode and offset of the line, and its hash
+        raw = b"bad \xff\xfe utf8 \x00 nul \x1b[31m ContainerID=\"a\xffb\" Pod=ok\r"
+        self.assertEqual(bad[0]["meta"], {"pod": "ok", "file": p, "id": line_id(st, 0, raw)})
 
     def test_deleted_and_recreated_log_dirs(self):
         tr = Tree(self)
@@ -213,7 +212,7 @@ class CniTest(unittest.TestCase):
         self.assertEqual(t2.stop(), 0)
         with open(os.path.join(tr.state, "cni-offsets")) as f:
             saved = f.read()
-        self.assertTrue(saved.startswith("tapio-cni-offsets 1\n"), saved)
+        self.assertTrue(saved.startswith("tapio-cni-offsets 2\n"), saved)
         self.assertIn(" " + p + "\n", saved)
         entry = [l for l in saved.splitlines() if l.endswith(" " + p)][0].split()
         self.assertEqual(int(entry[1]), os.stat(p).st_ino)
@@ -259,7 +258,7 @@ class CniTest(unittest.TestCase):
         by = {(e["type"], e["meta"]["operation"]): e for e in got}
         # a DEL after a restart still carries what the file said before
         self.assertEqual(by[("cni.result", "DEL")]["meta"]["pod"], "pod-r1")
-        self.assertEqual(by[("cni.ipam", "DEL")]["meta"],
+        self.assertEqual(no_id(by[("cni.ipam", "DEL")]["meta"]),
                          {"operation": "DEL", "container_id": "r1", "network": "gonenet", "ifname": "eth0",
                           "ip": "10.6.0.2", "file": ip_gone})
         self.assertEqual(by[("cni.result", "ADD")]["data"], json.loads(obj2))
@@ -281,12 +280,12 @@ class CniTest(unittest.TestCase):
         self.assertEqual(sh.run(f"ip netns exec {name} ip link show lo"), 0)
         ev = t.wait_for(lambda e: e["type"] == "cni.netns" and e["meta"].get("netns") == name)
         self.assertIsNotNone(ev, t.stderr_lines)
-        self.assertEqual(ev["meta"], {"operation": "ADD", "netns": name, "file": path})
+        self.assertEqual(no_id(ev["meta"]), {"operation": "ADD", "netns": name, "file": path})
         self.assertEqual(ev["data"], {"name": name, "path": path})
         self.assertEqual(sh.run(f"ip netns del {name}"), 0)
         ev = t.wait_for(lambda e: e["type"] == "cni.netns" and e["meta"].get("operation") == "DEL")
         self.assertIsNotNone(ev)
-        self.assertEqual(ev["meta"], {"operation": "DEL", "netns": name, "file": path})
+        self.assertEqual(no_id(ev["meta"]), {"operation": "DEL", "netns": name, "file": path})
         self.assertEqual(ev["data"], {"name": name, "path": path})
         settle(t)
         self.assertEqual(len(t.matching(lambda e: e["type"] == "cni.netns")), 2)
@@ -316,7 +315,8 @@ class CniTest(unittest.TestCase):
         self.assertEqual(ev["meta"], {"operation": "ADD", "plugin": "calico,portmap", "pod": "nginx-1",
                                       "namespace": "default", "container_id": "c0ffee01",
                                       "netns": "/var/run/netns/cni-aa", "network": "k8s-pod-network",
-                                      "ifname": "eth0", "file": path})
+                                      "ifname": "eth0", "file": path,
+                                      "id": file_id("result", "add", path)})
         # the atomic writer: only the final name is reported, once
         obj2 = libcni_cache("net2", "beef02", "net1", "db-0", "data", "/var/run/netns/cni-bb", ["macvlan"])
         path2, _ = write_result_atomic(tr.results, "net2", "beef02", "net1", obj2)
@@ -332,12 +332,12 @@ class CniTest(unittest.TestCase):
         ev = t.wait_for(lambda e: e["type"] == "cni.result" and e["meta"]["file"] == bad)
         self.assertIsNotNone(ev)
         self.assertEqual(ev["data"], "{not json")
-        self.assertEqual(ev["meta"], {"operation": "ADD", "container_id": "dead03", "network": "net3",
-                                      "ifname": "eth0", "file": bad})
+        self.assertEqual(no_id(ev["meta"]), {"operation": "ADD", "container_id": "dead03",
+                                             "network": "net3", "ifname": "eth0", "file": bad})
         os.unlink(path)
         ev = t.wait_for(lambda e: e["type"] == "cni.result" and e["meta"]["operation"] == "DEL")
         self.assertIsNotNone(ev)
-        self.assertEqual(ev["meta"], {"operation": "DEL", "plugin": "calico,portmap", "pod": "nginx-1",
+        self.assertEqual(no_id(ev["meta"]), {"operation": "DEL", "plugin": "calico,portmap", "pod": "nginx-1",
                                       "namespace": "default", "container_id": "c0ffee01",
                                       "netns": "/var/run/netns/cni-aa", "network": "k8s-pod-network",
                                       "ifname": "eth0", "file": path})
@@ -362,14 +362,18 @@ class CniTest(unittest.TestCase):
         self.assertIsNotNone(ev, t.stderr_lines)
         self.assertEqual(ev["data"], "aabbcc\neth0")
         self.assertEqual(ev["meta"], {"operation": "ADD", "container_id": "aabbcc", "network": "mynet",
-                                      "ifname": "eth0", "ip": "10.22.0.5", "file": p})
+                                      "ifname": "eth0", "ip": "10.22.0.5", "file": p,
+                                      "id": file_id("ipam", "add", p)})
         p6 = reserve_ip(net, "fd00::7", "ddeeff", "eth1")
         self.assertIsNotNone(t.wait_for(lambda e: e["type"] == "cni.ipam" and e["meta"]["ip"] == "fd00::7"))
+        st = os.stat(p)
         os.unlink(p)
         ev = t.wait_for(lambda e: e["type"] == "cni.ipam" and e["meta"]["operation"] == "DEL")
         self.assertIsNotNone(ev)
+        # the DEL's id: the reservation as it was at its ADD
         self.assertEqual(ev["meta"], {"operation": "DEL", "container_id": "aabbcc", "network": "mynet",
-                                      "ifname": "eth0", "ip": "10.22.0.5", "file": p})
+                                      "ifname": "eth0", "ip": "10.22.0.5", "file": p,
+                                      "id": file_id("ipam", "del", p, st)})
         settle(t)
         self.assertEqual(len(t.matching(lambda e: e["type"] == "cni.ipam")), 3)
         self.assertTrue(os.path.exists(p6))
@@ -433,15 +437,16 @@ class CniTest(unittest.TestCase):
         self.assertIsNotNone(ev)
         self.assertEqual(ev["meta"]["file"], gone_result)
         self.assertEqual(ev["meta"]["pod"], "p0")  # remembered from the file seen at start
-        self.assertIsNotNone(t.wait_for(lambda e: e["type"] == "cni.netns" and e["meta"] ==
+        self.assertIsNotNone(t.wait_for(lambda e: e["type"] == "cni.netns" and no_id(e["meta"]) ==
                                         {"operation": "ADD", "netns": "new-ns",
                                          "file": os.path.join(tr.netns, "new-ns")}))
-        self.assertIsNotNone(t.wait_for(lambda e: e["type"] == "cni.netns" and e["meta"] ==
+        self.assertIsNotNone(t.wait_for(lambda e: e["type"] == "cni.netns" and no_id(e["meta"]) ==
                                         {"operation": "DEL", "netns": "old-ns", "file": gone_ns}))
         ev = t.wait_for(lambda e: e["type"] == "cni.ipam")
         self.assertIsNotNone(ev)
         self.assertEqual(ev["meta"], {"operation": "ADD", "container_id": "new1", "network": "ovnet",
-                                      "ifname": "eth0", "ip": "10.9.0.2", "file": ipam})
+                                      "ifname": "eth0", "ip": "10.9.0.2", "file": ipam,
+                                      "id": file_id("ipam", "add", ipam)})
         settle(t)
         self.assertEqual(len(logs(t)), 51)
         self.assertEqual(len(t.matching(lambda e: e["type"] != "cni.log")), 5)

@@ -1,12 +1,14 @@
 """Nothing lost across a crash, for CNI log lines: a CNI log file appended
 to while the agent follows it into a real `nats-server -js`, the agent
 SIGKILLed at random points, once while NATS is down and the agent's small
-queue is full of what JetStream never acknowledged. The saved offsets move
-only on the PubAck and every line's Nats-Msg-Id is cni-<dev>-<ino>-<offset>,
+queue is full of what JetStream never acknowledged, and while it is down once
+rotated by copytruncate and once by rename. The saved offsets move
+only on the PubAck and every line's Nats-Msg-Id is cni-<dev>-<ino>-<offset>-<hash>,
 so the stream holds every line exactly once, none missing."""
 import json
 import os
 import random
+import shutil
 import threading
 import time
 import unittest
@@ -37,11 +39,13 @@ class Writer(threading.Thread):
         self.path, self.first, self.n, self.pause = path, first, n, pause
         self.written = []
         self.error = None
+        self.lock = threading.Lock()  # held by a rotation: logrotate's own window
 
     def run(self):
         try:
             for i in range(self.first, self.first + self.n):
-                C.append(self.path, "crash %d ContainerID=c%03d plugin=bridge\n" % (i, i % 7))
+                with self.lock:
+                    C.append(self.path, "crash %d ContainerID=c%03d plugin=bridge\n" % (i, i % 7))
                 self.written.append(i)
                 time.sleep(self.pause)
         except Exception as e:  # reported by the test
@@ -96,9 +100,22 @@ class CniCrashTest(CrashTest, unittest.TestCase):
                 time.sleep(1.5)
                 self.kill(t)
                 srv.start()
+            elif k == 2:
+                self.kill(t)
+                with w.lock:  # copytruncate while the agent is down
+                    shutil.copyfile(self.log, self.log + ".1")
+                    os.truncate(self.log, 0)
+            elif k == 7:
+                self.kill(t)
+                with w.lock:  # rename rotation while the agent is down
+                    os.rename(self.log + ".1", self.log + ".2")
+                    os.rename(self.log, self.log + ".1")
+                    C.append(self.log, "")
             else:
                 self.kill(t)
             t = self.agent(srv.url)
+            if k == 2:
+                after_copy = t
         w.join(60)
         self.assertIsNone(w.error)
         want = set(range(1, TOTAL + 1))
@@ -121,19 +138,22 @@ class CniCrashTest(CrashTest, unittest.TestCase):
               flush=True)
         self.assertEqual(missing, [], "lines missing from the stream")
         self.assertEqual(sorted(twice), [], "lines stored twice")
-        st = os.stat(self.log)
-        off = 0
-        with open(self.log, "rb") as f:
-            starts = {}
-            for line in f:
-                starts[int(line.split()[1])] = off
-                off += len(line)
+        # every line is in one of the files, and has one id
+        in_files = []
+        for name in ("cni.log.2", "cni.log.1", "cni.log"):
+            with open(os.path.join(self.tree.l1, name), "rb") as f:
+                in_files += [int(line.split()[1]) for line in f]
+        self.assertEqual(sorted(in_files), sorted(want))
+        ids = {}
         for m in msgs:
             ev = json.loads(m["data"])
             self.assertEqual(m["headers"]["Nats-Msg-Id"], ev["meta"]["id"])
-            self.assertEqual(ev["meta"]["id"], "cni-%d-%d-%d" % (st.st_dev, st.st_ino,
-                                                                 starts[line_no(ev)]))
-
+            self.assertRegex(ev["meta"]["id"], r"^cni-\d+-\d+-\d+-[0-9a-f]{16}$")
+            ids.setdefault(ev["meta"]["id"], set()).add(line_no(ev))
+        self.assertEqual([i for i, n in ids.items() if len(n) > 1], [], "one id, two lines")
+        # the start after the copytruncate read the copy from the saved offset
+        self.assertTrue(any("rotated while stopped; reading " + self.log + ".1" in l
+                            for l in after_copy.stderr_lines), after_copy.stderr_lines)
 
 if __name__ == "__main__":
     unittest.main()

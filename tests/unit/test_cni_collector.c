@@ -173,7 +173,7 @@ Test(cni_collector, full_queue_loses_nothing_and_offsets_follow_the_sink)
 	cr_assert_eq(counter(&col->n.dropped), 0);
 
 	/* a sink that settles what it takes: every line arrives once, in order,
-	 * with its stable id (device, inode, offset of the line) */
+	 * with its stable id (device, inode, offset and hash of the line) */
 	struct stat sst;
 	cr_assert_eq(stat(path, &sst), 0);
 	uint64_t off = 0;
@@ -190,8 +190,12 @@ Test(cni_collector, full_queue_loses_nothing_and_offsets_follow_the_sink)
 		cr_assert_eq(memcmp(event_data(e), want, strlen(want)), 0);
 		cr_assert_str_eq(event_meta_get(e, "container_id"), "abc");
 		cr_assert_str_eq(event_meta_get(e, "file"), path);
-		snprintf(want, sizeof(want), "cni-%lu-%lu-%lu", (unsigned long)sst.st_dev,
-			 (unsigned long)sst.st_ino, (unsigned long)off);
+		uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a 64 of the line */
+		for (size_t k = 0; k < e->data_len; k++)
+			h = (h ^ (unsigned char)((const char *)event_data(e))[k]) *
+			    0x100000001b3ull;
+		snprintf(want, sizeof(want), "cni-%lu-%lu-%lu-%016llx", (unsigned long)sst.st_dev,
+			 (unsigned long)sst.st_ino, (unsigned long)off, (unsigned long long)h);
 		cr_assert_str_eq(event_meta_get(e, "id"), want);
 		cr_assert_neq(e->ack, 0);
 		off += e->data_len + 1;
@@ -199,6 +203,9 @@ Test(cni_collector, full_queue_loses_nothing_and_offsets_follow_the_sink)
 			ack_settle_src(src, e->ack);
 		queue_release(q, e);
 	}
+	/* the collector counts an event just after the queue has it */
+	for (int i = 0; i < 200 && counter(&col->n.events) < (uint64_t)n; i++)
+		usleep(10000);
 	cr_assert_eq(counter(&col->n.events), (uint64_t)n);
 	cr_assert_eq(counter(&col->n.dropped), 0);
 	collector_stop(col);
@@ -257,4 +264,69 @@ Test(cni_collector, unwritable_state_dir_keeps_events_flowing)
 	collector_destroy(col);
 	queue_free(q);
 	rmdirs(&d);
+}
+
+/* An offsets file that is garbage, empty or cut short is named in the
+ * collector's error, and the files it does not vouch for are read from the
+ * start: duplicates, never a silent skip. */
+static void damaged_offsets(const char *what, const char *content, bool with_entry,
+			    const char *want_err)
+{
+	struct dirs d;
+	mkdirs(&d);
+	cr_assert_eq(mkdir(d.state, 0700), 0);
+	char path[256], st_path[256];
+	snprintf(path, sizeof(path), "%s/cni.log", d.log);
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("a1\na2\na3\n", f);
+	fclose(f);
+	struct stat lst;
+	cr_assert_eq(stat(path, &lst), 0);
+	snprintf(st_path, sizeof(st_path), "%s/cni-offsets", d.state);
+	f = fopen(st_path, "w");
+	cr_assert_not_null(f);
+	fputs(content, f);
+	if (with_entry) /* an entry for the log file, cut in the middle */
+		fprintf(f, "%lu %lu 6 6 00", (unsigned long)lst.st_dev, (unsigned long)lst.st_ino);
+	fclose(f);
+
+	struct tcfg c = cfg_for(&d);
+	char err[256] = "";
+	struct collector *col = cni_collector_new(env_of(&c), err, sizeof(err));
+	cr_assert_not_null(col, "%s", err);
+	struct queue *q = queue_new(1 << 16);
+	cr_assert_not_null(q);
+	cr_assert_eq(collector_start(col, q), 0);
+	for (int i = 0; i < 3; i++) {
+		size_t len;
+		unsigned src;
+		struct tapio_event *e = queue_peek(q, &len, &src, 3000);
+		cr_assert_not_null(e, "%s: line %d never arrived", what, i);
+		char want[8];
+		snprintf(want, sizeof(want), "a%d", i + 1);
+		cr_assert_eq(e->data_len, 2, "%s", what);
+		cr_assert_eq(memcmp(event_data(e), want, 2), 0, "%s: line %d", what, i);
+		ack_settle_src(src, e->ack);
+		queue_release(q, e);
+	}
+	char last[512];
+	collector_last_error(col, last, sizeof(last));
+	cr_assert(strstr(last, st_path), "%s: error '%s' should name %s", what, last, st_path);
+	cr_assert(strstr(last, want_err), "%s: error '%s' should say '%s'", what, last, want_err);
+	cr_assert_geq(atomic_load(&col->n.parse_errors), 1, "%s", what);
+	collector_stop(col);
+	collector_destroy(col);
+	queue_free(q);
+	rmdirs(&d);
+}
+
+Test(cni_collector, damaged_offsets_file_is_named_and_files_read_from_the_start)
+{
+	damaged_offsets("garbage", "\x01\xff garbage\n1 2 3\n", false,
+			"not an offsets file; log files are read from the start");
+	damaged_offsets("empty", "", false, "not an offsets file");
+	damaged_offsets("cut short", "tapio-cni-offsets 2\n", true, "1 bad lines skipped");
+	damaged_offsets("version 1, cut short", "tapio-cni-offsets 1\n", true,
+			"1 bad lines skipped");
 }

@@ -256,17 +256,97 @@ Test(tail, fingerprint)
 	struct fx x;
 	fx_open(&x);
 	put(&x, "hello world\n");
-	uint32_t l1, l2;
-	uint64_t f1, f2;
-	cr_assert_eq(tail_fingerprint(x.f.fd, 5, &l1, &f1), 0);
-	cr_assert_eq(l1, 5);
+	struct tail_fp f1, f2;
+	cr_assert_eq(tail_fingerprint(x.f.fd, 5, &f1), 0);
+	cr_assert_eq(f1.head_len, 5);
+	cr_assert_eq(f1.tail_len, 5);
 	put(&x, "more\n");
-	cr_assert_eq(tail_fingerprint(x.f.fd, 5, &l2, &f2), 0);
-	cr_assert_eq(f1, f2);
-	cr_assert_eq(tail_fingerprint(x.f.fd, 1000, &l2, &f2), 0);
-	cr_assert_eq(l2, 17);
-	cr_assert_neq(f1, f2);
+	cr_assert_eq(tail_fingerprint(x.f.fd, 5, &f2), 0);
+	cr_assert_eq(f1.head, f2.head);
+	cr_assert_eq(f1.tail, f2.tail);
+	cr_assert_eq(tail_fingerprint(x.f.fd, 17, &f2), 0);
+	cr_assert_eq(f2.head_len, 17);
+	cr_assert_eq(f2.tail_len, 17);
+	cr_assert_neq(f1.head, f2.head);
+	/* past the end of the file: cannot be taken */
+	cr_assert_eq(tail_fingerprint(x.f.fd, 18, &f2), -ENODATA);
+	cr_assert_eq(tail_fingerprint(x.f.fd, 0, &f2), 0);
+	cr_assert_eq(f2.head_len, 0);
+	cr_assert_eq(f2.tail_len, 0);
 	fx_close(&x);
+}
+
+/* A long file: a head of 4096 bytes and a tail of 64 bytes before the offset. */
+static void put_lines(struct fx *x, const char *fmt, int from, int to)
+{
+	char l[200];
+	for (int i = from; i < to; i++) {
+		snprintf(l, sizeof(l), fmt, i);
+		put(x, l);
+	}
+}
+
+#define SHARED                                                                                     \
+	"2024-05-01T10:00:00Z calico-cni-plugin ContainerID=aaaaaaaaaaaaaaaaaaaaaa line %04d\n"
+
+static struct tail_saved saved_at(struct fx *x, uint64_t off)
+{
+	struct tail_saved s = {0};
+	cr_assert_eq(tail_fingerprint(x->f.fd, off, &s.fp), 0);
+	s.off = off;
+	s.has_tail = true;
+	return s;
+}
+
+Test(tail, match_tells_rewritten_content_from_the_old)
+{
+	struct fx x;
+	fx_open(&x);
+	put_lines(&x, SHARED, 0, 200); /* 84 bytes a line: more than the 64 the lines share */
+	uint64_t off = 150 * 84;
+	struct tail_saved s = saved_at(&x, off);
+	cr_assert_eq(s.fp.head_len, TAIL_FP_MAX);
+	cr_assert_eq(s.fp.tail_len, TAIL_FP_TAIL);
+	cr_assert_eq(tail_match(x.f.fd, 200 * 84, &s), TAIL_SAME);
+	cr_assert_eq(tail_match(x.f.fd, off - 1, &s), TAIL_SHORTER);
+	/* truncated and rewritten with lines that share their first 64+ bytes */
+	cr_assert_eq(ftruncate(x.wfd, 0), 0);
+	cr_assert_eq(lseek(x.wfd, 0, SEEK_SET), 0);
+	put_lines(&x, SHARED, 1000, 1200);
+	cr_assert_eq(tail_match(x.f.fd, 200 * 84, &s), TAIL_OTHER);
+	/* the same lines up to the 4 KiB head, other ones before the offset */
+	cr_assert_eq(ftruncate(x.wfd, 0), 0);
+	cr_assert_eq(lseek(x.wfd, 0, SEEK_SET), 0);
+	put_lines(&x, SHARED, 0, 100);
+	put_lines(&x, SHARED, 2000, 2100);
+	cr_assert_eq(tail_match(x.f.fd, 200 * 84, &s), TAIL_OTHER);
+	/* a version 1 entry: the 64-byte head cannot tell */
+	struct tail_saved v1 = {0};
+	v1.off = off;
+	cr_assert_eq(tail_fingerprint(x.f.fd, 64, &v1.fp), 0);
+	v1.fp.tail_len = 0;
+	cr_assert_eq(tail_match(x.f.fd, 200 * 84, &v1), TAIL_UNSURE);
+	v1.off = 64; /* all of it in the head: it can */
+	cr_assert_eq(tail_match(x.f.fd, 200 * 84, &v1), TAIL_SAME);
+	/* an unreadable fd */
+	cr_assert_lt(tail_match(-1, 200 * 84, &s), 0);
+	fx_close(&x);
+}
+
+Test(tail, match_finds_the_copy_of_a_copytruncate)
+{
+	struct fx x, copy;
+	fx_open(&x);
+	fx_open(&copy);
+	put_lines(&x, SHARED, 0, 100);
+	struct tail_saved s = saved_at(&x, 60 * 84);
+	put_lines(&x, SHARED, 100, 140);  /* written after the save */
+	put_lines(&copy, SHARED, 0, 140); /* cp f f.1 */
+	cr_assert_eq(ftruncate(x.wfd, 0), 0);
+	cr_assert_eq(tail_match(copy.f.fd, 140 * 84, &s), TAIL_SAME);
+	cr_assert_eq(tail_match(x.f.fd, 0, &s), TAIL_SHORTER);
+	fx_close(&x);
+	fx_close(&copy);
 }
 
 /* ---- offsets file ---- */
@@ -274,11 +354,18 @@ Test(tail, fingerprint)
 Test(tail_state, round_trip)
 {
 	struct tail_state st = {0};
-	struct tail_saved a = {2049, 77, 1234, 64, 0xdeadbeefcafef00dull, "/var/log/cni/a b.log"};
-	struct tail_saved b = {2049, 78, 0, 0, 0, "/var/log/calico/cni/cni.log"};
+	struct tail_saved a = {.dev = 2049,
+			       .ino = 77,
+			       .off = 1234,
+			       .fp = {1234, 0xdeadbeefcafef00dull, 64, 0x0123456789abcdefull},
+			       .has_tail = true,
+			       .id_dev = 2049,
+			       .id_ino = 70,
+			       .path = "/var/log/cni/a b.log"};
+	struct tail_saved b = {.dev = 2049, .ino = 78, .path = "/var/log/calico/cni/cni.log"};
 	cr_assert_eq(tail_state_add(&st, &a), 0);
 	cr_assert_eq(tail_state_add(&st, &b), 0);
-	struct tail_saved nl = {1, 2, 3, 0, 0, "/bad\nname"};
+	struct tail_saved nl = {.dev = 1, .ino = 2, .off = 3, .path = "/bad\nname"};
 	cr_assert_eq(tail_state_add(&st, &nl), -EINVAL);
 	struct strbuf sb = STRBUF_INIT;
 	tail_state_format(&st, &sb);
@@ -290,8 +377,13 @@ Test(tail_state, round_trip)
 	long i = tail_state_find(&back, 2049, 77);
 	cr_assert_geq(i, 0);
 	cr_assert_eq(back.v[i].off, 1234);
-	cr_assert_eq(back.v[i].fp_len, 64);
-	cr_assert_eq(back.v[i].fp, 0xdeadbeefcafef00dull);
+	cr_assert_eq(back.v[i].fp.head_len, 1234);
+	cr_assert_eq(back.v[i].fp.head, 0xdeadbeefcafef00dull);
+	cr_assert_eq(back.v[i].fp.tail_len, 64);
+	cr_assert_eq(back.v[i].fp.tail, 0x0123456789abcdefull);
+	cr_assert(back.v[i].has_tail);
+	cr_assert_eq(back.v[i].id_dev, 2049);
+	cr_assert_eq(back.v[i].id_ino, 70);
 	cr_assert_str_eq(back.v[i].path, "/var/log/cni/a b.log");
 	cr_assert_eq(tail_state_find(&back, 2049, 99), -1);
 	tail_state_del(&back, (size_t)i);
@@ -303,22 +395,46 @@ Test(tail_state, round_trip)
 	tail_state_free(NULL);
 }
 
-Test(tail_state, bad_lines_skipped_and_counted)
+Test(tail_state, version_1_read_as_a_head_without_a_tail)
 {
 	const char *s = "tapio-cni-offsets 1\n"
-			"1 2 3 4 00000000000000aa /ok\n"
-			"1 2 3 4 00000000000000aa /duplicate-inode\n"
-			"x 2 3 4 aa /bad-number\n"
-			"1 3 3 65 aa /fp-too-long\n"
-			"1 4 3 4 aa relative\n"
-			"1 5 99999999999999999999999 4 aa /overflow\n"
+			"1 2 300 64 00000000000000aa /ok\n"
+			"1 3 3 65 aa /fp-too-long\n";
+	struct tail_state st = {0};
+	size_t bad = 0;
+	cr_assert_eq(tail_state_parse(&st, s, strlen(s), &bad), 0);
+	cr_assert_eq(st.n, 1);
+	cr_assert_eq(bad, 1);
+	cr_assert_eq(st.v[0].fp.head_len, 64);
+	cr_assert_eq(st.v[0].fp.head, 0xaa);
+	cr_assert_not(st.v[0].has_tail);
+	cr_assert_eq(st.v[0].id_dev, 1);
+	cr_assert_eq(st.v[0].id_ino, 2);
+	tail_state_free(&st);
+}
+
+Test(tail_state, bad_lines_skipped_and_counted)
+{
+	const char *s = "tapio-cni-offsets 2\n"
+			"1 2 3 3 00000000000000aa 3 bb 1 2 /ok\n"
+			"1 2 3 3 00000000000000aa 3 bb 1 2 /duplicate-inode\n"
+			"x 2 3 3 aa 3 bb 1 2 /bad-number\n"
+			"1 3 5000 4097 aa 64 bb 1 3 /head-too-long\n"
+			"1 3 5000 4000 aa 64 bb 1 3 /head-not-what-the-offset-gives\n"
+			"1 3 5000 4096 aa 65 bb 1 3 /tail-too-long\n"
+			"1 3 30 30 aa 20 bb 1 3 /tail-not-what-the-offset-gives\n"
+			"1 4 3 3 aa 3 bb 1 4 relative\n"
+			"1 5 99999999999999999999999 4 aa 3 bb 1 5 /overflow\n"
+			"1 5 3 3 aa 3 bb 1 /cut-short\n"
+			"1 5 3 3 aa 3 bb\n"
+			"garbage\n"
 			"\n"
-			"1 6 7 0 0 /last-without-newline";
+			"1 6 0 0 0 0 0 1 6 /last-without-newline";
 	struct tail_state st = {0};
 	size_t bad = 0;
 	cr_assert_eq(tail_state_parse(&st, s, strlen(s), &bad), 0);
 	cr_assert_eq(st.n, 2);
-	cr_assert_eq(bad, 6);
+	cr_assert_eq(bad, 12);
 	cr_assert_str_eq(st.v[0].path, "/ok");
 	cr_assert_str_eq(st.v[1].path, "/last-without-newline");
 	tail_state_free(&st);
@@ -329,10 +445,11 @@ Test(tail_state, wrong_header)
 	struct tail_state st = {0};
 	size_t bad;
 	cr_assert_eq(tail_state_parse(&st, "", 0, &bad), -EINVAL);
-	cr_assert_eq(tail_state_parse(&st, "tapio-cni-offsets 2\n", 20, &bad), -EPROTO); /* newer */
+	cr_assert_eq(tail_state_parse(&st, "tapio-cni-offsets 3\n", 20, &bad), -EPROTO); /* newer */
+	cr_assert_eq(tail_state_parse(&st, "garbage\x01\xff", 9, &bad), -EINVAL);
 	cr_assert_eq(st.n, 0);
 	/* every prefix of a valid file parses without trouble */
-	const char *s = "tapio-cni-offsets 1\n1 2 3 4 00000000000000aa /ok\n";
+	const char *s = "tapio-cni-offsets 2\n1 2 3 3 00000000000000aa 3 bb 1 2 /ok\n";
 	for (size_t i = 0; i <= strlen(s); i++) {
 		char *cp = malloc(i ? i : 1);
 		memcpy(cp, s, i);
