@@ -443,7 +443,10 @@ static bool wait_write(struct k8s_lease *l)
 		uint64_t now = mono_ns();
 		if (now >= next || (now >= soon && cursors_moved(l)))
 			return false;
-		uint64_t until = now < soon ? soon : now + K8S_LEASE_CURSOR_POLL_MS * 1000000ull;
+		uint64_t poll = renew / K8S_LEASE_CURSOR_POLL_DIV;
+		if (poll < K8S_LEASE_CURSOR_POLL_MS * 1000000ull)
+			poll = K8S_LEASE_CURSOR_POLL_MS * 1000000ull;
+		uint64_t until = now < soon ? soon : now + poll;
 		if (until > next)
 			until = next;
 		unsigned ms = (unsigned)((until - now + 999999ull) / 1000000ull);

@@ -38,8 +38,12 @@ struct k8s;
 
 #define K8S_LEASE_MAX_CURSORS 16
 #define K8S_LEASE_ANNOTATION "tapio.io/rv-"
-#define K8S_LEASE_CURSOR_DIV 4	    /* cursor writes: at most 4 per renew period */
-#define K8S_LEASE_CURSOR_POLL_MS 20 /* how often moved cursors are looked for */
+#define K8S_LEASE_CURSOR_DIV 4 /* cursor writes: at most 4 per renew period */
+/* Moved cursors are looked for every renew period / K8S_LEASE_CURSOR_POLL_DIV,
+ * at least every K8S_LEASE_CURSOR_POLL_MS apart: 250 ms with the default
+ * 10 s renew, so an idle holder wakes 4 times a second, not 50. */
+#define K8S_LEASE_CURSOR_POLL_MS 20
+#define K8S_LEASE_CURSOR_POLL_DIV 40
 
 /* The parts of a Lease object that the election reads and writes. */
 struct k8s_lease_rec {
