@@ -31,11 +31,16 @@ def cgroup2_root():
 def make_pod_cgroup(tc, root, qos, uid, cid):
     """Makes a kubelet-shaped (systemd driver, containerd) cgroup2 path for a
     pod uid and container id below root; removed when the test ends."""
-    dirs = ["kubepods.slice", "kubepods-%s.slice" % qos,
-            "kubepods-%s-pod%s.slice" % (qos, uid.replace("-", "_")),
-            "cri-containerd-%s.scope" % cid]
+    return make_dirs(tc, root, ["kubepods.slice", "kubepods-%s.slice" % qos,
+                                "kubepods-%s-pod%s.slice" % (qos, uid.replace("-", "_")),
+                                "cri-containerd-%s.scope" % cid])
+
+
+def make_dirs(tc, root, parts):
+    """Makes root/parts[0]/parts[1]/... (those missing), removed when the
+    test ends; returns the deepest."""
     path, made = root, []
-    for d in dirs:
+    for d in parts:
         path = os.path.join(path, d)
         if not os.path.isdir(path):
             os.mkdir(path)

@@ -15,7 +15,7 @@ import time
 import unittest
 
 import tapiotest
-from kernel_fixture import cgroup2_root, wait_attached
+from kernel_fixture import cgroup2_root, make_dirs, wait_attached
 from tapiotest import Tapio
 
 
@@ -31,24 +31,6 @@ def v1_memory_mount():
             if sep and tail.split()[0] == "cgroup" and "memory" in tail.split()[2].split(","):
                 return head.split()[4]
     return None
-
-
-def make_dirs(tc, root, parts):
-    path, made = root, []
-    for d in parts:
-        path = os.path.join(path, d)
-        if not os.path.isdir(path):
-            os.mkdir(path)
-            made.append(path)
-
-    def cleanup():
-        for m in reversed(made):
-            try:
-                os.rmdir(m)
-            except OSError:
-                pass
-    tc.addCleanup(cleanup)
-    return path
 
 
 class HybridCgroups(unittest.TestCase):

@@ -15,21 +15,7 @@
 #include "core/queue.h"
 #include "kernel/internal.h"
 #include "kernel/kernel_decode.h"
-
-/* Decimal text of v in buf (at least 21 bytes), NUL-terminated. */
-static void u64_dec(char *buf, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		buf[i] = tmp[n - 1 - i];
-	buf[n] = '\0';
-}
+#include "util/strbuf.h"
 
 static int on_sample(void *ctx, void *data, size_t size)
 {
@@ -55,7 +41,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 		cgid = ((const struct cgroup_event *)data)->id;
 		v1 = false;
 	}
-	u64_dec(kc->idbuf, cgid);
+	kc->idbuf[u64_put(kc->idbuf, cgid)] = '\0';
 	kc->kv[nkv++] = (struct meta_kv){"cgroup_id", kc->idbuf};
 	/* An id from the v1 memory hierarchy (a v1/hybrid host) is looked up
 	 * there, apart from cgroup2 ids. */

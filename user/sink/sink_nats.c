@@ -348,20 +348,6 @@ static int write_failed(struct nats_sink *ns, const struct tapio_event *ev, int 
 	return rc;
 }
 
-/* Decimal digits of v at dst (no NUL); returns their count (at most 20). */
-static size_t put_u64(char *dst, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		dst[i] = tmp[n - 1 - i];
-	return n;
-}
-
 /* The subject of an event's (source, type): PREFIX.SOURCE.TYPE, from the
  * cache or built once. NULL when longer than the subject buffer. */
 static const char *subject_of(struct nats_sink *ns, const struct tapio_event *ev)
@@ -415,11 +401,11 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 		memcpy(id, sid, sl + 1);
 	} else {
 		memcpy(id, ns->id_prefix, ns->id_prefix_len);
-		id[ns->id_prefix_len + put_u64(id + ns->id_prefix_len, ns->seq + 1)] = 0;
+		id[ns->id_prefix_len + u64_put(id + ns->id_prefix_len, ns->seq + 1)] = 0;
 	}
-	n = (int)put_u64(ackv, src);
+	n = (int)u64_put(ackv, src);
 	ackv[n++] = '/';
-	ackv[n + (int)put_u64(ackv + n, ev->ack)] = 0;
+	ackv[n + (int)u64_put(ackv + n, ev->ack)] = 0;
 	if (natsMsg_Create(&m, subject, NULL, ns->line.buf, (int)ns->line.len) != NATS_OK)
 		return -EAGAIN;
 	if (natsMsgHeader_Set(m, "Nats-Msg-Id", id) != NATS_OK ||

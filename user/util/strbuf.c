@@ -111,15 +111,13 @@ static inline unsigned dec_digits(uint64_t v)
 	}
 }
 
-void sb_u64(struct strbuf *sb, uint64_t v)
+size_t u64_put(char *dst, uint64_t v)
 {
 	/* The digits go straight to their place, written from the end: no
 	 * copy from a scratch buffer (loading 16 bytes just written one at a
 	 * time stalls on store forwarding, most of this function's time). */
 	unsigned n = dec_digits(v);
-	if (sb_grow(sb, n))
-		return;
-	char *start = sb->buf + sb->len, *end = start + n;
+	char *end = dst + n;
 	if (v <= UINT32_MAX) {
 		u32_digits(end, (uint32_t)v);
 	} else {
@@ -137,7 +135,14 @@ void sb_u64(struct strbuf *sb, uint64_t v)
 			u32_digits(p, (uint32_t)(hi / 100000000u));
 		}
 	}
-	sb->len += n;
+	return n;
+}
+
+void sb_u64(struct strbuf *sb, uint64_t v)
+{
+	if (sb_grow(sb, dec_digits(v)))
+		return;
+	sb->len += u64_put(sb->buf + sb->len, v);
 	sb->buf[sb->len] = '\0';
 }
 

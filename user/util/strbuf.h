@@ -61,6 +61,9 @@ static inline void sb_puts(struct strbuf *sb, const char *s)
 }
 void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sb_u64(struct strbuf *sb, uint64_t v);
+/* The decimal digits of v at dst (room for 20), without a NUL; returns how
+ * many were written. */
+size_t u64_put(char *dst, uint64_t v);
 void sb_i64(struct strbuf *sb, int64_t v);
 
 /* A JSON string with quotes. Control characters and `"` `\` are escaped;
