@@ -30,7 +30,8 @@ TSAN_PODMETA := $(BUILD)/tsan/podmeta_tsan
 
 TSAN_PODMETA_SRCS := user/enrich/podmeta.c user/enrich/pods.c user/enrich/cgroup_resolve.c \
 		     user/enrich/cgroup_path.c user/util/cgroupfs.c user/util/strlist.c user/core/event.c \
-		     user/core/queue.c user/util/parse.c user/util/worker.c tests/tsan/podmeta_tsan.c
+		     user/core/queue.c user/util/parse.c user/util/worker.c user/util/fileio.c user/util/strbuf.c \
+		     tests/tsan/podmeta_tsan.c
 
 $(TSAN_PODMETA): $(TSAN_PODMETA_SRCS) $(wildcard user/enrich/*.h) tests/lib/tmpdir.h
 	$(call msg,TSAN,$@)
