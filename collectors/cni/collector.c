@@ -38,6 +38,7 @@
 #include "util/strbuf.h"
 #include "util/strlist.h"
 #include "util/vec.h"
+#include "util/hash.h"
 
 #define DEFAULT_LOG_DIRS "/var/log/cni,/var/log/calico/cni"
 #define DEFAULT_NETNS_DIR "/var/run/netns"
@@ -139,6 +140,28 @@ static void commit_lines(void *ctx, uint64_t safe)
 	pthread_mutex_unlock(&c->alock);
 }
 
+/* Emits one event at position seq, tracked for its acknowledgement. Returns
+ * 0 when it went out, 1 when it can never fit (counted as dropped, settled
+ * at once: done with), or the negative errno of a refusal (nothing tracked:
+ * read again). */
+static int emit_tracked(struct cni_collector *c, uint64_t seq, unsigned type, enum tapio_fmt fmt,
+			const struct meta_kv *kv, size_t n, const void *data, size_t len)
+{
+	uint32_t token = ack_track(&c->ack, seq);
+	int rc = token ? event_emit_ack(c->q, c->base.source, type, fmt, now_ns(), kv, n, data, len,
+					token)
+		       : -ENOSPC; /* too many unacknowledged: wait like a full queue */
+	if (rc && token)
+		ack_untrack(&c->ack, token);
+	collector_count_emit_resumable(&c->base, rc);
+	if (rc != -E2BIG && rc != -EINVAL)
+		return rc;
+	token = ack_track(&c->ack, seq);
+	if (token)
+		ack_settle(&c->ack, token);
+	return 1;
+}
+
 int cni_emit_line(struct cni_collector *c, struct cni_file *f, const struct cni_meta *m,
 		  const char *line, size_t len, uint64_t off)
 {
@@ -147,28 +170,14 @@ int cni_emit_line(struct cni_collector *c, struct cni_file *f, const struct cni_
 	size_t n = meta_kv(m, NULL, NULL, f->path, kv);
 	/* The line's hash tells it from another line at the same offset (the file
 	 * truncated and rewritten): each gets its own Nats-Msg-Id. */
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)line[i]) * 0x100000001b3ull;
+	uint64_t h = fnv1a64(line, len);
 	snprintf(id, sizeof(id), "cni-%" PRIu64 "-%" PRIu64 "-%" PRIu64 "-%016" PRIx64, f->id_dev,
 		 f->id_ino, off, h);
 	kv[n++] = (struct meta_kv){"id", id};
 	uint64_t seq = c->seq + 1;
 	c->ring[seq % CNI_RING] = (struct cni_pos){f->dev, f->ino, off + len + 1, false};
-	uint32_t token = ack_track(&c->ack, seq);
-	int rc = token ? event_emit_ack(c->q, c->base.source, TYPE_CNI_LOG, FMT_TEXT, now_ns(), kv,
-					n, line, len, token)
-		       : -ENOSPC; /* too many unacknowledged: wait like a full queue */
-	if (rc && token)
-		ack_untrack(&c->ack, token);
-	collector_count_emit_resumable(&c->base, rc);
-	if (rc == 0 || rc == -E2BIG || rc == -EINVAL) {
-		if (rc) {
-			/* can never fit: done with (counted as dropped) */
-			token = ack_track(&c->ack, seq);
-			if (token)
-				ack_settle(&c->ack, token);
-		}
+	int rc = emit_tracked(c, seq, TYPE_CNI_LOG, FMT_TEXT, kv, n, line, len);
+	if (rc >= 0) {
 		c->seq = seq;
 		ack_through(&c->ack, seq);
 		return 0;
@@ -222,9 +231,7 @@ int cni_emit_dir(struct cni_collector *c, char kind, const char *path, const str
 	uint64_t ino = st ? (uint64_t)st->st_ino : old ? old->ino : 0;
 	int64_t mt = st ? mtime_ns(st) : old ? old->mtime_ns : 0;
 	uint64_t size = st ? (uint64_t)st->st_size : old ? old->size : 0;
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of the path */
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-		h = (h ^ *p) * 0x100000001b3ull;
+	uint64_t h = fnv1a64(path, strlen(path));
 	const char *kn = kind == 'n' ? "netns" : kind == 'r' ? "result" : "ipam";
 	char id[128];
 	snprintf(id, sizeof(id), "cni-%s-%s-%" PRIu64 "-%" PRId64 "-%" PRIu64 "-%016" PRIx64, kn,
@@ -234,20 +241,9 @@ int cni_emit_dir(struct cni_collector *c, char kind, const char *path, const str
 	kv[n++] = (struct meta_kv){"id", id};
 	uint64_t seq = c->seq + 1;
 	c->ring[seq % CNI_RING] = (struct cni_pos){0, 0, 0, true};
-	uint32_t token = ack_track(&c->ack, seq);
-	int rc = token ? event_emit_ack(c->q, c->base.source, type, fmt, now_ns(), kv, n, data, len,
-					token)
-		       : -ENOSPC;
-	if (rc && token)
-		ack_untrack(&c->ack, token);
-	collector_count_emit_resumable(&c->base, rc);
-	if (rc == 0 || rc == -E2BIG || rc == -EINVAL) {
-		if (rc) {
-			/* can never fit: done with (counted as dropped) */
-			token = ack_track(&c->ack, seq);
-			if (token)
-				ack_settle(&c->ack, token);
-		} else if (dpend_add(c, seq, kind, path, old)) {
+	int rc = emit_tracked(c, seq, type, fmt, kv, n, data, len);
+	if (rc >= 0) {
+		if (rc == 0 && dpend_add(c, seq, kind, path, old)) {
 			atomic_fetch_add(&c->base.n.errors, 1); /* recorded at once: at most once */
 		}
 		c->seq = seq;

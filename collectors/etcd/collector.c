@@ -27,6 +27,7 @@
 #include "core/options.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/hash.h"
 
 #define EO(n, t, f, d, h) OPT_ENTRY(struct etcd_options, n, t, f, d, h)
 
@@ -203,11 +204,7 @@ static int copy_options(struct etcd_collector *e, const struct etcd_options *o)
 
 uint64_t etcd_fnv1a(const void *p, size_t n)
 {
-	const unsigned char *b = p;
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
-	return h;
+	return fnv1a64(p, n);
 }
 
 void etcd_set_scope(struct etcd_collector *e, uint64_t cluster_id)

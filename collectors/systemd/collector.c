@@ -27,6 +27,7 @@
 #include "core/options.h"
 #include "core/event.h"
 #include "util/log.h"
+#include "util/hash.h"
 
 /* ---- config ---- */
 
@@ -314,9 +315,7 @@ void journal_event_id(const char *c, char *out, size_t outlen)
 		snprintf(out, outlen, "%s", c);
 		return;
 	}
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)c[i]) * 0x100000001b3ull;
+	uint64_t h = fnv1a64(c, n);
 	snprintf(out, outlen, "journal-%016llx", (unsigned long long)h);
 }
 
