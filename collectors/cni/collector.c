@@ -277,9 +277,7 @@ int cni_emit_dir_name_path(struct cni_collector *c, char kind, const char *path,
 
 void cni_refuse_symlink(struct cni_collector *c, const char *path)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
+	uint64_t h = fnv1a64(path, strlen(path));
 	h |= 1; /* 0 marks a free slot */
 	size_t n = sizeof(c->refused_names) / sizeof(c->refused_names[0]);
 	for (size_t i = 0; i < n; i++) {

@@ -12,6 +12,7 @@
 #include "collectors/cni/internal.h"
 #include "core/state.h"
 #include "util/clock.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/textstate.h"
 #include "util/vec.h"
@@ -178,8 +179,7 @@ int cni_save_offsets(struct cni_collector *c)
 		 * fingerprint is known, or 0; earlier, never past what was acked. */
 		if (!f->fp_ok) {
 			f->fp_off = 0;
-			f->fp =
-			    (struct tail_fp){0, 0xcbf29ce484222325ull, 0, 0xcbf29ce484222325ull};
+			f->fp = (struct tail_fp){0, FNV1A64_BASIS, 0, FNV1A64_BASIS};
 			f->fp_ok = true;
 		}
 		struct tail_saved e = {.dev = f->dev,

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "collectors/cni/tail.h"
+#include "util/hash.h"
 #include "util/parse.h"
 #include "util/strbuf.h"
 #include "util/textstate.h"
@@ -115,17 +116,6 @@ int64_t tail_end_offset(int fd, uint64_t size, char *buf, size_t cap, size_t lin
 	return (int64_t)size;
 }
 
-static uint64_t fnv1a(uint64_t h, const char *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)b[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
-#define FNV_BASIS 0xcbf29ce484222325ull
-
 /* FNV-1a of the len bytes at off; -ENODATA when the file ends before. */
 static int hash_range(int fd, uint64_t off, uint32_t len, uint64_t *h)
 {
@@ -143,7 +133,7 @@ static int hash_range(int fd, uint64_t off, uint32_t len, uint64_t *h)
 			return -ENODATA;
 		got += (size_t)n;
 	}
-	*h = fnv1a(FNV_BASIS, b, len);
+	*h = fnv1a64(b, len);
 	return 0;
 }
 
