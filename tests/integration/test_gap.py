@@ -108,6 +108,28 @@ class GapTest(unittest.TestCase):
         t.stop()
         self.agents.remove(t)
 
+    def one_gap(self, t, log):
+        """The start's kernel.gap event, with its stable id, and the log line
+        that says where its window comes from."""
+        ev = t.wait_for(lambda e: e.get("type") == "kernel.gap", 10)
+        self.assertIsNotNone(ev, "no kernel.gap:\n" + "\n".join(t.stderr_lines))
+        d = ev["data"]
+        self.assertEqual(ev["meta"]["id"], "kernel-gap-%d-%d" % (d["from_ns"], d["to_ns"]))
+        self.assertIsNotNone(t.wait_stderr(log, 2))
+        return ev
+
+    def reported(self, t):
+        """The kernel source is live, the gap was emitted once, its window
+        file is gone once the sink (stdout) has it, and a graceful stop."""
+        self.wait_exec_seen(t)
+        self.assertEqual(len(self.gaps(t)), 1)
+        deadline = time.time() + 5
+        while time.time() < deadline and self.pending() is not None:
+            time.sleep(0.1)
+        self.assertIsNone(self.pending())
+        self.assertEqual(t.stop(signal.SIGTERM), 0)
+        self.agents.remove(t)
+
     def test_gap_carried_forward_until_the_sink_has_it(self):
         """SIGKILL; a start whose sink is down (its kernel.gap never reaches
         it), SIGKILL again; a normal start reports one gap from the first
@@ -135,23 +157,11 @@ class GapTest(unittest.TestCase):
         time.sleep(0.5)
         t3 = time.time_ns()
         t = self.agent()
-        ev = t.wait_for(lambda e: e.get("type") == "kernel.gap", 10)
-        self.assertIsNotNone(ev, "no kernel.gap:\n" + "\n".join(t.stderr_lines))
-        d = ev["data"]
+        d = self.one_gap(t, "never reached the sink: the gap starts there")["data"]
         self.assertEqual(d["from_ns"], first[0], "the gap does not start at the first crash")
         self.assertGreaterEqual(d["to_ns"], t3)
         self.assertGreater(d["to_ns"], killed2)
-        self.assertEqual(ev["meta"]["id"], "kernel-gap-%d-%d" % (d["from_ns"], d["to_ns"]))
-        self.assertIsNotNone(t.wait_stderr("never reached the sink: the gap starts there", 2))
-        self.wait_exec_seen(t)
-        self.assertEqual(len(self.gaps(t)), 1)
-        # Written to stdout: the window is reported, its file is gone.
-        deadline = time.time() + 5
-        while time.time() < deadline and self.pending() is not None:
-            time.sleep(0.1)
-        self.assertIsNone(self.pending())
-        self.assertEqual(t.stop(signal.SIGTERM), 0)
-        self.agents.remove(t)
+        self.reported(t)
 
     def test_unsent_gap_is_sent_again_after_a_graceful_stop(self):
         t = self.agent()
@@ -167,20 +177,11 @@ class GapTest(unittest.TestCase):
         self.assertEqual(self.pending(), kept, "an unsent gap was given up at a graceful stop")
 
         t = self.agent()
-        ev = t.wait_for(lambda e: e.get("type") == "kernel.gap", 10)
-        self.assertIsNotNone(ev, "no kernel.gap:\n" + "\n".join(t.stderr_lines))
+        ev = self.one_gap(t, "never reached the sink: sending it again")
+        # the same window, so the same event id
         self.assertEqual((ev["data"]["from_ns"], ev["data"]["to_ns"]), kept)
-        self.assertEqual(ev["meta"]["id"], "kernel-gap-%d-%d" % kept, "the same event, the same id")
-        self.assertIsNotNone(t.wait_stderr("never reached the sink: sending it again", 2))
         self.assertIsNone(t.wait_stderr("did not stop cleanly", 0.1))
-        self.wait_exec_seen(t)
-        self.assertEqual(len(self.gaps(t)), 1)
-        deadline = time.time() + 5
-        while time.time() < deadline and self.pending() is not None:
-            time.sleep(0.1)
-        self.assertIsNone(self.pending())
-        self.assertEqual(t.stop(signal.SIGTERM), 0)
-        self.agents.remove(t)
+        self.reported(t)
         # Reported: the next start after a graceful stop has no gap at all.
         t = self.agent()
         self.wait_exec_seen(t)
