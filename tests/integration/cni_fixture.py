@@ -36,6 +36,19 @@ class Tree:
                 "--netns-dir", self.netns, "--cni-state-dir", self.cni,
                 "--state-dir", self.state, "--output", "stdout"]
 
+    def nats_agent(self, tc, url, stream, node, *extra, ready=True):
+        """An agent of this tree writing to JetStream stream `stream` at url,
+        acks awaited 1 s, with a clean environment; with ready, once the
+        collector follows its logs."""
+        args = self.args()
+        args[args.index("--output") + 1] = url
+        t = tapiotest.Tapio(*args, "--nats-stream", stream, "--nats-ack-wait-ms", "1000",
+                            "--node-name", node, *extra, env=tapiotest.clean_env())
+        if ready and not t.wait_stderr("cni: following", 10):
+            t.stop()
+            tc.fail("the cni collector did not start: " + "\n".join(t.stderr_lines))
+        return t
+
     def start(self, tc, ready=True):
         t = tapiotest.Tapio(*self.args())
         tc.addCleanup(t.stop)

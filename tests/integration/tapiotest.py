@@ -39,6 +39,16 @@ def need_cmd(tc, cmd):
         skip_or_fail(tc, f"{cmd} is not installed (make deps installs it)")
 
 
+def clean_env():
+    """The environment for an agent under test: no TAPIO_* settings but the
+    binary and the tree, and nothing that names a node or a cluster."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TAPIO_") or k in ("TAPIO_BIN", "TAPIO_ROOT")}
+    for k in ("NODE_NAME", "KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
+        env.pop(k, None)
+    return env
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

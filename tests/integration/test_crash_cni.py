@@ -17,18 +17,11 @@ from crashtest import CrashTest, tally
 
 import cni_fixture as C
 from nats_fixture import NATS_SERVER, JsReader, NatsServer
-from tapiotest import Tapio, free_port, need_root, skip_or_fail
+from tapiotest import Tapio, clean_env, free_port, need_root, skip_or_fail
 
 STREAM = "TAPIO_CRASH_CNI"
 KILLS = 10
 TOTAL = 900
-
-
-def clean_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TAPIO_") or k in ("TAPIO_BIN", "TAPIO_ROOT")}
-    env.pop("NODE_NAME", None)
-    return env
 
 
 class Writer(threading.Thread):
@@ -72,11 +65,9 @@ class CniCrashTest(CrashTest, unittest.TestCase):
         self.agents = []
         self.addCleanup(lambda: [a.stop() for a in self.agents])
 
-    def agent(self, output):
-        args = self.tree.args()
-        args[args.index("--output") + 1] = output
-        t = Tapio(*args, "--nats-stream", STREAM, "--queue-size", "64K",
-                  "--nats-ack-wait-ms", "1000", "--node-name", "node-n", env=clean_env())
+    def agent(self, output, ready=False):
+        t = self.tree.nats_agent(self, output, STREAM, "node-n", "--queue-size", "64K",
+                                 ready=ready)
         self.agents.append(t)
         return t
 
@@ -85,9 +76,7 @@ class CniCrashTest(CrashTest, unittest.TestCase):
         self.addCleanup(srv.close)
         srv.start()
         C.append(self.log, "")  # exists at the first start: read from its end (empty)
-        t = self.agent(srv.url)
-        if not t.wait_stderr("cni: following", 10):
-            self.fail("the cni collector did not start: " + "\n".join(t.stderr_lines))
+        t = self.agent(srv.url, ready=True)
         w = Writer(self.log, 1, TOTAL, 0.004)
         w.start()
         rnd = random.Random(12)

@@ -16,8 +16,7 @@ from crashtest import CrashTest, tally
 import cni_fixture as C
 import tapiotest
 from nats_fixture import NATS_SERVER, NatsServer
-from tapiotest import Tapio, free_port, need_root, skip_or_fail
-from test_crash_cni import clean_env
+from tapiotest import Tapio, clean_env, free_port, need_root, skip_or_fail
 
 STREAM = "TAPIO_CRASH_CNI_DIRS"
 
@@ -53,11 +52,11 @@ class CniDirsCrashTest(CrashTest, unittest.TestCase):
         self.addCleanup(lambda: [self.sh.run(f"ip netns del {n}") for n in self.ns])
 
     def agent(self, nats=True):
-        args = self.tree.args()
         if nats:
-            args[args.index("--output") + 1] = self.srv.url
-            args += ["--nats-stream", STREAM, "--nats-ack-wait-ms", "1000"]
-        t = Tapio(*args, "--node-name", "node-d", env=clean_env())
+            t = self.tree.nats_agent(self, self.srv.url, STREAM, "node-d")
+            self.agents.append(t)
+            return t
+        t = Tapio(*self.tree.args(), "--node-name", "node-d", env=clean_env())
         self.agents.append(t)
         if not t.wait_stderr("cni: following", 10):
             self.fail("the cni collector did not start: " + "\n".join(t.stderr_lines))

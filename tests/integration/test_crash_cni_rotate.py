@@ -17,8 +17,7 @@ from crashtest import CrashTest, tally
 
 import cni_fixture as C
 from nats_fixture import NATS_SERVER, NatsServer
-from tapiotest import Tapio, free_port, need_root, skip_or_fail
-from test_crash_cni import clean_env
+from tapiotest import Tapio, clean_env, free_port, need_root, skip_or_fail
 
 STREAM = "TAPIO_CRASH_CNI_ROT"
 # the first 86 bytes the same in every line
@@ -56,14 +55,9 @@ class CniRotateCrashTest(CrashTest, unittest.TestCase):
         self.metrics_port = free_port()
 
     def agent(self):
-        args = self.tree.args()
-        args[args.index("--output") + 1] = self.srv.url
-        t = Tapio(*args, "--nats-stream", STREAM, "--queue-size", "64K",
-                  "--nats-ack-wait-ms", "1000", "--node-name", "node-r",
-                  "--metrics-addr", f"127.0.0.1:{self.metrics_port}", env=clean_env())
+        t = self.tree.nats_agent(self, self.srv.url, STREAM, "node-r", "--queue-size", "64K",
+                                 "--metrics-addr", f"127.0.0.1:{self.metrics_port}")
         self.agents.append(t)
-        if not t.wait_stderr("cni: following", 10):
-            self.fail("the cni collector did not start: " + "\n".join(t.stderr_lines))
         return t
 
     def counter(self, name):

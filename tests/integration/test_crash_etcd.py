@@ -14,20 +14,13 @@ import unittest
 
 from crashtest import CrashTest
 
-from tapiotest import Tapio, need_cmd, need_root, skip_or_fail, tmpdir
+from tapiotest import Tapio, clean_env, need_cmd, need_root, skip_or_fail, tmpdir
 from etcd_fixture import Etcd
 from nats_fixture import NATS_SERVER, JsReader, NatsServer
 from tapiotest import free_port
 
 STREAM = "TAPIO_CRASH"
 KILLS = 10
-
-
-def clean_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TAPIO_") or k in ("TAPIO_BIN", "TAPIO_ROOT")}
-    env.pop("NODE_NAME", None)
-    return env
 
 
 class Writer(threading.Thread):

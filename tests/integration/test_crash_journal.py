@@ -20,19 +20,12 @@ from crashtest import CrashTest, tally
 
 import systemd_fixture as F
 from nats_fixture import NATS_SERVER, JsReader, NatsServer
-from tapiotest import Tapio, free_port, need_root, skip_or_fail, tmpdir
+from tapiotest import Tapio, clean_env, free_port, need_root, skip_or_fail, tmpdir
 
 STREAM = "TAPIO_CRASH_JOURNAL"
 KILLS = 10
 TOTAL = 900
 BATCH = 6
-
-
-def clean_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TAPIO_") or k in ("TAPIO_BIN", "TAPIO_ROOT")}
-    env.pop("NODE_NAME", None)
-    return env
 
 
 class Writer(threading.Thread):

@@ -18,19 +18,11 @@ from crashtest import CrashTest
 
 import k8s_fixture
 from nats_fixture import NATS_SERVER, JsReader, NatsServer
-from tapiotest import Tapio, free_port, need_cmd, skip_or_fail, tmpdir
+from tapiotest import Tapio, clean_env, free_port, need_cmd, skip_or_fail, tmpdir
 
 STREAM = "TAPIO_CRASH_K8S"
 KILLS = 10
 RESOURCES = ("pods", "configmaps")
-
-
-def clean_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TAPIO_") or k in ("TAPIO_BIN", "TAPIO_ROOT")}
-    for k in ("NODE_NAME", "KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
-        env.pop(k, None)
-    return env
 
 
 def create(store, res, name):

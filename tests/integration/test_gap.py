@@ -9,16 +9,9 @@ import subprocess
 import time
 import unittest
 
-from tapiotest import Tapio, free_port, need_root, tmpdir
+from tapiotest import Tapio, clean_env, free_port, need_root, tmpdir
 
 REFRESH_S = 5  # RUNNING_REFRESH_MS in user/cmd/agent.c
-
-
-def clean_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TAPIO_") or k in ("TAPIO_BIN", "TAPIO_ROOT")}
-    env.pop("NODE_NAME", None)
-    return env
 
 
 class GapTest(unittest.TestCase):

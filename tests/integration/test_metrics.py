@@ -12,18 +12,11 @@ import unittest
 import urllib.error
 import urllib.request
 
-from tapiotest import TAPIO, Tapio, free_port, need_cmd, need_root, tmpdir
+from tapiotest import TAPIO, Tapio, clean_env, free_port, need_cmd, need_root, tmpdir
 from etcd_fixture import ETCD, Etcd
 
 SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? '
                        r'(-?[0-9.eE+]+|NaN|\+Inf|-Inf)$')
-
-
-def clean_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TAPIO_") or k in ("TAPIO_BIN", "TAPIO_ROOT")}
-    env.pop("NODE_NAME", None)
-    return env
 
 
 def http_get(port, path):

@@ -20,7 +20,7 @@ import urllib.request
 import k8s_fixture
 import tapiotest
 from kernel_fixture import MemoryCgroup, VethNetns, cgroup2_root, make_pod_cgroup
-from tapiotest import Tapio, free_port, need_root, skip_or_fail, tmpdir
+from tapiotest import Tapio, clean_env, free_port, need_root, skip_or_fail, tmpdir
 
 ROOT = os.environ.get("TAPIO_ROOT", ".")
 RECEIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "otlp_receiver.js")
@@ -31,13 +31,6 @@ CALICO_LINE = ('2024-05-10 12:34:56.789 [INFO][12345] plugin.go 326: Calico CNI 
                'args=&skel.CmdArgs{ContainerID:"4f2a9c", Netns:"/var/run/netns/cni-5e1d", '
                'IfName:"eth0", Args:"IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;'
                'K8S_POD_INFRA_CONTAINER_ID=4f2a9c"}')
-
-
-def clean_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TAPIO_") or k in ("TAPIO_BIN", "TAPIO_ROOT")}
-    env.pop("NODE_NAME", None)
-    return env
 
 
 def wait(pred, timeout, step=0.1):

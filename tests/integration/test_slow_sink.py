@@ -23,18 +23,11 @@ import unittest
 from crashtest import tally
 
 import systemd_fixture as F
-from tapiotest import Tapio, need_cmd, need_root, skip_or_fail, tmpdir
+from tapiotest import Tapio, clean_env, need_cmd, need_root, skip_or_fail, tmpdir
 from etcd_fixture import Etcd
 
 RATE = 320 * 1024  # bytes per second
 VALUE = 2048
-
-
-def clean_env():
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TAPIO_") or k in ("TAPIO_BIN", "TAPIO_ROOT")}
-    env.pop("NODE_NAME", None)
-    return env
 
 
 class SlowReader(threading.Thread):
