@@ -149,6 +149,56 @@ out:
 	free(e);
 }
 
+/* The saved entry of a followed file: the offset up to which the sink has
+ * every line (not what was read), with the fingerprint of the bytes before
+ * it. A file cut under us (a truncation not read yet) keeps the last offset
+ * whose fingerprint is known, or 0: earlier, never past what was acked. */
+static struct tail_saved file_entry(struct cni_collector *c, struct cni_file *f)
+{
+	uint64_t off = f->t.commit;
+	cni_acked_get(c, f->dev, f->ino, &off);
+	if (!f->fp_ok || f->fp_off != off) {
+		struct tail_fp fp;
+		if (tail_fingerprint(f->t.fd, off, &fp) == 0) {
+			f->fp = fp;
+			f->fp_off = off;
+			f->fp_ok = true;
+		}
+	}
+	if (!f->fp_ok) {
+		f->fp_off = 0;
+		f->fp = (struct tail_fp){0, FNV1A64_BASIS, 0, FNV1A64_BASIS};
+		f->fp_ok = true;
+	}
+	return (struct tail_saved){.dev = f->dev,
+				   .ino = f->ino,
+				   .off = f->fp_off,
+				   .fp = f->fp,
+				   .has_tail = true,
+				   .id_dev = f->id_dev,
+				   .id_ino = f->id_ino,
+				   .path = f->path};
+}
+
+/* A save failed: counted, the collector unhealthy; retried every second and
+ * reported when the error changes, else once a minute. */
+static int save_failed(struct cni_collector *c, int err)
+{
+	atomic_fetch_add(&c->state_errors, 1);
+	atomic_store(&c->base.healthy, false);
+	if (err != c->last_state_err || c->last_save_ns - c->last_state_log_ns >= 60000000000ull) {
+		c->last_state_log_ns = c->last_save_ns;
+		if (c->closing)
+			tlog(TLOG_WARN, "cni", "%s: cannot save the resume state: %s", c->state_dir,
+			     strerror(-err));
+		else
+			collector_error(&c->base, "%s: cannot save the resume state: %s",
+					c->state_dir, strerror(-err));
+	}
+	c->last_state_err = err;
+	return err;
+}
+
 int cni_save_offsets(struct cni_collector *c)
 {
 	if (!c->state_dir)
@@ -164,32 +214,7 @@ int cni_save_offsets(struct cni_collector *c)
 		struct cni_file *f = c->f[i];
 		if (!f->target || strchr(f->path, '\n'))
 			continue;
-		/* the offset up to which the sink has every line, not what was read */
-		uint64_t off = f->t.commit;
-		cni_acked_get(c, f->dev, f->ino, &off);
-		if (!f->fp_ok || f->fp_off != off) {
-			struct tail_fp fp;
-			if (tail_fingerprint(f->t.fd, off, &fp) == 0) {
-				f->fp = fp;
-				f->fp_off = off;
-				f->fp_ok = true;
-			}
-		}
-		/* Cut under us (a truncation not read yet): the last offset whose
-		 * fingerprint is known, or 0; earlier, never past what was acked. */
-		if (!f->fp_ok) {
-			f->fp_off = 0;
-			f->fp = (struct tail_fp){0, FNV1A64_BASIS, 0, FNV1A64_BASIS};
-			f->fp_ok = true;
-		}
-		struct tail_saved e = {.dev = f->dev,
-				       .ino = f->ino,
-				       .off = f->fp_off,
-				       .fp = f->fp,
-				       .has_tail = true,
-				       .id_dev = f->id_dev,
-				       .id_ino = f->id_ino,
-				       .path = f->path};
+		struct tail_saved e = file_entry(c, f);
 		err = tail_state_add(&st, &e);
 	}
 	if (!err) {
@@ -202,23 +227,8 @@ int cni_save_offsets(struct cni_collector *c)
 	if (!err)
 		err = save_dirs(c, walked);
 	c->last_save_ns = mono_ns();
-	if (err) {
-		atomic_fetch_add(&c->state_errors, 1);
-		atomic_store(&c->base.healthy, false);
-		/* retried every second; reported when it changes, else once a minute */
-		if (err != c->last_state_err ||
-		    c->last_save_ns - c->last_state_log_ns >= 60000000000ull) {
-			c->last_state_log_ns = c->last_save_ns;
-			if (c->closing)
-				tlog(TLOG_WARN, "cni", "%s: cannot save the resume state: %s",
-				     c->state_dir, strerror(-err));
-			else
-				collector_error(&c->base, "%s: cannot save the resume state: %s",
-						c->state_dir, strerror(-err));
-		}
-		c->last_state_err = err;
-		return err;
-	}
+	if (err)
+		return save_failed(c, err);
 	if (c->last_state_err)
 		tlog(TLOG_INFO, "cni", "%s: resume state saved again", c->state_dir);
 	c->last_state_err = 0;
