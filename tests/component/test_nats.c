@@ -39,7 +39,7 @@ static void test_cfg(struct tcfg *cfg, const char *stream)
 
 struct counters {
 	uint64_t published, republished, acked, duplicates, failed, lost, unacked, reconnects,
-	    too_big, inflight, stable_ids;
+	    too_big, inflight, stable_ids, late_acks, protocol_errors;
 };
 
 static void count_cb(void *ctx, const char *name, const char *labels, uint64_t v)
@@ -69,6 +69,10 @@ static void count_cb(void *ctx, const char *name, const char *labels, uint64_t v
 		c->too_big = v;
 	else if (!strcmp(name, "stable_ids"))
 		c->stable_ids = v;
+	else if (!strcmp(name, "late_acks"))
+		c->late_acks = v;
+	else if (!strcmp(name, "protocol_errors"))
+		c->protocol_errors = v;
 	else
 		cr_assert_fail("unexpected counter %s", name);
 }

@@ -45,6 +45,9 @@ int nats_ensure_stream(struct nats_sink *ns)
 		return 0;
 	if (now < ns->next_stream_try)
 		return -EAGAIN;
+	/* The stream connection (libnats) reconnects on its own: wait for it. */
+	if (natsConnection_Status(ns->nc) != NATS_CONN_STATUS_CONNECTED)
+		return -EAGAIN;
 	ns->next_stream_try = now + 500000000ull;
 	snprintf(subj, sizeof(subj), "%s.>", ns->prefix);
 	jsOptions_Init(&o);
