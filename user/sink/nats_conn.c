@@ -121,6 +121,10 @@ static int tcp_connect(const char *url, unsigned timeout_ms, char *why, size_t w
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	/* The reader's recv() wakes up this often without data: ack timeouts,
+	 * PINGs, the stop flag. */
+	struct timeval rtv = {.tv_sec = 0, .tv_usec = READ_WAIT_MS * 1000};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof(rtv));
 	return fd;
 }
 
@@ -138,25 +142,17 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Reads more into ns->in, waiting up to ms. >0 bytes, 0 on timeout, -1 on
- * end of stream or error (why set). */
-static ssize_t read_more(struct nats_sink *ns, int fd, int ms, char *why, size_t wl)
+/* Reads more into ns->in: one recv() that waits up to the socket's receive
+ * timeout (READ_WAIT_MS). >0 bytes, 0 on timeout, -1 on end of stream or
+ * error (why set). */
+static ssize_t read_more(struct nats_sink *ns, int fd, char *why, size_t wl)
 {
-	struct pollfd pf = {.fd = fd, .events = POLLIN};
-	int pr = poll(&pf, 1, ms);
-
-	if (pr == 0 || (pr < 0 && errno == EINTR))
-		return 0;
-	if (pr < 0) {
-		snprintf(why, wl, "poll: %s", strerror(errno));
-		return -1;
-	}
 	if (sb_grow(&ns->in, 65536)) {
 		snprintf(why, wl, "out of memory");
 		return -1;
 	}
 	ssize_t r = recv(fd, ns->in.buf + ns->in.len, ns->in.cap - ns->in.len - 1, 0);
-	if (r < 0 && (errno == EINTR || errno == EAGAIN))
+	if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
 	if (r <= 0) {
 		snprintf(why, wl, "%s",
@@ -184,7 +180,7 @@ static int handshake_frame(struct nats_sink *ns, int fd, uint64_t deadline, stru
 			snprintf(why, wl, "no answer within %d ms", CONNECT_TIMEOUT_MS);
 			return -1;
 		}
-		if (read_more(ns, fd, (int)((deadline - now) / 1000000ull) + 1, why, wl) < 0)
+		if (read_more(ns, fd, why, wl) < 0)
 			return -1;
 	}
 }
@@ -482,6 +478,7 @@ static int process_in(struct nats_sink *ns, char *why, size_t wl)
 			break;
 		}
 	}
+	nats_fold_acks(ns);
 	pthread_cond_broadcast(&ns->acked_cv);
 	pthread_mutex_unlock(&ns->lock);
 	if (rc == 0)
@@ -512,7 +509,7 @@ void *nats_conn_reader(void *arg)
 				usleep(50000);
 			continue;
 		}
-		ssize_t r = read_more(ns, fd, 100, why, sizeof(why));
+		ssize_t r = read_more(ns, fd, why, sizeof(why));
 		if (r < 0) {
 			conn_drop(ns, why);
 			continue;
@@ -524,7 +521,7 @@ void *nats_conn_reader(void *arg)
 		}
 		uint64_t now = mono_ns();
 		pthread_mutex_lock(&ns->lock);
-		nats_expire(ns, now);
+		nats_expire(ns, nats_coarse_ns());
 		pthread_mutex_unlock(&ns->lock);
 		if (now - ns->last_ping_ns >= PING_INTERVAL_MS * 1000000ull) {
 			ns->last_ping_ns = now;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "sink/sink_nats.h"
 #include "sink/nats_wire.h"
@@ -38,6 +39,7 @@
  * pipeline runs out of events or when this much waits. */
 #define OUT_FLUSH_BYTES 65536
 #define CONNECT_TIMEOUT_MS 2000
+#define READ_WAIT_MS 100
 #define RECONNECT_WAIT_MS 500
 #define RECONNECT_JITTER_MS 250
 /* A server that hangs without closing the socket is noticed within about
@@ -125,7 +127,10 @@ struct nats_sink {
 	uint64_t next_reply;	 /* the next publish's reply number (from 1) */
 	uint64_t oldest;	 /* no slot holds a reply number below this */
 	struct nats_msg *retry;	 /* waiting for a republish, FIFO ring */
-	size_t retry_cap, retry_head, retry_n;
+	size_t retry_cap, retry_head;
+	_Atomic size_t retry_n; /* written under lock, peeked without */
+	/* PubAcks of the batch being read, not counted yet (nats_fold_acks) */
+	uint64_t b_acked, b_dup, b_src[SINK_SOURCES];
 
 	struct strbuf line;
 	char subject[256];
@@ -149,6 +154,15 @@ struct nats_sink {
 	_Atomic uint64_t last_loss_log;	 /* mono ns, rate limit for loss messages */
 	_Atomic uint64_t last_proto_log; /* mono ns, rate limit for protocol errors */
 };
+
+/* The clock of the ack timeout: coarse (a few ms) and cheap. */
+static inline uint64_t nats_coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static inline struct nats_sink *to_nats(struct sink *s)
 {
@@ -186,9 +200,11 @@ void nats_proto_error(struct nats_sink *ns, const char *fmt, ...)
  * the retry list. transient: a failure that may pass (republish). */
 void nats_slot_acked(struct nats_sink *ns, struct nats_slot *s, bool duplicate);
 void nats_slot_failed(struct nats_sink *ns, struct nats_slot *s, bool transient, const char *why);
+/* Counts the batch's PubAcks (after nats_slot_acked calls). */
+void nats_fold_acks(struct nats_sink *ns);
 /* Moves every entry in flight to the retry list (the connection dropped). */
 void nats_take_back_all(struct nats_sink *ns);
-/* Takes back what waited longer than the ack timeout. */
+/* Takes back what waited longer than the ack timeout (now: nats_coarse_ns). */
 void nats_expire(struct nats_sink *ns, uint64_t now);
 
 /* Creates the stream or checks the existing one, at most every 500 ms.

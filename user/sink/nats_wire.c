@@ -459,10 +459,56 @@ static bool pa_key(void *ctx, const char *k, size_t kl, enum jtype t, const char
 	return true;
 }
 
+/* Consumes lit at *p, allowing spaces before it. */
+static bool lit_at(const char **p, const char *e, const char *lit, size_t n)
+{
+	while (*p < e && **p == ' ')
+		(*p)++;
+	if ((size_t)(e - *p) < n || memcmp(*p, lit, n))
+		return false;
+	*p += n;
+	return true;
+}
+
+/* The form nats-server (2.9, 2.10) writes: {"stream":"S", "seq":N} and
+ * {"stream":"S", "seq":N,"duplicate": true}, spaces allowed between the
+ * tokens. Anything else goes to the general parser. */
+static bool puback_fast(const char *p, size_t len, struct nw_puback *pa)
+{
+	const char *e = p + len, *q;
+
+	if (!lit_at(&p, e, "{\"stream\":", 10) || !lit_at(&p, e, "\"", 1))
+		return false;
+	q = memchr(p, '"', (size_t)(e - p));
+	if (!q || memchr(p, '\\', (size_t)(q - p)))
+		return false;
+	copy_cut(pa->stream, sizeof(pa->stream), p, (size_t)(q - p));
+	p = q + 1;
+	if (!lit_at(&p, e, ",", 1) || !lit_at(&p, e, "\"seq\":", 6))
+		return false;
+	while (p < e && *p == ' ')
+		p++;
+	q = p;
+	while (q < e && *q >= '0' && *q <= '9')
+		q++;
+	if (!parse_num(p, (size_t)(q - p), &pa->seq))
+		return false;
+	p = q;
+	if (lit_at(&p, e, ",", 1)) {
+		if (!lit_at(&p, e, "\"duplicate\":", 12) || !lit_at(&p, e, "true", 4))
+			return false;
+		pa->duplicate = true;
+	}
+	return lit_at(&p, e, "}", 1) && p == e;
+}
+
 int nw_parse_puback(const char *json, size_t len, struct nw_puback *pa, char *err, size_t errlen)
 {
 	struct pa_ctx c = {pa, false, false};
 
+	memset(pa, 0, sizeof(*pa));
+	if (puback_fast(json, len, pa))
+		return 0;
 	memset(pa, 0, sizeof(*pa));
 	if (!jobject(json, len, pa_key, &c)) {
 		wire_err(err, errlen, "PubAck is not a JSON object: '%.*s'",

@@ -108,13 +108,32 @@ static void slot_free(struct nats_sink *ns, struct nats_slot *s)
 
 void nats_slot_acked(struct nats_sink *ns, struct nats_slot *s, bool duplicate)
 {
-	atomic_fetch_add(&ns->acked, 1);
-	atomic_fetch_add(&ns->base.acked, 1);
-	if (duplicate)
-		atomic_fetch_add(&ns->duplicates, 1);
+	/* Counted per batch (nats_fold_acks): a read() brings many. */
+	ns->b_acked++;
+	ns->b_dup += duplicate;
+	ns->b_src[s->m.src]++;
+	ack_settle_src(s->m.src, s->m.token);
+	s->reply = 0;
+}
+
+void nats_fold_acks(struct nats_sink *ns)
+{
+	if (!ns->b_acked)
+		return;
+	atomic_fetch_add(&ns->acked, ns->b_acked);
+	atomic_fetch_add(&ns->base.acked, ns->b_acked);
+	if (ns->b_dup)
+		atomic_fetch_add(&ns->duplicates, ns->b_dup);
 	atomic_store(&ns->retry_rounds, 0);
-	msg_settled(ns, &s->m, true);
-	slot_free(ns, s);
+	for (unsigned i = 0; i < SINK_SOURCES; i++) {
+		if (!ns->b_src[i])
+			continue;
+		atomic_fetch_sub(&ns->outstanding[i], ns->b_src[i]);
+		atomic_fetch_add(&ns->base.src_written[i], ns->b_src[i]);
+		ns->b_src[i] = 0;
+	}
+	atomic_fetch_sub(&ns->inflight, ns->b_acked);
+	ns->b_acked = ns->b_dup = 0;
 }
 
 /* The entry goes to the retry list (its buffer with it), or is lost. */
@@ -164,7 +183,7 @@ void nats_expire(struct nats_sink *ns, uint64_t now)
 
 		if (s->reply != ns->oldest)
 			continue; /* settled */
-		if (now - s->sent_ns < limit)
+		if (now < s->sent_ns + limit)
 			break;
 		expired = true;
 		take_back(ns, s, "ack timeout");
@@ -223,7 +242,7 @@ static void slot_commit_locked(struct nats_sink *ns, struct nats_slot *s, uint64
 	}
 	s->m.attempts++;
 	s->reply = n;
-	s->sent_ns = mono_ns();
+	s->sent_ns = nats_coarse_ns();
 	ns->next_reply++;
 	atomic_fetch_add(&ns->inflight, 1);
 	put_frame(ns, &s->m, n);
@@ -251,6 +270,8 @@ static int republish(struct nats_sink *ns, size_t batch)
 {
 	int rc = 0;
 
+	if (!atomic_load_explicit(&ns->retry_n, memory_order_relaxed))
+		return 0; /* the common case, without a clock read or the lock */
 	if (mono_ns() < atomic_load(&ns->retry_after)) {
 		pthread_mutex_lock(&ns->lock);
 		bool waiting = ns->retry_n != 0;
