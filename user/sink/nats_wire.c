@@ -479,8 +479,10 @@ static bool puback_fast(const char *p, size_t len, struct nw_puback *pa)
 
 	if (!lit_at(&p, e, "{\"stream\":", 10) || !lit_at(&p, e, "\"", 1))
 		return false;
-	q = memchr(p, '"', (size_t)(e - p));
-	if (!q || memchr(p, '\\', (size_t)(q - p)))
+	for (q = p; q < e && *q != '"'; q++)
+		if (*q == '\\' || (unsigned char)*q < 0x20)
+			return false; /* escapes, control bytes: the general parser */
+	if (q == e)
 		return false;
 	copy_cut(pa->stream, sizeof(pa->stream), p, (size_t)(q - p));
 	p = q + 1;
