@@ -255,6 +255,17 @@ int nats_conn_connect(struct nats_sink *ns)
 	for (size_t i = 0; i < ns->nservers && !atomic_load(&ns->stop); i++) {
 		size_t k = (ns->server_next + i) % ns->nservers;
 		const char *url = ns->servers[k];
+		uint64_t now = mono_ns();
+
+		/* A server is tried again 500 ms (plus up to 250 ms of jitter)
+		 * after the last try at the earliest, like libnats: a server
+		 * that refuses or drops at once is not hammered, another one
+		 * in the list is tried without waiting. */
+		if (now < ns->next_try[k])
+			continue;
+		ns->next_try[k] =
+		    now +
+		    (RECONNECT_WAIT_MS + (uint64_t)(rand() % RECONNECT_JITTER_MS)) * 1000000ull;
 		int fd = tcp_connect(url, CONNECT_TIMEOUT_MS, why, sizeof(why));
 
 		snprintf(ns->server_name, sizeof(ns->server_name), "%s", url);
@@ -344,7 +355,7 @@ int nats_conn_flush_out(struct nats_sink *ns)
 	return rc;
 }
 
-int nats_conn_frame(struct nats_sink *ns, const struct nw_frame *f)
+int nats_conn_frame(struct nats_sink *ns, const struct nw_frame *f, char *why, size_t wl)
 {
 	uint64_t n;
 
@@ -357,10 +368,10 @@ int nats_conn_frame(struct nats_sink *ns, const struct nw_frame *f)
 		return 0;
 	case NW_INFO: {
 		struct nw_info info;
-		char why[200];
+		char ierr[200];
 
-		if (nw_parse_info(f->data, f->data_len, &info, why, sizeof(why))) {
-			nats_proto_error(ns, "%s", why);
+		if (nw_parse_info(f->data, f->data_len, &info, ierr, sizeof(ierr))) {
+			nats_proto_error(ns, "%s", ierr);
 			return 0;
 		}
 		if (info.max_payload)
@@ -371,8 +382,8 @@ int nats_conn_frame(struct nats_sink *ns, const struct nw_frame *f)
 		/* Every -ERR but "Permissions Violation" closes the connection
 		 * on the server's side; the permission one has no use here
 		 * either (the publishes would be refused): drop and reconnect. */
-		nats_proto_error(ns, "-ERR '%.*s'", (int)(f->data_len > 200 ? 200 : f->data_len),
-				 f->data);
+		snprintf(why, wl, "-ERR '%.*s'", (int)(f->data_len > 200 ? 200 : f->data_len),
+			 f->data);
 		return -1;
 	case NW_MSG:
 	case NW_HMSG:
@@ -402,10 +413,10 @@ int nats_conn_frame(struct nats_sink *ns, const struct nw_frame *f)
 			return 0;
 		}
 		if (st != 0 && st != -1) {
-			char why[64];
+			char what[64];
 
-			snprintf(why, sizeof(why), "status %d from the server", st);
-			nats_slot_failed(ns, s, st == 408 || st >= 500, why);
+			snprintf(what, sizeof(what), "status %d from the server", st);
+			nats_slot_failed(ns, s, st == 408 || st >= 500, what);
 			return 0;
 		}
 		if (st < 0) {
@@ -415,9 +426,9 @@ int nats_conn_frame(struct nats_sink *ns, const struct nw_frame *f)
 		}
 	}
 	struct nw_puback pa;
-	char why[200];
-	if (nw_parse_puback(f->data, f->data_len, &pa, why, sizeof(why))) {
-		nats_proto_error(ns, "%s", why);
+	char what[200];
+	if (nw_parse_puback(f->data, f->data_len, &pa, what, sizeof(what))) {
+		nats_proto_error(ns, "%s", what);
 		nats_slot_failed(ns, s, true, "bad PubAck");
 		return 0;
 	}
@@ -445,8 +456,8 @@ int nats_conn_frame(struct nats_sink *ns, const struct nw_frame *f)
 	}
 	if (pa.err_code == 10059)
 		atomic_store(&ns->stream_ready, false); /* the stream is gone */
-	snprintf(why, sizeof(why), "refused by the server: %s (%d)", pa.desc, pa.err_code);
-	nats_slot_failed(ns, s, transient, why);
+	snprintf(what, sizeof(what), "refused by the server: %s (%d)", pa.desc, pa.err_code);
+	nats_slot_failed(ns, s, transient, what);
 	return 0;
 }
 
@@ -465,15 +476,13 @@ static int process_in(struct nats_sink *ns, char *why, size_t wl)
 		if (n == 0)
 			break;
 		if (n < 0) {
-			atomic_fetch_add(&ns->proto_errors, 1);
 			rc = -1;
 			break;
 		}
 		off += (size_t)n;
 		if (f.kind == NW_PING)
 			pings++;
-		if (nats_conn_frame(ns, &f)) {
-			snprintf(why, wl, "-ERR from the server");
+		if (nats_conn_frame(ns, &f, why, wl)) {
 			rc = -1;
 			break;
 		}
@@ -502,11 +511,8 @@ void *nats_conn_reader(void *arg)
 		int fd = ns->fd;
 		pthread_mutex_unlock(&ns->lock);
 		if (!up) {
-			if (nats_conn_connect(ns) == 0)
-				continue;
-			unsigned ms = RECONNECT_WAIT_MS + (unsigned)(rand() % RECONNECT_JITTER_MS);
-			for (unsigned t = 0; t < ms && !atomic_load(&ns->stop); t += 50)
-				usleep(50000);
+			if (nats_conn_connect(ns) != 0)
+				usleep(50000); /* every server waits for its next try */
 			continue;
 		}
 		ssize_t r = read_more(ns, fd, why, sizeof(why));
@@ -515,7 +521,10 @@ void *nats_conn_reader(void *arg)
 			continue;
 		}
 		if (r > 0 && process_in(ns, why, sizeof(why))) {
-			nats_proto_error(ns, "%s; reconnecting", why);
+			/* The stream cannot be followed any more: at most once
+			 * per connection, so not rate-limited. */
+			atomic_fetch_add(&ns->proto_errors, 1);
+			tlog(TLOG_ERR, "nats", "%s: %s; connecting again", ns->server_name, why);
 			conn_drop(ns, why);
 			continue;
 		}

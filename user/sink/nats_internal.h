@@ -102,17 +102,18 @@ struct nats_sink {
 	atomic_bool stop;
 	char inbox[48]; /* "_INBOX.<random>": PubAcks come on <inbox>.<n> */
 	size_t inbox_len;
-	size_t server_next;	      /* the server the next connect tries first (reader) */
-	_Atomic uint64_t max_payload; /* the server's, from INFO */
-	char server_name[160];	      /* "nats://HOST:PORT" of the connection (reader) */
-	pthread_mutex_t wlock;	      /* writes to fd; fd and gen change under wlock and lock */
-	int fd;			      /* -1 while down */
-	struct strbuf out;	      /* frames not written yet (pipeline thread) */
-	uint64_t out_gen;	      /* the connection they are for */
-	struct strbuf in;	      /* bytes read, not parsed yet (reader) */
-	bool ever_connected;	      /* reader */
-	uint64_t last_ping_ns;	      /* reader */
-	unsigned pings_out;	      /* reader */
+	size_t server_next;		/* the server the next connect tries first (reader) */
+	uint64_t next_try[MAX_SERVERS]; /* mono ns: a server's next try at the earliest (reader) */
+	_Atomic uint64_t max_payload;	/* the server's, from INFO */
+	char server_name[160];		/* "nats://HOST:PORT" of the connection (reader) */
+	pthread_mutex_t wlock;		/* writes to fd; fd and gen change under wlock and lock */
+	int fd;				/* -1 while down */
+	struct strbuf out;		/* frames not written yet (pipeline thread) */
+	uint64_t out_gen;		/* the connection they are for */
+	struct strbuf in;		/* bytes read, not parsed yet (reader) */
+	bool ever_connected;		/* reader */
+	uint64_t last_ping_ns;		/* reader */
+	unsigned pings_out;		/* reader */
 
 	pthread_mutex_t lock;
 	pthread_cond_t closed_cv; /* signalled by on_closed */
@@ -188,9 +189,12 @@ void *nats_conn_reader(void *arg);
 /* Writes the buffered frames (pipeline thread). 0, or -EAGAIN when the
  * connection is down (the frames' entries are taken back by the reader). */
 int nats_conn_flush_out(struct nats_sink *ns);
-/* Handles one frame from the server (reader thread, lock held). 0, or -1 when
- * the connection must be dropped. Public for the protocol tests. */
-int nats_conn_frame(struct nats_sink *ns, const struct nw_frame *f);
+/* Handles one frame from the server (reader thread, lock held). 0, or -1
+ * with a reason in why when the connection must be dropped (-ERR). What is
+ * wrong but leaves the stream in step (a PubAck for an unknown reply number,
+ * malformed PubAck JSON) is counted and logged (rate-limited) here, and the
+ * connection kept. Public for the protocol tests. */
+int nats_conn_frame(struct nats_sink *ns, const struct nw_frame *f, char *why, size_t wl);
 /* Logs a protocol error naming the server (rate-limited) and counts it. */
 void nats_proto_error(struct nats_sink *ns, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
