@@ -137,6 +137,8 @@ long nw_parse(const char *buf, size_t len, size_t max_msg, struct nw_frame *f, c
 	size_t ll, scan = len < NW_MAX_LINE + 2 ? len : NW_MAX_LINE + 2;
 
 	memset(f, 0, sizeof(*f));
+	if (!len)
+		return 0;
 	nl = memchr(buf, '\n', scan);
 	if (!nl) {
 		if (len >= NW_MAX_LINE + 2) {
