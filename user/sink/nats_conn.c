@@ -277,6 +277,7 @@ int nats_conn_connect(struct nats_sink *ns)
 			ns->server_next = (k + 1) % ns->nservers;
 			ns->last_ping_ns = mono_ns();
 			ns->pings_out = 0;
+			ns->lowat = 1;
 			pthread_mutex_lock(&ns->wlock);
 			pthread_mutex_lock(&ns->lock);
 			ns->fd = fd;
@@ -500,6 +501,27 @@ static int process_in(struct nats_sink *ns, char *why, size_t wl)
 	return rc;
 }
 
+/* One wake-up per batch of PubAcks, not per few: the receive low-water
+ * mark asks for what the acks in flight will at least take (ACK_MIN_BYTES
+ * each, up to LOWAT_MAX), so the kernel wakes the reader once that much
+ * came, or when the receive timeout passes (100 ms: what a few missing acks
+ * or a server PING can wait). With nothing in flight it is one byte. */
+static void set_lowat(struct nats_sink *ns, int fd)
+{
+	uint64_t pending = atomic_load_explicit(&ns->inflight, memory_order_relaxed);
+	uint64_t want = pending * ACK_MIN_BYTES;
+	int v = 1;
+
+	if (want > LOWAT_MAX)
+		want = LOWAT_MAX;
+	while ((uint64_t)v * 2 <= want)
+		v *= 2; /* a power of two: few changes */
+	if (v == ns->lowat)
+		return;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)) == 0)
+		ns->lowat = v;
+}
+
 void *nats_conn_reader(void *arg)
 {
 	struct nats_sink *ns = arg;
@@ -515,6 +537,7 @@ void *nats_conn_reader(void *arg)
 				usleep(50000); /* every server waits for its next try */
 			continue;
 		}
+		set_lowat(ns, fd);
 		ssize_t r = read_more(ns, fd, why, sizeof(why));
 		if (r < 0) {
 			conn_drop(ns, why);

@@ -40,6 +40,10 @@
 #define OUT_FLUSH_BYTES 65536
 #define CONNECT_TIMEOUT_MS 2000
 #define READ_WAIT_MS 100
+/* The least a PubAck takes on the wire: "MSG <inbox>.<n> 1 <len>\r\n" with
+ * the 29-byte inbox, and {"stream":"S", "seq":N}\r\n. */
+#define ACK_MIN_BYTES 48
+#define LOWAT_MAX 16384
 #define RECONNECT_WAIT_MS 500
 #define RECONNECT_JITTER_MS 250
 /* A server that hangs without closing the socket is noticed within about
@@ -110,10 +114,11 @@ struct nats_sink {
 	int fd;				/* -1 while down */
 	struct strbuf out;		/* frames not written yet (pipeline thread) */
 	uint64_t out_gen;		/* the connection they are for */
-	struct strbuf in;		/* bytes read, not parsed yet (reader) */
+	_Alignas(64) struct strbuf in;	/* bytes read, not parsed yet (reader) */
 	bool ever_connected;		/* reader */
 	uint64_t last_ping_ns;		/* reader */
 	unsigned pings_out;		/* reader */
+	int lowat;			/* SO_RCVLOWAT now (reader) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t closed_cv; /* signalled by on_closed */
@@ -145,8 +150,10 @@ struct nats_sink {
 	_Atomic uint64_t retry_after;  /* mono ns: the retry list waits until then */
 	_Atomic unsigned retry_rounds; /* failed rounds since the last PubAck */
 	_Atomic uint64_t inflight;
-	_Atomic uint64_t published, republished, acked, duplicates, failed, lost, unacked,
-	    reconnects;
+	_Atomic uint64_t published, republished; /* pipeline thread */
+	/* the reader's, on lines of their own: the pipeline does not wait
+	 * for them per event */
+	_Alignas(64) _Atomic uint64_t acked, duplicates, failed, lost, unacked, reconnects;
 	_Atomic uint64_t too_big;		    /* larger than the server's max_payload */
 	_Atomic uint64_t outstanding[SINK_SOURCES]; /* published, neither acked nor lost */
 	_Atomic uint64_t stable_ids;		    /* messages with the source's own id */
