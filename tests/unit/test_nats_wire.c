@@ -356,9 +356,9 @@ static void in_flight(struct nats_sink *ns, uint64_t n)
 	struct nats_slot *s = &ns->slots[n % ns->max_inflight];
 
 	s->m.buf = realloc(s->m.buf, 16);
-	memcpy(s->m.buf, "subjid-1data", 12);
-	s->m.subj_len = 7; /* "subjid-" */
-	s->m.id_len = 1;
+	memcpy(s->m.buf, "datasubjid-1", 12);
+	s->m.subj_len = 4; /* "data" "subj" "id-1" */
+	s->m.id_len = 4;
 	s->m.payload_len = 4;
 	s->m.attempts = 1;
 	s->m.src = 1;

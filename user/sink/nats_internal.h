@@ -55,8 +55,10 @@
 #define MAX_IN_MSG (1u << 20)
 
 /* One event on its way: in flight, or waiting in the retry list. The
- * buffer holds subject, id and payload back to back; it is kept and reused
- * (entries swap buffers between the window and the retry list). */
+ * buffer holds payload, subject and id back to back (the formatted line,
+ * with subject and id appended: it moves in without a copy); it is kept and
+ * reused (entries swap buffers with the window, the retry list and the
+ * line). */
 struct nats_msg {
 	char *buf;
 	size_t cap;

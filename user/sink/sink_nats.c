@@ -61,7 +61,7 @@ static void msg_swap(struct nats_msg *a, struct nats_msg *b)
 
 static const char *msg_id(const struct nats_msg *m)
 {
-	return m->buf + m->subj_len;
+	return m->buf + m->payload_len + m->subj_len;
 }
 
 /* The entry's fate is known: delivered (PubAck) or lost. Counts it for
@@ -216,7 +216,7 @@ static void put_frame(struct nats_sink *ns, const struct nats_msg *m, uint64_t n
 	char *p = o->buf + o->len;
 	memcpy(p, "HPUB ", 5);
 	p += 5;
-	memcpy(p, m->buf, m->subj_len);
+	memcpy(p, m->buf + m->payload_len, m->subj_len);
 	p += m->subj_len;
 	*p++ = ' ';
 	memcpy(p, ns->inbox, ns->inbox_len);
@@ -233,7 +233,7 @@ static void put_frame(struct nats_sink *ns, const struct nats_msg *m, uint64_t n
 	p += m->id_len;
 	memcpy(p, "\r\n\r\n", 4);
 	p += 4;
-	memcpy(p, m->buf + m->subj_len + m->id_len, m->payload_len);
+	memcpy(p, m->buf, m->payload_len);
 	p += m->payload_len;
 	memcpy(p, "\r\n", 2);
 	p += 2;
@@ -357,29 +357,6 @@ static const char *subject_of(struct nats_sink *ns, const struct tapio_event *ev
 	return ns->subj_cache[slot].s;
 }
 
-/* Copies subject, id and payload into the entry's buffer. -ENOMEM. */
-static int msg_fill(struct nats_msg *m, const char *subj, size_t sl, const char *id, size_t il,
-		    const char *data, size_t dl)
-{
-	size_t need = sl + il + dl;
-
-	if (need > m->cap) {
-		size_t cap = (need + need / 4 + 63) & ~(size_t)63;
-		char *b = realloc(m->buf, cap);
-		if (!b)
-			return -ENOMEM;
-		m->buf = b;
-		m->cap = cap;
-	}
-	memcpy(m->buf, subj, sl);
-	memcpy(m->buf + sl, id, il);
-	memcpy(m->buf + sl + il, data, dl);
-	m->subj_len = (uint32_t)sl;
-	m->id_len = (uint32_t)il;
-	m->payload_len = (uint32_t)dl;
-	return 0;
-}
-
 /* Waits (bounded) for a free slot after sending what is buffered. Lock
  * not held. */
 static void wait_for_room(struct nats_sink *ns)
@@ -449,6 +426,14 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 		     subject, ns->line.len);
 		return write_failed(ns, ev, -EMSGSIZE);
 	}
+	/* The entry's buffer: payload, subject, id (nats_msg). */
+	size_t dl = ns->line.len, subj_len = strlen(subject);
+	sb_add(&ns->line, subject, subj_len);
+	sb_add(&ns->line, id, il);
+	if (ns->line.err) {
+		sb_free(&ns->line);
+		return -EAGAIN;
+	}
 	struct nats_slot *slot;
 	for (int tries = 0;; tries++) {
 		pthread_mutex_lock(&ns->lock);
@@ -463,10 +448,18 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 		nats_conn_flush_out(ns);
 		return -EAGAIN;
 	}
-	if (msg_fill(&slot->m, subject, strlen(subject), id, il, ns->line.buf, ns->line.len)) {
-		pthread_mutex_unlock(&ns->lock);
-		return -EAGAIN;
-	}
+	/* The formatted line becomes the entry: its buffer moves into the slot
+	 * (the slot's old one is the next line's), no copy. */
+	char *b = slot->m.buf;
+	size_t cap = slot->m.cap;
+	slot->m.buf = ns->line.buf;
+	slot->m.cap = ns->line.cap;
+	slot->m.payload_len = (uint32_t)dl;
+	slot->m.subj_len = (uint32_t)subj_len;
+	slot->m.id_len = (uint32_t)il;
+	ns->line.buf = b;
+	ns->line.cap = cap;
+	ns->line.len = 0;
 	slot->m.src = (uint8_t)src;
 	slot->m.token = ev->ack;
 	slot->m.attempts = 0;
