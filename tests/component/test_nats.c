@@ -869,7 +869,8 @@ struct bad_server {
 	int lfd, port;
 	pthread_t th;
 	atomic_bool stop;
-	atomic_int ours; /* publisher connections seen */
+	atomic_int ours;  /* publisher connections seen */
+	atomic_bool pong; /* the last one answered the server's PING */
 	const char *const *script;
 	size_t nscript;
 	int keep[8];
@@ -918,10 +919,27 @@ static void *bad_server_run(void *arg)
 		int k = atomic_fetch_add(&b->ours, 1);
 		cr_assert_not_null(strstr(in, "\"headers\":true"), "%s", in);
 		cr_assert_not_null(strstr(in, "\"no_responders\":true"), "%s", in);
-		cr_assert_eq(write(fd, "PONG\r\n", 6), 6);
 		if ((size_t)k + 1 < b->nscript) {
 			const char *l = b->script[k];
+			cr_assert_eq(write(fd, "PONG\r\n", 6), 6);
 			cr_assert_eq(write(fd, l, strlen(l)), (ssize_t)strlen(l));
+		} else {
+			/* the last one: a PING in the same write as the PONG of
+			 * the handshake, answered although nothing follows */
+			cr_assert_eq(write(fd, "PONG\r\nPING\r\n", 12), 12);
+			char pong[16] = "";
+			size_t got = 0;
+			uint64_t by = mono_ns() + 2000000000ull;
+			while (got < 6 && mono_ns() < by) {
+				struct pollfd cf = {.fd = fd, .events = POLLIN};
+				if (poll(&cf, 1, 100) != 1)
+					continue;
+				ssize_t r = read(fd, pong + got, 6 - got);
+				if (r <= 0)
+					break;
+				got += (size_t)r;
+			}
+			atomic_store(&b->pong, !strcmp(pong, "PONG\r\n"));
 		}
 		if (b->nkeep < sizeof(b->keep) / sizeof(b->keep[0]))
 			b->keep[b->nkeep++] = fd; /* the sink closes it */
@@ -1001,6 +1019,7 @@ Test(nats_sink, protocol_errors_name_the_server_and_the_connection_is_made_again
 		     (unsigned long)c.protocol_errors, all_log);
 	cr_assert(s->ops->connected(s));
 	cr_assert_eq(atomic_load(&b.ours), 5);
+	cr_assert(atomic_load(&b.pong), "no PONG to a PING that came with the handshake");
 	static const char *const why[] = {"unknown operation: 'GARBAGE LINE'",
 					  "message of 99999999 bytes is over the limit of 1048576",
 					  "MSG payload of 3 bytes is not followed by CRLF",

@@ -543,7 +543,8 @@ void *nats_conn_reader(void *arg)
 			conn_drop(ns, why);
 			continue;
 		}
-		if (r > 0 && process_in(ns, why, sizeof(why))) {
+		/* (bytes may be left from the handshake: a PING after the PONG) */
+		if ((r > 0 || ns->in.len) && process_in(ns, why, sizeof(why))) {
 			/* The stream cannot be followed any more: at most once
 			 * per connection, so not rate-limited. */
 			atomic_fetch_add(&ns->proto_errors, 1);
