@@ -2,7 +2,8 @@
 #
 #   make fuzz              every target for FUZZ_SECONDS each (default 60), one after the other
 #   make fuzz-<name>       one target: cni, etcd-parse, framer, k8s, kernel-decode,
-#                          cgroup-path, systemd, format, otlp, cgroupfs
+#                          cgroup-path, systemd, format, otlp, cgroupfs,
+#                          nats-wire
 #   make fuzz-ci           every target for FUZZ_CI_SECONDS each (default 20)
 #   make fuzz-build        build them all, run none
 #
@@ -32,6 +33,7 @@ FUZZ_FORMAT_SRCS        := user/sink/format.c user/sink/json_embed.c user/core/e
                            user/core/queue.c $(FUZZ_STRBUF_SRCS)
 FUZZ_CGROUPFS_SRCS      := user/util/cgroupfs.c user/util/fileio.c $(FUZZ_STRBUF_SRCS)
 FUZZ_OTLP_SRCS          := user/sink/otlp_encode.c user/core/event.c user/core/queue.c $(FUZZ_STRBUF_SRCS)
+FUZZ_NATS_WIRE_SRCS     := user/sink/nats_wire.c
 
 FUZZ_TARGETS :=
 
@@ -67,6 +69,7 @@ $(eval $(call FUZZ_TARGET,systemd,systemd_entry_fuzz,$(FUZZ_SYSTEMD_SRCS),-lcjso
 $(eval $(call FUZZ_TARGET,format,fuzz_format,$(FUZZ_FORMAT_SRCS),-lcjson -lpthread,8192))
 $(eval $(call FUZZ_TARGET,otlp,fuzz_otlp,$(FUZZ_OTLP_SRCS),-lpthread,8192))
 $(eval $(call FUZZ_TARGET,cgroupfs,fuzz_cgroupfs,$(FUZZ_CGROUPFS_SRCS),,8192))
+$(eval $(call FUZZ_TARGET,nats-wire,fuzz_nats_wire,$(FUZZ_NATS_WIRE_SRCS),,8192))
 
 .PHONY: fuzz fuzz-ci fuzz-build
 fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(FUZZ_BIN_$(t)))

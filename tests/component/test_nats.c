@@ -4,9 +4,13 @@
  * and restarted mid-run, and dedup of republished ids. Plus the URL and config
  * checks, which need no server. */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 
 #include "core/ack.h"
 #include "core/event.h"
@@ -39,7 +43,7 @@ static void test_cfg(struct tcfg *cfg, const char *stream)
 
 struct counters {
 	uint64_t published, republished, acked, duplicates, failed, lost, unacked, reconnects,
-	    too_big, inflight, stable_ids;
+	    too_big, inflight, stable_ids, late_acks, protocol_errors;
 };
 
 static void count_cb(void *ctx, const char *name, const char *labels, uint64_t v)
@@ -69,6 +73,10 @@ static void count_cb(void *ctx, const char *name, const char *labels, uint64_t v
 		c->too_big = v;
 	else if (!strcmp(name, "stable_ids"))
 		c->stable_ids = v;
+	else if (!strcmp(name, "late_acks"))
+		c->late_acks = v;
+	else if (!strcmp(name, "protocol_errors"))
+		c->protocol_errors = v;
 	else
 		cr_assert_fail("unexpected counter %s", name);
 }
@@ -849,4 +857,179 @@ Test(nats_sink, in_flight_window_is_bounded, .timeout = 60)
 	s->ops->destroy(s);
 	queue_free(q);
 	ns_stop(&srv);
+}
+
+/* ---- a server that breaks the protocol ---- */
+
+/* Accepts connections on loopback. The sink's publisher connection (its
+ * SUB is on _INBOX.tapio...) gets INFO, its PONG, then the next line of
+ * `script`; the last line is never sent and that connection stays open.
+ * Any other connection (libnats, for the stream) is closed after INFO. */
+struct bad_server {
+	int lfd, port;
+	pthread_t th;
+	atomic_bool stop;
+	atomic_int ours;  /* publisher connections seen */
+	atomic_bool pong; /* the last one answered the server's PING */
+	const char *const *script;
+	size_t nscript;
+	int keep[8];
+	size_t nkeep;
+};
+
+static void *bad_server_run(void *arg)
+{
+	struct bad_server *b = arg;
+	static const char info[] =
+	    "INFO {\"server_id\":\"FAKE\",\"version\":\"2.9.10\",\"proto\":1,"
+	    "\"headers\":true,\"max_payload\":1048576}\r\n";
+
+	while (!atomic_load(&b->stop)) {
+		struct pollfd pf = {.fd = b->lfd, .events = POLLIN};
+		if (poll(&pf, 1, 100) != 1)
+			continue;
+		int fd = accept(b->lfd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		char in[4096];
+		size_t have = 0;
+		if (write(fd, info, sizeof(info) - 1) < 0) {
+			close(fd);
+			continue;
+		}
+		/* up to the PING of the handshake */
+		uint64_t until = mono_ns() + 2000000000ull;
+		while (have < sizeof(in) - 1 && mono_ns() < until) {
+			struct pollfd cf = {.fd = fd, .events = POLLIN};
+			if (poll(&cf, 1, 100) != 1)
+				continue;
+			ssize_t r = read(fd, in + have, sizeof(in) - 1 - have);
+			if (r <= 0)
+				break;
+			have += (size_t)r;
+			in[have] = 0;
+			if (strstr(in, "PING\r\n"))
+				break;
+		}
+		in[have] = 0;
+		if (!strstr(in, "SUB _INBOX.tapio") || !strstr(in, "PING\r\n")) {
+			close(fd);
+			continue;
+		}
+		int k = atomic_fetch_add(&b->ours, 1);
+		cr_assert_not_null(strstr(in, "\"headers\":true"), "%s", in);
+		cr_assert_not_null(strstr(in, "\"no_responders\":true"), "%s", in);
+		if ((size_t)k + 1 < b->nscript) {
+			const char *l = b->script[k];
+			cr_assert_eq(write(fd, "PONG\r\n", 6), 6);
+			cr_assert_eq(write(fd, l, strlen(l)), (ssize_t)strlen(l));
+		} else {
+			/* the last one: a PING in the same write as the PONG of
+			 * the handshake, answered although nothing follows */
+			cr_assert_eq(write(fd, "PONG\r\nPING\r\n", 12), 12);
+			char pong[16] = "";
+			size_t got = 0;
+			uint64_t by = mono_ns() + 2000000000ull;
+			while (got < 6 && mono_ns() < by) {
+				struct pollfd cf = {.fd = fd, .events = POLLIN};
+				if (poll(&cf, 1, 100) != 1)
+					continue;
+				ssize_t r = read(fd, pong + got, 6 - got);
+				if (r <= 0)
+					break;
+				got += (size_t)r;
+			}
+			atomic_store(&b->pong, !strcmp(pong, "PONG\r\n"));
+		}
+		if (b->nkeep < sizeof(b->keep) / sizeof(b->keep[0]))
+			b->keep[b->nkeep++] = fd; /* the sink closes it */
+		else
+			close(fd);
+	}
+	return NULL;
+}
+
+static void bad_server_start(struct bad_server *b, const char *const *script, size_t n)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+
+	memset(b, 0, sizeof(*b));
+	b->script = script;
+	b->nscript = n;
+	b->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(b->lfd, 0);
+	cr_assert_eq(bind(b->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(b->lfd, 16), 0);
+	cr_assert_eq(getsockname(b->lfd, (struct sockaddr *)&a, &al), 0);
+	b->port = ntohs(a.sin_port);
+	cr_assert_eq(pthread_create(&b->th, NULL, bad_server_run, b), 0);
+}
+
+static void bad_server_stop(struct bad_server *b)
+{
+	atomic_store(&b->stop, true);
+	pthread_join(b->th, NULL);
+	for (size_t i = 0; i < b->nkeep; i++)
+		close(b->keep[i]);
+	close(b->lfd);
+}
+
+static uint64_t counter_of(struct sink *s, const char *name)
+{
+	struct counters c = get_counters(s);
+
+	if (!strcmp(name, "reconnects"))
+		return c.reconnects;
+	return c.protocol_errors;
+}
+
+Test(nats_sink, protocol_errors_name_the_server_and_the_connection_is_made_again, .timeout = 60)
+{
+	static const char *const script[] = {
+	    "GARBAGE LINE\r\n",
+	    "MSG x 1 99999999\r\n",
+	    "MSG _INBOX.tapio 1 3\r\nabcXY\r\n",
+	    "-ERR 'Unknown Protocol Operation'\r\n",
+	    "", /* the last connection stays */
+	};
+	struct bad_server b;
+	struct tcfg cfg;
+	struct sink *s;
+	char err[200], url[64], want[160];
+
+	bad_server_start(&b, script, sizeof(script) / sizeof(script[0]));
+	snprintf(url, sizeof(url), "nats://127.0.0.1:%d", b.port);
+	all_log[0] = '\0';
+	all_len = 0;
+	log_set_hook(capture);
+	test_cfg(&cfg, "TP");
+	s = sink_nats_new(url, &cfg.nats, cfg.base.node_name, err, sizeof(err));
+	cr_assert_not_null(s, "%s", err);
+	uint64_t t0 = mono_ns(), deadline = t0 + 20000000000ull;
+	while (mono_ns() < deadline && counter_of(s, "reconnects") < 4)
+		ns_sleep_ms(20);
+	/* each reconnect to the one server waits 500 ms or more */
+	cr_assert_geq(mono_ns() - t0, 1900000000ull, "%lu ms for 4 reconnects",
+		      (unsigned long)((mono_ns() - t0) / 1000000));
+	ns_sleep_ms(300); /* the last connection stays up */
+	struct counters c = get_counters(s);
+	cr_assert_eq(c.reconnects, 4, "reconnects %lu\n%s", (unsigned long)c.reconnects, all_log);
+	cr_assert_eq(c.protocol_errors, 4, "protocol errors %lu\n%s",
+		     (unsigned long)c.protocol_errors, all_log);
+	cr_assert(s->ops->connected(s));
+	cr_assert_eq(atomic_load(&b.ours), 5);
+	cr_assert(atomic_load(&b.pong), "no PONG to a PING that came with the handshake");
+	static const char *const why[] = {"unknown operation: 'GARBAGE LINE'",
+					  "message of 99999999 bytes is over the limit of 1048576",
+					  "MSG payload of 3 bytes is not followed by CRLF",
+					  "-ERR 'Unknown Protocol Operation'"};
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(want, sizeof(want), "nats: %s: %s; connecting again", url, why[i]);
+		cr_assert_not_null(strstr(all_log, want), "no '%s' in\n%s", want, all_log);
+	}
+	cr_assert_not_null(strstr(all_log, "disconnected from"), "%s", all_log);
+	log_set_hook(NULL);
+	s->ops->destroy(s);
+	bad_server_stop(&b);
 }

@@ -39,11 +39,15 @@ int nats_ensure_stream(struct nats_sink *ns)
 	natsStatus st;
 	char subj[300];
 	const char *subjects[1] = {subj};
-	uint64_t now = mono_ns();
+	uint64_t now;
 
 	if (atomic_load(&ns->stream_ready))
-		return 0;
+		return 0; /* per event: no clock read before this */
+	now = mono_ns();
 	if (now < ns->next_stream_try)
+		return -EAGAIN;
+	/* The stream connection (libnats) reconnects on its own: wait for it. */
+	if (natsConnection_Status(ns->nc) != NATS_CONN_STATUS_CONNECTED)
 		return -EAGAIN;
 	ns->next_stream_try = now + 500000000ull;
 	snprintf(subj, sizeof(subj), "%s.>", ns->prefix);

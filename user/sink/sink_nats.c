@@ -1,9 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The NATS JetStream sink: see sink_nats.h for the contract.
  *
- * Threads: write() and flush() run on the pipeline thread; the ack handler
- * and the connection callbacks run on libnats threads. The retry list is
- * shared between them under `lock`; the counters are atomics.
+ * Events go out on a connection of the sink's own (nats_conn.c: the NATS
+ * client protocol on a TCP socket, frames batched into few writes, PubAcks
+ * read in batches by one reader thread); libnats keeps a second connection
+ * for the stream lookup and creation only (nats_stream.c).
+ *
+ * Threads: write(), poll() and flush() run on the pipeline thread, which
+ * buffers frames and writes them; the reader thread settles PubAcks,
+ * reconnects and takes back what timed out. The in-flight window (an entry
+ * per reply number, slot = number % max_inflight) and the retry list are
+ * shared under `lock`; the counters are atomics.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,140 +32,66 @@
 #include "util/strbuf.h"
 #include "sink/nats_internal.h"
 
-/* ---- retry list (under lock) ---- */
+/* ---- entries (under lock) ---- */
 
-static bool retry_push_locked(struct nats_sink *ns, natsMsg *m)
+/* Adds to a counter that has one writer at a time (the pipeline thread's
+ * own counters; inflight and outstanding, written under lock only): no
+ * locked instruction, which costs a cache line round trip per event when the
+ * reader thread touches the line too. Readers load it lock-free. */
+static inline void add_one_writer(_Atomic uint64_t *p, uint64_t d)
 {
-	if (ns->retry_n == ns->retry_cap)
-		return false;
-	ns->retry[(ns->retry_head + ns->retry_n) % ns->retry_cap] = m;
-	ns->retry_n++;
-	return true;
+	atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + d,
+			      memory_order_relaxed);
 }
 
-static natsMsg *retry_pop_locked(struct nats_sink *ns)
+static void msg_free(struct nats_msg *m)
 {
-	natsMsg *m;
-
-	if (!ns->retry_n)
-		return NULL;
-	m = ns->retry[ns->retry_head];
-	ns->retry_head = (ns->retry_head + 1) % ns->retry_cap;
-	ns->retry_n--;
-	return m;
+	free(m->buf);
+	m->buf = NULL;
+	m->cap = 0;
 }
 
-static bool retry_unpop_locked(struct nats_sink *ns, natsMsg *m)
+static void msg_swap(struct nats_msg *a, struct nats_msg *b)
 {
-	/* Back to the front, to keep the order. */
-	if (ns->retry_n == ns->retry_cap)
-		return false;
-	ns->retry_head = (ns->retry_head + ns->retry_cap - 1) % ns->retry_cap;
-	ns->retry[ns->retry_head] = m;
-	ns->retry_n++;
-	return true;
+	struct nats_msg t = *a;
+
+	*a = *b;
+	*b = t;
 }
 
-static unsigned msg_attempts(natsMsg *m)
+static const char *msg_id(const struct nats_msg *m)
 {
-	const char *v = NULL;
-
-	if (natsMsgHeader_Get(m, ATTEMPT_HDR, &v) != NATS_OK || !v)
-		return 1;
-	return (unsigned)strtoul(v, NULL, 10);
+	return m->buf + m->payload_len + m->subj_len;
 }
 
-/* The source and ack token a message carries (ACK_HDR); false without. */
-static bool msg_ack(natsMsg *m, unsigned *src, uint32_t *token)
-{
-	const char *v = NULL;
-	char *end;
-
-	if (!m || natsMsgHeader_Get(m, ACK_HDR, &v) != NATS_OK || !v)
-		return false;
-	unsigned long s = strtoul(v, &end, 10);
-	if (*end != '/' || s >= SINK_SOURCES)
-		return false;
-	*src = (unsigned)s;
-	*token = (uint32_t)strtoul(end + 1, NULL, 10);
-	return true;
-}
-
-/* The message's fate is known: delivered (PubAck) or lost. Counts it for
+/* The entry's fate is known: delivered (PubAck) or lost. Counts it for
  * its source and settles its token: a loss while the sink runs is counted
  * and logged, and its source's cursor must not wait for it until a restart.
  * Once the sink closes (closing), a loss is not settled: what never got its
  * ack is read again by its source after a restart. */
-static void msg_settled(struct nats_sink *ns, natsMsg *m, bool delivered)
+static void msg_settled(struct nats_sink *ns, const struct nats_msg *m, bool delivered)
 {
-	unsigned src;
-	uint32_t token;
+	unsigned src = m->src;
 
-	if (!msg_ack(m, &src, &token))
-		return;
-	atomic_fetch_sub(&ns->outstanding[src], 1);
+	add_one_writer(&ns->outstanding[src], (uint64_t)-1);
 	atomic_fetch_add(delivered ? &ns->base.src_written[src] : &ns->base.src_failed[src], 1);
 	if (delivered || !atomic_load(&ns->closing))
-		ack_settle_src(src, token);
+		ack_settle_src(src, m->token);
 }
 
-/* Counts a message as lost, says why (rate-limited) and frees it. */
-static void count_lost(struct nats_sink *ns, natsMsg *m, const char *why)
+/* Counts an entry as lost and says why (rate-limited). */
+static void count_lost(struct nats_sink *ns, const struct nats_msg *m, const char *why)
 {
-	const char *id = NULL;
 	uint64_t now = mono_ns(), last = atomic_load(&ns->last_loss_log);
 
 	atomic_fetch_add(&ns->lost, 1);
 	atomic_fetch_add(&ns->failed, 1);
 	atomic_fetch_add(&ns->base.failed, 1);
 	msg_settled(ns, m, false);
-	if (m)
-		natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
 	if (now - last > 1000000000ull &&
 	    atomic_compare_exchange_strong(&ns->last_loss_log, &last, now))
-		tlog(TLOG_ERR, "nats", "event %s lost: %s (lost so far: %" PRIu64 ")",
-		     id ? id : "?", why, atomic_load(&ns->lost));
-	natsMsg_Destroy(m);
-}
-
-/* ---- libnats callbacks ---- */
-
-static bool transient(natsStatus st)
-{
-	switch (st) {
-	case NATS_TIMEOUT:
-	case NATS_NO_RESPONDERS:
-	case NATS_CONNECTION_CLOSED:
-	case NATS_CONNECTION_DISCONNECTED:
-	case NATS_NOT_YET_CONNECTED:
-	case NATS_STALE_CONNECTION:
-	case NATS_IO_ERROR:
-	case NATS_INSUFFICIENT_BUFFER:
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* JetStream answers that may change by themselves: a server still
- * recovering, a cluster without leader, resources that free up, a stream
- * that is created again. */
-static bool transient_js(jsErrCode e)
-{
-	switch ((int)e) {
-	case JSClusterNotAvailErr:
-	case JSClusterNotLeaderErr:
-	case JSInsufficientResourcesErr:
-	case JSMemoryResourcesExceededErr:
-	case JSNotEnabledForAccountErr:
-	case JSStorageResourcesExceededErr:
-	case JSStreamNotFoundErr:
-	case JSNotEnabledErr:
-	case JSStreamOfflineErr:
-		return true;
-	default:
-		return false;
-	}
+		tlog(TLOG_ERR, "nats", "event %.*s lost: %s (lost so far: %" PRIu64 ")",
+		     (int)m->id_len, msg_id(m), why, atomic_load(&ns->lost));
 }
 
 /* A publish failed for a passing reason: the first failure of a round (one
@@ -177,162 +110,221 @@ static void retry_backoff(struct nats_sink *ns)
 	atomic_store(&ns->retry_after, now + ms * 1000000ull);
 }
 
-static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+static void slot_free(struct nats_sink *ns, struct nats_slot *s)
 {
-	struct nats_sink *ns = closure;
-	unsigned attempts;
-	bool kept = false;
+	s->reply = 0;
+	add_one_writer(&ns->inflight, (uint64_t)-1);
+}
 
-	(void)js;
-	atomic_fetch_sub(&ns->inflight, 1);
-	if (pa) {
-		atomic_fetch_add(&ns->acked, 1);
-		atomic_fetch_add(&ns->base.acked, 1);
-		if (pa->Duplicate)
-			atomic_fetch_add(&ns->duplicates, 1);
-		atomic_store(&ns->retry_rounds, 0);
-		msg_settled(ns, msg, true);
-		natsMsg_Destroy(msg);
-		return;
-	}
-	if (!pae || !msg) {
-		count_lost(ns, msg, "publish failed without a reason");
-		return;
-	}
-	if (pae->ErrCode != 0 ? !transient_js(pae->ErrCode) : !transient(pae->Err)) {
-		char why[200];
+void nats_slot_acked(struct nats_sink *ns, struct nats_slot *s, bool duplicate)
+{
+	/* Counted per batch (nats_fold_acks): a read() brings many. */
+	ns->b_acked++;
+	ns->b_dup += duplicate;
+	ns->b_src[s->m.src]++;
+	ack_settle_src(s->m.src, s->m.token);
+	s->reply = 0;
+}
 
-		snprintf(why, sizeof(why), "refused by the server: %s (%d)",
-			 pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err),
-			 (int)pae->ErrCode);
-		count_lost(ns, msg, why); /* it would be refused again */
+void nats_fold_acks(struct nats_sink *ns)
+{
+	if (!ns->b_acked)
+		return;
+	atomic_fetch_add(&ns->acked, ns->b_acked);
+	atomic_fetch_add(&ns->base.acked, ns->b_acked);
+	if (ns->b_dup)
+		atomic_fetch_add(&ns->duplicates, ns->b_dup);
+	atomic_store(&ns->retry_rounds, 0);
+	for (unsigned i = 0; i < SINK_SOURCES; i++) {
+		if (!ns->b_src[i])
+			continue;
+		add_one_writer(&ns->outstanding[i], -ns->b_src[i]);
+		atomic_fetch_add(&ns->base.src_written[i], ns->b_src[i]);
+		ns->b_src[i] = 0;
+	}
+	add_one_writer(&ns->inflight, -ns->b_acked);
+	ns->b_acked = ns->b_dup = 0;
+}
+
+/* The entry goes to the retry list (its buffer with it), or is lost. */
+static void take_back(struct nats_sink *ns, struct nats_slot *s, const char *why)
+{
+	if (s->m.attempts >= ns->max_attempts) {
+		count_lost(ns, &s->m, "no ack after the last attempt");
+	} else if (ns->retry_n == ns->retry_cap) {
+		count_lost(ns, &s->m, "retry list full");
+	} else {
+		(void)why;
+		msg_swap(&ns->retry[(ns->retry_head + ns->retry_n) % ns->retry_cap], &s->m);
+		ns->retry_n++;
+	}
+	slot_free(ns, s);
+}
+
+void nats_slot_failed(struct nats_sink *ns, struct nats_slot *s, bool transient, const char *why)
+{
+	if (!transient) {
+		count_lost(ns, &s->m, why); /* it would be refused again */
+		slot_free(ns, s);
 		return;
 	}
-	if (pae->Err == NATS_NO_RESPONDERS || pae->ErrCode == JSStreamNotFoundErr)
-		atomic_store(&ns->stream_ready, false); /* the stream may be gone */
-	attempts = msg_attempts(msg);
 	retry_backoff(ns);
-	if (attempts < ns->max_attempts) {
-		pthread_mutex_lock(&ns->lock);
-		kept = retry_push_locked(ns, msg);
-		pthread_mutex_unlock(&ns->lock);
+	take_back(ns, s, why);
+}
+
+void nats_take_back_all(struct nats_sink *ns)
+{
+	for (uint64_t r = ns->oldest; r < ns->next_reply; r++) {
+		struct nats_slot *s = &ns->slots[r % ns->max_inflight];
+
+		if (s->reply == r)
+			take_back(ns, s, "disconnected");
 	}
-	if (!kept)
-		count_lost(ns, msg,
-			   attempts >= ns->max_attempts ? "no ack after the last attempt"
-							: "retry list full");
+	ns->oldest = ns->next_reply;
 }
 
-static void on_connected(natsConnection *nc, void *closure)
+void nats_expire(struct nats_sink *ns, uint64_t now)
 {
-	struct nats_sink *ns = closure;
+	uint64_t limit = ACK_TIMEOUT_MS * 1000000ull;
+	bool expired = false;
 
-	(void)nc;
-	atomic_store(&ns->connected, true);
-	tlog(TLOG_INFO, "nats", "connected");
+	for (; ns->oldest < ns->next_reply; ns->oldest++) {
+		struct nats_slot *s = &ns->slots[ns->oldest % ns->max_inflight];
+
+		if (s->reply != ns->oldest)
+			continue; /* settled */
+		if (now < s->sent_ns + limit)
+			break;
+		expired = true;
+		take_back(ns, s, "ack timeout");
+	}
+	if (expired)
+		retry_backoff(ns);
 }
 
-static void on_disconnected(natsConnection *nc, void *closure)
+/* ---- publishing (pipeline thread) ---- */
+
+/* Appends the HPUB frame of m with reply number n to the output buffer. */
+static void put_frame(struct nats_sink *ns, const struct nats_msg *m, uint64_t n)
 {
-	struct nats_sink *ns = closure;
+	struct strbuf *o = &ns->out;
+	/* "NATS/1.0\r\nNats-Msg-Id: " id "\r\n\r\n" */
+	size_t hl = 10 + 13 + m->id_len + 4;
 
-	(void)nc;
-	if (atomic_exchange(&ns->connected, false) && !atomic_load(&ns->closing))
-		tlog(TLOG_WARN, "nats", "disconnected; buffering in the queue while reconnecting");
+	if (sb_grow(o, m->subj_len + ns->inbox_len + 96 + hl + m->payload_len))
+		return;
+	char *p = o->buf + o->len;
+	memcpy(p, "HPUB ", 5);
+	p += 5;
+	memcpy(p, m->buf + m->payload_len, m->subj_len);
+	p += m->subj_len;
+	*p++ = ' ';
+	memcpy(p, ns->inbox, ns->inbox_len);
+	p += ns->inbox_len;
+	*p++ = '.';
+	p += u64_put(p, n);
+	*p++ = ' ';
+	p += u64_put(p, hl);
+	*p++ = ' ';
+	p += u64_put(p, hl + m->payload_len);
+	memcpy(p, "\r\nNATS/1.0\r\nNats-Msg-Id: ", 25);
+	p += 25;
+	memcpy(p, msg_id(m), m->id_len);
+	p += m->id_len;
+	memcpy(p, "\r\n\r\n", 4);
+	p += 4;
+	memcpy(p, m->buf, m->payload_len);
+	p += m->payload_len;
+	memcpy(p, "\r\n", 2);
+	p += 2;
+	o->len = (size_t)(p - o->buf);
+	o->buf[o->len] = 0;
 }
 
-static void on_reconnected(natsConnection *nc, void *closure)
+/* Sends the entry in slot s (its message in place) with reply number n: the
+ * frame goes to the output buffer. Lock held, the slot free, the
+ * connection up. */
+static void slot_commit_locked(struct nats_sink *ns, struct nats_slot *s, uint64_t n)
 {
-	struct nats_sink *ns = closure;
-
-	(void)nc;
-	atomic_fetch_add(&ns->reconnects, 1);
-	atomic_store(&ns->stream_ready, false); /* check it again: the server may be new */
-	atomic_store(&ns->connected, true);
-	tlog(TLOG_INFO, "nats", "reconnected");
+	if (ns->out_gen != ns->gen) {
+		sb_reset(&ns->out); /* frames for a connection that is gone */
+		ns->out_gen = ns->gen;
+	}
+	s->m.attempts++;
+	s->reply = n;
+	s->sent_ns = nats_coarse_ns();
+	ns->next_reply++;
+	add_one_writer(&ns->inflight, 1);
+	put_frame(ns, &s->m, n);
 }
 
-static void on_closed(natsConnection *nc, void *closure)
+/* The slot for the next publish, NULL when the window is full there or the
+ * connection is down. Lock held. */
+static struct nats_slot *next_slot_locked(struct nats_sink *ns)
 {
-	struct nats_sink *ns = closure;
+	struct nats_slot *s = &ns->slots[ns->next_reply % ns->max_inflight];
 
-	(void)nc;
-	atomic_store(&ns->connected, false);
-	pthread_mutex_lock(&ns->lock);
-	ns->closed = true;
-	pthread_cond_broadcast(&ns->closed_cv);
-	pthread_mutex_unlock(&ns->lock);
+	return ns->up && !s->reply ? s : NULL;
 }
 
-/* ---- stream ---- */
-
-static int publish(struct nats_sink *ns, natsMsg **m)
+static void maybe_flush_out(struct nats_sink *ns)
 {
-	jsPubOptions po;
-	natsStatus st;
-
-	jsPubOptions_Init(&po);
-	po.MaxWait = ACK_TIMEOUT_MS;
-	atomic_fetch_add(&ns->inflight, 1);
-	st = js_PublishMsgAsync(ns->js, m, &po);
-	if (st == NATS_OK)
-		return 0;
-	atomic_fetch_sub(&ns->inflight, 1);
-	if (transient(st))
-		return -EAGAIN;
-	if (st == NATS_MAX_PAYLOAD)
-		return -EMSGSIZE;
-	return -EIO;
+	if (ns->out.len >= OUT_FLUSH_BYTES)
+		nats_conn_flush_out(ns);
 }
 
-/* Publishes messages from the retry list again (same ids), once its backoff
- * wait is over. 0, or -EAGAIN when some are still waiting. */
+/* Publishes entries from the retry list again (same ids), once its backoff
+ * wait is over. 0, or -EAGAIN when some are still waiting. A republish that
+ * finds no room is not sent and uses no attempt. */
 static int republish(struct nats_sink *ns, size_t batch)
 {
+	int rc = 0;
+
+	if (!atomic_load_explicit(&ns->retry_n, memory_order_relaxed))
+		return 0; /* the common case, without a clock read or the lock */
 	if (mono_ns() < atomic_load(&ns->retry_after)) {
 		pthread_mutex_lock(&ns->lock);
 		bool waiting = ns->retry_n != 0;
 		pthread_mutex_unlock(&ns->lock);
 		return waiting ? -EAGAIN : 0;
 	}
-	for (size_t i = 0; i < batch; i++) {
-		natsMsg *m;
-		char n[16];
-		int rc;
-
-		pthread_mutex_lock(&ns->lock);
-		m = retry_pop_locked(ns);
-		pthread_mutex_unlock(&ns->lock);
-		if (!m)
-			return 0;
-		unsigned attempts = msg_attempts(m);
-		snprintf(n, sizeof(n), "%u", attempts + 1);
-		natsMsgHeader_Set(m, ATTEMPT_HDR, n);
-		rc = publish(ns, &m);
-		if (rc == 0) {
-			atomic_fetch_add(&ns->republished, 1);
-			continue;
-		}
-		if (rc == -EAGAIN) {
-			bool kept;
-
-			/* Not sent (a full window, a disconnect): no attempt used. */
-			snprintf(n, sizeof(n), "%u", attempts);
-			natsMsgHeader_Set(m, ATTEMPT_HDR, n);
-
-			pthread_mutex_lock(&ns->lock);
-			kept = retry_unpop_locked(ns, m);
-			pthread_mutex_unlock(&ns->lock);
-			if (!kept)
-				count_lost(ns, m, "retry list full");
-			return -EAGAIN;
-		}
-		count_lost(ns, m, "republish failed");
-	}
 	pthread_mutex_lock(&ns->lock);
-	bool more = ns->retry_n != 0;
+	for (size_t i = 0; i < batch && ns->retry_n; i++) {
+		struct nats_slot *sl = next_slot_locked(ns);
+
+		if (!sl)
+			break;
+		msg_swap(&sl->m, &ns->retry[ns->retry_head]);
+		slot_commit_locked(ns, sl, ns->next_reply);
+		ns->retry_head = (ns->retry_head + 1) % ns->retry_cap;
+		ns->retry_n--;
+		add_one_writer(&ns->republished, 1);
+	}
+	if (ns->retry_n)
+		rc = -EAGAIN;
 	pthread_mutex_unlock(&ns->lock);
-	return more ? -EAGAIN : 0;
+	maybe_flush_out(ns);
+	return rc;
+}
+
+/* The stream connection (libnats) came up late. (With no callback here,
+ * natsConnection_Connect would block until it does.) */
+static void on_mgmt_connected(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	(void)closure;
+}
+
+/* The stream connection (libnats) is closed: see nats_close. */
+static void on_closed(natsConnection *nc, void *closure)
+{
+	struct nats_sink *ns = closure;
+
+	(void)nc;
+	pthread_mutex_lock(&ns->lock);
+	ns->closed = true;
+	pthread_cond_broadcast(&ns->closed_cv);
+	pthread_mutex_unlock(&ns->lock);
 }
 
 /* write() failed at once: counts it for its source (the sink counts itself);
@@ -365,13 +357,33 @@ static const char *subject_of(struct nats_sink *ns, const struct tapio_event *ev
 	return ns->subj_cache[slot].s;
 }
 
+/* Waits (bounded) for a free slot after sending what is buffered. Lock
+ * not held. */
+static void wait_for_room(struct nats_sink *ns)
+{
+	struct timespec until;
+
+	nats_conn_flush_out(ns);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += STALL_WAIT_MS * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&ns->lock);
+	while (ns->up && !next_slot_locked(ns) &&
+	       pthread_cond_timedwait(&ns->acked_cv, &ns->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&ns->lock);
+}
+
 static int nats_write(struct sink *s, const struct tapio_event *ev)
 {
 	struct nats_sink *ns = to_nats(s);
-	natsMsg *m = NULL;
-	char id[200], ackv[32];
+	char id[200];
 	unsigned src = ev->source < SINK_SOURCES ? ev->source : SINK_SOURCES - 1;
-	int rc, n;
+	size_t il;
+	int rc;
 
 	if (!atomic_load(&ns->connected))
 		return -EAGAIN;
@@ -399,40 +411,68 @@ static int nats_write(struct sink *s, const struct tapio_event *ev)
 	size_t sl = sid ? strlen(sid) : 0;
 	if (sl && sl < sizeof(id)) {
 		memcpy(id, sid, sl + 1);
+		il = sl;
 	} else {
 		memcpy(id, ns->id_prefix, ns->id_prefix_len);
-		id[ns->id_prefix_len + u64_put(id + ns->id_prefix_len, ns->seq + 1)] = 0;
+		il = ns->id_prefix_len + u64_put(id + ns->id_prefix_len, ns->seq + 1);
+		id[il] = 0;
 	}
-	n = (int)u64_put(ackv, src);
-	ackv[n++] = '/';
-	ackv[n + (int)u64_put(ackv + n, ev->ack)] = 0;
-	if (natsMsg_Create(&m, subject, NULL, ns->line.buf, (int)ns->line.len) != NATS_OK)
-		return -EAGAIN;
-	if (natsMsgHeader_Set(m, "Nats-Msg-Id", id) != NATS_OK ||
-	    natsMsgHeader_Set(m, ACK_HDR, ackv) != NATS_OK) {
-		natsMsg_Destroy(m);
-		return -EAGAIN;
-	}
-	atomic_fetch_add(&ns->outstanding[src], 1);
-	rc = publish(ns, &m);
-	natsMsg_Destroy(m); /* no-op when libnats took it */
-	if (rc == 0) {
-		ns->seq++;
-		atomic_fetch_add(&ns->published, 1);
-		atomic_fetch_add(&ns->base.written, 1);
-		if (sid && *sid)
-			atomic_fetch_add(&ns->stable_ids, 1);
-		return 0;
-	}
-	atomic_fetch_sub(&ns->outstanding[src], 1);
-	if (rc == -EMSGSIZE) {
-		/* Failed for good: the pipeline counts it; say why. */
+	/* The server refuses a message over its max_payload (headers and
+	 * payload together) and closes the connection: never send one. */
+	if (ns->line.len + il + 27 > atomic_load(&ns->max_payload)) {
 		atomic_fetch_add(&ns->too_big, 1);
 		tlog(TLOG_WARN, "nats",
 		     "%s event of %zu bytes is larger than the server's max_payload; not sent",
 		     subject, ns->line.len);
+		return write_failed(ns, ev, -EMSGSIZE);
 	}
-	return rc == -EAGAIN ? rc : write_failed(ns, ev, rc);
+	/* The entry's buffer: payload, subject, id (nats_msg). */
+	size_t dl = ns->line.len, subj_len = strlen(subject);
+	sb_add(&ns->line, subject, subj_len);
+	sb_add(&ns->line, id, il);
+	if (ns->line.err) {
+		sb_free(&ns->line);
+		return -EAGAIN;
+	}
+	struct nats_slot *slot;
+	for (int tries = 0;; tries++) {
+		pthread_mutex_lock(&ns->lock);
+		slot = next_slot_locked(ns);
+		if (slot || tries == 1 || !ns->up)
+			break;
+		pthread_mutex_unlock(&ns->lock);
+		wait_for_room(ns);
+	}
+	if (!slot) {
+		pthread_mutex_unlock(&ns->lock);
+		nats_conn_flush_out(ns);
+		return -EAGAIN;
+	}
+	/* The formatted line becomes the entry: its buffer moves into the slot
+	 * (the slot's old one is the next line's), no copy. */
+	char *b = slot->m.buf;
+	size_t cap = slot->m.cap;
+	slot->m.buf = ns->line.buf;
+	slot->m.cap = ns->line.cap;
+	slot->m.payload_len = (uint32_t)dl;
+	slot->m.subj_len = (uint32_t)subj_len;
+	slot->m.id_len = (uint32_t)il;
+	ns->line.buf = b;
+	ns->line.cap = cap;
+	ns->line.len = 0;
+	slot->m.src = (uint8_t)src;
+	slot->m.token = ev->ack;
+	slot->m.attempts = 0;
+	add_one_writer(&ns->outstanding[src], 1);
+	slot_commit_locked(ns, slot, ns->next_reply);
+	pthread_mutex_unlock(&ns->lock);
+	ns->seq++;
+	add_one_writer(&ns->published, 1);
+	add_one_writer(&ns->base.written, 1);
+	if (sid && *sid)
+		add_one_writer(&ns->stable_ids, 1);
+	maybe_flush_out(ns);
+	return 0;
 }
 
 /* Waits up to ack_wait_ms for every outstanding ack, republishing what
@@ -444,30 +484,35 @@ static int nats_flush(struct sink *s)
 {
 	struct nats_sink *ns = to_nats(s);
 	uint64_t deadline = mono_ns() + (uint64_t)ns->ack_wait_ms * 1000000ull;
-	size_t left_retry;
 	uint64_t left;
 
 	for (;;) {
 		if (atomic_load(&ns->connected) && nats_ensure_stream(ns) == 0)
 			republish(ns, REPUBLISH_BATCH);
+		nats_conn_flush_out(ns);
 		pthread_mutex_lock(&ns->lock);
-		left_retry = ns->retry_n;
-		pthread_mutex_unlock(&ns->lock);
-		left = left_retry + atomic_load(&ns->inflight);
-		if (!left || mono_ns() >= deadline)
-			break;
-		if (!left_retry && atomic_load(&ns->connected)) {
-			jsPubOptions po;
-			uint64_t ms = (deadline - mono_ns()) / 1000000ull;
+		left = ns->retry_n + atomic_load(&ns->inflight);
+		uint64_t now = mono_ns();
+		if (left && now < deadline) {
+			/* woken by each batch of PubAcks; a retry list waits
+			 * for its backoff or the connection */
+			uint64_t wait = deadline - now;
+			struct timespec until;
 
-			/* Only with publishes outstanding: libnats 3.4 crashes in
-			 * these calls before the first async publish. */
-			jsPubOptions_Init(&po);
-			po.MaxWait = ms > 100 ? 100 : (ms ? (int64_t)ms : 1);
-			js_PublishAsyncComplete(ns->js, &po);
-		} else {
-			usleep(20000);
+			if (ns->retry_n && wait > 20000000ull)
+				wait = 20000000ull;
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_sec += (time_t)(wait / 1000000000ull);
+			until.tv_nsec += (long)(wait % 1000000000ull);
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&ns->acked_cv, &ns->lock, &until);
 		}
+		pthread_mutex_unlock(&ns->lock);
+		if (!left || now >= deadline)
+			break;
 	}
 	atomic_store(&ns->unacked, left);
 	if (!left)
@@ -499,12 +544,34 @@ static void nats_counters(struct sink *s, counter_fn fn, void *ctx)
 	fn(ctx, "reconnects", "", atomic_load(&ns->reconnects));
 	fn(ctx, "too_big", "", atomic_load(&ns->too_big));
 	fn(ctx, "stable_ids", "", atomic_load(&ns->stable_ids));
+	fn(ctx, "late_acks", "", atomic_load(&ns->late_acks));
+	fn(ctx, "protocol_errors", "", atomic_load(&ns->proto_errors));
 }
 
-/* Ends delivery: closes the connection (waiting for libnats' last callback),
- * then counts what never got its ack as lost. The counters are final after it.
- * Returns 0, or -ETIMEDOUT when the connection did not close in 5 s (the sink
- * must then be leaked: a late callback may still use it). Idempotent. */
+/* Stops the reader thread and closes the publisher's socket. */
+static void stop_reader(struct nats_sink *ns)
+{
+	if (!ns->reader_started)
+		return;
+	atomic_store(&ns->stop, true);
+	pthread_join(ns->reader, NULL);
+	ns->reader_started = false;
+	pthread_mutex_lock(&ns->wlock);
+	pthread_mutex_lock(&ns->lock);
+	if (ns->fd >= 0)
+		close(ns->fd);
+	ns->fd = -1;
+	ns->up = false;
+	pthread_mutex_unlock(&ns->lock);
+	pthread_mutex_unlock(&ns->wlock);
+	atomic_store(&ns->connected, false);
+}
+
+/* Ends delivery: stops the publisher, closes the stream connection (waiting
+ * for libnats' last callback), then counts what never got its ack as lost.
+ * The counters are final after it. Returns 0, or -ETIMEDOUT when the libnats
+ * connection did not close in 5 s (the sink must then be leaked: a late
+ * callback may still use it). Idempotent. */
 static int nats_close(struct sink *s)
 {
 	struct nats_sink *ns = to_nats(s);
@@ -512,13 +579,14 @@ static int nats_close(struct sink *s)
 	if (ns->settled)
 		return ns->leak ? -ETIMEDOUT : 0;
 	ns->settled = true;
+	atomic_store(&ns->closing, true);
+	stop_reader(ns);
 	/* Close first and wait for the closed callback, the last one libnats
 	 * delivers: no callback may run once the sink is freed. */
 	if (ns->nc) {
 		struct timespec until;
 		bool closed;
 
-		atomic_store(&ns->closing, true);
 		natsConnection_Close(ns->nc);
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += 5;
@@ -540,7 +608,7 @@ static int nats_close(struct sink *s)
 
 	for (unsigned i = 0; i < SINK_SOURCES; i++)
 		atomic_fetch_add(&ns->base.src_failed[i], atomic_exchange(&ns->outstanding[i], 0));
-	if (ns->nc && left) {
+	if (left) {
 		atomic_fetch_add(&ns->lost, left);
 		atomic_fetch_add(&ns->failed, left);
 		atomic_fetch_add(&ns->base.failed, left);
@@ -551,14 +619,16 @@ static int nats_close(struct sink *s)
 	return 0;
 }
 
-/* The pipeline ran out of events: send what waits for a retry, if it can,
- * without waiting for acks (flush() waits; this must not stall the queue). */
+/* The pipeline ran out of events: send what is buffered and what waits for
+ * a retry, if it can, without waiting for acks (flush() waits; this must not
+ * stall the queue). */
 static int nats_poll(struct sink *s)
 {
 	struct nats_sink *ns = to_nats(s);
 
 	if (atomic_load(&ns->connected) && nats_ensure_stream(ns) == 0)
 		republish(ns, REPUBLISH_BATCH);
+	nats_conn_flush_out(ns);
 	return 0;
 }
 
@@ -574,17 +644,26 @@ static void nats_destroy(struct sink *s)
 	natsConnection_Destroy(ns->nc);
 	natsOptions_Destroy(ns->opts);
 	if (ns->retry) {
-		for (natsMsg *m; (m = retry_pop_locked(ns));)
-			natsMsg_Destroy(m);
+		for (size_t i = 0; i < ns->retry_cap; i++)
+			msg_free(&ns->retry[i]);
 		free(ns->retry);
+	}
+	if (ns->slots) {
+		for (size_t i = 0; i < ns->max_inflight; i++)
+			msg_free(&ns->slots[i].m);
+		free(ns->slots);
 	}
 	for (size_t i = 0; i < ns->nservers; i++)
 		free(ns->servers[i]);
 	free(ns->prefix);
 	free(ns->stream);
 	sb_free(&ns->line);
+	sb_free(&ns->out);
+	sb_free(&ns->in);
 	pthread_cond_destroy(&ns->closed_cv);
+	pthread_cond_destroy(&ns->acked_cv);
 	pthread_mutex_destroy(&ns->lock);
+	pthread_mutex_destroy(&ns->wlock);
 	free(ns);
 }
 
@@ -626,8 +705,18 @@ static int nats_init_fields(struct nats_sink *ns, const char *url, const struct 
 	ns->replicas = o->replicas ? (int)o->replicas : 1;
 	ns->retry_cap = (size_t)o->max_inflight * 2;
 	ns->retry = calloc(ns->retry_cap, sizeof(*ns->retry));
-	if (!ns->prefix || !ns->stream || !ns->retry)
+	ns->slots = calloc(ns->max_inflight, sizeof(*ns->slots));
+	if (!ns->prefix || !ns->stream || !ns->retry || !ns->slots)
 		return -ENOMEM;
+	ns->next_reply = ns->oldest = 1;
+	ns->max_payload = 1048576;
+	/* The inbox the PubAcks come to: unique per sink. */
+	uint64_t r = now_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)ns;
+	r ^= r >> 29;
+	r *= 0xbf58476d1ce4e5b9ull;
+	r ^= r >> 32;
+	ns->inbox_len =
+	    (size_t)snprintf(ns->inbox, sizeof(ns->inbox), "_INBOX.tapio%016" PRIx64, r);
 	if (!node || !*node) {
 		if (gethostname(host, sizeof(host)) != 0)
 			snprintf(host, sizeof(host), "unknown");
@@ -639,7 +728,8 @@ static int nats_init_fields(struct nats_sink *ns, const char *url, const struct 
 	return 0;
 }
 
-/* The connection options: servers, reconnects, pings and the callbacks. */
+/* The stream connection's options (libnats): servers, reconnects, pings
+ * and the closed callback. */
 static natsStatus nats_set_options(struct nats_sink *ns)
 {
 	natsStatus st = natsOptions_Create(&ns->opts);
@@ -664,43 +754,41 @@ static natsStatus nats_set_options(struct nats_sink *ns)
 	if (st == NATS_OK)
 		st = natsOptions_SetMaxPingsOut(ns->opts, 3);
 	if (st == NATS_OK)
-		st = natsOptions_SetRetryOnFailedConnect(ns->opts, true, on_connected, ns);
-	if (st == NATS_OK)
-		st = natsOptions_SetDisconnectedCB(ns->opts, on_disconnected, ns);
-	if (st == NATS_OK)
-		st = natsOptions_SetReconnectedCB(ns->opts, on_reconnected, ns);
+		st = natsOptions_SetRetryOnFailedConnect(ns->opts, true, on_mgmt_connected, ns);
 	if (st == NATS_OK)
 		st = natsOptions_SetClosedCB(ns->opts, on_closed, ns);
 	return st;
 }
 
-/* Connects (or leaves libnats retrying in the background) and makes the
- * JetStream context with the async-publish window. 0 or -EIO (err set). */
-static int nats_connect_js(struct nats_sink *ns, const char *url, const struct nats_options *o,
-			   char *err, size_t errlen)
+/* Connects the publisher (one round now; the reader thread goes on in the
+ * background) and the stream connection (libnats, retrying in the
+ * background). 0 or -EIO (err set). */
+static int nats_connect_all(struct nats_sink *ns, const char *url, char *err, size_t errlen)
 {
-	jsOptions jo;
-	natsStatus st = natsConnection_Connect(&ns->nc, ns->opts);
+	natsStatus st;
+	int rc;
 
-	if (st == NATS_OK) {
-		atomic_store(&ns->connected, true);
-	} else if (st == NATS_NOT_YET_CONNECTED) {
+	if (nats_conn_connect(ns))
 		tlog(TLOG_WARN, "nats", "%s is not reachable yet; retrying in the background", url);
-	} else {
+	st = natsConnection_Connect(&ns->nc, ns->opts);
+	if (st != NATS_OK && st != NATS_NOT_YET_CONNECTED) {
 		nats_errf(err, errlen, "nats: connect %s: %s", url, natsStatus_GetText(st));
 		return -EIO;
 	}
+	jsOptions jo;
 	jsOptions_Init(&jo);
 	jo.Wait = API_WAIT_MS;
-	jo.PublishAsync.MaxPending = o->max_inflight;
-	jo.PublishAsync.AckHandler = on_ack;
-	jo.PublishAsync.AckHandlerClosure = ns;
-	jo.PublishAsync.StallWait = STALL_WAIT_MS;
 	st = natsConnection_JetStream(&ns->js, ns->nc, &jo);
 	if (st != NATS_OK) {
 		nats_errf(err, errlen, "nats: JetStream context: %s", natsStatus_GetText(st));
 		return -EIO;
 	}
+	rc = pthread_create(&ns->reader, NULL, nats_conn_reader, ns);
+	if (rc) {
+		nats_errf(err, errlen, "nats: reader thread: %s", strerror(rc));
+		return -EIO;
+	}
+	ns->reader_started = true;
 	return 0;
 }
 
@@ -724,8 +812,15 @@ struct sink *sink_nats_new(const char *url, const struct nats_options *o, const 
 	}
 	ns->base.ops = &nats_ops;
 	ns->base.self_counted = true;
+	ns->fd = -1;
 	pthread_mutex_init(&ns->lock, NULL);
+	pthread_mutex_init(&ns->wlock, NULL);
 	pthread_cond_init(&ns->closed_cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ns->acked_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	rc = nats_init_fields(ns, url, o, node, err, errlen);
 	if (rc)
 		goto fail;
@@ -735,7 +830,7 @@ struct sink *sink_nats_new(const char *url, const struct nats_options *o, const 
 		rc = -EIO;
 		goto fail;
 	}
-	rc = nats_connect_js(ns, url, o, err, errlen);
+	rc = nats_connect_all(ns, url, err, errlen);
 	if (rc)
 		goto fail;
 	if (atomic_load(&ns->connected))

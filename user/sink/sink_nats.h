@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The NATS JetStream sink (libnats).
+/* The NATS JetStream sink.
  *
  * Each event becomes one message: the JSON line of format_json() without its
  * newline, on subject "<prefix>.<source>.<type>" (tapio.events.kernel.process.exec),
@@ -7,18 +7,25 @@
  * event and stays the same when the message is published again, so the
  * stream's duplicate window drops a republished copy.
  *
- * Publishing is asynchronous (js_PublishMsgAsync) with at most
- * cfg->nats_max_inflight messages waiting for their ack. write() answers
+ * Publishing is asynchronous, on a connection of the sink's own (the NATS
+ * client protocol over plain TCP: nats:// only, no TLS, no authentication):
+ * write() buffers an HPUB frame with a reply subject of the sink's inbox,
+ * the frames go out in one write() when the pipeline runs out of events (or
+ * 64 KiB wait), and one reader thread settles the PubAcks of each read().
+ * At most cfg->nats_max_inflight messages wait for their ack (an entry per
+ * reply number; a full window waits 100 ms, then -EAGAIN). The stream is
+ * looked up and created over a second connection (libnats). write() answers
  * -EAGAIN while the connection is down, while the stream cannot be created,
  * or while the in-flight window stays full; the pipeline then keeps the record
  * in the queue and retries, so the queue is the buffer while NATS is away.
  *
  * A message whose ack does not come (timeout, no responders after a server
- * restart) is kept in a bounded retry list and published again with the same
- * id once the connection is back (at most o->max_attempts times, by default
- * SINK_NATS_MAX_ATTEMPTS; after a round of failures the list waits 100 ms,
- * doubling to 5 s while rounds keep failing, so that a leader election does
- * not use the attempts up; a publish that could not even be sent uses none).
+ * restart, a connection that dropped) is kept in a bounded retry list and
+ * published again with the same id once the connection is back (at most
+ * o->max_attempts times, by default SINK_NATS_MAX_ATTEMPTS; after a round of
+ * failures the list waits 100 ms, doubling to 5 s while rounds keep failing,
+ * so that a leader election does not use the attempts up; a publish that
+ * could not even be sent uses none).
  * One that cannot be kept, exhausts its attempts or is refused by the server
  * for good is counted as lost and failed and reported through tlog():
  * nothing is lost silently. Such a loss inside a running sink is settled
@@ -43,9 +50,15 @@
  * Counters (the counters op; metric suffixes): published (first publishes),
  * republished, acked, duplicates (acks the server marked as duplicate), failed,
  * lost, reconnects, too_big (events larger than the server's max_payload:
- * write() answers -EMSGSIZE, failed for good); and two levels: inflight
- * (publishes waiting for their ack now) and unacked_pending (what the last
- * flush() left without an ack).
+ * write() answers -EMSGSIZE, failed for good), stable_ids (messages with
+ * their source's own id), late_acks (PubAcks that came after their ack
+ * timeout, for a message already taken back: its republish is then a
+ * duplicate), protocol_errors (frames from the server the sink could not
+ * follow: logged with the server's address; what loses the stream's framing
+ * or is an -ERR drops the connection, which is made again; a PubAck for a
+ * reply number never sent or malformed PubAck JSON keeps it, the message is
+ * published again); and two levels: inflight (publishes waiting for their
+ * ack now) and unacked_pending (what the last flush() left without an ack).
  *
  * flush() waits up to cfg->nats_ack_wait_ms for the outstanding acks and
  * returns -ETIMEDOUT when some are missing; it gives nothing up (the agent
