@@ -145,17 +145,33 @@ static size_t comm_len(const char *c, size_t max)
 	return strnlen(c, max);
 }
 
-static const char *tcp_state_name(unsigned s)
+/* A name and its length. */
+struct name {
+	const char *s;
+	size_t n;
+};
+#define NAME(lit)                                                                                  \
+	{                                                                                          \
+		lit, sizeof(lit) - 1                                                               \
+	}
+
+static struct name tcp_state(unsigned s)
 {
-	static const char *const names[] = {
-	    [1] = "ESTABLISHED", [2] = "SYN_SENT",  [3] = "SYN_RECV", [4] = "FIN_WAIT1",
-	    [5] = "FIN_WAIT2",	 [6] = "TIME_WAIT", [7] = "CLOSE",    [8] = "CLOSE_WAIT",
-	    [9] = "LAST_ACK",	 [10] = "LISTEN",   [11] = "CLOSING", [12] = "NEW_SYN_RECV",
+	static const struct name names[] = {
+	    [1] = NAME("ESTABLISHED"), [2] = NAME("SYN_SENT"),	 [3] = NAME("SYN_RECV"),
+	    [4] = NAME("FIN_WAIT1"),   [5] = NAME("FIN_WAIT2"),	 [6] = NAME("TIME_WAIT"),
+	    [7] = NAME("CLOSE"),       [8] = NAME("CLOSE_WAIT"), [9] = NAME("LAST_ACK"),
+	    [10] = NAME("LISTEN"),     [11] = NAME("CLOSING"),	 [12] = NAME("NEW_SYN_RECV"),
 	};
 
-	if (s < sizeof(names) / sizeof(names[0]) && names[s])
+	if (s < sizeof(names) / sizeof(names[0]) && names[s].s)
 		return names[s];
-	return "UNKNOWN";
+	return (struct name)NAME("UNKNOWN");
+}
+
+static const char *tcp_state_name(unsigned s)
+{
+	return tcp_state(s).s;
 }
 
 /* The symbolic name of a socket error (sk_err), or NULL. */
@@ -197,8 +213,9 @@ static const char *errno_name(int e)
 	}
 }
 
-/* Dotted quad of a, as inet_ntop() writes it (buf: at least 16 bytes). */
-static void ipv4_str(const uint8_t a[4], char *buf)
+/* Dotted quad of a, as inet_ntop() writes it (buf: at least 16 bytes);
+ * returns its length. */
+static size_t ipv4_str(const uint8_t a[4], char *buf)
 {
 	char *o = buf;
 
@@ -213,19 +230,20 @@ static void ipv4_str(const uint8_t a[4], char *buf)
 		*o++ = '.';
 	}
 	o[-1] = '\0';
+	return (size_t)(o - 1 - buf);
 }
 
-/* Address text for a tcp event end; "?" for an unknown family. */
-static void addr_str(unsigned family, const uint8_t addr[16], char *buf, size_t size)
+/* Address text for a tcp event end; "?" for an unknown family. Returns its
+ * length. */
+static size_t addr_str(unsigned family, const uint8_t addr[16], char *buf, size_t size)
 {
-	if (family == AF_INET && size >= INET_ADDRSTRLEN) {
-		ipv4_str(addr, buf);
-		return;
-	}
+	if (family == AF_INET && size >= INET_ADDRSTRLEN)
+		return ipv4_str(addr, buf);
 	int af = family == AF_INET6 ? AF_INET6 : family == AF_INET ? AF_INET : -1;
 
 	if (af < 0 || !inet_ntop(af, addr, buf, size))
 		snprintf(buf, size, "?");
+	return strlen(buf);
 }
 
 /* ---- JSON ---- */
@@ -322,11 +340,11 @@ static void json_args(struct strbuf *out, const char *args, size_t n)
 	sb_putc(out, ']');
 }
 
-/* A name that needs no escaping (a table's, an errno's), quoted. */
-static char *put_name(char *o, const char *name)
+/* Text that needs no escaping (a table's name, an address), quoted. */
+static char *put_quoted(char *o, const char *s, size_t n)
 {
 	*o++ = '"';
-	o = put_mem(o, name, strlen(name));
+	o = put_mem(o, s, n);
 	*o++ = '"';
 	return o;
 }
@@ -339,6 +357,8 @@ static void json_tcp(struct strbuf *out, unsigned type, const struct tcp_event *
 {
 	char a[INET6_ADDRSTRLEN];
 	char *o = sb_begin(out, JSON_TCP_MAX);
+	struct name st;
+	size_t n;
 
 	if (!o)
 		return;
@@ -348,14 +368,16 @@ static void json_tcp(struct strbuf *out, unsigned type, const struct tcp_event *
 		o = jp_lit(o, "family", "ipv4");
 	else
 		o = jp_lit(o, "family", "unknown");
-	addr_str(e->family, e->saddr, a, sizeof(a));
-	o = put_name(jp_key(o, "saddr"), a);
+	n = addr_str(e->family, e->saddr, a, sizeof(a));
+	o = put_quoted(jp_key(o, "saddr"), a, n);
 	o = jp_u64(o, "sport", e->sport);
-	addr_str(e->family, e->daddr, a, sizeof(a));
-	o = put_name(jp_key(o, "daddr"), a);
+	n = addr_str(e->family, e->daddr, a, sizeof(a));
+	o = put_quoted(jp_key(o, "daddr"), a, n);
 	o = jp_u64(o, "dport", e->dport);
-	o = put_name(jp_key(o, "oldstate"), tcp_state_name(e->oldstate));
-	o = put_name(jp_key(o, "state"), tcp_state_name(e->state));
+	st = tcp_state(e->oldstate);
+	o = put_quoted(jp_key(o, "oldstate"), st.s, st.n);
+	st = tcp_state(e->state);
+	o = put_quoted(jp_key(o, "state"), st.s, st.n);
 	o = jp_bool(o, "owner_known", e->flags & TCP_F_OWNER_KNOWN);
 	if (type == EVENT_TCP_CONNECT || type == EVENT_TCP_ACCEPT)
 		o = jp_u64(o, "handshake_ns", e->handshake_ns);
@@ -376,7 +398,7 @@ static void json_tcp(struct strbuf *out, unsigned type, const struct tcp_event *
 		o = put_u64(o, e->error < 0 ? (uint64_t)0 - (uint64_t)(int64_t)e->error
 					    : (uint64_t)e->error);
 		if (en)
-			o = put_name(jp_key(o, "error"), en);
+			o = put_quoted(jp_key(o, "error"), en, strlen(en));
 		else if (e->error)
 			o = jp_lit(o, "error", "unknown");
 	}
