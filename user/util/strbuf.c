@@ -121,6 +121,15 @@ static inline unsigned dec_digits(uint64_t v)
 	return t + ((v | 1) >= pow10[t]);
 }
 
+char *put_u32_padded(char *o, uint32_t v, unsigned width)
+{
+	char *end = o + width, *p = u32_digits(end, v);
+
+	while (p > o)
+		*--p = '0';
+	return end;
+}
+
 size_t u64_put(char *dst, uint64_t v)
 {
 	/* The digits go straight to their place, written from the end: no

@@ -83,6 +83,9 @@ static inline char *put_mem(char *o, const void *p, size_t n)
 /* A string literal, its length known at compile time. */
 #define put_lit(o, lit) put_mem((o), (lit), sizeof(lit) - 1)
 static inline char *put_u64(char *o, uint64_t v);
+/* v as exactly width digits (zero-padded; v < 10^width, width <= 10) at
+ * o; returns the end. */
+char *put_u32_padded(char *o, uint32_t v, unsigned width);
 /* The most bytes put_json_str() writes for n bytes of input. */
 #define JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
 /* sb_json_str()'s writer: the quoted, escaped string at o (room for
