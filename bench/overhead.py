@@ -26,6 +26,16 @@ Then the consumer's ceiling, apart from any workload: a BPF test program
 running agent's ring buffer; the agent takes them through the queue to JSON
 Lines in /dev/null. Reported: records per second of agent CPU (one core) and
 per second of wall time, with the agent's own count of what it wrote.
+The agent CPU is every thread's run time (schedstat) from after start-up
+to the end of its drain: not the flood program (its own process), not the
+start-up. The queue is 256M so that nothing is dropped: a smaller one
+drops what the consumer cannot take (16M lost 39% in a round), and a rate
+over records flooded rather than written would then look higher than it
+is. The wall time runs from the flood's first record (loading its program
+takes longer than the flood). On the shared 2-CPU VM it was developed on,
+the same binary's rate moved by up to half from one hour to the next, while
+CPU and memory hogs inside the guest did not move it: compare builds in
+alternated rounds.
 
 Then the ring modes (bench_ring_modes): the shared ring against a ring per
 CPU (--ringbuf-per-cpu), alternated: the ceiling with one flood producer
