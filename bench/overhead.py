@@ -319,7 +319,7 @@ def bench_flood(args):
             t.stop()
             return
         pid = t.proc.pid
-        c0, x0 = cpu_s(pid), ctx_switches(pid)
+        c0, x0, t0 = cpu_s(pid), ctx_switches(pid), task_cpu_ns(pid)
         w0 = time.monotonic()
         r = subprocess.run([args.flood, str(pid), "60", "1024", str(args.flood_records)],
                            capture_output=True, text=True)
@@ -340,7 +340,12 @@ def bench_flood(args):
                 print("flood: the agent did not settle in 120 s")
                 break
         w1 = steady
-        c1, x1 = cpu_s(pid), ctx_switches(pid)
+        c1, x1, t1 = cpu_s(pid), ctx_switches(pid), task_cpu_ns(pid)
+        # per thread: the consumer (main thread: queue -> JSON -> sink) and
+        # the ring buffer thread ("kernel": ring -> queue)
+        threads = ", ".join(f"{n.split('/')[0]} {(v - t0.get(n, 0)) / fl['written']:.0f}"
+                            for n, v in sorted(t1.items(), key=lambda kv: -kv[1] + t0.get(kv[0], 0))
+                            if v - t0.get(n, 0) > 1e6)
         s = None
         t.proc.send_signal(signal.SIGINT)
         t.proc.wait(timeout=30)
@@ -360,7 +365,10 @@ def bench_flood(args):
               f"({fl['refused']} refused by the full ring), agent wrote {written} "
               f"(dropped {lost}), agent CPU {c1 - c0:.2f} s, wall {w1 - w0:.2f} s, "
               f"ctxsw {x1 - x0}: {rate / 1e6:.2f} M records/s per agent CPU second, "
-              f"{wall / 1e6:.2f} M/s wall")
+              f"{wall / 1e6:.2f} M/s wall; ns per record by thread: {threads}")
+        if written > fl["written"] * 1.01:
+            print(f"  (the agent wrote {written - fl['written']} events besides the flood: other "
+                  f"work on the machine; its CPU is in the rate)")
     print(f"flood median: {med(rates) / 1e6:.2f} M records/s of agent CPU (one core), "
           f"{med(walls) / 1e6:.2f} M/s wall, ring -> queue -> JSON Lines -> /dev/null")
 
