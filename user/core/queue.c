@@ -322,6 +322,10 @@ static void *try_reserve(struct queue *q, unsigned src, uint32_t len)
 	}
 	void *rec = place(q, src, pos, pad, len);
 #endif
+	/* the lines the next records go to, for writing: a large arena is
+	 * cold by the time the producers come round to it again */
+	for (uint64_t ahead = 0; ahead < 512; ahead += CACHELINE)
+		__builtin_prefetch(q->data + ((pos + total + 512 + ahead) & q->mask), 1);
 	/* A reservation published after queue_close() is given up, so that a
 	 * consumer that has seen the queue closed and then empty never misses a
 	 * record. */
