@@ -12,8 +12,11 @@
 
 #include "bpf/events.h"
 #include "core/collector.h"
+#include "core/event.h"
+#include "core/queue.h"
 #include "kernel/kernel.h"
 #include "kernel/kernel_decode.h"
+#include "sink/format.h"
 #include "util/strbuf.h"
 
 static double now_s(void)
@@ -44,6 +47,85 @@ static void bench_decode(const char *what, const void *rec, size_t len,
 	printf("%-24s %8.0f ns/record  %6.2f M records/s  %zu bytes out\n", what, dt / n * 1e9,
 	       n / dt / 1e6, bytes / n);
 	sb_free(&sb);
+}
+
+/* The consumer's hot path for a tcp.connect as bench/overhead/flood.bpf.c
+ * writes it, apart from the ring buffer: each record reserved in a queue
+ * with its cgroup_id meta, copied, committed, peeked, formatted as a JSON
+ * line into a 64 KiB buffer (emptied as the stream sink empties it) and
+ * released. */
+static void bench_queue_json(void)
+{
+	struct queue *q = queue_new(1u << 22);
+	struct strbuf sb = STRBUF_INIT;
+	struct tcp_event e;
+	const int n = 1000000;
+	size_t bytes = 0;
+	double t_prod = 0, t_cons = 0;
+
+	if (!q || source_register(0, &kernel_source)) {
+		fprintf(stderr, "queue_json: setup failed\n");
+		exit(1);
+	}
+	memset(&e, 0, sizeof(e));
+	e.hdr.type = EVENT_TCP_CONNECT;
+	e.hdr.ts = 23465280070016ull;
+	e.hdr.pid = e.hdr.tgid = 26453;
+	e.hdr.cgroup_id = 1;
+	e.hdr.cpu = 1;
+	memcpy(e.hdr.comm, "flood", 6);
+	e.family = AF_INET;
+	e.dport = 8080;
+	e.oldstate = 7;
+	e.state = 2;
+	e.flags = TCP_F_OWNER_KNOWN;
+	e.saddr[0] = e.daddr[0] = 127;
+	e.saddr[3] = e.daddr[3] = 1;
+	for (int done = 0; done < n;) {
+		double t0 = now_s();
+		int batch = 0;
+
+		for (; batch < 1024 && done + batch < n; batch++) {
+			struct meta_kv kv = {"cgroup_id", "1"};
+			struct tapio_event *ev;
+
+			e.sport = (uint16_t)(40000 + ((done + batch) & 0x3fff));
+			ev = event_reserve(q, 0, EVENT_TCP_CONNECT, FMT_STRUCT,
+					   1764627849722599530ull + (uint64_t)(done + batch) * 300,
+					   &kv, 1, sizeof(e));
+			if (!ev) {
+				fprintf(stderr, "queue_json: reserve failed\n");
+				exit(1);
+			}
+			memcpy(event_data(ev), &e, sizeof(e));
+			queue_commit_quiet(q, ev);
+		}
+		double t1 = now_s();
+		for (int i = 0; i < batch; i++) {
+			size_t len;
+			unsigned src;
+			void *rec = queue_peek(q, &len, &src, 0);
+
+			if (!rec || format_json(rec, &sb)) {
+				fprintf(stderr, "queue_json: peek or format failed\n");
+				exit(1);
+			}
+			if (sb.len >= 64 * 1024) {
+				bytes += sb.len;
+				sb_reset(&sb);
+			}
+			queue_release(q, rec);
+		}
+		t_prod += t1 - t0;
+		t_cons += now_s() - t1;
+		done += batch;
+	}
+	bytes += sb.len;
+	printf("tcp.connect queue+json    produce %4.0f ns/record  consume+format %4.0f ns/record  "
+	       "%zu bytes/line\n",
+	       t_prod / n * 1e9, t_cons / n * 1e9, bytes / n);
+	sb_free(&sb);
+	queue_free(q);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -81,7 +163,7 @@ static void bench_startup(void)
 	       N, us[0] / 1000.0, us[N / 2] / 1000.0, us[N - 1] / 1000.0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static struct exec_event ex;
 	static const char args[] =
@@ -108,11 +190,16 @@ int main(void)
 	tcp.state = 7;
 	tcp.oldstate = 1;
 
+	if (argc > 1 && !strcmp(argv[1], "queue")) {
+		bench_queue_json();
+		return 0;
+	}
 	size_t exlen = offsetof(struct exec_event, args) + ex.args_len;
 	bench_decode("process.exec json", &ex, exlen, kevent_json);
 	bench_decode("process.exec text", &ex, exlen, kevent_text);
 	bench_decode("tcp.close ipv6 json", &tcp, sizeof(tcp), kevent_json);
 	bench_decode("tcp.close ipv6 text", &tcp, sizeof(tcp), kevent_text);
+	bench_queue_json();
 	bench_startup();
 	return 0;
 }

@@ -26,6 +26,16 @@ Then the consumer's ceiling, apart from any workload: a BPF test program
 running agent's ring buffer; the agent takes them through the queue to JSON
 Lines in /dev/null. Reported: records per second of agent CPU (one core) and
 per second of wall time, with the agent's own count of what it wrote.
+The agent CPU is every thread's run time (schedstat) from after start-up
+to the end of its drain: not the flood program (its own process), not the
+start-up. The queue is 256M so that nothing is dropped: a smaller one
+drops what the consumer cannot take (16M lost 39% in a round), and a rate
+over records flooded rather than written would then look higher than it
+is. The wall time runs from the flood's first record (loading its program
+takes longer than the flood). On the shared 2-CPU VM it was developed on,
+the same binary's rate moved by up to half from one hour to the next, while
+CPU and memory hogs inside the guest did not move it: compare builds in
+alternated rounds.
 
 Then the ring modes (bench_ring_modes): the shared ring against a ring per
 CPU (--ringbuf-per-cpu), alternated: the ceiling with one flood producer
@@ -309,7 +319,7 @@ def bench_flood(args):
             t.stop()
             return
         pid = t.proc.pid
-        c0, x0 = cpu_s(pid), ctx_switches(pid)
+        c0, x0, t0 = cpu_s(pid), ctx_switches(pid), task_cpu_ns(pid)
         w0 = time.monotonic()
         r = subprocess.run([args.flood, str(pid), "60", "1024", str(args.flood_records)],
                            capture_output=True, text=True)
@@ -330,7 +340,12 @@ def bench_flood(args):
                 print("flood: the agent did not settle in 120 s")
                 break
         w1 = steady
-        c1, x1 = cpu_s(pid), ctx_switches(pid)
+        c1, x1, t1 = cpu_s(pid), ctx_switches(pid), task_cpu_ns(pid)
+        # per thread: the consumer (main thread: queue -> JSON -> sink) and
+        # the ring buffer thread ("kernel": ring -> queue)
+        threads = ", ".join(f"{n.split('/')[0]} {(v - t0.get(n, 0)) / fl['written']:.0f}"
+                            for n, v in sorted(t1.items(), key=lambda kv: -kv[1] + t0.get(kv[0], 0))
+                            if v - t0.get(n, 0) > 1e6)
         s = None
         t.proc.send_signal(signal.SIGINT)
         t.proc.wait(timeout=30)
@@ -339,6 +354,9 @@ def bench_flood(args):
         k = s["kernel"] if s else {}
         written = k.get("events", 0)
         lost = k.get("dropped", 0)
+        # wall: from the first record in (after the flood program loaded,
+        # which takes longer than the flood itself) to the agent's last work
+        w0 = fl.get("start", w0)
         rate = fl["written"] / (c1 - c0) if c1 > c0 else float("nan")
         wall = fl["written"] / (w1 - w0)
         rates.append(rate)
@@ -347,7 +365,10 @@ def bench_flood(args):
               f"({fl['refused']} refused by the full ring), agent wrote {written} "
               f"(dropped {lost}), agent CPU {c1 - c0:.2f} s, wall {w1 - w0:.2f} s, "
               f"ctxsw {x1 - x0}: {rate / 1e6:.2f} M records/s per agent CPU second, "
-              f"{wall / 1e6:.2f} M/s wall")
+              f"{wall / 1e6:.2f} M/s wall; ns per record by thread: {threads}")
+        if written > fl["written"] * 1.01:
+            print(f"  (the agent wrote {written - fl['written']} events besides the flood: other "
+                  f"work on the machine; its CPU is in the rate)")
     print(f"flood median: {med(rates) / 1e6:.2f} M records/s of agent CPU (one core), "
           f"{med(walls) / 1e6:.2f} M/s wall, ring -> queue -> JSON Lines -> /dev/null")
 
@@ -603,6 +624,7 @@ def ring_mode_flood(args, extra, cpus):
         print("ring modes: flood:", bad[0].strip())
         return None
     fl = [json.loads(o) for o, _ in outs]
+    w0 = min(f.get("start", w0) for f in fl)  # the first record in, not the loads
     k = s["kernel"] if s else {}
     written = sum(f["written"] for f in fl)
     return {"written": written, "refused": sum(f["refused"] for f in fl),

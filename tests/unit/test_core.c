@@ -86,6 +86,70 @@ Test(strbuf, json_utf8_kept_invalid_replaced)
 	cr_assert_not(utf8_valid("a\0b", 3));
 }
 
+/* A string longer than sb_json_str() escapes in one go (4 KiB) is written
+ * piece by piece: the same bytes as the short strings it is made of. */
+Test(strbuf, json_long_string_as_its_pieces)
+{
+	static const char piece[] = "ab\"\\\x01\n\xc3\xa9\xff\xe2\x82\xacz";
+	const size_t pl = sizeof(piece) - 1, reps = 1000; /* 13 KB in */
+	char *one = json(piece, pl);
+	size_t ol = strlen(one) - 2; /* without its quotes */
+	char *in = malloc(pl * reps), *want = malloc(ol * reps + 3);
+	cr_assert(in && want);
+	want[0] = '"';
+	for (size_t i = 0; i < reps; i++) {
+		memcpy(in + i * pl, piece, pl);
+		memcpy(want + 1 + i * ol, one + 1, ol);
+	}
+	want[1 + ol * reps] = '"';
+	want[2 + ol * reps] = '\0';
+	for (size_t n = reps - 1; n <= reps; n++) { /* a pad before: unaligned */
+		struct strbuf sb = STRBUF_INIT;
+		sb_putc(&sb, 'x');
+		sb_json_str(&sb, in + (reps - n) * pl, n * pl);
+		cr_assert_eq(sb.err, 0);
+		cr_assert_eq(sb.len, 1 + 2 + ol * n);
+		cr_assert_eq(sb.buf[sb.len], '\0');
+		cr_assert(!memcmp(sb.buf + 2, want + 1 + (reps - n) * ol, ol * n));
+		cr_assert_eq(sb.buf[1], '"');
+		cr_assert_eq(sb.buf[sb.len - 1], '"');
+		sb_free(&sb);
+	}
+	free(one);
+	free(in);
+	free(want);
+}
+
+/* The pointer writers: one room check, then pieces; the padded decimal. */
+Test(strbuf, pointer_writers)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char *o = sb_begin(&sb, 64);
+	cr_assert_not_null(o);
+	o = put_lit(o, "t=");
+	o = put_u64(o, 7);
+	*o++ = ',';
+	o = put_u64(o, 42);
+	*o++ = ',';
+	o = put_u64(o, 18446744073709551615ull);
+	*o++ = ',';
+	o = put_u32_padded(o, 0, 9);
+	*o++ = ',';
+	o = put_u32_padded(o, 7, 9);
+	*o++ = ',';
+	o = put_u32_padded(o, 123456789, 9);
+	*o++ = ',';
+	o = put_u32_padded(o, UINT32_MAX, 10);
+	*o++ = ',';
+	o = put_json_str(o, "a\"b", 3);
+	sb_end(&sb, o);
+	cr_assert_str_eq(sb.buf,
+			 "t=7,42,18446744073709551615,000000000,000000007,123456789,4294967295,"
+			 "\"a\\\"b\"");
+	cr_assert_eq(sb.len, strlen(sb.buf));
+	sb_free(&sb);
+}
+
 Test(strbuf, base64_roundtrip_and_bad_input)
 {
 	const char *cases[][2] = {

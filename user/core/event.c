@@ -92,11 +92,9 @@ struct tapio_event *event_reserve(struct queue *q, unsigned src, unsigned type, 
 	for (size_t i = 0; i < nkv; i++) {
 		if (!kv[i].key || !kv[i].val)
 			continue;
-		size_t kl = strlen(kv[i].key) + 1, vl = strlen(kv[i].val) + 1;
-		memcpy(m, kv[i].key, kl);
-		m += kl;
-		memcpy(m, kv[i].val, vl);
-		m += vl;
+		/* each string with its NUL, in one pass over it */
+		m = stpcpy(m, kv[i].key) + 1;
+		m = stpcpy(m, kv[i].val) + 1;
 	}
 	return ev;
 }

@@ -20,8 +20,9 @@
  * and a header of 0 means "not yet written" (a real header always has a length
  * or a flag). The arena starts zeroed (a fresh memfd or anonymous mmap).
  *
- * commit clears REC_BUSY with one atomic read-modify-write (a full barrier),
- * then looks at cons_wait: only if the consumer announced that it sleeps does
+ * commit clears REC_BUSY with a release store and a full barrier (a batch of
+ * quiet commits shares the barrier of the queue_wake() after it), then looks
+ * at cons_wait: only if the consumer announced that it sleeps does
  * the producer make a syscall (futex wake). The consumer announces, re-checks,
  * then sleeps on the futex; the barrier pair makes a lost wake-up impossible.
  * Producers that wait for space do the same with space_wait / space_seq; the
@@ -321,6 +322,10 @@ static void *try_reserve(struct queue *q, unsigned src, uint32_t len)
 	}
 	void *rec = place(q, src, pos, pad, len);
 #endif
+	/* the lines the next records go to, for writing: a large arena is
+	 * cold by the time the producers come round to it again */
+	for (uint64_t ahead = 0; ahead < 512; ahead += CACHELINE)
+		__builtin_prefetch(q->data + ((pos + total + 512 + ahead) & q->mask), 1);
 	/* A reservation published after queue_close() is given up, so that a
 	 * consumer that has seen the queue closed and then empty never misses a
 	 * record. */
@@ -395,13 +400,17 @@ void *queue_reserve(struct queue *q, unsigned src, size_t len)
 void queue_commit(struct queue *q, void *rec)
 {
 	queue_commit_quiet(q, rec);
+	/* the header store before the load of cons_wait: the consumer
+	 * announces, then checks the header, so one of us sees the other */
+	atomic_thread_fence(memory_order_seq_cst);
 	wake_consumer(q);
 }
 
 void queue_wake(struct queue *q)
 {
-	/* The seq_cst store of a queue_commit_quiet() before this is ordered
-	 * against wake_consumer()'s load, as in queue_commit(). */
+	/* The header stores of the queue_commit_quiet() calls before this are
+	 * ordered against wake_consumer()'s load, as in queue_commit(). */
+	atomic_thread_fence(memory_order_seq_cst);
 	wake_consumer(q);
 }
 
@@ -413,9 +422,11 @@ void queue_commit_quiet(struct queue *q, void *rec)
 	struct src_slot *s = &q->src[src];
 	count(&s->committed, 1);
 	count(&s->bytes, len);
-	/* a full barrier: the consumer's cons_wait store and our load below are
-	 * ordered against its header check and this store */
-	atomic_fetch_and_explicit(&h->len, ~REC_BUSY, memory_order_seq_cst);
+	/* release: the record's bytes before its header. Only its producer
+	 * writes the header of a reserved record, so a plain store clears
+	 * REC_BUSY; the full barrier that orders it against the load of
+	 * cons_wait is queue_commit()'s or queue_wake()'s, once per batch. */
+	atomic_store_explicit(&h->len, len, memory_order_release);
 }
 
 void queue_discard(struct queue *q, void *rec)

@@ -70,6 +70,11 @@ struct kcollector {
 	uint64_t types; /* produced by a running program */
 	/* collector thread only */
 	unsigned unwoken; /* records committed since the consumer was last woken */
+	/* records committed and not yet added to events[] and base.n.events:
+	 * added once per batch (kernel_tally_flush()), not with an atomic
+	 * per record */
+	uint32_t tally[EVENT_MAX];
+	uint32_t tallied;
 	struct meta_kv kv[META_MAX];
 	char idbuf[24];
 	char scratch[2048];

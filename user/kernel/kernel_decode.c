@@ -145,17 +145,33 @@ static size_t comm_len(const char *c, size_t max)
 	return strnlen(c, max);
 }
 
-static const char *tcp_state_name(unsigned s)
+/* A name and its length. */
+struct name {
+	const char *s;
+	size_t n;
+};
+#define NAME(lit)                                                                                  \
+	{                                                                                          \
+		lit, sizeof(lit) - 1                                                               \
+	}
+
+static struct name tcp_state(unsigned s)
 {
-	static const char *const names[] = {
-	    [1] = "ESTABLISHED", [2] = "SYN_SENT",  [3] = "SYN_RECV", [4] = "FIN_WAIT1",
-	    [5] = "FIN_WAIT2",	 [6] = "TIME_WAIT", [7] = "CLOSE",    [8] = "CLOSE_WAIT",
-	    [9] = "LAST_ACK",	 [10] = "LISTEN",   [11] = "CLOSING", [12] = "NEW_SYN_RECV",
+	static const struct name names[] = {
+	    [1] = NAME("ESTABLISHED"), [2] = NAME("SYN_SENT"),	 [3] = NAME("SYN_RECV"),
+	    [4] = NAME("FIN_WAIT1"),   [5] = NAME("FIN_WAIT2"),	 [6] = NAME("TIME_WAIT"),
+	    [7] = NAME("CLOSE"),       [8] = NAME("CLOSE_WAIT"), [9] = NAME("LAST_ACK"),
+	    [10] = NAME("LISTEN"),     [11] = NAME("CLOSING"),	 [12] = NAME("NEW_SYN_RECV"),
 	};
 
-	if (s < sizeof(names) / sizeof(names[0]) && names[s])
+	if (s < sizeof(names) / sizeof(names[0]) && names[s].s)
 		return names[s];
-	return "UNKNOWN";
+	return (struct name)NAME("UNKNOWN");
+}
+
+static const char *tcp_state_name(unsigned s)
+{
+	return tcp_state(s).s;
 }
 
 /* The symbolic name of a socket error (sk_err), or NULL. */
@@ -197,8 +213,9 @@ static const char *errno_name(int e)
 	}
 }
 
-/* Dotted quad of a, as inet_ntop() writes it (buf: at least 16 bytes). */
-static void ipv4_str(const uint8_t a[4], char *buf)
+/* Dotted quad of a, as inet_ntop() writes it (buf: at least 16 bytes);
+ * returns its length. */
+static size_t ipv4_str(const uint8_t a[4], char *buf)
 {
 	char *o = buf;
 
@@ -213,19 +230,20 @@ static void ipv4_str(const uint8_t a[4], char *buf)
 		*o++ = '.';
 	}
 	o[-1] = '\0';
+	return (size_t)(o - 1 - buf);
 }
 
-/* Address text for a tcp event end; "?" for an unknown family. */
-static void addr_str(unsigned family, const uint8_t addr[16], char *buf, size_t size)
+/* Address text for a tcp event end; "?" for an unknown family. Returns its
+ * length. */
+static size_t addr_str(unsigned family, const uint8_t addr[16], char *buf, size_t size)
 {
-	if (family == AF_INET && size >= INET_ADDRSTRLEN) {
-		ipv4_str(addr, buf);
-		return;
-	}
+	if (family == AF_INET && size >= INET_ADDRSTRLEN)
+		return ipv4_str(addr, buf);
 	int af = family == AF_INET6 ? AF_INET6 : family == AF_INET ? AF_INET : -1;
 
 	if (af < 0 || !inet_ntop(af, addr, buf, size))
 		snprintf(buf, size, "?");
+	return strlen(buf);
 }
 
 /* ---- JSON ---- */
@@ -260,24 +278,45 @@ static void addr_str(unsigned family, const uint8_t addr[16], char *buf, size_t 
 		sb_json_str((out), (s), (n));                                                      \
 	} while (0)
 
+/* The same pieces for the pointer writers (strbuf.h put_*), where one
+ * room check covers a whole part of known bound. */
+#define jp_key(o, key) put_lit((o), ",\"" key "\":")
+#define jp_u64(o, key, v) put_u64(jp_key((o), key), (v))
+#define jp_bool(o, key, v)                                                                         \
+	((v) ? put_lit((o), ",\"" key "\":true") : put_lit((o), ",\"" key "\":false"))
+/* A string of at most max bytes: room for JSON_STR_MAX(max). */
+#define jp_str(o, key, s, n) put_json_str(jp_key((o), key), (s), (n))
+/* A literal that needs no escaping, quoted. */
+#define jp_lit(o, key, lit) put_lit(jp_key((o), key), "\"" lit "\"")
+
+/* What json_header() writes at most: its keys and punctuation, 13 numbers
+ * of up to 20 digits and the escaped comm. */
+#define JSON_HEADER_MAX (256 + 13 * 20 + JSON_STR_MAX(TAPIO_COMM_LEN))
+
 static void json_header(struct strbuf *out, const struct event_header *h)
 {
-	sb_add(out, "{\"pid\":", 7);
-	sb_u64(out, h->tgid);
-	json_u64(out, "tid", h->pid);
-	json_u64(out, "tgid", h->tgid);
-	json_u64(out, "ppid", h->ppid);
-	json_u64(out, "uid", h->uid);
-	json_u64(out, "gid", h->gid);
-	json_str(out, "comm", h->comm, comm_len(h->comm, sizeof(h->comm)));
-	json_u64(out, "cgroup_id", h->cgroup_id);
-	json_key(out, "cgroup_hierarchy");
-	sb_json_cstr(out, h->flags & HDR_F_CGROUP_V1 ? "v1:memory" : "v2");
-	json_u64(out, "pidns", h->pidns);
-	json_u64(out, "mntns", h->mntns);
-	json_u64(out, "cpu", h->cpu);
-	json_u64(out, "boot_ns", h->ts);
-	json_bool(out, "task_known", !(h->flags & HDR_F_NO_TASK));
+	char *o = sb_begin(out, JSON_HEADER_MAX);
+
+	if (!o)
+		return;
+	o = put_u64(put_lit(o, "{\"pid\":"), h->tgid);
+	o = jp_u64(o, "tid", h->pid);
+	o = jp_u64(o, "tgid", h->tgid);
+	o = jp_u64(o, "ppid", h->ppid);
+	o = jp_u64(o, "uid", h->uid);
+	o = jp_u64(o, "gid", h->gid);
+	o = jp_str(o, "comm", h->comm, comm_len(h->comm, sizeof(h->comm)));
+	o = jp_u64(o, "cgroup_id", h->cgroup_id);
+	if (h->flags & HDR_F_CGROUP_V1)
+		o = jp_lit(o, "cgroup_hierarchy", "v1:memory");
+	else
+		o = jp_lit(o, "cgroup_hierarchy", "v2");
+	o = jp_u64(o, "pidns", h->pidns);
+	o = jp_u64(o, "mntns", h->mntns);
+	o = jp_u64(o, "cpu", h->cpu);
+	o = jp_u64(o, "boot_ns", h->ts);
+	o = jp_bool(o, "task_known", !(h->flags & HDR_F_NO_TASK));
+	sb_end(out, o);
 }
 
 /* argv: NUL-separated strings; a last piece without its NUL (cut by the
@@ -301,50 +340,76 @@ static void json_args(struct strbuf *out, const char *args, size_t n)
 	sb_putc(out, ']');
 }
 
+/* Text that needs no escaping (a table's name, an address), quoted. */
+static char *put_quoted(char *o, const char *s, size_t n)
+{
+	*o++ = '"';
+	o = put_mem(o, s, n);
+	*o++ = '"';
+	return o;
+}
+
+/* What json_tcp() writes at most: its keys and punctuation, two addresses,
+ * names of up to 16 bytes and 12 numbers of up to 20 digits. */
+#define JSON_TCP_MAX (512 + 2 * INET6_ADDRSTRLEN + 12 * 20)
+
 static void json_tcp(struct strbuf *out, unsigned type, const struct tcp_event *e)
 {
 	char a[INET6_ADDRSTRLEN];
+	char *o = sb_begin(out, JSON_TCP_MAX);
+	struct name st;
+	size_t n;
 
-	json_str(out, "family",
-		 e->family == AF_INET6	? "ipv6"
-		 : e->family == AF_INET ? "ipv4"
-					: "unknown",
-		 e->family == AF_INET6 || e->family == AF_INET ? 4 : 7);
-	addr_str(e->family, e->saddr, a, sizeof(a));
-	json_str(out, "saddr", a, strlen(a));
-	json_u64(out, "sport", e->sport);
-	addr_str(e->family, e->daddr, a, sizeof(a));
-	json_str(out, "daddr", a, strlen(a));
-	json_u64(out, "dport", e->dport);
-	json_key(out, "oldstate");
-	sb_json_cstr(out, tcp_state_name(e->oldstate));
-	json_key(out, "state");
-	sb_json_cstr(out, tcp_state_name(e->state));
-	json_bool(out, "owner_known", e->flags & TCP_F_OWNER_KNOWN);
+	if (!o)
+		return;
+	if (e->family == AF_INET6)
+		o = jp_lit(o, "family", "ipv6");
+	else if (e->family == AF_INET)
+		o = jp_lit(o, "family", "ipv4");
+	else
+		o = jp_lit(o, "family", "unknown");
+	n = addr_str(e->family, e->saddr, a, sizeof(a));
+	o = put_quoted(jp_key(o, "saddr"), a, n);
+	o = jp_u64(o, "sport", e->sport);
+	n = addr_str(e->family, e->daddr, a, sizeof(a));
+	o = put_quoted(jp_key(o, "daddr"), a, n);
+	o = jp_u64(o, "dport", e->dport);
+	st = tcp_state(e->oldstate);
+	o = put_quoted(jp_key(o, "oldstate"), st.s, st.n);
+	st = tcp_state(e->state);
+	o = put_quoted(jp_key(o, "state"), st.s, st.n);
+	o = jp_bool(o, "owner_known", e->flags & TCP_F_OWNER_KNOWN);
 	if (type == EVENT_TCP_CONNECT || type == EVENT_TCP_ACCEPT)
-		json_u64(out, "handshake_ns", e->handshake_ns);
+		o = jp_u64(o, "handshake_ns", e->handshake_ns);
 	if (type == EVENT_TCP_CLOSE) {
 		const char *en = errno_name(e->error);
 
-		json_u64(out, "duration_ns", e->duration_ns);
-		json_bool(out, "start_seen", e->flags & TCP_F_START_SEEN);
-		json_u64(out, "bytes_sent", e->bytes_sent);
-		json_u64(out, "bytes_received", e->bytes_received);
-		json_u64(out, "tcpi_bytes_acked", e->bytes_acked);
-		json_u64(out, "tcpi_bytes_received", e->raw_bytes_received);
-		json_u64(out, "srtt_us", e->srtt_us);
-		json_u64(out, "total_retrans", e->total_retrans);
-		json_i64(out, "errno", e->error);
+		o = jp_u64(o, "duration_ns", e->duration_ns);
+		o = jp_bool(o, "start_seen", e->flags & TCP_F_START_SEEN);
+		o = jp_u64(o, "bytes_sent", e->bytes_sent);
+		o = jp_u64(o, "bytes_received", e->bytes_received);
+		o = jp_u64(o, "tcpi_bytes_acked", e->bytes_acked);
+		o = jp_u64(o, "tcpi_bytes_received", e->raw_bytes_received);
+		o = jp_u64(o, "srtt_us", e->srtt_us);
+		o = jp_u64(o, "total_retrans", e->total_retrans);
+		o = jp_key(o, "errno");
+		if (e->error < 0)
+			*o++ = '-';
+		o = put_u64(o, e->error < 0 ? (uint64_t)0 - (uint64_t)(int64_t)e->error
+					    : (uint64_t)e->error);
 		if (en)
-			json_str(out, "error", en, strlen(en));
+			o = put_quoted(jp_key(o, "error"), en, strlen(en));
 		else if (e->error)
-			json_str(out, "error", "unknown", 7);
+			o = jp_lit(o, "error", "unknown");
 	}
 	if (type == EVENT_TCP_RESET) {
-		json_key(out, "direction");
-		sb_json_cstr(out, e->flags & TCP_F_RESET_RECEIVED ? "received" : "sent");
-		json_u64(out, "reason", e->reason);
+		if (e->flags & TCP_F_RESET_RECEIVED)
+			o = jp_lit(o, "direction", "received");
+		else
+			o = jp_lit(o, "direction", "sent");
+		o = jp_u64(o, "reason", e->reason);
 	}
+	sb_end(out, o);
 }
 
 /* oom.kill's constraint: the oom_control's where it was read, else memcg

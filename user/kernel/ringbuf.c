@@ -17,6 +17,22 @@
 #include "kernel/kernel_decode.h"
 #include "util/strbuf.h"
 
+/* Adds the records committed since the last call to the counters. */
+static void kernel_tally_flush(struct kcollector *kc)
+{
+	if (!kc->tallied)
+		return;
+	for (unsigned t = 0; t < EVENT_MAX; t++) {
+		if (kc->tally[t]) {
+			atomic_fetch_add_explicit(&kc->events[t], kc->tally[t],
+						  memory_order_relaxed);
+			kc->tally[t] = 0;
+		}
+	}
+	atomic_fetch_add_explicit(&kc->base.n.events, kc->tallied, memory_order_relaxed);
+	kc->tallied = 0;
+}
+
 static int on_sample(void *ctx, void *data, size_t size)
 {
 	struct kcollector *kc = ctx;
@@ -64,12 +80,13 @@ static int on_sample(void *ctx, void *data, size_t size)
 		 * within a long batch every KERNEL_WAKE_EVERY records, so that
 		 * it does not sleep while the queue fills */
 		queue_commit_quiet(kc->q, ev);
+		kc->tally[type]++;
+		kc->tallied++;
 		if (++kc->unwoken >= KERNEL_WAKE_EVERY) {
 			kc->unwoken = 0;
 			queue_wake(kc->q);
+			kernel_tally_flush(kc);
 		}
-		atomic_fetch_add_explicit(&kc->events[type], 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&kc->base.n.events, 1, memory_order_relaxed);
 	}
 	if (type == EVENT_CGROUP_RMDIR && hk && hk->cgroup_removed) {
 		const struct cgroup_event *ce = data;
@@ -112,6 +129,7 @@ void *kernel_poll_thread(void *arg)
 		if (n > 0) {
 			kc->unwoken = 0;
 			queue_wake(kc->q);
+			kernel_tally_flush(kc);
 		}
 
 		if (n < 0 && n != -EINTR) {
@@ -125,6 +143,7 @@ void *kernel_poll_thread(void *arg)
 	/* What the programs wrote before they were stopped. */
 	ring_buffer__consume(kc->rb);
 	queue_wake(kc->q);
+	kernel_tally_flush(kc);
 	return NULL;
 }
 

@@ -10,9 +10,13 @@
 #include "sink/json_embed.h"
 #include "util/strbuf.h"
 
-/* The timestamp, as sb_time_iso() writes it, with the part down to the
- * second ("2026-11-27T00:10:00.") formatted once per second per thread. */
-static void add_time(struct strbuf *sb, uint64_t ns)
+/* The most bytes put_time() writes. */
+#define TIME_MAX 48
+
+/* The timestamp at o (room for TIME_MAX), as sb_time_iso() writes it, with
+ * the part down to the second ("2026-11-27T00:10:00.") formatted once per
+ * second per thread. Returns the end. */
+static char *put_time(char *o, uint64_t ns)
 {
 	static _Thread_local uint64_t cached_sec = UINT64_MAX;
 	static _Thread_local char prefix[32];
@@ -25,27 +29,22 @@ static void add_time(struct strbuf *sb, uint64_t ns)
 		sb_time_iso(&t, sec * 1000000000ull);
 		/* "...:SS.000000000Z": keep up to the dot */
 		if (t.err || t.len < 11 || t.len - 10 >= sizeof(prefix)) {
+			sb_reset(&t);
+			sb_time_iso(&t, ns);
+			size_t n = t.err ? 0 : t.len < TIME_MAX ? t.len : TIME_MAX;
+			o = put_mem(o, t.buf, n);
 			sb_free(&t);
-			sb_time_iso(sb, ns);
-			return;
+			return o;
 		}
 		prefix_len = t.len - 10;
 		memcpy(prefix, t.buf, prefix_len);
 		sb_free(&t);
 		cached_sec = sec;
 	}
-	if (sb_grow(sb, prefix_len + 10))
-		return;
-	char *o = sb->buf + sb->len;
-	memcpy(o, prefix, prefix_len);
-	o += prefix_len;
-	for (int i = 8; i >= 0; i--) {
-		o[i] = (char)('0' + frac % 10);
-		frac /= 10;
-	}
-	o[9] = 'Z';
-	sb->len += prefix_len + 10;
-	sb->buf[sb->len] = '\0';
+	o = put_mem(o, prefix, prefix_len);
+	o = put_u32_padded(o, frac, 9);
+	*o++ = 'Z';
+	return o;
 }
 
 static int add_data(const struct tapio_event *ev, struct strbuf *out)
@@ -87,35 +86,48 @@ static int add_data(const struct tapio_event *ev, struct strbuf *out)
 int format_json(const struct tapio_event *ev, struct strbuf *out)
 {
 	size_t mark = out->len;
-	sb_add(out, "{\"ts\":\"", 7);
-	add_time(out, ev->ts);
-	sb_puts(out, "\",\"source\":\"");
-	sb_puts(out, source_name(ev->source));
-	sb_puts(out, "\",\"type\":\"");
-	sb_puts(out, type_name(ev->source, ev->type));
-	sb_puts(out, "\",\"meta\":{");
+	const char *sn = source_name(ev->source), *tn = type_name(ev->source, ev->type);
+	size_t sl = strlen(sn), tl = strlen(tn);
+	/* the envelope up to the meta: one room check */
+	char *o = sb_begin(out, 64 + TIME_MAX + sl + tl);
+
+	if (!o)
+		return out->err;
+	o = put_lit(o, "{\"ts\":\"");
+	o = put_time(o, ev->ts);
+	o = put_lit(o, "\",\"source\":\"");
+	o = put_mem(o, sn, sl);
+	o = put_lit(o, "\",\"type\":\"");
+	o = put_mem(o, tn, tl);
+	o = put_lit(o, "\",\"meta\":{");
+	sb_end(out, o);
 	size_t pos = 0;
 	const char *k, *v;
 	bool first = true;
 	while (event_meta_next(ev, &pos, &k, &v)) {
-		if (!first)
-			sb_putc(out, ',');
-		first = false;
 		/* pos is now past v's NUL: the lengths are known */
 		size_t kl = (size_t)(v - k) - 1;
 		size_t vl = (size_t)(event_meta(ev) + pos - v) - 1;
-		sb_json_str(out, k, kl);
-		sb_putc(out, ':');
-		sb_json_str(out, v, vl);
+		/* a pair: one room check */
+		o = sb_begin(out, JSON_STR_MAX(kl) + JSON_STR_MAX(vl) + 2);
+		if (!o)
+			return out->err;
+		if (!first)
+			*o++ = ',';
+		first = false;
+		o = put_json_str(o, k, kl);
+		*o++ = ':';
+		o = put_json_str(o, v, vl);
+		sb_end(out, o);
 	}
-	sb_puts(out, "},\"data\":");
+	sb_add(out, "},\"data\":", 9);
 	if (add_data(ev, out)) {
 		out->len = mark;
 		if (out->buf)
 			out->buf[mark] = '\0';
 		return -EINVAL;
 	}
-	sb_puts(out, "}\n");
+	sb_add(out, "}\n", 2);
 	return out->err;
 }
 

@@ -92,23 +92,42 @@ static inline char *u32_digits(char *end, uint32_t v)
 	return end;
 }
 
-/* The number of decimal digits of v. */
+/* The number of decimal digits of v: from its bit length, an estimate of
+ * log10 that is exact or one too high, corrected with one comparison. */
 static inline unsigned dec_digits(uint64_t v)
 {
-	unsigned n = 1;
+	static const uint64_t pow10[20] = {1ull,
+					   10ull,
+					   100ull,
+					   1000ull,
+					   10000ull,
+					   100000ull,
+					   1000000ull,
+					   10000000ull,
+					   100000000ull,
+					   1000000000ull,
+					   10000000000ull,
+					   100000000000ull,
+					   1000000000000ull,
+					   10000000000000ull,
+					   100000000000000ull,
+					   1000000000000000ull,
+					   10000000000000000ull,
+					   100000000000000000ull,
+					   1000000000000000000ull,
+					   10000000000000000000ull};
+	unsigned t = ((unsigned)(64 - __builtin_clzll(v | 1)) * 1233) >> 12;
 
-	for (;;) {
-		if (v < 10)
-			return n;
-		if (v < 100)
-			return n + 1;
-		if (v < 1000)
-			return n + 2;
-		if (v < 10000)
-			return n + 3;
-		v /= 10000;
-		n += 4;
-	}
+	return t + ((v | 1) >= pow10[t]);
+}
+
+char *put_u32_padded(char *o, uint32_t v, unsigned width)
+{
+	char *end = o + width, *p = u32_digits(end, v);
+
+	while (p > o)
+		*--p = '0';
+	return end;
 }
 
 size_t u64_put(char *dst, uint64_t v)
@@ -140,10 +159,10 @@ size_t u64_put(char *dst, uint64_t v)
 
 void sb_u64(struct strbuf *sb, uint64_t v)
 {
-	if (sb_grow(sb, dec_digits(v)))
-		return;
-	sb->len += u64_put(sb->buf + sb->len, v);
-	sb->buf[sb->len] = '\0';
+	char *o = sb_begin(sb, 20);
+
+	if (o)
+		sb_end(sb, put_u64(o, v));
 }
 
 void sb_i64(struct strbuf *sb, int64_t v)
@@ -212,68 +231,89 @@ static const unsigned char json_plain[256] = {
     [0x5d ... 0x7f] = 1,
 };
 
-void sb_json_str(struct strbuf *sb, const char *s, size_t n)
+/* The escape of one byte that a JSON string cannot hold as it is (at most
+ * 6 bytes at o); returns the end. */
+static char *put_esc(char *o, unsigned char c)
 {
 	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s;
-	if (sb_grow(sb, n + 2))
-		return;
-	/* the common case: plain ASCII, nothing to escape, one copy */
-	size_t k = 0;
-	while (k < n && json_plain[p[k]])
-		k++;
-	if (k == n) {
-		char *o = sb->buf + sb->len;
-		o[0] = '"';
-		memcpy(o + 1, s, n);
-		o[n + 1] = '"';
-		sb->len += n + 2;
-		sb->buf[sb->len] = '\0';
-		return;
+	switch (c) {
+	case '"':
+		return put_lit(o, "\\\"");
+	case '\\':
+		return put_lit(o, "\\\\");
+	case '\n':
+		return put_lit(o, "\\n");
+	case '\r':
+		return put_lit(o, "\\r");
+	case '\t':
+		return put_lit(o, "\\t");
+	default:
+		if (c < 0x20) {
+			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+			return put_mem(o, e, 6);
+		}
+		return put_lit(o, "\\ufffd"); /* invalid UTF-8 byte */
 	}
-	sb_putc(sb, '"');
-	size_t run = 0; /* start of bytes that need no escaping */
+}
+
+/* The length of the run at p (n bytes) that needs no escaping. */
+static size_t plain_run(const unsigned char *p, size_t n)
+{
 	size_t i = 0;
 	while (i < n) {
 		unsigned char c = p[i];
-		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+		if (json_plain[c]) {
 			i++;
 			continue;
 		}
 		size_t l = c >= 0x80 ? utf8_seq(p + i, n - i) : 0;
-		if (l) {
-			i += l;
-			continue;
-		}
-		sb_add(sb, p + run, i - run);
-		switch (c) {
-		case '"':
-			sb_add(sb, "\\\"", 2);
+		if (!l)
 			break;
-		case '\\':
-			sb_add(sb, "\\\\", 2);
-			break;
-		case '\n':
-			sb_add(sb, "\\n", 2);
-			break;
-		case '\r':
-			sb_add(sb, "\\r", 2);
-			break;
-		case '\t':
-			sb_add(sb, "\\t", 2);
-			break;
-		default:
-			if (c < 0x20) {
-				char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-				sb_add(sb, e, 6);
-			} else {
-				sb_add(sb, "\\ufffd", 6); /* invalid UTF-8 byte */
-			}
-		}
-		i++;
-		run = i;
+		i += l;
 	}
-	sb_add(sb, p + run, n - run);
+	return i;
+}
+
+char *put_json_str(char *o, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	*o++ = '"';
+	while (i < n) {
+		size_t k = plain_run(p + i, n - i);
+		o = put_mem(o, p + i, k);
+		i += k;
+		if (i < n)
+			o = put_esc(o, p[i++]);
+	}
+	*o++ = '"';
+	return o;
+}
+
+/* Strings up to this long are written with one room check for the worst
+ * case (JSON_STR_MAX); longer ones piece by piece, so that a large text
+ * does not reserve six times its size. */
+#define JSON_STR_ONCE 4096
+
+void sb_json_str(struct strbuf *sb, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	if (n <= JSON_STR_ONCE) {
+		if (sb_grow(sb, JSON_STR_MAX(n)))
+			return;
+		sb_end(sb, put_json_str(sb->buf + sb->len, s, n));
+		return;
+	}
+	sb_putc(sb, '"');
+	size_t i = 0;
+	while (i < n) {
+		size_t k = plain_run(p + i, n - i);
+		sb_add(sb, p + i, k);
+		i += k;
+		if (i < n && !sb_grow(sb, 6))
+			sb_end(sb, put_esc(sb->buf + sb->len, p[i]));
+		i += i < n;
+	}
 	sb_putc(sb, '"');
 }
 

@@ -59,11 +59,59 @@ static inline void sb_puts(struct strbuf *sb, const char *s)
 {
 	sb_add(sb, s, strlen(s));
 }
+
+/* Unchecked writers for pieces of a known bound: make room once
+ * (sb_begin), write with put_*() at the pointer, each returning where it
+ * stopped, then sb_end(). */
+
+/* A pointer for n more bytes at the end of sb, or NULL (sb failed). */
+static inline char *sb_begin(struct strbuf *sb, size_t n)
+{
+	return sb_grow(sb, n) ? NULL : sb->buf + sb->len;
+}
+/* Ends the buffer at p, a pointer from sb_begin() moved by the writers. */
+static inline void sb_end(struct strbuf *sb, char *p)
+{
+	sb->len = (size_t)(p - sb->buf);
+	*p = '\0';
+}
+static inline char *put_mem(char *o, const void *p, size_t n)
+{
+	memcpy(o, p, n);
+	return o + n;
+}
+/* A string literal, its length known at compile time. */
+#define put_lit(o, lit) put_mem((o), (lit), sizeof(lit) - 1)
+static inline char *put_u64(char *o, uint64_t v);
+/* v as exactly width digits (zero-padded; v < 10^width, width <= 10) at
+ * o; returns the end. */
+char *put_u32_padded(char *o, uint32_t v, unsigned width);
+/* The most bytes put_json_str() writes for n bytes of input. */
+#define JSON_STR_MAX(n) (6 * (size_t)(n) + 2)
+/* sb_json_str()'s writer: the quoted, escaped string at o (room for
+ * JSON_STR_MAX(n) bytes); returns the end. */
+char *put_json_str(char *o, const char *s, size_t n);
+
 void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sb_u64(struct strbuf *sb, uint64_t v);
 /* The decimal digits of v at dst (room for 20), without a NUL; returns how
  * many were written. */
 size_t u64_put(char *dst, uint64_t v);
+/* u64_put() at o, returning the end: one or two digits inline (zeros,
+ * CPUs, flags, small ids are common), the rest through u64_put(). */
+static inline char *put_u64(char *o, uint64_t v)
+{
+	if (v < 10) {
+		*o = (char)('0' + v);
+		return o + 1;
+	}
+	if (v < 100) {
+		o[0] = (char)('0' + v / 10);
+		o[1] = (char)('0' + v % 10);
+		return o + 2;
+	}
+	return o + u64_put(o, v);
+}
 void sb_i64(struct strbuf *sb, int64_t v);
 
 /* A JSON string with quotes. Control characters and `"` `\` are escaped;
