@@ -278,6 +278,8 @@ int nats_conn_connect(struct nats_sink *ns)
 			ns->last_ping_ns = mono_ns();
 			ns->pings_out = 0;
 			ns->lowat = 1;
+			ns->rcv_ms = READ_WAIT_MS;
+			ns->in_unread = ns->in.len != 0;
 			pthread_mutex_lock(&ns->wlock);
 			pthread_mutex_lock(&ns->lock);
 			ns->fd = fd;
@@ -522,6 +524,27 @@ static void set_lowat(struct nats_sink *ns, int fd)
 		ns->lowat = v;
 }
 
+/* How long recv() waits without data: READ_WAIT_MS while acks are in flight
+ * (their timeouts are checked after each wake-up), else until the next PING
+ * is due, so an idle sink wakes once per PING interval. A publish meanwhile
+ * needs no wake-up: its PubAck ends the wait. */
+static void set_rcvtimeo(struct nats_sink *ns, int fd, uint64_t now)
+{
+	unsigned ms = READ_WAIT_MS;
+
+	if (!atomic_load_explicit(&ns->inflight, memory_order_relaxed)) {
+		uint64_t due = ns->last_ping_ns + PING_INTERVAL_MS * 1000000ull;
+		uint64_t left = due > now ? (due - now) / 1000000ull : 0;
+		if (left > ms)
+			ms = (unsigned)left;
+	}
+	if (ms == ns->rcv_ms)
+		return;
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0)
+		ns->rcv_ms = ms;
+}
+
 void *nats_conn_reader(void *arg)
 {
 	struct nats_sink *ns = arg;
@@ -537,13 +560,20 @@ void *nats_conn_reader(void *arg)
 				usleep(50000); /* every server waits for its next try */
 			continue;
 		}
-		set_lowat(ns, fd);
-		ssize_t r = read_more(ns, fd, why, sizeof(why));
+		ssize_t r = 0;
+		/* Bytes left from the handshake (a PING after the PONG) are
+		 * handled before the first wait, which may last a PING interval. */
+		if (ns->in_unread) {
+			ns->in_unread = false;
+		} else {
+			set_lowat(ns, fd);
+			set_rcvtimeo(ns, fd, mono_ns());
+			r = read_more(ns, fd, why, sizeof(why));
+		}
 		if (r < 0) {
 			conn_drop(ns, why);
 			continue;
 		}
-		/* (bytes may be left from the handshake: a PING after the PONG) */
 		if ((r > 0 || ns->in.len) && process_in(ns, why, sizeof(why))) {
 			/* The stream cannot be followed any more: at most once
 			 * per connection, so not rate-limited. */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -554,6 +555,12 @@ static void stop_reader(struct nats_sink *ns)
 	if (!ns->reader_started)
 		return;
 	atomic_store(&ns->stop, true);
+	/* A reader waiting in recv() (up to a PING interval when idle) wakes
+	 * at once: its socket reads as ended. */
+	pthread_mutex_lock(&ns->lock);
+	if (ns->fd >= 0)
+		shutdown(ns->fd, SHUT_RD);
+	pthread_mutex_unlock(&ns->lock);
 	pthread_join(ns->reader, NULL);
 	ns->reader_started = false;
 	pthread_mutex_lock(&ns->wlock);
