@@ -301,7 +301,11 @@ static void run_pipeline(struct agent *a)
 	    .sink = a->sink,
 	    .output = a->cfg.output,
 	    .report_failures = true,
-	    .idle_ms = 200,
+	    /* A sink with timed work (a batch's age, a retry) is polled every
+	     * 200 ms while the queue is empty; a stream sink is flushed when the
+	     * queue runs empty and has nothing to do until the next record or
+	     * a stop request, which kicks the wait. */
+	    .idle_ms = a->sink->ops->poll ? 200 : PIPELINE_IDLE_FOREVER,
 	    .retry_ms = no ? no->ack_wait_ms : 5000,
 	    .hooks = {.ctx = a, .stop_producers = stop_collectors},
 	};
