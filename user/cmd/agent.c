@@ -549,6 +549,11 @@ static int agent_setup(struct agent *a)
 	return rc ? (rc == -EINVAL ? 2 : 1) : 0;
 }
 
+static void podmeta_metrics(void *pm, counter_fn fn, void *ctx)
+{
+	podmeta_counters(pm, fn, ctx);
+}
+
 /* Starts the collectors and the metrics endpoint. Returns 0 or 1. */
 static int agent_start(struct agent *a)
 {
@@ -562,8 +567,13 @@ static int agent_start(struct agent *a)
 	}
 	if (a->cfg.metrics_addr[0]) {
 		static struct metrics_view view;
-		view = (struct metrics_view){
-		    .reg = a->reg, .q = a->q, .sink = a->sink, .version = TAPIO_VERSION};
+		view = (struct metrics_view){.reg = a->reg,
+					     .q = a->q,
+					     .sink = a->sink,
+					     .version = TAPIO_VERSION,
+					     .extra_counters = a->pm ? podmeta_metrics : NULL,
+					     .extra_obj = a->pm,
+					     .extra_prefix = "tapio_podmeta_"};
 		a->metrics = metrics_start(a->cfg.metrics_addr, &view, err, sizeof(err));
 		if (!a->metrics)
 			tlog(TLOG_WARN, "metrics", "%s (events still flow)", err);
