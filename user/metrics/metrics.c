@@ -553,14 +553,14 @@ static void *front_main(void *arg)
 	struct metrics_server *m = arg;
 	for (;;) {
 		uint64_t now = now_ms();
-		int timeout = 1000;
+		int timeout = -1; /* no head pending: a client or the stop wakes it */
 		m->pfd[0] = (struct pollfd){.fd = m->wake[0], .events = POLLIN};
 		m->pfd[1] = (struct pollfd){.fd = m->lfd, .events = POLLIN};
 		for (size_t i = 0; i < m->npend; i++) {
 			m->pfd[2 + i] = (struct pollfd){.fd = m->pend[i].fd, .events = POLLIN};
 			uint64_t left = m->pend[i].since_ms + HEAD_TIMEOUT_MS;
 			left = left > now ? left - now : 0;
-			if ((int)left < timeout)
+			if (timeout < 0 || (int)left < timeout)
 				timeout = (int)left;
 		}
 		size_t n = m->npend;
