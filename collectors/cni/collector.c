@@ -43,10 +43,13 @@
 #define DEFAULT_LOG_DIRS "/var/log/cni,/var/log/calico/cni"
 #define DEFAULT_NETNS_DIR "/var/run/netns"
 #define DEFAULT_CNI_STATE_DIR "/var/lib/cni"
-/* The longest wait: inotify and the stop fd wake the thread at once; this
- * only paces the once-a-second sweeps and offset saves below, so an idle
- * collector wakes once a second. */
+/* The longest wait while work is due (a sweep, an offset save, lines the
+ * sink has not acknowledged yet): inotify and the stop fd wake the thread at
+ * once; this paces the once-a-second sweeps and offset saves below. With
+ * nothing due the thread waits IDLE_POLL_MS (a backstop): an idle collector
+ * wakes for inotify and the stop only. */
 #define POLL_MS 1000
+#define IDLE_POLL_MS 60000
 #define RETRY_MS 100 /* pause before offering a refused line again */
 #define SAVE_INTERVAL_NS 1000000000ull
 #define RETRY_INTERVAL_NS 1000000000ull
@@ -367,8 +370,25 @@ static void thread_setup(struct cni_collector *c)
 	     c->nlog, c->netns_dir, c->cni_state_dir);
 }
 
+/* Whether the once-a-second work below has anything to do: a detached
+ * file, a removed or unwatched target, a refused directory, offsets to
+ * save, or lines whose acknowledgement will make offsets to save. */
+static bool work_due(struct cni_collector *c)
+{
+	if (c->dir_refused || state_dirty(c) || ack_pending(&c->ack))
+		return true;
+	for (size_t i = 0; i < c->nf; i++)
+		if (!c->f[i]->target)
+			return true;
+	/* a missing directory whose ancestor is watched comes with inotify */
+	for (size_t i = 0; i < c->nt; i++)
+		if (c->t[i]->removed || (c->t[i]->wd < 0 && c->t[i]->anc_wd < 0))
+			return true;
+	return false;
+}
+
 /* Waits for inotify events (not at all while a file has more to read, at
- * most POLL_MS otherwise, woken on stop) and dispatches them. */
+ * most POLL_MS while work is due, woken on stop) and dispatches them. */
 static void wait_events(struct cni_collector *c)
 {
 	bool more = false;
@@ -380,7 +400,7 @@ static void wait_events(struct cni_collector *c)
 	    {.fd = worker_wake_fd(&c->base.thread), .events = POLLIN},
 	};
 	/* a refused line (full queue): offer it again after a pause */
-	int r = poll(p, 2, c->refused ? RETRY_MS : more ? 0 : POLL_MS);
+	int r = poll(p, 2, c->refused ? RETRY_MS : more ? 0 : work_due(c) ? POLL_MS : IDLE_POLL_MS);
 	c->refused = false;
 	if (r < 0 && errno != EINTR) {
 		atomic_fetch_add(&c->base.n.errors, 1);

@@ -37,6 +37,8 @@ static void apply(struct k8s *k, struct k8s_slot *s)
 	}
 	if (s->flags & SLOT_CURSOR) {
 		int rc = cursor_update(&r->cur, s->rv);
+		if (r->cluster && k->use_lease)
+			k8s_lease_cursor_moved(&k->lease); /* the lease carries it */
 		if (rc && rc != -ENAMETOOLONG && r->cur.last_err != rc) {
 			atomic_fetch_add(&k->base.n.errors, 1);
 			collector_error(&k->base, "%s: cannot save the resourceVersion in %s: %s",

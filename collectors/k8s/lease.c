@@ -432,25 +432,54 @@ static bool cursors_moved(struct k8s_lease *l)
 	return false;
 }
 
+/* Waits on moved_cv until a cursor moved, a stop, or until (monotonic ns).
+ * Returns true when stopping. */
+static bool wait_moved(struct k8s_lease *l, uint64_t until)
+{
+	struct timespec ts = {.tv_sec = (time_t)(until / 1000000000ull),
+			      .tv_nsec = (long)(until % 1000000000ull)};
+	pthread_mutex_lock(&l->moved_lock);
+	while (!l->moved && !atomic_load(&l->stop) && mono_ns() < until)
+		pthread_cond_timedwait(&l->moved_cv, &l->moved_lock, &ts);
+	pthread_mutex_unlock(&l->moved_lock);
+	return atomic_load(&l->stop);
+}
+
+void k8s_lease_cursor_moved(struct k8s_lease *l)
+{
+	if (!l->moved_ok)
+		return;
+	pthread_mutex_lock(&l->moved_lock);
+	l->moved = true;
+	pthread_cond_signal(&l->moved_cv);
+	pthread_mutex_unlock(&l->moved_lock);
+}
+
 /* The holder's wait for its next write: the renew period, or sooner once
  * the cursors moved, but at most one write per K8S_LEASE_CURSOR_DIV-th of
- * the renew period. Returns true when stopping. */
+ * the renew period. It waits for the acknowledgement that moves a cursor
+ * (k8s_lease_cursor_moved) or the renew; a move before that point waits
+ * for it. Returns true when stopping. */
 static bool wait_write(struct k8s_lease *l)
 {
 	uint64_t renew = (uint64_t)l->renew_ms * 1000000ull;
 	uint64_t soon = l->ok_mono + renew / K8S_LEASE_CURSOR_DIV, next = l->ok_mono + renew;
 	for (;;) {
+		pthread_mutex_lock(&l->moved_lock);
+		l->moved = false; /* before the look: a later move wakes the wait */
+		pthread_mutex_unlock(&l->moved_lock);
 		uint64_t now = mono_ns();
-		if (now >= next || (now >= soon && cursors_moved(l)))
+		if (now >= next)
 			return false;
-		uint64_t poll = renew / K8S_LEASE_CURSOR_POLL_DIV;
-		if (poll < K8S_LEASE_CURSOR_POLL_MS * 1000000ull)
-			poll = K8S_LEASE_CURSOR_POLL_MS * 1000000ull;
-		uint64_t until = now < soon ? soon : now + poll;
-		if (until > next)
-			until = next;
-		unsigned ms = (unsigned)((until - now + 999999ull) / 1000000ull);
-		if (sleep_or_stop(ms, &l->stop))
+		if (cursors_moved(l)) {
+			if (now >= soon)
+				return false;
+			if (sleep_or_stop((unsigned)((soon - now + 999999ull) / 1000000ull),
+					  &l->stop))
+				return true;
+			continue;
+		}
+		if (wait_moved(l, next))
 			return true;
 	}
 }
@@ -518,6 +547,15 @@ int k8s_lease_start(struct k8s_lease *l)
 	atomic_store(&l->reachable, false);
 	l->have_obs = false;
 	l->last_err = 0;
+	if (!l->moved_ok) {
+		pthread_condattr_t a;
+		pthread_condattr_init(&a);
+		pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+		pthread_cond_init(&l->moved_cv, &a);
+		pthread_condattr_destroy(&a);
+		pthread_mutex_init(&l->moved_lock, NULL);
+		l->moved_ok = true;
+	}
 	int rc = -pthread_create(&l->thr, NULL, lease_main, l);
 	if (!rc)
 		pthread_setname_np(l->thr, "k8s-lease");
@@ -531,12 +569,20 @@ void k8s_lease_stop(struct k8s_lease *l)
 		return;
 	atomic_store(&l->stop, true);
 	watch_stop_notify();
+	pthread_mutex_lock(&l->moved_lock);
+	pthread_cond_signal(&l->moved_cv);
+	pthread_mutex_unlock(&l->moved_lock);
 	pthread_join(l->thr, NULL);
 	l->started = false;
 }
 
 void k8s_lease_free(struct k8s_lease *l)
 {
+	if (l->moved_ok) {
+		pthread_cond_destroy(&l->moved_cv);
+		pthread_mutex_destroy(&l->moved_lock);
+		l->moved_ok = false;
+	}
 	free(l->name);
 	free(l->ns);
 	free(l->holder);

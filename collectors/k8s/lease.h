@@ -22,7 +22,10 @@
  * renew and read by the next holder. The holder renews early once the sink
  * has acknowledged cursors the lease does not carry yet, at most once per
  * K8S_LEASE_CURSOR_DIV-th of the renew period: what a successor emits again
- * after a crash is what was acknowledged since that write. */
+ * after a crash is what was acknowledged since that write. The election
+ * thread does not poll for moved cursors: the acknowledgement that moves
+ * one wakes it (k8s_lease_cursor_moved), so an idle holder wakes only to
+ * renew. */
 #ifndef TAPIO_K8S_LEASE_H
 #define TAPIO_K8S_LEASE_H
 
@@ -39,11 +42,6 @@ struct k8s;
 #define K8S_LEASE_MAX_CURSORS 16
 #define K8S_LEASE_ANNOTATION "tapio.io/rv-"
 #define K8S_LEASE_CURSOR_DIV 4 /* cursor writes: at most 4 per renew period */
-/* Moved cursors are looked for every renew period / K8S_LEASE_CURSOR_POLL_DIV,
- * at least every K8S_LEASE_CURSOR_POLL_MS apart: 250 ms with the default
- * 10 s renew, so an idle holder wakes 4 times a second, not 50. */
-#define K8S_LEASE_CURSOR_POLL_MS 20
-#define K8S_LEASE_CURSOR_POLL_DIV 40
 
 /* The parts of a Lease object that the election reads and writes. */
 struct k8s_lease_rec {
@@ -105,7 +103,15 @@ struct k8s_lease {
 	uint64_t ok_mono;	/* start of the last successful write as holder */
 	int last_err;		/* the last failure reported, to report changes only */
 	struct watch_conn conn; /* its requests' kept connection (the thread's) */
+	/* a cursor moved since the thread last looked (k8s_lease_cursor_moved) */
+	pthread_mutex_t moved_lock;
+	pthread_cond_t moved_cv; /* CLOCK_MONOTONIC */
+	bool moved, moved_ok;
 };
+
+/* Wakes a holder that waits for moved cursors (any thread; cheap when none
+ * waits). */
+void k8s_lease_cursor_moved(struct k8s_lease *l);
 
 /* Whether the cluster role may emit now: only before the give-up point of
  * the lease's last successful write. Past it, notes that the role outlived

@@ -163,13 +163,29 @@ static void seen_close(struct systemd_collector *s, struct seen_file *f)
  * opened. */
 static void refuse_symlink(struct systemd_collector *s, struct seen_file *f)
 {
+	f->link = true;
 	if (!f->bad)
 		count(&s->symlinks_refused);
 	file_bad(s, f, "a symlink, not followed");
 }
 
-/* The journal file name in the directory dfd (path: its path). */
+/* The journal file name in the directory dfd (path: its path). Returns its
+ * entry, or NULL. */
+static struct seen_file *check_file_at(struct systemd_collector *s, int dfd, const char *path,
+				       const char *name);
+
+/* check_file_at; a file it could not take yet is looked at again by the
+ * rescans (it grows with IN_MODIFY only, which does not start a scan). */
 static void check_file(struct systemd_collector *s, int dfd, const char *path, const char *name)
+{
+	struct seen_file *f = check_file_at(s, dfd, path, name);
+
+	if (f && f->fd < 0 && !f->link)
+		s->rescan = true;
+}
+
+static struct seen_file *check_file_at(struct systemd_collector *s, int dfd, const char *path,
+				       const char *name)
 {
 	struct stat st, fst;
 	struct seen_file *f;
@@ -179,29 +195,29 @@ static void check_file(struct systemd_collector *s, int dfd, const char *path, c
 
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
-		return;
+		return NULL;
 	f = seen_file_at(s, path, &st, &fresh);
 	if (!f || !fresh)
-		return;
+		return f;
 	if (S_ISLNK(st.st_mode)) {
 		refuse_symlink(s, f);
-		return;
+		return f;
 	}
 	f->size = st.st_size;
 	if (st.st_size == 0)
-		return; /* being created: checked when it grows */
+		return f; /* being created: checked when it grows */
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ELOOP)
 			refuse_symlink(s, f); /* swapped in since the fstatat */
 		else if (errno != ENOENT)
 			file_bad(s, f, "cannot open: %s", strerror(errno));
-		return;
+		return f;
 	}
 	if (fstat(fd, &fst) < 0 || fst.st_dev != f->dev || fst.st_ino != f->ino ||
 	    !S_ISREG(fst.st_mode)) {
 		close(fd); /* replaced since the fstatat: the next scan sees it */
-		return;
+		return f;
 	}
 	if (f->fd >= 0) {
 		close(fd); /* shrunk: the same inode, already open */
@@ -215,13 +231,14 @@ static void check_file(struct systemd_collector *s, int dfd, const char *path, c
 			seen_close(s, f);
 		else
 			close(fd);
-		return;
+		return f;
 	}
 	if (f->fd < 0) {
 		f->bad = false; /* readable now (it was being written) */
 		f->fd = fd;
 		s->files_gen++;
 	}
+	return f;
 }
 
 int drop_unreadable(struct systemd_collector *s)
@@ -324,8 +341,11 @@ static void check_dir(struct systemd_collector *s, int dfd, const char *dir, boo
 	if (s->ifd >= 0) {
 		/* the directory opened, not whatever the path names by now */
 		snprintf(w, sizeof(w), "/proc/self/fd/%d", dfd);
-		if (inotify_add_watch(s->ifd, w, DIR_EVENTS & ~IN_DONT_FOLLOW) < 0)
-			(void)inotify_add_watch(s->ifd, dir, DIR_EVENTS);
+		if (inotify_add_watch(s->ifd, w, DIR_EVENTS & ~IN_DONT_FOLLOW) < 0 &&
+		    inotify_add_watch(s->ifd, dir, DIR_EVENTS) < 0)
+			s->rescan = true;
+	} else {
+		s->rescan = true;
 	}
 	while ((de = readdir(d))) {
 		char p[PATH_MAX];
@@ -365,8 +385,10 @@ static void check_top(struct systemd_collector *s, const char *dir)
 {
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-	if (dfd < 0)
+	if (dfd < 0) {
+		s->rescan = true; /* rescanned until it appears */
 		return;
+	}
 	s->ndirs++;
 	check_dir(s, dfd, dir, true);
 }
@@ -379,6 +401,7 @@ void check_files(struct systemd_collector *s)
 	for (size_t i = 0; i < s->nfiles; i++)
 		s->files[i].present = false;
 	s->ndirs = 0;
+	s->rescan = false;
 	if (!*s->dir) {
 		check_top(s, "/var/log/journal");
 		check_top(s, "/run/log/journal");

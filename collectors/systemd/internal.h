@@ -23,12 +23,17 @@
 
 #define SYSTEMD_DEFAULT_UNITS "kubelet.service,containerd.service,crio.service,docker.service"
 #define SYSTEMD_CURSOR_FILE "systemd.cursor"
-#define POLL_MS 500  /* upper bound of one wait: the stop flag is checked this often */
+#define POLL_MS 500 /* one wait while rescans are due (or a retry pause) */
+/* One wait while inotify reports every change that matters: a change or a
+ * stop (the wake fd) ends it; the timeout is a backstop rescan only. */
+#define IDLE_POLL_MS 60000
 #define BATCH 512    /* entries read before the stop flag is checked again */
 #define RETRY_MS 100 /* pause before retrying an event the queue refused */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
-#define RECHECK_NS (2ull * 1000000000ull) /* journal files re-checked at least this often */
+/* journal files re-checked at least this often while the last scan left
+ * something inotify does not report (rescan) */
+#define RECHECK_NS (2ull * 1000000000ull)
 #define ERR_INTERVAL_NS (5ull * 1000000000ull)
 /* Entries in flight (handed to the queue, not yet acknowledged by the sink).
  * The ring of their cursors has twice as many slots, so the slot of the
@@ -48,6 +53,7 @@ struct seen_file {
 	bool bad;     /* failed the open check, or found corrupt by the walk */
 	bool walked;  /* every entry walked (see verify_next_file) */
 	bool present; /* found by the current scan */
+	bool link;    /* a symlink (refused for good) */
 };
 
 struct systemd_collector {
@@ -89,6 +95,10 @@ struct systemd_collector {
 	char *pos;	    /* the reader's position: kept across reopening */
 	bool opened_once;   /* positioned by --journal-since/the stored cursor */
 	uint64_t last_check_ns;
+	/* the last scan left what inotify does not report: a directory without
+	 * a watch (or not there yet), or a file not readable yet (it grows
+	 * with IN_MODIFY only): rescanned every RECHECK_NS */
+	bool rescan;
 	struct ratelimit rl_read, rl_entry, rl_emit;
 
 	/* extra counters */

@@ -513,7 +513,7 @@ static int wait_journal(struct systemd_collector *s)
 	int changed = 0, r;
 	ssize_t n;
 
-	r = poll(p, 2, POLL_MS);
+	r = poll(p, 2, s->rescan ? POLL_MS : IDLE_POLL_MS);
 	if (r < 0 && errno != EINTR)
 		return -errno;
 	if (s->ifd < 0 || !(p[0].revents & POLLIN))
@@ -556,7 +556,8 @@ static void follow(struct systemd_collector *s, char *skip)
 		}
 		if (stopping(s))
 			return;
-		if (r == 1 || mono_ns() - s->last_check_ns > RECHECK_NS)
+		if (r == 1 || (s->rescan && mono_ns() - s->last_check_ns > RECHECK_NS) ||
+		    mono_ns() - s->last_check_ns >= (uint64_t)IDLE_POLL_MS * 1000000ull)
 			check_files(s);
 		if (s->files_gen != s->j_gen) {
 			/* files were added, removed or rotated: open the journal

@@ -516,3 +516,39 @@ Test(metrics, render_collectors_and_sink_without_extra_counters)
 	free(p);
 	registry_free(reg);
 }
+
+static void fake_extra(void *obj, counter_fn fn, void *ctx)
+{
+	const uint64_t *v = obj;
+	fn(ctx, "hits", "", v[0]);
+	fn(ctx, "queue_full", "", v[1]);
+	fn(ctx, "resolve_errors", "", v[2]);
+	fn(ctx, "resolve_pending", "", v[3]);
+	fn(ctx, "pod_entries", "", v[4]);
+}
+
+/* Counters without an owner (the pod metadata cache's): their own prefix,
+ * no labels, counters with _total and levels as gauges. */
+Test(metrics, extra_counters_without_an_owner)
+{
+	uint64_t vals[5] = {7, 2, 1, 3, 4};
+	struct strbuf sb = STRBUF_INIT;
+	struct parsed *p = malloc(sizeof(*p));
+	struct metrics_view v = {.version = "x",
+				 .extra_counters = fake_extra,
+				 .extra_obj = vals,
+				 .extra_prefix = "tapio_podmeta_"};
+	cr_assert_eq(metrics_render(&v, &sb), 0);
+	parse(sb.buf, p);
+	cr_assert_eq(get(p, "tapio_podmeta_hits_total"), 7);
+	cr_assert_eq(get(p, "tapio_podmeta_queue_full_total"), 2);
+	cr_assert_eq(get(p, "tapio_podmeta_resolve_errors_total"), 1);
+	cr_assert_eq(get(p, "tapio_podmeta_resolve_pending"), 3);
+	cr_assert_eq(get(p, "tapio_podmeta_pod_entries"), 4);
+	cr_assert_not_null(strstr(sb.buf, "# TYPE tapio_podmeta_resolve_pending gauge\n"));
+	cr_assert_not_null(strstr(sb.buf, "# TYPE tapio_podmeta_pod_entries gauge\n"));
+	cr_assert_not_null(strstr(sb.buf, "# TYPE tapio_podmeta_queue_full_total counter\n"));
+	cr_assert_null(strstr(sb.buf, "tapio_podmeta_hits_total{"), "no label set: %s", sb.buf);
+	sb_free(&sb);
+	free(p);
+}

@@ -53,7 +53,7 @@ class LowRateLatency(unittest.TestCase):
     def setUp(self):
         tt.need_root(self)
 
-    def measure(self, argv, ready):
+    def measure(self, argv, ready, gaps=(0.02, 0.08), n=100):
         p = subprocess.Popen([tt.TAPIO] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              stdin=subprocess.DEVNULL)
         err = []
@@ -69,9 +69,9 @@ class LowRateLatency(unittest.TestCase):
                 time.sleep(0.05)
             self.assertTrue(any(ready in l for l in err), err)
             lat = []
-            for _ in range(100):
+            for _ in range(n):
                 # spaced at random, so that events fall anywhere in a poll period
-                time.sleep(random.uniform(0.02, 0.08))
+                time.sleep(random.uniform(*gaps))
                 c = subprocess.Popen(["/bin/true"])
                 c.wait()
                 got = a.wait_exec_of(c.pid)
@@ -95,6 +95,17 @@ class LowRateLatency(unittest.TestCase):
     def test_agent_delivers_a_lone_event_within_100ms(self):
         self.measure(["agent", "--collectors", "kernel", "--output", "stdout", "--metrics-addr",
                       ""], "agent running")
+
+    def test_agent_delivers_within_100ms_in_every_idle_state(self):
+        """Gaps of 20 to 400 ms put events in each state of the ring buffer
+        thread (ringbuf.c idle_step): the batching poll, the period after
+        the flag is set, and the long sleep; and at their edges, when the
+        flag is being set. --containers keeps the host's other processes
+        from waking the thread: only the test's own events do. The test's
+        /bin/true runs in this process's cgroup, so it is matched by
+        --events process.exec without --containers, with it by pid below."""
+        self.measure(["agent", "--collectors", "kernel", "--events", "process.exec", "--output",
+                      "stdout", "--metrics-addr", ""], "agent running", gaps=(0.02, 0.4), n=60)
 
 
 if __name__ == "__main__":

@@ -141,6 +141,14 @@ class AgentMetrics(unittest.TestCase):
             self.assertIn(f'tapio_collector_{f}_total{{collector="kernel"}}', s)
         self.assertEqual(s['tapio_sink_connected{sink="stream"}'], 1)
         self.assertEqual(s['tapio_sink_failed_total{sink="stream"}'], 0)
+        # The pod metadata cache and its resolver thread: the marker execs'
+        # cgroup was looked up (a miss first), nothing was refused.
+        for f in ("hits", "misses", "resolves", "evictions", "queue_full", "resolve_errors"):
+            self.assertIn(f"tapio_podmeta_{f}_total", s)
+        self.assertGreaterEqual(s["tapio_podmeta_misses_total"], 1)
+        self.assertEqual(s["tapio_podmeta_queue_full_total"], 0)
+        self.assertGreaterEqual(s["tapio_podmeta_resolve_pending"], 0)
+        self.assertEqual(s["tapio_podmeta_pod_entries"], 0)  # no k8s collector feeds pods
 
         # Counters only grow, and follow new events.
         for i in range(10):

@@ -366,6 +366,65 @@ Test(podmeta, bounded_with_eviction)
 	podmeta_free(pm);
 }
 
+struct got_counters {
+	char name[16][32];
+	char labels[16][32];
+	uint64_t val[16];
+	size_t n;
+};
+
+static void got_counter(void *ctx, const char *name, const char *labels, uint64_t v)
+{
+	struct got_counters *g = ctx;
+	cr_assert_lt(g->n, 16);
+	snprintf(g->name[g->n], sizeof(g->name[0]), "%s", name);
+	snprintf(g->labels[g->n], sizeof(g->labels[0]), "%s", labels);
+	g->val[g->n++] = v;
+}
+
+static uint64_t got(const struct got_counters *g, const char *name)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (!strcmp(g->name[i], name))
+			return g->val[i];
+	cr_assert_fail("no counter %s", name);
+	return 0;
+}
+
+/* podmeta_counters hands out the stats, one unlabelled counter each. */
+Test(podmeta, counters_are_the_stats)
+{
+	uint64_t scope = mkdirs(POD_SCOPE), host = mkdirs("system.slice/cron.service");
+	struct podmeta *pm = podmeta_new(tree, 16);
+	cr_assert_not_null(pm);
+	struct podmeta_entry e;
+	cr_assert_eq(podmeta_lookup(pm, scope, &e), 0);
+	cr_assert_eq(podmeta_lookup(pm, scope, &e), 0);
+	cr_assert_eq(podmeta_lookup(pm, host, &e), -ENOENT);
+	podmeta_pod_update(pm, UID, "shop", "web-0", false);
+
+	struct got_counters g = {0};
+	podmeta_counters(pm, got_counter, &g);
+	cr_assert_eq(g.n, 8);
+	for (size_t i = 0; i < g.n; i++)
+		cr_assert_str_eq(g.labels[i], "", "%s", g.name[i]);
+	struct podmeta_stats st;
+	podmeta_get_stats(pm, &st);
+	cr_assert_eq(got(&g, "hits"), 1);
+	cr_assert_eq(got(&g, "misses"), 2);
+	cr_assert_eq(got(&g, "resolves"), 1);
+	cr_assert_eq(got(&g, "evictions"), st.evictions);
+	cr_assert_eq(got(&g, "queue_full"), 0);
+	cr_assert_eq(got(&g, "resolve_errors"), 0);
+	cr_assert_eq(got(&g, "resolve_pending"), 0);
+	cr_assert_eq(got(&g, "pod_entries"), 1);
+
+	struct got_counters none = {0};
+	podmeta_counters(NULL, got_counter, &none);
+	cr_assert_eq(none.n, 0);
+	podmeta_free(pm);
+}
+
 Test(podmeta, bad_arguments)
 {
 	errno = 0;

@@ -4,6 +4,7 @@
  * the sink. On SIGINT/SIGTERM: stop the producers, drain the queue into the
  * sink, flush, print per-source totals as one JSON line on stderr, exit 0. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <malloc.h>
@@ -38,12 +39,18 @@
 /* The running marker: <state-dir>/running, written at start, refreshed
  * every RUNNING_REFRESH_MS, removed on a graceful stop. Found at start, it
  * says the last run ended uncleanly (a SIGKILL, an OOM kill, a crash, a
- * power cut): the kernel source then reports the window it could not see. */
+ * power cut): the kernel source then reports the window it could not see.
+ * The start's write is durable (state_write: fsync, rename, fsync); a
+ * refresh rewrites the file in place without a sync: it outlives a crash or
+ * a kill of the process (the page cache has it), and a power cut at worst
+ * loses refreshes, which only moves the reported gap's start earlier. */
 #define RUNNING_FILE "running"
 #define RUNNING_REFRESH_MS 5000
 
 struct running {
-	char *dir; /* a copy: it outlives the config */
+	char *dir;  /* a copy: it outlives the config */
+	int fd;	    /* the marker, for its refreshes; -1 */
+	size_t len; /* its length */
 	uint64_t start_ns;
 	pthread_t thr;
 	bool started;
@@ -145,13 +152,46 @@ static int build_registry(struct agent *a)
 
 /* ---- the running marker ---- */
 
+static int running_format(const struct running *r, char *buf, size_t size)
+{
+	return snprintf(buf, size,
+			"tapio-running 1\nstarted %" PRIu64 "\nalive %" PRIu64 "\npid %d\n",
+			r->start_ns, now_ns(), (int)getpid());
+}
+
 static int running_write(struct running *r)
 {
 	char buf[128];
-	int n = snprintf(buf, sizeof(buf),
-			 "tapio-running 1\nstarted %" PRIu64 "\nalive %" PRIu64 "\npid %d\n",
-			 r->start_ns, now_ns(), (int)getpid());
-	return state_write(r->dir, RUNNING_FILE, buf, (size_t)n);
+	int n = running_format(r, buf, sizeof(buf));
+	int rc = state_write(r->dir, RUNNING_FILE, buf, (size_t)n);
+	if (rc)
+		return rc;
+	r->len = (size_t)n;
+	if (r->fd < 0) {
+		int dfd = state_dir_open(r->dir, NULL, 0);
+		if (dfd >= 0) {
+			r->fd = openat(dfd, RUNNING_FILE, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+			close(dfd);
+		}
+	}
+	return 0;
+}
+
+/* A refresh: in place, no sync (see above); the durable write when the
+ * file cannot be written in place. */
+static void running_refresh(struct running *r)
+{
+	char buf[128];
+	int n = running_format(r, buf, sizeof(buf));
+	if (r->fd >= 0 && pwrite(r->fd, buf, (size_t)n, 0) == n &&
+	    ((size_t)n == r->len || ftruncate(r->fd, n) == 0)) {
+		r->len = (size_t)n;
+		return;
+	}
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+	running_write(r);
 }
 
 static void *running_main(void *arg)
@@ -164,7 +204,7 @@ static void *running_main(void *arg)
 		ts.tv_sec += RUNNING_REFRESH_MS / 1000;
 		pthread_cond_timedwait(&r->cv, &r->lock, &ts);
 		if (!r->stop)
-			running_write(r);
+			running_refresh(r);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
@@ -275,6 +315,10 @@ static void running_end(struct agent *a)
 		pthread_join(r->thr, NULL);
 		r->started = false;
 	}
+	if (r->fd >= 0) {
+		close(r->fd);
+		r->fd = -1;
+	}
 	if (r->dir) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/%s", r->dir, RUNNING_FILE);
@@ -301,7 +345,11 @@ static void run_pipeline(struct agent *a)
 	    .sink = a->sink,
 	    .output = a->cfg.output,
 	    .report_failures = true,
-	    .idle_ms = 200,
+	    /* A sink with timed work (a batch's age, a retry) is polled every
+	     * 200 ms while the queue is empty; a stream sink is flushed when the
+	     * queue runs empty and has nothing to do until the next record or
+	     * a stop request, which kicks the wait. */
+	    .idle_ms = a->sink->ops->poll ? 200 : PIPELINE_IDLE_FOREVER,
 	    .retry_ms = no ? no->ack_wait_ms : 5000,
 	    .hooks = {.ctx = a, .stop_producers = stop_collectors},
 	};
@@ -501,6 +549,11 @@ static int agent_setup(struct agent *a)
 	return rc ? (rc == -EINVAL ? 2 : 1) : 0;
 }
 
+static void podmeta_metrics(void *pm, counter_fn fn, void *ctx)
+{
+	podmeta_counters(pm, fn, ctx);
+}
+
 /* Starts the collectors and the metrics endpoint. Returns 0 or 1. */
 static int agent_start(struct agent *a)
 {
@@ -514,8 +567,13 @@ static int agent_start(struct agent *a)
 	}
 	if (a->cfg.metrics_addr[0]) {
 		static struct metrics_view view;
-		view = (struct metrics_view){
-		    .reg = a->reg, .q = a->q, .sink = a->sink, .version = TAPIO_VERSION};
+		view = (struct metrics_view){.reg = a->reg,
+					     .q = a->q,
+					     .sink = a->sink,
+					     .version = TAPIO_VERSION,
+					     .extra_counters = a->pm ? podmeta_metrics : NULL,
+					     .extra_obj = a->pm,
+					     .extra_prefix = "tapio_podmeta_"};
 		a->metrics = metrics_start(a->cfg.metrics_addr, &view, err, sizeof(err));
 		if (!a->metrics)
 			tlog(TLOG_WARN, "metrics", "%s (events still flow)", err);
@@ -545,6 +603,7 @@ int cmd_agent(int argc, char **argv)
 {
 	static struct agent a;
 	memset(&a, 0, sizeof(a));
+	a.run.fd = -1;
 	agent_malloc_setup();
 	int ret = agent_config(&a, argc, argv);
 	if (ret) {

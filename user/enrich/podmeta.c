@@ -587,5 +587,22 @@ void podmeta_get_stats(struct podmeta *pm, struct podmeta_stats *out)
 	pthread_mutex_lock(&pm->mu);
 	*out = pm->st;
 	out->pods = pm->pods.n;
+	out->resolve_pending = pm->req_n;
 	pthread_mutex_unlock(&pm->mu);
+}
+
+void podmeta_counters(struct podmeta *pm, counter_fn fn, void *ctx)
+{
+	struct podmeta_stats st;
+	if (!pm)
+		return;
+	podmeta_get_stats(pm, &st);
+	fn(ctx, "hits", "", st.hits);
+	fn(ctx, "misses", "", st.misses);
+	fn(ctx, "resolves", "", st.resolves);
+	fn(ctx, "evictions", "", st.evictions);
+	fn(ctx, "queue_full", "", st.queue_full);
+	fn(ctx, "resolve_errors", "", st.resolve_errors);
+	fn(ctx, "resolve_pending", "", st.resolve_pending);
+	fn(ctx, "pod_entries", "", st.pods);
 }

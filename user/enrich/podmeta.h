@@ -10,6 +10,7 @@
 #ifndef TAPIO_PODMETA_H
 #define TAPIO_PODMETA_H
 
+#include "core/counters.h"
 #include "enrich/cgroup_path.h"
 #include "enrich/cgroup_resolve.h"
 #include "util/cgroupfs.h"
@@ -112,9 +113,16 @@ void podmeta_hooks(struct podmeta *pm, struct collector_hooks *out);
 
 struct podmeta_stats {
 	uint64_t hits, misses, resolves, evictions, pods;
-	uint64_t queue_full;	 /* misses the resolver's full queue refused */
-	uint64_t resolve_errors; /* transient failures of the resolver thread */
+	uint64_t queue_full;	  /* misses the resolver's full queue refused */
+	uint64_t resolve_errors;  /* transient failures of the resolver thread */
+	uint64_t resolve_pending; /* misses queued for the resolver now */
 };
 void podmeta_get_stats(struct podmeta *pm, struct podmeta_stats *out);
+
+/* The stats through fn (core/counters.h), unlabelled: the counters hits,
+ * misses, resolves, evictions, queue_full and resolve_errors, and the
+ * levels resolve_pending and pod_entries (pods cached). Accepts NULL (hands
+ * out nothing). */
+void podmeta_counters(struct podmeta *pm, counter_fn fn, void *ctx);
 
 #endif

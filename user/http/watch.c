@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "util/clock.h"
+
 #define FRAMER_DEFAULT_MAX ((size_t)16 << 20)
 #define ERR_BODY_MAX ((size_t)64 << 10)
 
@@ -293,9 +295,10 @@ struct xfer {
 	struct watch_result *res;
 	CURL *h;
 	struct framer f;
-	long status;	/* 0 until the first body byte */
-	bool ok_status; /* 2xx */
-	int err;	/* framer/ENOMEM error */
+	long status;	  /* 0 until the first body byte */
+	bool ok_status;	  /* 2xx */
+	int err;	  /* framer/ENOMEM error */
+	uint64_t rx_mono; /* monotonic ns of the last body byte (or the start) */
 };
 
 static int count_msg(void *ctx, const char *msg, size_t len)
@@ -323,6 +326,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
 		x->ok_status = x->status >= 200 && x->status < 300;
 	}
 	x->res->bytes += n;
+	x->rx_mono = mono_ns();
 	if (!x->ok_status) {
 		size_t room = ERR_BODY_MAX - x->res->err_body_len;
 		size_t take = n < room ? n : room;
@@ -503,10 +507,8 @@ static int setup_request(struct xfer *x, struct curl_slist *hdrs, char *errbuf)
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	if (req->idle_timeout_s > 0) {
-		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, req->idle_timeout_s);
-	}
+	/* req->idle_timeout_s is judged in transfer(), not with curl's low
+	 * speed limit: that one wakes the transfer every second. */
 	if (req->timeout_ms > 0)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms);
 	if (req->method && strcmp(req->method, "GET") != 0) {
@@ -526,14 +528,15 @@ static int setup_request(struct xfer *x, struct curl_slist *hdrs, char *errbuf)
  *
  * A thread in a transfer or in sleep_or_stop() sleeps until its socket has
  * data, curl's own timers, watch_stop_notify() or WAKE_BACKSTOP_MS, not in
- * 100 ms slices: an idle watch costs no periodic wake-ups. A transfer is
+ * 100 ms slices: an idle watch costs no periodic wake-ups (its idle timeout
+ * is a deadline of the poll, not curl's once-a-second speed check). A transfer is
  * listed while it runs, so that a notify can wake its multi handle
  * (curl_multi_wakeup, thread-safe); sleepers wait on one condition
  * variable. Whoever sets a stop flag then calls watch_stop_notify(); the
  * sleeper re-checks its own flag. A forgotten notify costs at most
  * WAKE_BACKSTOP_MS of stop latency. */
 
-#define WAKE_BACKSTOP_MS 1000
+#define WAKE_BACKSTOP_MS 30000
 
 struct active {
 	CURLM *m;
@@ -592,7 +595,10 @@ static CURLcode transfer(struct xfer *x, CURLM *m, char *errbuf)
 	const struct watch_req *req = x->req;
 	CURLcode cc = CURLE_OK;
 	struct active self = {.m = m};
+	uint64_t idle_ns =
+	    req->idle_timeout_s > 0 ? (uint64_t)req->idle_timeout_s * 1000000000ull : 0;
 
+	x->rx_mono = mono_ns();
 	curl_multi_add_handle(m, x->h);
 	active_add(&self); /* before the first look at *stop: no notify is missed */
 	for (;;) {
@@ -617,7 +623,20 @@ static CURLcode transfer(struct xfer *x, CURLM *m, char *errbuf)
 			cc = CURLE_ABORTED_BY_CALLBACK;
 			break;
 		}
-		mc = curl_multi_poll(m, NULL, 0, WAKE_BACKSTOP_MS, NULL);
+		int wait_ms = WAKE_BACKSTOP_MS;
+		if (idle_ns) {
+			uint64_t now = mono_ns(), end = x->rx_mono + idle_ns;
+			if (now >= end) {
+				cc = CURLE_OPERATION_TIMEDOUT;
+				snprintf(errbuf, CURL_ERROR_SIZE,
+					 "no byte received for %ld s (idle timeout)",
+					 req->idle_timeout_s);
+				break;
+			}
+			if (end - now < (uint64_t)wait_ms * 1000000ull)
+				wait_ms = (int)((end - now + 999999ull) / 1000000ull);
+		}
+		mc = curl_multi_poll(m, NULL, 0, wait_ms, NULL);
 		if (mc != CURLM_OK) {
 			cc = CURLE_OUT_OF_MEMORY;
 			snprintf(errbuf, CURL_ERROR_SIZE, "%s", curl_multi_strerror(mc));

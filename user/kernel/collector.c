@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -106,6 +107,21 @@ static uint32_t cgroup_path_level(const char *resolved)
 	return level;
 }
 
+/* Adds the thread's wake fd (readable once a stop is asked) to the ring
+ * buffer's epoll set, so that a stop ends the long idle poll at once. Its
+ * epoll data is ring 0, which libbpf's ring_buffer__poll() then consumes:
+ * harmless. Without it, a stop waits for the poll's timeout. */
+static void watch_stop_fd(struct kcollector *kc)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 0};
+	int efd = ring_buffer__epoll_fd(kc->rb);
+	int wfd = worker_wake_fd(&kc->base.thread);
+
+	if (efd >= 0 && wfd >= 0 && epoll_ctl(efd, EPOLL_CTL_ADD, wfd, &ev))
+		tlog(TLOG_WARN, "kernel", "stop wake-up: %s (a stop waits up to %d ms)",
+		     strerror(errno), KERNEL_IDLE_POLL_MS);
+}
+
 static int k_start(struct collector *c, struct queue *q)
 {
 	struct kcollector *kc = (struct kcollector *)c;
@@ -123,6 +139,7 @@ static int k_start(struct collector *c, struct queue *q)
 	rc = collector_spawn(c, kernel_poll_thread);
 	if (rc)
 		return rc;
+	watch_stop_fd(kc);
 	atomic_store(&kc->base.healthy, true);
 	return 0;
 }

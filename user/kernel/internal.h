@@ -132,10 +132,13 @@ void kernel_attach(struct kcollector *kc, const struct load_result *r, uint64_t 
  * threshold waits at most while records keep coming. */
 #define KERNEL_POLL_MS 50
 /* After a poll period that brought nothing the thread sets the programs'
- * reader_asleep flag (the next record wakes it at once) and polls with this
- * timeout: a bound for the rare record that was submitted while the flag
- * was being set, and for a stop. */
-#define KERNEL_IDLE_POLL_MS 200
+ * reader_asleep flag (the next record wakes it at once), polls one more
+ * period (a record whose program read the flag just before it was set is
+ * committed by then), and then polls with this timeout: a backstop only,
+ * for a program that stayed preempted between its look at the flag and
+ * its commit. A stop wakes the thread through its wake fd (k_start adds
+ * it to the ring buffer's epoll set). */
+#define KERNEL_IDLE_POLL_MS 5000
 /* In a long batch, the consumer is woken after this many records. */
 #define KERNEL_WAKE_EVERY 256
 /* The fill (bytes) at which a BPF program wakes the ring buffer thread. */

@@ -97,11 +97,70 @@ static int on_sample(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* The reader_asleep protocol (bpf/submit.bpf.h), one step per poll:
+ *   BUSY     flag clear; records below the fill threshold are taken on the
+ *            KERNEL_POLL_MS timeout, one wake-up per period in a stream.
+ *   CONFIRM  flag set; one more KERNEL_POLL_MS period. A program that read
+ *            the flag just before it was set commits its record within it,
+ *            so that record waits at most KERNEL_POLL_MS.
+ *   IDLE     flag set; a record wakes the thread at once; the timeout
+ *            (KERNEL_IDLE_POLL_MS) is a backstop only.
+ * A batch that woke the thread out of CONFIRM or IDLE (its program cleared
+ * the flag) goes back to BUSY when it followed the last batch within a
+ * period (records keep coming), or else sets the flag again at once: a lone
+ * record after a quiet spell costs two wake-ups, not three. Returns the
+ * next poll's timeout; n is the poll's record count (updated). */
+enum idle_state { IDLE_BUSY, IDLE_CONFIRM, IDLE_ASLEEP };
+
+struct idle_poll {
+	volatile __u32 *flag; /* NULL: no flag, always BUSY */
+	enum idle_state st;
+	uint64_t last_ns; /* monotonic ns of the last batch */
+};
+
+static int idle_step(struct idle_poll *ip, struct ring_buffer *rb, int *n)
+{
+	if (!ip->flag || *n < 0)
+		return KERNEL_POLL_MS;
+	if (*n > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		bool lone = now - ip->last_ns >= (uint64_t)KERNEL_POLL_MS * 1000000ull;
+		ip->last_ns = now;
+		if (ip->st == IDLE_BUSY)
+			return KERNEL_POLL_MS;
+		if (!lone) {
+			__atomic_store_n(ip->flag, 0, __ATOMIC_RELAXED);
+			ip->st = IDLE_BUSY;
+			return KERNEL_POLL_MS;
+		}
+		__atomic_store_n(ip->flag, 1, __ATOMIC_SEQ_CST);
+		ip->st = IDLE_CONFIRM;
+		return KERNEL_POLL_MS;
+	}
+	if (ip->st == IDLE_BUSY) {
+		/* Nothing for a whole period: say so, then look once more for a
+		 * record submitted before the flag was seen. */
+		__atomic_store_n(ip->flag, 1, __ATOMIC_SEQ_CST);
+		ip->st = IDLE_CONFIRM;
+		*n = ring_buffer__consume(rb);
+		if (*n > 0) {
+			__atomic_store_n(ip->flag, 0, __ATOMIC_RELAXED);
+			ip->st = IDLE_BUSY;
+		}
+		return KERNEL_POLL_MS;
+	}
+	ip->st = IDLE_ASLEEP;
+	return KERNEL_IDLE_POLL_MS;
+}
+
 void *kernel_poll_thread(void *arg)
 {
 	struct kcollector *kc = arg;
 
-	volatile __u32 *asleep = kc->skel && kc->skel->bss ? &kc->skel->bss->reader_asleep : NULL;
+	struct idle_poll ip = {.flag = kc->skel && kc->skel->bss ? &kc->skel->bss->reader_asleep
+								 : NULL};
 	int timeout = KERNEL_POLL_MS;
 
 	while (!collector_stopping(&kc->base)) {
@@ -112,17 +171,7 @@ void *kernel_poll_thread(void *arg)
 
 		if (n == 0)
 			n = ring_buffer__consume(kc->rb);
-		if (n == 0 && timeout == KERNEL_POLL_MS && asleep) {
-			/* Nothing for a whole period: say so, then look once more
-			 * for a record submitted before the flag was seen. */
-			__atomic_store_n(asleep, 1, __ATOMIC_SEQ_CST);
-			n = ring_buffer__consume(kc->rb);
-			timeout = KERNEL_IDLE_POLL_MS;
-		}
-		if (n > 0 && timeout != KERNEL_POLL_MS) {
-			__atomic_store_n(asleep, 0, __ATOMIC_RELAXED);
-			timeout = KERNEL_POLL_MS;
-		}
+		timeout = idle_step(&ip, kc->rb, &n);
 		/* One wake-up of the consumer for the whole batch: on_sample()
 		 * commits quietly, so that a consumer that catches up in the
 		 * middle of a batch is not woken again for each record. */

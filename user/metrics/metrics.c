@@ -89,15 +89,17 @@ static bool ends_with(const char *s, size_t n, const char *suffix)
 
 /* Most extra counters are counters. A state or a level is a gauge and gets no
  * _total suffix: "up" (a k8s watch that runs), "*_up", "*_healthy",
- * "inflight"/"*_inflight", "*_pending" (the NATS sink's window) and
- * "k8s_leader" (1 while this agent holds the cluster role's lease). */
+ * "inflight"/"*_inflight", "*_pending" (the NATS sink's window, the pod
+ * resolver's queue), "*_entries" (a cache's size) and "k8s_leader" (1 while
+ * this agent holds the cluster role's lease). */
 static bool is_gauge_name(const char *name)
 {
 	size_t n = strlen(name);
 
 	return !strcmp(name, "up") || !strcmp(name, "inflight") || !strcmp(name, "k8s_leader") ||
 	       ends_with(name, n, "_up") || ends_with(name, n, "_healthy") ||
-	       ends_with(name, n, "_inflight") || ends_with(name, n, "_pending");
+	       ends_with(name, n, "_inflight") || ends_with(name, n, "_pending") ||
+	       ends_with(name, n, "_entries");
 }
 
 struct dyn {
@@ -105,7 +107,7 @@ struct dyn {
 	size_t n, cap;
 	int err;
 	const char *family_prefix; /* "tapio_" or "tapio_sink_nats_" */
-	const char *owner_key;	   /* "collector" or "sink" */
+	const char *owner_key;	   /* "collector" or "sink"; NULL: no owner label */
 	const char *owner;
 };
 
@@ -141,12 +143,17 @@ static void dyn_add(void *ctx, const char *name, const char *labels, uint64_t va
 	name_part(&fam, name);
 	if (!gauge)
 		sb_puts(&fam, "_total");
-	sb_printf(&lab, "%s=", d->owner_key);
-	label_val(&lab, d->owner);
+	if (d->owner_key) {
+		sb_printf(&lab, "%s=", d->owner_key);
+		label_val(&lab, d->owner);
+	}
 	if (labels && *labels) {
-		sb_putc(&lab, ',');
+		if (d->owner_key)
+			sb_putc(&lab, ',');
 		sb_puts(&lab, labels);
 	}
+	if (!lab.buf)
+		sb_puts(&lab, ""); /* no label at all */
 	if (fam.err || lab.err) {
 		sb_free(&fam);
 		sb_free(&lab);
@@ -182,7 +189,10 @@ static void dyn_emit(struct dyn *d, struct strbuf *sb, const char *help_what)
 				  nlen, d->v[i].family + plen);
 			sb_printf(sb, "# TYPE %s %s\n", d->v[i].family, type);
 		}
-		sb_printf(sb, "%s{%s} ", d->v[i].family, d->v[i].labels);
+		if (d->v[i].labels[0])
+			sb_printf(sb, "%s{%s} ", d->v[i].family, d->v[i].labels);
+		else
+			sb_printf(sb, "%s ", d->v[i].family);
 		sb_u64(sb, d->v[i].value);
 		sb_putc(sb, '\n');
 	}
@@ -331,6 +341,17 @@ static int render_sink(const struct metrics_view *v, struct strbuf *sb)
 	return err;
 }
 
+static int render_extra(const struct metrics_view *v, struct strbuf *sb)
+{
+	struct dyn d = {.family_prefix = v->extra_prefix ? v->extra_prefix : "tapio_"};
+
+	v->extra_counters(v->extra_obj, dyn_add, &d);
+	if (!d.err)
+		dyn_emit(&d, sb, "Pod metadata");
+	dyn_free(&d);
+	return d.err;
+}
+
 int metrics_render(const struct metrics_view *v, struct strbuf *out)
 {
 	int rc = 0;
@@ -343,6 +364,8 @@ int metrics_render(const struct metrics_view *v, struct strbuf *out)
 		rc = render_collectors(v, out);
 	if (!rc && v->sink)
 		rc = render_sink(v, out);
+	if (!rc && v->extra_counters)
+		rc = render_extra(v, out);
 	if (!rc && out->err)
 		rc = out->err;
 	return rc;
@@ -530,14 +553,14 @@ static void *front_main(void *arg)
 	struct metrics_server *m = arg;
 	for (;;) {
 		uint64_t now = now_ms();
-		int timeout = 1000;
+		int timeout = -1; /* no head pending: a client or the stop wakes it */
 		m->pfd[0] = (struct pollfd){.fd = m->wake[0], .events = POLLIN};
 		m->pfd[1] = (struct pollfd){.fd = m->lfd, .events = POLLIN};
 		for (size_t i = 0; i < m->npend; i++) {
 			m->pfd[2 + i] = (struct pollfd){.fd = m->pend[i].fd, .events = POLLIN};
 			uint64_t left = m->pend[i].since_ms + HEAD_TIMEOUT_MS;
 			left = left > now ? left - now : 0;
-			if ((int)left < timeout)
+			if (timeout < 0 || (int)left < timeout)
 				timeout = (int)left;
 		}
 		size_t n = m->npend;

@@ -3,7 +3,8 @@
  *
  *   /metrics  text exposition 0.0.4: events and drops per source (queue),
  *             queue bytes, per-collector counters and health, collector extra
- *             counters (kernel drops per type), sink counters, build info
+ *             counters (kernel drops per type), sink counters, the pod
+ *             metadata cache's counters (extra_counters), build info
  *   /healthz  200 while the process runs and, when a collector named "kernel"
  *             is registered, it is healthy (attached); else 503 and the reason
  *   /readyz   200 when every collector is healthy and the sink is connected;
@@ -24,6 +25,8 @@
 
 #include <stdbool.h>
 
+#include "core/counters.h"
+
 struct registry;
 struct queue;
 struct sink;
@@ -35,6 +38,12 @@ struct metrics_view {
 	struct sink
 	    *sink; /* written, acked, failed, retries, counters op, connected; may be NULL */
 	const char *version;
+	/* Optional: counters without an owner (the pod metadata cache's,
+	 * podmeta_counters), as <extra_prefix><name>_total, or a gauge
+	 * <extra_prefix><name> for a level's name (metrics.c, is_gauge_name). */
+	void (*extra_counters)(void *obj, counter_fn fn, void *ctx);
+	void *extra_obj;
+	const char *extra_prefix; /* "tapio_podmeta_" */
 };
 
 struct metrics_server;

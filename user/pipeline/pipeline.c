@@ -15,11 +15,23 @@
 #include "util/log.h"
 
 static volatile sig_atomic_t stop_flag;
+/* The queue of the running pipeline: a stop request kicks its consumer, which
+ * may be waiting without a timeout (PIPELINE_IDLE_FOREVER). queue_kick() is
+ * atomics and a futex wake: safe in a signal handler. */
+static struct queue *_Atomic stop_queue;
+
+static void kick_consumer(void)
+{
+	struct queue *q = atomic_load(&stop_queue);
+	if (q)
+		queue_kick(q);
+}
 
 static void on_signal(int sig)
 {
 	(void)sig;
 	stop_flag = 1;
+	kick_consumer();
 }
 
 void pipeline_install_signals(void)
@@ -36,6 +48,7 @@ void pipeline_install_signals(void)
 void pipeline_request_stop(void)
 {
 	stop_flag = 1;
+	kick_consumer();
 }
 
 bool pipeline_stop_requested(void)
@@ -135,11 +148,12 @@ static bool deliver_retrying(struct run *r, const struct tapio_event *ev, unsign
 static void *next_record(struct run *r, size_t *len, unsigned *src)
 {
 	unsigned idle = r->o->idle_ms ? r->o->idle_ms : 200;
+	int wait = idle == PIPELINE_IDLE_FOREVER ? -1 : (int)idle;
 	void *rec = queue_peek(r->o->q, len, src, 0);
 	if (!rec && errno == EAGAIN) {
 		/* Out of events: hand what is buffered on before sleeping. */
 		report_failure(r, sink_poll(r->o->sink));
-		rec = queue_peek(r->o->q, len, src, r->closing ? 10 : (int)idle);
+		rec = queue_peek(r->o->q, len, src, r->closing ? 10 : wait);
 	}
 	return rec;
 }
@@ -155,6 +169,7 @@ int pipeline_run(const struct pipeline_opts *o, struct pipeline_result *res)
 	struct run r = {.o = o, .res = res, .taking = true};
 	const struct pipeline_hooks *h = &o->hooks;
 	memset(res, 0, sizeof(*res));
+	atomic_store(&stop_queue, o->q); /* before the first look at stop_flag */
 	for (;;) {
 		if (!r.closing && want_stop(&r))
 			begin_close(&r);
@@ -177,6 +192,7 @@ int pipeline_run(const struct pipeline_opts *o, struct pipeline_result *res)
 		if (release)
 			queue_release(o->q, rec);
 	}
+	atomic_store(&stop_queue, NULL);
 	if (r.stopper_started)
 		pthread_join(r.stopper, NULL);
 	return 0;

@@ -30,12 +30,16 @@ struct pipeline_hooks {
 	void (*stop_producers)(void *ctx);
 };
 
+#define PIPELINE_IDLE_FOREVER 0xffffffffu
+
 struct pipeline_opts {
 	struct queue *q;
 	struct sink *sink;
 	const char *output;   /* for the message on a failed write */
 	bool report_failures; /* log the first failed write (EPIPE too) */
-	unsigned idle_ms;     /* queue wait when idle (0 = 200 ms) */
+	unsigned idle_ms;     /* queue wait when idle (0 = 200 ms; PIPELINE_IDLE_FOREVER:
+				 until a record or a stop request, for a sink with
+				 nothing to do on a timer) */
 	unsigned retry_ms;    /* after a stop request, how long a write may be
 				 retried on -EAGAIN before it counts as unsent */
 	struct pipeline_hooks hooks;
