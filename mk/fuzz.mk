@@ -33,7 +33,7 @@ FUZZ_FORMAT_SRCS        := user/sink/format.c user/sink/json_embed.c user/core/e
                            user/core/queue.c $(FUZZ_STRBUF_SRCS)
 FUZZ_CGROUPFS_SRCS      := user/util/cgroupfs.c user/util/fileio.c $(FUZZ_STRBUF_SRCS)
 FUZZ_OTLP_SRCS          := user/sink/otlp_encode.c user/core/event.c user/core/queue.c $(FUZZ_STRBUF_SRCS)
-FUZZ_NATS_WIRE_SRCS     := user/sink/nats_wire.c
+FUZZ_NATS_WIRE_SRCS     := user/sink/nats_wire.c $(FUZZ_STRBUF_SRCS)
 
 FUZZ_TARGETS :=
 

@@ -3,24 +3,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <nats/nats.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/options.h"
 #include "sink/nats_internal.h"
-
-void nats_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- configuration checks ---- */
 
@@ -33,63 +21,64 @@ static int parse_one_server(const char *item, size_t len, char **out, char *err,
 	if (len >= 7 && !strncmp(p, "nats://", 7))
 		p += 7;
 	else if (memchr(p, ':', len) && strstr(p, "://") && strstr(p, "://") < end) {
-		nats_errf(err, errlen, "nats: server '%.*s': only the nats:// scheme is supported",
-			  (int)len, item);
+		err_printf(err, errlen, "nats: server '%.*s': only the nats:// scheme is supported",
+			   (int)len, item);
 		return -EINVAL;
 	}
 	if (p == end) {
-		nats_errf(err, errlen, "nats: server '%.*s': empty host", (int)len, item);
+		err_printf(err, errlen, "nats: server '%.*s': empty host", (int)len, item);
 		return -EINVAL;
 	}
 	if (*p == '[') {
 		host = p;
 		hend = memchr(p, ']', (size_t)(end - p));
 		if (!hend || hend == p + 1) {
-			nats_errf(err, errlen, "nats: server '%.*s': bad IPv6 address", (int)len,
-				  item);
+			err_printf(err, errlen, "nats: server '%.*s': bad IPv6 address", (int)len,
+				   item);
 			return -EINVAL;
 		}
 		hend++;
 		if (hend == end || *hend != ':') {
-			nats_errf(err, errlen, "nats: server '%.*s': missing :PORT", (int)len,
-				  item);
+			err_printf(err, errlen, "nats: server '%.*s': missing :PORT", (int)len,
+				   item);
 			return -EINVAL;
 		}
 	} else {
 		host = p;
 		hend = memchr(p, ':', (size_t)(end - p));
 		if (!hend) {
-			nats_errf(err, errlen, "nats: server '%.*s': missing :PORT", (int)len,
-				  item);
+			err_printf(err, errlen, "nats: server '%.*s': missing :PORT", (int)len,
+				   item);
 			return -EINVAL;
 		}
 		if (hend == host) {
-			nats_errf(err, errlen, "nats: server '%.*s': empty host", (int)len, item);
+			err_printf(err, errlen, "nats: server '%.*s': empty host", (int)len, item);
 			return -EINVAL;
 		}
 		for (const char *c = host; c < hend; c++) {
 			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
 			      (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '_')) {
-				nats_errf(err, errlen, "nats: server '%.*s': bad character in host",
-					  (int)len, item);
+				err_printf(err, errlen,
+					   "nats: server '%.*s': bad character in host", (int)len,
+					   item);
 				return -EINVAL;
 			}
 		}
 	}
 	port = hend + 1;
 	if (port == end) {
-		nats_errf(err, errlen, "nats: server '%.*s': empty port", (int)len, item);
+		err_printf(err, errlen, "nats: server '%.*s': empty port", (int)len, item);
 		return -EINVAL;
 	}
 	for (const char *c = port; c < end; c++) {
 		if (*c < '0' || *c > '9' || pv > 65535) {
-			nats_errf(err, errlen, "nats: server '%.*s': bad port", (int)len, item);
+			err_printf(err, errlen, "nats: server '%.*s': bad port", (int)len, item);
 			return -EINVAL;
 		}
 		pv = pv * 10 + (*c - '0');
 	}
 	if (pv < 1 || pv > 65535) {
-		nats_errf(err, errlen, "nats: server '%.*s': port out of range", (int)len, item);
+		err_printf(err, errlen, "nats: server '%.*s': port out of range", (int)len, item);
 		return -EINVAL;
 	}
 	if (asprintf(&url, "nats://%.*s:%ld", (int)(hend - host), host, pv) < 0)
@@ -106,7 +95,7 @@ int sink_nats_parse_url(const char *url, char **out, size_t max, size_t *n, char
 
 	*n = 0;
 	if (!url || !*url) {
-		nats_errf(err, errlen, "nats: empty server list");
+		err_printf(err, errlen, "nats: empty server list");
 		return -EINVAL;
 	}
 	for (;;) {
@@ -120,12 +109,12 @@ int sink_nats_parse_url(const char *url, char **out, size_t max, size_t *n, char
 		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
 			len--;
 		if (!len) {
-			nats_errf(err, errlen, "nats: empty item in server list '%s'", url);
+			err_printf(err, errlen, "nats: empty item in server list '%s'", url);
 			rc = -EINVAL;
 			goto fail;
 		}
 		if (*n == max) {
-			nats_errf(err, errlen, "nats: more than %zu servers in '%s'", max, url);
+			err_printf(err, errlen, "nats: more than %zu servers in '%s'", max, url);
 			rc = -EINVAL;
 			goto fail;
 		}
@@ -213,50 +202,50 @@ int nats_options_check(const void *p, char *err, size_t errlen)
 	const struct nats_options *o = p;
 	jsRetentionPolicy rp;
 	if (!subject_prefix_ok(o->subject_prefix)) {
-		nats_errf(err, errlen,
-			  "nats-subject-prefix: '%s' is not a subject (dot-separated tokens, no "
-			  "spaces or "
-			  "wildcards)",
-			  o->subject_prefix);
+		err_printf(err, errlen,
+			   "nats-subject-prefix: '%s' is not a subject (dot-separated tokens, no "
+			   "spaces or "
+			   "wildcards)",
+			   o->subject_prefix);
 		return -EINVAL;
 	}
 	if (!stream_name_ok(o->stream)) {
-		nats_errf(err, errlen,
-			  "nats-stream: '%s' is not a stream name (no spaces, '.', '*', '>', '/')",
-			  o->stream);
+		err_printf(err, errlen,
+			   "nats-stream: '%s' is not a stream name (no spaces, '.', '*', '>', '/')",
+			   o->stream);
 		return -EINVAL;
 	}
 	if (nats_parse_retention(o->retention, &rp)) {
-		nats_errf(err, errlen, "nats-retention: '%s' is not limits, interest or workqueue",
-			  o->retention);
+		err_printf(err, errlen, "nats-retention: '%s' is not limits, interest or workqueue",
+			   o->retention);
 		return -EINVAL;
 	}
 	if (o->max_inflight == 0) {
-		nats_errf(err, errlen, "nats-max-inflight: must be at least 1");
+		err_printf(err, errlen, "nats-max-inflight: must be at least 1");
 		return -EINVAL;
 	}
 	if (o->max_attempts > 1000) { /* 0: the default */
-		nats_errf(err, errlen, "nats-max-attempts: %u is not 1..1000", o->max_attempts);
+		err_printf(err, errlen, "nats-max-attempts: %u is not 1..1000", o->max_attempts);
 		return -EINVAL;
 	}
 	if (o->max_age_s > (uint64_t)INT64_MAX / 1000000000ull) {
-		nats_errf(err, errlen, "nats-max-age: %" PRIu64 " is too large", o->max_age_s);
+		err_printf(err, errlen, "nats-max-age: %" PRIu64 " is too large", o->max_age_s);
 		return -EINVAL;
 	}
 	if (o->replicas > 5) { /* 0: the default, 1 */
-		nats_errf(err, errlen, "nats-replicas: %u is not 1..5", o->replicas);
+		err_printf(err, errlen, "nats-replicas: %u is not 1..5", o->replicas);
 		return -EINVAL;
 	}
 	if (o->dup_window_s > (uint64_t)INT64_MAX / 1000000000ull) { /* 0: the default, 120 */
-		nats_errf(err, errlen, "nats-duplicate-window: %" PRIu64 " is too large",
-			  o->dup_window_s);
+		err_printf(err, errlen, "nats-duplicate-window: %" PRIu64 " is too large",
+			   o->dup_window_s);
 		return -EINVAL;
 	}
 	if (o->max_age_s && (o->dup_window_s ? o->dup_window_s : 120) > o->max_age_s) {
-		nats_errf(err, errlen,
-			  "nats-duplicate-window: %" PRIu64
-			  " s is longer than nats-max-age %" PRIu64 " s (JetStream refuses it)",
-			  o->dup_window_s, o->max_age_s);
+		err_printf(err, errlen,
+			   "nats-duplicate-window: %" PRIu64
+			   " s is longer than nats-max-age %" PRIu64 " s (JetStream refuses it)",
+			   o->dup_window_s, o->max_age_s);
 		return -EINVAL;
 	}
 	return 0;

@@ -181,10 +181,6 @@ static inline struct nats_sink *to_nats(struct sink *s)
 	return (struct nats_sink *)s;
 }
 
-/* Formats into err (when err and errlen). */
-void nats_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* Checks the options (struct nats_options); 0, or -EINVAL with err set. */
 int nats_options_check(const void *p, char *err, size_t errlen);
 

@@ -1,23 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /* The NATS client protocol: frames and PubAcks (see nats_wire.h). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "sink/nats_wire.h"
-
-static void wire_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void wire_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#include "util/strbuf.h"
 
 static bool is_sp(char c)
 {
@@ -90,15 +77,15 @@ static long parse_msg(const char *buf, size_t len, size_t ll, bool hdr, size_t m
 
 	na = split_args(buf + skip, buf + ll, arg, alen, 5);
 	if (na < (hdr ? 4u : 3u) || na > (hdr ? 5u : 4u)) {
-		wire_err(err, errlen, "bad %s line: '%.*s'", hdr ? "HMSG" : "MSG",
-			 (int)(ll > 120 ? 120 : ll), buf);
+		err_printf(err, errlen, "bad %s line: '%.*s'", hdr ? "HMSG" : "MSG",
+			   (int)(ll > 120 ? 120 : ll), buf);
 		return -1;
 	}
 	f->kind = hdr ? NW_HMSG : NW_MSG;
 	f->subject = arg[0];
 	f->subject_len = alen[0];
 	if (!parse_num(arg[1], alen[1], &f->sid)) {
-		wire_err(err, errlen, "bad sid in '%.*s'", (int)(ll > 120 ? 120 : ll), buf);
+		err_printf(err, errlen, "bad sid in '%.*s'", (int)(ll > 120 ? 120 : ll), buf);
 		return -1;
 	}
 	size_t last = na - 1;
@@ -107,20 +94,20 @@ static long parse_msg(const char *buf, size_t len, size_t ll, bool hdr, size_t m
 	f->reply_len = has_reply ? alen[2] : 0;
 	if (!parse_num(arg[last], alen[last], &tl) ||
 	    (hdr && !parse_num(arg[last - 1], alen[last - 1], &hl)) || hl > tl) {
-		wire_err(err, errlen, "bad length in '%.*s'", (int)(ll > 120 ? 120 : ll), buf);
+		err_printf(err, errlen, "bad length in '%.*s'", (int)(ll > 120 ? 120 : ll), buf);
 		return -1;
 	}
 	if (tl > max_msg) {
-		wire_err(err, errlen, "message of %llu bytes is over the limit of %zu",
-			 (unsigned long long)tl, max_msg);
+		err_printf(err, errlen, "message of %llu bytes is over the limit of %zu",
+			   (unsigned long long)tl, max_msg);
 		return -1;
 	}
 	size_t start = ll + 2, need = start + (size_t)tl + 2;
 	if (len < need)
 		return 0;
 	if (buf[need - 2] != '\r' || buf[need - 1] != '\n') {
-		wire_err(err, errlen, "%s payload of %llu bytes is not followed by CRLF",
-			 hdr ? "HMSG" : "MSG", (unsigned long long)tl);
+		err_printf(err, errlen, "%s payload of %llu bytes is not followed by CRLF",
+			   hdr ? "HMSG" : "MSG", (unsigned long long)tl);
 		return -1;
 	}
 	f->hdr = hdr ? buf + start : NULL;
@@ -142,14 +129,14 @@ long nw_parse(const char *buf, size_t len, size_t max_msg, struct nw_frame *f, c
 	nl = memchr(buf, '\n', scan);
 	if (!nl) {
 		if (len >= NW_MAX_LINE + 2) {
-			wire_err(err, errlen, "control line longer than %d bytes", NW_MAX_LINE);
+			err_printf(err, errlen, "control line longer than %d bytes", NW_MAX_LINE);
 			return -1;
 		}
 		return 0;
 	}
 	if (nl == buf || nl[-1] != '\r') {
-		wire_err(err, errlen, "line without CR before LF: '%.*s'",
-			 (int)((size_t)(nl - buf) > 120 ? 120 : (size_t)(nl - buf)), buf);
+		err_printf(err, errlen, "line without CR before LF: '%.*s'",
+			   (int)((size_t)(nl - buf) > 120 ? 120 : (size_t)(nl - buf)), buf);
 		return -1;
 	}
 	ll = (size_t)(nl - buf) - 1; /* without CRLF */
@@ -184,7 +171,7 @@ long nw_parse(const char *buf, size_t len, size_t max_msg, struct nw_frame *f, c
 		f->data = p;
 		f->data_len = (size_t)(e - p);
 	} else {
-		wire_err(err, errlen, "unknown operation: '%.*s'", (int)(ll > 60 ? 60 : ll), buf);
+		err_printf(err, errlen, "unknown operation: '%.*s'", (int)(ll > 60 ? 60 : ll), buf);
 		return -1;
 	}
 	return (long)(ll + 2);
@@ -515,8 +502,8 @@ int nw_parse_puback(const char *json, size_t len, struct nw_puback *pa, char *er
 		return 0;
 	memset(pa, 0, sizeof(*pa));
 	if (!jobject(json, len, pa_key, &c)) {
-		wire_err(err, errlen, "PubAck is not a JSON object: '%.*s'",
-			 (int)(len > 120 ? 120 : len), json);
+		err_printf(err, errlen, "PubAck is not a JSON object: '%.*s'",
+			   (int)(len > 120 ? 120 : len), json);
 		return -1;
 	}
 	if (c.seen_err) {
@@ -524,8 +511,8 @@ int nw_parse_puback(const char *json, size_t len, struct nw_puback *pa, char *er
 		return 0;
 	}
 	if (!c.seen_seq) {
-		wire_err(err, errlen, "PubAck without seq or error: '%.*s'",
-			 (int)(len > 120 ? 120 : len), json);
+		err_printf(err, errlen, "PubAck without seq or error: '%.*s'",
+			   (int)(len > 120 ? 120 : len), json);
 		return -1;
 	}
 	return 0;
@@ -552,8 +539,8 @@ int nw_parse_info(const char *json, size_t len, struct nw_info *info, char *err,
 {
 	memset(info, 0, sizeof(*info));
 	if (!jobject(json, len, info_key, info)) {
-		wire_err(err, errlen, "INFO is not a JSON object: '%.*s'",
-			 (int)(len > 120 ? 120 : len), json);
+		err_printf(err, errlen, "INFO is not a JSON object: '%.*s'",
+			   (int)(len > 120 ? 120 : len), json);
 		return -1;
 	}
 	return 0;

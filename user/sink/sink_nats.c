@@ -779,7 +779,7 @@ static int nats_connect_all(struct nats_sink *ns, const char *url, char *err, si
 		tlog(TLOG_WARN, "nats", "%s is not reachable yet; retrying in the background", url);
 	st = natsConnection_Connect(&ns->nc, ns->opts);
 	if (st != NATS_OK && st != NATS_NOT_YET_CONNECTED) {
-		nats_errf(err, errlen, "nats: connect %s: %s", url, natsStatus_GetText(st));
+		err_printf(err, errlen, "nats: connect %s: %s", url, natsStatus_GetText(st));
 		return -EIO;
 	}
 	jsOptions jo;
@@ -787,12 +787,12 @@ static int nats_connect_all(struct nats_sink *ns, const char *url, char *err, si
 	jo.Wait = API_WAIT_MS;
 	st = natsConnection_JetStream(&ns->js, ns->nc, &jo);
 	if (st != NATS_OK) {
-		nats_errf(err, errlen, "nats: JetStream context: %s", natsStatus_GetText(st));
+		err_printf(err, errlen, "nats: JetStream context: %s", natsStatus_GetText(st));
 		return -EIO;
 	}
 	rc = pthread_create(&ns->reader, NULL, nats_conn_reader, ns);
 	if (rc) {
-		nats_errf(err, errlen, "nats: reader thread: %s", strerror(rc));
+		err_printf(err, errlen, "nats: reader thread: %s", strerror(rc));
 		return -EIO;
 	}
 	ns->reader_started = true;
@@ -813,7 +813,7 @@ struct sink *sink_nats_new(const char *url, const struct nats_options *o, const 
 
 	ns = calloc(1, sizeof(*ns));
 	if (!ns) {
-		nats_errf(err, errlen, "nats: out of memory");
+		err_printf(err, errlen, "nats: out of memory");
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -833,7 +833,7 @@ struct sink *sink_nats_new(const char *url, const struct nats_options *o, const 
 		goto fail;
 	st = nats_set_options(ns);
 	if (st != NATS_OK) {
-		nats_errf(err, errlen, "nats: options: %s", natsStatus_GetText(st));
+		err_printf(err, errlen, "nats: options: %s", natsStatus_GetText(st));
 		rc = -EIO;
 		goto fail;
 	}
@@ -845,7 +845,7 @@ struct sink *sink_nats_new(const char *url, const struct nats_options *o, const 
 	return &ns->base;
 fail:
 	if (rc == -ENOMEM)
-		nats_errf(err, errlen, "nats: out of memory");
+		err_printf(err, errlen, "nats: out of memory");
 	nats_destroy(&ns->base);
 	errno = -rc;
 	return NULL;
