@@ -597,10 +597,13 @@ static void text_bytes(struct strbuf *out, const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if ((c >= 0x20 && c < 0x7f && c != '\\') || (c >= 0x80 && utf8))
+		if ((c >= 0x20 && c < 0x7f && c != '\\') || (c >= 0x80 && utf8)) {
 			sb_putc(out, (char)c);
-		else
-			sb_printf(out, "\\x%02x", c);
+		} else {
+			char x[4] = {'\\', 'x', "0123456789abcdef"[c >> 4],
+				     "0123456789abcdef"[c & 15]};
+			sb_add(out, x, sizeof(x));
+		}
 	}
 }
 
@@ -675,6 +678,129 @@ static void text_exec(struct strbuf *out, const struct exec_event *e)
 		sb_puts(out, " ...");
 }
 
+static void text_fork(struct strbuf *out, const struct fork_event *e)
+{
+	text_lit(out, "child=");
+	sb_u64(out, e->child_tgid);
+	if (e->child_pid != e->child_tgid) {
+		text_lit(out, " tid=");
+		sb_u64(out, e->child_pid);
+	}
+}
+
+static void text_exit(struct strbuf *out, const struct exit_event *e)
+{
+	text_lit(out, "code=");
+	sb_u64(out, (e->status >> 8) & 0xff);
+	if (e->status & 0x7f) {
+		text_lit(out, " signal=");
+		sb_u64(out, e->status & 0x7f);
+	}
+	if (e->status & 0x80)
+		text_lit(out, " core");
+	text_lit(out, " lifetime=");
+	text_duration(out, e->duration_ns);
+}
+
+static void text_tcp(struct strbuf *out, unsigned type, const struct tcp_event *e)
+{
+	text_ends(out, e);
+	switch (type) {
+	case EVENT_TCP_CONNECT:
+	case EVENT_TCP_ACCEPT:
+		text_lit(out, " handshake=");
+		text_duration(out, e->handshake_ns);
+		break;
+	case EVENT_TCP_CLOSE:
+		text_lit(out, " tx=");
+		sb_u64(out, e->bytes_sent);
+		text_lit(out, " rx=");
+		sb_u64(out, e->bytes_received);
+		if (e->flags & TCP_F_START_SEEN) {
+			text_lit(out, " dur=");
+			text_duration(out, e->duration_ns);
+		}
+		if (e->error) {
+			const char *en = errno_name(e->error);
+
+			text_lit(out, " error=");
+			sb_puts(out, en ? en : "unknown");
+		}
+		break;
+	case EVENT_TCP_RETRANSMIT:
+		sb_putc(out, ' ');
+		sb_puts(out, tcp_state_name(e->state));
+		break;
+	case EVENT_TCP_RESET:
+		sb_puts(out, e->flags & TCP_F_RESET_RECEIVED ? " received" : " sent");
+		if (e->state) {
+			sb_putc(out, ' ');
+			sb_puts(out, tcp_state_name(e->state));
+		}
+		break;
+	}
+}
+
+static void text_cgroup(struct strbuf *out, unsigned type, const struct cgroup_event *e)
+{
+	text_bytes(out, e->path, strnlen(e->path, e->path_len));
+	text_lit(out, " id=");
+	sb_u64(out, e->id);
+	text_lit(out, " level=");
+	sb_u64(out, e->level);
+	text_lit(out, " hierarchy=");
+	sb_u64(out, e->hierarchy_id);
+	if (type == EVENT_CGROUP_ATTACH) {
+		text_lit(out, " task=");
+		sb_u64(out, e->task_pid);
+		sb_putc(out, '(');
+		text_bytes(out, e->task_comm, comm_len(e->task_comm, sizeof(e->task_comm)));
+		sb_putc(out, ')');
+	}
+}
+
+/* " NAME=<v>kB" */
+static void text_kb(struct strbuf *out, const char *name, uint64_t kb)
+{
+	sb_putc(out, ' ');
+	sb_puts(out, name);
+	sb_putc(out, '=');
+	sb_u64(out, kb);
+	text_lit(out, "kB");
+}
+
+static void text_oom(struct strbuf *out, const struct oom_event *e)
+{
+	text_lit(out, "victim=");
+	sb_u64(out, e->victim_pid);
+	sb_putc(out, '(');
+	text_bytes(out, e->hdr.comm, comm_len(e->hdr.comm, sizeof(e->hdr.comm)));
+	sb_putc(out, ')');
+	text_kb(out, "total_vm", e->total_vm);
+	text_kb(out, "anon", e->anon_rss);
+	text_kb(out, "file", e->file_rss);
+	text_kb(out, "shmem", e->shmem_rss);
+	text_lit(out, " adj=");
+	sb_i64(out, e->oom_score_adj);
+	text_lit(out, " trigger=");
+	sb_u64(out, e->trigger_tgid);
+	sb_putc(out, '(');
+	text_bytes(out, e->trigger_comm, comm_len(e->trigger_comm, sizeof(e->trigger_comm)));
+	sb_putc(out, ')');
+	if (e->flags & OOM_F_MEMCG) {
+		text_lit(out, " limit=");
+		text_bytes(out, e->limit_memcg_path,
+			   strnlen(e->limit_memcg_path, sizeof(e->limit_memcg_path)));
+		sb_puts(out, e->flags & OOM_F_MEMSW ? " memsw=" : " max=");
+		sb_u64(out, e->limit_bytes);
+		text_lit(out, " usage=");
+		sb_u64(out, e->usage_bytes);
+	} else if (strcmp(oom_constraint(e), "unknown")) {
+		sb_putc(out, ' ');
+		sb_puts(out, oom_constraint(e));
+	}
+}
+
 int kevent_text(const void *data, size_t len, struct strbuf *out)
 {
 	union record r;
@@ -687,106 +813,26 @@ int kevent_text(const void *data, size_t len, struct strbuf *out)
 		text_exec(out, &r.exec);
 		break;
 	case EVENT_PROCESS_FORK:
-		text_lit(out, "child=");
-		sb_u64(out, r.fork.child_tgid);
-		if (r.fork.child_pid != r.fork.child_tgid) {
-			text_lit(out, " tid=");
-			sb_u64(out, r.fork.child_pid);
-		}
+		text_fork(out, &r.fork);
 		break;
 	case EVENT_PROCESS_EXIT:
-		text_lit(out, "code=");
-		sb_u64(out, (r.exit.status >> 8) & 0xff);
-		if (r.exit.status & 0x7f) {
-			text_lit(out, " signal=");
-			sb_u64(out, r.exit.status & 0x7f);
-		}
-		if (r.exit.status & 0x80)
-			sb_puts(out, " core");
-		sb_puts(out, " lifetime=");
-		text_duration(out, r.exit.duration_ns);
+		text_exit(out, &r.exit);
 		break;
 	case EVENT_TCP_CONNECT:
 	case EVENT_TCP_ACCEPT:
-		text_ends(out, &r.tcp);
-		sb_puts(out, " handshake=");
-		text_duration(out, r.tcp.handshake_ns);
-		break;
 	case EVENT_TCP_LISTEN:
-		text_ends(out, &r.tcp);
-		break;
 	case EVENT_TCP_CLOSE:
-		text_ends(out, &r.tcp);
-		text_lit(out, " tx=");
-		sb_u64(out, r.tcp.bytes_sent);
-		text_lit(out, " rx=");
-		sb_u64(out, r.tcp.bytes_received);
-		if (r.tcp.flags & TCP_F_START_SEEN) {
-			sb_puts(out, " dur=");
-			text_duration(out, r.tcp.duration_ns);
-		}
-		if (r.tcp.error) {
-			const char *en = errno_name(r.tcp.error);
-
-			text_lit(out, " error=");
-			sb_puts(out, en ? en : "unknown");
-		}
-		break;
 	case EVENT_TCP_RETRANSMIT:
-		text_ends(out, &r.tcp);
-		sb_putc(out, ' ');
-		sb_puts(out, tcp_state_name(r.tcp.state));
-		break;
 	case EVENT_TCP_RESET:
-		text_ends(out, &r.tcp);
-		sb_puts(out, r.tcp.flags & TCP_F_RESET_RECEIVED ? " received" : " sent");
-		if (r.tcp.state) {
-			sb_putc(out, ' ');
-			sb_puts(out, tcp_state_name(r.tcp.state));
-		}
+		text_tcp(out, type, &r.tcp);
 		break;
 	case EVENT_CGROUP_MKDIR:
 	case EVENT_CGROUP_RMDIR:
 	case EVENT_CGROUP_ATTACH:
-		text_bytes(out, r.cg.path, strnlen(r.cg.path, r.cg.path_len));
-		text_lit(out, " id=");
-		sb_u64(out, r.cg.id);
-		text_lit(out, " level=");
-		sb_u64(out, r.cg.level);
-		text_lit(out, " hierarchy=");
-		sb_u64(out, r.cg.hierarchy_id);
-		if (type == EVENT_CGROUP_ATTACH) {
-			text_lit(out, " task=");
-			sb_u64(out, r.cg.task_pid);
-			sb_putc(out, '(');
-			text_bytes(out, r.cg.task_comm,
-				   comm_len(r.cg.task_comm, sizeof(r.cg.task_comm)));
-			sb_putc(out, ')');
-		}
+		text_cgroup(out, type, &r.cg);
 		break;
 	case EVENT_OOM_KILL:
-		sb_printf(out, "victim=%u(", r.oom.victim_pid);
-		text_bytes(out, r.oom.hdr.comm, comm_len(r.oom.hdr.comm, sizeof(r.oom.hdr.comm)));
-		sb_printf(
-		    out,
-		    ") total_vm=%llukB anon=%llukB file=%llukB shmem=%llukB adj=%d trigger=%u(",
-		    (unsigned long long)r.oom.total_vm, (unsigned long long)r.oom.anon_rss,
-		    (unsigned long long)r.oom.file_rss, (unsigned long long)r.oom.shmem_rss,
-		    r.oom.oom_score_adj, r.oom.trigger_tgid);
-		text_bytes(out, r.oom.trigger_comm,
-			   comm_len(r.oom.trigger_comm, sizeof(r.oom.trigger_comm)));
-		sb_putc(out, ')');
-		if (r.oom.flags & OOM_F_MEMCG) {
-			sb_puts(out, " limit=");
-			text_bytes(out, r.oom.limit_memcg_path,
-				   strnlen(r.oom.limit_memcg_path, sizeof(r.oom.limit_memcg_path)));
-			sb_printf(out, " %s=%llu usage=%llu",
-				  r.oom.flags & OOM_F_MEMSW ? "memsw" : "max",
-				  (unsigned long long)r.oom.limit_bytes,
-				  (unsigned long long)r.oom.usage_bytes);
-		} else if (strcmp(oom_constraint(&r.oom), "unknown")) {
-			sb_printf(out, " %s", oom_constraint(&r.oom));
-		}
+		text_oom(out, &r.oom);
 		break;
 	}
 	return 0;
