@@ -216,6 +216,20 @@ Test(strbuf, printf_long_and_numbers)
 		sb_u64(&sb, edges[k]);
 		cr_assert_str_eq(sb.buf, ref);
 	}
+	/* pseudo-random values of every magnitude (xorshift64, shifted down
+	 * by 0..63 bits): every digit group and its zero padding */
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < 200000; i++) {
+		char ref[32];
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		uint64_t val = x >> (i % 64);
+		snprintf(ref, sizeof(ref), "%llu", (unsigned long long)val);
+		sb_reset(&sb);
+		sb_u64(&sb, val);
+		cr_assert_str_eq(sb.buf, ref);
+	}
 	sb_free(&sb);
 }
 
