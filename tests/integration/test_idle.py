@@ -16,9 +16,11 @@ import time
 import unittest
 import urllib.request
 
+import cni_fixture
 import etcd_fixture
 import k8s_fixture
-from tapiotest import Tapio, free_port, need_cmd, need_root, tmpdir
+import nats_fixture
+from tapiotest import Tapio, clean_env, free_port, need_cmd, need_root, skip_or_fail, tmpdir
 
 WINDOW_S = 6.0
 
@@ -151,6 +153,64 @@ class IdleStop(unittest.TestCase):
             self.assertIsNotNone(s, t.stderr_lines)
             self.assertEqual(s["cni"]["events"], 0)
             shutil.rmtree(d, True)
+
+
+class IdleNats(unittest.TestCase):
+    """With the NATS sink and every event acknowledged, nothing is due: the
+    pipeline waits for its next record (no 200 ms polls) and the sink's
+    reader for the server (no 100 ms slices), and a record still wakes both."""
+
+    def setUp(self):
+        need_root(self)
+        if not os.access(nats_fixture.NATS_SERVER, os.X_OK):
+            skip_or_fail(self, "nats-server is not installed (make deps installs it)")
+
+    def test_an_acked_nats_sink_lets_the_agent_sleep(self):
+        srv = nats_fixture.NatsServer(free_port())
+        self.addCleanup(srv.close)
+        srv.start()
+        d = tmpdir(self)
+        for k in ("cnilog", "netns", "cni", "state"):
+            os.makedirs(os.path.join(d, k))
+        log = os.path.join(d, "cnilog", "cni.log")
+        cni_fixture.append(log, "")
+        t = Tapio("agent", "--collectors", "cni", "--cni-log-dirs", os.path.join(d, "cnilog"),
+                  "--netns-dir", os.path.join(d, "netns"), "--cni-state-dir",
+                  os.path.join(d, "cni"), "--state-dir", os.path.join(d, "state"),
+                  "--output", srv.url, "--nats-stream", "TAPIO_IDLE", "--metrics-addr", "",
+                  env=clean_env())
+        self.addCleanup(t.stop)
+        self.assertIsNotNone(t.wait_stderr("cni: following", 15), t.stderr_lines)
+        cni_fixture.append(log, "idle one ContainerID=c1 plugin=bridge\n")
+        time.sleep(1.5)  # published, acknowledged, and a 200 ms poll that saw it
+        pid = t.proc.pid
+        x0 = voluntary_switches(pid)
+        time.sleep(4.0)
+        x1 = voluntary_switches(pid)
+        per = {n: x1[n] - x0.get(n, 0) for n in x1}
+        print("\nvoluntary switches over 4 s with NATS: %s" % json.dumps(dict(sorted(per.items()))))
+        # The pipeline (the main thread): no poll; its 200 ms polls made 20
+        # here, and the sink reader's 100 ms slices 40. What is left: the
+        # NATS reader (a PING every 10 s), the running marker (a refresh
+        # every 5 s) and libnats's threads of the stream-management
+        # connection.
+        self.assertLessEqual(per[f"tapio/{pid}"], 1, per)
+        self.assertLessEqual(sum(per.values()), 10, per)
+        cni_fixture.append(log, "idle two ContainerID=c2 plugin=bridge\n")
+        deadline, stored = time.time() + 5, []
+        while time.time() < deadline and len(stored) < 2:
+            time.sleep(0.2)
+            r = nats_fixture.JsReader(srv.port)
+            try:
+                _, stored = r.read_all("TAPIO_IDLE")
+            finally:
+                r.close()
+        self.assertEqual(len(stored), 2, "the second record did not reach the stream")
+        self.assertEqual(t.stop(signal.SIGTERM), 0, t.stderr_lines)
+        s = t.summary()
+        self.assertIsNotNone(s, t.stderr_lines)
+        self.assertEqual(s["cni"]["events"], 2, s)
+        self.assertEqual(s["sink"]["acked"], 2, s)
 
 
 if __name__ == "__main__":

@@ -346,10 +346,11 @@ static void run_pipeline(struct agent *a)
 	    .output = a->cfg.output,
 	    .report_failures = true,
 	    /* A sink with timed work (a batch's age, a retry) is polled every
-	     * 200 ms while the queue is empty; a stream sink is flushed when the
-	     * queue runs empty and has nothing to do until the next record or
-	     * a stop request, which kicks the wait. */
-	    .idle_ms = a->sink->ops->poll ? 200 : PIPELINE_IDLE_FOREVER,
+	     * 200 ms while the queue is empty, unless it says that nothing is
+	     * due (idle_ms: NATS with every event acked); a stream sink is
+	     * flushed when the queue runs empty and has nothing to do until the
+	     * next record or a stop request, which kicks the wait. */
+	    .idle_ms = a->sink->ops->poll ? PIPELINE_IDLE_MS : PIPELINE_IDLE_FOREVER,
 	    .retry_ms = no ? no->ack_wait_ms : 5000,
 	    .hooks = {.ctx = a, .stop_producers = stop_collectors},
 	};

@@ -147,12 +147,15 @@ static bool deliver_retrying(struct run *r, const struct tapio_event *ev, unsign
 
 static void *next_record(struct run *r, size_t *len, unsigned *src)
 {
-	unsigned idle = r->o->idle_ms ? r->o->idle_ms : 200;
-	int wait = idle == PIPELINE_IDLE_FOREVER ? -1 : (int)idle;
 	void *rec = queue_peek(r->o->q, len, src, 0);
 	if (!rec && errno == EAGAIN) {
-		/* Out of events: hand what is buffered on before sleeping. */
+		/* Out of events: hand what is buffered on before sleeping, as
+		 * long as the sink has nothing due (a retry, an ack) or until a
+		 * record comes. */
 		report_failure(r, sink_poll(r->o->sink));
+		unsigned idle =
+		    sink_idle_ms(r->o->sink, r->o->idle_ms ? r->o->idle_ms : PIPELINE_IDLE_MS);
+		int wait = idle == PIPELINE_IDLE_FOREVER ? -1 : (int)idle;
 		rec = queue_peek(r->o->q, len, src, r->closing ? 10 : wait);
 	}
 	return rec;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/event.h"
+#include "sink/sink.h"
 
 struct queue;
 struct sink;
@@ -30,14 +31,15 @@ struct pipeline_hooks {
 	void (*stop_producers)(void *ctx);
 };
 
-#define PIPELINE_IDLE_FOREVER 0xffffffffu
+#define PIPELINE_IDLE_FOREVER SINK_IDLE_FOREVER
+#define PIPELINE_IDLE_MS 200 /* the idle wait of a sink with timed work */
 
 struct pipeline_opts {
 	struct queue *q;
 	struct sink *sink;
 	const char *output;   /* for the message on a failed write */
 	bool report_failures; /* log the first failed write (EPIPE too) */
-	unsigned idle_ms;     /* queue wait when idle (0 = 200 ms; PIPELINE_IDLE_FOREVER:
+	unsigned idle_ms;     /* queue wait when idle (0 = PIPELINE_IDLE_MS; PIPELINE_IDLE_FOREVER:
 				 until a record or a stop request, for a sink with
 				 nothing to do on a timer) */
 	unsigned retry_ms;    /* after a stop request, how long a write may be

@@ -282,6 +282,11 @@ int sink_poll(struct sink *s)
 	return s->ops->poll ? s->ops->poll(s) : sink_flush(s);
 }
 
+unsigned sink_idle_ms(struct sink *s, unsigned dflt)
+{
+	return s->ops->idle_ms ? s->ops->idle_ms(s) : dflt;
+}
+
 int sink_close(struct sink *s)
 {
 	return s->ops->close ? s->ops->close(s) : 0;

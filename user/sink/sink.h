@@ -44,6 +44,11 @@ struct sink_ops {
 	/* Optional: the pipeline ran out of events; hand on what is buffered
 	 * without waiting (default: flush). 0 or -errno. */
 	int (*poll)(struct sink *s);
+	/* Optional: how long (ms) the pipeline may wait for a record, once
+	 * poll() ran, before poll() may have work again; SINK_IDLE_FOREVER
+	 * when nothing is due until the next record (default: the
+	 * pipeline's own idle wait). */
+	unsigned (*idle_ms)(struct sink *s);
 	/* Optional: ends delivery before the summary: what is still unconfirmed
 	 * is counted as failed, and the counters are final. 0 or -errno. */
 	int (*close)(struct sink *s);
@@ -54,6 +59,8 @@ struct sink_ops {
 	/* Frees the sink. */
 	void (*destroy)(struct sink *s);
 };
+
+#define SINK_IDLE_FOREVER 0xffffffffu
 
 #define SINK_SOURCES 8 /* enum tapio_source values are below this */
 
@@ -103,6 +110,8 @@ static inline bool sink_failed_for_good(int rc)
 int sink_write(struct sink *s, const struct tapio_event *ev);
 int sink_flush(struct sink *s);
 int sink_poll(struct sink *s);
+/* The sink's idle_ms(), or dflt without one. */
+unsigned sink_idle_ms(struct sink *s, unsigned dflt);
 int sink_close(struct sink *s);
 bool sink_connected(struct sink *s);
 void sink_destroy(struct sink *s); /* accepts NULL */

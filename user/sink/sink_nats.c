@@ -639,6 +639,19 @@ static int nats_poll(struct sink *s)
 	return 0;
 }
 
+/* Timed work exists only while an event is in flight or waits for a
+ * republish: both come only from write(), so with neither the pipeline may
+ * wait for its next record. */
+static unsigned nats_idle_ms(struct sink *s)
+{
+	struct nats_sink *ns = to_nats(s);
+
+	pthread_mutex_lock(&ns->lock);
+	bool busy = ns->retry_n || atomic_load(&ns->inflight);
+	pthread_mutex_unlock(&ns->lock);
+	return busy ? 200 : SINK_IDLE_FOREVER;
+}
+
 static void nats_destroy(struct sink *s)
 {
 	struct nats_sink *ns = to_nats(s);
@@ -679,6 +692,7 @@ static const struct sink_ops nats_ops = {
     .write = nats_write,
     .flush = nats_flush,
     .poll = nats_poll,
+    .idle_ms = nats_idle_ms,
     .close = nats_close,
     .connected = nats_connected,
     .counters = nats_counters,
