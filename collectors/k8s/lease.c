@@ -374,30 +374,47 @@ static void lost(struct k8s_lease *l, const char *why)
 
 /* The holder's release on stop: an empty holder, so that the next agent
  * takes over at its next try instead of after the lease duration. */
+/* Gives the Lease up (holder "", duration 1 s) with the cursors. A 409
+ * means the Lease changed since it was last seen: a renew the stop cut
+ * short may have been applied without its answer. The Lease is then read
+ * again, and released once more while it is still ours. */
 static void release(struct k8s_lease *l)
 {
-	struct k8s_lease_rec want = l->obs;
 	if (!l->have_obs)
 		return;
-	want.holder[0] = '\0';
-	want.duration = 1;
-	char now[40];
-	k8s_lease_microtime(now_ns(), now, sizeof(now));
-	snprintf(want.renew, sizeof(want.renew), "%s", now);
-	k8s_role_cursors(l->k, &want);
 	struct strbuf sb = STRBUF_INIT;
 	char err[512];
 	struct k8s_lease_rec got;
 	atomic_bool never = false; /* the stop flag is set: it would cancel this request */
-	if (!k8s_lease_body(&sb, l->name, l->ns, &want)) {
-		long http = lease_request(l, "PUT", l->url, sb.buf, &got, err, sizeof(err), &never,
-					  request_ms(l, false));
-		if (http != 200)
-			collector_error(&l->k->base, "lease %s/%s: release failed: %s", l->ns,
-					l->name, err[0] ? err : "409 Conflict");
-		else
-			tlog(TLOG_INFO, "k8s", "lease %s/%s released", l->ns, l->name);
+	long http = 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct k8s_lease_rec want = l->obs;
+		want.holder[0] = '\0';
+		want.duration = 1;
+		char now[40];
+		k8s_lease_microtime(now_ns(), now, sizeof(now));
+		snprintf(want.renew, sizeof(want.renew), "%s", now);
+		k8s_role_cursors(l->k, &want);
+		err[0] = '\0';
+		sb_reset(&sb);
+		if (k8s_lease_body(&sb, l->name, l->ns, &want))
+			break;
+		http = lease_request(l, "PUT", l->url, sb.buf, &got, err, sizeof(err), &never,
+				     request_ms(l, false));
+		if (http != 409 || attempt)
+			break;
+		struct k8s_lease_rec cur;
+		if (lease_request(l, "GET", l->url, NULL, &cur, err, sizeof(err), &never,
+				  request_ms(l, false)) != 200 ||
+		    strcmp(cur.holder, l->holder))
+			break; /* gone, or someone else's now: nothing to give up */
+		l->obs = cur;
 	}
+	if (http == 200)
+		tlog(TLOG_INFO, "k8s", "lease %s/%s released", l->ns, l->name);
+	else if (http)
+		collector_error(&l->k->base, "lease %s/%s: release failed: %s", l->ns, l->name,
+				err[0] ? err : "409 Conflict");
 	sb_free(&sb);
 }
 

@@ -330,6 +330,17 @@ class Handler(BaseHTTPRequestHandler):
             fx.leases[(ns, name)] = obj
             fx.lease_log.append((time.monotonic(), method, ns, name, obj["spec"].get("holderIdentity", ""),
                                  copy.deepcopy(obj)))
+            hang = method == "PUT" and tok in fx.lease_apply_then_hang
+            if hang:
+                fx.lease_apply_then_hang.discard(tok)
+                fx.lease_hangs.append((time.monotonic(), "PUT applied", tok))
+        if hang:
+            # applied, never answered: the client gives up on the request
+            deadline = time.monotonic() + 30
+            while not fx.stopping and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.close_connection = True
+            return
         self._send_json(code, obj)
 
     def do_POST(self):
@@ -610,6 +621,8 @@ class Fixture:
         self.lease_forbidden = set()  # tokens that get 403 on Leases
         self.lease_hung = set()  # tokens whose Lease requests are never answered
         self.lease_hangs = []  # (monotonic time, method, token) per hung request
+        # tokens whose next PUT is applied and then left unanswered (once)
+        self.lease_apply_then_hang = set()
         self.certdir = certdir
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

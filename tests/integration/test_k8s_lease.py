@@ -354,6 +354,26 @@ class LeaseTest(unittest.TestCase):
         keys = self.cluster_keys()
         self.assertEqual(len(keys), len(set(keys)))
 
+    def test_sigterm_during_an_applied_unanswered_renew_still_releases(self):
+        """The server applies the leader's renew and does not answer; SIGTERM
+        cancels that request. The Lease changed under the leader (a new
+        resourceVersion), so its release must look at the Lease again
+        rather than end on a 409 and leave the Lease held until expiry."""
+        self.start_three()
+        old = self.leader()
+        with self.fx.lock:
+            self.fx.lease_apply_then_hang.add(old.token)
+        self.addCleanup(self.fx.lease_apply_then_hang.discard, old.token)
+        deadline = time.monotonic() + RENEW * 3
+        while old.token in self.fx.lease_apply_then_hang and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertNotIn(old.token, self.fx.lease_apply_then_hang, "no renew was applied and held")
+        time.sleep(0.05)
+        old.proc.send_signal(signal.SIGTERM)
+        self.wait_holder(lambda h: h == "", 5)
+        self.assertEqual(old.proc.wait(10), 0)
+        self.assertIsNotNone(old.wait_stderr("released", 1), "\n".join(old.stderr_lines[-10:]))
+
     def wait_cursors_on_lease(self, timeout=RENEW * 3 + 2):
         """The leader has renewed with every cluster resource's cursor: a
         successor resumes from there instead of relisting (a relist gives
