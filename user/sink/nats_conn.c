@@ -145,13 +145,13 @@ static int write_all(int fd, const char *p, size_t n)
 /* Reads more into ns->in: one recv() that waits up to the socket's receive
  * timeout (READ_WAIT_MS). >0 bytes, 0 on timeout, -1 on end of stream or
  * error (why set). */
-static ssize_t read_more(struct nats_sink *ns, int fd, char *why, size_t wl)
+static ssize_t read_more(struct nats_sink *ns, int fd, int flags, char *why, size_t wl)
 {
 	if (sb_grow(&ns->in, 65536)) {
 		snprintf(why, wl, "out of memory");
 		return -1;
 	}
-	ssize_t r = recv(fd, ns->in.buf + ns->in.len, ns->in.cap - ns->in.len - 1, 0);
+	ssize_t r = recv(fd, ns->in.buf + ns->in.len, ns->in.cap - ns->in.len - 1, flags);
 	if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
 	if (r <= 0) {
@@ -180,7 +180,7 @@ static int handshake_frame(struct nats_sink *ns, int fd, uint64_t deadline, stru
 			snprintf(why, wl, "no answer within %d ms", CONNECT_TIMEOUT_MS);
 			return -1;
 		}
-		if (read_more(ns, fd, why, wl) < 0)
+		if (read_more(ns, fd, 0, why, wl) < 0)
 			return -1;
 	}
 }
@@ -278,7 +278,6 @@ int nats_conn_connect(struct nats_sink *ns)
 			ns->last_ping_ns = mono_ns();
 			ns->pings_out = 0;
 			ns->lowat = 1;
-			ns->rcv_ms = READ_WAIT_MS;
 			ns->in_unread = ns->in.len != 0;
 			pthread_mutex_lock(&ns->wlock);
 			pthread_mutex_lock(&ns->lock);
@@ -524,25 +523,38 @@ static void set_lowat(struct nats_sink *ns, int fd)
 		ns->lowat = v;
 }
 
-/* How long recv() waits without data: READ_WAIT_MS while acks are in flight
- * (their timeouts are checked after each wake-up), else until the next PING
- * is due, so an idle sink wakes once per PING interval. A publish meanwhile
- * needs no wake-up: its PubAck ends the wait. */
-static void set_rcvtimeo(struct nats_sink *ns, int fd, uint64_t now)
+/* Waits for PubAcks or a server frame, then reads what came. While acks
+ * are in flight the wait is READ_WAIT_MS (their timeouts are checked after
+ * each wake-up); with none it lasts until the next PING is due, and a
+ * publish into the empty window cuts it short through wake_fd. What came
+ * is read without waiting (below the low-water mark too, as after a
+ * timeout). >0 bytes, 0 when nothing came, -1 as read_more(). */
+static ssize_t wait_and_read(struct nats_sink *ns, int fd, char *why, size_t wl)
 {
-	unsigned ms = READ_WAIT_MS;
+	uint64_t now = mono_ns();
+	int ms = READ_WAIT_MS;
 
-	if (!atomic_load_explicit(&ns->inflight, memory_order_relaxed)) {
+	pthread_mutex_lock(&ns->lock);
+	ns->reader_long = !atomic_load_explicit(&ns->inflight, memory_order_relaxed);
+	if (ns->reader_long) {
 		uint64_t due = ns->last_ping_ns + PING_INTERVAL_MS * 1000000ull;
 		uint64_t left = due > now ? (due - now) / 1000000ull : 0;
-		if (left > ms)
-			ms = (unsigned)left;
+		if (left > (uint64_t)ms)
+			ms = (int)left;
 	}
-	if (ms == ns->rcv_ms)
-		return;
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0)
-		ns->rcv_ms = ms;
+	pthread_mutex_unlock(&ns->lock);
+	struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = ns->wake_fd, .events = POLLIN}};
+	if (poll(p, 2, ms) < 0 && errno != EINTR) {
+		snprintf(why, wl, "poll: %s", strerror(errno));
+		return -1;
+	}
+	if (p[1].revents & POLLIN) {
+		uint64_t v;
+		if (read(ns->wake_fd, &v, sizeof(v)) < 0) {
+			/* another wake-up took it */
+		}
+	}
+	return read_more(ns, fd, MSG_DONTWAIT, why, wl);
 }
 
 void *nats_conn_reader(void *arg)
@@ -567,8 +579,7 @@ void *nats_conn_reader(void *arg)
 			ns->in_unread = false;
 		} else {
 			set_lowat(ns, fd);
-			set_rcvtimeo(ns, fd, mono_ns());
-			r = read_more(ns, fd, why, sizeof(why));
+			r = wait_and_read(ns, fd, why, sizeof(why));
 		}
 		if (r < 0) {
 			conn_drop(ns, why);

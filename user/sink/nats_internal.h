@@ -121,8 +121,9 @@ struct nats_sink {
 	uint64_t last_ping_ns;		/* reader */
 	unsigned pings_out;		/* reader */
 	int lowat;			/* SO_RCVLOWAT now (reader) */
-	unsigned rcv_ms;		/* SO_RCVTIMEO now (reader) */
-	bool in_unread;			/* the handshake left bytes in `in` (reader) */
+	int wake_fd;	  /* eventfd: a publish into an empty window wakes the reader */
+	bool reader_long; /* under lock: the reader waits up to a PING interval */
+	bool in_unread;	  /* the handshake left bytes in `in` (reader) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t closed_cv; /* signalled by on_closed */

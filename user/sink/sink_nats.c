@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -256,6 +257,15 @@ static void slot_commit_locked(struct nats_sink *ns, struct nats_slot *s, uint64
 	s->sent_ns = nats_coarse_ns();
 	ns->next_reply++;
 	add_one_writer(&ns->inflight, 1);
+	if (ns->reader_long) {
+		/* The reader sleeps until the next PING: this entry's ack
+		 * timeout must be watched from now. */
+		uint64_t one = 1;
+		ns->reader_long = false;
+		if (write(ns->wake_fd, &one, sizeof(one)) < 0) {
+			/* saturated: it is awake anyway */
+		}
+	}
 	put_frame(ns, &s->m, n);
 }
 
@@ -684,6 +694,8 @@ static void nats_destroy(struct sink *s)
 	pthread_cond_destroy(&ns->acked_cv);
 	pthread_mutex_destroy(&ns->lock);
 	pthread_mutex_destroy(&ns->wlock);
+	if (ns->wake_fd >= 0)
+		close(ns->wake_fd);
 	free(ns);
 }
 
@@ -834,6 +846,7 @@ struct sink *sink_nats_new(const char *url, const struct nats_options *o, const 
 	ns->base.ops = &nats_ops;
 	ns->base.self_counted = true;
 	ns->fd = -1;
+	ns->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&ns->lock, NULL);
 	pthread_mutex_init(&ns->wlock, NULL);
 	pthread_cond_init(&ns->closed_cv, NULL);
@@ -842,7 +855,7 @@ struct sink *sink_nats_new(const char *url, const struct nats_options *o, const 
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&ns->acked_cv, &ca);
 	pthread_condattr_destroy(&ca);
-	rc = nats_init_fields(ns, url, o, node, err, errlen);
+	rc = ns->wake_fd < 0 ? -errno : nats_init_fields(ns, url, o, node, err, errlen);
 	if (rc)
 		goto fail;
 	st = nats_set_options(ns);
