@@ -161,6 +161,18 @@ class Tracer:
         except (OSError, TypeError):
             return ""
 
+    def stop_summary(self):
+        """Stops a tapio process with SIGINT (up to 30 s) and returns the
+        summary it printed ({} without one)."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        s = summary_of(self.stderr()) or {}
+        self.stop()
+        return s
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -347,10 +359,7 @@ def bench_flood(args):
                             for n, v in sorted(t1.items(), key=lambda kv: -kv[1] + t0.get(kv[0], 0))
                             if v - t0.get(n, 0) > 1e6)
         s = None
-        t.proc.send_signal(signal.SIGINT)
-        t.proc.wait(timeout=30)
-        s = summary_of(t.stderr())
-        t.stop()
+        s = t.stop_summary()
         k = s["kernel"] if s else {}
         written = k.get("events", 0)
         lost = k.get("dropped", 0)
@@ -520,13 +529,7 @@ def bench_idle(args):
                 w0, c0, x0 = time.monotonic(), task_cpu_ns(pid), task_wakeups(pid)
                 time.sleep(args.idle_s)
                 w1, c1, x1 = time.monotonic(), task_cpu_ns(pid), task_wakeups(pid)
-                t.proc.send_signal(signal.SIGINT)
-                try:
-                    t.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    pass
-                s = summary_of(t.stderr()) or {}
-                t.stop()
+                s = t.stop_summary()
                 cpu = sum(c1.get(k, 0) - c0.get(k, 0) for k in c1) / 1e9
                 pct = cpu / (w1 - w0) * 100
                 kev = s.get("kernel", {}).get("events", 0)
@@ -577,13 +580,7 @@ def bench_nats(args):
                     if c - c1 < 0.002:
                         break
                     c1 = c
-                t.proc.send_signal(signal.SIGINT)
-                try:
-                    t.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    pass
-                s = summary_of(t.stderr()) or {}
-                t.stop()
+                s = t.stop_summary()
                 shutil.rmtree(state, True)
                 written = s.get("kernel", {}).get("events", 0)
                 acked = s.get("sink", {}).get("acked", written) if sink == "nats" else written
@@ -628,10 +625,7 @@ def ring_mode_flood(args, extra, cpus):
             break
         last, steady = c, now
     c1, x1 = cpu_s(pid), ctx_switches(pid)
-    t.proc.send_signal(signal.SIGINT)
-    t.proc.wait(timeout=30)
-    s = summary_of(t.stderr())
-    t.stop()
+    s = t.stop_summary()
     if bad:
         print("ring modes: flood:", bad[0].strip())
         return None
