@@ -257,7 +257,20 @@ def run_storm(storm_bin, storm, n):
     return json.loads(r.stdout)["us_per_op"]
 
 
-def one_run(args, storm, n, make):
+def one_run(args, storm, n, make, paired=False):
+    """One storm, bare (make None) or under the tracer make() starts. With
+    paired, a bare storm runs just before the tracer starts and another just
+    after it stops: the storm's own speed changes over minutes on a VM (two
+    modes, about 2x apart, on the development machine), and the ratio to
+    the bare runs beside it is what the tracer costs."""
+    before = run_storm(args.storm, storm, n) if paired and make else None
+    r = one_traced(args, storm, n, make)
+    if before is not None:
+        r["bare_pair"] = (before, run_storm(args.storm, storm, n))
+    return r
+
+
+def one_traced(args, storm, n, make):
     t = make() if make else None
     if t and not t.start():
         err = t.stderr().strip().splitlines()[-3:]
@@ -294,11 +307,11 @@ def bench_storms(args):
             k = rnd % len(confs)
             order = confs[k:] + confs[:k]  # rotate: each tracer in every slot
             for name, make in order:
-                res[name].append(one_run(args, storm, n, make))
+                res[name].append(one_run(args, storm, n, make, paired=True))
         bare = med([r["us"] for r in res["bare"]])
         print(f"\n{storm} storm: {n} ops, {args.rounds} rounds, medians; events: what the "
               f"tracer wrote (its lines for peers)")
-        print(f"{'tracer':<12} {'us/op':>9} {'slowdown':>9} {'events':>9} "
+        print(f"{'tracer':<12} {'us/op':>9} {'slowdown':>9} {'paired':>8} {'events':>9} "
               f"{'CPU us/event':>13} {'ctxsw/100ev':>12}")
         for name, _ in confs:
             rs = res[name]
@@ -311,12 +324,20 @@ def bench_storms(args):
             us = med([r["us"] for r in ok])
             slow = f"{(us / bare - 1) * 100:+.0f}%" if name != "bare" else "-"
             if name == "bare":
-                print(f"{name:<12} {us:9.1f} {slow:>9}")
+                print(f"{name:<12} {us:9.1f} {slow:>9} {'-':>8}")
                 continue
             ev = med([r["events"] for r in ok])
             cpu = med([r["cpu_s"] / r["events"] * 1e6 for r in ok])
             ctx = med([r["ctx"] / r["events"] * 100 for r in ok])
-            print(f"{name:<12} {us:9.1f} {slow:>9} {ev:9.0f} {cpu:13.2f} {ctx:12.2f}")
+            # paired: each round against the mean of the bare storms run
+            # right before and after it; a pair whose two bare runs differ
+            # by more than 30% saw the storm change speed and is counted
+            pairs = [r for r in ok if "bare_pair" in r]
+            ratios = [r["us"] / ((r["bare_pair"][0] + r["bare_pair"][1]) / 2) for r in pairs]
+            shifted = sum(1 for r in pairs if max(r["bare_pair"]) > 1.3 * min(r["bare_pair"]))
+            paired = f"{(med(ratios) - 1) * 100:+.0f}%" if ratios else "-"
+            print(f"{name:<12} {us:9.1f} {slow:>9} {paired:>8} {ev:9.0f} {cpu:13.2f} {ctx:12.2f}"
+                  + (f"  ({shifted} of {len(pairs)} pairs: the bare speed changed)" if shifted else ""))
     print(f"\nload after: {open('/proc/loadavg').read().split()[:3]}")
 
 
