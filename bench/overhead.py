@@ -459,16 +459,8 @@ def agent_with(tapio, argv, output="file:/dev/null"):
 
 def task_wakeups(pid):
     """{thread name: voluntary + nonvoluntary context switches} of pid."""
-    out = {}
-    for st in glob.glob(f"/proc/{pid}/task/*/status"):
-        try:
-            with open(st) as f:
-                kv = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        name = f"{kv['Name'].strip()}/{os.path.basename(os.path.dirname(st))}"
-        out[name] = int(kv["voluntary_ctxt_switches"]) + int(kv["nonvoluntary_ctxt_switches"])
-    return out
+    from tapiotest import thread_switches
+    return thread_switches(pid, ("voluntary", "nonvoluntary"))
 
 
 def task_cpu_ns(pid):

@@ -8,6 +8,7 @@
 - free_port(), tmpdir().
 """
 import json
+import glob
 import os
 import shutil
 import signal
@@ -47,6 +48,21 @@ def clean_env():
     for k in ("NODE_NAME", "KUBECONFIG", "KUBERNETES_SERVICE_HOST"):
         env.pop(k, None)
     return env
+
+
+def thread_switches(pid, kinds=("voluntary",)):
+    """{thread name/tid: context switches of the given kinds ("voluntary",
+    "nonvoluntary")} of pid, from /proc/PID/task/*/status."""
+    out = {}
+    for st in glob.glob(f"/proc/{pid}/task/*/status"):
+        try:
+            with open(st) as f:
+                kv = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        name = f"{kv['Name'].strip()}/{os.path.basename(os.path.dirname(st))}"
+        out[name] = sum(int(kv[f"{k}_ctxt_switches"]) for k in kinds)
+    return out
 
 
 def free_port():

@@ -7,7 +7,6 @@ thread's voluntary context switches (/proc/PID/task/*/status) over a few
 seconds are counted: what is left is the lease renewal and the running
 marker's refresh. The agent still answers /metrics, and a SIGTERM ends it at
 once although no thread wakes on a timer."""
-import glob
 import json
 import os
 import shutil
@@ -20,23 +19,9 @@ import cni_fixture
 import etcd_fixture
 import k8s_fixture
 import nats_fixture
-from tapiotest import Tapio, clean_env, free_port, need_cmd, need_root, skip_or_fail, tmpdir
+from tapiotest import Tapio, clean_env, free_port, thread_switches, need_cmd, need_root, skip_or_fail, tmpdir
 
 WINDOW_S = 6.0
-
-
-def voluntary_switches(pid):
-    """{thread name: voluntary context switches} (names made unique by tid)."""
-    out = {}
-    for st in glob.glob(f"/proc/{pid}/task/*/status"):
-        try:
-            with open(st) as f:
-                kv = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        out[f"{kv['Name'].strip()}/{os.path.basename(os.path.dirname(st))}"] = int(
-            kv["voluntary_ctxt_switches"])
-    return out
 
 
 def kernel_events(t):
@@ -88,9 +73,9 @@ class IdleAgent(unittest.TestCase):
         self.assertIn("tapio_k8s_leader{collector=\"k8s\"} 1", text)
         time.sleep(2.0)  # the lease's first cursor write, the watches' first bookmarks
         pid = t.proc.pid
-        k0, x0 = kernel_events(t), voluntary_switches(pid)
+        k0, x0 = kernel_events(t), thread_switches(pid)
         time.sleep(WINDOW_S)
-        k1, x1 = kernel_events(t), voluntary_switches(pid)
+        k1, x1 = kernel_events(t), thread_switches(pid)
         per = {n: x1[n] - x0.get(n, 0) for n in x1}
         by_name = {}
         for n, v in per.items():
@@ -184,9 +169,9 @@ class IdleNats(unittest.TestCase):
         cni_fixture.append(log, "idle one ContainerID=c1 plugin=bridge\n")
         time.sleep(1.5)  # published, acknowledged, and a 200 ms poll that saw it
         pid = t.proc.pid
-        x0 = voluntary_switches(pid)
+        x0 = thread_switches(pid)
         time.sleep(4.0)
-        x1 = voluntary_switches(pid)
+        x1 = thread_switches(pid)
         per = {n: x1[n] - x0.get(n, 0) for n in x1}
         print("\nvoluntary switches over 4 s with NATS: %s" % json.dumps(dict(sorted(per.items()))))
         # The pipeline (the main thread): no poll; its 200 ms polls made 20
