@@ -99,7 +99,8 @@ static int on_sample(void *ctx, void *data, size_t size)
 
 /* The reader_asleep protocol (bpf/submit.bpf.h), one step per poll:
  *   BUSY     flag clear; records below the fill threshold are taken on the
- *            KERNEL_POLL_MS timeout, one wake-up per period in a stream.
+ *            KERNEL_POLL_MS timeout, one wake-up per period in a stream
+ *            (KERNEL_STREAM_POLL_MS after a period of a dense stream).
  *   CONFIRM  flag set; one more KERNEL_POLL_MS period. A program that read
  *            the flag just before it was set commits its record within it,
  *            so that record waits at most KERNEL_POLL_MS.
@@ -129,7 +130,7 @@ static int idle_step(struct idle_poll *ip, struct ring_buffer *rb, int *n)
 		bool lone = now - ip->last_ns >= (uint64_t)KERNEL_POLL_MS * 1000000ull;
 		ip->last_ns = now;
 		if (ip->st == IDLE_BUSY)
-			return KERNEL_POLL_MS;
+			return *n >= KERNEL_STREAM_RECORDS ? KERNEL_STREAM_POLL_MS : KERNEL_POLL_MS;
 		if (!lone) {
 			__atomic_store_n(ip->flag, 0, __ATOMIC_RELAXED);
 			ip->st = IDLE_BUSY;
