@@ -139,6 +139,80 @@ Test(kernel_decode, common_header_fields)
 	cr_assert_str_eq(comm, "worker");
 }
 
+/* The task part of the header is reused from a per-thread cache when every
+ * field it was made from is equal: each field changed alone after a cached
+ * record must show in the next record, and the fields outside the task part
+ * (cpu, boot_ns, task_known) change with each record. */
+Test(kernel_decode, task_part_cache_follows_every_field)
+{
+	struct fork_event e;
+	struct strbuf ref = STRBUF_INIT, got = STRBUF_INIT;
+
+	memset(&e, 0, sizeof(e));
+	header(&e.hdr, EVENT_PROCESS_FORK);
+	for (int step = 0; step < 14; step++) {
+		struct fork_event before = e;
+
+		cr_assert_eq(kevent_json(&e, sizeof(e), &got), 0); /* caches e's task part */
+		switch (step) {
+		case 0: e.hdr.pid += KEVENT_TASK_SLOTS; break; /* same slot, other thread */
+		case 1: e.hdr.tgid++; break;
+		case 2: e.hdr.ppid++; break;
+		case 3: e.hdr.uid++; break;
+		case 4: e.hdr.gid++; break;
+		case 5: e.hdr.pidns++; break;
+		case 6: e.hdr.mntns++; break;
+		case 7: e.hdr.cgroup_id++; break;
+		case 8: e.hdr.comm[15] = 'x'; break; /* 16 bytes, no NUL */
+		case 9: e.hdr.comm[0] = '"'; break;  /* escaped */
+		case 10: e.hdr.flags ^= HDR_F_CGROUP_V1; break;
+		case 11: e.hdr.flags ^= HDR_F_NO_TASK; break;
+		case 12: e.hdr.cpu++; break;
+		case 13: e.hdr.ts += 1000; break;
+		}
+		cr_assert_neq(memcmp(&before, &e, sizeof(e)), 0);
+		sb_reset(&got);
+		cr_assert_eq(kevent_json(&e, sizeof(e), &got), 0);
+		/* the same record formatted in a fresh thread-local cache state:
+		 * every slot of this thread holds something else first */
+		for (unsigned k = 0; k < KEVENT_TASK_SLOTS; k++) {
+			struct fork_event other = e;
+			struct strbuf tmp = STRBUF_INIT;
+
+			other.hdr.pid = k;
+			other.hdr.uid = e.hdr.uid + 7;
+			cr_assert_eq(kevent_json(&other, sizeof(other), &tmp), 0);
+			sb_free(&tmp);
+		}
+		sb_reset(&ref);
+		cr_assert_eq(kevent_json(&e, sizeof(e), &ref), 0);
+		cr_assert_str_eq(got.buf, ref.buf, "step %d: cached %s, fresh %s", step, got.buf,
+				 ref.buf);
+		cJSON *j = cJSON_Parse(got.buf);
+		cr_assert_not_null(j, "step %d: not JSON: %s", step, got.buf);
+		cr_assert_eq(jnum(j, "tid"), e.hdr.pid, "step %d", step);
+		cr_assert_eq(jnum(j, "pid"), e.hdr.tgid, "step %d", step);
+		cr_assert_eq(jnum(j, "ppid"), e.hdr.ppid, "step %d", step);
+		cr_assert_eq(jnum(j, "uid"), e.hdr.uid, "step %d", step);
+		cr_assert_eq(jnum(j, "gid"), e.hdr.gid, "step %d", step);
+		cr_assert_eq(jnum(j, "pidns"), e.hdr.pidns, "step %d", step);
+		cr_assert_eq(jnum(j, "mntns"), e.hdr.mntns, "step %d", step);
+		cr_assert_eq(jnum(j, "cgroup_id"), (double)e.hdr.cgroup_id, "step %d", step);
+		cr_assert_eq(jnum(j, "cpu"), e.hdr.cpu, "step %d", step);
+		cr_assert_eq(jnum(j, "boot_ns"), (double)e.hdr.ts, "step %d", step);
+		cr_assert_eq(jbool(j, "task_known"), !(e.hdr.flags & HDR_F_NO_TASK), "step %d", step);
+		cr_assert_str_eq(jstr(j, "cgroup_hierarchy"),
+				 e.hdr.flags & HDR_F_CGROUP_V1 ? "v1:memory" : "v2", "step %d", step);
+		char comm[17];
+		memcpy(comm, e.hdr.comm, 16);
+		comm[16] = '\0';
+		cr_assert_str_eq(jstr(j, "comm"), comm, "step %d", step);
+		cJSON_Delete(j);
+	}
+	sb_free(&ref);
+	sb_free(&got);
+}
+
 Test(kernel_decode, exec_args_and_escaping)
 {
 	static struct exec_event e;

@@ -293,12 +293,32 @@ static size_t addr_str(unsigned family, const uint8_t addr[16], char *buf, size_
  * of up to 20 digits and the escaped comm. */
 #define JSON_HEADER_MAX (256 + 13 * 20 + JSON_STR_MAX(TAPIO_COMM_LEN))
 
-static void json_header(struct strbuf *out, const struct event_header *h)
-{
-	char *o = sb_begin(out, JSON_HEADER_MAX);
+/* The task part of a header ("pid" to "mntns") as formatted for the last
+ * tasks seen, one slot per thread id modulo TASK_FRAG_SLOTS: a run of records
+ * from one task (a storm, a busy process) copies it instead of formatting
+ * nine numbers and the comm again. A slot is used only when every field it
+ * was made from is equal. Per thread: the pipeline and each tracing thread
+ * have their own. */
+#define TASK_FRAG_SLOTS KEVENT_TASK_SLOTS
+#define TASK_FRAG_MAX (160 + 2 * 20 + 7 * 10 + JSON_STR_MAX(TAPIO_COMM_LEN))
+struct task_frag {
+	uint64_t cgroup_id;
+	uint32_t ids[7]; /* pid, tgid, ppid, uid, gid, pidns, mntns */
+	uint32_t v1;
+	char comm[TAPIO_COMM_LEN];
+	uint32_t len; /* 0: empty */
+	char s[TASK_FRAG_MAX];
+};
+static _Thread_local struct task_frag task_frags[TASK_FRAG_SLOTS];
 
-	if (!o)
-		return;
+static bool task_frag_same(const struct task_frag *f, const struct event_header *h, uint32_t v1)
+{
+	return f->len && f->cgroup_id == h->cgroup_id && f->v1 == v1 &&
+	       !memcmp(f->ids, &h->pid, sizeof(f->ids)) && !memcmp(f->comm, h->comm, sizeof(f->comm));
+}
+
+static char *put_task_part(char *o, const struct event_header *h)
+{
 	o = put_u64(put_lit(o, "{\"pid\":"), h->tgid);
 	o = jp_u64(o, "tid", h->pid);
 	o = jp_u64(o, "tgid", h->tgid);
@@ -312,7 +332,33 @@ static void json_header(struct strbuf *out, const struct event_header *h)
 	else
 		o = jp_lit(o, "cgroup_hierarchy", "v2");
 	o = jp_u64(o, "pidns", h->pidns);
-	o = jp_u64(o, "mntns", h->mntns);
+	return jp_u64(o, "mntns", h->mntns);
+}
+
+static void json_header(struct strbuf *out, const struct event_header *h)
+{
+	_Static_assert(offsetof(struct event_header, mntns) - offsetof(struct event_header, pid) ==
+			   6 * sizeof(uint32_t),
+		       "pid to mntns: the seven ids a task_frag compares");
+	char *o = sb_begin(out, JSON_HEADER_MAX);
+	struct task_frag *f = &task_frags[h->pid % TASK_FRAG_SLOTS];
+	uint32_t v1 = !!(h->flags & HDR_F_CGROUP_V1);
+
+	if (!o)
+		return;
+	if (task_frag_same(f, h, v1)) {
+		o = put_mem(o, f->s, f->len);
+	} else {
+		char *start = o;
+
+		o = put_task_part(o, h);
+		f->len = (uint32_t)(o - start);
+		memcpy(f->s, start, f->len);
+		f->cgroup_id = h->cgroup_id;
+		memcpy(f->ids, &h->pid, sizeof(f->ids));
+		f->v1 = v1;
+		memcpy(f->comm, h->comm, sizeof(f->comm));
+	}
 	o = jp_u64(o, "cpu", h->cpu);
 	o = jp_u64(o, "boot_ns", h->ts);
 	o = jp_bool(o, "task_known", !(h->flags & HDR_F_NO_TASK));

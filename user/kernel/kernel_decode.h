@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Decoding of kernel event records (the structs of bpf/events.h) for the
- * sinks. Pure functions: they check the record's length and type before they
- * read a field, so a short, truncated or hostile record gives -EINVAL and
- * never a read past len. */
+ * sinks. They check the record's length and type before they read a field,
+ * so a short, truncated or hostile record gives -EINVAL and never a read past
+ * len. Their only state is kevent_json's per-thread cache of the header's
+ * task part (KEVENT_TASK_SLOTS). */
 #ifndef TAPIO_KERNEL_DECODE_H
 #define TAPIO_KERNEL_DECODE_H
 
@@ -16,6 +17,11 @@ struct strbuf;
  * type's own (see bpf/README.md "Fields"). Returns 0, or -EINVAL for a short
  * or unknown record; then nothing is appended and the caller shows base64. */
 int kevent_json(const void *data, size_t len, struct strbuf *out);
+
+/* kevent_json keeps the task part of the header ("pid" to "mntns") it wrote
+ * last for this many thread ids (by thread id modulo the count), per calling
+ * thread, and copies it for a record whose task fields are all the same. */
+#define KEVENT_TASK_SLOTS 16
 
 /* Appends the type-specific text columns for `tapio trace -o text` (what
  * follows TIME TYPE PID COMM), no newline. Odd bytes are shown as \xNN.
