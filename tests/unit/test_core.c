@@ -329,6 +329,49 @@ Test(event, emit_meta_and_format_json)
 	queue_free(q);
 }
 
+/* A meta block laid out by event_meta_put() and reserved with
+ * event_reserve_block() is the record event_reserve() makes. */
+Test(event, reserve_block_matches_reserve)
+{
+	struct queue *q = queue_new(1 << 16);
+	cr_assert_not_null(q);
+	struct meta_kv kv[] = {{"cgroup_id", "4242"}, {"gone", NULL}, {"pod_name", "web-1"}};
+	char block[64];
+	size_t ml = event_meta_put(block, kv, 3);
+	cr_assert_eq(ml, event_meta_size(kv, 3));
+	cr_assert_eq(ml, sizeof("cgroup_id\0" "4242\0pod_name\0web-1"));
+	cr_assert_eq(memcmp(block, "cgroup_id\0" "4242\0pod_name\0web-1\0", ml), 0);
+
+	struct tapio_event *a = event_reserve(q, SRC_ETCD, TYPE_ETCD_WATCH, FMT_JSON, 7, kv, 3, 2);
+	cr_assert_not_null(a);
+	memcpy(event_data(a), "{}", 2);
+	event_commit(q, a);
+	struct tapio_event *b =
+	    event_reserve_block(q, SRC_ETCD, TYPE_ETCD_WATCH, FMT_JSON, 7, block, ml, 2);
+	cr_assert_not_null(b);
+	memcpy(event_data(b), "{}", 2);
+	event_commit(q, b);
+	size_t la, lb;
+	unsigned src;
+	a = queue_peek(q, &la, &src, 1000);
+	cr_assert_not_null(a);
+	struct strbuf sa = STRBUF_INIT, sbb = STRBUF_INIT;
+	cr_assert_eq(format_json(a, &sa), 0);
+	struct tapio_event ha = *a;
+	queue_release(q, a);
+	b = queue_peek(q, &lb, &src, 1000);
+	cr_assert_not_null(b);
+	cr_assert_eq(format_json(b, &sbb), 0);
+	cr_assert_eq(la, lb);
+	cr_assert_eq(memcmp(&ha, b, sizeof(ha)), 0, "the event headers differ");
+	cr_assert_str_eq(sa.buf, sbb.buf);
+	cr_assert_str_eq(event_meta_get(b, "pod_name"), "web-1");
+	queue_release(q, b);
+	sb_free(&sa);
+	sb_free(&sbb);
+	queue_free(q);
+}
+
 /* Builds an event by hand in a buffer, as a hostile producer could. */
 static struct tapio_event *mk(void *buf, unsigned fmt, const char *meta, size_t mlen,
 			      const void *data, size_t dlen)

@@ -563,6 +563,7 @@ Test(podmeta, resolver_answers_misses_at_once_and_later_events_carry_the_ids)
 	}
 	cr_assert_eq(meta_of(&h, host, kv, scratch, sizeof(scratch)), 1);
 	cr_assert_str_eq(kv[0].val, "pending");
+	uint64_t pending_stamp = h.cgroup_meta_stamp(h.ctx, ids[N - 1]);
 	struct podmeta_entry e;
 	int rc = podmeta_lookup_nowait(pm, ids[0], &e);
 	cr_assert(rc == -EINPROGRESS || rc == 0, "rc %d", rc);
@@ -571,6 +572,9 @@ Test(podmeta, resolver_answers_misses_at_once_and_later_events_carry_the_ids)
 	for (int t = 0; t < 500 && resolves(pm) < N; t++)
 		usleep(10000);
 	cr_assert_eq(resolves(pm), N);
+	/* a pending answer's stamp does not outlive the resolve */
+	cr_assert(!pending_stamp || h.cgroup_meta_stamp(h.ctx, ids[N - 1]) != pending_stamp,
+		  "the pending answer's stamp still holds");
 	for (int i = 0; i < N; i++) {
 		cr_assert_eq(meta_of(&h, ids[i], kv, scratch, sizeof(scratch)), 4, "cgroup %d", i);
 		cr_assert_str_eq(kv[0].key, "container_id");
@@ -634,24 +638,38 @@ Test(podmeta, hook_cache_hits_without_the_table_and_sees_changes)
 
 	struct meta_kv kv[8];
 	char scratch[512];
+	/* the stamp: 0 before the first answer, then one value while the
+	 * answer holds (the kernel collector keeps the laid-out pairs) */
+	cr_assert_eq(h.cgroup_meta_stamp(h.ctx, scope), 0);
+	uint64_t stamp = 0;
 	for (int i = 0; i < 100; i++) {
 		cr_assert_eq(h.cgroup_meta(h.ctx, scope, kv, 8, scratch, sizeof(scratch)), 4);
 		cr_assert_str_eq(kv[2].val, "web-2");
+		if (!i)
+			stamp = h.cgroup_meta_stamp(h.ctx, scope);
+		cr_assert_neq(stamp, 0);
+		cr_assert_eq(h.cgroup_meta_stamp(h.ctx, scope), stamp);
 	}
+	cr_assert_eq(h.cgroup_meta_stamp(h.ctx, scope + 1), 0, "another cgroup's stamp");
 	struct podmeta_stats st;
 	podmeta_get_stats(pm, &st);
 	cr_assert_eq(st.hits + st.misses, 1, "the table saw %lu lookups for 100 events",
 		     (unsigned long)(st.hits + st.misses));
 
 	h.pod_update(h.ctx, UID, "shop", "web-2-renamed", false);
+	cr_assert_eq(h.cgroup_meta_stamp(h.ctx, scope), 0, "a stamp after the tables changed");
 	cr_assert_eq(h.cgroup_meta(h.ctx, scope, kv, 8, scratch, sizeof(scratch)), 4);
 	cr_assert_str_eq(kv[2].val, "web-2-renamed");
+	uint64_t stamp2 = h.cgroup_meta_stamp(h.ctx, scope);
+	cr_assert_neq(stamp2, 0);
+	cr_assert_neq(stamp2, stamp, "the renamed pod's answer has the old stamp");
 
 	/* removed and gone from the tree: no meta any more */
 	char full[512];
 	snprintf(full, sizeof(full), "%s/%s", tree, POD_SCOPE);
 	cr_assert_eq(rmdir(full), 0);
 	h.cgroup_removed(h.ctx, scope);
+	cr_assert_eq(h.cgroup_meta_stamp(h.ctx, scope), 0, "a stamp after the cgroup was removed");
 	cr_assert_eq(h.cgroup_meta(h.ctx, scope, kv, 8, scratch, sizeof(scratch)), 0);
 
 	/* a new cache at the same address does not see the old one's answers */

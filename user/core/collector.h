@@ -88,6 +88,12 @@ struct collector_hooks {
 	 * in scratch); returns the count. Called on the collector's thread. */
 	size_t (*cgroup_meta)(void *ctx, uint64_t cgroup_id, struct meta_kv *kv, size_t max,
 			      char *scratch, size_t scratch_len);
+	/* Optional, with cgroup_meta: a stamp for what cgroup_meta gave last
+	 * on this thread for cgroup_id, while that still holds: the same
+	 * nonzero stamp means the same pairs. 0 when it may have changed, was
+	 * transient or was never asked. The caller may then keep the pairs as
+	 * laid out in its records instead of asking again. */
+	uint64_t (*cgroup_meta_stamp)(void *ctx, uint64_t cgroup_id);
 	/* A cgroup is gone (cgroup.rmdir). */
 	void (*cgroup_removed)(void *ctx, uint64_t cgroup_id);
 	/* A pod of this node was added, changed (deleted false) or deleted. */

@@ -67,11 +67,26 @@ size_t event_meta_size(const struct meta_kv *kv, size_t nkv)
 	return n;
 }
 
-struct tapio_event *event_reserve(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt,
-				  uint64_t ts, const struct meta_kv *kv, size_t nkv,
-				  size_t data_len)
+size_t event_meta_put(char *dst, const struct meta_kv *kv, size_t nkv)
 {
-	size_t meta_len = event_meta_size(kv, nkv);
+	char *m = dst;
+
+	for (size_t i = 0; i < nkv; i++) {
+		if (!kv[i].key || !kv[i].val)
+			continue;
+		/* each string with its NUL, in one pass over it */
+		m = stpcpy(m, kv[i].key) + 1;
+		m = stpcpy(m, kv[i].val) + 1;
+	}
+	return (size_t)(m - dst);
+}
+
+/* Reserves the record and writes the event header; the meta is the
+ * caller's to write. */
+static struct tapio_event *reserve_head(struct queue *q, unsigned src, unsigned type,
+					enum tapio_fmt fmt, uint64_t ts, size_t meta_len,
+					size_t data_len)
+{
 	if (meta_len > UINT32_MAX || data_len > UINT32_MAX) {
 		errno = E2BIG;
 		return NULL;
@@ -88,14 +103,29 @@ struct tapio_event *event_reserve(struct queue *q, unsigned src, unsigned type, 
 	ev->meta_len = (uint32_t)meta_len;
 	ev->data_len = (uint32_t)data_len;
 	ev->ack = 0;
-	char *m = event_meta(ev);
-	for (size_t i = 0; i < nkv; i++) {
-		if (!kv[i].key || !kv[i].val)
-			continue;
-		/* each string with its NUL, in one pass over it */
-		m = stpcpy(m, kv[i].key) + 1;
-		m = stpcpy(m, kv[i].val) + 1;
-	}
+	return ev;
+}
+
+struct tapio_event *event_reserve(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt,
+				  uint64_t ts, const struct meta_kv *kv, size_t nkv,
+				  size_t data_len)
+{
+	struct tapio_event *ev =
+	    reserve_head(q, src, type, fmt, ts, event_meta_size(kv, nkv), data_len);
+
+	if (ev)
+		event_meta_put(event_meta(ev), kv, nkv);
+	return ev;
+}
+
+struct tapio_event *event_reserve_block(struct queue *q, unsigned src, unsigned type,
+					enum tapio_fmt fmt, uint64_t ts, const char *meta,
+					size_t meta_len, size_t data_len)
+{
+	struct tapio_event *ev = reserve_head(q, src, type, fmt, ts, meta_len, data_len);
+
+	if (ev)
+		memcpy(event_meta(ev), meta, meta_len);
 	return ev;
 }
 

@@ -87,6 +87,16 @@ size_t event_meta_size(const struct meta_kv *kv, size_t nkv);
 struct tapio_event *event_reserve(struct queue *q, unsigned src, unsigned type, enum tapio_fmt fmt,
 				  uint64_t ts, const struct meta_kv *kv, size_t nkv,
 				  size_t data_len);
+/* Writes the meta pairs as event_reserve() lays them out to dst, which has
+ * room for event_meta_size() bytes; returns that size. */
+size_t event_meta_put(char *dst, const struct meta_kv *kv, size_t nkv);
+
+/* event_reserve() with the meta already laid out (meta_len bytes from
+ * event_meta_put()), copied as it is: for a producer that keeps the meta of
+ * the records it makes often. */
+struct tapio_event *event_reserve_block(struct queue *q, unsigned src, unsigned type,
+					enum tapio_fmt fmt, uint64_t ts, const char *meta,
+					size_t meta_len, size_t data_len);
 void event_commit(struct queue *q, struct tapio_event *ev);
 void event_discard(struct queue *q, struct tapio_event *ev);
 

@@ -508,6 +508,17 @@ static int cached_lookup(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_
 	return rc;
 }
 
+/* The read slot's generation while it holds cgroup_id's answer: the same
+ * answer as long as the tables do not change. */
+static uint64_t hook_cgroup_meta_stamp(void *ctx, uint64_t cgroup_id)
+{
+	struct podmeta *pm = ctx;
+	const struct read_slot *s = &read_cache[hash_id(cgroup_id) & (READ_SLOTS - 1)];
+	uint64_t gen = atomic_load_explicit(&pm->gen, memory_order_acquire);
+
+	return s->serial == pm->serial && s->gen == gen && s->id == cgroup_id ? gen + 1 : 0;
+}
+
 static size_t hook_cgroup_meta(void *ctx, uint64_t cgroup_id, struct meta_kv *kv, size_t max,
 			       char *scratch, size_t scratch_len)
 {
@@ -572,6 +583,7 @@ void podmeta_hooks(struct podmeta *pm, struct collector_hooks *out)
 	*out = (struct collector_hooks){
 	    .ctx = pm,
 	    .cgroup_meta = hook_cgroup_meta,
+	    .cgroup_meta_stamp = hook_cgroup_meta_stamp,
 	    .cgroup_removed = hook_cgroup_removed,
 	    .pod_update = hook_pod_update,
 	    .pod_containers = hook_pod_containers,

@@ -48,6 +48,18 @@ enum {
 
 #define META_MAX 16
 
+/* The meta of the last records, laid out as in the queue, by cgroup
+ * (on_sample): a record of a cgroup seen just before copies it instead of
+ * formatting the id and asking the pod cache again. */
+#define KMETA_SLOTS 16
+#define KMETA_MAX 512
+struct kmeta_slot {
+	uint64_t key;	/* the cgroup id, with CGROUP_KEY_V1 for a v1 memory id */
+	uint64_t stamp; /* 1 without a cgroup_meta hook, else its stamp; 0: empty */
+	uint32_t len;
+	char b[KMETA_MAX];
+};
+
 struct kcollector {
 	struct collector base; /* first; base.thread is the ring buffer thread */
 	struct kernel_opts o;
@@ -78,6 +90,7 @@ struct kcollector {
 	struct meta_kv kv[META_MAX];
 	char idbuf[24];
 	char scratch[2048];
+	struct kmeta_slot meta_cache[KMETA_SLOTS];
 };
 
 /* What to load. */

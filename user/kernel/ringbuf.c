@@ -57,20 +57,43 @@ static int on_sample(void *ctx, void *data, size_t size)
 		cgid = ((const struct cgroup_event *)data)->id;
 		v1 = false;
 	}
-	kc->idbuf[u64_put(kc->idbuf, cgid)] = '\0';
-	kc->kv[nkv++] = (struct meta_kv){"cgroup_id", kc->idbuf};
-	/* An id from the v1 memory hierarchy (a v1/hybrid host) is looked up
-	 * there, apart from cgroup2 ids. */
-	if (v1) {
-		kc->kv[nkv++] = (struct meta_kv){"cgroup_hierarchy", "v1:memory"};
-		cgid |= CGROUP_KEY_V1;
-	}
+	uint64_t key = v1 ? cgid | CGROUP_KEY_V1 : cgid;
+	uint64_t ts = (uint64_t)((int64_t)h->ts + kc->boot_to_epoch);
 	const struct collector_hooks *hk = kc->o.hooks;
-	if (hk && hk->cgroup_meta && cgid)
-		nkv += hk->cgroup_meta(hk->ctx, cgid, kc->kv + nkv, META_MAX - nkv, kc->scratch,
-				       sizeof(kc->scratch));
-	ev = event_reserve(kc->q, kc->o.source, type, FMT_STRUCT,
-			   (uint64_t)((int64_t)h->ts + kc->boot_to_epoch), kc->kv, nkv, used);
+	bool hooked = hk && hk->cgroup_meta && key;
+	struct kmeta_slot *ms = &kc->meta_cache[(key * 0x9e3779b97f4a7c15ull) >> 60];
+	uint64_t stamp = !hooked ? 1 : hk->cgroup_meta_stamp ? hk->cgroup_meta_stamp(hk->ctx, key) : 0;
+
+	_Static_assert(KMETA_SLOTS == 16, "the slot is the hash's top 4 bits");
+	if (stamp && ms->stamp == stamp && ms->key == key) {
+		ev = event_reserve_block(kc->q, kc->o.source, type, FMT_STRUCT, ts, ms->b, ms->len,
+					 used);
+	} else {
+		kc->idbuf[u64_put(kc->idbuf, cgid)] = '\0';
+		kc->kv[nkv++] = (struct meta_kv){"cgroup_id", kc->idbuf};
+		/* An id from the v1 memory hierarchy (a v1/hybrid host) is
+		 * looked up there, apart from cgroup2 ids. */
+		if (v1)
+			kc->kv[nkv++] = (struct meta_kv){"cgroup_hierarchy", "v1:memory"};
+		if (hooked)
+			nkv += hk->cgroup_meta(hk->ctx, key, kc->kv + nkv, META_MAX - nkv,
+					       kc->scratch, sizeof(kc->scratch));
+		ms->stamp = 0;
+		if (event_meta_size(kc->kv, nkv) <= KMETA_MAX) {
+			ms->len = (uint32_t)event_meta_put(ms->b, kc->kv, nkv);
+			ms->key = key;
+			/* asked after the answer: one that changed meanwhile
+			 * gives no stamp */
+			ms->stamp = !hooked			? 1
+				    : hk->cgroup_meta_stamp ? hk->cgroup_meta_stamp(hk->ctx, key)
+							    : 0;
+			ev = event_reserve_block(kc->q, kc->o.source, type, FMT_STRUCT, ts, ms->b,
+						 ms->len, used);
+		} else {
+			ev = event_reserve(kc->q, kc->o.source, type, FMT_STRUCT, ts, kc->kv, nkv,
+					   used);
+		}
+	}
 	if (!ev) {
 		atomic_fetch_add_explicit(&kc->qdrops[type], 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&kc->base.n.dropped, 1, memory_order_relaxed);
