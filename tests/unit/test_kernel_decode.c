@@ -884,6 +884,24 @@ Test(kernel_decode, ipv4_text_matches_inet_ntop)
 		cr_assert_str_eq(jstr(j, "daddr"), addrs[i]);
 		cJSON_Delete(j);
 	}
+	/* every octet value in every position, against inet_ntop */
+	for (unsigned v = 0; v < 256; v++) {
+		struct tcp_event e;
+		char want[INET_ADDRSTRLEN], want2[INET_ADDRSTRLEN];
+		memset(&e, 0, sizeof(e));
+		header(&e.hdr, EVENT_TCP_CONNECT);
+		e.family = AF_INET;
+		const uint8_t s4[4] = {(uint8_t)v, (uint8_t)(255 - v), (uint8_t)(v / 2), (uint8_t)(v * 7)};
+		const uint8_t d4[4] = {(uint8_t)(v * 3), (uint8_t)v, (uint8_t)(v ^ 0x55), (uint8_t)v};
+		memcpy(e.saddr, s4, 4);
+		memcpy(e.daddr, d4, 4);
+		inet_ntop(AF_INET, s4, want, sizeof(want));
+		inet_ntop(AF_INET, d4, want2, sizeof(want2));
+		cJSON *j = decode(&e, sizeof(e));
+		cr_assert_str_eq(jstr(j, "saddr"), want);
+		cr_assert_str_eq(jstr(j, "daddr"), want2);
+		cJSON_Delete(j);
+	}
 }
 
 /* The kernel.gap window file: written and read back, and every other form

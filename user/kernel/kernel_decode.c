@@ -246,6 +246,39 @@ static size_t addr_str(unsigned family, const uint8_t addr[16], char *buf, size_
 	return strlen(buf);
 }
 
+/* An IPv4 address straight into the output (no copy from a scratch buffer:
+ * reading back bytes just stored one at a time stalls on store forwarding). */
+static char *put_ipv4(char *o, const uint8_t a[4])
+{
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+
+		if (v >= 100) {
+			*o++ = (char)('0' + v / 100);
+			*o++ = (char)('0' + v / 10 % 10);
+		} else if (v >= 10) {
+			*o++ = (char)('0' + v / 10);
+		}
+		*o++ = (char)('0' + v % 10);
+		*o++ = '.';
+	}
+	return o - 1;
+}
+
+/* A tcp event end's address, quoted. */
+static char *put_addr(char *o, unsigned family, const uint8_t addr[16])
+{
+	char a[INET6_ADDRSTRLEN];
+
+	*o++ = '"';
+	if (family == AF_INET)
+		o = put_ipv4(o, addr);
+	else
+		o = put_mem(o, a, addr_str(family, addr, a, sizeof(a)));
+	*o++ = '"';
+	return o;
+}
+
 /* ---- JSON ---- */
 
 /* Field names are string literals: each key is written as one precomputed
@@ -401,10 +434,8 @@ static char *put_quoted(char *o, const char *s, size_t n)
 
 static void json_tcp(struct strbuf *out, unsigned type, const struct tcp_event *e)
 {
-	char a[INET6_ADDRSTRLEN];
 	char *o = sb_begin(out, JSON_TCP_MAX);
 	struct name st;
-	size_t n;
 
 	if (!o)
 		return;
@@ -414,11 +445,9 @@ static void json_tcp(struct strbuf *out, unsigned type, const struct tcp_event *
 		o = jp_lit(o, "family", "ipv4");
 	else
 		o = jp_lit(o, "family", "unknown");
-	n = addr_str(e->family, e->saddr, a, sizeof(a));
-	o = put_quoted(jp_key(o, "saddr"), a, n);
+	o = put_addr(jp_key(o, "saddr"), e->family, e->saddr);
 	o = jp_u64(o, "sport", e->sport);
-	n = addr_str(e->family, e->daddr, a, sizeof(a));
-	o = put_quoted(jp_key(o, "daddr"), a, n);
+	o = put_addr(jp_key(o, "daddr"), e->family, e->daddr);
 	o = jp_u64(o, "dport", e->dport);
 	st = tcp_state(e->oldstate);
 	o = put_quoted(jp_key(o, "oldstate"), st.s, st.n);
