@@ -401,6 +401,63 @@ def bench_flood(args):
                   f"work on the machine; its CPU is in the rate)")
     print(f"flood median: {med(rates) / 1e6:.2f} M records/s of agent CPU (one core), "
           f"{med(walls) / 1e6:.2f} M/s wall, ring -> queue -> JSON Lines -> /dev/null")
+    if args.flood_rate > 0:
+        bench_flood_paced(args)
+
+
+def bench_flood_paced(args):
+    """The same records as a steady stream at --flood-rate, into an agent
+    with its default ring and queue sizes: the flood above builds a backlog
+    of hundreds of MB (every record goes through memory, not the caches);
+    here the agent must keep up. A round keeps up when the ring refused
+    nothing and the agent dropped nothing; its figures are the agent CPU per
+    record and the share of one core it took while the stream ran."""
+    res = []
+    for rnd in range(args.flood_rounds):
+        t = tapio_agent(args.tapio, ())
+        if not t.start():
+            print("paced flood: the agent did not start:", t.stderr()[-300:])
+            t.stop()
+            return
+        pid = t.proc.pid
+        c0, t0 = cpu_s(pid), task_cpu_ns(pid)
+        r = subprocess.run([args.flood, str(pid), "60", "1024", str(args.flood_records), "-1",
+                            str(args.flood_rate)], capture_output=True, text=True)
+        if r.returncode:
+            print("paced flood:", r.stderr.strip())
+            t.stop()
+            return
+        fl = json.loads(r.stdout)
+        last = cpu_s(pid)
+        w0 = time.monotonic()
+        while time.monotonic() - w0 < 30:
+            time.sleep(0.1)
+            c = cpu_s(pid)
+            if c - last < 0.001:
+                break
+            last = c
+        c1, t1 = cpu_s(pid), task_cpu_ns(pid)
+        threads = ", ".join(f"{n.split('/')[0]} {(v - t0.get(n, 0)) / fl['written']:.0f}"
+                            for n, v in sorted(t1.items(), key=lambda kv: -kv[1] + t0.get(kv[0], 0))
+                            if v - t0.get(n, 0) > 1e6)
+        s = t.stop_summary()
+        k = s["kernel"] if s else {}
+        dropped = k.get("dropped", 0)
+        us = (c1 - c0) / fl["written"] * 1e6
+        share = (c1 - c0) / fl["seconds"]
+        kept = fl["refused"] == 0 and dropped == 0
+        res.append({"us": us, "share": share, "kept": kept})
+        print(f"paced flood round {rnd + 1}: {fl['written']} records at "
+              f"{fl['written'] / fl['seconds'] / 1e6:.2f} M/s over {fl['seconds']:.2f} s "
+              f"({fl['refused']} refused by the full ring), agent wrote {k.get('events', 0)} "
+              f"(dropped {dropped}), agent CPU {c1 - c0:.2f} s: {us * 1000:.0f} ns per record, "
+              f"{share:.2f} of a core; ns per record by thread: {threads}"
+              + ("" if kept else "  (did not keep up)"))
+    if res:
+        kept = sum(r["kept"] for r in res)
+        print(f"paced flood median: {args.flood_rate / 1e6:.2f} M records/s kept up with in {kept} "
+              f"of {len(res)} rounds; agent CPU {med([r['us'] for r in res]) * 1000:.0f} ns per "
+              f"record, {med([r['share'] for r in res]):.2f} of a core (default ring and queue)")
 
 
 
@@ -718,6 +775,8 @@ def main():
     ap.add_argument("--execs", type=int, default=2000)
     ap.add_argument("--flood-records", type=int, default=1000000)
     ap.add_argument("--flood-rounds", type=int, default=3)
+    ap.add_argument("--flood-rate", type=float, default=2e6,
+                    help="records a second of the paced flood (0: none)")
     ap.add_argument("--mem-rounds", type=int, default=3)
     ap.add_argument("--mem-settle", type=float, default=3.0)
     ap.add_argument("--idle-rounds", type=int, default=3)

@@ -5,10 +5,13 @@
  * wall time and when the first record went in (CLOCK_MONOTONIC seconds).
  * Used by bench/overhead.py (`make bench-overhead`).
  *
- *   flood PID SECONDS [RECORDS_PER_RUN [MAX_RECORDS [CPU]]]
+ *   flood PID SECONDS [RECORDS_PER_RUN [MAX_RECORDS [CPU [RATE]]]]
  *
  * Stops after SECONDS or once MAX_RECORDS were submitted (0 = no bound).
- * With CPU (>= 0) it runs pinned to that CPU. An agent with per-CPU rings
+ * With CPU (>= 0) it runs pinned to that CPU. With RATE (records a second,
+ * > 0) each run of RECORDS_PER_RUN starts when the records offered so far
+ * (written and refused) are due at that rate: a steady stream that the agent
+ * must keep up with, instead of a backlog as fast as the program goes. An agent with per-CPU rings
  * (--ringbuf-per-cpu: its cpu_rings array holds rings) is flooded through
  * that array, into the ring of the CPU the flood runs on.
  */
@@ -35,6 +38,15 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Sleeps until CLOCK_MONOTONIC reaches t (seconds). */
+static void wait_until(double t)
+{
+	struct timespec ts = {.tv_sec = (time_t)t, .tv_nsec = (long)((t - (double)(time_t)t) * 1e9)};
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
 }
 
 /* The id of the first map of this type (and name, if not NULL) among pid's
@@ -107,7 +119,8 @@ static int per_cpu_rings(int pid, __u32 *ring_bytes)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: flood PID SECONDS [RECORDS_PER_RUN [MAX_RECORDS [CPU]]]\n");
+		fprintf(stderr,
+			"usage: flood PID SECONDS [RECORDS_PER_RUN [MAX_RECORDS [CPU [RATE]]]]\n");
 		return 2;
 	}
 	int pid = atoi(argv[1]);
@@ -115,6 +128,7 @@ int main(int argc, char **argv)
 	unsigned per_run = argc > 3 ? (unsigned)atoi(argv[3]) : 1024;
 	unsigned long long max = argc > 4 ? strtoull(argv[4], NULL, 10) : 0;
 	int cpu = argc > 5 ? atoi(argv[5]) : -1;
+	double rate = argc > 6 ? atof(argv[6]) : 0;
 	if (cpu >= 0) {
 		cpu_set_t set;
 		CPU_ZERO(&set);
@@ -171,6 +185,8 @@ int main(int argc, char **argv)
 	double t0 = now_s(), t1;
 	do {
 		struct flood_args a = {.n = per_run};
+		if (rate > 0)
+			wait_until(t0 + (double)(written + refused) / rate);
 		if (max && max - written < per_run)
 			a.n = (__u32)(max - written);
 		/* a syscall program's context is copied back into ctx_in */
@@ -187,8 +203,9 @@ int main(int argc, char **argv)
 	/* start: CLOCK_MONOTONIC seconds of the first submission, after the
 	 * program was loaded, so that a caller times the flood, not the load */
 	printf("{\"written\":%llu,\"refused\":%llu,\"runs\":%llu,\"seconds\":%.3f,\"start\":%.6f,"
-	       "\"ring_bytes\":%u,\"per_cpu\":%s}\n",
-	       written, refused, runs, t1 - t0, t0, ring_bytes, rings >= 0 ? "true" : "false");
+	       "\"ring_bytes\":%u,\"per_cpu\":%s,\"rate\":%.0f}\n",
+	       written, refused, runs, t1 - t0, t0, ring_bytes, rings >= 0 ? "true" : "false",
+	       rate);
 	flood__destroy(skel);
 	return 0;
 }
