@@ -419,6 +419,38 @@ Test(format, text_binary_and_bad_meta)
 	sb_free(&sb);
 }
 
+/* format_json keeps the JSON of the last meta block per thread: a block
+ * that differs in one byte, a malformed block of the same length and the
+ * first block again each get their own pairs. */
+Test(format, meta_json_follows_each_block)
+{
+	_Alignas(8) char buf[512];
+	struct strbuf sb = STRBUF_INIT;
+	static const struct {
+		const char *meta;
+		size_t len;
+		const char *want;
+	} steps[] = {
+	    {"cgroup_id\0" "4242\0", 15, "\"meta\":{\"cgroup_id\":\"4242\"}"},
+	    {"cgroup_id\0" "4242\0", 15, "\"meta\":{\"cgroup_id\":\"4242\"}"},
+	    {"cgroup_id\0" "4243\0", 15, "\"meta\":{\"cgroup_id\":\"4243\"}"},
+	    {"cgroup_id\0" "42\"3\0", 15, "\"meta\":{\"cgroup_id\":\"42\\\"3\"}"},
+	    {"cgroup_id\0" "42434", 15, "\"meta\":{}"}, /* no final NUL */
+	    {"cgroup_id\0" "42434", 15, "\"meta\":{}"},
+	    {"cgroup_id\0" "4242\0", 15, "\"meta\":{\"cgroup_id\":\"4242\"}"},
+	    {"", 0, "\"meta\":{}"},
+	    {"a\0b\0cgroup_id\0" "1\0", 16, "\"meta\":{\"a\":\"b\",\"cgroup_id\":\"1\"}"},
+	};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		struct tapio_event *ev = mk(buf, FMT_TEXT, steps[i].meta, steps[i].len, "x", 1);
+		sb_reset(&sb);
+		cr_assert_eq(format_json(ev, &sb), 0);
+		cr_assert(strstr(sb.buf, steps[i].want), "step %zu: %s", i, sb.buf);
+		cr_assert(strstr(sb.buf, "},\"data\":\"x\"}\n"), "step %zu: %s", i, sb.buf);
+	}
+	sb_free(&sb);
+}
+
 static char tmpl[64];
 
 /* .init makes the directory, .fini removes it; the test asks for its name. */

@@ -83,6 +83,55 @@ static int add_data(const struct tapio_event *ev, struct strbuf *out)
 	}
 }
 
+/* The meta's pairs as JSON ("k":"v",...) for the last meta block formatted
+ * on this thread: the records of one cgroup or one journal unit in a row
+ * carry the same block, and copy its JSON instead of walking and escaping
+ * it again. Only blocks and JSON that fit are kept. */
+#define META_CACHE_IN 256
+#define META_CACHE_OUT 768
+static _Thread_local struct {
+	uint32_t in_len, out_len; /* in_len 0: empty */
+	char in[META_CACHE_IN];
+	char out[META_CACHE_OUT];
+} meta_json;
+
+static void add_meta_json(const struct tapio_event *ev, struct strbuf *out)
+{
+	size_t ml = ev->meta_len, start = out->len, pos = 0;
+	const char *k, *v;
+	bool first = true;
+	char *o;
+
+	if (ml && ml == meta_json.in_len && !memcmp(event_meta(ev), meta_json.in, ml)) {
+		sb_add(out, meta_json.out, meta_json.out_len);
+		return;
+	}
+	while (event_meta_next(ev, &pos, &k, &v)) {
+		/* pos is now past v's NUL: the lengths are known */
+		size_t kl = (size_t)(v - k) - 1;
+		size_t vl = (size_t)(event_meta(ev) + pos - v) - 1;
+		/* a pair: one room check */
+		o = sb_begin(out, JSON_STR_MAX(kl) + JSON_STR_MAX(vl) + 2);
+		if (!o)
+			return;
+		if (!first)
+			*o++ = ',';
+		first = false;
+		o = put_json_str(o, k, kl);
+		*o++ = ':';
+		o = put_json_str(o, v, vl);
+		sb_end(out, o);
+	}
+	/* a block whose pairs were all read (a malformed one is not kept) */
+	meta_json.in_len = 0;
+	if (ml && pos == ml && ml <= META_CACHE_IN && out->len - start <= META_CACHE_OUT) {
+		memcpy(meta_json.in, event_meta(ev), ml);
+		meta_json.out_len = (uint32_t)(out->len - start);
+		memcpy(meta_json.out, out->buf + start, meta_json.out_len);
+		meta_json.in_len = (uint32_t)ml;
+	}
+}
+
 int format_json(const struct tapio_event *ev, struct strbuf *out)
 {
 	size_t mark = out->len;
@@ -101,25 +150,9 @@ int format_json(const struct tapio_event *ev, struct strbuf *out)
 	o = put_mem(o, tn, tl);
 	o = put_lit(o, "\",\"meta\":{");
 	sb_end(out, o);
-	size_t pos = 0;
-	const char *k, *v;
-	bool first = true;
-	while (event_meta_next(ev, &pos, &k, &v)) {
-		/* pos is now past v's NUL: the lengths are known */
-		size_t kl = (size_t)(v - k) - 1;
-		size_t vl = (size_t)(event_meta(ev) + pos - v) - 1;
-		/* a pair: one room check */
-		o = sb_begin(out, JSON_STR_MAX(kl) + JSON_STR_MAX(vl) + 2);
-		if (!o)
-			return out->err;
-		if (!first)
-			*o++ = ',';
-		first = false;
-		o = put_json_str(o, k, kl);
-		*o++ = ':';
-		o = put_json_str(o, v, vl);
-		sb_end(out, o);
-	}
+	add_meta_json(ev, out);
+	if (out->err)
+		return out->err;
 	sb_add(out, "},\"data\":", 9);
 	if (add_data(ev, out)) {
 		out->len = mark;
