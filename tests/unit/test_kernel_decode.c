@@ -901,6 +901,9 @@ Test(kernel_decode, ipv4_text_matches_inet_ntop)
 		cr_assert_str_eq(jstr(j, "saddr"), want);
 		cr_assert_str_eq(jstr(j, "daddr"), want2);
 		cJSON_Delete(j);
+		char *t = text(&e, sizeof(e));
+		cr_assert(strstr(t, want) && strstr(t, want2), "%s: %s, %s", t, want, want2);
+		free(t);
 	}
 }
 
