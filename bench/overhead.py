@@ -37,6 +37,13 @@ the same binary's rate moved by up to half from one hour to the next, while
 CPU and memory hogs inside the guest did not move it: compare builds in
 alternated rounds.
 
+Then the same records paced (--flood-rate, 2 M/s by default) into an agent
+with its default ring and queue: a steady stream it must keep up with. A
+round keeps up when the ring refused nothing and the agent dropped nothing;
+reported are the agent CPU per record and the share of one core it took
+while the stream ran. The backlog above goes through memory (hundreds of MB
+of queue); a stream that is kept up with stays in the caches.
+
 Then the ring modes (bench_ring_modes): the shared ring against a ring per
 CPU (--ringbuf-per-cpu), alternated: the ceiling with one flood producer
 pinned to each CPU, and both storms under `tapio agent`.
