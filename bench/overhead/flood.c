@@ -43,7 +43,8 @@ static double now_s(void)
 /* Sleeps until CLOCK_MONOTONIC reaches t (seconds). */
 static void wait_until(double t)
 {
-	struct timespec ts = {.tv_sec = (time_t)t, .tv_nsec = (long)((t - (double)(time_t)t) * 1e9)};
+	struct timespec ts = {.tv_sec = (time_t)t,
+			      .tv_nsec = (long)((t - (double)(time_t)t) * 1e9)};
 
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;

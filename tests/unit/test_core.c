@@ -339,8 +339,8 @@ Test(event, reserve_block_matches_reserve)
 	char block[64];
 	size_t ml = event_meta_put(block, kv, 3);
 	cr_assert_eq(ml, event_meta_size(kv, 3));
-	cr_assert_eq(ml, sizeof("cgroup_id\0" "4242\0pod_name\0web-1"));
-	cr_assert_eq(memcmp(block, "cgroup_id\0" "4242\0pod_name\0web-1\0", ml), 0);
+	cr_assert_eq(ml, sizeof("cgroup_id\0004242\0pod_name\0web-1"));
+	cr_assert_eq(memcmp(block, "cgroup_id\0004242\0pod_name\0web-1\0", ml), 0);
 
 	struct tapio_event *a = event_reserve(q, SRC_ETCD, TYPE_ETCD_WATCH, FMT_JSON, 7, kv, 3, 2);
 	cr_assert_not_null(a);
@@ -431,15 +431,15 @@ Test(format, meta_json_follows_each_block)
 		size_t len;
 		const char *want;
 	} steps[] = {
-	    {"cgroup_id\0" "4242\0", 15, "\"meta\":{\"cgroup_id\":\"4242\"}"},
-	    {"cgroup_id\0" "4242\0", 15, "\"meta\":{\"cgroup_id\":\"4242\"}"},
-	    {"cgroup_id\0" "4243\0", 15, "\"meta\":{\"cgroup_id\":\"4243\"}"},
-	    {"cgroup_id\0" "42\"3\0", 15, "\"meta\":{\"cgroup_id\":\"42\\\"3\"}"},
-	    {"cgroup_id\0" "42434", 15, "\"meta\":{}"}, /* no final NUL */
-	    {"cgroup_id\0" "42434", 15, "\"meta\":{}"},
-	    {"cgroup_id\0" "4242\0", 15, "\"meta\":{\"cgroup_id\":\"4242\"}"},
+	    {"cgroup_id\0004242\0", 15, "\"meta\":{\"cgroup_id\":\"4242\"}"},
+	    {"cgroup_id\0004242\0", 15, "\"meta\":{\"cgroup_id\":\"4242\"}"},
+	    {"cgroup_id\0004243\0", 15, "\"meta\":{\"cgroup_id\":\"4243\"}"},
+	    {"cgroup_id\00042\"3\0", 15, "\"meta\":{\"cgroup_id\":\"42\\\"3\"}"},
+	    {"cgroup_id\00042434", 15, "\"meta\":{}"}, /* no final NUL */
+	    {"cgroup_id\00042434", 15, "\"meta\":{}"},
+	    {"cgroup_id\0004242\0", 15, "\"meta\":{\"cgroup_id\":\"4242\"}"},
 	    {"", 0, "\"meta\":{}"},
-	    {"a\0b\0cgroup_id\0" "1\0", 16, "\"meta\":{\"a\":\"b\",\"cgroup_id\":\"1\"}"},
+	    {"a\0b\0cgroup_id\0001\0", 16, "\"meta\":{\"a\":\"b\",\"cgroup_id\":\"1\"}"},
 	};
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		struct tapio_event *ev = mk(buf, FMT_TEXT, steps[i].meta, steps[i].len, "x", 1);

@@ -155,20 +155,48 @@ Test(kernel_decode, task_part_cache_follows_every_field)
 
 		cr_assert_eq(kevent_json(&e, sizeof(e), &got), 0); /* caches e's task part */
 		switch (step) {
-		case 0: e.hdr.pid += KEVENT_TASK_SLOTS; break; /* same slot, other thread */
-		case 1: e.hdr.tgid++; break;
-		case 2: e.hdr.ppid++; break;
-		case 3: e.hdr.uid++; break;
-		case 4: e.hdr.gid++; break;
-		case 5: e.hdr.pidns++; break;
-		case 6: e.hdr.mntns++; break;
-		case 7: e.hdr.cgroup_id++; break;
-		case 8: e.hdr.comm[15] = 'x'; break; /* 16 bytes, no NUL */
-		case 9: e.hdr.comm[0] = '"'; break;  /* escaped */
-		case 10: e.hdr.flags ^= HDR_F_CGROUP_V1; break;
-		case 11: e.hdr.flags ^= HDR_F_NO_TASK; break;
-		case 12: e.hdr.cpu++; break;
-		case 13: e.hdr.ts += 1000; break;
+		case 0:
+			e.hdr.pid += KEVENT_TASK_SLOTS;
+			break; /* same slot, other thread */
+		case 1:
+			e.hdr.tgid++;
+			break;
+		case 2:
+			e.hdr.ppid++;
+			break;
+		case 3:
+			e.hdr.uid++;
+			break;
+		case 4:
+			e.hdr.gid++;
+			break;
+		case 5:
+			e.hdr.pidns++;
+			break;
+		case 6:
+			e.hdr.mntns++;
+			break;
+		case 7:
+			e.hdr.cgroup_id++;
+			break;
+		case 8:
+			e.hdr.comm[15] = 'x';
+			break; /* 16 bytes, no NUL */
+		case 9:
+			e.hdr.comm[0] = '"';
+			break; /* escaped */
+		case 10:
+			e.hdr.flags ^= HDR_F_CGROUP_V1;
+			break;
+		case 11:
+			e.hdr.flags ^= HDR_F_NO_TASK;
+			break;
+		case 12:
+			e.hdr.cpu++;
+			break;
+		case 13:
+			e.hdr.ts += 1000;
+			break;
 		}
 		cr_assert_neq(memcmp(&before, &e, sizeof(e)), 0);
 		sb_reset(&got);
@@ -200,9 +228,11 @@ Test(kernel_decode, task_part_cache_follows_every_field)
 		cr_assert_eq(jnum(j, "cgroup_id"), (double)e.hdr.cgroup_id, "step %d", step);
 		cr_assert_eq(jnum(j, "cpu"), e.hdr.cpu, "step %d", step);
 		cr_assert_eq(jnum(j, "boot_ns"), (double)e.hdr.ts, "step %d", step);
-		cr_assert_eq(jbool(j, "task_known"), !(e.hdr.flags & HDR_F_NO_TASK), "step %d", step);
+		cr_assert_eq(jbool(j, "task_known"), !(e.hdr.flags & HDR_F_NO_TASK), "step %d",
+			     step);
 		cr_assert_str_eq(jstr(j, "cgroup_hierarchy"),
-				 e.hdr.flags & HDR_F_CGROUP_V1 ? "v1:memory" : "v2", "step %d", step);
+				 e.hdr.flags & HDR_F_CGROUP_V1 ? "v1:memory" : "v2", "step %d",
+				 step);
 		char comm[17];
 		memcpy(comm, e.hdr.comm, 16);
 		comm[16] = '\0';
@@ -891,8 +921,10 @@ Test(kernel_decode, ipv4_text_matches_inet_ntop)
 		memset(&e, 0, sizeof(e));
 		header(&e.hdr, EVENT_TCP_CONNECT);
 		e.family = AF_INET;
-		const uint8_t s4[4] = {(uint8_t)v, (uint8_t)(255 - v), (uint8_t)(v / 2), (uint8_t)(v * 7)};
-		const uint8_t d4[4] = {(uint8_t)(v * 3), (uint8_t)v, (uint8_t)(v ^ 0x55), (uint8_t)v};
+		const uint8_t s4[4] = {(uint8_t)v, (uint8_t)(255 - v), (uint8_t)(v / 2),
+				       (uint8_t)(v * 7)};
+		const uint8_t d4[4] = {(uint8_t)(v * 3), (uint8_t)v, (uint8_t)(v ^ 0x55),
+				       (uint8_t)v};
 		memcpy(e.saddr, s4, 4);
 		memcpy(e.daddr, d4, 4);
 		inet_ntop(AF_INET, s4, want, sizeof(want));

@@ -62,7 +62,9 @@ static int on_sample(void *ctx, void *data, size_t size)
 	const struct collector_hooks *hk = kc->o.hooks;
 	bool hooked = hk && hk->cgroup_meta && key;
 	struct kmeta_slot *ms = &kc->meta_cache[(key * 0x9e3779b97f4a7c15ull) >> 60];
-	uint64_t stamp = !hooked ? 1 : hk->cgroup_meta_stamp ? hk->cgroup_meta_stamp(hk->ctx, key) : 0;
+	uint64_t stamp = !hooked		 ? 1
+			 : hk->cgroup_meta_stamp ? hk->cgroup_meta_stamp(hk->ctx, key)
+						 : 0;
 
 	_Static_assert(KMETA_SLOTS == 16, "the slot is the hash's top 4 bits");
 	if (stamp && ms->stamp == stamp && ms->key == key) {
@@ -84,7 +86,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 			ms->key = key;
 			/* asked after the answer: one that changed meanwhile
 			 * gives no stamp */
-			ms->stamp = !hooked			? 1
+			ms->stamp = !hooked		    ? 1
 				    : hk->cgroup_meta_stamp ? hk->cgroup_meta_stamp(hk->ctx, key)
 							    : 0;
 			ev = event_reserve_block(kc->q, kc->o.source, type, FMT_STRUCT, ts, ms->b,
