@@ -49,7 +49,7 @@ enum {
 #define META_MAX 16
 
 /* The meta of the last records, laid out as in the queue, by cgroup
- * (on_sample): a record of a cgroup seen just before copies it instead of
+ * (reserve_record): a record of a cgroup seen just before copies it instead of
  * formatting the id and asking the pod cache again. */
 #define KMETA_SLOTS 16
 #define KMETA_MAX 512

@@ -33,12 +33,70 @@ static void kernel_tally_flush(struct kcollector *kc)
 	kc->tallied = 0;
 }
 
+/* The hook's stamp for key's meta: 1 when no hook adds to it (the meta is
+ * the id alone), 0 when the hook has none. */
+static uint64_t meta_stamp(const struct collector_hooks *hk, bool hooked, uint64_t key)
+{
+	if (!hooked)
+		return 1;
+	return hk->cgroup_meta_stamp ? hk->cgroup_meta_stamp(hk->ctx, key) : 0;
+}
+
+/* Lays out the meta of cgroup cgid (v1: of the v1 memory hierarchy) into
+ * kc->meta_cache's slot ms (left empty when it does not fit) and reserves
+ * the record with it. */
+static struct tapio_event *reserve_fresh(struct kcollector *kc, struct kmeta_slot *ms,
+					 unsigned type, uint64_t cgid, bool v1, uint64_t key,
+					 uint64_t ts, size_t used)
+{
+	const struct collector_hooks *hk = kc->o.hooks;
+	bool hooked = hk && hk->cgroup_meta && key;
+	size_t nkv = 0;
+
+	kc->idbuf[u64_put(kc->idbuf, cgid)] = '\0';
+	kc->kv[nkv++] = (struct meta_kv){"cgroup_id", kc->idbuf};
+	/* An id from the v1 memory hierarchy (a v1/hybrid host) is looked up
+	 * there, apart from cgroup2 ids. */
+	if (v1)
+		kc->kv[nkv++] = (struct meta_kv){"cgroup_hierarchy", "v1:memory"};
+	if (hooked)
+		nkv += hk->cgroup_meta(hk->ctx, key, kc->kv + nkv, META_MAX - nkv, kc->scratch,
+				       sizeof(kc->scratch));
+	ms->stamp = 0;
+	if (event_meta_size(kc->kv, nkv) > KMETA_MAX)
+		return event_reserve(kc->q, kc->o.source, type, FMT_STRUCT, ts, kc->kv, nkv, used);
+	ms->len = (uint32_t)event_meta_put(ms->b, kc->kv, nkv);
+	ms->key = key;
+	/* asked after the answer: one that changed meanwhile gives no stamp */
+	ms->stamp = meta_stamp(hk, hooked, key);
+	return event_reserve_block(kc->q, kc->o.source, type, FMT_STRUCT, ts, ms->b, ms->len, used);
+}
+
+/* Reserves the queue record of a kernel event of cgroup cgid with its meta:
+ * copied from the cgroup's slot while the hook's stamp says it holds, else
+ * laid out again. */
+static struct tapio_event *reserve_record(struct kcollector *kc, unsigned type, uint64_t cgid,
+					  bool v1, uint64_t ts, size_t used)
+{
+	const struct collector_hooks *hk = kc->o.hooks;
+	uint64_t key = v1 ? cgid | CGROUP_KEY_V1 : cgid;
+	bool hooked = hk && hk->cgroup_meta && key;
+	struct kmeta_slot *ms = &kc->meta_cache[(key * 0x9e3779b97f4a7c15ull) >> 60];
+	uint64_t stamp = meta_stamp(hk, hooked, key);
+
+	_Static_assert(KMETA_SLOTS == 16, "the slot is the hash's top 4 bits");
+	if (stamp && ms->stamp == stamp && ms->key == key)
+		return event_reserve_block(kc->q, kc->o.source, type, FMT_STRUCT, ts, ms->b,
+					   ms->len, used);
+	return reserve_fresh(kc, ms, type, cgid, v1, key, ts, used);
+}
+
 static int on_sample(void *ctx, void *data, size_t size)
 {
 	struct kcollector *kc = ctx;
 	const struct event_header *h = data;
 	struct tapio_event *ev;
-	size_t used, nkv = 0;
+	size_t used;
 	uint64_t cgid;
 	unsigned type;
 	bool v1;
@@ -57,45 +115,8 @@ static int on_sample(void *ctx, void *data, size_t size)
 		cgid = ((const struct cgroup_event *)data)->id;
 		v1 = false;
 	}
-	uint64_t key = v1 ? cgid | CGROUP_KEY_V1 : cgid;
-	uint64_t ts = (uint64_t)((int64_t)h->ts + kc->boot_to_epoch);
-	const struct collector_hooks *hk = kc->o.hooks;
-	bool hooked = hk && hk->cgroup_meta && key;
-	struct kmeta_slot *ms = &kc->meta_cache[(key * 0x9e3779b97f4a7c15ull) >> 60];
-	uint64_t stamp = !hooked		 ? 1
-			 : hk->cgroup_meta_stamp ? hk->cgroup_meta_stamp(hk->ctx, key)
-						 : 0;
-
-	_Static_assert(KMETA_SLOTS == 16, "the slot is the hash's top 4 bits");
-	if (stamp && ms->stamp == stamp && ms->key == key) {
-		ev = event_reserve_block(kc->q, kc->o.source, type, FMT_STRUCT, ts, ms->b, ms->len,
-					 used);
-	} else {
-		kc->idbuf[u64_put(kc->idbuf, cgid)] = '\0';
-		kc->kv[nkv++] = (struct meta_kv){"cgroup_id", kc->idbuf};
-		/* An id from the v1 memory hierarchy (a v1/hybrid host) is
-		 * looked up there, apart from cgroup2 ids. */
-		if (v1)
-			kc->kv[nkv++] = (struct meta_kv){"cgroup_hierarchy", "v1:memory"};
-		if (hooked)
-			nkv += hk->cgroup_meta(hk->ctx, key, kc->kv + nkv, META_MAX - nkv,
-					       kc->scratch, sizeof(kc->scratch));
-		ms->stamp = 0;
-		if (event_meta_size(kc->kv, nkv) <= KMETA_MAX) {
-			ms->len = (uint32_t)event_meta_put(ms->b, kc->kv, nkv);
-			ms->key = key;
-			/* asked after the answer: one that changed meanwhile
-			 * gives no stamp */
-			ms->stamp = !hooked		    ? 1
-				    : hk->cgroup_meta_stamp ? hk->cgroup_meta_stamp(hk->ctx, key)
-							    : 0;
-			ev = event_reserve_block(kc->q, kc->o.source, type, FMT_STRUCT, ts, ms->b,
-						 ms->len, used);
-		} else {
-			ev = event_reserve(kc->q, kc->o.source, type, FMT_STRUCT, ts, kc->kv, nkv,
-					   used);
-		}
-	}
+	ev = reserve_record(kc, type, cgid, v1, (uint64_t)((int64_t)h->ts + kc->boot_to_epoch),
+			    used);
 	if (!ev) {
 		atomic_fetch_add_explicit(&kc->qdrops[type], 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&kc->base.n.dropped, 1, memory_order_relaxed);
@@ -113,6 +134,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 			kernel_tally_flush(kc);
 		}
 	}
+	const struct collector_hooks *hk = kc->o.hooks;
 	if (type == EVENT_CGROUP_RMDIR && hk && hk->cgroup_removed) {
 		const struct cgroup_event *ce = data;
 
