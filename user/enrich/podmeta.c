@@ -484,14 +484,26 @@ struct read_slot {
 #define READ_SLOTS 16
 static _Thread_local struct read_slot read_cache[READ_SLOTS];
 
+static struct read_slot *read_slot_of(uint64_t cgroup_id)
+{
+	return &read_cache[hash_id(cgroup_id) & (READ_SLOTS - 1)];
+}
+
+/* The slot holds cgroup_id's answer from this cache at generation gen. */
+static bool read_slot_holds(const struct read_slot *s, const struct podmeta *pm, uint64_t cgroup_id,
+			    uint64_t gen)
+{
+	return s->serial == pm->serial && s->gen == gen && s->id == cgroup_id;
+}
+
 /* podmeta_lookup() through this thread's cache: no lock on a hit. */
 static int cached_lookup(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_entry **out)
 {
-	struct read_slot *s = &read_cache[hash_id(cgroup_id) & (READ_SLOTS - 1)];
+	struct read_slot *s = read_slot_of(cgroup_id);
 	/* the generation is read before the tables: a change after it makes
 	 * the slot stale at the next lookup */
 	uint64_t gen = atomic_load_explicit(&pm->gen, memory_order_acquire);
-	if (s->serial == pm->serial && s->gen == gen && s->id == cgroup_id) {
+	if (read_slot_holds(s, pm, cgroup_id, gen)) {
 		*out = &s->e;
 		return s->rc;
 	}
@@ -513,10 +525,9 @@ static int cached_lookup(struct podmeta *pm, uint64_t cgroup_id, struct podmeta_
 static uint64_t hook_cgroup_meta_stamp(void *ctx, uint64_t cgroup_id)
 {
 	struct podmeta *pm = ctx;
-	const struct read_slot *s = &read_cache[hash_id(cgroup_id) & (READ_SLOTS - 1)];
 	uint64_t gen = atomic_load_explicit(&pm->gen, memory_order_acquire);
 
-	return s->serial == pm->serial && s->gen == gen && s->id == cgroup_id ? gen + 1 : 0;
+	return read_slot_holds(read_slot_of(cgroup_id), pm, cgroup_id, gen) ? gen + 1 : 0;
 }
 
 static size_t hook_cgroup_meta(void *ctx, uint64_t cgroup_id, struct meta_kv *kv, size_t max,
