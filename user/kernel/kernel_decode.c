@@ -337,12 +337,11 @@ static char *put_addr(char *o, unsigned family, const uint8_t addr[16])
 #define JSON_HEADER_MAX (256 + 13 * 20 + JSON_STR_MAX(TAPIO_COMM_LEN))
 
 /* The task part of a header ("pid" to "mntns") as formatted for the last
- * tasks seen, one slot per thread id modulo TASK_FRAG_SLOTS: a run of records
+ * tasks seen, one slot per thread id modulo KEVENT_TASK_SLOTS: a run of records
  * from one task (a storm, a busy process) copies it instead of formatting
  * nine numbers and the comm again. A slot is used only when every field it
  * was made from is equal. Per thread: the pipeline and each tracing thread
  * have their own. */
-#define TASK_FRAG_SLOTS KEVENT_TASK_SLOTS
 #define TASK_FRAG_MAX (160 + 2 * 20 + 7 * 10 + JSON_STR_MAX(TAPIO_COMM_LEN))
 struct task_frag {
 	uint64_t cgroup_id;
@@ -352,7 +351,7 @@ struct task_frag {
 	uint32_t len; /* 0: empty */
 	char s[TASK_FRAG_MAX];
 };
-static _Thread_local struct task_frag task_frags[TASK_FRAG_SLOTS];
+static _Thread_local struct task_frag task_frags[KEVENT_TASK_SLOTS];
 
 static bool task_frag_same(const struct task_frag *f, const struct event_header *h, uint32_t v1)
 {
@@ -385,7 +384,7 @@ static void json_header(struct strbuf *out, const struct event_header *h)
 			   6 * sizeof(uint32_t),
 		       "pid to mntns: the seven ids a task_frag compares");
 	char *o = sb_begin(out, JSON_HEADER_MAX);
-	struct task_frag *f = &task_frags[h->pid % TASK_FRAG_SLOTS];
+	struct task_frag *f = &task_frags[h->pid % KEVENT_TASK_SLOTS];
 	uint32_t v1 = !!(h->flags & HDR_F_CGROUP_V1);
 
 	if (!o)
