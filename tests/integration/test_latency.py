@@ -52,45 +52,58 @@ class Arrivals:
                 self.cv.wait(min(left, 0.2))
 
 
+def p99_of(lat):
+    """The 99th percentile of sorted latencies (nearest rank)."""
+    return lat[math.ceil(len(lat) * 0.99) - 1]
+
+
 class LowRateLatency(unittest.TestCase):
     def setUp(self):
         tt.need_root(self)
 
-    def measure(self, argv, ready, gaps=(0.02, 0.08), n=100):
+    def start(self, argv, ready):
+        """tapio with argv, its stdout read by an Arrivals, once its stderr
+        says ready. Returns (process, arrivals); the process is stopped at
+        cleanup."""
         p = subprocess.Popen([tt.TAPIO] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              stdin=subprocess.DEVNULL)
+
+        def stop():
+            p.terminate()
+            p.wait(20)
+            p.stdout.close()
+            p.stderr.close()
+        self.addCleanup(stop)
         err = []
 
         def read_err():
             for raw in p.stderr:
                 err.append(raw.decode(errors="replace"))
         threading.Thread(target=read_err, daemon=True).start()
-        try:
-            a = Arrivals(p)
-            deadline = time.time() + 20
-            while not any(ready in l for l in err) and time.time() < deadline:
-                time.sleep(0.05)
-            self.assertTrue(any(ready in l for l in err), err)
-            lat = []
-            for _ in range(n):
-                # spaced at random, so that events fall anywhere in a poll period
-                time.sleep(random.uniform(*gaps))
-                c = subprocess.Popen(["/bin/true"])
-                c.wait()
-                got = a.wait_exec_of(c.pid)
-                self.assertIsNotNone(got, f"no process.exec for pid {c.pid}")
-                arrived, ev = got
-                lat.append((arrived - ev["data"]["boot_ns"]) / 1e6)
-            lat.sort()
-            p99 = lat[math.ceil(len(lat) * 0.99) - 1]  # nearest rank
-            print(f"\n{argv[0]}: latency p50 {lat[len(lat) // 2]:.1f} ms, p99 {p99:.1f} ms")
-            self.assertLessEqual(p99, 100.0, f"latency ms, sorted: {lat}")
-            return lat
-        finally:
-            p.terminate()
-            p.wait(20)
-            p.stdout.close()
-            p.stderr.close()
+        a = Arrivals(p)
+        deadline = time.time() + 20
+        while not any(ready in l for l in err) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(any(ready in l for l in err), err)
+        return p, a
+
+    def measure(self, argv, ready, gaps=(0.02, 0.08), n=100):
+        _, a = self.start(argv, ready)
+        lat = []
+        for _ in range(n):
+            # spaced at random, so that events fall anywhere in a poll period
+            time.sleep(random.uniform(*gaps))
+            c = subprocess.Popen(["/bin/true"])
+            c.wait()
+            got = a.wait_exec_of(c.pid)
+            self.assertIsNotNone(got, f"no process.exec for pid {c.pid}")
+            arrived, ev = got
+            lat.append((arrived - ev["data"]["boot_ns"]) / 1e6)
+        lat.sort()
+        p99 = p99_of(lat)
+        print(f"\n{argv[0]}: latency p50 {lat[len(lat) // 2]:.1f} ms, p99 {p99:.1f} ms")
+        self.assertLessEqual(p99, 100.0, f"latency ms, sorted: {lat}")
+        return lat
 
     def test_trace_json_delivers_a_lone_event_within_100ms(self):
         self.measure(["trace", "-o", "json", "-e", "process.exec"], "tapio trace: tracing")
@@ -115,13 +128,9 @@ class LowRateLatency(unittest.TestCase):
         (some 4,000 tcp events a second: a dense stream). Each of its
         events must arrive within 150 ms (p99), and the ring buffer thread
         must wake clearly less often than once per 50 ms period."""
-        p = subprocess.Popen([tt.TAPIO, "agent", "--collectors", "kernel", "--events",
-                              "tcp.connect,tcp.accept,tcp.close", "--output", "stdout",
-                              "--metrics-addr", ""], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        err = []
-        threading.Thread(target=lambda: err.extend(l.decode(errors="replace")
-                                                   for l in p.stderr), daemon=True).start()
+        p, a = self.start(["agent", "--collectors", "kernel", "--events",
+                           "tcp.connect,tcp.accept,tcp.close", "--output", "stdout",
+                           "--metrics-addr", ""], "agent running")
         child = ("import socket, time\n"
                  "l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(64)\n"
                  "end = time.monotonic() + 3; n = 0; t0 = time.monotonic()\n"
@@ -130,40 +139,29 @@ class LowRateLatency(unittest.TestCase):
                  "    c.close(); a.close(); n += 1\n"
                  "    time.sleep(max(0, t0 + n / 1000 - time.monotonic()))\n"
                  "print(n)\n")
-        try:
-            a = Arrivals(p)
-            deadline = time.time() + 20
-            while not any("agent running" in l for l in err) and time.time() < deadline:
-                time.sleep(0.05)
-            self.assertTrue(any("agent running" in l for l in err), err)
-            time.sleep(0.5)
-            kthreads = [k for k in tt.thread_switches(p.pid) if k.startswith("kernel/")]
-            self.assertEqual(len(kthreads), 1, tt.thread_switches(p.pid))
-            w0 = tt.thread_switches(p.pid)[kthreads[0]]
-            c = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-            out, cerr = c.communicate(timeout=30)
-            self.assertEqual(c.returncode, 0, cerr)
-            conns = int(out)
-            w1 = tt.thread_switches(p.pid)[kthreads[0]]
-            time.sleep(0.5)
-            with a.cv:
-                lat = sorted((now - ev["data"]["boot_ns"]) / 1e6 for now, ev in a.lines
-                             if (ev.get("data") or {}).get("pid") == c.pid)
-            self.assertGreaterEqual(conns, 2000, "the child's stream was not dense")
-            self.assertGreaterEqual(len(lat), conns * 3, f"{len(lat)} events for {conns} conns")
-            p99 = lat[math.ceil(len(lat) * 0.99) - 1]
-            wakes = w1 - w0
-            print(f"\ndense stream: {len(lat)} events, latency p50 {lat[len(lat) // 2]:.1f} ms, "
-                  f"p99 {p99:.1f} ms; ring thread woke {wakes} times in 3 s")
-            self.assertLessEqual(p99, 150.0, f"latency ms: p50 {lat[len(lat) // 2]:.1f}")
-            # 3 s at one poll per 50 ms would be 60 wake-ups
-            self.assertLess(wakes, 45, "the ring buffer thread kept the 50 ms pace")
-        finally:
-            p.terminate()
-            p.wait(20)
-            p.stdout.close()
-            p.stderr.close()
+        time.sleep(0.5)
+        kthreads = [k for k in tt.thread_switches(p.pid) if k.startswith("kernel/")]
+        self.assertEqual(len(kthreads), 1, tt.thread_switches(p.pid))
+        w0 = tt.thread_switches(p.pid)[kthreads[0]]
+        c = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        out, cerr = c.communicate(timeout=30)
+        self.assertEqual(c.returncode, 0, cerr)
+        conns = int(out)
+        w1 = tt.thread_switches(p.pid)[kthreads[0]]
+        time.sleep(0.5)
+        with a.cv:
+            lat = sorted((now - ev["data"]["boot_ns"]) / 1e6 for now, ev in a.lines
+                         if (ev.get("data") or {}).get("pid") == c.pid)
+        self.assertGreaterEqual(conns, 2000, "the child's stream was not dense")
+        self.assertGreaterEqual(len(lat), conns * 3, f"{len(lat)} events for {conns} conns")
+        p99 = p99_of(lat)
+        wakes = w1 - w0
+        print(f"\ndense stream: {len(lat)} events, latency p50 {lat[len(lat) // 2]:.1f} ms, "
+              f"p99 {p99:.1f} ms; ring thread woke {wakes} times in 3 s")
+        self.assertLessEqual(p99, 150.0, f"latency ms: p50 {lat[len(lat) // 2]:.1f}")
+        # 3 s at one poll per 50 ms would be 60 wake-ups
+        self.assertLess(wakes, 45, "the ring buffer thread kept the 50 ms pace")
 
 
 if __name__ == "__main__":
