@@ -348,6 +348,32 @@ def bench_storms(args):
     print(f"\nload after: {open('/proc/loadavg').read().split()[:3]}")
 
 
+def settle(pid, until, what):
+    """Waits until the agent is idle again: under 1% of a CPU over 100 ms
+    (its timed polls go on), or until the monotonic time until. Returns the
+    time of its last work."""
+    last, steady = cpu_s(pid), time.monotonic()
+    while True:
+        time.sleep(0.1)
+        c, now = cpu_s(pid), time.monotonic()
+        if c - last < 0.001:
+            return steady
+        last, steady = c, now
+        if now > until:
+            print(f"{what}: the agent did not settle")
+            return steady
+
+
+def ns_by_thread(t0, t1, records):
+    """Run time per record of each thread that ran over 1 ms between the
+    task_cpu_ns() readings t0 and t1, busiest first: the consumer (main
+    thread: queue -> JSON -> sink) and the ring buffer thread ("kernel":
+    ring -> queue)."""
+    return ", ".join(f"{n.split('/')[0]} {(v - t0.get(n, 0)) / records:.0f}"
+                     for n, v in sorted(t1.items(), key=lambda kv: -kv[1] + t0.get(kv[0], 0))
+                     if v - t0.get(n, 0) > 1e6)
+
+
 def bench_flood(args):
     """The consumer's ceiling: a fixed number of records into the ring, then
     the time and agent CPU until the agent is idle again."""
@@ -368,25 +394,9 @@ def bench_flood(args):
             t.stop()
             return
         fl = json.loads(r.stdout)
-        # idle again: under 1% of a CPU over 100 ms (its timed polls go on)
-        last, steady = cpu_s(pid), time.monotonic()
-        while True:
-            time.sleep(0.1)
-            c, now = cpu_s(pid), time.monotonic()
-            if c - last < 0.001:
-                break
-            last, steady = c, now
-            if now - w0 > 120:
-                print("flood: the agent did not settle in 120 s")
-                break
-        w1 = steady
+        w1 = settle(pid, w0 + 120, "flood")
         c1, x1, t1 = cpu_s(pid), ctx_switches(pid), task_cpu_ns(pid)
-        # per thread: the consumer (main thread: queue -> JSON -> sink) and
-        # the ring buffer thread ("kernel": ring -> queue)
-        threads = ", ".join(f"{n.split('/')[0]} {(v - t0.get(n, 0)) / fl['written']:.0f}"
-                            for n, v in sorted(t1.items(), key=lambda kv: -kv[1] + t0.get(kv[0], 0))
-                            if v - t0.get(n, 0) > 1e6)
-        s = None
+        threads = ns_by_thread(t0, t1, fl["written"])
         s = t.stop_summary()
         k = s["kernel"] if s else {}
         written = k.get("events", 0)
@@ -435,18 +445,9 @@ def bench_flood_paced(args):
             t.stop()
             return
         fl = json.loads(r.stdout)
-        last = cpu_s(pid)
-        w0 = time.monotonic()
-        while time.monotonic() - w0 < 30:
-            time.sleep(0.1)
-            c = cpu_s(pid)
-            if c - last < 0.001:
-                break
-            last = c
+        settle(pid, time.monotonic() + 30, "paced flood")
         c1, t1 = cpu_s(pid), task_cpu_ns(pid)
-        threads = ", ".join(f"{n.split('/')[0]} {(v - t0.get(n, 0)) / fl['written']:.0f}"
-                            for n, v in sorted(t1.items(), key=lambda kv: -kv[1] + t0.get(kv[0], 0))
-                            if v - t0.get(n, 0) > 1e6)
+        threads = ns_by_thread(t0, t1, fl["written"])
         s = t.stop_summary()
         k = s["kernel"] if s else {}
         dropped = k.get("dropped", 0)
