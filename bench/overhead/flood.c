@@ -117,6 +117,37 @@ static int per_cpu_rings(int pid, __u32 *ring_bytes)
 	return outer;
 }
 
+struct tally {
+	unsigned long long written, refused, runs;
+};
+
+/* Runs the flood program (fd prog) RECORDS_PER_RUN at a time from t0 until
+ * secs passed or max records were written (0: no bound), each run at its due
+ * time when rate > 0. Counts into *n; *t1 is the time after the last run.
+ * Returns 0, or 1 when a run failed (said on stderr). */
+static int submit(int prog, unsigned per_run, unsigned long long max, double secs, double rate,
+		  double t0, struct tally *n, double *t1)
+{
+	do {
+		struct flood_args a = {.n = per_run};
+		if (rate > 0)
+			wait_until(t0 + (double)(n->written + n->refused) / rate);
+		if (max && max - n->written < per_run)
+			a.n = (__u32)(max - n->written);
+		/* a syscall program's context is copied back into ctx_in */
+		LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = &a, .ctx_size_in = sizeof(a));
+		if (bpf_prog_test_run_opts(prog, &o)) {
+			fprintf(stderr, "flood: test run: %s\n", strerror(errno));
+			return 1;
+		}
+		n->written += a.written;
+		n->refused += a.refused;
+		n->runs++;
+		*t1 = now_s();
+	} while (*t1 - t0 < secs && (!max || n->written < max));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -181,31 +212,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flood: load: %s\n", strerror(-err));
 		return 1;
 	}
-	int prog = bpf_program__fd(skel->progs.flood);
-	unsigned long long written = 0, refused = 0, runs = 0;
-	double t0 = now_s(), t1;
-	do {
-		struct flood_args a = {.n = per_run};
-		if (rate > 0)
-			wait_until(t0 + (double)(written + refused) / rate);
-		if (max && max - written < per_run)
-			a.n = (__u32)(max - written);
-		/* a syscall program's context is copied back into ctx_in */
-		LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = &a, .ctx_size_in = sizeof(a));
-		if (bpf_prog_test_run_opts(prog, &o)) {
-			fprintf(stderr, "flood: test run: %s\n", strerror(errno));
-			return 1;
-		}
-		written += a.written;
-		refused += a.refused;
-		runs++;
-		t1 = now_s();
-	} while (t1 - t0 < secs && (!max || written < max));
+	struct tally n = {0};
+	double t0 = now_s(), t1 = t0;
+	if (submit(bpf_program__fd(skel->progs.flood), per_run, max, secs, rate, t0, &n, &t1))
+		return 1;
 	/* start: CLOCK_MONOTONIC seconds of the first submission, after the
 	 * program was loaded, so that a caller times the flood, not the load */
 	printf("{\"written\":%llu,\"refused\":%llu,\"runs\":%llu,\"seconds\":%.3f,\"start\":%.6f,"
 	       "\"ring_bytes\":%u,\"per_cpu\":%s,\"rate\":%.0f}\n",
-	       written, refused, runs, t1 - t0, t0, ring_bytes, rings >= 0 ? "true" : "false",
+	       n.written, n.refused, n.runs, t1 - t0, t0, ring_bytes, rings >= 0 ? "true" : "false",
 	       rate);
 	flood__destroy(skel);
 	return 0;
