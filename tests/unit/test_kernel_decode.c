@@ -139,6 +139,83 @@ Test(kernel_decode, common_header_fields)
 	cr_assert_str_eq(comm, "worker");
 }
 
+/* Changes one field of the header, by step (0 to TASK_STEPS - 1): each of
+ * the task part's fields, then the ones outside it. */
+#define TASK_STEPS 14
+static void change_one(struct event_header *h, int step)
+{
+	switch (step) {
+	case 0: /* same slot, other thread */
+		h->pid += KEVENT_TASK_SLOTS;
+		break;
+	case 1:
+		h->tgid++;
+		break;
+	case 2:
+		h->ppid++;
+		break;
+	case 3:
+		h->uid++;
+		break;
+	case 4:
+		h->gid++;
+		break;
+	case 5:
+		h->pidns++;
+		break;
+	case 6:
+		h->mntns++;
+		break;
+	case 7:
+		h->cgroup_id++;
+		break;
+	case 8: /* 16 bytes, no NUL */
+		h->comm[15] = 'x';
+		break;
+	case 9: /* escaped */
+		h->comm[0] = '"';
+		break;
+	case 10:
+		h->flags ^= HDR_F_CGROUP_V1;
+		break;
+	case 11:
+		h->flags ^= HDR_F_NO_TASK;
+		break;
+	case 12:
+		h->cpu++;
+		break;
+	default:
+		h->ts += 1000;
+		break;
+	}
+}
+
+/* Every header field of the JSON json against h. */
+static void check_header(const char *json, const struct event_header *h, int step)
+{
+	cJSON *j = cJSON_Parse(json);
+	char comm[17];
+
+	cr_assert_not_null(j, "step %d: not JSON: %s", step, json);
+	cr_assert_eq(jnum(j, "tid"), h->pid, "step %d", step);
+	cr_assert_eq(jnum(j, "pid"), h->tgid, "step %d", step);
+	cr_assert_eq(jnum(j, "ppid"), h->ppid, "step %d", step);
+	cr_assert_eq(jnum(j, "uid"), h->uid, "step %d", step);
+	cr_assert_eq(jnum(j, "gid"), h->gid, "step %d", step);
+	cr_assert_eq(jnum(j, "pidns"), h->pidns, "step %d", step);
+	cr_assert_eq(jnum(j, "mntns"), h->mntns, "step %d", step);
+	cr_assert_eq(jnum(j, "cgroup_id"), (double)h->cgroup_id, "step %d", step);
+	cr_assert_eq(jnum(j, "cpu"), h->cpu, "step %d", step);
+	cr_assert_eq(jnum(j, "boot_ns"), (double)h->ts, "step %d", step);
+	cr_assert_eq(jbool(j, "task_known"), !(h->flags & HDR_F_NO_TASK), "step %d", step);
+	cr_assert_str_eq(jstr(j, "cgroup_hierarchy"),
+			 h->flags & HDR_F_CGROUP_V1 ? "v1:memory" : "v2", "step %d", step);
+	memcpy(comm, h->comm, 16);
+	comm[16] = '\0';
+	cr_assert_str_eq(jstr(j, "comm"), comm, "step %d", step);
+	cJSON_Delete(j);
+}
+
 /* The task part of the header is reused from a per-thread cache when every
  * field it was made from is equal: each field changed alone after a cached
  * record must show in the next record, and the fields outside the task part
@@ -150,54 +227,11 @@ Test(kernel_decode, task_part_cache_follows_every_field)
 
 	memset(&e, 0, sizeof(e));
 	header(&e.hdr, EVENT_PROCESS_FORK);
-	for (int step = 0; step < 14; step++) {
+	for (int step = 0; step < TASK_STEPS; step++) {
 		struct fork_event before = e;
 
 		cr_assert_eq(kevent_json(&e, sizeof(e), &got), 0); /* caches e's task part */
-		switch (step) {
-		case 0:
-			e.hdr.pid += KEVENT_TASK_SLOTS;
-			break; /* same slot, other thread */
-		case 1:
-			e.hdr.tgid++;
-			break;
-		case 2:
-			e.hdr.ppid++;
-			break;
-		case 3:
-			e.hdr.uid++;
-			break;
-		case 4:
-			e.hdr.gid++;
-			break;
-		case 5:
-			e.hdr.pidns++;
-			break;
-		case 6:
-			e.hdr.mntns++;
-			break;
-		case 7:
-			e.hdr.cgroup_id++;
-			break;
-		case 8:
-			e.hdr.comm[15] = 'x';
-			break; /* 16 bytes, no NUL */
-		case 9:
-			e.hdr.comm[0] = '"';
-			break; /* escaped */
-		case 10:
-			e.hdr.flags ^= HDR_F_CGROUP_V1;
-			break;
-		case 11:
-			e.hdr.flags ^= HDR_F_NO_TASK;
-			break;
-		case 12:
-			e.hdr.cpu++;
-			break;
-		case 13:
-			e.hdr.ts += 1000;
-			break;
-		}
+		change_one(&e.hdr, step);
 		cr_assert_neq(memcmp(&before, &e, sizeof(e)), 0);
 		sb_reset(&got);
 		cr_assert_eq(kevent_json(&e, sizeof(e), &got), 0);
@@ -216,28 +250,7 @@ Test(kernel_decode, task_part_cache_follows_every_field)
 		cr_assert_eq(kevent_json(&e, sizeof(e), &ref), 0);
 		cr_assert_str_eq(got.buf, ref.buf, "step %d: cached %s, fresh %s", step, got.buf,
 				 ref.buf);
-		cJSON *j = cJSON_Parse(got.buf);
-		cr_assert_not_null(j, "step %d: not JSON: %s", step, got.buf);
-		cr_assert_eq(jnum(j, "tid"), e.hdr.pid, "step %d", step);
-		cr_assert_eq(jnum(j, "pid"), e.hdr.tgid, "step %d", step);
-		cr_assert_eq(jnum(j, "ppid"), e.hdr.ppid, "step %d", step);
-		cr_assert_eq(jnum(j, "uid"), e.hdr.uid, "step %d", step);
-		cr_assert_eq(jnum(j, "gid"), e.hdr.gid, "step %d", step);
-		cr_assert_eq(jnum(j, "pidns"), e.hdr.pidns, "step %d", step);
-		cr_assert_eq(jnum(j, "mntns"), e.hdr.mntns, "step %d", step);
-		cr_assert_eq(jnum(j, "cgroup_id"), (double)e.hdr.cgroup_id, "step %d", step);
-		cr_assert_eq(jnum(j, "cpu"), e.hdr.cpu, "step %d", step);
-		cr_assert_eq(jnum(j, "boot_ns"), (double)e.hdr.ts, "step %d", step);
-		cr_assert_eq(jbool(j, "task_known"), !(e.hdr.flags & HDR_F_NO_TASK), "step %d",
-			     step);
-		cr_assert_str_eq(jstr(j, "cgroup_hierarchy"),
-				 e.hdr.flags & HDR_F_CGROUP_V1 ? "v1:memory" : "v2", "step %d",
-				 step);
-		char comm[17];
-		memcpy(comm, e.hdr.comm, 16);
-		comm[16] = '\0';
-		cr_assert_str_eq(jstr(j, "comm"), comm, "step %d", step);
-		cJSON_Delete(j);
+		check_header(got.buf, &e.hdr, step);
 	}
 	sb_free(&ref);
 	sb_free(&got);
